@@ -1,0 +1,65 @@
+# Loom: two commands on a fresh machine.
+#   make up     install everything, start NATS, Postgres and every service (detached)
+#   make test   install what is missing, run every test
+# Everything lives in one virtualenv, .venv, for the whole repo.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.loom-setup
+PACKAGES := libs/protos libs/common services/inference services/tools services/rag services/orchestrator services/gateway
+PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+PROTOS := $(shell find protos -name '*.proto')
+# llama-cpp-python builds from source (~5-9 min once; pip caches the wheel afterwards).
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+PYTEST_ARGS ?=
+
+.PHONY: setup up down status test test-fast proto lint bench clean help
+
+help:
+	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip wheel setuptools
+
+# Re-run set-up whenever a package's dependencies or a contract change.
+$(STAMP): $(PY) $(PYPROJECTS) requirements-dev.txt $(PROTOS) scripts/gen_protos.sh
+	$(PIP) install -q -r requirements-dev.txt
+	PY=$(PY) bash scripts/gen_protos.sh
+	$(PIP) install $(foreach p,$(PACKAGES),-e $(p))
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+proto: $(PY)
+	$(PIP) install -q grpcio-tools
+	PY=$(PY) bash scripts/gen_protos.sh
+
+up: setup
+	$(VENV)/bin/loom-stack up
+
+down:
+	@if [ -x $(VENV)/bin/loom-stack ]; then $(VENV)/bin/loom-stack down; fi
+
+status:
+	$(VENV)/bin/loom-stack status
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (real model, many processes).
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+clean: down
+	rm -rf .loom

@@ -1,0 +1,74 @@
+"""Postgres access: the database and pgvector made ready, pools per service schema,
+and tenant-scoped transactions.
+
+Each service owns one schema (`gateway`, `orchestrator`, `rag`, `inference`, `tools`) and
+reads no other's tables. A pool's connections put that schema first on `search_path`, so
+service SQL names its own tables unqualified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from loom_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database if missing (needs CREATEDB) and the `vector` extension in it."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await asyncpg.connect(_with_database(dsn, "postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{database_name(dsn)}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another service won the race
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(dsn)
+    try:
+        # Serialise with other services starting at the same moment.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7342001)")
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    finally:
+        await conn.close()
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10,
+                      vector: bool = True) -> asyncpg.Pool:
+    async def init(conn: asyncpg.Connection) -> None:
+        if vector:
+            await register_vector(conn)
+
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init,
+        server_settings={"search_path": f"{schema},public", "application_name": f"loom-{schema}"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction with `loom.tenant_id` set, for row-level-security policies as a second wall.
+
+    Queries must still filter on tenant_id themselves; the policy catches a forgotten filter.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('loom.tenant_id', $1, true)", tenant_id)
+        yield conn

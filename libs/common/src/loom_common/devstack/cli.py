@@ -1,0 +1,55 @@
+"""`loom-stack up | down | status`: what `make up` and `make down` call."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loom_common.devstack import ports, stack
+
+app = typer.Typer(help="Run the whole Loom platform on this machine.", no_args_is_help=True)
+console = Console()
+
+
+def _paths() -> stack.StackPaths:
+    return stack.StackPaths(Path(os.environ.get("LOOM_ROOT", Path.cwd())).resolve())
+
+
+@app.command()
+def up(timeout: float = typer.Option(120.0, help="Seconds to wait for every /readyz.")) -> None:
+    """Start NATS, Postgres and every service in the background, wait until all are ready."""
+    paths = _paths()
+    ready = stack.up(paths, timeout_s=timeout)
+    table = Table(title="Loom is up" if all(ready.values()) else "Loom: some services are not ready")
+    table.add_column("service")
+    table.add_column("ready")
+    table.add_column("URL")
+    table.add_column("gRPC")
+    for svc in ports.SERVICES:
+        table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"http://127.0.0.1:{svc.http}",
+                      f"127.0.0.1:{svc.grpc}" if svc.grpc else "")
+    table.add_row("nats", "", f"nats://127.0.0.1:{ports.NATS}", f"monitor :{ports.NATS_MONITOR}")
+    table.add_row("postgres", "", f"postgresql://postgres@127.0.0.1:{ports.POSTGRES}/loom", "")
+    console.print(table)
+    console.print(f"logs: {paths.logs}   stop: make down")
+    if not all(ready.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `up` started."""
+    if not stack.down(_paths()):
+        console.print("[red]supervisord did not stop in time[/red]")
+        raise typer.Exit(1)
+    console.print("Loom stopped.")
+
+
+@app.command()
+def status() -> None:
+    """Show each supervised process."""
+    console.print(stack.status(_paths()))

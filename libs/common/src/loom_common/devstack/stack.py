@@ -1,0 +1,184 @@
+"""`make up` / `make down`: the whole platform on one machine under supervisord.
+
+`up` writes `.loom/supervisord.conf`, starts supervisord (it detaches, like
+`docker compose up -d`), which runs NATS, PostgreSQL and the five services, each
+restarted if it dies; then it waits until every `/readyz` answers 200 and prints the URLs.
+`down` asks supervisord to stop every program and itself, and waits until they are gone.
+
+With `LOOM_NATS_URL` / `LOOM_DATABASE_URL` set, the embedded server they replace is not
+started and the services use the given one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from loom_common.devstack import infra, ports
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    root: Path  # the repo
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".loom"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def conf(self) -> Path:
+        return self.state / "supervisord.conf"
+
+    @property
+    def sock(self) -> Path:
+        return self.state / "supervisor.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.state / "supervisord.pid"
+
+
+def _program(name: str, command: list[str], *, logs: Path, env: dict[str, str] | None = None,
+             user: str | None = None, priority: int = 100, stopsignal: str = "TERM",
+             stopwaitsecs: int = 20) -> str:
+    lines = [
+        f"[program:{name}]",
+        "command=" + " ".join(_quote(c) for c in command),
+        f"priority={priority}",
+        "autostart=true",
+        "autorestart=true",
+        "startsecs=1",
+        "startretries=10",
+        f"stopsignal={stopsignal}",
+        f"stopwaitsecs={stopwaitsecs}",
+        "stopasgroup=true",
+        "killasgroup=true",
+        f"stdout_logfile={logs / (name + '.log')}",
+        "redirect_stderr=true",
+        "stdout_logfile_maxbytes=20MB",
+    ]
+    if user:
+        lines.append(f"user={user}")
+    if env:
+        lines.append("environment=" + ",".join(f'{k}="{v}"' for k, v in env.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _quote(arg: str) -> str:
+    return f'"{arg}"' if (" " in arg or not arg) else arg
+
+
+def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str | None) -> str:
+    """The supervisord config: embedded infra unless URLs were given, then every service."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    parts = [
+        "[supervisord]",
+        f"logfile={paths.logs / 'supervisord.log'}",
+        f"pidfile={paths.pidfile}",
+        f"directory={paths.root}",
+        "nodaemon=false",
+        "minfds=4096",
+        "",
+        "[unix_http_server]",
+        f"file={paths.sock}",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{paths.sock}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+    ]
+    if nats_url is None:
+        parts.append(_program("nats", infra.nats_command(paths.state / "nats", ports.NATS, ports.NATS_MONITOR),
+                              logs=paths.logs, priority=10))
+        nats_url = f"nats://127.0.0.1:{ports.NATS}"
+    if database_url is None:
+        pg_user = infra.prepare_postgres(paths.state / "postgres")
+        parts.append(_program("postgres", infra.postgres_command(paths.state / "postgres", ports.POSTGRES),
+                              logs=paths.logs, user=pg_user, priority=10, stopsignal="INT", stopwaitsecs=30))
+        database_url = infra.postgres_url(ports.POSTGRES)
+    env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url,
+           "LOOM_HOME": str(paths.state), "PYTHONUNBUFFERED": "1"}
+    for svc in ports.SERVICES:
+        parts.append(_program(svc.name, [str(bin_dir / f"loom-{svc.name}")], logs=paths.logs,
+                              env=env, priority=50))
+    return "\n".join(parts)
+
+
+def supervisord_running(paths: StackPaths) -> bool:
+    try:
+        pid = int(paths.pidfile.read_text().strip())
+        os.kill(pid, 0)
+        return True
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return False
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def readiness_urls() -> dict[str, str]:
+    return {svc.name: f"http://127.0.0.1:{svc.http}/readyz" for svc in ports.SERVICES}
+
+
+def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
+    """Start everything (or nothing if already running); wait for readiness."""
+    bin_dir = Path(sys.executable).parent
+    if not supervisord_running(paths):
+        conf = render_config(paths, nats_url=os.environ.get("LOOM_NATS_URL"),
+                             database_url=os.environ.get("LOOM_DATABASE_URL"))
+        paths.conf.write_text(conf)
+        subprocess.run([str(bin_dir / "supervisord"), "-c", str(paths.conf)], check=True)
+    pending = readiness_urls()
+    status = {name: False for name in pending}
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        for name, url in list(pending.items()):
+            if _ready(url):
+                status[name] = True
+                del pending[name]
+        time.sleep(0.5)
+    return status
+
+
+def down(paths: StackPaths, *, timeout_s: float = 60.0) -> bool:
+    """Stop every program and supervisord itself; True once no process is left."""
+    if not supervisord_running(paths):
+        return True
+    bin_dir = Path(sys.executable).parent
+    pid = int(paths.pidfile.read_text().strip())
+    subprocess.run([str(bin_dir / "supervisorctl"), "-c", str(paths.conf), "shutdown"],
+                   capture_output=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def status(paths: StackPaths) -> str:
+    if not supervisord_running(paths):
+        return "not running"
+    bin_dir = Path(sys.executable).parent
+    r = subprocess.run([str(bin_dir / "supervisorctl"), "-c", str(paths.conf), "status"],
+                       capture_output=True, text=True)
+    return r.stdout

@@ -1,0 +1,23 @@
+"""Versioned event models: every message on the bus is one of these."""
+
+from loom_common.events.base import Event
+from loom_common.events.documents import DocumentIngestRequested, DocumentProgress, DocumentStatus
+from loom_common.events.runs import (
+    RunCancelRequested,
+    RunEvent,
+    RunEventAdapter,
+    RunRequested,
+)
+from loom_common.events.system import DeadLetter
+
+__all__ = [
+    "DeadLetter",
+    "DocumentIngestRequested",
+    "DocumentProgress",
+    "DocumentStatus",
+    "Event",
+    "RunCancelRequested",
+    "RunEvent",
+    "RunEventAdapter",
+    "RunRequested",
+]

@@ -1,0 +1,78 @@
+"""Run events: the request that starts a run, and the ordered stream a run emits.
+
+`RunRequested` goes on the `runs.requested` work queue (gateway -> orchestrator).
+`RunEvent` is what the orchestrator publishes on `run.<run_id>.events`, one per step, with a
+`seq` that grows by one, so a client resumes from the last `seq` it saw. The names follow
+Dify's SSE events so the gateway can map them one to one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+from loom_common.events.base import Event
+
+AppMode = Literal["chat", "chatflow", "workflow", "agent", "completion"]
+ResponseMode = Literal["streaming", "blocking"]
+
+
+class RunRequested(Event):
+    type: Literal["run.requested"] = "run.requested"
+    version: Literal[1] = 1
+
+    run_id: str
+    app_id: str
+    app_mode: AppMode = "workflow"
+    # The app's graph (DSL) as published at request time: the orchestrator runs exactly this
+    # version even if the app is edited meanwhile, and never reads the gateway's tables.
+    graph: dict[str, JsonValue] = Field(default_factory=dict)
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    query: str | None = None
+    conversation_id: str | None = None
+    user: str | None = None
+    files: list[dict[str, JsonValue]] = Field(default_factory=list)
+    response_mode: ResponseMode = "streaming"
+
+
+class RunCancelRequested(Event):
+    type: Literal["run.cancel_requested"] = "run.cancel_requested"
+    version: Literal[1] = 1
+
+    run_id: str
+    reason: str = "stopped by user"
+
+
+RunEventType = Literal[
+    "workflow_started",
+    "node_started",
+    "text_chunk",
+    "message",
+    "agent_thought",
+    "node_finished",
+    "workflow_finished",
+    "message_end",
+    "error",
+]
+
+
+class RunEventData(BaseModel):
+    """The payload of one run event; fields follow Dify's SSE `data` objects."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RunEvent(Event):
+    type: Literal["run.event"] = "run.event"
+    version: Literal[1] = 1
+
+    run_id: str
+    seq: int = Field(ge=1, description="1, 2, 3, ... per run; the SSE event id")
+    event: RunEventType
+    task_id: str | None = None
+    node_id: str | None = None
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+RunEventAdapter: TypeAdapter[RunEvent] = TypeAdapter(Annotated[RunEvent, Field(discriminator="type")])

@@ -1,0 +1,59 @@
+"""The admin endpoints every service serves: /healthz, /readyz, /metrics.
+
+- /healthz: the process is alive (always 200 while the event loop runs).
+- /readyz: every registered check passes (NATS connected, database answers, model loaded...);
+  503 with the failing checks named otherwise, and 503 while the service is draining.
+- /metrics: the Prometheus text format of the default registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+Check = Callable[[], Awaitable[bool]]
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self._checks: dict[str, Check] = {}
+        self.draining = False
+
+    def add(self, name: str, check: Check) -> None:
+        self._checks[name] = check
+
+    async def report(self, timeout_s: float = 2.0) -> dict[str, bool]:
+        async def run(check: Check) -> bool:
+            try:
+                return bool(await asyncio.wait_for(check(), timeout_s))
+            except Exception:
+                return False
+
+        names = list(self._checks)
+        results = await asyncio.gather(*(run(self._checks[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+
+def admin_router(service: str, readiness: Readiness) -> APIRouter:
+    router = APIRouter(tags=["admin"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "service": service}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks = await readiness.report()
+        ready = all(checks.values()) and not readiness.draining
+        return JSONResponse({"ready": ready, "service": service, "draining": readiness.draining,
+                             "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

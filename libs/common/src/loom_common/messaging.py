@@ -1,0 +1,101 @@
+"""Publishing events and settling consumed messages, the same way in every service.
+
+`publish` sends an event to its JetStream subject with trace context, tenant id and a
+deduplication id in the headers, and waits for the stream's ack (so a returned publish is
+durable). `handling` wraps a handler body: it adopts the message's context for logs and
+decides the JetStream outcome from what the body raised:
+
+    returned normally      -> ack
+    RetryableError / other -> nack with back-off (redelivery), or dead-letter on the last try
+    PermanentError         -> term + dead-letter (never redelivered)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from faststream.nats import NatsBroker, NatsMessage
+from nats.js.api import StreamConfig
+
+from loom_common import bus
+from loom_common.errors import PermanentError, RetryableError
+from loom_common.events import DeadLetter, Event
+from loom_common.logging import get_logger
+from loom_common.retry import RetryPolicy
+from loom_common.telemetry import adopt_incoming, outgoing_headers
+
+log = get_logger(__name__)
+
+REDELIVERY_BACKOFF = RetryPolicy(initial_interval_s=0.5, backoff_coefficient=2.0, maximum_interval_s=30.0)
+
+
+async def publish(broker: NatsBroker, subject: str, event: Event, *, stream: str | None = None,
+                  timeout_s: float = 5.0) -> None:
+    headers = outgoing_headers(tenant_id=event.tenant_id, run_id=getattr(event, "run_id", None))
+    headers["Nats-Msg-Id"] = event.event_id
+    await broker.publish(event, subject, headers=headers, stream=stream, timeout=timeout_s)
+
+
+async def ensure_streams(broker: NatsBroker) -> None:
+    """Create or update every stream of `bus.ALL_STREAMS` (idempotent, run at start-up)."""
+    from nats.js.errors import BadRequestError
+
+    js = broker.connection.jetstream()
+    for stream in bus.ALL_STREAMS:
+        cfg: StreamConfig = stream.config
+        subjects = list(stream.subjects)
+        try:
+            await js.add_stream(cfg, subjects=subjects)
+        except BadRequestError:  # exists with another config: bring it up to date
+            await js.update_stream(cfg, subjects=subjects)
+
+
+def deliveries(msg: NatsMessage) -> int:
+    """How many times this message has been delivered, this time included (1 in tests)."""
+    try:
+        return int(msg.raw_message.metadata.num_delivered)
+    except Exception:
+        return 1
+
+
+@contextlib.asynccontextmanager
+async def handling(msg: NatsMessage, consumer: bus.Consumer, broker: NatsBroker | None = None
+                   ) -> AsyncIterator[None]:
+    """Run a handler body under the message's context and settle the message from its outcome."""
+    attempt = deliveries(msg)
+    with adopt_incoming(msg.headers):
+        try:
+            yield
+        except PermanentError as exc:
+            log.warning("message refused", consumer=consumer.durable, error=str(exc), attempt=attempt)
+            await _dead_letter(broker, msg, consumer, attempt, f"permanent: {exc}")
+            await msg.reject()  # JetStream "term": never redelivered
+            return
+        except Exception as exc:
+            if attempt >= consumer.max_deliver:
+                log.error("message dead-lettered", consumer=consumer.durable, error=repr(exc), attempt=attempt)
+                await _dead_letter(broker, msg, consumer, attempt, f"gave up after {attempt}: {exc!r}")
+                await msg.reject()
+                return
+            delay = exc.next_retry_delay_s if isinstance(exc, RetryableError) and exc.next_retry_delay_s \
+                else REDELIVERY_BACKOFF.delay_for(attempt)
+            log.warning("message will be redelivered", consumer=consumer.durable, error=repr(exc),
+                        attempt=attempt, delay_s=delay)
+            await msg.nack(delay=delay)
+            return
+        await msg.ack()
+
+
+async def _dead_letter(broker: NatsBroker | None, msg: NatsMessage, consumer: bus.Consumer,
+                       attempt: int, reason: str) -> None:
+    if broker is None:
+        return
+    tenant = (msg.headers or {}).get("loom-tenant-id", "")
+    letter = DeadLetter(tenant_id=tenant, consumer=consumer.durable, subject=consumer.subject,
+                        deliveries=attempt, reason=reason[:2000],
+                        payload=msg.body.decode(errors="replace") if isinstance(msg.body, bytes) else str(msg.body))
+    try:
+        await publish(broker, bus.dead_letter(consumer.durable), letter, stream=bus.DEAD_LETTERS.name)
+    except Exception as exc:
+        log.error("dead letter not published", error=repr(exc))

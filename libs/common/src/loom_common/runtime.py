@@ -1,0 +1,193 @@
+"""The composition root every service shares: start, serve, drain, stop.
+
+A service builds a `ServiceRuntime`, registers its NATS subscribers on `runtime.broker`,
+its routes on `runtime.http` and its servicers on `runtime.grpc`, then calls `run()`:
+
+    start:  logging + tracing -> database and migrations -> NATS (streams declared) ->
+            gRPC server -> admin/API HTTP server
+    SIGTERM or SIGINT:
+            /readyz turns 503 -> the broker stops fetching and waits for in-flight handlers
+            (unacked messages go back to the stream) -> gRPC finishes open calls within the
+            grace period -> HTTP closes -> the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import grpc
+import uvicorn
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from loom_common import db, messaging
+from loom_common.health import Readiness, admin_router
+from loom_common.logging import configure_logging, get_logger
+from loom_common.migrations import apply_migrations
+from loom_common.settings import ServiceSettings
+from loom_common.telemetry import setup_tracing
+
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout_s: float = 60.0) -> None:
+    """Retry a first connection: under `make up` the servers start beside the services."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            await connect()
+            return
+        except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as exc:
+            if loop.time() > deadline:
+                raise
+            get_logger("runtime").info("waiting for dependency", dependency=what, error=repr(exc))
+            await asyncio.sleep(0.5)
+        except Exception as exc:  # nats-py raises its own NoServersError
+            if loop.time() > deadline or "NoServers" not in type(exc).__name__:
+                raise
+            await asyncio.sleep(0.5)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime decides when HTTP stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, settings: ServiceSettings, *, version: str = "0.0.0",
+                 schema: str | None = None, migrations: str | None = None,
+                 grpc_port: int | None = None, use_nats: bool = True) -> None:
+        self.name = name
+        self.settings = settings
+        self.schema = schema
+        self.migrations = migrations
+        self.grpc_port = grpc_port
+        self.log = get_logger(name)
+        configure_logging(name, level=settings.log_level, fmt=settings.log_format)
+        self.tracer_provider = setup_tracing(name, otlp_endpoint=settings.otlp_endpoint)
+
+        self.readiness = Readiness()
+        self.broker: NatsBroker | None = None
+        if use_nats:
+            self.broker = NatsBroker(
+                settings.nats_url,
+                graceful_timeout=settings.graceful_timeout_s,
+                middlewares=[
+                    NatsTelemetryMiddleware(tracer_provider=self.tracer_provider),
+                    NatsPrometheusMiddleware(registry=REGISTRY, app_name=name, metrics_prefix="loom"),
+                ],
+                max_reconnect_attempts=-1,
+            )
+        self.pool: asyncpg.Pool | None = None
+        self.http = FastAPI(title=f"loom-{name}", version=version)
+        self.http.include_router(admin_router(name, self.readiness))
+        # grpc.aio servers bind to the running event loop, so the server is made in start();
+        # services register their servicers beforehand with add_grpc_service.
+        self.grpc: grpc.aio.Server | None = None
+        self._grpc_services: list[Callable[[grpc.aio.Server], None]] = []
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._stop = asyncio.Event()
+        self._http_server: _Uvicorn | None = None
+
+    # ---- registration ----------------------------------------------------------------
+
+    def add_grpc_service(self, register: Callable[[grpc.aio.Server], None]) -> None:
+        """e.g. `rt.add_grpc_service(lambda s: add_FooServicer_to_server(FooServicer(), s))`."""
+        assert self.grpc_port is not None, "this runtime has no gRPC port"
+        self._grpc_services.append(register)
+
+
+    def on_start(self, hook: Hook) -> Hook:
+        """Run after infrastructure is up and before the service reports ready."""
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        """Run after the broker drained, before the pool closes (in reverse order)."""
+        self._on_stop.append(hook)
+        return hook
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        if self.migrations is not None:
+            assert self.schema, "migrations need a schema"
+            await _until_up("postgres", lambda: db.ensure_database(s.database_url))
+            await apply_migrations(s.database_url, self.schema, self.migrations)
+        if self.schema is not None:
+            self.pool = await db.create_pool(s.database_url, schema=self.schema,
+                                             min_size=s.db_pool_min, max_size=s.db_pool_max)
+            pool = self.pool
+            self.readiness.add("postgres", lambda: pool.fetchval("SELECT true"))
+        if self.broker is not None:
+            broker = self.broker
+            await _until_up("nats", broker.connect)
+            await messaging.ensure_streams(self.broker)
+            await self.broker.start()
+            self.readiness.add("nats", lambda: broker.ping(timeout=1.0))
+        for hook in self._on_start:
+            await hook(self)
+        if self.grpc_port is not None:
+            from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+            self.grpc = grpc.aio.server(interceptors=[aio_server_interceptor()])
+            for register in self._grpc_services:
+                register(self.grpc)
+            self.grpc.add_insecure_port(f"{s.http_host}:{self.grpc_port}")
+            await self.grpc.start()
+        self.log.info("service started", http_port=s.http_port, grpc_port=self.grpc_port)
+
+    async def stop(self) -> None:
+        self.readiness.draining = True
+        self.log.info("service draining")
+        if self.broker is not None:
+            await self.broker.stop()  # waits up to graceful_timeout for in-flight handlers
+        if self.grpc is not None:
+            await self.grpc.stop(grace=self.settings.graceful_timeout_s)
+        for hook in reversed(self._on_stop):
+            with contextlib.suppress(Exception):
+                await hook(self)
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+        if self.pool is not None:
+            await self.pool.close()
+        self.log.info("service stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Start everything, serve until SIGTERM/SIGINT (or `request_stop`), then drain."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
+                                log_config=None, access_log=False, lifespan="off")
+        self._http_server = _Uvicorn(config)
+        http_task = asyncio.create_task(self._http_server.serve())
+        stop_task = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if http_task in done and http_task.exception() is not None:
+            self.log.error("http server failed", error=repr(http_task.exception()))
+        await self.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http_task, timeout=5.0)
+        stop_task.cancel()
+
+    def run(self) -> None:
+        asyncio.run(self.serve())

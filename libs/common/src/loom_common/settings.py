@@ -1,0 +1,42 @@
+"""Settings every service shares: where NATS and Postgres are, logging and tracing.
+
+Environment variables use the `LOOM_` prefix (`LOOM_NATS_URL`, `LOOM_DATABASE_URL`, ...).
+A service subclasses `ServiceSettings` with its own prefix (`LOOM_INFERENCE_`) for its own
+fields; the shared fields keep their `LOOM_` names through explicit aliases, so one
+`LOOM_NATS_URL` points every service at the same bus.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loom"
+
+
+def _shared(name: str, default, **kw):
+    """A field read from `LOOM_<NAME>` whatever the subclass's own prefix is."""
+    return Field(default, validation_alias=AliasChoices(f"LOOM_{name.upper()}", name), **kw)
+
+
+class LoomSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOM_", extra="ignore", populate_by_name=True)
+
+    nats_url: str = _shared("nats_url", DEFAULT_NATS_URL)
+    database_url: str = _shared("database_url", DEFAULT_DATABASE_URL)
+    log_level: str = _shared("log_level", "INFO")
+    log_format: str = _shared("log_format", "json", description="json | console")
+    # OTLP/gRPC collector, e.g. http://otel-collector:4317; unset = traces stay in-process.
+    otlp_endpoint: str | None = _shared("otlp_endpoint", None)
+    db_pool_min: int = _shared("db_pool_min", 1)
+    db_pool_max: int = _shared("db_pool_max", 10)
+    # Seconds a stopping service waits for in-flight handlers before it gives up.
+    graceful_timeout_s: float = _shared("graceful_timeout_s", 15.0)
+
+
+class ServiceSettings(LoomSettings):
+    """Base for one service's settings: adds the admin HTTP listener every service has."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000

@@ -1,0 +1,126 @@
+"""Pytest plugin (registered by entry point, so every test folder has it): real NATS and
+Postgres+pgvector started once per test session on free ports, and a helper to run a
+service as a real process.
+
+Set `LOOM_TEST_NATS_URL` / `LOOM_TEST_DATABASE_URL` to run the tests against external
+servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loom_common.devstack import infra
+
+
+def _state_root() -> Path:
+    # Under /tmp, not /root: as root, embedded Postgres widens every parent's permissions.
+    return Path(tempfile.mkdtemp(prefix="loom-test-"))
+
+
+@pytest.fixture(scope="session")
+def loom_state_dir() -> Iterator[Path]:
+    path = _state_root()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_url(loom_state_dir: Path) -> Iterator[str]:
+    external = os.environ.get("LOOM_TEST_NATS_URL")
+    if external:
+        yield external
+        return
+    server = infra.EmbeddedNats(loom_state_dir / "nats").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(loom_state_dir: Path) -> Iterator[str]:
+    external = os.environ.get("LOOM_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = infra.EmbeddedPostgres(loom_state_dir / "pg").start()
+    try:
+        yield server.url("loom_test")
+    finally:
+        server.stop()
+
+
+class ServiceProcess:
+    """A Loom service run as its own process (its console script), stopped with SIGTERM."""
+
+    def __init__(self, name: str, env: dict[str, str], http_port: int, log_path: Path):
+        self.name, self.env, self.http_port, self.log_path = name, env, http_port, log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout_s: float = 60.0) -> ServiceProcess:
+        exe = Path(sys.executable).parent / f"loom-{self.name}"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(exe)], env={**os.environ, **self.env}, stdout=log,
+                                     stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise infra.GaveUp(f"loom-{self.name} exited {self.proc.returncode}:\n{self.log()}")
+            return httpx.get(self.base_url + "/readyz", timeout=2.0).status_code == 200
+
+        infra.wait_until(ready, timeout_s, f"loom-{self.name}", interval_s=0.2)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def run_service(nats_url: str, database_url: str, tmp_path: Path) -> Iterator:
+    """`run_service("rag", http_port=..., extra_env)` -> a started ServiceProcess."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, *, env: dict[str, str] | None = None, http_port: int | None = None,
+              timeout_s: float = 60.0) -> ServiceProcess:
+        port = http_port or infra.free_port()
+        prefix = f"LOOM_{name.upper()}_"
+        full_env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url,
+                    f"{prefix}HTTP_PORT": str(port), "LOOM_HOME": str(tmp_path / "home"),
+                    "PYTHONUNBUFFERED": "1", **(env or {})}
+        proc = ServiceProcess(name, full_env, port, tmp_path / f"{name}-{len(started)}.log")
+        started.append(proc)
+        return proc.start(timeout_s)
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()

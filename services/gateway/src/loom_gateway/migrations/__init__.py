@@ -1,0 +1,1 @@
+"""SQL migrations of the `gateway` schema, applied in order at start-up."""

@@ -1,0 +1,1 @@
+"""Transports of the inference service: gRPC, and HTTP (Ollama and OpenAI APIs)."""

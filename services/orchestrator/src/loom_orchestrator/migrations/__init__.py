@@ -1,0 +1,1 @@
+"""SQL migrations of the `orchestrator` schema, applied in order at start-up."""

@@ -1,0 +1,14 @@
+"""Settings of the orchestrator service (env prefix `LOOM_ORCHESTRATOR_`; shared ones keep `LOOM_`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from loom_common.settings import ServiceSettings
+
+
+class OrchestratorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOM_ORCHESTRATOR_", extra="ignore",
+                                      populate_by_name=True)
+
+    http_port: int = 8081

@@ -1,0 +1,1 @@
+"""Cross-service tests share the real NATS/Postgres fixtures of loom_common.testing."""

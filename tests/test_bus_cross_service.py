@@ -1,0 +1,117 @@
+"""One service's code publishes, another's consumes, over the real NATS JetStream.
+
+Shows: the consumer sees the publisher's trace id; a handler that fails before acking gets
+the message again (redelivery); the work queue hands each run to one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from loom_common import bus, messaging
+from loom_common.errors import RetryableError
+from loom_common.events import RunEvent, RunRequested
+from loom_common.ids import new_id
+from loom_common.telemetry import current_trace_id, setup_tracing
+from loom_gateway.runs import request_run
+from loom_orchestrator.handlers import build_router
+
+pytestmark = pytest.mark.integration
+
+exporter = InMemorySpanExporter()
+
+
+def _broker(url: str) -> NatsBroker:
+    provider = setup_tracing("cross-service-test", extra_processors=[SimpleSpanProcessor(exporter)]) \
+        if not exporter.get_finished_spans() else trace.get_tracer_provider()
+    return NatsBroker(url, middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)])
+
+
+class FlakyStore:
+    """A RunStore that fails the first delivery of each run, before the handler acks."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        self.recorded: set[str] = set()
+        self.done = asyncio.Event()
+
+    async def record_requested(self, event: RunRequested, trace_id: str | None) -> bool:
+        self.seen.append((event.run_id, trace_id))
+        if len(self.seen) == 1:
+            raise RetryableError("database restarting", next_retry_delay_s=0.2)
+        created = event.run_id not in self.recorded
+        self.recorded.add(event.run_id)
+        self.done.set()
+        return created
+
+
+async def test_publish_from_gateway_consumed_by_orchestrator_with_trace_and_redelivery(nats_url) -> None:
+    setup_tracing("cross-service-test", extra_processors=[SimpleSpanProcessor(exporter)])
+    provider = trace.get_tracer_provider()
+    gateway = NatsBroker(nats_url, middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)])
+    orchestrator = NatsBroker(nats_url, middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)])
+    store = FlakyStore()
+    orchestrator.include_router(build_router(orchestrator, store))
+    await gateway.connect()
+    await messaging.ensure_streams(gateway)
+    await gateway.start()
+    await orchestrator.start()
+    events: list[RunEvent] = []
+    try:
+        run_id = new_id()
+        sub = await gateway.connection.jetstream().subscribe(bus.run_events(run_id), ordered_consumer=True)
+        with trace.get_tracer("test").start_as_current_span("POST /v1/workflows/run"):
+            sent_trace = current_trace_id()
+            await request_run(gateway, RunRequested(tenant_id="t-1", run_id=run_id, app_id="app-1"))
+        await asyncio.wait_for(store.done.wait(), 15)
+        msg = await sub.next_msg(timeout=10)
+        events.append(RunEvent.model_validate_json(msg.data))
+    finally:
+        await orchestrator.stop()
+        await gateway.stop()
+
+    # delivered twice: the first attempt failed before ack, JetStream redelivered it
+    assert [rid for rid, _ in store.seen] == [run_id, run_id]
+    # both deliveries ran inside the publisher's trace
+    assert {tid for _, tid in store.seen} == {sent_trace}
+    assert events[0].event == "workflow_started" and events[0].seq == 1
+
+
+async def test_real_orchestrator_process_records_the_run_with_the_publishers_trace(
+        nats_url, database_url, run_service) -> None:
+    run_service("orchestrator")
+    setup_tracing("cross-service-test")
+    gateway = NatsBroker(nats_url, middlewares=[NatsTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())])
+    await gateway.connect()
+    await messaging.ensure_streams(gateway)
+    run_id = new_id()
+    try:
+        with trace.get_tracer("test").start_as_current_span("POST /v1/workflows/run"):
+            sent_trace = current_trace_id()
+            await request_run(gateway, RunRequested(tenant_id="t-2", run_id=run_id, app_id="app-2",
+                                                    inputs={"q": "hi"}))
+        conn = await asyncpg.connect(database_url)
+        try:
+            row = None
+            for _ in range(100):
+                row = await conn.fetchrow("SELECT * FROM orchestrator.runs WHERE id = $1", run_id)
+                if row:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+    finally:
+        await gateway.stop()
+    assert row is not None, "the orchestrator process never recorded the run"
+    assert row["tenant_id"] == "t-2" and row["status"] == "accepted"
+    assert row["trace_id"] == sent_trace
+    assert json.loads(row["request"])["inputs"] == {"q": "hi"}
