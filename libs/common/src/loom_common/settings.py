@@ -31,6 +31,13 @@ class LoomSettings(BaseSettings):
     otlp_endpoint: str | None = _shared("otlp_endpoint", None)
     db_pool_min: int = _shared("db_pool_min", 1)
     db_pool_max: int = _shared("db_pool_max", 10)
+    # Where the gRPC services are (host:port); every client reads these.
+    inference_addr: str = _shared("inference_addr", "127.0.0.1:50051")
+    rag_addr: str = _shared("rag_addr", "127.0.0.1:50052")
+    tools_addr: str = _shared("tools_addr", "127.0.0.1:50053")
+    # Models every service may name without configuration: the ones that ship on PyPI.
+    default_chat_model: str = _shared("default_chat_model", "gemma3:270m")
+    default_embedding_model: str = _shared("default_embedding_model", "all-minilm:l6-v2")
     # Seconds a stopping service waits for in-flight handlers before it gives up.
     graceful_timeout_s: float = _shared("graceful_timeout_s", 15.0)
 
