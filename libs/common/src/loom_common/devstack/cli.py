@@ -12,7 +12,7 @@ from rich.table import Table
 from loom_common.devstack import ports, stack
 
 app = typer.Typer(help="Run the whole Loom platform on this machine.", no_args_is_help=True)
-console = Console()
+console = Console(width=110)
 
 
 def _paths() -> stack.StackPaths:

