@@ -1,8 +1,15 @@
-"""Default ports of the local stack, in one table (README's ports table mirrors it)."""
+"""Default ports of the local stack, in one table (README's ports table mirrors it).
+
+`LOOM_STACK_PORT_OFFSET` shifts every port, so a second stack (a test, a demo) can run
+beside the first on the same machine.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+OFFSET = int(os.environ.get("LOOM_STACK_PORT_OFFSET", "0"))
 
 
 @dataclass(frozen=True)
@@ -12,14 +19,14 @@ class ServicePorts:
     grpc: int | None = None
 
 
-NATS = 4222
-NATS_MONITOR = 8222
-POSTGRES = 5432
+NATS = 4222 + OFFSET
+NATS_MONITOR = 8222 + OFFSET
+POSTGRES = 5432 + OFFSET
 
 SERVICES: tuple[ServicePorts, ...] = (
-    ServicePorts("inference", http=11434, grpc=50051),
-    ServicePorts("tools", http=8083, grpc=50053),
-    ServicePorts("rag", http=8082, grpc=50052),
-    ServicePorts("orchestrator", http=8081),
-    ServicePorts("gateway", http=8080),
+    ServicePorts("inference", http=11434 + OFFSET, grpc=50051 + OFFSET),
+    ServicePorts("tools", http=8083 + OFFSET, grpc=50053 + OFFSET),
+    ServicePorts("rag", http=8082 + OFFSET, grpc=50052 + OFFSET),
+    ServicePorts("orchestrator", http=8081 + OFFSET),
+    ServicePorts("gateway", http=8080 + OFFSET),
 )

@@ -111,9 +111,15 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
         database_url = infra.postgres_url(ports.POSTGRES)
     env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url,
            "LOOM_HOME": str(paths.state), "PYTHONUNBUFFERED": "1"}
+    for svc in ports.SERVICES:  # every service learns where the gRPC ones listen
+        if svc.grpc:
+            env[f"LOOM_{svc.name.upper()}_ADDR"] = f"127.0.0.1:{svc.grpc}"
     for svc in ports.SERVICES:
+        own = {f"LOOM_{svc.name.upper()}_HTTP_PORT": str(svc.http)}
+        if svc.grpc:
+            own[f"LOOM_{svc.name.upper()}_GRPC_PORT"] = str(svc.grpc)
         parts.append(_program(svc.name, [str(bin_dir / f"loom-{svc.name}")], logs=paths.logs,
-                              env=env, priority=50))
+                              env={**env, **own}, priority=50))
     return "\n".join(parts)
 
 

@@ -1,0 +1,56 @@
+"""`make up` / `make down` for real: supervisord runs NATS, Postgres and the five services;
+every /readyz answers 200; `down` leaves no process behind.
+
+Runs a second stack beside any running one: its own state folder and a port offset.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BASE_PORTS = {"inference": 11434, "tools": 8083, "rag": 8082, "orchestrator": 8081, "gateway": 8080}
+
+
+def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LOOM_ROOT": str(root), "LOOM_STACK_PORT_OFFSET": str(offset)}
+    for var in ("LOOM_NATS_URL", "LOOM_DATABASE_URL"):
+        env.pop(var, None)
+    exe = Path(sys.executable).parent / "loom-stack"
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_stack_up_all_ready_then_down_leaves_nothing(tmp_path: Path) -> None:
+    offset = random.randrange(1000, 15000, 10)
+    started = time.monotonic()
+    up = _stack(tmp_path, offset, "up", "--timeout", "180")
+    elapsed = time.monotonic() - started
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        print(f"stack ready in {elapsed:.1f}s")
+        for name, port in BASE_PORTS.items():
+            r = httpx.get(f"http://127.0.0.1:{port + offset}/readyz", timeout=5)
+            assert r.status_code == 200, (name, r.text)
+        status = _stack(tmp_path, offset, "status").stdout
+        pids = [int(p) for p in re.findall(r"pid (\d+)", status)]
+        assert len(pids) == 7, status  # nats, postgres and five services
+        supervisord = int((tmp_path / ".loom" / "supervisord.pid").read_text())
+        children = {p.pid for p in psutil.Process(supervisord).children(recursive=True)}
+    finally:
+        down = _stack(tmp_path, offset, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    time.sleep(0.5)
+    alive = [pid for pid in [supervisord, *pids, *children] if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left behind: {alive}"
