@@ -1,4 +1,4 @@
-"""Composition root of the inference service: wires the gRPC servicer and HTTP APIs."""
+"""Composition root of the inference service: router, gRPC servicer, the 11434 HTTP APIs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from loom.inference.v1 import inference_pb2_grpc
 from loom_common.runtime import ServiceRuntime
 from loom_inference import __version__
 from loom_inference.api.grpc_service import InferenceServicer
+from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_router
 from loom_inference.settings import InferenceSettings
 
 
@@ -13,5 +14,25 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
     settings = settings or InferenceSettings()
     rt = ServiceRuntime("inference", settings, version=__version__, schema="inference",
                         migrations="loom_inference.migrations", grpc_port=settings.grpc_port)
-    rt.add_grpc_service(lambda server: inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(), server))
+    router = build_router(settings)
+    rt.add_grpc_service(lambda server: inference_pb2_grpc.add_InferenceServicer_to_server(
+        InferenceServicer(router), server))
+    try:
+        from loom_inference.api.http import mount
+
+        mount(rt.http, router, settings)
+    except ImportError:  # pragma: no cover - during bring-up only
+        pass
+
+    async def start(_rt: ServiceRuntime) -> None:
+        # Models load in the background: readiness does not wait for them (fast start-up);
+        # the first request for a model waits for its load.
+        if settings.load_models_at_start:
+            await router.start([BUNDLED_CHAT, BUNDLED_EMBED])
+
+    async def stop(_rt: ServiceRuntime) -> None:
+        await router.close()
+
+    rt.on_start(start)
+    rt.on_stop(stop)
     return rt

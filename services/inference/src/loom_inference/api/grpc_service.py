@@ -1,18 +1,150 @@
-"""inference.v1 servicer (skeleton: the engine arrives with the inference issue)."""
+"""inference.v1 servicer: proto <-> engine types, engine errors -> gRPC status codes.
+
+Thin by design: every call is one router call. Cancelling the RPC (client gone, deadline
+passed) cancels the handler task, which closes the router's stream, which aborts the
+sequence and frees its KV slot on the next engine step.
+"""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 
-from loom.inference.v1 import inference_pb2, inference_pb2_grpc
+from loom.inference.v1 import inference_pb2 as pb
+from loom.inference.v1 import inference_pb2_grpc
+from loom_inference.engine.client import EngineClient
+from loom_inference.engine.types import (
+    BackendError,
+    ChatMessage,
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    InferenceError,
+    InvalidRequest,
+    ModelInfo,
+    ModelNotFound,
+    Overloaded,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+)
+
+_FINISH = {FinishReason.STOP: pb.FINISH_REASON_STOP, FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+           FinishReason.TOOL_CALLS: pb.FINISH_REASON_TOOL_CALLS, FinishReason.ABORTED: pb.FINISH_REASON_ABORTED,
+           FinishReason.ERROR: pb.FINISH_REASON_ERROR}
+
+
+def status_of(exc: InferenceError) -> grpc.StatusCode:
+    if isinstance(exc, ModelNotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, InvalidRequest):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, Overloaded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, BackendError):
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL
+
+
+def _sampling(p: pb.SamplingParams) -> SamplingParams:
+    s = SamplingParams()
+    if p.HasField("temperature"):
+        s.temperature = p.temperature
+    if p.HasField("top_p"):
+        s.top_p = p.top_p
+    if p.HasField("top_k"):
+        s.top_k = p.top_k
+    if p.HasField("repeat_penalty"):
+        s.repeat_penalty = p.repeat_penalty
+    if p.HasField("seed"):
+        s.seed = p.seed
+    if p.HasField("max_tokens"):
+        if p.max_tokens < 0:
+            raise InvalidRequest("must be >= 0", "sampling.max_tokens")
+        s.max_tokens = p.max_tokens or None
+    s.stop = list(p.stop)
+    if s.temperature < 0:
+        raise InvalidRequest("must be >= 0", "sampling.temperature")
+    if not 0.0 < s.top_p <= 1.0:
+        raise InvalidRequest("must be in (0, 1]", "sampling.top_p")
+    return s
+
+
+def request_from_proto(r: pb.GenerateRequest) -> GenerateRequest:
+    if not r.model:
+        raise InvalidRequest("is required", "model")
+    if not r.prompt and not r.messages:
+        raise InvalidRequest("give a prompt or messages", "prompt")
+    tools = []
+    for i, t in enumerate(r.tools):
+        try:
+            params = json.loads(t.parameters_json_schema) if t.parameters_json_schema else None
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"not JSON: {exc}", f"tools[{i}].parameters_json_schema") from exc
+        tools.append(ToolSpec(t.name, t.description, params))
+    if r.json_schema:
+        try:
+            json.loads(r.json_schema)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"not JSON: {exc}", "json_schema") from exc
+    messages = [ChatMessage(m.role, m.content, m.name, m.tool_call_id,
+                            [ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls]) for m in r.messages]
+    return GenerateRequest(model=r.model, prompt=r.prompt, messages=messages,
+                           sampling=_sampling(r.sampling) if r.HasField("sampling") else SamplingParams(),
+                           json_schema=r.json_schema, tools=tools, tool_choice=r.tool_choice,
+                           request_id=r.request_id)
+
+
+def chunk_from_delta(d: Delta) -> pb.GenerateChunk:
+    chunk = pb.GenerateChunk(text=d.text, token_ids=d.token_ids, model=d.model)
+    if d.finish_reason is not None:
+        chunk.finish_reason = _FINISH[d.finish_reason]
+    if d.usage is not None:
+        chunk.usage.CopyFrom(pb.Usage(prompt_tokens=d.usage.prompt_tokens,
+                                      completion_tokens=d.usage.completion_tokens))
+    if d.timings is not None:
+        t = d.timings
+        chunk.timings.CopyFrom(pb.Timings(queue_ms=t.queue_ms, prefill_ms=t.prefill_ms, ttft_ms=t.ttft_ms,
+                                          decode_ms=t.decode_ms, total_ms=t.total_ms, load_ms=t.load_ms))
+    for c in d.tool_calls:
+        chunk.tool_calls.add(id=c.id, name=c.name, arguments_json=c.arguments_json)
+    return chunk
+
+
+def model_to_proto(m: ModelInfo) -> pb.ModelInfo:
+    return pb.ModelInfo(name=m.name, backend=m.backend, kind=m.kind, context_length=m.context_length,
+                        embedding_dimension=m.embedding_dimension, size_bytes=m.size_bytes, family=m.family,
+                        quantization=m.quantization, loaded=m.loaded)
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    async def ListModels(self, request, context):
-        return inference_pb2.ListModelsResponse(models=[])
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
 
     async def Generate(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no engine configured yet")
+        try:
+            req = request_from_proto(request)
+            stream = self.client.generate(req)
+            try:
+                async for delta in stream:
+                    yield chunk_from_delta(delta)
+            finally:
+                await stream.aclose()  # on cancel too: aborts the sequence now, not at GC time
+        except InferenceError as exc:
+            await context.abort(status_of(exc), str(exc))
 
     async def Embed(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no embedding model configured yet")
+        try:
+            if not request.model:
+                raise InvalidRequest("is required", "model")
+            if not request.inputs:
+                raise InvalidRequest("at least one input is required", "inputs")
+            res = await self.client.embed(request.model, list(request.inputs), normalize=request.normalize)
+        except InferenceError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.EmbedResponse(model=res.model, dimension=res.dimension, prompt_tokens=res.prompt_tokens,
+                                embeddings=[pb.Embedding(values=v) for v in res.vectors])
+
+    async def ListModels(self, request, context):
+        return pb.ListModelsResponse(models=[model_to_proto(m) for m in self.client.list_models()])

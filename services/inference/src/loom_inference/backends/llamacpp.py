@@ -1,0 +1,290 @@
+"""llama.cpp through llama-cpp-python's low-level API: the only module that imports llama_cpp.
+
+`LlamaCppRunner` owns one model and ONE context with `n_seq_max = max_parallel` and a unified
+KV cache; `execute(batch)` is one `llama_decode` carrying every sequence's tokens (per-token
+`seq_id`), followed by sampling each sequence with its own sampler chain (grammar, penalties,
+top-k, top-p, temperature, seeded dist). `LlamaCppEmbedder` serves GGUF embedding models.
+Everything here is blocking and runs on the engine's bridge thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+
+import llama_cpp as L
+
+from loom_inference.engine.scheduler import Batch, SlotOpen, StepResult
+from loom_inference.engine.types import BackendError, EmbedResult, ModelInfo
+
+_init_lock = threading.Lock()
+_initialised = False
+
+
+def _quiet(level, text, user_data):  # llama.cpp logs to stderr by default; keep service logs JSON
+    return None
+
+
+_LOG_CB = L.llama_log_callback(_quiet)  # module-level: ctypes callbacks must outlive the call
+
+
+def _backend_init() -> None:
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            L.llama_log_set(_LOG_CB, ctypes.c_void_p(0))
+            L.llama_backend_init()
+            _initialised = True
+
+
+def json_schema_to_gbnf(schema_json: str) -> str:
+    """JSON schema -> GBNF grammar text (llama-cpp-python's converter)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
+
+    return convert(schema_json)
+
+
+def pin_device(device: str | None) -> int:
+    """GPU pinning: `cuda:1` -> CUDA_VISIBLE_DEVICES=1 (before the first CUDA use) and main_gpu 0."""
+    if not device or device == "cpu":
+        return 0
+    index = device.split(":", 1)[1] if ":" in device else device
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", index)
+    return 0
+
+
+class _Model:
+    """A loaded GGUF: model pointer, vocabulary and metadata."""
+
+    def __init__(self, path: str, *, n_gpu_layers: int = 0, device: str | None = None) -> None:
+        _backend_init()
+        params = L.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        params.main_gpu = pin_device(device)
+        self.ptr = L.llama_model_load_from_file(path.encode(), params)
+        if not self.ptr:
+            raise BackendError(f"could not load model file {path}")
+        self.vocab = L.llama_model_get_vocab(self.ptr)
+        self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
+        self._pieces: dict[int, bytes] = {}
+
+    def metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        buf = ctypes.create_string_buffer(1 << 16)
+        for i in range(L.llama_model_meta_count(self.ptr)):
+            L.llama_model_meta_key_by_index(self.ptr, i, buf, len(buf))
+            key = buf.value.decode(errors="replace")
+            L.llama_model_meta_val_str_by_index(self.ptr, i, buf, len(buf))
+            out[key] = buf.value.decode(errors="replace")
+        return out
+
+    def tokenize(self, text: str, add_bos: bool) -> list[int]:
+        data = text.encode()
+        cap = len(data) + 8
+        arr = (L.llama_token * cap)()
+        n = L.llama_tokenize(self.vocab, data, len(data), arr, cap, add_bos, True)
+        if n < 0:
+            arr = (L.llama_token * -n)()
+            n = L.llama_tokenize(self.vocab, data, len(data), arr, -n, add_bos, True)
+        return list(arr[:n])
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = L.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = L.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
+
+    def close(self) -> None:
+        if self.ptr:
+            L.llama_model_free(self.ptr)
+            self.ptr = None
+
+
+class LlamaCppRunner:
+    """A `ModelRunner` over one llama.cpp context shared by `max_seqs` sequences."""
+
+    def __init__(self, path: str, *, n_ctx: int = 8192, max_seqs: int = 8, n_batch: int = 512,
+                 n_threads: int | None = None, flash_attention: bool = False, n_gpu_layers: int = 0,
+                 device: str | None = None) -> None:
+        self.model = _Model(path, n_gpu_layers=n_gpu_layers, device=device)
+        params = L.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = max_seqs
+        params.kv_unified = True  # one pool of KV cells for all sequences: no per-slot split
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attention
+                                  else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.no_perf = True
+        self.ctx = L.llama_init_from_model(self.model.ptr, params)
+        if not self.ctx:
+            raise BackendError(f"could not create a context for {path}")
+        self.n_ctx = L.llama_n_ctx(self.ctx)
+        self.max_seqs = max_seqs
+        self.n_batch = n_batch
+        self.context_length = L.llama_model_n_ctx_train(self.model.ptr)
+        self._mem = L.llama_get_memory(self.ctx)
+        self._batch = L.llama_batch_init(n_batch, 0, 1)
+        self._samplers: dict[int, ctypes.c_void_p] = {}
+
+    # ---- ModelRunner -----------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+        return self.model.tokenize(text, add_bos)
+
+    def token_bytes(self, token: int) -> bytes:
+        return self.model.token_bytes(token)
+
+    def is_eog(self, token: int) -> bool:
+        return bool(L.llama_vocab_is_eog(self.model.vocab, token))
+
+    def metadata(self) -> dict[str, str]:
+        return self.model.metadata()
+
+    def chat_template(self) -> str | None:
+        raw = L.llama_model_chat_template(self.model.ptr, None)
+        return raw.decode() if raw else None
+
+    def execute(self, batch: Batch) -> StepResult:
+        result = StepResult()
+        for slot in batch.close:
+            L.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            sampler = self._samplers.pop(slot, None)
+            if sampler:
+                L.llama_sampler_free(sampler)
+        for spec in batch.open:
+            try:
+                self._samplers[spec.slot] = self._sampler_chain(spec)
+            except BackendError as exc:
+                result.failed[spec.slot] = str(exc)
+        b = self._batch
+        b.n_tokens = 0
+        sample_at: dict[int, int] = {}
+        for entry in batch.entries:
+            if entry.slot in result.failed:
+                continue
+            for j, token in enumerate(entry.tokens):
+                i = b.n_tokens
+                b.token[i] = token
+                b.pos[i] = entry.start_pos + j
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = entry.slot
+                last = j == len(entry.tokens) - 1
+                b.logits[i] = 1 if (last and entry.sample) else 0
+                b.n_tokens += 1
+            if entry.sample:
+                sample_at[entry.slot] = b.n_tokens - 1
+        if b.n_tokens == 0:
+            return result
+        rc = L.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise BackendError(f"llama_decode returned {rc}")
+        for slot, idx in sample_at.items():
+            result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
+        return result
+
+    def _sampler_chain(self, spec: SlotOpen):
+        s = spec.sampling
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if spec.grammar:
+            grammar = L.llama_sampler_init_grammar(self.model.vocab, spec.grammar.encode(), b"root")
+            if not grammar:
+                L.llama_sampler_free(chain)
+                raise BackendError("the grammar did not compile")
+            L.llama_sampler_chain_add(chain, grammar)
+        if s.repeat_penalty and s.repeat_penalty != 1.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(64, s.repeat_penalty, 0.0, 0.0))
+        if s.greedy:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+            return chain
+        if s.top_k and s.top_k > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(s.top_k))
+        if s.top_p and s.top_p < 1.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(s.temperature))
+        seed = s.seed if s.seed is not None and s.seed >= 0 else L.LLAMA_DEFAULT_SEED
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def close(self) -> None:
+        for sampler in self._samplers.values():
+            L.llama_sampler_free(sampler)
+        self._samplers.clear()
+        if self.ctx:
+            L.llama_batch_free(self._batch)
+            L.llama_free(self.ctx)
+            self.ctx = None
+        self.model.close()
+
+
+class LlamaCppEmbedder:
+    """A GGUF embedding model (mean pooling as the GGUF says); blocking, run it on a thread."""
+
+    def __init__(self, name: str, path: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        self.model = _Model(path)
+        params = L.llama_context_default_params()
+        params.n_ctx = params.n_batch = params.n_ubatch = n_ctx
+        params.embeddings = True
+        params.n_seq_max = 64
+        params.kv_unified = True
+        params.n_threads = params.n_threads_batch = n_threads or max(1, os.cpu_count() or 1)
+        self.ctx = L.llama_init_from_model(self.model.ptr, params)
+        if not self.ctx:
+            raise BackendError(f"could not create an embedding context for {path}")
+        self.n_ctx = n_ctx
+        self.dimension = L.llama_model_n_embd(self.model.ptr)
+        self.info = ModelInfo(name=name, backend="llamacpp", kind="embedding", context_length=n_ctx,
+                              embedding_dimension=self.dimension, path=path, loaded=True,
+                              size_bytes=os.path.getsize(path))
+        self._lock = threading.Lock()
+
+    def embed_sync(self, inputs: list[str], normalize: bool = True) -> EmbedResult:
+        """Pack as many inputs as fit into one decode (one seq_id each), pool per sequence."""
+        with self._lock:
+            vectors: list[list[float]] = []
+            total = 0
+            toks = [self.model.tokenize(t, True)[: self.n_ctx] for t in inputs]
+            i = 0
+            while i < len(toks):
+                batch = L.llama_batch_init(self.n_ctx, 0, 1)
+                try:
+                    group: list[int] = []
+                    while i < len(toks) and len(group) < 64 and batch.n_tokens + len(toks[i]) <= self.n_ctx:
+                        seq = len(group)
+                        for p, t in enumerate(toks[i]):
+                            k = batch.n_tokens
+                            batch.token[k], batch.pos[k], batch.n_seq_id[k] = t, p, 1
+                            batch.seq_id[k][0], batch.logits[k] = seq, 1
+                            batch.n_tokens += 1
+                        group.append(i)
+                        i += 1
+                    L.llama_memory_clear(L.llama_get_memory(self.ctx), True)
+                    if L.llama_decode(self.ctx, batch) != 0:
+                        raise BackendError("embedding decode failed")
+                    for seq, idx in enumerate(group):
+                        ptr = L.llama_get_embeddings_seq(self.ctx, seq)
+                        vec = [float(ptr[d]) for d in range(self.dimension)]
+                        vectors.append(_normalized(vec) if normalize else vec)
+                        total += len(toks[idx])
+                finally:
+                    L.llama_batch_free(batch)
+            return EmbedResult(self.info.name, self.dimension, vectors, total)
+
+    def close(self) -> None:
+        if self.ctx:
+            L.llama_free(self.ctx)
+            self.ctx = None
+        self.model.close()
+
+
+def _normalized(vec: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]

@@ -1,0 +1,147 @@
+"""A local model served by the batching engine: templates, grammars and limits around `Engine`.
+
+The model loads in the background on the engine's bridge thread (start-up stays fast); the
+first request waits for it. Tokenizing runs on the event loop: it only reads the vocabulary,
+which llama.cpp never mutates, so it needs no turn on the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from loom_common.ids import new_id
+from loom_inference.backends.base import ModelRunner
+from loom_inference.engine.engine import Engine
+from loom_inference.engine.sequence import EngineRequest
+from loom_inference.engine.types import (
+    BackendError,
+    ChatMessage,
+    ContextTooLong,
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    InvalidRequest,
+    ModelInfo,
+)
+from loom_inference.prompting import templates, tools
+
+
+class LocalBackend:
+    def __init__(self, info: ModelInfo, load_runner: Callable[[], ModelRunner], *,
+                 grammar_from_schema: Callable[[str], str], max_waiting: int = 256,
+                 default_max_tokens: int = 512) -> None:
+        self.info = info
+        self._load_runner = load_runner
+        self._grammar = grammar_from_schema
+        self._max_waiting = max_waiting
+        self._default_max_tokens = default_max_tokens
+        self._bridge = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bridge-{info.name}")
+        self._loading: asyncio.Task | None = None
+        self.engine: Engine | None = None
+        self.runner: ModelRunner | None = None
+        self._render: templates.Renderer | None = None
+        self._stops: list[str] = []
+        self.load_ms = 0.0
+
+    async def start(self) -> None:
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        t0 = time.perf_counter()
+        runner = await asyncio.get_running_loop().run_in_executor(self._bridge, self._load_runner)
+        meta = runner.metadata()
+        self._render, _ = templates.renderer_for(meta, runner.chat_template())
+        self._stops = templates.stops_for(meta)
+        self.runner = runner
+        self.engine = Engine(runner, model_name=self.info.name, max_waiting=self._max_waiting, bridge=self._bridge)
+        self.engine.start()
+        self.info.context_length = self.context_limit
+        self.info.loaded = True
+        self.load_ms = (time.perf_counter() - t0) * 1000
+
+    async def ready(self) -> Engine:
+        await self.start()
+        assert self._loading is not None
+        try:
+            await asyncio.shield(self._loading)
+        except Exception as exc:
+            raise BackendError(f"model {self.info.name} failed to load: {exc!r}") from exc
+        assert self.engine is not None
+        return self.engine
+
+    @property
+    def context_limit(self) -> int:
+        r = self.runner
+        if r is None:
+            return 0
+        return min(r.n_ctx, getattr(r, "context_length", r.n_ctx) or r.n_ctx)
+
+    def load(self) -> tuple[int, int]:
+        return (self.engine.num_running, self.engine.num_waiting) if self.engine else (0, 0)
+
+    async def close(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        if self.engine is not None:
+            await self.engine.close()
+        self.info.loaded = False
+
+    # ---- generation ------------------------------------------------------------------
+
+    def _prompt(self, req: GenerateRequest) -> tuple[str, str | None]:
+        """(prompt text, JSON schema the output must match or None)."""
+        schema = req.json_schema or None
+        tool_schema = tools.tool_schema(req.tools, req.tool_choice) if req.tools else None
+        if tool_schema is not None:
+            schema = json.dumps(tool_schema)
+        if req.messages:
+            messages = list(req.messages)
+            if tool_schema is not None:
+                messages.insert(0, ChatMessage(role="system", content=tools.tool_prompt(req.tools)))
+            assert self._render is not None
+            return self._render(messages), schema
+        return req.prompt, schema
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
+        engine = await self.ready()
+        assert self.runner is not None
+        text, schema = self._prompt(req)
+        grammar = None
+        if schema:
+            try:
+                grammar = self._grammar(schema)
+            except Exception as exc:
+                raise InvalidRequest(f"not a usable JSON schema: {exc}", "json_schema") from exc
+        prompt_ids = self.runner.tokenize(text, add_bos=not req.raw)
+        if not prompt_ids:
+            raise InvalidRequest("empty prompt", "prompt")
+        limit = self.context_limit
+        field = "messages" if req.messages else "prompt"
+        if len(prompt_ids) >= limit:
+            raise ContextTooLong(len(prompt_ids) + 1, limit, field)
+        max_tokens = req.sampling.max_tokens
+        if max_tokens is not None and max_tokens > 0:
+            if len(prompt_ids) + max_tokens > limit:
+                raise ContextTooLong(len(prompt_ids) + max_tokens, limit, "sampling.max_tokens")
+        else:
+            max_tokens = min(self._default_max_tokens, limit - len(prompt_ids))
+        sampling = req.sampling
+        if req.messages and self._stops:
+            sampling = type(sampling)(**{**sampling.__dict__, "stop": [*sampling.stop, *self._stops]})
+        ereq = EngineRequest(request_id=req.request_id or new_id(), prompt_ids=prompt_ids, sampling=sampling,
+                             max_tokens=max_tokens, grammar=grammar)
+        with_tools = bool(req.tools) and req.tool_choice != "none"
+        full = []
+        async for delta in engine.generate(ereq):
+            full.append(delta.text)
+            if delta.finished and with_tools and delta.finish_reason == FinishReason.STOP:
+                calls, _ = tools.parse_tool_output("".join(full))
+                if calls:
+                    delta.tool_calls = calls
+                    delta.finish_reason = FinishReason.TOOL_CALLS
+            yield delta

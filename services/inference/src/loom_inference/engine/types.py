@@ -1,0 +1,167 @@
+"""The engine's vocabulary: requests, sampling parameters, output deltas and errors.
+
+Error tree (every transport maps these to its own status codes):
+
+    InferenceError
+    ├── ModelNotFound        unknown model name                 -> NOT_FOUND / 404
+    ├── InvalidRequest       bad field (names it in `field`)    -> INVALID_ARGUMENT / 400
+    │   └── ContextTooLong   prompt + max_tokens > context      -> INVALID_ARGUMENT / 400
+    ├── Overloaded           queue full or concurrency limit    -> RESOURCE_EXHAUSTED / 429
+    └── BackendError         the model backend failed           -> UNAVAILABLE / 502
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class InferenceError(Exception):
+    """Base of every error the engine and the router raise on purpose."""
+
+
+class ModelNotFound(InferenceError):
+    def __init__(self, model: str) -> None:
+        super().__init__(f"model {model!r} not found")
+        self.model = model
+
+
+class InvalidRequest(InferenceError):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ContextTooLong(InvalidRequest):
+    def __init__(self, needed: int, limit: int, field: str = "prompt") -> None:
+        super().__init__(f"needs {needed} tokens of context, the model has {limit}", field)
+        self.needed, self.limit = needed, limit
+
+
+class Overloaded(InferenceError):
+    """Too many requests: the caller may retry later or use a fallback model."""
+
+
+class BackendError(InferenceError):
+    """A backend failed (remote endpoint down, model failed to load)."""
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"            # end-of-generation token or a stop string
+    LENGTH = "length"        # max_tokens or the context limit
+    TOOL_CALLS = "tool_calls"
+    ABORTED = "aborted"      # the client went away or cancelled
+    ERROR = "error"
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    max_tokens: int | None = None   # None: until the context or the engine's default cap
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: dict | None = None   # a JSON schema
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass
+class ChatMessage:
+    role: str
+    content: str = ""
+    name: str = ""
+    tool_call_id: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+@dataclass
+class GenerateRequest:
+    """What a caller asks for: a raw prompt or chat messages, for one named model."""
+
+    model: str
+    prompt: str = ""
+    messages: list[ChatMessage] = field(default_factory=list)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    json_schema: str = ""        # constrain the output to this schema ("" = free text)
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: str = ""        # "", auto, none, required or a tool name
+    request_id: str = ""
+    raw: bool = False            # prompt is sent as is, without a template
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Timings:
+    """Milliseconds, measured inside the engine (see the proto for each field's meaning)."""
+
+    queue_ms: float = 0.0
+    prefill_ms: float = 0.0
+    ttft_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+    load_ms: float = 0.0
+
+
+@dataclass
+class Delta:
+    """One piece of a stream. The last one has `finish_reason`, `usage` and `timings` set."""
+
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    timings: Timings | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    model: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass
+class EmbedResult:
+    model: str
+    dimension: int
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    backend: str
+    kind: str = "chat"           # chat | completion | embedding
+    context_length: int = 0
+    embedding_dimension: int = 0
+    size_bytes: int = 0
+    family: str = ""
+    quantization: str = ""
+    parameter_size: str = ""
+    loaded: bool = False
+    path: str = ""
+    digest: str = ""
+    template: str = ""

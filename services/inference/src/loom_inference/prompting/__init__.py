@@ -1,0 +1,1 @@
+"""Prompt building for local models: chat templates and tool-call constraints."""

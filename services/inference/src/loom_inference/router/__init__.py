@@ -1,0 +1,1 @@
+"""The model router: model name -> backend, with concurrency limits and fallbacks."""

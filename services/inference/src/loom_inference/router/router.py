@@ -1,0 +1,159 @@
+"""Resolve a model name to its backend, enforce per-model concurrency, fall back on failure.
+
+A request goes to its model's backend unless that model is at its `max_concurrency` or its
+backend fails before the first token; then each configured fallback is tried in order, and
+the stream's `model` field says who served it. A failure after tokens were streamed cannot
+be retried transparently and ends the stream with an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from loom_common.logging import get_logger
+from loom_inference.backends.base import Backend, Embedder
+from loom_inference.engine.types import (
+    BackendError,
+    Delta,
+    EmbedResult,
+    GenerateRequest,
+    InvalidRequest,
+    ModelInfo,
+    ModelNotFound,
+    Overloaded,
+)
+
+log = get_logger("inference.router")
+
+
+@dataclass
+class Route:
+    backend: Backend | Embedder
+    max_concurrency: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    active: int = 0
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    @property
+    def is_embedder(self) -> bool:
+        return self.info.kind == "embedding"
+
+
+class Router:
+    """All that the APIs see (the `EngineClient` of engine/client.py)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+
+    def add(self, backend: Backend | Embedder, *, max_concurrency: int = 0, fallbacks: list[str] | None = None,
+            aliases: list[str] | None = None) -> None:
+        route = Route(backend, max_concurrency, list(fallbacks or []))
+        for name in [backend.info.name, *(aliases or [])]:
+            self.routes[name] = route
+
+    def remove(self, name: str) -> Route | None:
+        return self.routes.pop(name, None)
+
+    def resolve(self, name: str) -> Route:
+        route = self.routes.get(name) or self.routes.get(f"{name}:latest") or (
+            self.routes.get(name.removesuffix(":latest")) if name.endswith(":latest") else None)
+        if route is None:
+            raise ModelNotFound(name)
+        return route
+
+    def list_models(self) -> list[ModelInfo]:
+        seen: dict[int, ModelInfo] = {}
+        for route in self.routes.values():
+            seen.setdefault(id(route), route.info)
+        return list(seen.values())
+
+    def running(self) -> list[tuple[ModelInfo, int, int]]:
+        """(model, running, waiting) for every loaded chat model (for /api/ps)."""
+        out, seen = [], set()
+        for route in self.routes.values():
+            if id(route) in seen or not route.info.loaded:
+                continue
+            seen.add(id(route))
+            load = route.backend.load() if hasattr(route.backend, "load") else (route.active, 0)
+            out.append((route.info, *load))
+        return out
+
+    async def start(self, names: list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(ModelNotFound):
+                await self.resolve(name).backend.start()
+
+    async def close(self) -> None:
+        seen = set()
+        for route in self.routes.values():
+            if id(route) not in seen:
+                seen.add(id(route))
+                with contextlib.suppress(Exception):
+                    await route.backend.close()
+
+    # ---- requests --------------------------------------------------------------------
+
+    def _chain(self, name: str) -> list[Route]:
+        first = self.resolve(name)
+        chain, seen = [first], {id(first)}
+        for fb in first.fallbacks:
+            with contextlib.suppress(ModelNotFound):
+                r = self.resolve(fb)
+                if id(r) not in seen:
+                    chain.append(r)
+                    seen.add(id(r))
+        return chain
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
+        chain = self._chain(req.model)
+        if chain[0].is_embedder:
+            raise InvalidRequest(f"{req.model} is an embedding model", "model")
+        last_error: Exception | None = None
+        for route in chain:
+            if route.max_concurrency and route.active >= route.max_concurrency:
+                last_error = Overloaded(f"{route.info.name} is at its concurrency limit ({route.max_concurrency})")
+                continue
+            route.active += 1
+            started = False
+            try:
+                stream = route.backend.generate(req)  # type: ignore[union-attr]
+                try:
+                    async for delta in stream:
+                        started = True
+                        delta.model = route.info.name
+                        yield delta
+                finally:
+                    await stream.aclose()
+                return
+            except (BackendError, Overloaded) as exc:
+                if started:
+                    raise
+                last_error = exc
+                log.warning("model unavailable, trying a fallback", model=route.info.name, error=str(exc))
+            finally:
+                route.active -= 1
+        assert last_error is not None
+        raise last_error
+
+    async def embed(self, model: str, inputs: list[str], *, normalize: bool = True) -> EmbedResult:
+        last_error: Exception | None = None
+        for route in self._chain(model):
+            if not route.is_embedder:
+                raise InvalidRequest(f"{route.info.name} is not an embedding model", "model")
+            if route.max_concurrency and route.active >= route.max_concurrency:
+                last_error = Overloaded(f"{route.info.name} is at its concurrency limit")
+                continue
+            route.active += 1
+            try:
+                return await route.backend.embed(inputs, normalize=normalize)  # type: ignore[union-attr]
+            except BackendError as exc:
+                last_error = exc
+            finally:
+                route.active -= 1
+        assert last_error is not None
+        raise last_error
