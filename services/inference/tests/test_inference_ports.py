@@ -1,7 +1,6 @@
 """The inference service's default ports are the ones `make up` and the README announce."""
 
 from loom_common.devstack import ports
-
 from loom_inference.settings import InferenceSettings
 
 
