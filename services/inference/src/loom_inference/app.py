@@ -6,6 +6,8 @@ from loom.inference.v1 import inference_pb2_grpc
 from loom_common.runtime import ServiceRuntime
 from loom_inference import __version__
 from loom_inference.api.grpc_service import InferenceServicer
+from loom_inference.api.http import mount
+from loom_inference.models import ModelManager
 from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_router
 from loom_inference.settings import InferenceSettings
 
@@ -17,12 +19,7 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
     router = build_router(settings)
     rt.add_grpc_service(lambda server: inference_pb2_grpc.add_InferenceServicer_to_server(
         InferenceServicer(router), server))
-    try:
-        from loom_inference.api.http import mount
-
-        mount(rt.http, router, settings)
-    except ImportError:  # pragma: no cover - during bring-up only
-        pass
+    mount(rt.http, router, ModelManager(router, settings), settings)
 
     async def start(_rt: ServiceRuntime) -> None:
         # Models load in the background: readiness does not wait for them (fast start-up);

@@ -124,6 +124,8 @@ class InferenceSettings(ServiceSettings):
     model_api_url: str | None = Field(None, validation_alias=AliasChoices("MODEL_API_URL", "model_api_url"))
     model_api_key: str | None = Field(None, validation_alias=AliasChoices("MODEL_API_KEY", "model_api_key"))
     model_api_backend: Literal["openai", "ollama"] = "openai"
+    registry_url: str = "https://registry.ollama.ai"   # Ollama-style registry for `pull name:tag`
+    hf_endpoint: str = "https://huggingface.co"        # for `pull hf.co/user/repo/file.gguf`
     load_models_at_start: bool = True   # start loading the bundled models in the background
 
     @classmethod

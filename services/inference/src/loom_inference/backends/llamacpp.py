@@ -163,7 +163,7 @@ class LlamaCppRunner:
         for spec in batch.open:
             try:
                 self._samplers[spec.slot] = self._sampler_chain(spec)
-            except BackendError as exc:
+            except Exception as exc:  # one bad request must not fail the others in the batch
                 result.failed[spec.slot] = str(exc)
         b = self._batch
         b.n_tokens = 0
@@ -201,7 +201,7 @@ class LlamaCppRunner:
                 raise BackendError("the grammar did not compile")
             L.llama_sampler_chain_add(chain, grammar)
         if s.repeat_penalty and s.repeat_penalty != 1.0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(64, s.repeat_penalty, 0.0, 0.0))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(self.model.n_vocab, 64, s.repeat_penalty, 0.0, 0.0))
         if s.greedy:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain

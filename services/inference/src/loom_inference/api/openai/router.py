@@ -1,0 +1,209 @@
+"""The OpenAI API: /v1/chat/completions (tools, response_format, SSE streaming),
+/v1/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from loom_common.ids import new_id
+from loom_inference.api.common import prime
+from loom_inference.api.openai import schemas as w
+from loom_inference.engine.client import EngineClient
+from loom_inference.engine.types import (
+    ChatMessage,
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    InvalidRequest,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+)
+
+
+def _sampling(body: w._Sampling, max_tokens: int | None) -> SamplingParams:
+    s = SamplingParams(temperature=1.0, top_p=1.0, top_k=0)  # OpenAI's defaults
+    if body.n != 1:
+        raise InvalidRequest("only n=1 is supported", "n")
+    if body.temperature is not None:
+        s.temperature = body.temperature
+    if body.top_p is not None:
+        s.top_p = body.top_p
+    s.seed = body.seed
+    s.max_tokens = max_tokens
+    s.stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    return s
+
+
+def _finish(d: Delta) -> str:
+    return {FinishReason.LENGTH: "length", FinishReason.TOOL_CALLS: "tool_calls"}.get(d.finish_reason, "stop")
+
+
+def _usage(d: Delta) -> dict:
+    u = d.usage
+    p, c = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _calls(calls: list[ToolCall], with_index: bool = False) -> list[dict]:
+    out = []
+    for i, c in enumerate(calls):
+        item = {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}
+        if with_index:
+            item["index"] = i
+        out.append(item)
+    return out
+
+
+def _content(text: str, tools: bool) -> str:
+    if not tools:
+        return text
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return str(obj.get("content", text)) if isinstance(obj, dict) else text
+
+
+def _sse(obj: dict | str) -> bytes:
+    return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
+
+
+def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
+    messages = []
+    for m in body.messages:
+        calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or []]
+        content = m.text
+        if calls and not content:
+            content = json.dumps({"name": calls[0].name, "arguments": json.loads(calls[0].arguments or "{}")})
+        messages.append(ChatMessage(m.role, content, m.name or "", m.tool_call_id or "", calls))
+    tools = [ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []]
+    choice = body.tool_choice
+    if isinstance(choice, w.NamedToolChoice):
+        choice = choice.function.get("name", "")
+    schema = ""
+    rf = body.response_format
+    if rf is not None and rf.type == "json_object":
+        schema = json.dumps({"type": "object"})
+    elif rf is not None and rf.type == "json_schema":
+        if rf.json_schema is None or rf.json_schema.schema_ is None:
+            raise InvalidRequest("json_schema.schema is required", "response_format.json_schema")
+        schema = json.dumps(rf.json_schema.schema_)
+    return GenerateRequest(model=body.model, messages=messages,
+                           sampling=_sampling(body, body.max_completion_tokens or body.max_tokens),
+                           json_schema=schema, tools=tools, tool_choice=choice or ("auto" if tools else ""))
+
+
+def openai_router(client: EngineClient) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["openai"])
+
+    @api.post("/chat/completions")
+    async def chat_completions(body: w.ChatCompletionRequest):
+        req = _chat_request(body)
+        tools = bool(req.tools) and req.tool_choice != "none"
+        _, deltas = await prime(client.generate(req))
+        cid, created = f"chatcmpl-{new_id()}", int(time.time())
+        if not body.stream:
+            text, last = [], None
+            async for d in deltas:
+                text.append(d.text)
+                last = d
+            assert last is not None
+            msg: dict = {"role": "assistant", "content": None if last.tool_calls else _content("".join(text), tools)}
+            if last.tool_calls:
+                msg["tool_calls"] = _calls(last.tool_calls)
+            return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                                 "choices": [{"index": 0, "message": msg, "finish_reason": _finish(last),
+                                              "logprobs": None}], "usage": _usage(last)})
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+        async def events() -> AsyncIterator[bytes]:
+            yield _sse(chunk({"role": "assistant", "content": ""}))
+            text = []
+            async for d in deltas:
+                text.append(d.text)
+                if d.text and not tools:
+                    yield _sse(chunk({"content": d.text}))
+                if d.finished:
+                    if d.tool_calls:
+                        yield _sse(chunk({"tool_calls": _calls(d.tool_calls, with_index=True)}))
+                    elif tools:
+                        yield _sse(chunk({"content": _content("".join(text), True)}))
+                    yield _sse(chunk({}, _finish(d)))
+                    if include_usage:
+                        yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                                    "model": req.model, "choices": [], "usage": _usage(d)})
+            yield _sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @api.post("/completions")
+    async def completions(body: w.CompletionRequest):
+        prompt = body.prompt if isinstance(body.prompt, str) else (body.prompt[0] if len(body.prompt) == 1 else None)
+        if prompt is None:
+            raise InvalidRequest("give exactly one prompt", "prompt")
+        req = GenerateRequest(model=body.model, prompt=prompt, sampling=_sampling(body, body.max_tokens or 16))
+        _, deltas = await prime(client.generate(req))
+        cid, created = f"cmpl-{new_id()}", int(time.time())
+
+        def obj(text: str, finish: str | None, usage: dict | None = None) -> dict:
+            out = {"id": cid, "object": "text_completion", "created": created, "model": req.model,
+                   "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+            if usage:
+                out["usage"] = usage
+            return out
+
+        if not body.stream:
+            text, last = [], None
+            async for d in deltas:
+                text.append(d.text)
+                last = d
+            assert last is not None
+            return obj("".join(text), _finish(last), _usage(last))
+
+        async def events() -> AsyncIterator[bytes]:
+            async for d in deltas:
+                yield _sse(obj(d.text, _finish(d) if d.finished else None))
+            yield _sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @api.post("/embeddings")
+    async def embeddings(body: w.EmbeddingRequest):
+        inputs = [body.input] if isinstance(body.input, str) else body.input
+        if not inputs:
+            raise InvalidRequest("at least one input is required", "input")
+        res = await client.embed(body.model, inputs, normalize=True)
+        data = []
+        for i, v in enumerate(res.vectors):
+            emb = base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() if body.encoding_format == "base64" else v
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        return {"object": "list", "data": data, "model": body.model,
+                "usage": {"prompt_tokens": res.prompt_tokens, "total_tokens": res.prompt_tokens}}
+
+    @api.get("/models")
+    async def models():
+        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": 0, "owned_by": "loom"}
+                                           for m in client.list_models()]}
+
+    @api.get("/models/{model:path}")
+    async def model(model: str):
+        info = next((m for m in client.list_models() if m.name == model), None)
+        if info is None:
+            from loom_inference.engine.types import ModelNotFound
+
+            raise ModelNotFound(model)
+        return {"id": info.name, "object": "model", "created": 0, "owned_by": "loom"}
+
+    return api
