@@ -201,7 +201,9 @@ class LlamaCppRunner:
                 raise BackendError("the grammar did not compile")
             L.llama_sampler_chain_add(chain, grammar)
         if s.repeat_penalty and s.repeat_penalty != 1.0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(self.model.n_vocab, 64, s.repeat_penalty, 0.0, 0.0))
+            # This binding still takes n_vocab first (upstream dropped it); last 64 tokens count.
+            penalties = L.llama_sampler_init_penalties(self.model.n_vocab, 64, s.repeat_penalty, 0.0, 0.0)
+            L.llama_sampler_chain_add(chain, penalties)
         if s.greedy:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain
