@@ -24,7 +24,7 @@ from loom_inference.engine import metrics
 from loom_inference.engine.output import Detokenizer
 from loom_inference.engine.scheduler import Scheduler
 from loom_inference.engine.sequence import EngineRequest, Sequence, SequenceStatus
-from loom_inference.engine.types import Delta, Timings, Usage
+from loom_inference.engine.types import ContextTooLong, Delta, Timings, Usage
 
 log = get_logger("inference.engine")
 
@@ -86,6 +86,8 @@ class Engine:
         if req.request_id in self._streams:
             raise ValueError(f"duplicate request id {req.request_id}")
         seq = Sequence(req)
+        if seq.reserved_tokens > self.scheduler.kv_capacity:  # could never be admitted
+            raise ContextTooLong(seq.reserved_tokens, self.scheduler.kv_capacity, "sampling.max_tokens")
         stream = _Stream(seq, Detokenizer(self.runner.token_bytes, req.sampling.stop))
         self.scheduler.add(seq)  # raises Overloaded when the queue is full
         self._streams[req.request_id] = stream

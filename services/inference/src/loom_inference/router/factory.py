@@ -90,7 +90,12 @@ def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
 
 
 def build_router(settings: InferenceSettings) -> Router:
-    router = Router()
+    remote = None
+    if settings.model_api_url:
+        def remote(name: str):
+            return build_backend(ModelRoute(name=name, backend=settings.model_api_backend, url=settings.model_api_url,
+                                            api_key=settings.model_api_key), settings)
+    router = Router(remote_factory=remote)
     configured = {r.name: r for r in default_routes(settings)}
     configured.update({r.name: r for r in settings.models})  # config.toml overrides defaults
     for route in configured.values():

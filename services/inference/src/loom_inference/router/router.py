@@ -9,7 +9,7 @@ be retried transparently and ends the stream with an error.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from loom_common.logging import get_logger
@@ -47,8 +47,10 @@ class Route:
 class Router:
     """All that the APIs see (the `EngineClient` of engine/client.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, remote_factory: Callable[[str], Backend] | None = None) -> None:
         self.routes: dict[str, Route] = {}
+        # MODEL_API_URL: names no route claims go to this remote provider, created on first use.
+        self.remote_factory = remote_factory
 
     def add(self, backend: Backend | Embedder, *, max_concurrency: int = 0, fallbacks: list[str] | None = None,
             aliases: list[str] | None = None) -> None:
@@ -62,6 +64,9 @@ class Router:
     def resolve(self, name: str) -> Route:
         route = self.routes.get(name) or self.routes.get(f"{name}:latest") or (
             self.routes.get(name.removesuffix(":latest")) if name.endswith(":latest") else None)
+        if route is None and self.remote_factory is not None and name:
+            self.add(self.remote_factory(name))
+            route = self.routes[name]
         if route is None:
             raise ModelNotFound(name)
         return route
