@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Literal
+
 from pydantic_settings import SettingsConfigDict
 
+from loom_common import bus
 from loom_common.settings import ServiceSettings
 
 
@@ -13,3 +18,31 @@ class RagSettings(ServiceSettings):
 
     http_port: int = 8082
     grpc_port: int = 50052
+
+    # Raw files: "local" keeps them under storage_dir (default $LOOM_HOME/rag/files).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: str | None = None
+    s3_bucket: str = "loom"
+    s3_prefix: str = "rag"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    # Ingestion. A worker marks its message in progress after every batch, so ack_wait bounds
+    # how long a crashed worker's document waits for redelivery, not how long a document may take.
+    ingest_ack_wait_s: float = bus.RAG_INGEST.ack_wait_s
+    ingest_concurrency: int = 2            # documents one worker process handles at once
+    embed_batch_size: int = 64             # chunks per Embed call and per write transaction
+    embed_timeout_s: float = 60.0
+    max_file_bytes: int = 50 * 1024 * 1024
+
+    # Retrieval.
+    hnsw_ef_search: int = 64               # candidates HNSW keeps; recall vs latency
+    candidates_per_method: int = 40        # rows each method hands to fusion in hybrid search
+    backlog_poll_s: float = 5.0            # how often the queue backlog gauge is refreshed
+
+    def storage_root(self) -> Path:
+        if self.storage_dir:
+            return Path(self.storage_dir)
+        return Path(os.environ.get("LOOM_HOME", ".loom")) / "rag" / "files"

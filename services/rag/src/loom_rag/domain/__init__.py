@@ -1,0 +1,1 @@
+"""RAG domain: plain data, errors and protocols; no transport, no SQL."""

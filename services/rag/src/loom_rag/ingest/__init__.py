@@ -1,0 +1,1 @@
+"""Ingestion: parse, clean, split, embed, index."""

@@ -1,0 +1,1 @@
+"""Retrieval: vector, full-text and hybrid search, fused and optionally reranked."""

@@ -1,0 +1,101 @@
+"""`Retriever.retrieve`: the best chunks of a tenant's datasets for a query.
+
+    datasets (tenant-checked) -> grouped by embedding model, dimension and text search config
+      -> per group, in one transaction: vector hits and/or full-text hits
+      -> hybrid: weighted reciprocal rank fusion -> groups merged by score
+      -> optional rerank -> score threshold -> top_k
+
+A dataset's vectors were made by one model; a query vector from another model, or of another
+dimension, would be compared in a different space, so it is refused (EmbeddingMismatch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from loom_rag import metrics
+from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument
+from loom_rag.domain.models import Dataset, Hit, RetrievalQuery, SearchMethod
+from loom_rag.domain.ports import Embedder
+from loom_rag.retrieval.fusion import reciprocal_rank_fusion
+from loom_rag.retrieval.rerank import Reranker
+from loom_rag.store import datasets as datasets_store
+from loom_rag.store import search
+from loom_rag.store.tenancy import TenantDb
+
+MAX_TOP_K = 100
+
+
+class Retriever:
+    def __init__(self, db: TenantDb, embedder: Embedder, reranker: Reranker, *, ef_search: int = 64,
+                 candidates_per_method: int = 40):
+        self.db, self.embedder, self.reranker = db, embedder, reranker
+        self.ef_search, self.candidates = ef_search, candidates_per_method
+
+    async def retrieve(self, q: RetrievalQuery) -> list[Hit]:
+        started = time.perf_counter()
+        _validate(q)
+        async with self.db.transaction(q.tenant_id) as conn:
+            found = await datasets_store.get_many(conn, q.tenant_id, list(dict.fromkeys(q.dataset_ids)))
+        method = q.method or found[0].search_method
+        groups: dict[tuple[str, int, str], list[Dataset]] = defaultdict(list)
+        for ds in found:
+            groups[(ds.embedding_model, ds.embedding_dim, ds.text_search_config)].append(ds)
+        want = q.top_k * 3 if q.rerank else q.top_k
+        hits: list[Hit] = []
+        for (model, dim, ts_config), members in groups.items():
+            vector = await self._query_vector(q, model, dim) if method != SearchMethod.FULL_TEXT else None
+            hits.extend(await self._search(q, method, [d.id for d in members], dim, ts_config, vector, want))
+        hits.sort(key=lambda h: (-h.score, h.segment_id))
+        hits = await self.reranker.rerank(q.query, hits, want) if q.rerank else hits
+        if q.score_threshold is not None:
+            hits = [h for h in hits if h.score >= q.score_threshold]
+        metrics.RETRIEVAL_SECONDS.labels(method=method.value).observe(time.perf_counter() - started)
+        return hits[: q.top_k]
+
+    async def _query_vector(self, q: RetrievalQuery, model: str, dim: int) -> list[float]:
+        if q.query_vector:
+            if q.query_embedding_model and q.query_embedding_model != model:
+                raise EmbeddingMismatch(f"query embedded with {q.query_embedding_model!r}; the dataset uses {model!r}")
+            if len(q.query_vector) != dim:
+                raise EmbeddingMismatch(f"query vector has {len(q.query_vector)} dimensions; the dataset's "
+                                        f"model {model!r} has {dim}")
+            return list(q.query_vector)
+        got = await self.embedder.embed(model, [q.query], tenant_id=q.tenant_id)
+        if got.dimension != dim or len(got.vectors[0]) != dim:
+            raise EmbeddingMismatch(f"model {model!r} now returns {got.dimension}-d vectors; the dataset "
+                                    f"was indexed with {dim}-d ones: re-create it")
+        return got.vectors[0]
+
+    async def _search(self, q: RetrievalQuery, method: SearchMethod, dataset_ids: list[str], dim: int,
+                      ts_config: str, vector: list[float] | None, want: int) -> list[Hit]:
+        n = max(want, self.candidates) if method == SearchMethod.HYBRID else want
+        settings = {"hnsw.ef_search": str(max(self.ef_search, n)), "hnsw.iterative_scan": "relaxed_order"}
+        async with self.db.transaction(q.tenant_id, **settings) as conn:
+            by_vector = by_text = []
+            if vector is not None:
+                by_vector = await search.vector(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids, dim=dim,
+                                                query_vector=vector, limit=n, filters=q.filters)
+            if method != SearchMethod.VECTOR:
+                by_text = await search.full_text(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids,
+                                                 text_search_config=ts_config, query=q.query, limit=n,
+                                                 filters=q.filters)
+        if method == SearchMethod.VECTOR:
+            return by_vector
+        if method == SearchMethod.FULL_TEXT:
+            return by_text
+        return reciprocal_rank_fusion([by_vector, by_text], [q.vector_weight, q.keyword_weight])[:want]
+
+
+def _validate(q: RetrievalQuery) -> None:
+    if not q.dataset_ids:
+        raise InvalidArgument("dataset_ids", "name at least one dataset")
+    if not 1 <= q.top_k <= MAX_TOP_K:
+        raise InvalidArgument("top_k", f"must be between 1 and {MAX_TOP_K}")
+    if not q.query.strip() and not q.query_vector:
+        raise InvalidArgument("query", "is empty")
+    if q.vector_weight < 0 or q.keyword_weight < 0:
+        raise InvalidArgument("vector_weight", "weights must not be negative")
+    if q.score_threshold is not None and not 0 <= q.score_threshold <= 1:
+        raise InvalidArgument("score_threshold", "must be between 0 and 1")

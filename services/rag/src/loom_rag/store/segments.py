@@ -1,0 +1,127 @@
+"""The segments table: chunks with their vector and tsvector, written a batch per transaction.
+
+Ingested segments have deterministic ids (uuid5 of document, revision, position) and are
+upserted, so a document re-indexed after a crash overwrites what the crashed attempt wrote
+instead of adding to it. Segments a user adds by hand get random ids, positions after the
+last one and revision 0, so they survive until the document is re-indexed from its source.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from loom_rag.domain.errors import NotFound
+from loom_rag.domain.models import Segment
+from loom_rag.store import rows
+
+_NAMESPACE = uuid.UUID("6f1b6c36-35c5-4e4e-9a57-2f3f5d0c4a11")
+
+
+def segment_id(document_id: str, revision: int, position: int) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{document_id}/{revision}/{position}"))
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    id: str
+    position: int
+    content: str
+    tokens: int
+    metadata: dict[str, Any]
+    embedding: Sequence[float]
+    parent_content: str | None = None
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+async def upsert(conn: asyncpg.Connection, *, tenant_id: str, dataset_id: str, document_id: str, revision: int,
+                 document_enabled: bool, embedding_model: str, text_search_config: str,
+                 segments: Sequence[NewSegment]) -> None:
+    records = [(s.id, tenant_id, dataset_id, document_id, revision, s.position, s.content, s.parent_content,
+                word_count(s.content), s.tokens, document_enabled, json.dumps(s.metadata), embedding_model,
+                len(s.embedding), np.asarray(s.embedding, dtype=np.float32)) for s in segments]
+    await conn.executemany(
+        """INSERT INTO segments (id, tenant_id, dataset_id, document_id, revision, position, content, parent_content,
+                                 word_count, tokens, document_enabled, metadata, embedding_model, embedding_dim,
+                                 embedding, tsv)
+           VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15,
+                   to_tsvector($16::regconfig, $7))
+           ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, parent_content = EXCLUDED.parent_content,
+                   word_count = EXCLUDED.word_count, tokens = EXCLUDED.tokens, metadata = EXCLUDED.metadata,
+                   embedding_model = EXCLUDED.embedding_model, embedding_dim = EXCLUDED.embedding_dim,
+                   embedding = EXCLUDED.embedding, tsv = EXCLUDED.tsv, updated_at = now()""",
+        [(*r, text_search_config) for r in records])
+
+
+async def delete_other_revisions(conn: asyncpg.Connection, tenant_id: str, document_id: str, revision: int) -> None:
+    await conn.execute("DELETE FROM segments WHERE tenant_id = $1 AND document_id = $2::uuid AND revision <> $3",
+                       tenant_id, document_id, revision)
+
+
+async def delete_unlisted(conn: asyncpg.Connection, tenant_id: str, document_id: str, revision: int,
+                         ingested_ids: Sequence[str]) -> None:
+    """Drop segments of this revision that an earlier attempt wrote and this one did not."""
+    await conn.execute(
+        "DELETE FROM segments WHERE tenant_id = $1 AND document_id = $2::uuid AND revision = $3 "
+        "AND NOT (id = ANY($4::uuid[]))", tenant_id, document_id, revision, list(ingested_ids))
+
+
+async def count(conn: asyncpg.Connection, tenant_id: str, document_id: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM segments WHERE tenant_id = $1 AND document_id = $2::uuid",
+                               tenant_id, document_id)
+
+
+async def next_position(conn: asyncpg.Connection, tenant_id: str, document_id: str) -> int:
+    return await conn.fetchval("SELECT coalesce(max(position), 0) + 1 FROM segments "
+                               "WHERE tenant_id = $1 AND document_id = $2::uuid", tenant_id, document_id)
+
+
+async def list_(conn: asyncpg.Connection, tenant_id: str, document_id: str, *, keyword: str,
+                enabled: bool | None, offset: int, limit: int) -> tuple[list[Segment], int]:
+    where = ("tenant_id = $1 AND document_id = $2::uuid AND content ILIKE $3 "
+             "AND ($4::boolean IS NULL OR enabled = $4)")
+    args = [tenant_id, document_id, f"%{keyword}%" if keyword else "%", enabled]
+    total = await conn.fetchval(f"SELECT count(*) FROM segments WHERE {where}", *args)
+    found = await conn.fetch(f"SELECT * FROM segments WHERE {where} ORDER BY position OFFSET $5 LIMIT $6",
+                             *args, offset, limit)
+    return [rows.segment(r) for r in found], total
+
+
+async def get(conn: asyncpg.Connection, tenant_id: str, document_id: str, segment_id_: str) -> Segment:
+    r = await conn.fetchrow("SELECT * FROM segments WHERE tenant_id = $1 AND document_id = $2::uuid AND id = $3::uuid",
+                            tenant_id, document_id, segment_id_)
+    if r is None:
+        raise NotFound(f"segment {segment_id_} not found")
+    return rows.segment(r)
+
+
+async def update(conn: asyncpg.Connection, seg: Segment, *, content: str | None, tokens: int | None,
+                 embedding: Sequence[float] | None, enabled: bool | None, metadata: dict[str, Any] | None,
+                 text_search_config: str) -> Segment:
+    r = await conn.fetchrow(
+        """UPDATE segments SET content = coalesce($3, content), tokens = coalesce($4, tokens),
+                  word_count = CASE WHEN $3::text IS NULL THEN word_count ELSE $5 END,
+                  embedding = coalesce($6, embedding), tsv = CASE WHEN $3::text IS NULL THEN tsv
+                                                                ELSE to_tsvector($7::regconfig, $3) END,
+                  enabled = coalesce($8, enabled), metadata = coalesce($9::jsonb, metadata), updated_at = now()
+           WHERE tenant_id = $1 AND id = $2::uuid RETURNING *""",
+        seg.tenant_id, seg.id, content, tokens, word_count(content or ""),
+        np.asarray(embedding, dtype=np.float32) if embedding is not None else None, text_search_config,
+        enabled, json.dumps(metadata) if metadata is not None else None)
+    return rows.segment(r)
+
+
+async def delete(conn: asyncpg.Connection, tenant_id: str, document_id: str, segment_id_: str) -> None:
+    result = await conn.execute("DELETE FROM segments WHERE tenant_id = $1 AND document_id = $2::uuid "
+                                "AND id = $3::uuid", tenant_id, document_id, segment_id_)
+    if result.endswith(" 0"):
+        raise NotFound(f"segment {segment_id_} not found")
