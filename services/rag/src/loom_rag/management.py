@@ -67,7 +67,7 @@ class Management:
             raise InvalidArgument("embedding_dimension", "must be between 1 and 2000 (pgvector's HNSW limit)")
         ts_config = text_search_config or "english"
         async with self.db.transaction(tenant_id) as conn:
-            if not await conn.fetchval("SELECT to_regconfig($1) IS NOT NULL", ts_config):
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1)", ts_config):
                 raise InvalidArgument("text_search_config", f"unknown text search configuration {ts_config!r}")
         await datasets_store.ensure_vector_index(self.db.pool, dim)
         async with self.db.transaction(tenant_id) as conn:
