@@ -134,6 +134,10 @@ class LlamaCppRunner:
         self._mem = L.llama_get_memory(self.ctx)
         self._batch = L.llama_batch_init(n_batch, 0, 1)
         self._samplers: dict[int, ctypes.c_void_p] = {}
+        # Diagnostics: when set, each step records the two best raw logits of every sampled
+        # sequence (slot -> [(token, logit), (token, logit)]): used to explain why a batched
+        # greedy stream may differ from its solo run (a near tie flipped by float rounding).
+        self.record_top2: list[dict[int, list[tuple[int, float]]]] | None = None
 
     # ---- ModelRunner -----------------------------------------------------------------
 
@@ -187,9 +191,19 @@ class LlamaCppRunner:
         rc = L.llama_decode(self.ctx, b)
         if rc != 0:
             raise BackendError(f"llama_decode returned {rc}")
+        if self.record_top2 is not None:
+            self.record_top2.append({slot: self._top2(idx) for slot, idx in sample_at.items()})
         for slot, idx in sample_at.items():
             result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
         return result
+
+    def _top2(self, idx: int) -> list[tuple[int, float]]:
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
+        best = np.argpartition(logits, -2)[-2:]
+        best = best[np.argsort(-logits[best])]
+        return [(int(t), float(logits[t])) for t in best]
 
     def _sampler_chain(self, spec: SlotOpen):
         s = spec.sampling
