@@ -56,8 +56,9 @@ SAMPLES = {
                                     [["ingredient", "grams"], ["flour", "500"]]),
     "page.html": lambda: (b"<html><head><title>t</title><script>var x=1;</script></head><body><h1>Tide pools</h1>"
                           b"<p>Anemones and <b>hermit crabs</b> live in tide pools.</p></body></html>"),
-    "readme.md": lambda: b"# Bicycle repair\n\nTo fix a puncture, remove the *inner tube* and patch it.\n\n- tyre levers\n",
-    "plain.txt": lambda: "Chess openings: the Sicilian defence answers 1.e4 with c5.\n".encode(),
+    "readme.md": lambda: (b"# Bicycle repair\n\nTo fix a puncture, remove the *inner tube* and patch it.\n\n"
+                          b"- tyre levers\n"),
+    "plain.txt": lambda: b"Chess openings: the Sicilian defence answers 1.e4 with c5.\n",
     "table.csv": lambda: b"city,country,population\nReykjavik,Iceland,139000\nNuuk,Greenland,19000\n",
 }
 

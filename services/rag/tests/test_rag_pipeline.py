@@ -4,6 +4,7 @@ about embedding quality; the real model is used by test_rag_service.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
@@ -62,10 +63,8 @@ class Rag:
         """Work the queue as the consumer would (PermanentError = terminated work item)."""
         while self.queue.items:
             item = self.queue.items.pop(0)
-            try:
+            with contextlib.suppress(PermanentError):
                 await self.ingestor.ingest(item)
-            except PermanentError:
-                pass
 
 
 @pytest.fixture
@@ -171,7 +170,8 @@ async def test_edit_reindex_disable_and_delete(rag) -> None:
     # segment edit re-embeds and re-indexes the text
     seg = (await rag.m.list_segments(t, ds.id, doc.id)).items[0]
     await rag.m.update_segment(t, ds.id, doc.id, seg.id, content="Walruses use tusks to climb.")
-    hits = await rag.retriever.retrieve(RetrievalQuery(t, [ds.id], "Walruses use tusks to climb", method=SearchMethod.VECTOR))
+    q = RetrievalQuery(t, [ds.id], "Walruses use tusks to climb", method=SearchMethod.VECTOR)
+    hits = await rag.retriever.retrieve(q)
     assert hits[0].segment_id == seg.id and hits[0].score > 0.99
     added = await rag.m.create_segments(t, ds.id, doc.id, [("Seals nap on rocks.", {"source": "manual"})])
     assert added[0].metadata["source"] == "manual"

@@ -3,6 +3,8 @@ fusion, rerank, storage keys and the local file store."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from loom_rag.domain.chunking import ChunkingConfig
@@ -69,7 +71,7 @@ def test_splitter_respects_token_budget_and_overlap() -> None:
     chunks = split_document(text, rule, tok)
     assert len(chunks) > 10
     assert all(c.tokens <= 64 + 2 for c in chunks)  # piece counts are additive to within a token or two
-    overlapping = sum(1 for a, b in zip(chunks, chunks[1:], strict=False) if b.content.split(".")[0] in a.content)
+    overlapping = sum(1 for a, b in itertools.pairwise(chunks) if b.content.split(".")[0] in a.content)
     assert overlapping >= len(chunks) // 2
     # one huge word-free run still gets cut, on token boundaries
     assert all(c.tokens <= 64 + 2 for c in split_document("x" * 5000, rule, tok))

@@ -13,7 +13,13 @@ import contextlib
 from loom.rag.v1 import rag_pb2_grpc
 from loom_common.runtime import ServiceRuntime
 from loom_rag import __version__
-from loom_rag.api.bus import BusIngestQueue, BusProgressSink, register_ingest_consumer, watch_backlog
+from loom_rag.api.bus import (
+    BusIngestQueue,
+    BusProgressSink,
+    align_consumer,
+    register_ingest_consumer,
+    watch_backlog,
+)
 from loom_rag.api.grpc_service import DatasetsServicer, RetrievalServicer
 from loom_rag.clients.inference import InferenceClient
 from loom_rag.ingest.pipeline import Ingestor
@@ -51,6 +57,7 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
 
     @rt.on_start
     async def wire(rt: ServiceRuntime) -> None:
+        await align_consumer(rt.broker, settings.ingest_ack_wait_s)
         db = await TenantDb.open(rt.pool)
         ingestor_ref.append(Ingestor(db=db, files=files, embedder=inference, tokenizer=tokenizer,
                                      progress=BusProgressSink(rt.broker), batch_size=settings.embed_batch_size))

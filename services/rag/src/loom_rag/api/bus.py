@@ -75,3 +75,17 @@ async def watch_backlog(broker: NatsBroker, every_s: float) -> None:
             info = await broker.connection.jetstream().consumer_info(bus.DOCUMENTS.name, bus.RAG_INGEST.durable)
             metrics.QUEUE_BACKLOG.set(info.num_pending + info.num_ack_pending)
         await asyncio.sleep(every_s)
+
+
+async def align_consumer(broker: NatsBroker, ack_wait_s: float) -> None:
+    """An existing durable keeps the config it was created with; bring its ack_wait in line
+    with this deployment's (an editable field: JetStream updates it in place)."""
+    js = broker.connection.jetstream()
+    try:
+        info = await js.consumer_info(bus.DOCUMENTS.name, bus.RAG_INGEST.durable)
+        if info.config.ack_wait is not None and abs(info.config.ack_wait - ack_wait_s) > 1e-3:
+            config = dataclasses.replace(info.config, ack_wait=ack_wait_s)
+            await js.add_consumer(bus.DOCUMENTS.name, config=config)
+            log.info("ingest consumer ack_wait updated", ack_wait_s=ack_wait_s)
+    except Exception as exc:
+        log.warning("ingest consumer config not aligned", error=repr(exc))

@@ -33,9 +33,12 @@ def rule_from(msg: pb.ProcessRule, has: bool) -> ChunkingConfig | None:
         fields["mode"] = msg.mode
     if msg.mode in ("", "automatic"):
         return ChunkingConfig(**fields)
-    for name in ("max_tokens", "chunk_overlap", "subchunk_max_tokens", "subchunk_chunk_overlap"):
+    for name in ("max_tokens", "subchunk_max_tokens"):  # 0 = the default size
         if getattr(msg, name):
             fields[name] = getattr(msg, name)
+    # In custom modes an overlap of 0 means none (proto3 cannot tell unset from 0).
+    fields["chunk_overlap"] = msg.chunk_overlap
+    fields["subchunk_chunk_overlap"] = msg.subchunk_chunk_overlap
     if msg.separators:
         fields["separators"] = [*msg.separators, *([""] if "" not in msg.separators else [])]
     if msg.subchunk_separators:

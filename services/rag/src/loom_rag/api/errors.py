@@ -30,8 +30,8 @@ async def guarded(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
         return await call
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "process_rule"
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"process_rule.{field}: {first['msg']}")
+        field = ".".join(["process_rule", *(str(p) for p in first["loc"])])
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {first['msg']}")
     except Exception as exc:
         for kind, code in _CODES:
             if isinstance(exc, kind):
