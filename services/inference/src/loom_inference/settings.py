@@ -12,7 +12,7 @@ then the defaults below. config.toml follows the seed:
 
     [performance]
     max_parallel = 8
-    flash_attention = false
+    flash_attention = true
 
     [[models]]             # extra routes; the two bundled models are always there
     name = "gpt-4o-mini"
@@ -39,7 +39,9 @@ BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transfor
 
 class Performance(BaseModel):
     max_parallel: int = 8            # sequences decoded together (llama.cpp n_seq_max)
-    flash_attention: bool = False    # passed to llama.cpp (flash_attn_type) and vLLM
+    # Passed to llama.cpp (flash_attn_type) and vLLM. On by default: measured here, llama.cpp's
+    # CPU path decodes Gemma 3 ~1.3-2.5x faster with it (no full KQ matrix over the SWA cache).
+    flash_attention: bool = True
     n_ctx: int = 8192                # KV cells shared by all sequences of one local model
     n_batch: int = 512               # tokens one decode step may carry (prefill chunk budget)
     n_threads: int = 0               # 0 = every core

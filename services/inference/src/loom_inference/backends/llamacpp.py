@@ -164,6 +164,10 @@ class LlamaCppRunner:
             sampler = self._samplers.pop(slot, None)
             if sampler:
                 L.llama_sampler_free(sampler)
+        if batch.close and not self._samplers:
+            # Nothing live: reset the cache so new sequences start at cell 0 again. Without
+            # it the unified cache's head drifts up and attention spans ever more empty cells.
+            L.llama_memory_clear(self._mem, True)
         for spec in batch.open:
             try:
                 self._samplers[spec.slot] = self._sampler_chain(spec)

