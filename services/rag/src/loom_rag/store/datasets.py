@@ -62,6 +62,17 @@ async def get_many(conn: asyncpg.Connection, tenant_id: str, dataset_ids: list[s
     return [by_id[d] for d in dataset_ids]
 
 
+async def lookup_many(conn: asyncpg.Connection, tenant_id: str, dataset_ids: list[str]) -> list[Dataset]:
+    """Like get_many without the counts: the one-round-trip lookup retrieval needs."""
+    found = await conn.fetch("SELECT * FROM datasets WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+                             tenant_id, dataset_ids)
+    by_id = {str(r["id"]): rows.dataset(r) for r in found}
+    missing = [d for d in dataset_ids if d not in by_id]
+    if missing:
+        raise NotFound(f"dataset {missing[0]} not found")
+    return [by_id[d] for d in dataset_ids]
+
+
 async def list_(conn: asyncpg.Connection, tenant_id: str, *, keyword: str, offset: int, limit: int
                 ) -> tuple[list[Dataset], int]:
     pattern = f"%{keyword}%" if keyword else "%"
