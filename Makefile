@@ -25,11 +25,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip wheel setuptools
 
+# Each package is installed editable with its optional `test` extra (SDKs the tests drive).
 # Re-run set-up whenever a package's dependencies or a contract change.
 $(STAMP): $(PY) $(PYPROJECTS) requirements-dev.txt $(PROTOS) scripts/gen_protos.sh
 	$(PIP) install -q -r requirements-dev.txt
 	PY=$(PY) bash scripts/gen_protos.sh
-	$(PIP) install $(foreach p,$(PACKAGES),-e $(p))
+	$(PIP) install $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	@touch $(STAMP)
 
 setup: $(STAMP)
