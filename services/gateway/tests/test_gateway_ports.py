@@ -1,7 +1,6 @@
 """The gateway service's default ports are the ones `make up` and the README announce."""
 
 from loom_common.devstack import ports
-
 from loom_gateway.settings import GatewaySettings
 
 
