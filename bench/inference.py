@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 
 TOPICS = ["cats", "the sea", "tax law", "volcanoes", "jazz", "chess", "bread", "comets", "rivers", "glass",
@@ -36,12 +37,13 @@ THREADS = os.cpu_count() or 2
 
 
 def prompt(i: int) -> str:
-    return f"<start_of_turn>user\nWrite a long essay about {TOPICS[i % len(TOPICS)]}.<end_of_turn>\n<start_of_turn>model\n"
+    topic = TOPICS[i % len(TOPICS)]
+    return f"<start_of_turn>user\nWrite a long essay about {topic}.<end_of_turn>\n<start_of_turn>model\n"
 
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else 0.0
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else 0.0
 
 
 class Result:
@@ -125,6 +127,11 @@ def wait_http(url: str, timeout_s: float = 120) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def free_port() -> int:
     from loom_common.devstack.infra import free_port as fp
 
@@ -133,10 +140,9 @@ def free_port() -> int:
 
 async def bench_server(path: str, n_tokens: int, concs: list[int], waves: int, log: Path) -> list[Result]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", path, "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
-                             "--interrupt_requests", "False", "--model_alias", "gemma3:270m"],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    proc = spawn([sys.executable, "-m", "llama_cpp.server", "--model", path, "--port", str(port),
+                  "--n_ctx", "4096", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
+                  "--interrupt_requests", "False", "--model_alias", "gemma3:270m"], log)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/v1/models")
@@ -156,7 +162,6 @@ async def bench_loom(n_tokens: int, concs: list[int], waves: int, state: Path) -
     from loom.inference.v1 import inference_pb2 as pb
     from loom.inference.v1 import inference_pb2_grpc
     from loom_common.devstack import infra
-    from loom_common.grpc_client import channel
 
     nats = infra.EmbeddedNats(state / "nats").start()
     pg = infra.EmbeddedPostgres(state / "pg").start()
@@ -165,13 +170,12 @@ async def bench_loom(n_tokens: int, concs: list[int], waves: int, state: Path) -
            "LOOM_HOME": str(state / "home"), "LOOM_INFERENCE_HTTP_PORT": str(http_port),
            "LOOM_INFERENCE_GRPC_PORT": str(grpc_port), "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "8"}
     exe = Path(sys.executable).parent / "loom-inference"
-    proc = subprocess.Popen([str(exe)], env=env, stdout=open(state / "loom.log", "wb"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT)
+    proc = spawn([str(exe)], state / "loom.log", env)
     out = []
     try:
         url = f"http://127.0.0.1:{http_port}"
         wait_http(url + "/readyz")
-        async with channel(f"127.0.0.1:{grpc_port}") as ch:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
             stub = inference_pb2_grpc.InferenceStub(ch)
             # warm-up: wait for both background model loads, so they don't steal CPU mid-wave
             await grpc_one(stub, pb, 99, 4)

@@ -53,6 +53,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.steps = 0
+        self.yield_rounds = 3
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -119,6 +120,11 @@ class Engine:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            # Let the consumers of the last step's deltas (gRPC/HTTP writers) run first: on a
+            # CPU box, work that overlaps a decode preempts one of llama.cpp's threads and the
+            # others stall at its barrier, which costs far more than this short wait.
+            for _ in range(self.yield_rounds):
+                await asyncio.sleep(0)
             batch = self.scheduler.schedule()
             try:
                 result = await loop.run_in_executor(self._bridge, self.runner.execute, batch)
