@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from loom_common.settings import ServiceSettings
@@ -13,3 +17,38 @@ class ToolsSettings(ServiceSettings):
 
     http_port: int = 8083
     grpc_port: int = 50053
+    # State dir shared by the stack (`.loom/` under `make up`); the dev secret key lives here.
+    home: Path = Field(Path(os.environ.get("LOOM_HOME", ".loom")),
+                       validation_alias=AliasChoices("LOOM_HOME", "home"))
+    # Fernet key (urlsafe base64, 32 bytes) that encrypts tool credentials at rest. Unset: a
+    # key is generated once into <LOOM_HOME>/tools/secret.key (dev only; set it in production).
+    secret_key: str | None = None
+
+    # ---- HTTP / OpenAPI tools ---------------------------------------------------------
+    # Comma-separated hosts (as written in URLs: names or IP literals) exempt from the SSRF
+    # guard, e.g. "127.0.0.1,internal-api.corp". Empty: only public addresses are reachable.
+    http_allowlist: str = ""
+    http_timeout_s: float = 15.0
+    http_max_response_bytes: int = 2 * 1024 * 1024
+    http_max_redirects: int = 5
+
+    # ---- SQL tool ----------------------------------------------------------------------
+    sql_statement_timeout_ms: int = 5000
+    sql_max_rows: int = 500
+    sql_sample_rows: int = 3
+
+    # ---- code sandbox ------------------------------------------------------------------
+    sandbox_python: str = "/usr/bin/python3"
+    sandbox_node: str = "/usr/bin/node"
+    sandbox_cpu_s: int = 5
+    sandbox_memory_mb: int = 256
+    sandbox_wall_s: float = 10.0
+    sandbox_max_processes: int = 16
+    sandbox_max_file_mb: int = 8
+    sandbox_max_output_bytes: int = 1024 * 1024
+    # Without bubblewrap the sandbox has rlimits and a throwaway uid but no namespaces (no
+    # network or filesystem isolation). That is refused unless this is set, and then warned.
+    sandbox_allow_degraded: bool = False
+
+    def allowlist(self) -> frozenset[str]:
+        return frozenset(h.strip().lower().strip("[]") for h in self.http_allowlist.split(",") if h.strip())

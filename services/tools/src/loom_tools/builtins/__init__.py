@@ -1,0 +1,27 @@
+"""Built-in tools every tenant has: time, arithmetic, JSON query, text utilities.
+
+Each module exports `TOOLS`, a list of (spec, function) pairs; functions are plain and
+synchronous because they are small and bounded by their input sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from loom_tools.builtins import arithmetic, clock, jsonquery, text
+from loom_tools.domain.types import ToolSpec
+
+Fn = Callable[[dict[str, Any]], Any]
+
+
+def catalog() -> dict[str, tuple[ToolSpec, Fn]]:
+    return {spec.name: (spec, fn) for mod in (clock, arithmetic, jsonquery, text) for spec, fn in mod.TOOLS}
+
+
+class BuiltinRunner:
+    def __init__(self) -> None:
+        self._fns = {name: fn for name, (_, fn) in catalog().items()}
+
+    async def run(self, spec: ToolSpec, args: dict[str, Any], timeout_s: float) -> Any:
+        return self._fns[spec.name](args)

@@ -1,0 +1,1 @@
+"""The tools domain: registry, validation, audit and the executor. No transport imports."""

@@ -1,0 +1,71 @@
+"""Typed refusals: every failed invocation carries one `code` the caller can show.
+
+    ToolError(code, message)
+    ├── InvalidArguments   invalid_arguments   arguments do not match the tool's JSON schema
+    ├── NotFound           not_found           no such tool for this tenant
+    ├── SsrfBlocked        ssrf_blocked        destination address/scheme refused
+    ├── SqlRefused         sql_refused         statement is not a single read-only SELECT
+    ├── SandboxLimit       sandbox_limit       CPU/memory/process/output limit hit
+    ├── SandboxUnavailable sandbox_unavailable isolation layer missing and degrading not allowed
+    ├── ToolTimeout        timeout             wall-clock or statement timeout
+    ├── ResponseTooLarge   response_too_large  upstream body over the size limit
+    ├── UpstreamError      upstream_error      the remote API/database answered with an error
+    ├── CodeError          code_error          user code raised
+    └── Conflict           conflict            a tool of that name exists already
+Anything else escaping a tool becomes `internal` at the executor, never a crash.
+"""
+
+from __future__ import annotations
+
+
+class ToolError(Exception):
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArguments(ToolError):
+    code = "invalid_arguments"
+
+
+class NotFound(ToolError):
+    code = "not_found"
+
+
+class SsrfBlocked(ToolError):
+    code = "ssrf_blocked"
+
+
+class SqlRefused(ToolError):
+    code = "sql_refused"
+
+
+class SandboxLimit(ToolError):
+    code = "sandbox_limit"
+
+
+class SandboxUnavailable(ToolError):
+    code = "sandbox_unavailable"
+
+
+class ToolTimeout(ToolError):
+    code = "timeout"
+
+
+class ResponseTooLarge(ToolError):
+    code = "response_too_large"
+
+
+class UpstreamError(ToolError):
+    code = "upstream_error"
+
+
+class CodeError(ToolError):
+    code = "code_error"
+
+
+class Conflict(ToolError):
+    code = "conflict"
