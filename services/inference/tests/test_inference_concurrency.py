@@ -24,7 +24,7 @@ async def _run(stub, topic: str) -> tuple[list[int], pb.GenerateChunk]:
     ids, last = [], None
     req = pb.GenerateRequest(model="gemma3:270m", request_id=f"t-{topic}",
                              messages=[pb.ChatMessage(role="user", content=f"Tell me about {topic}.")],
-                             sampling=pb.SamplingParams(temperature=0.0, max_tokens=24))
+                             sampling=pb.SamplingParams(temperature=0.0, max_tokens=16))
     async for chunk in stub.Generate(req, timeout=120):
         ids.extend(chunk.token_ids)
         last = chunk
@@ -47,7 +47,7 @@ async def test_inference_eight_concurrent_streams_equal_their_solo_runs(inferenc
     assert len({tuple(ids) for ids, _ in together}) == len(TOPICS)  # no two streams got the same text
     # they really shared decode steps: most steps of the wave carried more than 4 tokens
     wide = (after[1] - before[1]) - (after[0] - before[0])
-    assert wide >= 12, f"only {wide} decode steps carried more than 4 sequences' tokens"
+    assert wide >= 8, f"only {wide} decode steps carried more than 4 sequences' tokens"
 
 
 def _steps(base_url: str) -> tuple[float, float]:
@@ -97,8 +97,8 @@ def test_inference_batched_greedy_differs_only_at_near_ties() -> None:
     runner = LlamaCppRunner(str(assemble()), n_ctx=4096, max_seqs=8, n_batch=512)
     try:
         prompts = [runner.tokenize(_gemma([ChatMessage("user", f"Tell me about {t}.")])) for t in TOPICS]
-        solo, solo_top = _greedy(runner, prompts, 24, together=False)
-        batched, batched_top = _greedy(runner, prompts, 24, together=True)
+        solo, solo_top = _greedy(runner, prompts, 16, together=False)
+        batched, batched_top = _greedy(runner, prompts, 16, together=True)
     finally:
         runner.close()
     # Numeric noise from batching: how far the winning logit moves on steps where both runs
