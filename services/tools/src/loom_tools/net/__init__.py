@@ -1,0 +1,1 @@
+"""Outbound HTTP for tools: address vetting (SSRF guard) and a client that uses it."""

@@ -1,0 +1,69 @@
+"""The `sql` tool kind: `<conn>.query` runs a guarded SELECT, `<conn>.schema` introspects.
+
+A connection is registered as these two tools. Config holds the driver, the SQLite path
+and limits; a PostgreSQL DSN (it may carry a password) is a sealed credential.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loom_tools.domain.types import ToolSpec
+from loom_tools.errors import InvalidArguments
+from loom_tools.sql import guard, postgres, sqlite
+
+DRIVERS = {"postgresql": "postgres", "sqlite": "sqlite"}   # driver -> sqlglot dialect
+
+QUERY_PARAMS = {"type": "object", "properties": {"sql": {"type": "string", "minLength": 1, "maxLength": 100_000}},
+                "required": ["sql"], "additionalProperties": False}
+SCHEMA_PARAMS = {"type": "object", "properties": {
+    "schema": {"type": "string"}, "tables": {"type": "array", "items": {"type": "string"}, "maxItems": 200}},
+    "additionalProperties": False}
+
+
+def connection_tools(name: str, driver: str, *, description: str, dsn: str | None, path: str | None,
+                     sqlite_roots: list[Path]) -> list[ToolSpec]:
+    if driver not in DRIVERS:
+        raise InvalidArguments(f"argument 'driver': one of {sorted(DRIVERS)}", field="driver")
+    if driver == "postgresql" and not (dsn or "").startswith(("postgresql://", "postgres://")):
+        raise InvalidArguments("argument 'dsn': a postgresql:// URL is required", field="dsn")
+    config: dict[str, Any] = {"driver": driver}
+    creds = None
+    if driver == "sqlite":
+        config["path"] = str(sqlite.check_path(path or "", sqlite_roots))
+    else:
+        creds = {"dsn": dsn}
+    about = f" ({description})" if description else ""
+    return [
+        ToolSpec(f"{name}.query", f"Run one read-only SQL SELECT on the {driver} database {name}{about}.",
+                 "sql", QUERY_PARAMS, {**config, "op": "query"}, creds),
+        ToolSpec(f"{name}.schema", f"Tables, columns, types and sample rows of the {driver} database {name}.",
+                 "sql", SCHEMA_PARAMS, {**config, "op": "schema"}, creds),
+    ]
+
+
+class SqlRunner:
+    def __init__(self, *, max_rows: int, timeout_ms: int, sample_rows: int, max_tables: int = 50) -> None:
+        self.max_rows = max_rows
+        self.timeout_ms = timeout_ms
+        self.sample_rows = sample_rows
+        self.max_tables = max_tables
+
+    async def run(self, spec: ToolSpec, args: dict[str, Any], timeout_s: float) -> Any:
+        cfg = spec.config
+        driver = cfg["driver"]
+        timeout_ms = min(int(cfg.get("timeout_ms", self.timeout_ms)), int(timeout_s * 1000))
+        max_rows = min(int(cfg.get("max_rows", self.max_rows)), self.max_rows)
+        if cfg["op"] == "schema":
+            if driver == "sqlite":
+                return await sqlite.introspect(cfg["path"], tables=args.get("tables"), sample_rows=self.sample_rows,
+                                               max_tables=self.max_tables, timeout_ms=timeout_ms)
+            return await postgres.introspect((spec.credentials or {}).get("dsn", ""), schema=args.get("schema"),
+                                             tables=args.get("tables"), sample_rows=self.sample_rows,
+                                             max_tables=self.max_tables, timeout_ms=timeout_ms)
+        sql = guard.check(args["sql"], DRIVERS[driver])
+        if driver == "sqlite":
+            return await sqlite.query(cfg["path"], sql, max_rows=max_rows, timeout_ms=timeout_ms)
+        return await postgres.query((spec.credentials or {}).get("dsn", ""), sql, max_rows=max_rows,
+                                    timeout_ms=timeout_ms)
