@@ -167,7 +167,7 @@ class LlamaCppRunner:
         if batch.close and not self._samplers:
             # Nothing live: reset the cache so new sequences start at cell 0 again. Without
             # it the unified cache's head drifts up and attention spans ever more empty cells.
-            L.llama_memory_clear(self._mem, True)
+            L.llama_memory_clear(self._mem, False)  # metadata only: zeroing ~150 MB costs a TTFT
         for spec in batch.open:
             try:
                 self._samplers[spec.slot] = self._sampler_chain(spec)
