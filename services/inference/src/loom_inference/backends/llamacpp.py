@@ -15,6 +15,7 @@ import os
 import threading
 
 import llama_cpp as L
+import numpy as np
 
 from loom_inference.engine.scheduler import Batch, SlotOpen, StepResult
 from loom_inference.engine.types import BackendError, EmbedResult, ModelInfo
@@ -138,6 +139,8 @@ class LlamaCppRunner:
         # sequence (slot -> [(token, logit), (token, logit)]): used to explain why a batched
         # greedy stream may differ from its solo run (a near tie flipped by float rounding).
         self.record_top2: list[dict[int, list[tuple[int, float]]]] | None = None
+        # Slots sampled greedily with no grammar and no penalty: they skip the sampler chain.
+        self._argmax: set[int] = set()
 
     # ---- ModelRunner -----------------------------------------------------------------
 
@@ -161,6 +164,7 @@ class LlamaCppRunner:
         result = StepResult()
         for slot in batch.close:
             L.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            self._argmax.discard(slot)
             sampler = self._samplers.pop(slot, None)
             if sampler:
                 L.llama_sampler_free(sampler)
@@ -171,6 +175,9 @@ class LlamaCppRunner:
         for spec in batch.open:
             try:
                 self._samplers[spec.slot] = self._sampler_chain(spec)
+                s = spec.sampling
+                if s.greedy and not spec.grammar and s.repeat_penalty in (0.0, 1.0):
+                    self._argmax.add(spec.slot)
             except Exception as exc:  # one bad request must not fail the others in the batch
                 result.failed[spec.slot] = str(exc)
         b = self._batch
@@ -198,12 +205,14 @@ class LlamaCppRunner:
         if self.record_top2 is not None:
             self.record_top2.append({slot: self._top2(idx) for slot, idx in sample_at.items()})
         for slot, idx in sample_at.items():
-            result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
+            if slot in self._argmax:  # plain greedy: a numpy argmax, ~7x cheaper than the sampler
+                logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
+                result.sampled[slot] = int(logits.argmax())
+            else:
+                result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
         return result
 
     def _top2(self, idx: int) -> list[tuple[int, float]]:
-        import numpy as np
-
         logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
         best = np.argpartition(logits, -2)[-2:]
         best = best[np.argsort(-logits[best])]
