@@ -262,6 +262,9 @@ class LlamaCppEmbedder:
         params = L.llama_context_default_params()
         params.n_ctx = params.n_batch = params.n_ubatch = n_ctx
         params.embeddings = True
+        meta = self.model.metadata()
+        if f"{meta.get('general.architecture', '')}.pooling_type" not in meta:
+            params.pooling_type = L.LLAMA_POOLING_TYPE_MEAN  # a decoder GGUF has none: mean-pool it
         params.n_seq_max = 64
         params.kv_unified = True
         params.n_threads = params.n_threads_batch = n_threads or max(1, os.cpu_count() or 1)
