@@ -1,0 +1,1 @@
+"""The code sandbox: user Python/JavaScript in a separate, limited, isolated process."""

