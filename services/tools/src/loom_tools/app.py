@@ -1,4 +1,4 @@
-"""Composition root of the tools service."""
+"""Composition root of the tools service: the toolbox is built once the pool exists."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ from loom_common.runtime import ServiceRuntime
 from loom_tools import __version__
 from loom_tools.api.grpc_service import ToolsServicer
 from loom_tools.settings import ToolsSettings
+from loom_tools.toolbox import Toolbox, build_toolbox
 
 
 def build(settings: ToolsSettings | None = None) -> ServiceRuntime:
     settings = settings or ToolsSettings()
     rt = ServiceRuntime("tools", settings, version=__version__, schema="tools",
                         migrations="loom_tools.migrations", grpc_port=settings.grpc_port)
-    rt.add_grpc_service(lambda server: tools_pb2_grpc.add_ToolsServicer_to_server(ToolsServicer(), server))
+    built: dict[str, Toolbox] = {}
+
+    async def start(rt: ServiceRuntime) -> None:
+        built["toolbox"] = build_toolbox(settings, rt.pool)
+
+    rt.on_start(start)
+    # Servicers are registered after the start hooks ran, so the toolbox exists by then.
+    rt.add_grpc_service(lambda server: tools_pb2_grpc.add_ToolsServicer_to_server(
+        ToolsServicer(built["toolbox"]), server))
     return rt

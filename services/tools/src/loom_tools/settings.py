@@ -32,7 +32,13 @@ class ToolsSettings(ServiceSettings):
     http_max_response_bytes: int = 2 * 1024 * 1024
     http_max_redirects: int = 5
 
+    # ---- invocation ----------------------------------------------------------------------
+    default_timeout_s: float = 30.0
+    max_timeout_s: float = 120.0
+
     # ---- SQL tool ----------------------------------------------------------------------
+    # Comma-separated directories SQLite connections may point into. Empty: <LOOM_HOME>/tools/sqlite.
+    sqlite_roots: str = ""
     sql_statement_timeout_ms: int = 5000
     sql_max_rows: int = 500
     sql_sample_rows: int = 3
@@ -49,6 +55,10 @@ class ToolsSettings(ServiceSettings):
     # Without bubblewrap the sandbox has rlimits and a throwaway uid but no namespaces (no
     # network or filesystem isolation). That is refused unless this is set, and then warned.
     sandbox_allow_degraded: bool = False
+
+    def sqlite_dirs(self) -> list[Path]:
+        dirs = [Path(d.strip()) for d in self.sqlite_roots.split(",") if d.strip()]
+        return dirs or [self.home / "tools" / "sqlite"]
 
     def allowlist(self) -> frozenset[str]:
         return frozenset(h.strip().lower().strip("[]") for h in self.http_allowlist.split(",") if h.strip())

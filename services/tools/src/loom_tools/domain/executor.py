@@ -8,6 +8,7 @@ from results and messages (an API may echo a header back), and logs never carry 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -49,9 +50,14 @@ class Executor:
         self._default_timeout_s = default_timeout_s
         self._max_timeout_s = max_timeout_s
 
-    async def list(self, tenant_id: str) -> list[ToolSpec]:
+    @property
+    def builtin_names(self) -> frozenset[str]:
+        return frozenset(self._builtins)
+
+    async def list(self, tenant_id: str, kind: str = "") -> list[ToolSpec]:
         own = await self._registry.list(tenant_id) if self._registry else []
-        return [*self._builtins.values(), *own]
+        return [s for s in (*self._builtins.values(), *own)
+                if not kind or s.kind == kind or (kind == "builtin" and s.config.get("builtin"))]
 
     async def _spec(self, call: Call) -> ToolSpec:
         if call.tool in self._builtins:
@@ -78,13 +84,13 @@ class Executor:
             json.dumps(result)  # a result that cannot cross the wire is the tool's bug
             outcome = Outcome(True, scrub(result, secrets))
         except ToolError as exc:
-            outcome = Outcome(False, error_code=exc.code, error_message=scrub(exc.message, secrets))
+            outcome = Outcome(False, error_code=exc.code, error_message=scrub(exc.message, secrets),
+                              error_field=exc.field or "")
         except Exception as exc:
             log.exception("tool crashed", tool=call.tool, tenant_id=call.tenant_id)
             outcome = Outcome(False, error_code="internal",
                               error_message=scrub(f"{type(exc).__name__}: {exc}", secrets))
-        outcome = Outcome(outcome.ok, outcome.result, outcome.error_code, outcome.error_message,
-                          (time.perf_counter() - started) * 1000)
+        outcome = dataclasses.replace(outcome, duration_ms=(time.perf_counter() - started) * 1000)
         log.info("tool invoked", tool=call.tool, tenant_id=call.tenant_id, run_id=call.run_id,
                  node_id=call.node_id, ok=outcome.ok, error_code=outcome.error_code,
                  duration_ms=round(outcome.duration_ms, 2))

@@ -29,8 +29,13 @@ class Registry:
         self._pool = pool
         self._box = box
 
-    async def add(self, tenant_id: str, specs: list[ToolSpec], *, replace: bool = False) -> None:
-        """Register several tools atomically (an OpenAPI import is all or nothing)."""
+    async def add(self, tenant_id: str, specs: list[ToolSpec], *, replace: bool = False,
+                  replace_prefix: str | None = None) -> None:
+        """Register several tools atomically (an OpenAPI import is all or nothing).
+
+        `replace` overwrites tools of the same names; `replace_prefix` first drops every tool
+        under `<prefix>.` (a re-import must not leave operations the new spec removed).
+        """
         for spec in specs:
             check_spec(spec)
         rows = [(tenant_id, s.name, s.description, s.kind, json.dumps(s.parameters),
@@ -39,6 +44,9 @@ class Registry:
                     "kind = EXCLUDED.kind, parameters = EXCLUDED.parameters, config = EXCLUDED.config, "
                     "credentials = EXCLUDED.credentials" if replace else "")
         async with self._pool.acquire() as conn, conn.transaction():
+            if replace_prefix:
+                await conn.execute("DELETE FROM tools WHERE tenant_id = $1 AND starts_with(name, $2)",
+                                   tenant_id, replace_prefix + ".")
             try:
                 await conn.executemany(
                     "INSERT INTO tools (tenant_id, name, description, kind, parameters, config, credentials) "
@@ -49,10 +57,11 @@ class Registry:
 
     async def list(self, tenant_id: str) -> list[ToolSpec]:
         rows = await self._pool.fetch(
-            "SELECT name, description, kind, parameters, config FROM tools "
-            "WHERE tenant_id = $1 ORDER BY name", tenant_id)
+            "SELECT name, description, kind, parameters, config, credentials IS NOT NULL AS has_credentials "
+            "FROM tools WHERE tenant_id = $1 ORDER BY name", tenant_id)
         return [ToolSpec(r["name"], r["description"], r["kind"], json.loads(r["parameters"]),
-                         _public_config(json.loads(r["config"]))) for r in rows]
+                         _public_config(json.loads(r["config"])), has_credentials=r["has_credentials"])
+                for r in rows]
 
     async def get(self, tenant_id: str, name: str) -> ToolSpec:
         row = await self._pool.fetchrow(
@@ -61,7 +70,8 @@ class Registry:
         if row is None:
             raise NotFound(f"no tool {name!r} for this tenant", field="tool")
         return ToolSpec(row["name"], row["description"], row["kind"], json.loads(row["parameters"]),
-                        json.loads(row["config"]), self._box.open(row["credentials"]))
+                        json.loads(row["config"]), self._box.open(row["credentials"]),
+                        has_credentials=row["credentials"] is not None)
 
     async def delete(self, tenant_id: str, name: str) -> int:
         """Delete a tool, or every tool under a prefix when `name` ends with '.*'."""

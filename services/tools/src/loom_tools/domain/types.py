@@ -20,6 +20,8 @@ class ToolSpec:
     config: dict[str, Any] = field(default_factory=dict)
     # Decrypted only inside this process; never serialised by any transport.
     credentials: dict[str, Any] | None = field(default=None, repr=False)
+    # What a listing may say about credentials: that there are some.
+    has_credentials: bool = False
 
     def secret_values(self) -> list[str]:
         """Every credential string, so outputs and messages can be scrubbed of them."""
@@ -56,6 +58,7 @@ class Outcome:
     error_code: str = ""
     error_message: str = ""
     duration_ms: float = 0.0
+    error_field: str = ""          # the argument at fault, when there is one
 
 
 class Runner(Protocol):
