@@ -152,6 +152,8 @@ class AgentData(NodeData):
     tools: list[AgentTool] = Field(default_factory=list)
     strategy: Literal["function_calling", "react"] = "function_calling"
     max_iterations: int = Field(default=5, ge=1, le=50)
+    # The first model call's tool choice; later ones are "auto" so the agent can finish.
+    tool_choice: Literal["auto", "required"] = "auto"
     memory: Memory | None = None
 
     def templates(self):

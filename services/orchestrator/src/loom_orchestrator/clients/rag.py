@@ -1,0 +1,40 @@
+"""`Retriever` over rag.v1 Retrieval/Retrieve."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+
+from loom.rag.v1 import rag_pb2 as pb
+from loom.rag.v1 import rag_pb2_grpc
+from loom_common.grpc_client import call_metadata
+from loom_orchestrator.clients import LazyChannel, translate
+from loom_orchestrator.engine.ports import RetrievalQuery
+
+_METHODS = {"semantic_search": pb.SEARCH_METHOD_VECTOR, "full_text_search": pb.SEARCH_METHOD_FULL_TEXT,
+            "hybrid_search": pb.SEARCH_METHOD_HYBRID}
+
+
+class RagClient:
+    def __init__(self, addr: str) -> None:
+        self.channel = LazyChannel(addr)
+
+    async def retrieve(self, query: RetrievalQuery, timeout_s: float) -> list[dict[str, Any]]:
+        req = pb.RetrieveRequest(tenant_id=query.tenant_id, dataset_ids=query.dataset_ids, query=query.query,
+                                 method=_METHODS.get(query.method, pb.SEARCH_METHOD_UNSPECIFIED), top_k=query.top_k,
+                                 vector_weight=query.vector_weight, keyword_weight=query.keyword_weight,
+                                 rerank=query.rerank)
+        if query.score_threshold is not None:
+            req.score_threshold = query.score_threshold
+        try:
+            resp = await rag_pb2_grpc.RetrievalStub(self.channel.get()).Retrieve(
+                req, timeout=timeout_s, metadata=call_metadata(tenant_id=query.tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, "rag") from None
+        return [{"content": c.content, "title": c.document_name,
+                 "metadata": {"score": c.score, "document_id": c.document_id, "dataset_id": c.dataset_id,
+                              "segment_id": c.segment_id, "position": c.position, "document_name": c.document_name,
+                              **(json.loads(c.metadata_json) if c.metadata_json else {})}}
+                for c in resp.chunks]

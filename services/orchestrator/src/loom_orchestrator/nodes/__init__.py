@@ -1,0 +1,38 @@
+"""Node types: one module per type, each a class declaring `type`, `version` and `pure`
+(no side effect, so its start is not journaled) with `async run(data, ctx) -> NodeResult`.
+The typed config of each lives in `loom_common.dsl` (shared with the gateway)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def registry() -> dict[str, Any]:
+    from loom_orchestrator.nodes import (
+        agent,
+        answer,
+        assigner,
+        code,
+        end,
+        http_request,
+        if_else,
+        iteration,
+        knowledge_retrieval,
+        llm,
+        loop,
+        parameter_extractor,
+        question_classifier,
+        start,
+        template_transform,
+        tool,
+        variable_aggregator,
+    )
+
+    nodes = [start.StartNode(), end.EndNode(), answer.AnswerNode(), llm.LLMNode(),
+             knowledge_retrieval.KnowledgeRetrievalNode(), if_else.IfElseNode(),
+             question_classifier.QuestionClassifierNode(), parameter_extractor.ParameterExtractorNode(),
+             code.CodeNode(), template_transform.TemplateTransformNode(), http_request.HttpRequestNode(),
+             tool.ToolNode(), variable_aggregator.VariableAggregatorNode(), assigner.VariableAssignerNode(),
+             iteration.IterationNode(), iteration.IterationStartNode(), loop.LoopNode(), loop.LoopStartNode(),
+             loop.LoopEndNode(), agent.AgentNode()]
+    return {n.type: n for n in nodes}

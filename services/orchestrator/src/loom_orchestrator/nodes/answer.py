@@ -1,0 +1,23 @@
+"""answer: renders its template and streams it to the client as `message` events.
+
+When the model node it starts with already streamed its tokens live (see the engine's
+streaming plan), only the rest of the template is sent now.
+"""
+
+from __future__ import annotations
+
+from loom_common.dsl.flow_nodes import AnswerData
+from loom_common.dsl.references import segments
+from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.variables import to_text
+
+
+class AnswerNode:
+    type, version, pure = "answer", "1", True
+
+    async def run(self, data: AnswerData, ctx: NodeContext) -> NodeResult:
+        segs = segments(data.answer)
+        parts = [s.text if s.selector is None else to_text(ctx.pool.get(s.selector)) for s in segs]
+        skip = 1 if segs and segs[0].selector and ctx.streamed(segs[0].selector[0]) else 0
+        ctx.say("".join(parts[skip:]))
+        return NodeResult(outputs={"answer": "".join(parts)})

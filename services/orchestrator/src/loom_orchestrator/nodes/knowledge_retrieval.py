@@ -1,0 +1,25 @@
+"""knowledge-retrieval: rag `Retrieve` over the node's datasets; `result` is Dify's list of
+{content, title, metadata} (the shape LLM context and the gateway's retriever_resources use)."""
+
+from __future__ import annotations
+
+from loom_common.dsl.ai_nodes import KnowledgeRetrievalData
+from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.ports import RetrievalQuery
+from loom_orchestrator.engine.variables import to_text
+
+
+class KnowledgeRetrievalNode:
+    type, version, pure = "knowledge-retrieval", "1", False
+
+    async def run(self, data: KnowledgeRetrievalData, ctx: NodeContext) -> NodeResult:
+        if ctx.services.retriever is None:
+            raise RuntimeError("no rag service configured for knowledge-retrieval nodes")
+        query = to_text(ctx.pool.get(data.query_variable_selector))
+        cfg = data.multiple_retrieval_config
+        q = RetrievalQuery(tenant_id=ctx.run.tenant_id, dataset_ids=data.dataset_ids, query=query,
+                           top_k=cfg.top_k if data.retrieval_mode == "multiple" else 1, method=data.search_method,
+                           score_threshold=cfg.score_threshold, rerank=cfg.reranking_enable,
+                           vector_weight=cfg.vector_weight, keyword_weight=cfg.keyword_weight)
+        chunks = await ctx.services.retriever.retrieve(q, ctx.timeout_s) if query else []
+        return NodeResult(inputs={"query": query}, outputs={"result": chunks})

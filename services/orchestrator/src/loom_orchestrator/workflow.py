@@ -1,0 +1,114 @@
+"""One run, start to finish, in the engine's world: build the variable pool, run the graph,
+and announce the run's outcome (workflow_finished, message_end or error) in Dify's shapes.
+
+Transport-free: the worker (`worker.py`) gives it the request, the journal, the event sink
+and the collaborators, and persists what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from loom_common.dsl.graph import DSLError, Graph, parse_graph
+from loom_common.events import RunRequested
+from loom_orchestrator.engine.context import RunContext, Services
+from loom_orchestrator.engine.ports import EventSink, Journal
+from loom_orchestrator.engine.runner import Engine, NodeFailed, RunAborted
+from loom_orchestrator.engine.variables import VariablePool
+from loom_orchestrator.nodes import registry
+from loom_orchestrator.nodes.start import INPUTS_SCOPE
+
+_REGISTRY = registry()
+
+
+@dataclass
+class RunOutcome:
+    status: str  # succeeded | partial-succeeded | failed | stopped
+    outputs: dict[str, Any] = field(default_factory=dict)
+    answer: str = ""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    steps: int = 0
+    elapsed_s: float = 0.0
+    conversation_variables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def build_pool(graph: Graph, req: RunRequested, run: RunContext, conversation: dict[str, Any],
+               dialogue_count: int) -> VariablePool:
+    pool = VariablePool()
+    pool.set_scope(INPUTS_SCOPE, dict(req.inputs))
+    pool.set_scope("sys", {"query": req.query or "", "conversation_id": req.conversation_id or "",
+                           "user_id": req.user or "", "app_id": req.app_id, "workflow_run_id": req.run_id,
+                           "files": list(req.files), "dialogue_count": dialogue_count})
+    pool.set_scope("env", {v.name: v.value for v in graph.environment_variables})
+    defaults = {v.name: v.value for v in graph.conversation_variables}
+    pool.set_scope("conversation", {**defaults, **{k: v for k, v in conversation.items() if k in defaults}})
+    return pool
+
+
+async def execute_run(req: RunRequested, run: RunContext, services: Services, journal: Journal, events: EventSink,
+                      *, conversation: dict[str, Any] | None = None, announce_start: bool = True,
+                      observer: Any = None) -> RunOutcome:
+    """Runs the graph; never raises for a workflow failure (that is an outcome), only for
+    infrastructure trouble (journal unreachable) or cancellation."""
+    t0 = run.clock()
+    if announce_start:
+        events.emit("workflow_started", {"id": run.run_id, "workflow_run_id": run.run_id, "app_id": run.app_id,
+                                         "inputs": dict(req.inputs), "created_at": int(run.accepted_at or t0),
+                                         "conversation_id": run.conversation_id, "message_id": run.message_id})
+    try:
+        graph = parse_graph(req.graph)
+    except DSLError as exc:
+        return _finish(run, events, RunOutcome("failed", error=str(exc)), t0, None)
+    pool = build_pool(graph, req, run, conversation or {}, len(services.history) + 1)
+    engine = Engine(graph, run, services, journal, events, _REGISTRY, observer)
+    limit = max(0.001, run.limits.max_wall_s - max(0.0, t0 - (run.accepted_at or t0)))
+    outcome = RunOutcome("succeeded")
+    try:
+        async with asyncio.timeout(limit):
+            state = await engine.execute(pool)
+        outcome.status = "partial-succeeded" if state.exceptions else "succeeded"
+    except NodeFailed as exc:
+        outcome = RunOutcome("failed", error=str(exc))
+    except RunAborted as exc:
+        outcome = RunOutcome("failed", error=str(exc))
+    except TimeoutError:
+        outcome = RunOutcome("failed", error=f"the run exceeded its wall time of {run.limits.max_wall_s:.0f} s")
+    state = engine.state
+    outcome.outputs, outcome.answer = state.outputs, "".join(state.answers)
+    outcome.prompt_tokens, outcome.completion_tokens, outcome.steps = (
+        state.prompt_tokens, state.completion_tokens, state.steps)
+    outcome.conversation_variables = dict(pool.scope("conversation") or {})
+    return _finish(run, events, outcome, t0, graph)
+
+
+def stopped(run: RunContext, events: EventSink, reason: str) -> RunOutcome:
+    """Announce a run stopped by the user (its task was cancelled)."""
+    return _finish(run, events, RunOutcome("stopped", error=reason), run.clock(), None)
+
+
+def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, graph: Graph | None) -> RunOutcome:
+    now = run.clock()
+    outcome.elapsed_s = now - t0
+    if outcome.status == "failed":
+        events.emit("error", {"status": 400, "code": "workflow_failed", "message": outcome.error or "failed",
+                              "message_id": run.message_id, "conversation_id": run.conversation_id})
+    events.emit("workflow_finished", {
+        "id": run.run_id, "workflow_run_id": run.run_id, "status": outcome.status,
+        "outputs": outcome.outputs if not run.chat else {"answer": outcome.answer, **outcome.outputs},
+        "error": outcome.error, "elapsed_time": outcome.elapsed_s, "total_tokens": outcome.total_tokens,
+        "total_steps": outcome.steps, "created_at": int(run.accepted_at or t0), "finished_at": int(now)})
+    if run.chat and outcome.status != "failed":
+        events.emit("message_end", {
+            "id": run.message_id, "message_id": run.message_id, "conversation_id": run.conversation_id,
+            "metadata": {"usage": {"prompt_tokens": outcome.prompt_tokens,
+                                   "completion_tokens": outcome.completion_tokens,
+                                   "total_tokens": outcome.total_tokens}}})
+    return outcome
