@@ -1,0 +1,105 @@
+"""The code sandbox contains what user code tries: network, /etc/shadow, a fork bomb, a memory
+bomb, an infinite loop, an output flood. Each comes back as a typed refusal, quickly."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loom_tools.domain.types import Call
+from loom_tools.sandbox import runner as sandbox_runner
+from loom_tools.sandbox.runner import Limits, Sandbox
+from loom_tools.errors import SandboxUnavailable
+
+LIMITS = Limits(cpu_s=2, memory_mb=256, wall_s=4.0, max_processes=16, max_output_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    sb = Sandbox(LIMITS)
+    if not sb.isolated:
+        pytest.fail(f"bubblewrap is not usable here: the sandbox would run degraded ({sb.layers})")
+    return sb
+
+
+async def run(sb: Sandbox, code: str, inputs=None, language="python"):
+    started = time.perf_counter()
+    try:
+        return await sb.run(language, code, inputs or {}, 10), time.perf_counter() - started
+    except Exception as exc:
+        return exc, time.perf_counter() - started
+
+
+async def test_tools_sandbox_runs_main_with_inputs(sandbox):
+    out, _ = await run(sandbox, "import math\ndef main(x, y):\n    print('log line')\n"
+                                "    return {'hyp': math.hypot(x, y)}", {"x": 3, "y": 4})
+    assert out == {"hyp": 5.0}
+
+
+@pytest.mark.parametrize(("name", "code", "expect"), [
+    ("network", "import socket\ndef main():\n    socket.create_connection(('1.1.1.1', 80), timeout=2)\n"
+                "    return {}", "code_error"),
+    ("dns", "import socket\ndef main():\n    return {'a': socket.gethostbyname('example.com')}", "code_error"),
+    ("shadow", "def main():\n    return {'s': open('/etc/shadow').read()}", "code_error"),
+    ("service files", "import os\ndef main():\n    return {'ls': os.listdir('/work')}", "code_error"),
+    ("fork bomb", "import os\ndef main():\n    while True:\n        os.fork()", "sandbox_limit"),
+    ("memory bomb", "def main():\n    a = []\n    while True:\n        a.append(bytearray(10 ** 7))",
+     "sandbox_limit"),
+    ("infinite loop", "def main():\n    while True:\n        pass", "sandbox_limit"),
+    ("sleeping forever", "import time\ndef main():\n    time.sleep(60)", "timeout"),
+    ("output flood", "def main():\n    while True:\n        print('x' * 10000)", "sandbox_limit"),
+    ("no main", "x = 1", "code_error"),
+    ("not a dict", "def main():\n    return [1]", "code_error"),
+])
+async def test_tools_sandbox_contains(sandbox, name, code, expect):
+    out, took = await run(sandbox, code)
+    assert getattr(out, "code", None) == expect, (name, out)
+    assert took < LIMITS.wall_s + 2, (name, took)
+
+
+async def test_tools_sandbox_sees_only_its_scratch(sandbox):
+    out, _ = await run(sandbox, "import os\ndef main():\n    open('note.txt', 'w').write('hi')\n"
+                                "    return {'root': sorted(os.listdir('/')), 'cwd': os.getcwd(), 'uid': os.getuid(),"
+                                " 'etc': os.path.exists('/etc'), 'home': os.path.exists('/root')}")
+    assert out["cwd"] == "/scratch" and out["uid"] != 0 and not out["etc"] and not out["home"]
+    assert set(out["root"]) <= {"usr", "bin", "lib", "lib64", "lib32", "sbin", "proc", "dev", "tmp", "scratch",
+                                "sandbox"}
+    # Writes outside the scratch folder fail: /usr is read-only.
+    err, _ = await run(sandbox, "def main():\n    open('/usr/evil', 'w')\n    return {}")
+    assert err.code == "code_error" and "Read-only" in err.message
+
+
+async def test_tools_sandbox_javascript(sandbox):
+    if sandbox.node is None:
+        pytest.skip("node is not installed")
+    out, _ = await run(sandbox, "function main(inputs) { return {sum: inputs.a + inputs.b}; }", {"a": 1, "b": 2},
+                       "javascript")
+    assert out == {"sum": 3}
+    loop, took = await run(sandbox, "function main() { while (true) {} }", language="javascript")
+    assert loop.code == "sandbox_limit" and took < LIMITS.wall_s + 2
+    net, _ = await run(sandbox, "async function main() { await fetch('http://1.1.1.1/'); return {}; }",
+                       language="javascript")
+    assert net.code == "code_error"
+
+
+async def test_tools_sandbox_refuses_when_degraded_unless_allowed(monkeypatch):
+    monkeypatch.setattr(sandbox_runner, "find_bwrap", lambda: None)
+    strict = Sandbox(LIMITS)
+    assert strict.layers["namespaces"] is False
+    with pytest.raises(SandboxUnavailable):
+        await strict.run("python", "def main():\n    return {}", {}, 5)
+    loose = Sandbox(LIMITS, allow_degraded=True)
+    assert await loose.run("python", "def main():\n    return {'ok': 1}", {}, 5) == {"ok": 1}
+    out, _ = await run(loose, "def main():\n    while True:\n        pass")
+    assert out.code == "sandbox_limit"
+
+
+@pytest.mark.integration
+async def test_tools_code_python_through_the_executor(toolbox_factory, tenant):
+    ex = toolbox_factory().executor
+    out = await ex.invoke(Call(tenant, "code.python", {"code": "def main(n):\n    return {'sq': n * n}",
+                                                       "inputs": {"n": 7}}, run_id="r1", node_id="code1"))
+    assert out.ok and out.result == {"sq": 49}
+    bad = await ex.invoke(Call(tenant, "code.python", {"inputs": {}}))
+    assert bad.error_code == "invalid_arguments" and bad.error_field == "code"
