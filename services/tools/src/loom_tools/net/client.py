@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import logging
+
 import httpx
 
 from loom_tools.errors import ResponseTooLarge, ToolTimeout, UpstreamError
 from loom_tools.net.ssrf import Guard, Target
+
+# httpx logs every URL (query strings included) at INFO and httpcore every header at DEBUG:
+# either may carry a tenant's secret, so neither reaches the service log.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 REDIRECTS = {301, 302, 303, 307, 308}
 # Headers that must not follow a redirect to another origin.
