@@ -1,13 +1,134 @@
-"""Composition root of the gateway."""
+"""Composition root of the gateway: settings -> stores and clients -> domain -> HTTP routers.
+
+    HTTP  /console/api/...     console: setup, login, workspaces, members, apps, keys, audit
+          /v1/...              Dify-compatible service API (app keys) and knowledge API (dataset keys)
+          /v1/chat/completions, /v1/embeddings, /v1/models   OpenAI-compatible (app keys)
+          /healthz /readyz /metrics (runtime), /openapi.json /docs
+    NATS  publishes runs.requested and stop requests; reads each run's events (ordered consumers)
+    gRPC  clients of inference (OpenAI API) and rag (knowledge API)
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+
+from starlette.middleware.cors import CORSMiddleware
+
+from loom_common.logging import get_logger
 from loom_common.runtime import ServiceRuntime
 from loom_gateway import __version__
+from loom_gateway.api import (
+    console_apps,
+    console_auth,
+    console_workspaces,
+    errors,
+    openai_compat,
+    service_app,
+    service_datasets,
+    service_runs,
+)
+from loom_gateway.api.context import Gateway
+from loom_gateway.api.middleware import BodyLimit, SecurityHeaders
+from loom_gateway.bus.runs import NatsRunBus
+from loom_gateway.clients.inference import InferenceClient
+from loom_gateway.clients.rag import RagClient
+from loom_gateway.domain import security
+from loom_gateway.domain.accounts import Accounts
+from loom_gateway.domain.apps import Apps
+from loom_gateway.domain.audit import AuditLog
+from loom_gateway.domain.conversations import Conversations
+from loom_gateway.domain.execution import Execution
+from loom_gateway.domain.files import Files, LocalBlobStore, S3BlobStore
+from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+
+ROUTERS = (console_auth, console_workspaces, console_apps, service_runs, service_app, service_datasets,
+           openai_compat)
+
+
+def jwt_secret(settings: GatewaySettings) -> str:
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = settings.home() / "jwt.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            with open(path, "x") as f:
+                f.write(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _blob_store(settings: GatewaySettings):
+    if settings.storage_backend == "s3":
+        return S3BlobStore(settings.s3_bucket, settings.s3_prefix, endpoint_url=settings.s3_endpoint_url,
+                           region_name=settings.s3_region, aws_access_key_id=settings.s3_access_key_id,
+                           aws_secret_access_key=settings.s3_secret_access_key)
+    return LocalBlobStore(settings.storage_root())
 
 
 def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     settings = settings or GatewaySettings()
-    return ServiceRuntime("gateway", settings, version=__version__, schema="gateway",
-                          migrations="loom_gateway.migrations")
+    rt = ServiceRuntime("gateway", settings, version=__version__, schema="gateway",
+                        migrations="loom_gateway.migrations")
+    http = rt.http
+    http.title, http.description = "Loom gateway", __doc__
+    errors.install(http)
+    for module in ROUTERS:
+        http.include_router(module.router)
+    # Added last = outermost: size limits act before anything reads the body.
+    http.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                        allow_headers=["*"], expose_headers=["Retry-After"],
+                        allow_credentials="*" not in settings.cors_origins)
+    http.add_middleware(SecurityHeaders)
+    http.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                        upload_paths=("/files/upload", "create-by-file", "create_by_file", "update-by-file",
+                                      "update_by_file"), upload_max_bytes=settings.max_upload_bytes)
+    inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s)
+    rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
+    tasks: list[asyncio.Task] = []
+
+    @rt.on_start
+    async def wire(rt: ServiceRuntime) -> None:
+        pool = rt.pool
+        issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
+        conversations = Conversations(pool)
+        g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s),
+                    apps=Apps(pool, settings.default_chat_model), conversations=conversations,
+                    execution=Execution(pool, conversations, NatsRunBus(rt.broker)),
+                    files=Files(pool, _blob_store(settings), settings.max_upload_bytes),
+                    limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
+                                                 settings.workspace_tokens_per_day)),
+                    audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag)
+        http.state.gw = g
+        tasks.append(asyncio.create_task(_sweep(g)))
+
+    @rt.on_stop
+    async def unwire(rt: ServiceRuntime) -> None:
+        g: Gateway | None = getattr(http.state, "gw", None)
+        for task in [*tasks, *(g.watchers if g else [])]:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await inference.close()
+        await rag.close()
+
+    return rt
+
+
+async def _sweep(g: Gateway) -> None:
+    """Retention: old audit rows and spent rate-limit windows go, once per interval."""
+    while True:
+        try:
+            removed = await g.audit.sweep()
+            await g.limits.sweep()
+            if removed:
+                log.info("audit retention sweep", removed=removed)
+        except Exception as exc:
+            log.warning("sweep failed", error=repr(exc))
+        await asyncio.sleep(g.settings.audit_sweep_interval_s)

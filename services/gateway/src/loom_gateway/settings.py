@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Literal
+
 from pydantic_settings import SettingsConfigDict
 
 from loom_common.settings import ServiceSettings
@@ -12,3 +16,43 @@ class GatewaySettings(ServiceSettings):
                                       populate_by_name=True)
 
     http_port: int = 8080
+
+    # Console sessions: HS256 JWTs. Unset secret = one derived at first start and kept under
+    # $LOOM_HOME/gateway/jwt.secret, so replicas sharing LOOM_HOME (or this env) agree.
+    jwt_secret: str | None = None
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    invitation_ttl_s: int = 7 * 24 * 3600
+
+    # Protection. Limits are fixed one-minute windows counted in Postgres (shared by replicas);
+    # 0 = unlimited. Per-key and per-workspace values can be overridden in the console.
+    key_rpm: int = 600
+    workspace_rpm: int = 3000
+    workspace_tokens_per_day: int = 0
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_upload_bytes: int = 15 * 1024 * 1024
+    cors_origins: list[str] = ["*"]
+    audit_retention_days: int = 90
+    audit_sweep_interval_s: float = 3600.0
+
+    # Runs.
+    blocking_timeout_s: float = 300.0   # a blocking call gives up waiting for the run's end
+    ping_interval_s: float = 10.0       # SSE keep-alive (Dify sends `event: ping` every 10 s)
+    inference_timeout_s: float = 300.0
+    rag_timeout_s: float = 60.0
+
+    # Uploaded files: a local folder (default $LOOM_HOME/gateway/files) or an S3-compatible store.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: str | None = None
+    s3_bucket: str = "loom"
+    s3_prefix: str = "gateway"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    def home(self) -> Path:
+        return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"
+
+    def storage_root(self) -> Path:
+        return Path(self.storage_dir) if self.storage_dir else self.home() / "files"

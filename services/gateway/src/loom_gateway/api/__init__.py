@@ -1,0 +1,1 @@
+"""HTTP transport: one router module per API area, thin over the domain."""

@@ -1,0 +1,33 @@
+"""The collaborators every router reaches through `request.app.state.gw` (made in app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from loom_gateway.clients.inference import InferenceClient
+from loom_gateway.clients.rag import RagClient
+from loom_gateway.domain.accounts import Accounts
+from loom_gateway.domain.apps import Apps
+from loom_gateway.domain.audit import AuditLog
+from loom_gateway.domain.conversations import Conversations
+from loom_gateway.domain.execution import Execution
+from loom_gateway.domain.files import Files
+from loom_gateway.domain.limits import Limits
+from loom_gateway.settings import GatewaySettings
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    accounts: Accounts
+    apps: Apps
+    conversations: Conversations
+    execution: Execution
+    files: Files
+    limits: Limits
+    audit: AuditLog
+    inference: InferenceClient
+    rag: RagClient
+    # Runs whose client went away before the end: watched to their end, then recorded.
+    watchers: set[asyncio.Task] = field(default_factory=set)

@@ -1,0 +1,175 @@
+"""OpenAI-compatible API (app keys): /v1/chat/completions (tools, streaming), /v1/embeddings,
+/v1/models, routed to inference's gRPC with the caller's key counted against its limits and
+token quota. Errors keep the gateway's shape `{code, message, status}` (the SDKs read any JSON body).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
+
+from loom_common.ids import new_id
+from loom_gateway.api.deps import gw, require
+from loom_gateway.clients.inference import GenerateArgs
+from loom_gateway.domain.errors import BadRequest
+from loom_gateway.domain.rbac import Perm, Principal
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible api"])
+
+
+class FunctionDef(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=4000)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Tool(BaseModel):
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChatCompletionBody(BaseModel):
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[Message] = Field(min_length=1, max_length=1000)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=131072)
+    max_completion_tokens: int | None = Field(None, ge=1, le=131072)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = Field(None, max_length=255)
+
+
+class EmbeddingsBody(BaseModel):
+    model: str = Field(min_length=1, max_length=200)
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float"] | None = "float"
+    user: str | None = Field(None, max_length=255)
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _args(body: ChatCompletionBody) -> GenerateArgs:
+    messages = []
+    for m in body.messages:
+        calls = [{"id": c.get("id", ""), "name": (c.get("function") or {}).get("name", ""),
+                  "arguments": (c.get("function") or {}).get("arguments", "{}")} for c in m.tool_calls or []]
+        messages.append({"role": "system" if m.role == "developer" else m.role, "content": _text(m.content),
+                         "name": m.name, "tool_call_id": m.tool_call_id, "tool_calls": calls})
+    sampling = {k: v for k, v in {"temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
+                                  "max_tokens": body.max_completion_tokens or body.max_tokens}.items() if v is not None}
+    if body.stop:
+        sampling["stop"] = [body.stop] if isinstance(body.stop, str) else body.stop
+    choice = body.tool_choice
+    if isinstance(choice, dict):
+        choice = (choice.get("function") or {}).get("name", "")
+        if not choice:
+            raise BadRequest("tool_choice.function.name is required", field="tool_choice")
+    schema = ""
+    fmt = body.response_format or {}
+    if fmt.get("type") == "json_schema":
+        schema = json.dumps((fmt.get("json_schema") or {}).get("schema") or {})
+    elif fmt.get("type") == "json_object":
+        schema = json.dumps({"type": "object"})
+    tools = [{"name": t.function.name, "description": t.function.description,
+              "parameters_json": json.dumps(t.function.parameters)} for t in body.tools or []]
+    return GenerateArgs(model=body.model, messages=messages, sampling=sampling, tools=tools,
+                        tool_choice=choice or "", json_schema=schema, request_id=new_id())
+
+
+def _calls(tool_calls) -> list[dict]:
+    return [{"index": i, "id": c.id or f"call_{new_id()[-12:]}", "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(tool_calls)]
+
+
+@router.post("/chat/completions", name="openai.chat_completions")
+async def chat_completions(body: ChatCompletionBody, request: Request, p: Principal = require(Perm.MODELS_USE)):
+    g = gw(request)
+    args = _args(body)
+    cid, created = f"chatcmpl-{args.request_id}", int(time.time())
+
+    def chunk(delta: dict, finish: str | None, model: str, usage: dict | None = None) -> str:
+        out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage is not None:
+            out["usage"] = usage
+        return json.dumps(out)
+
+    if body.stream:
+        async def events():
+            tokens = 0
+            try:
+                yield {"data": chunk({"role": "assistant", "content": ""}, None, body.model)}
+                async for c in g.inference.generate(args, p.tenant_id):
+                    model = c.model or body.model
+                    if c.text:
+                        yield {"data": chunk({"content": c.text}, None, model)}
+                    if c.finish_reason:
+                        tokens = c.prompt_tokens + c.completion_tokens
+                        if c.tool_calls:
+                            yield {"data": chunk({"tool_calls": _calls(c.tool_calls)}, None, model)}
+                        usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                                 "total_tokens": tokens}
+                        yield {"data": chunk({}, "tool_calls" if c.tool_calls else c.finish_reason, model, usage)}
+                yield {"data": "[DONE]"}
+            finally:
+                await g.limits.charge_tokens(p, tokens)
+
+        return EventSourceResponse(events(), sep="\n", ping=g.settings.ping_interval_s)
+
+    text, final = "", None
+    async for c in g.inference.generate(args, p.tenant_id):
+        text += c.text
+        if c.finish_reason:
+            final = c
+    usage = {"prompt_tokens": final.prompt_tokens if final else 0,
+             "completion_tokens": final.completion_tokens if final else 0}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    await g.limits.charge_tokens(p, usage["total_tokens"])
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    finish = final.finish_reason if final else "stop"
+    if final and final.tool_calls:
+        message["tool_calls"] = _calls(final.tool_calls)
+        finish = "tool_calls"
+    return {"id": cid, "object": "chat.completion", "created": created, "model": (final.model if final else "")
+            or body.model, "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+
+
+@router.post("/embeddings", name="openai.embeddings")
+async def embeddings(body: EmbeddingsBody, request: Request, p: Principal = require(Perm.MODELS_USE)) -> dict:
+    g = gw(request)
+    inputs = [body.input] if isinstance(body.input, str) else body.input
+    if not inputs or len(inputs) > 2048:
+        raise BadRequest("input must hold 1 to 2048 strings", field="input")
+    model, vectors, tokens = await g.inference.embed(body.model, inputs, p.tenant_id)
+    await g.limits.charge_tokens(p, tokens)
+    return {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+
+
+@router.get("/models", name="openai.models")
+async def models(request: Request, p: Principal = require(Perm.MODELS_USE)) -> dict:
+    found = await gw(request).inference.list_models()
+    return {"object": "list", "data": [{"id": m["name"], "object": "model", "created": 0, "owned_by": m["backend"]
+                                        or "loom"} for m in found]}

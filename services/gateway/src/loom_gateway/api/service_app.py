@@ -1,0 +1,127 @@
+"""Service API (Dify-compatible, app keys): conversations, messages, feedback, files,
+parameters, info and meta of the key's app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from loom_gateway.api.deps import gw, require
+from loom_gateway.domain import dsl
+from loom_gateway.domain.rbac import Perm, Principal
+
+router = APIRouter(prefix="/v1", tags=["service api: app"])
+
+SortBy = str
+
+
+class RenameBody(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    auto_generate: bool = False
+    user: str = Field(min_length=1, max_length=255)
+
+
+class UserBody(BaseModel):
+    user: str = Field(min_length=1, max_length=255)
+
+
+class FeedbackBody(BaseModel):
+    rating: str | None = Field(None, max_length=20)
+    user: str = Field(min_length=1, max_length=255)
+    content: str | None = Field(None, max_length=10_000)
+
+
+@router.get("/conversations", name="service.conversations")
+async def conversations(request: Request, p: Principal = require(Perm.APP_RUN),
+                        user: str = Query(min_length=1, max_length=255),
+                        last_id: str | None = Query(None, max_length=64), limit: int = Query(20, ge=1, le=100),
+                        sort_by: str = Query("-updated_at", max_length=20), pinned: str | None = None) -> dict:
+    return await gw(request).conversations.list(p.app_id, user, last_id, limit, sort_by)
+
+
+@router.post("/conversations/{conversation_id}/name", name="service.conversation_rename")
+async def rename(conversation_id: str, body: RenameBody, request: Request, p: Principal = require(Perm.APP_RUN)
+                 ) -> dict:
+    return await gw(request).conversations.rename(p.app_id, body.user, conversation_id, body.name,
+                                                  body.auto_generate)
+
+
+@router.delete("/conversations/{conversation_id}", name="service.conversation_delete")
+async def delete_conversation(conversation_id: str, body: UserBody, request: Request,
+                              p: Principal = require(Perm.APP_RUN)) -> dict:
+    await gw(request).conversations.delete(p.app_id, body.user, conversation_id)
+    return {"result": "success"}
+
+
+@router.get("/messages", name="service.messages")
+async def messages(request: Request, p: Principal = require(Perm.APP_RUN),
+                   user: str = Query(min_length=1, max_length=255),
+                   conversation_id: str | None = Query(None, max_length=64),
+                   first_id: str | None = Query(None, max_length=64), limit: int = Query(20, ge=1, le=100)) -> dict:
+    g = gw(request)
+    page = await g.conversations.messages(p.app_id, user, conversation_id, first_id, limit)
+    running = [m["id"] for m in page["data"] if m["status"] == "running"]
+    if running:  # runs no client watched to the end: bring them up to date from their events
+        rows = await g.execution.pool.fetch("SELECT run_id FROM messages WHERE id = ANY($1)", running)
+        await g.execution.refresh(p.tenant_id, p.app_id, [r["run_id"] for r in rows])
+        page = await g.conversations.messages(p.app_id, user, conversation_id, first_id, limit)
+    return page
+
+
+@router.post("/messages/{message_id}/feedbacks", name="service.feedback")
+async def feedback(message_id: str, body: FeedbackBody, request: Request, p: Principal = require(Perm.APP_RUN)
+                   ) -> dict:
+    await gw(request).conversations.feedback(p.app_id, body.user, message_id, body.rating, body.content)
+    return {"result": "success"}
+
+
+@router.get("/app/feedbacks", name="service.app_feedbacks")
+async def app_feedbacks(request: Request, p: Principal = require(Perm.APP_RUN), page: int = Query(1, ge=1, le=10_000),
+                        limit: int = Query(20, ge=1, le=101)) -> dict:
+    return await gw(request).conversations.feedbacks(p.app_id, page, limit)
+
+
+@router.post("/files/upload", status_code=201, name="service.file_upload")
+async def upload(request: Request, file: UploadFile = File(...), user: str = Form(min_length=1, max_length=255),
+                 p: Principal = require(Perm.APP_RUN)) -> dict:
+    g = gw(request)
+    end_user = await g.conversations.end_user(p.tenant_id, p.app_id, user)
+    data = await file.read(g.settings.max_upload_bytes + 1)
+    return await g.files.upload(p.tenant_id, p.app_id, end_user, file.filename or "", data, file.content_type)
+
+
+@router.get("/files/{file_id}/preview", name="service.file_preview")
+async def preview(file_id: str, request: Request, p: Principal = require(Perm.APP_RUN)) -> Response:
+    meta, data = await gw(request).files.read(p.tenant_id, file_id)
+    return Response(data, media_type=meta["mime_type"])
+
+
+@router.get("/parameters", name="service.parameters")
+async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), user: str | None = Query(None)) -> dict:
+    g = gw(request)
+    app = await g.apps.get(p.tenant_id, p.app_id)
+    doc = await (g.apps.version_dsl(p.tenant_id, p.app_id, "published") if app["published_version"]
+                 else g.apps.draft(p.tenant_id, p.app_id))
+    cfg = doc.get("model_config") or (doc.get("workflow") or {}).get("features") or {}
+    return {"opening_statement": cfg.get("opening_statement", ""),
+            "suggested_questions": cfg.get("suggested_questions", []),
+            "suggested_questions_after_answer": {"enabled": False}, "speech_to_text": {"enabled": False},
+            "text_to_speech": {"enabled": False}, "retriever_resource": {"enabled": True},
+            "annotation_reply": {"enabled": False}, "more_like_this": {"enabled": False},
+            "sensitive_word_avoidance": {"enabled": False}, "user_input_form": dsl.user_input_form(doc),
+            "file_upload": {"image": {"enabled": False, "number_limits": 3, "transfer_methods": ["local_file"]}},
+            "system_parameters": {"file_size_limit": g.settings.max_upload_bytes // (1024 * 1024),
+                                  "image_file_size_limit": 10, "audio_file_size_limit": 50,
+                                  "video_file_size_limit": 100, "workflow_file_upload_limit": 10}}
+
+
+@router.get("/info", name="service.info")
+async def info(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    app = await gw(request).apps.get(p.tenant_id, p.app_id)
+    return {"name": app["name"], "description": app["description"], "tags": [],
+            "mode": "advanced-chat" if app["mode"] == "chatflow" else app["mode"], "author_name": ""}
+
+
+@router.get("/meta", name="service.meta")
+async def meta(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    return {"tool_icons": {}}

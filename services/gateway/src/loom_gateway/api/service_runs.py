@@ -1,0 +1,143 @@
+"""Service API (Dify-compatible, app keys): chat-messages, completion-messages, workflows/run,
+stopping a task, run details, and resuming a run's SSE stream (Loom extension)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, Field
+
+from loom_gateway.api import sse
+from loom_gateway.api.context import Gateway
+from loom_gateway.api.deps import gw, require
+from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
+from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
+from loom_gateway.domain.rbac import Perm, Principal
+
+router = APIRouter(prefix="/v1", tags=["service api: runs"])
+
+ResponseMode = Literal["streaming", "blocking"]
+
+
+class ChatBody(BaseModel):
+    query: str = Field(max_length=100_000)
+    inputs: dict[str, Any] | None = None
+    response_mode: ResponseMode | None = "blocking"
+    conversation_id: str | None = Field(None, max_length=64)
+    user: str = Field(min_length=1, max_length=255)
+    files: list[dict[str, Any]] | None = None
+    auto_generate_name: bool = True
+
+
+class CompletionBody(BaseModel):
+    inputs: dict[str, Any] | None = None
+    query: str | None = Field(None, max_length=100_000)
+    response_mode: ResponseMode | None = "blocking"
+    user: str = Field(min_length=1, max_length=255)
+    files: list[dict[str, Any]] | None = None
+
+
+class WorkflowBody(BaseModel):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    response_mode: ResponseMode | None = "blocking"
+    user: str = Field(min_length=1, max_length=255)
+    files: list[dict[str, Any]] | None = None
+
+
+class StopBody(BaseModel):
+    user: str = Field(min_length=1, max_length=255)
+
+
+async def _blocking(g: Gateway, run: StartedRun) -> dict:
+    fold = Fold()
+    try:
+        async with asyncio.timeout(g.settings.blocking_timeout_s):
+            async for ev in g.execution.bus.events(run.run_id, 0):
+                fold.add(ev, run.chat)
+                if fold.finished:
+                    break
+    except TimeoutError as exc:
+        sse.hand_off(g, run, fold)
+        raise Upstream("The run did not finish in time; follow it with GET /v1/workflows/run/{id}.",
+                       code="gateway_timeout", status=504) from exc
+    await g.execution.record(run.run_id, fold)
+    if not run.workflow_only and fold.status in ("failed",):
+        raise ApiError(fold.error or "run failed", code=fold.error_code or "completion_request_error", status=400)
+    return blocking_body(run, fold)
+
+
+async def _answer(g: Gateway, run: StartedRun, mode: str | None):
+    if mode == "streaming":
+        return sse.response(sse.run_events(g, run), g.settings.ping_interval_s)
+    return await _blocking(g, run)
+
+
+@router.post("/chat-messages", name="service.chat")
+async def chat(body: ChatBody, request: Request, p: Principal = require(Perm.APP_RUN)):
+    g = gw(request)
+    app = await g.apps.published(p.tenant_id, p.app_id)
+    run = await g.execution.start(app, kind="chat", user=body.user, inputs=body.inputs, query=body.query,
+                                  conversation_id=body.conversation_id or None, files=body.files,
+                                  response_mode=body.response_mode or "blocking")
+    return await _answer(g, run, body.response_mode)
+
+
+@router.post("/completion-messages", name="service.completion")
+async def completion(body: CompletionBody, request: Request, p: Principal = require(Perm.APP_RUN)):
+    g = gw(request)
+    app = await g.apps.published(p.tenant_id, p.app_id)
+    run = await g.execution.start(app, kind="completion", user=body.user, inputs=body.inputs,
+                                  query=body.query or (body.inputs or {}).get("query"), files=body.files,
+                                  response_mode=body.response_mode or "blocking")
+    return await _answer(g, run, body.response_mode)
+
+
+@router.post("/workflows/run", name="service.workflow_run")
+async def workflow_run(body: WorkflowBody, request: Request, p: Principal = require(Perm.APP_RUN)):
+    g = gw(request)
+    app = await g.apps.published(p.tenant_id, p.app_id)
+    run = await g.execution.start(app, kind="workflow", user=body.user, inputs=body.inputs, files=body.files,
+                                  response_mode=body.response_mode or "blocking")
+    return await _answer(g, run, body.response_mode)
+
+
+@router.get("/workflows/run/{workflow_run_id}", name="service.workflow_run_detail")
+async def workflow_run_detail(workflow_run_id: str, request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    return await gw(request).execution.run_detail(p.tenant_id, p.app_id, workflow_run_id)
+
+
+async def _stop(request: Request, p: Principal, task_id: str, body: StopBody) -> dict:
+    await gw(request).execution.stop(p.tenant_id, p.app_id, task_id, body.user)
+    return {"result": "success"}
+
+
+@router.post("/chat-messages/{task_id}/stop", name="service.chat_stop")
+async def chat_stop(task_id: str, body: StopBody, request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    return await _stop(request, p, task_id, body)
+
+
+@router.post("/completion-messages/{task_id}/stop", name="service.completion_stop")
+async def completion_stop(task_id: str, body: StopBody, request: Request, p: Principal = require(Perm.APP_RUN)
+                          ) -> dict:
+    return await _stop(request, p, task_id, body)
+
+
+@router.post("/workflows/tasks/{task_id}/stop", name="service.workflow_stop")
+async def workflow_stop(task_id: str, body: StopBody, request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    return await _stop(request, p, task_id, body)
+
+
+@router.get("/runs/{task_id}/events", name="service.run_events")
+async def resume(task_id: str, request: Request, p: Principal = require(Perm.APP_RUN),
+                 last_event_id: str | None = Header(None, max_length=20)):
+    """Loom extension: the run's SSE stream again, after the seq in `Last-Event-ID` (0 = from the start)."""
+    g = gw(request)
+    after = 0
+    if last_event_id:
+        if not last_event_id.isdigit():
+            raise BadRequest("Last-Event-ID must be an event seq (a number)", field="Last-Event-ID")
+        after = int(last_event_id)
+    run = await g.execution.started(p.tenant_id, p.app_id, task_id)
+    return sse.response(sse.run_events(g, run, after), g.settings.ping_interval_s)

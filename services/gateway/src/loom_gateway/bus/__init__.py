@@ -1,0 +1,1 @@
+"""The gateway's side of the NATS bus: run requests out, run events in, stop requests out."""

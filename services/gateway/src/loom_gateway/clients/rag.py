@@ -1,0 +1,241 @@
+"""rag.v1 client for the knowledge API: Datasets management and Retrieval, in Dify's shapes.
+
+Requests come in as Dify's JSON (already checked by the router's wire models) and answers go
+back as Dify's JSON objects; this module is the one place that knows both vocabularies.
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from loom.rag.v1 import rag_pb2 as pb
+from loom.rag.v1 import rag_pb2_grpc as pb_grpc
+from loom_common.grpc_client import call_metadata, channel
+from loom_gateway.clients.errors import translate
+from loom_gateway.domain.errors import BadRequest
+
+SEARCH = {"semantic_search": pb.SEARCH_METHOD_VECTOR, "full_text_search": pb.SEARCH_METHOD_FULL_TEXT,
+          "keyword_search": pb.SEARCH_METHOD_FULL_TEXT, "hybrid_search": pb.SEARCH_METHOD_HYBRID}
+SEARCH_NAME = {pb.SEARCH_METHOD_UNSPECIFIED: "semantic_search", pb.SEARCH_METHOD_VECTOR: "semantic_search",
+               pb.SEARCH_METHOD_FULL_TEXT: "full_text_search", pb.SEARCH_METHOD_HYBRID: "hybrid_search"}
+
+
+def process_rule(rule: dict | None) -> pb.ProcessRule | None:
+    """Dify's process_rule -> rag's ProcessRule (None = the dataset's)."""
+    if not rule:
+        return None
+    rules = rule.get("rules") or {}
+    pre = {r.get("id"): bool(r.get("enabled")) for r in rules.get("pre_processing_rules") or []}
+    seg = rules.get("segmentation") or {}
+    sub = rules.get("subchunk_segmentation") or {}
+    return pb.ProcessRule(
+        mode=rule.get("mode") or "automatic", remove_extra_spaces=pre.get("remove_extra_spaces", True),
+        remove_urls_emails=pre.get("remove_urls_emails", False),
+        separators=[seg["separator"]] if seg.get("separator") else [], max_tokens=int(seg.get("max_tokens") or 0),
+        chunk_overlap=int(seg.get("chunk_overlap") or 0), parent_mode=rules.get("parent_mode") or "",
+        subchunk_separators=[sub["separator"]] if sub.get("separator") else [],
+        subchunk_max_tokens=int(sub.get("max_tokens") or 0), subchunk_chunk_overlap=int(sub.get("chunk_overlap") or 0))
+
+
+def dataset_body(d: pb.Dataset) -> dict:
+    return {"id": d.id, "name": d.name, "description": d.description or None, "provider": "vendor",
+            "permission": "only_me", "data_source_type": "upload_file" if d.document_count else None,
+            "indexing_technique": d.indexing_technique or "high_quality", "app_count": 0,
+            "document_count": d.document_count, "word_count": d.word_count, "created_by": None,
+            "created_at": d.created_at, "updated_by": None, "updated_at": d.updated_at,
+            "embedding_model": d.embedding_model, "embedding_model_provider": d.embedding_model_provider or "loom",
+            "embedding_available": True, "tags": [], "doc_form": "text_model",
+            "retrieval_model_dict": {"search_method": SEARCH_NAME.get(d.search_method, "semantic_search"),
+                                     "reranking_enable": False, "top_k": 4, "score_threshold_enabled": False,
+                                     "score_threshold": None}}
+
+
+def document_body(d: pb.Document) -> dict:
+    return {"id": d.id, "position": d.position, "data_source_type": d.data_source_type or "upload_file",
+            "data_source_info": {"upload_file_id": d.id} if d.data_source_type == "upload_file" else None,
+            "dataset_process_rule_id": None, "name": d.name, "created_from": "api", "created_by": None,
+            "created_at": d.created_at, "tokens": d.tokens, "indexing_status": d.indexing_status, "error": d.error or None,
+            "enabled": d.enabled, "disabled_at": None, "disabled_by": None, "archived": False,
+            "display_status": "available" if d.indexing_status == "completed" and d.enabled else d.indexing_status,
+            "word_count": d.word_count, "hit_count": 0, "doc_form": d.doc_form or "text_model",
+            "doc_metadata": json.loads(d.metadata_json) if d.metadata_json else None}
+
+
+def indexing_status_body(d: pb.Document) -> dict:
+    return {"id": d.id, "indexing_status": d.indexing_status,
+            "processing_started_at": d.processing_started_at or None, "parsing_completed_at": None,
+            "cleaning_completed_at": None, "splitting_completed_at": None,
+            "completed_at": d.completed_at or None, "paused_at": None, "error": d.error or None, "stopped_at": None,
+            "completed_segments": d.completed_segments, "total_segments": d.total_segments}
+
+
+def segment_body(s: pb.Segment) -> dict:
+    return {"id": s.id, "position": s.position, "document_id": s.document_id, "content": s.content, "answer": None,
+            "word_count": s.word_count, "tokens": s.tokens, "keywords": [], "index_node_id": s.id,
+            "index_node_hash": None, "hit_count": 0, "enabled": s.enabled, "disabled_at": None, "disabled_by": None,
+            "status": s.status, "created_by": None, "created_at": s.created_at, "indexing_at": s.created_at,
+            "completed_at": s.updated_at if s.status == "completed" else None, "error": None, "stopped_at": None}
+
+
+def _page(res, body) -> dict:
+    return {"data": [body(x) for x in res.data], "has_more": res.has_more, "limit": res.limit, "total": res.total,
+            "page": res.page}
+
+
+class RagClient:
+    def __init__(self, addr: str, timeout_s: float):
+        self.addr, self.timeout_s = addr, timeout_s
+        self._channel = None
+        self._datasets: pb_grpc.DatasetsStub | None = None
+        self._retrieval: pb_grpc.RetrievalStub | None = None
+
+    def _stubs(self) -> tuple[pb_grpc.DatasetsStub, pb_grpc.RetrievalStub]:
+        if self._channel is None:
+            self._channel = channel(self.addr)
+            self._datasets = pb_grpc.DatasetsStub(self._channel)
+            self._retrieval = pb_grpc.RetrievalStub(self._channel)
+        return self._datasets, self._retrieval
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _call(self, name: str, req, tenant_id: str, stub: str = "datasets"):
+        datasets, retrieval = self._stubs()
+        method = getattr(datasets if stub == "datasets" else retrieval, name)
+        try:
+            return await method(req, timeout=self.timeout_s, metadata=call_metadata(tenant_id=tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, "rag") from exc
+
+    # ---- datasets ------------------------------------------------------------------------
+
+    async def create_dataset(self, t: str, name: str, description: str, search_method: str | None,
+                             embedding_model: str | None) -> dict:
+        req = pb.CreateDatasetRequest(tenant_id=t, name=name, description=description or "",
+                                      embedding_model=embedding_model or "",
+                                      search_method=SEARCH.get(search_method or "", pb.SEARCH_METHOD_UNSPECIFIED))
+        return dataset_body(await self._call("CreateDataset", req, t))
+
+    async def list_datasets(self, t: str, keyword: str, page: int, limit: int) -> dict:
+        res = await self._call("ListDatasets", pb.ListDatasetsRequest(tenant_id=t, keyword=keyword or "", page=page,
+                                                                       limit=limit), t)
+        return _page(res, dataset_body)
+
+    async def get_dataset(self, t: str, dataset_id: str) -> dict:
+        return dataset_body(await self._call("GetDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id), t))
+
+    async def update_dataset(self, t: str, dataset_id: str, name: str | None, description: str | None,
+                             search_method: str | None) -> dict:
+        req = pb.UpdateDatasetRequest(tenant_id=t, dataset_id=dataset_id,
+                                      search_method=SEARCH.get(search_method or "", pb.SEARCH_METHOD_UNSPECIFIED))
+        if name is not None:
+            req.name = name
+        if description is not None:
+            req.description = description
+        return dataset_body(await self._call("UpdateDataset", req, t))
+
+    async def delete_dataset(self, t: str, dataset_id: str) -> None:
+        await self._call("DeleteDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id), t)
+
+    # ---- documents -----------------------------------------------------------------------
+
+    async def create_document(self, t: str, dataset_id: str, name: str, *, text: str | None = None,
+                              data: bytes | None = None, mime_type: str = "", rule: dict | None = None) -> dict:
+        req = pb.CreateDocumentRequest(tenant_id=t, dataset_id=dataset_id, name=name, mime_type=mime_type)
+        if text is not None:
+            req.text = text
+        else:
+            req.file = data or b""
+        pr = process_rule(rule)
+        if pr is not None:
+            req.process_rule.CopyFrom(pr)
+        doc = await self._call("CreateDocument", req, t)
+        return {"document": document_body(doc), "batch": doc.id}
+
+    async def update_document(self, t: str, dataset_id: str, document_id: str, *, name: str | None,
+                              text: str | None = None, data: bytes | None = None, mime_type: str = "",
+                              rule: dict | None = None) -> dict:
+        req = pb.UpdateDocumentRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                       mime_type=mime_type)
+        if name is not None:
+            req.name = name
+        if text is not None:
+            req.text = text
+        elif data is not None:
+            req.file = data
+        pr = process_rule(rule)
+        if pr is not None:
+            req.process_rule.CopyFrom(pr)
+        doc = await self._call("UpdateDocument", req, t)
+        return {"document": document_body(doc), "batch": doc.id}
+
+    async def list_documents(self, t: str, dataset_id: str, keyword: str, page: int, limit: int) -> dict:
+        res = await self._call("ListDocuments", pb.ListDocumentsRequest(tenant_id=t, dataset_id=dataset_id,
+                                                                         keyword=keyword or "", page=page,
+                                                                         limit=limit), t)
+        return _page(res, document_body)
+
+    async def get_document(self, t: str, dataset_id: str, document_id: str) -> pb.Document:
+        return await self._call("GetDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
+                                                               document_id=document_id), t)
+
+    async def delete_document(self, t: str, dataset_id: str, document_id: str) -> None:
+        await self._call("DeleteDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
+                                                           document_id=document_id), t)
+
+    # ---- segments ------------------------------------------------------------------------
+
+    async def list_segments(self, t: str, dataset_id: str, document_id: str, keyword: str, page: int,
+                            limit: int) -> dict:
+        res = await self._call("ListSegments", pb.ListSegmentsRequest(
+            tenant_id=t, dataset_id=dataset_id, document_id=document_id, keyword=keyword or "", page=page,
+            limit=limit), t)
+        return {**_page(res, segment_body), "doc_form": "text_model"}
+
+    async def create_segments(self, t: str, dataset_id: str, document_id: str, contents: list[dict]) -> dict:
+        req = pb.CreateSegmentsRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                       segments=[pb.SegmentInput(content=c["content"]) for c in contents])
+        res = await self._call("CreateSegments", req, t)
+        return {"data": [segment_body(s) for s in res.data], "doc_form": "text_model"}
+
+    async def update_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str,
+                             content: str | None, enabled: bool | None) -> dict:
+        req = pb.UpdateSegmentRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                      segment_id=segment_id)
+        if content is not None:
+            req.content = content
+        if enabled is not None:
+            req.enabled = enabled
+        return {"data": segment_body(await self._call("UpdateSegment", req, t)), "doc_form": "text_model"}
+
+    async def delete_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> None:
+        await self._call("DeleteSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                                         segment_id=segment_id), t)
+
+    # ---- retrieval -----------------------------------------------------------------------
+
+    async def retrieve(self, t: str, dataset_id: str, query: str, model: dict | None) -> dict:
+        model = model or {}
+        method = model.get("search_method") or ""
+        if method and method not in SEARCH:
+            raise BadRequest(f"search_method must be one of {sorted(SEARCH)}", field="retrieval_model.search_method")
+        req = pb.RetrieveRequest(tenant_id=t, dataset_ids=[dataset_id], query=query,
+                                 method=SEARCH.get(method, pb.SEARCH_METHOD_UNSPECIFIED),
+                                 top_k=int(model.get("top_k") or 0), rerank=bool(model.get("reranking_enable")))
+        if model.get("score_threshold_enabled") and model.get("score_threshold") is not None:
+            req.score_threshold = float(model["score_threshold"])
+        weights = model.get("weights")
+        if isinstance(weights, int | float):
+            req.vector_weight, req.keyword_weight = float(weights), 1.0 - float(weights)
+        res = await self._call("Retrieve", req, t, stub="retrieval")
+        records = [{"segment": {"id": c.segment_id, "position": c.position, "document_id": c.document_id,
+                                "content": c.content, "answer": None, "word_count": len(c.content.split()),
+                                "tokens": 0, "keywords": [], "index_node_id": c.segment_id, "hit_count": 0,
+                                "enabled": True, "status": "completed",
+                                "document": {"id": c.document_id, "data_source_type": "upload_file",
+                                             "name": c.document_name}},
+                    "score": c.score, "tsne_position": None} for c in res.chunks]
+        return {"query": {"content": query}, "records": records}

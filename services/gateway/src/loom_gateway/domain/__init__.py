@@ -1,0 +1,3 @@
+"""The gateway's domain: accounts, workspaces, permissions, apps, keys, runs as seen by
+users, conversations, files, limits and audit. Imports no FastAPI, grpc, FastStream or protobuf.
+"""

@@ -1,0 +1,208 @@
+"""Apps of a workspace: CRUD, the draft DSL and its published versions, import/export, and
+the API keys that call them (app keys) or a workspace's datasets (dataset keys).
+
+Every query filters on tenant_id: an id from another workspace is simply "not found".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from loom_common.ids import new_id
+from loom_gateway.domain import dsl, security
+from loom_gateway.domain.errors import BadRequest, NotFound, Unauthorized
+from loom_gateway.domain.rbac import Principal, Role
+
+
+@dataclass(frozen=True)
+class PublishedApp:
+    id: str
+    tenant_id: str
+    mode: str
+    name: str
+    version: int
+    dsl: dict[str, Any]
+
+
+def app_body(row) -> dict:
+    return {"id": row["id"], "name": row["name"], "mode": row["mode"], "description": row["description"],
+            "icon": row["icon"], "published_version": row["published_version"],
+            "created_at": int(row["created_at"].timestamp()), "updated_at": int(row["updated_at"].timestamp())}
+
+
+_APP_COLS = "id, name, mode, description, icon, published_version, created_at, updated_at"
+
+
+class Apps:
+    def __init__(self, pool: asyncpg.Pool, default_chat_model: str):
+        self.pool = pool
+        self.default_chat_model = default_chat_model
+
+    async def create(self, tenant_id: str, account_id: str | None, name: str, mode: str,
+                     description: str = "", icon: str = "", doc: dict | None = None) -> dict:
+        if mode not in dsl.MODES:
+            raise BadRequest(f"mode must be one of {list(dsl.MODES)}", field="mode")
+        if not name.strip():
+            raise BadRequest("name must not be empty", field="name")
+        doc = dsl.validate(doc) if doc is not None else dsl.default_dsl(mode, name, self.default_chat_model)
+        row = await self.pool.fetchrow(
+            f"INSERT INTO apps (id, tenant_id, name, mode, description, icon, draft, created_by)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING {_APP_COLS}",
+            new_id(), tenant_id, name.strip(), mode, description, icon, json.dumps(doc), account_id)
+        return app_body(row)
+
+    async def list(self, tenant_id: str, page: int, limit: int, mode: str | None = None) -> dict:
+        rows = await self.pool.fetch(
+            f"SELECT {_APP_COLS}, count(*) OVER () AS total FROM apps WHERE tenant_id = $1"
+            " AND ($2::text IS NULL OR mode = $2) ORDER BY created_at DESC OFFSET $3 LIMIT $4",
+            tenant_id, mode, (page - 1) * limit, limit)
+        total = rows[0]["total"] if rows else 0
+        return {"data": [app_body(r) for r in rows], "page": page, "limit": limit, "total": total,
+                "has_more": page * limit < total}
+
+    async def get(self, tenant_id: str, app_id: str) -> dict:
+        row = await self.pool.fetchrow(f"SELECT {_APP_COLS} FROM apps WHERE tenant_id = $1 AND id = $2",
+                                       tenant_id, app_id)
+        if row is None:
+            raise NotFound("App not found.", code="app_not_exists")
+        return app_body(row)
+
+    async def update(self, tenant_id: str, app_id: str, *, name: str | None, description: str | None,
+                     icon: str | None) -> dict:
+        if name is not None and not name.strip():
+            raise BadRequest("name must not be empty", field="name")
+        row = await self.pool.fetchrow(
+            f"UPDATE apps SET name = COALESCE($3, name), description = COALESCE($4, description),"
+            f" icon = COALESCE($5, icon), updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING {_APP_COLS}",
+            tenant_id, app_id, name.strip() if name else None, description, icon)
+        if row is None:
+            raise NotFound("App not found.", code="app_not_exists")
+        return app_body(row)
+
+    async def delete(self, tenant_id: str, app_id: str) -> None:
+        if await self.pool.execute("DELETE FROM apps WHERE tenant_id = $1 AND id = $2", tenant_id, app_id) \
+                == "DELETE 0":
+            raise NotFound("App not found.", code="app_not_exists")
+
+    # ---- DSL: draft, publish, versions, import/export ---------------------------------------
+
+    async def draft(self, tenant_id: str, app_id: str) -> dict:
+        raw = await self.pool.fetchval("SELECT draft FROM apps WHERE tenant_id = $1 AND id = $2", tenant_id, app_id)
+        if raw is None:
+            raise NotFound("App not found.", code="app_not_exists")
+        return json.loads(raw)
+
+    async def save_draft(self, tenant_id: str, app_id: str, doc: Any) -> dict:
+        app = await self.get(tenant_id, app_id)
+        doc = dsl.validate(doc)
+        if doc["app"]["mode"] != app["mode"]:
+            raise BadRequest(f"app.mode must stay {app['mode']!r}", field="dsl.app.mode")
+        await self.pool.execute("UPDATE apps SET draft = $3::jsonb, updated_at = now() WHERE tenant_id = $1"
+                                " AND id = $2", tenant_id, app_id, json.dumps(doc))
+        return doc
+
+    async def publish(self, tenant_id: str, app_id: str, account_id: str | None) -> dict:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT draft FROM apps WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                                      tenant_id, app_id)
+            if row is None:
+                raise NotFound("App not found.", code="app_not_exists")
+            version = await conn.fetchval("SELECT COALESCE(max(version), 0) + 1 FROM app_versions"
+                                          " WHERE app_id = $1", app_id)
+            await conn.execute("INSERT INTO app_versions (app_id, tenant_id, version, dsl, published_by)"
+                               " VALUES ($1, $2, $3, $4, $5)", app_id, tenant_id, version, row["draft"], account_id)
+            await conn.execute("UPDATE apps SET published_version = $3, updated_at = now() WHERE tenant_id = $1"
+                               " AND id = $2", tenant_id, app_id, version)
+        return {"version": version}
+
+    async def versions(self, tenant_id: str, app_id: str) -> list[dict]:
+        await self.get(tenant_id, app_id)
+        rows = await self.pool.fetch("SELECT version, published_by, published_at FROM app_versions"
+                                     " WHERE tenant_id = $1 AND app_id = $2 ORDER BY version DESC", tenant_id, app_id)
+        return [{"version": r["version"], "published_by": r["published_by"],
+                 "published_at": int(r["published_at"].timestamp())} for r in rows]
+
+    async def version_dsl(self, tenant_id: str, app_id: str, version: str) -> dict:
+        if version == "draft":
+            return await self.draft(tenant_id, app_id)
+        if version == "published":
+            number = (await self.get(tenant_id, app_id))["published_version"]
+            if number is None:
+                raise NotFound("App has no published version.", code="app_unpublished")
+        else:
+            try:
+                number = int(version)
+            except ValueError as exc:
+                raise BadRequest("version must be 'draft', 'published' or a number", field="version") from exc
+        raw = await self.pool.fetchval("SELECT dsl FROM app_versions WHERE tenant_id = $1 AND app_id = $2"
+                                       " AND version = $3", tenant_id, app_id, number)
+        if raw is None:
+            raise NotFound("Version not found.", code="version_not_exists")
+        return json.loads(raw)
+
+    async def import_dsl(self, tenant_id: str, account_id: str | None, text: str, name: str | None) -> dict:
+        doc = dsl.parse_yaml(text)
+        meta = doc["app"]
+        return await self.create(tenant_id, account_id, name or meta["name"], meta["mode"],
+                                 meta.get("description") or "", meta.get("icon") or "", doc)
+
+    async def published(self, tenant_id: str, app_id: str) -> PublishedApp:
+        row = await self.pool.fetchrow(
+            "SELECT a.id, a.tenant_id, a.mode, a.name, v.version, v.dsl FROM apps a JOIN app_versions v"
+            " ON v.app_id = a.id AND v.version = a.published_version WHERE a.tenant_id = $1 AND a.id = $2",
+            tenant_id, app_id)
+        if row is None:
+            raise BadRequest("App unavailable: it has not been published.", code="app_unavailable")
+        return PublishedApp(row["id"], row["tenant_id"], row["mode"], row["name"], row["version"],
+                            json.loads(row["dsl"]))
+
+    # ---- API keys ------------------------------------------------------------------------
+
+    async def create_key(self, tenant_id: str, kind: str, app_id: str | None, account_id: str | None,
+                         name: str = "") -> dict:
+        if kind == "app":
+            await self.get(tenant_id, app_id)
+        secret = security.new_secret(security.APP_KEY_PREFIX if kind == "app" else security.DATASET_KEY_PREFIX)
+        key_id = new_id()
+        row = await self.pool.fetchrow(
+            "INSERT INTO api_keys (id, tenant_id, kind, app_id, key_hash, hint, name, created_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at",
+            key_id, tenant_id, kind, app_id, security.digest(secret), security.hint(secret), name, account_id)
+        return {"id": key_id, "type": kind, "token": secret, "name": name, "app_id": app_id,
+                "created_at": int(row["created_at"].timestamp())}
+
+    async def list_keys(self, tenant_id: str, kind: str, app_id: str | None) -> list[dict]:
+        rows = await self.pool.fetch(
+            "SELECT id, hint, name, app_id, rpm_limit, tokens_per_day, created_at, last_used_at FROM api_keys"
+            " WHERE tenant_id = $1 AND kind = $2 AND ($3::text IS NULL OR app_id = $3) ORDER BY created_at",
+            tenant_id, kind, app_id)
+        return [{"id": r["id"], "type": kind, "token": r["hint"], "name": r["name"], "app_id": r["app_id"],
+                 "rpm_limit": r["rpm_limit"], "tokens_per_day": r["tokens_per_day"],
+                 "created_at": int(r["created_at"].timestamp()),
+                 "last_used_at": int(r["last_used_at"].timestamp()) if r["last_used_at"] else None} for r in rows]
+
+    async def update_key_limits(self, tenant_id: str, key_id: str, rpm_limit: int | None,
+                                tokens_per_day: int | None) -> None:
+        if await self.pool.execute("UPDATE api_keys SET rpm_limit = COALESCE($3, rpm_limit), tokens_per_day ="
+                                   " COALESCE($4, tokens_per_day) WHERE tenant_id = $1 AND id = $2",
+                                   tenant_id, key_id, rpm_limit, tokens_per_day) == "UPDATE 0":
+            raise NotFound("API key not found.", code="api_key_not_exists")
+
+    async def delete_key(self, tenant_id: str, kind: str, key_id: str, app_id: str | None = None) -> None:
+        status = await self.pool.execute("DELETE FROM api_keys WHERE tenant_id = $1 AND kind = $2 AND id = $3"
+                                         " AND ($4::text IS NULL OR app_id = $4)", tenant_id, kind, key_id, app_id)
+        if status == "DELETE 0":
+            raise NotFound("API key not found.", code="api_key_not_exists")
+
+    async def authenticate_key(self, secret: str) -> Principal:
+        row = await self.pool.fetchrow("SELECT id, tenant_id, kind, app_id FROM api_keys WHERE key_hash = $1",
+                                       security.digest(secret))
+        if row is None:
+            raise Unauthorized("Access token is invalid")
+        role = Role.APP_KEY if row["kind"] == "app" else Role.DATASET_KEY
+        return Principal(kind=f"{row['kind']}_key", tenant_id=row["tenant_id"], role=role, key_id=row["id"],
+                         app_id=row["app_id"])

@@ -1,0 +1,153 @@
+"""End users and their user-facing records: conversations, messages and feedback.
+
+An end user is the `user` string an app's caller sends, scoped to that app: the same string in
+two apps is two end users, and nobody sees another end user's conversations. Deleted
+conversations are soft-deleted and vanish from every read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from loom_common.ids import new_id
+from loom_gateway.domain.errors import BadRequest, NotFound
+
+
+def conversation_body(row) -> dict:
+    return {"id": row["id"], "name": row["name"], "inputs": json.loads(row["inputs"]), "status": row["status"],
+            "introduction": "", "created_at": int(row["created_at"].timestamp()),
+            "updated_at": int(row["updated_at"].timestamp())}
+
+
+def message_body(row) -> dict:
+    rating = row["feedback_rating"]
+    meta = json.loads(row["metadata"])
+    return {"id": row["id"], "conversation_id": row["conversation_id"], "parent_message_id": None,
+            "inputs": json.loads(row["inputs"]), "query": row["query"], "answer": row["answer"],
+            "message_files": json.loads(row["files"]), "feedback": {"rating": rating} if rating else None,
+            "retriever_resources": meta.get("retriever_resources", []), "agent_thoughts": [],
+            "status": row["status"], "error": row["error"], "created_at": int(row["created_at"].timestamp())}
+
+
+_CONV = "id, name, inputs, status, created_at, updated_at"
+_MSG = ("id, conversation_id, inputs, query, answer, files, metadata, status, error, feedback_rating, created_at")
+
+
+def _user(user: str | None) -> str:
+    if not isinstance(user, str) or not user.strip() or len(user) > 255:
+        raise BadRequest("user is required (1 to 255 characters)", field="user")
+    return user
+
+
+class Conversations:
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def end_user(self, tenant_id: str, app_id: str, user: str | None, *, create: bool = True) -> str | None:
+        session = _user(user)
+        found = await self.pool.fetchval("SELECT id FROM end_users WHERE app_id = $1 AND session_id = $2",
+                                         app_id, session)
+        if found or not create:
+            return found
+        return await self.pool.fetchval(
+            "INSERT INTO end_users (id, tenant_id, app_id, session_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (app_id, session_id) DO UPDATE SET session_id = EXCLUDED.session_id RETURNING id",
+            new_id(), tenant_id, app_id, session)
+
+    async def get_or_create(self, tenant_id: str, app_id: str, end_user_id: str, conversation_id: str | None,
+                            query: str, inputs: dict) -> str:
+        if conversation_id:
+            found = await self.pool.fetchval("SELECT id FROM conversations WHERE id = $1 AND app_id = $2"
+                                             " AND end_user_id = $3 AND deleted_at IS NULL",
+                                             conversation_id, app_id, end_user_id)
+            if found is None:
+                raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
+            await self.pool.execute("UPDATE conversations SET updated_at = now() WHERE id = $1", found)
+            return found
+        name = (query.strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
+        return await self.pool.fetchval(
+            "INSERT INTO conversations (id, tenant_id, app_id, end_user_id, name, inputs) VALUES"
+            " ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id", new_id(), tenant_id, app_id, end_user_id, name,
+            json.dumps(inputs))
+
+    async def list(self, app_id: str, user: str | None, last_id: str | None, limit: int, sort_by: str) -> dict:
+        end_user = await self.end_user("", app_id, user, create=False)
+        order = {"created_at": "created_at ASC", "-created_at": "created_at DESC",
+                 "updated_at": "updated_at ASC", "-updated_at": "updated_at DESC"}.get(sort_by)
+        if order is None:
+            raise BadRequest("sort_by must be one of created_at, -created_at, updated_at, -updated_at",
+                             field="sort_by")
+        if end_user is None:
+            return {"limit": limit, "has_more": False, "data": []}
+        rows = await self.pool.fetch(f"SELECT {_CONV} FROM conversations WHERE app_id = $1 AND end_user_id = $2"
+                                     f" AND deleted_at IS NULL ORDER BY {order}, id", app_id, end_user)
+        if last_id:
+            ids = [r["id"] for r in rows]
+            if last_id not in ids:
+                raise NotFound("Last Conversation Not Exists.", code="not_found")
+            rows = rows[ids.index(last_id) + 1:]
+        return {"limit": limit, "has_more": len(rows) > limit, "data": [conversation_body(r) for r in rows[:limit]]}
+
+    async def _owned(self, app_id: str, user: str | None, conversation_id: str) -> str:
+        end_user = await self.end_user("", app_id, user, create=False)
+        found = await self.pool.fetchval("SELECT id FROM conversations WHERE id = $1 AND app_id = $2 AND"
+                                         " end_user_id = $3 AND deleted_at IS NULL", conversation_id, app_id,
+                                         end_user)
+        if found is None:
+            raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
+        return found
+
+    async def rename(self, app_id: str, user: str | None, conversation_id: str, name: str | None,
+                     auto_generate: bool) -> dict:
+        await self._owned(app_id, user, conversation_id)
+        if auto_generate:
+            first = await self.pool.fetchval("SELECT query FROM messages WHERE conversation_id = $1"
+                                             " ORDER BY created_at LIMIT 1", conversation_id)
+            name = ((first or "").strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
+        elif not isinstance(name, str) or not name.strip():
+            raise BadRequest("name is required when auto_generate is false", field="name")
+        row = await self.pool.fetchrow(f"UPDATE conversations SET name = $2, updated_at = now() WHERE id = $1"
+                                       f" RETURNING {_CONV}", conversation_id, name.strip())
+        return conversation_body(row)
+
+    async def delete(self, app_id: str, user: str | None, conversation_id: str) -> None:
+        await self._owned(app_id, user, conversation_id)
+        await self.pool.execute("UPDATE conversations SET deleted_at = now() WHERE id = $1", conversation_id)
+
+    async def messages(self, app_id: str, user: str | None, conversation_id: str | None, first_id: str | None,
+                       limit: int) -> dict:
+        if not conversation_id:
+            raise BadRequest("conversation_id is required", field="conversation_id")
+        await self._owned(app_id, user, conversation_id)
+        before = None
+        if first_id:
+            before = await self.pool.fetchval("SELECT created_at FROM messages WHERE id = $1 AND conversation_id"
+                                              " = $2", first_id, conversation_id)
+            if before is None:
+                raise NotFound("First Message Not Exists.", code="first_message_not_exists")
+        rows = await self.pool.fetch(f"SELECT {_MSG} FROM messages WHERE conversation_id = $1 AND"
+                                     f" ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC"
+                                     f" LIMIT $3", conversation_id, before, limit + 1)
+        page = list(reversed(rows[:limit]))
+        return {"limit": limit, "has_more": len(rows) > limit, "data": [message_body(r) for r in page]}
+
+    async def feedback(self, app_id: str, user: str | None, message_id: str, rating: str | None,
+                       content: str | None) -> None:
+        if rating not in ("like", "dislike", None):
+            raise BadRequest("rating must be 'like', 'dislike' or null", field="rating")
+        end_user = await self.end_user("", app_id, user, create=False)
+        status = await self.pool.execute("UPDATE messages SET feedback_rating = $4, feedback_content = $5"
+                                         " WHERE id = $1 AND app_id = $2 AND end_user_id = $3",
+                                         message_id, app_id, end_user, rating, content)
+        if status == "UPDATE 0":
+            raise NotFound("Message Not Exists.", code="message_not_exists")
+
+    async def feedbacks(self, app_id: str, page: int, limit: int) -> dict:
+        rows = await self.pool.fetch("SELECT id, conversation_id, feedback_rating, feedback_content, created_at"
+                                     " FROM messages WHERE app_id = $1 AND feedback_rating IS NOT NULL ORDER BY"
+                                     " created_at DESC OFFSET $2 LIMIT $3", app_id, (page - 1) * limit, limit)
+        return {"data": [{"message_id": r["id"], "conversation_id": r["conversation_id"],
+                          "rating": r["feedback_rating"], "content": r["feedback_content"],
+                          "created_at": int(r["created_at"].timestamp())} for r in rows]}

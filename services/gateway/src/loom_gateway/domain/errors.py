@@ -1,0 +1,81 @@
+"""Errors the gateway answers with, in Dify's shape `{code, message, status}`.
+
+    ApiError (status, code)
+     ├── BadRequest          400 invalid_param (names the field)
+     ├── Unauthorized        401 unauthorized
+     ├── Forbidden           403 forbidden
+     ├── NotFound            404 <thing>_not_exists / not_found
+     ├── Conflict            409 conflict
+     ├── PayloadTooLarge     413 file_too_large / request_too_large
+     ├── RateLimited         429 too_many_requests (with retry_after)
+     ├── QuotaExceeded       429 quota_exceeded
+     ├── Upstream            502/503/504 a Loom service failed or was unreachable
+
+Transport maps every one of these to a JSON response; anything else is a 500 and a bug.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status: int = 500
+    code: str = "internal_server_error"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict:
+        out = {"code": self.code, "message": self.message, "status": self.status}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class BadRequest(ApiError):
+    status, code = 400, "invalid_param"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message, field=field, code=code)
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "request_too_large"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(RateLimited):
+    code = "quota_exceeded"
+
+
+class Upstream(ApiError):
+    status, code = 503, "service_unavailable"

@@ -1,0 +1,268 @@
+"""Runs as the gateway sees them: start one (rows + `RunRequested`), turn its `RunEvent`s
+into Dify's SSE payloads, fold them into the final answer, record the outcome, stop it.
+
+The run id doubles as Dify's `task_id` and `workflow_run_id`. The gateway never calls a
+model for an app: it publishes the request and reads the run's ordered event stream
+(`RunBus.events(run_id, after_seq)`), so a client can disconnect and resume from its last seq.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.ids import new_id
+from loom_gateway.domain.apps import PublishedApp
+from loom_gateway.domain.conversations import Conversations
+from loom_gateway.domain.errors import BadRequest, NotFound
+
+CHAT_MODES = ("chat", "chatflow", "agent")
+# Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
+_FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
+
+
+class RunBus(Protocol):
+    async def request(self, event: RunRequested) -> None: ...
+    async def cancel(self, event: RunCancelRequested) -> None: ...
+    def events(self, run_id: str, after_seq: int = 0, *, follow: bool = True) -> AsyncIterator[RunEvent]: ...
+
+
+@dataclass
+class StartedRun:
+    run_id: str
+    tenant_id: str
+    app_id: str
+    mode: str
+    created_at: int
+    message_id: str | None = None
+    conversation_id: str | None = None
+    inputs: dict = field(default_factory=dict)
+
+    @property
+    def chat(self) -> bool:
+        return self.mode in CHAT_MODES
+
+    @property
+    def workflow_only(self) -> bool:
+        return self.mode == "workflow"
+
+
+@dataclass
+class Fold:
+    """What a run's events add up to (the blocking response and the recorded outcome)."""
+
+    answer: str = ""
+    outputs: dict[str, Any] | None = None
+    status: str = "running"
+    error: str | None = None
+    error_code: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    total_tokens: int = 0
+    total_steps: int = 0
+    elapsed_time: float | None = None
+    finished: bool = False
+    last_seq: int = 0
+
+    def add(self, ev: RunEvent, chat: bool) -> None:
+        d = ev.data
+        self.last_seq = max(self.last_seq, ev.seq)
+        if ev.event in ("message", "agent_message"):
+            self.answer += str(d.get("answer", ""))
+        elif ev.event == "message_replace":
+            self.answer = str(d.get("answer", ""))
+        elif ev.event == "node_finished":
+            self.total_steps += 1
+        elif ev.event == "message_end":
+            self.metadata = dict(d.get("metadata") or {})
+            usage = self.metadata.get("usage") or {}
+            self.total_tokens = int(usage.get("total_tokens", self.total_tokens) or 0)
+            if self.status == "running":
+                self.status = "succeeded"
+            self.finished = True
+        elif ev.event == "workflow_finished":
+            self.status = str(d.get("status", "succeeded"))
+            self.outputs = d.get("outputs") if isinstance(d.get("outputs"), dict) else {}
+            self.error = d.get("error") or self.error
+            self.total_tokens = int(d.get("total_tokens") or self.total_tokens)
+            self.total_steps = int(d.get("total_steps") or self.total_steps)
+            self.elapsed_time = d.get("elapsed_time")
+            if not chat or self.status != "succeeded":
+                self.finished = True
+        elif ev.event == "error":
+            self.status = "stopped" if d.get("code") == "stopped" else "failed"
+            self.error = str(d.get("message", "run failed"))
+            self.error_code = str(d.get("code", "internal_server_error"))
+            self.finished = True
+
+
+def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any]:
+    """A run event as Dify's SSE `data` object."""
+    base: dict[str, Any] = {"event": ev.event, "task_id": run.run_id}
+    if run.chat or run.mode == "completion":
+        base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
+        if run.conversation_id:
+            base["conversation_id"] = run.conversation_id
+    if ev.event in _FLAT:
+        if ev.event == "error":
+            return {**base, "status": int(ev.data.get("status", 500)), "code": ev.data.get("code", "internal_error"),
+                    "message": ev.data.get("message", "run failed")}
+        return {**base, **ev.data}
+    data = dict(ev.data)
+    if ev.event in ("workflow_started", "workflow_finished"):
+        data.setdefault("id", run.run_id)
+        data.setdefault("workflow_id", run.app_id)
+    return {**base, "workflow_run_id": run.run_id, "data": data}
+
+
+def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
+    if run.workflow_only:
+        return {"workflow_run_id": run.run_id, "task_id": run.run_id,
+                "data": {"id": run.run_id, "workflow_id": run.app_id, "status": fold.status,
+                         "outputs": fold.outputs or {}, "error": fold.error, "elapsed_time": fold.elapsed_time,
+                         "total_tokens": fold.total_tokens, "total_steps": fold.total_steps,
+                         "created_at": run.created_at, "finished_at": int(time.time())}}
+    body = {"event": "message", "task_id": run.run_id, "id": run.message_id, "message_id": run.message_id,
+            "mode": "advanced-chat" if run.mode == "chatflow" else run.mode, "answer": fold.answer,
+            "metadata": {"usage": {}, "retriever_resources": [], **fold.metadata}, "created_at": run.created_at}
+    if run.conversation_id:
+        body["conversation_id"] = run.conversation_id
+    return body
+
+
+class Execution:
+    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus):
+        self.pool = pool
+        self.conversations = conversations
+        self.bus = bus
+
+    async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
+                    conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming"
+                    ) -> StartedRun:
+        """Record the run (and its conversation/message) and publish the request."""
+        if kind == "chat" and app.mode not in CHAT_MODES:
+            raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
+        if kind == "completion" and app.mode != "completion":
+            raise BadRequest("Please check if your app mode matches the right API route.",
+                             code="not_completion_app")
+        if kind == "workflow" and app.mode != "workflow":
+            raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
+        inputs = _inputs(inputs)
+        files = _files(files)
+        if kind == "chat" and (not isinstance(query, str) or not query.strip()):
+            raise BadRequest("query is required", field="query")
+        end_user = await self.conversations.end_user(app.tenant_id, app.id, user)
+        run = StartedRun(new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
+        if kind == "chat":
+            run.conversation_id = await self.conversations.get_or_create(app.tenant_id, app.id, end_user,
+                                                                         conversation_id, query, inputs)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO runs (id, tenant_id, app_id, app_version, mode, end_user_id,"
+                               " conversation_id, inputs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+                               run.run_id, app.tenant_id, app.id, app.version, app.mode, end_user,
+                               run.conversation_id, json.dumps(inputs))
+            if kind != "workflow":
+                run.message_id = new_id()
+                await conn.execute("INSERT INTO messages (id, tenant_id, app_id, conversation_id, run_id,"
+                                   " end_user_id, query, inputs, files) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                                   " $8::jsonb, $9::jsonb)", run.message_id, app.tenant_id, app.id,
+                                   run.conversation_id, run.run_id, end_user, query or "", json.dumps(inputs),
+                                   json.dumps(files))
+                await conn.execute("UPDATE runs SET message_id = $2 WHERE id = $1", run.run_id, run.message_id)
+        await self.bus.request(RunRequested(
+            tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode, graph=app.dsl,
+            inputs=inputs, query=query, conversation_id=run.conversation_id, user=user, files=files,
+            response_mode=response_mode))
+        return run
+
+    async def record(self, run_id: str, fold: Fold) -> None:
+        """Store a finished run's outcome; idempotent (the first writer of a final state wins)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
+                " finished_at = now() WHERE id = $1 AND status = 'running' RETURNING message_id",
+                run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
+                fold.total_tokens, fold.total_steps)
+            if updated:
+                await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
+                                   " WHERE id = $1", updated, fold.answer,
+                                   "normal" if fold.status == "succeeded" else fold.status, fold.error,
+                                   json.dumps(fold.metadata))
+
+    async def replay(self, run_id: str, chat: bool) -> Fold:
+        """Fold a finished run from its stored events (used when no client watched its end)."""
+        fold = Fold()
+        async for ev in self.bus.events(run_id, 0, follow=False):
+            fold.add(ev, chat)
+            if fold.finished:
+                break
+        return fold
+
+    async def refresh(self, tenant_id: str, app_id: str, run_ids: list[str]) -> None:
+        """Bring records of runs still marked running up to date from their stored events."""
+        for run_id in run_ids:
+            row = await self.pool.fetchrow("SELECT mode, status FROM runs WHERE id = $1 AND tenant_id = $2"
+                                           " AND app_id = $3", run_id, tenant_id, app_id)
+            if row is None or row["status"] != "running":
+                continue
+            fold = await self.replay(run_id, row["mode"] in CHAT_MODES)
+            if fold.finished:
+                await self.record(run_id, fold)
+
+    async def owned_run(self, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record:
+        row = await self.pool.fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
+                                       run_id, tenant_id, app_id)
+        if row is None:
+            raise NotFound("Workflow run not found.", code="not_found")
+        return row
+
+    async def stop(self, tenant_id: str, app_id: str, task_id: str, user: str | None) -> None:
+        row = await self.owned_run(tenant_id, app_id, task_id)
+        end_user = await self.conversations.end_user(tenant_id, app_id, user, create=False)
+        if row["end_user_id"] and row["end_user_id"] != end_user:
+            raise NotFound("Task not found.", code="not_found")
+        await self.bus.cancel(RunCancelRequested(tenant_id=tenant_id, run_id=task_id))
+
+    async def run_detail(self, tenant_id: str, app_id: str, run_id: str) -> dict:
+        await self.owned_run(tenant_id, app_id, run_id)
+        await self.refresh(tenant_id, app_id, [run_id])
+        r = await self.owned_run(tenant_id, app_id, run_id)
+        finished = r["finished_at"]
+        return {"id": r["id"], "workflow_id": r["app_id"], "status": r["status"],
+                "inputs": json.loads(r["inputs"]), "outputs": json.loads(r["outputs"]) if r["outputs"] else {},
+                "error": r["error"], "total_steps": r["total_steps"], "total_tokens": r["total_tokens"],
+                "created_at": int(r["created_at"].timestamp()),
+                "finished_at": int(finished.timestamp()) if finished else None,
+                "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None}
+
+    async def list_runs(self, tenant_id: str, app_id: str, limit: int) -> list[dict]:
+        rows = await self.pool.fetch("SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2"
+                                     " ORDER BY created_at DESC LIMIT $3", tenant_id, app_id, limit)
+        return [await self.run_detail(tenant_id, app_id, r["id"]) for r in rows]
+
+    async def started(self, tenant_id: str, app_id: str, run_id: str) -> StartedRun:
+        """Rebuild a StartedRun from its row (to resume a stream after a reconnect)."""
+        r = await self.owned_run(tenant_id, app_id, run_id)
+        return StartedRun(r["id"], r["tenant_id"], r["app_id"], r["mode"], int(r["created_at"].timestamp()),
+                          r["message_id"], r["conversation_id"], json.loads(r["inputs"]))
+
+
+def _inputs(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("inputs must be an object", field="inputs")
+    return value
+
+
+def _files(value: Any) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(f, dict) for f in value):
+        raise BadRequest("files must be a list of objects", field="files")
+    return value
