@@ -1,27 +1,53 @@
-"""Composition root of the orchestrator: the runs.requested consumer over Postgres."""
+"""Composition root of the orchestrator: the runs consumer, the stop listener, the gRPC
+clients of inference, rag and tools, Postgres, metrics and the backlog watcher."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from loom_common.runtime import ServiceRuntime
-from loom_orchestrator import __version__
-from loom_orchestrator.handlers import build_router
+from loom_orchestrator import __version__, metrics
+from loom_orchestrator.clients.inference import InferenceClient
+from loom_orchestrator.clients.rag import RagClient
+from loom_orchestrator.clients.tools import ToolsClient
+from loom_orchestrator.engine.context import Services
+from loom_orchestrator.handlers import align_consumer, build_router, runs_consumer, watch_backlog
 from loom_orchestrator.settings import OrchestratorSettings
-from loom_orchestrator.store import PgRunStore
-
-
-class _LazyStore:
-    """The pool exists only once the runtime started; the router is built before that."""
-
-    def __init__(self, rt: ServiceRuntime) -> None:
-        self.rt = rt
-
-    async def record_requested(self, event, trace_id):
-        return await PgRunStore(self.rt.pool).record_requested(event, trace_id)
+from loom_orchestrator.worker import Worker
 
 
 def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
     settings = settings or OrchestratorSettings()
     rt = ServiceRuntime("orchestrator", settings, version=__version__, schema="orchestrator",
                         migrations="loom_orchestrator.migrations")
-    rt.broker.include_router(build_router(rt.broker, _LazyStore(rt)))
+    clients: dict = {}
+
+    def services() -> Services:
+        if not clients:  # grpc.aio channels bind to the running loop: made on first use
+            clients.update(model=InferenceClient(settings.inference_addr, settings.model_timeout_s),
+                           retriever=RagClient(settings.rag_addr), tools=ToolsClient(settings.tools_addr))
+        return Services(**clients)
+
+    def pool():
+        assert rt.pool is not None, "the pool exists once the runtime started"
+        return rt.pool
+
+    worker = Worker(rt.broker, pool, settings, services, runs_consumer(settings.runs_ack_wait_s))
+    rt.broker.include_router(build_router(rt.broker, worker=worker, max_workers=settings.max_concurrent_runs))
+    tasks: list[asyncio.Task] = []
+
+    @rt.on_start
+    async def _start(rt: ServiceRuntime) -> None:
+        await align_consumer(rt.broker, settings.runs_ack_wait_s)
+        tasks.append(asyncio.create_task(watch_backlog(rt.broker, settings.backlog_every_s, metrics.QUEUE_BACKLOG)))
+
+    @rt.on_stop
+    async def _stop(rt: ServiceRuntime) -> None:
+        for task in tasks:
+            task.cancel()
+        for client in clients.values():
+            with contextlib.suppress(Exception):
+                await client.channel.close()
+
     return rt

@@ -1,11 +1,21 @@
-"""NATS transport of the orchestrator: thin handlers over the domain functions."""
+"""NATS transport of the orchestrator: thin handlers over the worker.
+
+    runs.requested (durable work queue)  -> Worker.handle: record, execute/resume, settle
+    runs.cancel.*  (plain subscription)  -> Worker.cancel: every worker hears every stop;
+                                            the one running the run cancels it
+
+Built without a worker (`build_router(broker, store)`), the runs handler only records the
+run and announces it (intake), which is what the cross-service bus tests exercise.
+"""
 
 from __future__ import annotations
 
-from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+import dataclasses
+
+from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter
 
 from loom_common import bus, messaging
-from loom_common.events import RunEvent, RunRequested
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.logging import get_logger
 from loom_common.telemetry import current_trace_id
 from loom_orchestrator.intake import RunStore, accept_run
@@ -14,25 +24,70 @@ log = get_logger(__name__)
 
 
 class BusRunEvents:
-    """RunEventSink that publishes to `run.<run_id>.events`."""
+    """RunEventSink that publishes to `run.<run_id>.events` (intake only)."""
 
     def __init__(self, broker: NatsBroker) -> None:
         self.broker = broker
 
     async def emit(self, event: RunEvent) -> None:
-        await messaging.publish(self.broker, bus.run_events(event.run_id), event,
-                                stream=bus.RUN_EVENTS.name)
+        await messaging.publish(self.broker, bus.run_events(event.run_id), event, stream=bus.RUN_EVENTS.name)
 
 
-def build_router(broker: NatsBroker, store: RunStore) -> NatsRouter:
+def runs_consumer(ack_wait_s: float | None = None) -> bus.Consumer:
+    c = bus.ORCHESTRATOR_RUNS
+    return dataclasses.replace(c, ack_wait_s=ack_wait_s) if ack_wait_s else c
+
+
+def build_router(broker: NatsBroker, store: RunStore | None = None, worker=None, *,
+                 max_workers: int = 1) -> NatsRouter:
     router = NatsRouter()
-    events = BusRunEvents(broker)
+    consumer = worker.consumer if worker is not None else runs_consumer()
+    kwargs = consumer.subscriber_kwargs()
+    kwargs["config"] = ConsumerConfig(ack_wait=consumer.ack_wait_s, max_deliver=consumer.max_deliver)
+    if worker is not None:
+        kwargs["max_workers"] = max_workers
 
-    @router.subscriber(**bus.ORCHESTRATOR_RUNS.subscriber_kwargs())
+    @router.subscriber(**kwargs)
     async def on_run_requested(event: RunRequested, msg: NatsMessage) -> None:
-        async with messaging.handling(msg, bus.ORCHESTRATOR_RUNS, broker):
+        if worker is not None:
+            await worker.handle(event, msg)
+            return
+        events = BusRunEvents(broker)
+        async with messaging.handling(msg, consumer, broker):
             created = await accept_run(event, store=store, events=events, trace_id=current_trace_id())
             log.info("run accepted" if created else "run redelivered, already recorded",
                      run_id=event.run_id, attempt=messaging.deliveries(msg))
 
+    if worker is not None:
+        @router.subscriber(bus.RUN_CANCEL_ALL)
+        async def on_run_cancel(event: RunCancelRequested) -> None:
+            if worker.cancel(event.run_id, event.reason):
+                log.info("run stop requested", run_id=event.run_id, reason=event.reason)
+
     return router
+
+
+async def align_consumer(broker: NatsBroker, ack_wait_s: float) -> None:
+    """An existing durable keeps the config it was created with; bring its ack_wait in line
+    with this deployment's (an editable field, updated in place)."""
+    js = broker.connection.jetstream()
+    c = bus.ORCHESTRATOR_RUNS
+    try:
+        info = await js.consumer_info(c.stream.name, c.durable)
+        if info.config.ack_wait is not None and abs(info.config.ack_wait - ack_wait_s) > 1e-3:
+            await js.add_consumer(c.stream.name, config=dataclasses.replace(info.config, ack_wait=ack_wait_s))
+            log.info("runs consumer ack_wait updated", ack_wait_s=ack_wait_s)
+    except Exception as exc:
+        log.warning("runs consumer config not aligned", error=repr(exc))
+
+
+async def watch_backlog(broker: NatsBroker, every_s: float, gauge) -> None:
+    import asyncio
+    import contextlib
+
+    c = bus.ORCHESTRATOR_RUNS
+    while True:
+        with contextlib.suppress(Exception):
+            info = await broker.connection.jetstream().consumer_info(c.stream.name, c.durable)
+            gauge.set(info.num_pending + info.num_ack_pending)
+        await asyncio.sleep(every_s)

@@ -12,3 +12,17 @@ class OrchestratorSettings(ServiceSettings):
                                       populate_by_name=True)
 
     http_port: int = 8081
+    # Runs one worker process executes at once (FastStream max_workers on the runs consumer).
+    max_concurrent_runs: int = 8
+    # A run's message is redelivered if its worker neither acks nor marks it in progress
+    # within this; a live run heartbeats every third of it, so this is also how long a
+    # crashed worker's run waits before another worker resumes it.
+    runs_ack_wait_s: float = 30.0
+    # Per-run limits (RunLimits).
+    max_steps: int = 1000
+    max_wall_s: float = 600.0
+    node_timeout_s: float = 120.0
+    model_timeout_s: float = 300.0
+    max_parallel_nodes: int = 8
+    # How often the queue-backlog gauge is refreshed.
+    backlog_every_s: float = 5.0

@@ -54,6 +54,14 @@ RunEventType = Literal[
     "workflow_finished",
     "message_end",
     "error",
+    # Added by the orchestrator (Dify's SSE names too): retries, iteration and loop progress.
+    "node_retry",
+    "iteration_started",
+    "iteration_next",
+    "iteration_completed",
+    "loop_started",
+    "loop_next",
+    "loop_completed",
 ]
 
 

@@ -1,0 +1,136 @@
+"""A worker's side of a run: take it from the queue, make it durable, execute or resume it,
+persist the outcome, and settle the message.
+
+Ack design: the runs.requested message stays unacked for the whole run. It is recorded
+(the runs row) before anything else, a heartbeat marks it in progress every third of
+`runs_ack_wait_s` so a live run is never redelivered, and it is acked only after the
+outcome is persisted and its events are published. If the worker dies, JetStream
+redelivers the message after `runs_ack_wait_s` to another worker, which finds the run
+recorded and its finished nodes journaled and resumes. A redelivery of a run whose outcome
+is already recorded is acked without doing anything (a run completes exactly once).
+Infrastructure errors (Postgres down) nack the message with back-off via
+`messaging.handling`; a failing workflow is an outcome, not an error, and is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import asyncpg
+from faststream.nats import NatsBroker, NatsMessage
+
+from loom_common import bus, messaging
+from loom_common.events import RunRequested
+from loom_common.ids import new_id
+from loom_common.logging import get_logger
+from loom_common.telemetry import current_trace_id
+from loom_orchestrator import metrics
+from loom_orchestrator.engine.context import RunContext, RunLimits, Services
+from loom_orchestrator.events import RunEventPublisher, cancel_requested, last_seq
+from loom_orchestrator.settings import OrchestratorSettings
+from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
+from loom_orchestrator.workflow import RunOutcome, execute_run, stopped
+
+log = get_logger(__name__)
+
+
+class Worker:
+    def __init__(self, broker: NatsBroker, pool: Callable[[], asyncpg.Pool], settings: OrchestratorSettings,
+                 services: Callable[[], Services], consumer: bus.Consumer) -> None:
+        self.broker, self._pool, self.settings, self._services = broker, pool, settings, services
+        self.consumer = consumer
+        self.id = new_id()
+        self.limits = RunLimits(max_steps=settings.max_steps, max_wall_s=settings.max_wall_s,
+                                default_timeout_s=settings.node_timeout_s, model_timeout_s=settings.model_timeout_s,
+                                max_parallel=settings.max_parallel_nodes)
+        self.active: dict[str, asyncio.Task] = {}  # run id -> the task executing its graph
+        self.stop_reasons: dict[str, str] = {}
+
+    # ---- bus entry points ----------------------------------------------------------------
+
+    async def handle(self, event: RunRequested, msg: NatsMessage) -> None:
+        if event.run_id in self.active:  # a redelivery of a run this worker is still running
+            log.warning("redelivery of a live run ignored", run_id=event.run_id)
+            return
+        async with messaging.handling(msg, self.consumer, self.broker):
+            beat = asyncio.create_task(self._heartbeat(msg))
+            try:
+                await self.run(event)
+            finally:
+                beat.cancel()
+
+    def cancel(self, run_id: str, reason: str) -> bool:
+        task = self.active.get(run_id)
+        if task is None:
+            return False
+        self.stop_reasons[run_id] = reason
+        task.cancel()  # cancels the node tasks, and with them any gRPC call (generation stops upstream)
+        return True
+
+    async def _heartbeat(self, msg: NatsMessage) -> None:
+        while True:
+            await asyncio.sleep(self.settings.runs_ack_wait_s / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    # ---- one run -------------------------------------------------------------------------
+
+    async def run(self, event: RunRequested) -> RunOutcome | None:
+        pool = self._pool()
+        store = PgRunStore(pool)
+        await store.record_requested(event, current_trace_id())
+        row = await store.get(event.run_id)
+        if row["status"] in TERMINAL:
+            log.info("run already finished; redelivery acked", run_id=event.run_id)
+            return None
+        metrics.RUNS_STARTED.inc()
+        await store.mark_running(event.run_id, self.id)
+        seq = await last_seq(self.broker, event.run_id)
+        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq)
+        chat = event.app_mode in ("chatflow", "chat", "agent")
+        ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
+                         conversation_id=event.conversation_id, message_id=event.run_id if chat else None,
+                         user=event.user, accepted_at=float(row["accepted_epoch"]), limits=self.limits)
+        services = self._services()
+        conversations = PgConversations(pool)
+        variables: dict = {}
+        if chat and event.conversation_id:
+            services.history, variables = await conversations.open(event.tenant_id, event.app_id, event.conversation_id)
+        metrics.RUNS_ACTIVE.inc()
+        try:
+            with metrics.run_span(event.run_id, event.app_id, event.app_mode):
+                outcome = await self._execute(event, ctx, services, PgJournal(pool, event.tenant_id), events,
+                                              variables, announce_start=seq == 0)
+        finally:
+            metrics.RUNS_ACTIVE.dec()
+        if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
+            await conversations.save_turn(event.tenant_id, event.conversation_id, event.run_id, event.query or "",
+                                          outcome.answer, outcome.total_tokens, outcome.conversation_variables)
+        await events.flush()  # events before the outcome: a crash in between replays, never loses them
+        await store.finish(event.run_id, outcome)
+        metrics.RUNS_FINISHED.labels(outcome.status).inc()
+        if outcome.status == "failed":
+            metrics.RUNS_FAILED.inc()
+        log.info("run finished", run_id=event.run_id, status=outcome.status, steps=outcome.steps,
+                 error=outcome.error)
+        return outcome
+
+    async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
+                       events: RunEventPublisher, variables: dict, *, announce_start: bool) -> RunOutcome:
+        reason = await cancel_requested(self.broker, event.run_id)
+        if reason is not None:
+            return stopped(ctx, events, reason)
+        task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
+                                               announce_start=announce_start, observer=metrics.Observer()))
+        self.active[event.run_id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            reason = self.stop_reasons.pop(event.run_id, None)
+            if reason is None or not task.cancelled():
+                raise  # this worker is being cancelled (shutdown): the message will be redelivered
+            return stopped(ctx, events, reason)
+        finally:
+            self.active.pop(event.run_id, None)
