@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvicorn
 from faststream.nats import NatsBroker, NatsMessage
 
 from loom_common import bus, messaging
 from loom_common.db import _with_database
+from loom_common.devstack import infra
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_gateway.app import build
 from loom_gateway.settings import GatewaySettings
@@ -29,9 +31,10 @@ PASSWORD = "correct horse battery"
 
 @dataclass
 class Gw:
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient   # in-process (ASGI transport: a response is complete when it returns)
     rt: object
     database_url: str
+    base_url: str               # the same app on a real socket, for tests of disconnects
 
 
 @pytest.fixture
@@ -42,9 +45,16 @@ async def gateway(nats_url, database_url, tmp_path, monkeypatch) -> AsyncIterato
                                log_level="WARNING", inference_addr="127.0.0.1:1", rag_addr="127.0.0.1:1")
     rt = build(settings)
     await rt.start()
+    port = infra.free_port()
+    server = uvicorn.Server(uvicorn.Config(rt.http, host="127.0.0.1", port=port, lifespan="off", log_config=None,
+                                           access_log=False))
+    serving = asyncio.create_task(server.serve())
     transport = httpx.ASGITransport(app=rt.http)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        yield Gw(client, rt, db)
+        yield Gw(client, rt, db, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(serving, 5)
     await rt.stop()
 
 

@@ -1,0 +1,167 @@
+"""The Dify-compatible service API over the gateway's real NATS and Postgres, with a scripted
+stand-in for the orchestrator (tests/test_gateway_e2e.py runs the real one)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from gateway_testkit import make_app
+
+pytestmark = pytest.mark.integration
+
+
+def sse_data(text: str) -> list[dict]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_chat_blocking_streaming_conversations_feedback(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u1",
+                                                "response_mode": "blocking"}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["event"] == "message" and body["answer"] == "tok0 tok1 tok2 "
+    assert body["metadata"]["usage"]["total_tokens"] == 7
+    conv = body["conversation_id"]
+    assert orchestrator.requests[-1].graph["app"]["mode"] == "chat"
+
+    r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "again", "user": "u1",
+                                                "response_mode": "streaming", "conversation_id": conv}, headers=h)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = sse_data(r.text)
+    assert [e["event"] for e in events][-1] == "message_end"
+    assert {e["conversation_id"] for e in events} == {conv}
+    assert "".join(e.get("answer", "") for e in events if e["event"] == "message") == "tok0 tok1 tok2 "
+    assert "id: 1" in r.text  # each event carries its seq for Last-Event-ID
+
+    convs = (await c.get("/v1/conversations", params={"user": "u1"}, headers=h)).json()
+    assert [x["id"] for x in convs["data"]] == [conv] and convs["has_more"] is False
+    assert (await c.get("/v1/conversations", params={"user": "someone-else"}, headers=h)).json()["data"] == []
+    msgs = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)).json()
+    assert [m["query"] for m in msgs["data"]] == ["hi", "again"]
+    assert all(m["answer"] == "tok0 tok1 tok2 " for m in msgs["data"])
+
+    mid = msgs["data"][0]["id"]
+    fb = await c.post(f"/v1/messages/{mid}/feedbacks", json={"rating": "like", "user": "u1"}, headers=h)
+    assert fb.json() == {"result": "success"}
+    msgs = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)).json()
+    assert msgs["data"][0]["feedback"] == {"rating": "like"}
+    bad = await c.post(f"/v1/messages/{mid}/feedbacks", json={"rating": "meh", "user": "u1"}, headers=h)
+    assert bad.status_code == 400 and bad.json()["field"] == "rating"
+
+    renamed = await c.post(f"/v1/conversations/{conv}/name", json={"name": "Renamed", "user": "u1"}, headers=h)
+    assert renamed.json()["name"] == "Renamed"
+    gone = await c.request("DELETE", f"/v1/conversations/{conv}", json={"user": "u1"}, headers=h)
+    assert gone.json() == {"result": "success"}
+    missing = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "x", "user": "u1",
+                                                      "conversation_id": conv}, headers=h)
+    assert missing.status_code == 404 and missing.json()["code"] == "conversation_not_exists"
+
+
+async def test_validation_errors_name_the_field(gateway, admin) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    r = await c.post("/v1/chat-messages", json={"inputs": {}, "user": "u1"}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "query" and r.json()["code"] == "invalid_param"
+    r = await c.post("/v1/chat-messages", json={"inputs": [], "query": "q", "user": "u1"}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "inputs"
+    r = await c.post("/v1/chat-messages", content=b"{not json", headers={**h, "content-type": "application/json"})
+    assert r.status_code == 400
+    r = await c.post("/v1/workflows/run", json={"inputs": {}, "user": "u"}, headers=h)
+    assert r.status_code == 400 and r.json()["code"] == "not_workflow_app"
+    r = await c.post("/v1/chat-messages", json={"query": "q", "user": "u"}, headers={"Authorization": "Bearer app-x"})
+    assert r.status_code == 401 and r.json() == {"code": "unauthorized", "message": "Access token is invalid",
+                                                 "status": 401}
+
+
+async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "workflow")
+    h = {"Authorization": f"Bearer {key}"}
+    r = await c.post("/v1/workflows/run", json={"inputs": {"x": 1}, "user": "u", "response_mode": "blocking"},
+                     headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["data"]["status"] == "succeeded" and body["data"]["outputs"] == {"echo": {"x": 1}}
+    assert body["workflow_run_id"] == body["task_id"] == body["data"]["id"]
+    detail = (await c.get(f"/v1/workflows/run/{body['workflow_run_id']}", headers=h)).json()
+    assert detail["status"] == "succeeded" and detail["inputs"] == {"x": 1} and detail["total_steps"] == 2
+
+    streamed = await c.post("/v1/workflows/run", json={"inputs": {}, "user": "u", "response_mode": "streaming"},
+                            headers=h)
+    events = sse_data(streamed.text)
+    assert [e["event"] for e in events][0] == "workflow_started" and events[-1]["event"] == "workflow_finished"
+    assert all("workflow_run_id" in e and "data" in e for e in events)
+    run_id = events[0]["workflow_run_id"]
+    # Resume after seq 2: only later events come again.
+    resumed = await c.get(f"/v1/runs/{run_id}/events", headers={**h, "Last-Event-ID": "2"})
+    again = sse_data(resumed.text)
+    assert len(again) == len(events) - 2 and again[-1]["event"] == "workflow_finished"
+
+    # A slow run, stopped by task id while a blocking call waits for it.
+    waiting = asyncio.create_task(c.post("/v1/workflows/run", json={"inputs": {"slow": True}, "user": "u",
+                                                                     "response_mode": "blocking"}, headers=h))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if len(orchestrator.requests) == 3:
+            break
+    task_id = orchestrator.requests[-1].run_id
+    other_user = await c.post(f"/v1/workflows/tasks/{task_id}/stop", json={"user": "intruder"}, headers=h)
+    assert other_user.status_code == 404
+    stop = await c.post(f"/v1/workflows/tasks/{task_id}/stop", json={"user": "u"}, headers=h)
+    assert stop.json() == {"result": "success"}
+    done = (await waiting).json()
+    assert done["data"]["status"] == "stopped"
+
+
+async def test_streaming_disconnect_does_not_cancel_and_run_is_recorded(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=gateway.base_url) as real, \
+            real.stream("POST", "/v1/chat-messages", json={"inputs": {}, "query": "slow please", "user": "u",
+                                                           "response_mode": "streaming"}, headers=h) as r:
+        assert r.status_code == 200
+        first, pinged = None, False
+        async for line in r.aiter_lines():
+            if line.startswith("data: ") and first is None:
+                first = json.loads(line[6:])
+            pinged = pinged or line == "event: ping"
+            if first and pinged:
+                break  # disconnect mid-run
+    assert first["event"] == "workflow_started" and pinged
+    # The client went away: the run is not cancelled and its outcome still lands in the records.
+    run = orchestrator.requests[-1]
+    conv = run.conversation_id
+    for _ in range(120):
+        msgs = (await c.get("/v1/messages", params={"user": "u", "conversation_id": conv}, headers=h)).json()
+        if msgs["data"][0]["status"] == "normal":
+            break
+        await asyncio.sleep(0.1)
+    assert run.run_id not in orchestrator.cancelled
+    assert msgs["data"][0]["answer"].startswith("tok0 tok1") and msgs["data"][0]["status"] == "normal"
+
+
+async def test_files_parameters_info(gateway, admin) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    up = await c.post("/v1/files/upload", files={"file": ("notes.txt", b"hello", "text/plain")}, data={"user": "u"},
+                      headers=h)
+    assert up.status_code == 201, up.text
+    assert set(up.json()) >= {"id", "name", "size", "extension", "mime_type", "created_by", "created_at"}
+    bad = await c.post("/v1/files/upload", files={"file": ("x.exe", b"MZ", "application/x-msdownload")},
+                       data={"user": "u"}, headers=h)
+    assert bad.status_code == 400 and bad.json()["code"] == "unsupported_file_type"
+    params = (await c.get("/v1/parameters", params={"user": "u"}, headers=h)).json()
+    assert {"opening_statement", "user_input_form", "file_upload", "system_parameters"} <= set(params)
+    assert (await c.get("/v1/info", headers=h)).json()["mode"] == "chat"
+    big = await c.post("/v1/chat-messages", content=b"x" * (17 * 1024 * 1024), headers={**h, "content-type":
+                                                                                         "application/json"})
+    assert big.status_code == 413
