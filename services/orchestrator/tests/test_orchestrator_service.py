@@ -1,0 +1,212 @@
+"""The orchestrator as real processes on the real NATS JetStream and Postgres: a run end to
+end with ordered events and its journal, stop, and the crash test (SIGKILL mid-run, another
+worker finishes the run exactly once without re-running finished nodes)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import asyncpg
+import pytest
+from faststream.nats import NatsBroker
+
+from loom_common import bus, messaging
+from loom_common.devstack import infra
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.ids import new_id
+from loom_orchestrator.testkit import chain, node, tpl
+
+pytestmark = pytest.mark.integration
+
+START = node("start", "start", variables=[{"variable": "n", "type": "number", "required": False}])
+
+
+class Client:
+    """The gateway's side of the bus, as far as these tests need it."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.broker = NatsBroker(nats_url)
+
+    async def __aenter__(self) -> Client:
+        await self.broker.connect()
+        await messaging.ensure_streams(self.broker)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.broker.stop()
+
+    async def request(self, graph: dict, **kw) -> str:
+        run_id = new_id()
+        await messaging.publish(self.broker, bus.RUNS_REQUESTED,
+                                RunRequested(tenant_id="t-svc", run_id=run_id, app_id="app-svc", graph=graph, **kw),
+                                stream=bus.RUNS.name)
+        return run_id
+
+    async def cancel(self, run_id: str) -> None:
+        await messaging.publish(self.broker, bus.run_cancel(run_id),
+                                RunCancelRequested(tenant_id="t-svc", run_id=run_id), stream=bus.RUN_CONTROL.name)
+
+    async def events(self, run_id: str, *, until: str = "workflow_finished", timeout_s: float = 60) -> list[RunEvent]:
+        js = self.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        out: list[RunEvent] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not out or out[-1].event != until:
+                msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
+                out.append(RunEvent.model_validate_json(msg.data))
+        finally:
+            await sub.unsubscribe()
+        return out
+
+    async def all_events(self, run_id: str) -> list[RunEvent]:
+        js = self.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        out = []
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=1.0)
+                out.append(RunEvent.model_validate_json(msg.data))
+        except Exception:
+            pass
+        finally:
+            await sub.unsubscribe()
+        return out
+
+
+async def _row(database_url: str, sql: str, *args):
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _wait_status(database_url: str, run_id: str, statuses: tuple[str, ...], timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = await _row(database_url, "SELECT status FROM orchestrator.runs WHERE id = $1", run_id)
+        if rows and rows[0]["status"] in statuses:
+            return rows[0]["status"]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run_id} never reached {statuses}")
+
+
+async def test_run_end_to_end_events_in_order_and_journal(nats_url, database_url, run_service) -> None:
+    run_service("orchestrator")
+    g = {"nodes": [START, tpl("a", "n={{n}}", n=["start", "n"]),
+                   node("it", "iteration", iterator_selector=["sys", "files"], output_selector=["x", "output"]),
+                   node("is", "iteration-start", parent="it"), tpl("x", "{{f}}", f=["it", "index"]) | {"parent_id": "it"},
+                   node("end", "end", outputs=[{"variable": "a", "value_selector": ["a", "output"]},
+                                               {"variable": "it", "value_selector": ["it", "output"]}])],
+         "edges": [*chain("start", "a", "it", "end"), *chain("is", "x")]}
+    async with Client(nats_url) as client:
+        run_id = await client.request(g, inputs={"n": 5}, files=[{"f": 1}, {"f": 2}])
+        events = await client.events(run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].event == "workflow_started" and events[-1].event == "workflow_finished"
+    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"a": "n=5", "it": ["0", "1"]}
+    rows = await _row(database_url, "SELECT key, status, outputs FROM orchestrator.node_executions WHERE run_id = $1 "
+                                    "ORDER BY idx", run_id)
+    assert [r["key"] for r in rows] == ["start", "a", "it", "it[0]/is", "it[0]/x", "it[1]/is", "it[1]/x", "end"]
+    assert {r["status"] for r in rows} == {"succeeded"}
+    run = (await _row(database_url, "SELECT * FROM orchestrator.runs WHERE id = $1", run_id))[0]
+    assert run["status"] == "succeeded" and run["total_steps"] == 8
+
+
+async def test_invalid_graph_fails_the_run_with_the_node_named(nats_url, database_url, run_service) -> None:
+    run_service("orchestrator")
+    async with Client(nats_url) as client:
+        run_id = await client.request({"nodes": [START, node("l", "llm", model={})], "edges": []})
+        events = await client.events(run_id)
+    assert events[-1].data["status"] == "failed"
+    assert "node 'l' (llm): data.model.name: Field required" in events[-1].data["error"]
+
+
+async def test_stop_cancels_a_running_run(nats_url, database_url, run_service) -> None:
+    run_service("orchestrator")
+    # A long deterministic run: a loop of 500 journaled rounds.
+    g = {"nodes": [START, node("lp", "loop", loop_count=500, loop_variables=[{"label": "n", "value": 0}]),
+                   node("ls", "loop-start", parent="lp"),
+                   node("inc", "assigner", parent="lp", items=[{"variable_selector": ["lp", "n"], "operation": "+=",
+                                                               "value": 1}]),
+                   tpl("t", "{{n}}", n=["lp", "n"]) | {"parent_id": "lp"}, node("end", "end", outputs=[])],
+         "edges": [*chain("start", "lp", "end"), *chain("ls", "inc", "t")]}
+    async with Client(nats_url) as client:
+        run_id = await client.request(g)
+        js = client.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        await sub.next_msg(timeout=30)  # workflow_started: it is running
+        await sub.unsubscribe()
+        await asyncio.sleep(0.3)
+        await client.cancel(run_id)
+        events = await client.events(run_id, timeout_s=30)
+    assert events[-1].data["status"] == "stopped"
+    assert await _wait_status(database_url, run_id, ("stopped",)) == "stopped"
+    done = await _row(database_url, "SELECT count(*) AS n FROM orchestrator.node_executions WHERE run_id = $1", run_id)
+    assert done[0]["n"] < 1000  # stopped well before its 500 rounds
+
+
+class SlowServer:
+    """A loopback HTTP server whose every request takes `delay_s`; counts hits per path."""
+
+    def __init__(self, delay_s: float) -> None:
+        hits: dict[str, int] = {}
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits[self.path] = hits.get(self.path, 0) + 1
+                time.sleep(delay_s)
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.slow
+async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, database_url, run_service) -> None:
+    slow = SlowServer(delay_s=1.0)
+    tools_port = infra.free_port()
+    run_service("tools", env={"LOOM_TOOLS_GRPC_PORT": str(tools_port), "LOOM_TOOLS_HTTP_ALLOWLIST": "127.0.0.1",
+                              "LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED": "true"})
+    env = {"LOOM_TOOLS_ADDR": f"127.0.0.1:{tools_port}", "LOOM_ORCHESTRATOR_RUNS_ACK_WAIT_S": "3"}
+    steps = [f"h{i}" for i in range(1, 7)]
+    g = {"nodes": [START, *[node(s, "http-request", url=f"http://127.0.0.1:{slow.port}/{s}") for s in steps],
+                   node("end", "end", outputs=[{"variable": "last", "value_selector": ["h6", "status_code"]}])],
+         "edges": chain("start", *steps, "end")}
+    first = run_service("orchestrator", env=env)
+    async with Client(nats_url) as client:
+        run_id = await client.request(g)
+        deadline = time.monotonic() + 60
+        while slow.hits.get("/h3", 0) == 0:  # h1 and h2 are done, h3 is in flight
+            assert time.monotonic() < deadline, first.log()
+            await asyncio.sleep(0.05)
+        first.kill()  # SIGKILL: no drain, no nack
+        run_service("orchestrator", env=env)
+        assert await _wait_status(database_url, run_id, ("succeeded", "failed"), timeout_s=90) == "succeeded"
+        events = await client.all_events(run_id)
+    assert slow.hits["/h1"] == 1 and slow.hits["/h2"] == 1  # finished nodes were not re-run
+    assert slow.hits["/h3"] == 2  # the node in flight was restarted, once
+    assert all(slow.hits[f"/{s}"] == 1 for s in steps[3:])
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs)), "seq must grow strictly across the two workers"
+    assert [e.event for e in events].count("workflow_finished") == 1
+    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"last": 200}
+    rows = {r["key"]: r for r in await _row(
+        database_url, "SELECT key, starts, status FROM orchestrator.node_executions WHERE run_id = $1", run_id)}
+    assert rows["h1"]["starts"] == 1 and rows["h2"]["starts"] == 1 and rows["h3"]["starts"] == 2
+    run = (await _row(database_url, "SELECT deliveries, status FROM orchestrator.runs WHERE id = $1", run_id))[0]
+    assert run["deliveries"] == 2 and run["status"] == "succeeded"
