@@ -28,7 +28,9 @@ async def test_all_five_services_run_and_drain(run_service, database_url) -> Non
         ready = httpx.get(proc.base_url + "/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["nats"] and ready.json()["checks"]["postgres"]
-        assert "python_info" in httpx.get(proc.base_url + "/metrics").text
+        metrics = httpx.get(proc.base_url + "/metrics").text
+        assert "python_info" in metrics
+        assert f'loom_http_requests_total{{method="GET",route="/healthz",service="{name}",status="200"}}' in metrics
     conn = await asyncpg.connect(database_url)
     try:
         for name in SERVICES:

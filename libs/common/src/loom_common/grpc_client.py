@@ -17,6 +17,8 @@ _OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
+    # Behind a headless Kubernetes Service the name resolves to every replica: spread calls.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 

@@ -11,9 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Response
+import time
+
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter("loom_http_requests_total", "HTTP requests served",
+                        ["service", "method", "route", "status"])
+HTTP_LATENCY = Histogram("loom_http_request_duration_seconds", "HTTP request latency (to response start)",
+                         ["service", "method", "route"],
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -57,3 +65,21 @@ def admin_router(service: str, readiness: Readiness) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def instrument_http(app: FastAPI, service: str) -> None:
+    """Count and time every request by its route template (not the raw path: bounded labels)."""
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(service, request.method, template, str(status)).inc()
+            HTTP_LATENCY.labels(service, request.method, template).observe(time.perf_counter() - started)

@@ -13,6 +13,7 @@ decides the JetStream outcome from what the body raised:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from faststream.nats import NatsBroker, NatsMessage
@@ -42,8 +43,10 @@ async def ensure_streams(broker: NatsBroker) -> None:
     from nats.js.errors import BadRequestError
 
     js = broker.connection.jetstream()
+    replicas = int(os.environ.get("LOOM_JETSTREAM_REPLICAS", "1"))  # 3 on a 3-node NATS cluster
     for stream in bus.ALL_STREAMS:
         cfg: StreamConfig = stream.config
+        cfg.num_replicas = replicas
         subjects = list(stream.subjects)
         try:
             await js.add_stream(cfg, subjects=subjects)

@@ -28,7 +28,7 @@ from faststream.nats.prometheus import NatsPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from loom_common import db, messaging
-from loom_common.health import Readiness, admin_router
+from loom_common.health import Readiness, admin_router, instrument_http
 from loom_common.logging import configure_logging, get_logger
 from loom_common.migrations import apply_migrations
 from loom_common.settings import ServiceSettings
@@ -92,6 +92,7 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.http = FastAPI(title=f"loom-{name}", version=version)
         self.http.include_router(admin_router(name, self.readiness))
+        instrument_http(self.http, name)
         # grpc.aio servers bind to the running event loop, so the server is made in start();
         # services register their servicers beforehand with add_grpc_service.
         self.grpc: grpc.aio.Server | None = None
