@@ -47,6 +47,9 @@ async def resolve(request: Request, token: str) -> Principal:
     g = gw(request)
     if token.startswith((security.APP_KEY_PREFIX, security.DATASET_KEY_PREFIX)):
         principal = await g.apps.authenticate_key(token)
+        named = request.path_params.get("workspace_id") or request.headers.get(WORKSPACE_HEADER)
+        if named and named != principal.tenant_id:  # a key never reaches another workspace
+            raise NotFound("Workspace not found.", code="workspace_not_exists")
         await g.limits.admit(principal)
         await g.audit.key_used(principal, request.url.path, request.client.host if request.client else None)
         return principal
