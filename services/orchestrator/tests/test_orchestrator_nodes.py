@@ -44,8 +44,11 @@ class FakeInference(inference_pb2_grpc.InferenceServicer):
                 for piece in reply.split(" "):
                     yield ipb.GenerateChunk(text=piece + " ")
                     await asyncio.sleep(1.0 if self.slow else 0)
-                yield ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_STOP, model="gemma3:270m",
-                                        usage=ipb.Usage(prompt_tokens=7, completion_tokens=2))
+                yield ipb.GenerateChunk(
+                    finish_reason=ipb.FINISH_REASON_STOP,
+                    model="gemma3:270m",
+                    usage=ipb.Usage(prompt_tokens=7, completion_tokens=2),
+                )
             else:
                 yield reply
         except asyncio.CancelledError:
@@ -55,8 +58,16 @@ class FakeInference(inference_pb2_grpc.InferenceServicer):
 
 class FakeRag(rag_pb2_grpc.RetrievalServicer):
     async def Retrieve(self, request, context):
-        return rpb.RetrieveResponse(chunks=[rpb.RetrievedChunk(content=f"chunk about {request.query}", score=0.9,
-                                                               document_name="doc.md", dataset_id=request.dataset_ids[0])])
+        return rpb.RetrieveResponse(
+            chunks=[
+                rpb.RetrievedChunk(
+                    content=f"chunk about {request.query}",
+                    score=0.9,
+                    document_name="doc.md",
+                    dataset_id=request.dataset_ids[0],
+                )
+            ]
+        )
 
 
 class FakeTools(tools_pb2_grpc.ToolsServicer):
@@ -65,7 +76,9 @@ class FakeTools(tools_pb2_grpc.ToolsServicer):
 
     async def ListTools(self, request, context):
         schema = json.dumps({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}})
-        return tpb.ListToolsResponse(tools=[tpb.ToolInfo(name="math.add", description="add", parameters_json_schema=schema)])
+        return tpb.ListToolsResponse(
+            tools=[tpb.ToolInfo(name="math.add", description="add", parameters_json_schema=schema)]
+        )
 
     async def Invoke(self, request, context):
         args = json.loads(request.arguments_json)
@@ -73,7 +86,9 @@ class FakeTools(tools_pb2_grpc.ToolsServicer):
         if request.tool == "code.python":
             return tpb.InvokeResponse(ok=True, result_json=json.dumps({"doubled": args["inputs"]["n"] * 2}))
         if request.tool == "http.request":
-            return tpb.InvokeResponse(ok=True, result_json=json.dumps({"status": 200, "headers": {}, "body": {"ok": 1}}))
+            return tpb.InvokeResponse(
+                ok=True, result_json=json.dumps({"status": 200, "headers": {}, "body": {"ok": 1}})
+            )
         if request.tool == "math.add":
             return tpb.InvokeResponse(ok=True, result_json=json.dumps(args["a"] + args["b"]))
         return tpb.InvokeResponse(ok=False, error_code="not_found", error_message="no such tool")
@@ -101,11 +116,19 @@ def end(**outs: list[str]) -> dict:
 
 async def test_llm_streams_into_the_answer_and_structured_output(harness, fakes) -> None:
     inf, _, _ = fakes
-    g = {"nodes": [START, node("llm", "llm", model={**MODEL, "completion_params": {"temperature": 0, "max_tokens": 9}},
-                               prompt_template=[{"role": "system", "text": "Be brief."},
-                                                {"role": "user", "text": "{{#sys.query#}}"}]),
-                   node("ans", "answer", answer="{{#llm.text#}} (done)")],
-         "edges": chain("start", "llm", "ans")}
+    g = {
+        "nodes": [
+            START,
+            node(
+                "llm",
+                "llm",
+                model={**MODEL, "completion_params": {"temperature": 0, "max_tokens": 9}},
+                prompt_template=[{"role": "system", "text": "Be brief."}, {"role": "user", "text": "{{#sys.query#}}"}],
+            ),
+            node("ans", "answer", answer="{{#llm.text#}} (done)"),
+        ],
+        "edges": chain("start", "llm", "ans"),
+    }
     out = await harness.run(g, mode="chatflow", query="hi there")
     assert out.answer == "hello world  (done)"
     chunks = [d["answer"] for d in harness.sink.of("message")]
@@ -113,13 +136,25 @@ async def test_llm_streams_into_the_answer_and_structured_output(harness, fakes)
     req = inf.requests[-1]
     assert [(m.role, m.content) for m in req.messages] == [("system", "Be brief."), ("user", "hi there")]
     assert req.sampling.max_tokens == 9 and req.sampling.temperature == 0
-    fin = [d for d in harness.sink.of("node_finished") if d["node_id"] == "llm"][0]
+    fin = next(d for d in harness.sink.of("node_finished") if d["node_id"] == "llm")
     assert fin["execution_metadata"]["total_tokens"] == 9 and fin["process_data"]["prompts"][1]["text"] == "hi there"
     inf.replies = ['{"city": "Paris"}']
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
-    g2 = {"nodes": [START, node("llm", "llm", model=MODEL, prompt_template=[{"role": "user", "text": "x"}],
-                                structured_output_enabled=True, structured_output={"schema": schema}),
-                    end(city=["llm", "structured_output", "city"])], "edges": chain("start", "llm", "end")}
+    g2 = {
+        "nodes": [
+            START,
+            node(
+                "llm",
+                "llm",
+                model=MODEL,
+                prompt_template=[{"role": "user", "text": "x"}],
+                structured_output_enabled=True,
+                structured_output={"schema": schema},
+            ),
+            end(city=["llm", "structured_output", "city"]),
+        ],
+        "edges": chain("start", "llm", "end"),
+    }
     out = await harness.run(g2)
     assert out.outputs == {"city": "Paris"} and json.loads(inf.requests[-1].json_schema) == schema
 
@@ -127,13 +162,28 @@ async def test_llm_streams_into_the_answer_and_structured_output(harness, fakes)
 async def test_question_classifier_branches_and_parameter_extractor(harness, fakes) -> None:
     inf, _, _ = fakes
     inf.replies = ['{"category_id": "c2"}', '{"name": "Ada", "age": 36}']
-    g = {"nodes": [START, node("qc", "question-classifier", model=MODEL, query_variable_selector=["sys", "query"],
-                               classes=[{"id": "c1", "name": "billing"}, {"id": "c2", "name": "people"}]),
-                   node("pe", "parameter-extractor", model=MODEL, query=["sys", "query"],
-                        parameters=[{"name": "name", "type": "string", "required": True},
-                                    {"name": "age", "type": "number"}]),
-                   node("a1", "answer", answer="billing"), node("a2", "answer", answer="{{#pe.name#}}/{{#pe.age#}}")],
-         "edges": [edge("start", "qc"), edge("qc", "a1", "c1"), edge("qc", "pe", "c2"), edge("pe", "a2")]}
+    g = {
+        "nodes": [
+            START,
+            node(
+                "qc",
+                "question-classifier",
+                model=MODEL,
+                query_variable_selector=["sys", "query"],
+                classes=[{"id": "c1", "name": "billing"}, {"id": "c2", "name": "people"}],
+            ),
+            node(
+                "pe",
+                "parameter-extractor",
+                model=MODEL,
+                query=["sys", "query"],
+                parameters=[{"name": "name", "type": "string", "required": True}, {"name": "age", "type": "number"}],
+            ),
+            node("a1", "answer", answer="billing"),
+            node("a2", "answer", answer="{{#pe.name#}}/{{#pe.age#}}"),
+        ],
+        "edges": [edge("start", "qc"), edge("qc", "a1", "c1"), edge("qc", "pe", "c2"), edge("pe", "a2")],
+    }
     out = await harness.run(g, mode="chatflow", query="Ada is 36")
     assert out.answer == "Ada/36"
     assert json.loads(inf.requests[0].json_schema)["properties"]["category_id"]["enum"] == ["c1", "c2"]
@@ -142,11 +192,24 @@ async def test_question_classifier_branches_and_parameter_extractor(harness, fak
 
 async def test_knowledge_retrieval_feeds_llm_context(harness, fakes) -> None:
     inf, _, _ = fakes
-    g = {"nodes": [START, node("kr", "knowledge-retrieval", query_variable_selector=["sys", "query"], dataset_ids=["d1"]),
-                   node("llm", "llm", model=MODEL, context={"enabled": True, "variable_selector": ["kr", "result"]},
-                        prompt_template=[{"role": "system", "text": "Use: {{#context#}}"},
-                                         {"role": "user", "text": "{{#sys.query#}}"}]),
-                   node("ans", "answer", answer="{{#llm.text#}}")], "edges": chain("start", "kr", "llm", "ans")}
+    g = {
+        "nodes": [
+            START,
+            node("kr", "knowledge-retrieval", query_variable_selector=["sys", "query"], dataset_ids=["d1"]),
+            node(
+                "llm",
+                "llm",
+                model=MODEL,
+                context={"enabled": True, "variable_selector": ["kr", "result"]},
+                prompt_template=[
+                    {"role": "system", "text": "Use: {{#context#}}"},
+                    {"role": "user", "text": "{{#sys.query#}}"},
+                ],
+            ),
+            node("ans", "answer", answer="{{#llm.text#}}"),
+        ],
+        "edges": chain("start", "kr", "llm", "ans"),
+    }
     out = await harness.run(g, mode="chatflow", query="cats")
     assert out.status == "succeeded"
     assert inf.requests[-1].messages[0].content == "Use: chunk about cats"
@@ -154,40 +217,79 @@ async def test_knowledge_retrieval_feeds_llm_context(harness, fakes) -> None:
 
 async def test_code_http_and_tool_nodes_go_through_the_tools_service(harness, fakes) -> None:
     _, _, tools = fakes
-    g = {"nodes": [START,
-                   node("code", "code", code="def main(n):\n    return {'doubled': n * 2}",
-                        variables=[{"variable": "n", "value_selector": ["sys", "dialogue_count"]}],
-                        outputs={"doubled": {"type": "number"}}),
-                   node("http", "http-request", method="post", url="https://example.com/{{#code.doubled#}}",
-                        headers="X-A: {{#code.doubled#}}", body={"type": "json", "data": '{"v": {{#code.doubled#}}}'}),
-                   node("tool", "tool", tool_name="math.add", tool_parameters={
-                       "a": {"type": "variable", "value": ["code", "doubled"]}, "b": {"type": "constant", "value": 40}}),
-                   end(code=["code", "doubled"], status=["http", "status_code"], body=["http", "body"],
-                       sum=["tool", "json"])],
-         "edges": chain("start", "code", "http", "tool", "end")}
+    g = {
+        "nodes": [
+            START,
+            node(
+                "code",
+                "code",
+                code="def main(n):\n    return {'doubled': n * 2}",
+                variables=[{"variable": "n", "value_selector": ["sys", "dialogue_count"]}],
+                outputs={"doubled": {"type": "number"}},
+            ),
+            node(
+                "http",
+                "http-request",
+                method="post",
+                url="https://example.com/{{#code.doubled#}}",
+                headers="X-A: {{#code.doubled#}}",
+                body={"type": "json", "data": '{"v": {{#code.doubled#}}}'},
+            ),
+            node(
+                "tool",
+                "tool",
+                tool_name="math.add",
+                tool_parameters={
+                    "a": {"type": "variable", "value": ["code", "doubled"]},
+                    "b": {"type": "constant", "value": 40},
+                },
+            ),
+            end(code=["code", "doubled"], status=["http", "status_code"], body=["http", "body"], sum=["tool", "json"]),
+        ],
+        "edges": chain("start", "code", "http", "tool", "end"),
+    }
     out = await harness.run(g)
     assert out.outputs == {"code": 2, "status": 200, "body": '{"ok": 1}', "sum": 42}, out.error
-    assert tools.calls[0] == ("code.python", {"code": "def main(n):\n    return {'doubled': n * 2}", "inputs": {"n": 1}})
-    assert tools.calls[1] == ("http.request", {"url": "https://example.com/2", "method": "POST",
-                                               "headers": {"X-A": "2"}, "json": {"v": 2}})
+    assert tools.calls[0] == (
+        "code.python",
+        {"code": "def main(n):\n    return {'doubled': n * 2}", "inputs": {"n": 1}},
+    )
+    assert tools.calls[1] == (
+        "http.request",
+        {"url": "https://example.com/2", "method": "POST", "headers": {"X-A": "2"}, "json": {"v": 2}},
+    )
 
 
 async def test_agent_calls_tools_and_emits_thoughts_then_react(harness, fakes) -> None:
     inf, _, tools = fakes
-    inf.replies = [ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_TOOL_CALLS, usage=ipb.Usage(prompt_tokens=5),
-                                     tool_calls=[ipb.ToolCall(id="1", name="math.add", arguments_json='{"a":1,"b":2}')]),
-                   "it is 3"]
-    g = {"nodes": [START, node("ag", "agent", model=MODEL, instruction="You add.", tools=[{"tool_name": "math.add"}],
-                               max_iterations=3), node("ans", "answer", answer="{{#ag.text#}}")],
-         "edges": chain("start", "ag", "ans")}
+    inf.replies = [
+        ipb.GenerateChunk(
+            finish_reason=ipb.FINISH_REASON_TOOL_CALLS,
+            usage=ipb.Usage(prompt_tokens=5),
+            tool_calls=[ipb.ToolCall(id="1", name="math.add", arguments_json='{"a":1,"b":2}')],
+        ),
+        "it is 3",
+    ]
+    g = {
+        "nodes": [
+            START,
+            node(
+                "ag", "agent", model=MODEL, instruction="You add.", tools=[{"tool_name": "math.add"}], max_iterations=3
+            ),
+            node("ans", "answer", answer="{{#ag.text#}}"),
+        ],
+        "edges": chain("start", "ag", "ans"),
+    }
     out = await harness.run(g, mode="agent", query="1+2?")
     assert out.answer == "it is 3 " and tools.calls == [("math.add", {"a": 1, "b": 2})]
     thoughts = harness.sink.of("agent_thought")
     assert [t["tool"] for t in thoughts] == ["math.add", ""] and thoughts[0]["observation"] == '{"math.add": "3"}'
     assert [m.role for m in inf.requests[1].messages] == ["system", "user", "assistant", "tool"]
     assert json.loads(inf.requests[0].tools[0].parameters_json_schema)["properties"]["a"] == {"type": "number"}
-    inf.replies = ['{"thought": "add", "action": "math.add", "action_input": {"a": 2, "b": 2}}',
-                   '{"thought": "done", "action": "final_answer", "action_input": {"answer": "four"}}']
+    inf.replies = [
+        '{"thought": "add", "action": "math.add", "action_input": {"a": 2, "b": 2}}',
+        '{"thought": "done", "action": "final_answer", "action_input": {"answer": "four"}}',
+    ]
     g["nodes"][1]["data"]["strategy"] = "react"
     out = await harness.run(g, mode="agent", query="2+2?")
     assert out.answer == "four" and tools.calls[-1] == ("math.add", {"a": 2, "b": 2})
@@ -198,10 +300,16 @@ async def test_cancelling_a_run_cancels_the_generate_call_upstream(harness, fake
     inf, _, _ = fakes
     inf.slow = True
     inf.replies = ["a b c d e f g h"]
-    g = {"nodes": [START, node("llm", "llm", model=MODEL, prompt_template=[{"role": "user", "text": "x"}]),
-                   node("ans", "answer", answer="{{#llm.text#}}")], "edges": chain("start", "llm", "ans")}
+    g = {
+        "nodes": [
+            START,
+            node("llm", "llm", model=MODEL, prompt_template=[{"role": "user", "text": "x"}]),
+            node("ans", "answer", answer="{{#llm.text#}}"),
+        ],
+        "edges": chain("start", "llm", "ans"),
+    }
     task = asyncio.create_task(harness.run(g, mode="chatflow", query="x"))
-    while not harness.sink.of("message"):
+    while not harness.sink.of("message"):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -11,70 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import pytest
-from faststream.nats import NatsBroker
 
-from loom_common import bus, messaging
+from loom_common import bus
 from loom_common.devstack import infra
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
-from loom_common.ids import new_id
-from loom_orchestrator.testkit import chain, node, tpl
+from loom_orchestrator.testkit import BusClient, chain, node, tpl
 
 pytestmark = pytest.mark.integration
 
 START = node("start", "start", variables=[{"variable": "n", "type": "number", "required": False}])
-
-
-class Client:
-    """The gateway's side of the bus, as far as these tests need it."""
-
-    def __init__(self, nats_url: str) -> None:
-        self.broker = NatsBroker(nats_url)
-
-    async def __aenter__(self) -> Client:
-        await self.broker.connect()
-        await messaging.ensure_streams(self.broker)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.broker.stop()
-
-    async def request(self, graph: dict, **kw) -> str:
-        run_id = new_id()
-        await messaging.publish(self.broker, bus.RUNS_REQUESTED,
-                                RunRequested(tenant_id="t-svc", run_id=run_id, app_id="app-svc", graph=graph, **kw),
-                                stream=bus.RUNS.name)
-        return run_id
-
-    async def cancel(self, run_id: str) -> None:
-        await messaging.publish(self.broker, bus.run_cancel(run_id),
-                                RunCancelRequested(tenant_id="t-svc", run_id=run_id), stream=bus.RUN_CONTROL.name)
-
-    async def events(self, run_id: str, *, until: str = "workflow_finished", timeout_s: float = 60) -> list[RunEvent]:
-        js = self.broker.connection.jetstream()
-        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
-        out: list[RunEvent] = []
-        try:
-            deadline = time.monotonic() + timeout_s
-            while not out or out[-1].event != until:
-                msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
-                out.append(RunEvent.model_validate_json(msg.data))
-        finally:
-            await sub.unsubscribe()
-        return out
-
-    async def all_events(self, run_id: str) -> list[RunEvent]:
-        js = self.broker.connection.jetstream()
-        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
-        out = []
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=1.0)
-                out.append(RunEvent.model_validate_json(msg.data))
-        except Exception:
-            pass
-        finally:
-            await sub.unsubscribe()
-        return out
 
 
 async def _row(database_url: str, sql: str, *args):
@@ -97,20 +41,35 @@ async def _wait_status(database_url: str, run_id: str, statuses: tuple[str, ...]
 
 async def test_run_end_to_end_events_in_order_and_journal(nats_url, database_url, run_service) -> None:
     run_service("orchestrator")
-    g = {"nodes": [START, tpl("a", "n={{n}}", n=["start", "n"]),
-                   node("it", "iteration", iterator_selector=["sys", "files"], output_selector=["x", "output"]),
-                   node("is", "iteration-start", parent="it"), tpl("x", "{{f}}", f=["it", "index"]) | {"parent_id": "it"},
-                   node("end", "end", outputs=[{"variable": "a", "value_selector": ["a", "output"]},
-                                               {"variable": "it", "value_selector": ["it", "output"]}])],
-         "edges": [*chain("start", "a", "it", "end"), *chain("is", "x")]}
-    async with Client(nats_url) as client:
+    g = {
+        "nodes": [
+            START,
+            tpl("a", "n={{n}}", n=["start", "n"]),
+            node("it", "iteration", iterator_selector=["sys", "files"], output_selector=["x", "output"]),
+            node("is", "iteration-start", parent="it"),
+            tpl("x", "{{f}}", f=["it", "index"]) | {"parent_id": "it"},
+            node(
+                "end",
+                "end",
+                outputs=[
+                    {"variable": "a", "value_selector": ["a", "output"]},
+                    {"variable": "it", "value_selector": ["it", "output"]},
+                ],
+            ),
+        ],
+        "edges": [*chain("start", "a", "it", "end"), *chain("is", "x")],
+    }
+    async with BusClient(nats_url) as client:
         run_id = await client.request(g, inputs={"n": 5}, files=[{"f": 1}, {"f": 2}])
         events = await client.events(run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].event == "workflow_started" and events[-1].event == "workflow_finished"
     assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"a": "n=5", "it": ["0", "1"]}
-    rows = await _row(database_url, "SELECT key, status, outputs FROM orchestrator.node_executions WHERE run_id = $1 "
-                                    "ORDER BY idx", run_id)
+    rows = await _row(
+        database_url,
+        "SELECT key, status, outputs FROM orchestrator.node_executions WHERE run_id = $1 ORDER BY idx",
+        run_id,
+    )
     assert [r["key"] for r in rows] == ["start", "a", "it", "it[0]/is", "it[0]/x", "it[1]/is", "it[1]/x", "end"]
     assert {r["status"] for r in rows} == {"succeeded"}
     run = (await _row(database_url, "SELECT * FROM orchestrator.runs WHERE id = $1", run_id))[0]
@@ -119,7 +78,7 @@ async def test_run_end_to_end_events_in_order_and_journal(nats_url, database_url
 
 async def test_invalid_graph_fails_the_run_with_the_node_named(nats_url, database_url, run_service) -> None:
     run_service("orchestrator")
-    async with Client(nats_url) as client:
+    async with BusClient(nats_url) as client:
         run_id = await client.request({"nodes": [START, node("l", "llm", model={})], "edges": []})
         events = await client.events(run_id)
     assert events[-1].data["status"] == "failed"
@@ -129,13 +88,23 @@ async def test_invalid_graph_fails_the_run_with_the_node_named(nats_url, databas
 async def test_stop_cancels_a_running_run(nats_url, database_url, run_service) -> None:
     run_service("orchestrator")
     # A long deterministic run: a loop of 500 journaled rounds.
-    g = {"nodes": [START, node("lp", "loop", loop_count=500, loop_variables=[{"label": "n", "value": 0}]),
-                   node("ls", "loop-start", parent="lp"),
-                   node("inc", "assigner", parent="lp", items=[{"variable_selector": ["lp", "n"], "operation": "+=",
-                                                               "value": 1}]),
-                   tpl("t", "{{n}}", n=["lp", "n"]) | {"parent_id": "lp"}, node("end", "end", outputs=[])],
-         "edges": [*chain("start", "lp", "end"), *chain("ls", "inc", "t")]}
-    async with Client(nats_url) as client:
+    g = {
+        "nodes": [
+            START,
+            node("lp", "loop", loop_count=500, loop_variables=[{"label": "n", "value": 0}]),
+            node("ls", "loop-start", parent="lp"),
+            node(
+                "inc",
+                "assigner",
+                parent="lp",
+                items=[{"variable_selector": ["lp", "n"], "operation": "+=", "value": 1}],
+            ),
+            tpl("t", "{{n}}", n=["lp", "n"]) | {"parent_id": "lp"},
+            node("end", "end", outputs=[]),
+        ],
+        "edges": [*chain("start", "lp", "end"), *chain("ls", "inc", "t")],
+    }
+    async with BusClient(nats_url) as client:
         run_id = await client.request(g)
         js = client.broker.connection.jetstream()
         sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
@@ -180,15 +149,26 @@ class SlowServer:
 async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, database_url, run_service) -> None:
     slow = SlowServer(delay_s=1.0)
     tools_port = infra.free_port()
-    run_service("tools", env={"LOOM_TOOLS_GRPC_PORT": str(tools_port), "LOOM_TOOLS_HTTP_ALLOWLIST": "127.0.0.1",
-                              "LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED": "true"})
+    run_service(
+        "tools",
+        env={
+            "LOOM_TOOLS_GRPC_PORT": str(tools_port),
+            "LOOM_TOOLS_HTTP_ALLOWLIST": "127.0.0.1",
+            "LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED": "true",
+        },
+    )
     env = {"LOOM_TOOLS_ADDR": f"127.0.0.1:{tools_port}", "LOOM_ORCHESTRATOR_RUNS_ACK_WAIT_S": "3"}
     steps = [f"h{i}" for i in range(1, 7)]
-    g = {"nodes": [START, *[node(s, "http-request", url=f"http://127.0.0.1:{slow.port}/{s}") for s in steps],
-                   node("end", "end", outputs=[{"variable": "last", "value_selector": ["h6", "status_code"]}])],
-         "edges": chain("start", *steps, "end")}
+    g = {
+        "nodes": [
+            START,
+            *[node(s, "http-request", url=f"http://127.0.0.1:{slow.port}/{s}") for s in steps],
+            node("end", "end", outputs=[{"variable": "last", "value_selector": ["h6", "status_code"]}]),
+        ],
+        "edges": chain("start", *steps, "end"),
+    }
     first = run_service("orchestrator", env=env)
-    async with Client(nats_url) as client:
+    async with BusClient(nats_url) as client:
         run_id = await client.request(g)
         deadline = time.monotonic() + 60
         while slow.hits.get("/h3", 0) == 0:  # h1 and h2 are done, h3 is in flight
@@ -205,8 +185,12 @@ async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, 
     assert seqs == sorted(set(seqs)), "seq must grow strictly across the two workers"
     assert [e.event for e in events].count("workflow_finished") == 1
     assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"last": 200}
-    rows = {r["key"]: r for r in await _row(
-        database_url, "SELECT key, starts, status FROM orchestrator.node_executions WHERE run_id = $1", run_id)}
+    rows = {
+        r["key"]: r
+        for r in await _row(
+            database_url, "SELECT key, starts, status FROM orchestrator.node_executions WHERE run_id = $1", run_id
+        )
+    }
     assert rows["h1"]["starts"] == 1 and rows["h2"]["starts"] == 1 and rows["h3"]["starts"] == 2
     run = (await _row(database_url, "SELECT deliveries, status FROM orchestrator.runs WHERE id = $1", run_id))[0]
     assert run["deliveries"] == 2 and run["status"] == "succeeded"

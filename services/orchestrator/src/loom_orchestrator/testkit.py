@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
-from loom_common.events import RunRequested
+from faststream.nats import NatsBroker
+
+from loom_common import bus, messaging
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.ids import new_id
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
 from loom_orchestrator.engine.inmemory import ListSink, MemoryJournal
 from loom_orchestrator.workflow import execute_run
@@ -45,3 +50,57 @@ class Harness:
                          conversation_id=req.conversation_id, message_id=run_id if mode != "workflow" else None,
                          limits=limits or RunLimits())
         return await execute_run(req, ctx, self.services, self.journal, self.sink, conversation=conversation)
+
+
+class BusClient:
+    """The gateway's side of the bus, as far as these tests need it."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.broker = NatsBroker(nats_url)
+
+    async def __aenter__(self) -> BusClient:
+        await self.broker.connect()
+        await messaging.ensure_streams(self.broker)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.broker.stop()
+
+    async def request(self, graph: dict, **kw) -> str:
+        run_id = new_id()
+        kw.setdefault("app_id", "app-svc")
+        await messaging.publish(self.broker, bus.RUNS_REQUESTED,
+                                RunRequested(tenant_id="t-svc", run_id=run_id, graph=graph, **kw),
+                                stream=bus.RUNS.name)
+        return run_id
+
+    async def cancel(self, run_id: str) -> None:
+        await messaging.publish(self.broker, bus.run_cancel(run_id),
+                                RunCancelRequested(tenant_id="t-svc", run_id=run_id), stream=bus.RUN_CONTROL.name)
+
+    async def events(self, run_id: str, *, until: str = "workflow_finished", timeout_s: float = 60) -> list[RunEvent]:
+        js = self.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        out: list[RunEvent] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not out or out[-1].event != until:
+                msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
+                out.append(RunEvent.model_validate_json(msg.data))
+        finally:
+            await sub.unsubscribe()
+        return out
+
+    async def all_events(self, run_id: str) -> list[RunEvent]:
+        js = self.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        out = []
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=1.0)
+                out.append(RunEvent.model_validate_json(msg.data))
+        except Exception:
+            pass
+        finally:
+            await sub.unsubscribe()
+        return out

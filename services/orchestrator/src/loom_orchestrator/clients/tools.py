@@ -25,13 +25,21 @@ class ToolsClient:
     def __init__(self, addr: str) -> None:
         self.channel = LazyChannel(addr)
 
-    async def invoke(self, tool: str, arguments: dict[str, Any], *, tenant_id: str, run_id: str, node_id: str,
-                     timeout_s: float) -> Any:
-        req = pb.InvokeRequest(tenant_id=tenant_id, tool=tool, arguments_json=json.dumps(arguments),
-                               run_id=run_id, node_id=node_id, timeout_s=timeout_s or 0.0)
+    async def invoke(
+        self, tool: str, arguments: dict[str, Any], *, tenant_id: str, run_id: str, node_id: str, timeout_s: float
+    ) -> Any:
+        req = pb.InvokeRequest(
+            tenant_id=tenant_id,
+            tool=tool,
+            arguments_json=json.dumps(arguments),
+            run_id=run_id,
+            node_id=node_id,
+            timeout_s=timeout_s or 0.0,
+        )
         try:
             resp = await tools_pb2_grpc.ToolsStub(self.channel.get()).Invoke(
-                req, timeout=(timeout_s or 60.0) + _GRACE_S, metadata=call_metadata(tenant_id=tenant_id, run_id=run_id))
+                req, timeout=(timeout_s or 60.0) + _GRACE_S, metadata=call_metadata(tenant_id=tenant_id, run_id=run_id)
+            )
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "tools") from None
         if not resp.ok:
@@ -44,7 +52,8 @@ class ToolsClient:
     async def list_tools(self, tenant_id: str, timeout_s: float) -> list[ToolSchema]:
         try:
             resp = await tools_pb2_grpc.ToolsStub(self.channel.get()).ListTools(
-                pb.ListToolsRequest(tenant_id=tenant_id), timeout=timeout_s, metadata=call_metadata(tenant_id=tenant_id))
+                pb.ListToolsRequest(tenant_id=tenant_id), timeout=timeout_s, metadata=call_metadata(tenant_id=tenant_id)
+            )
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "tools") from None
         return [ToolSchema(t.name, t.description, json.loads(t.parameters_json_schema or "{}")) for t in resp.tools]

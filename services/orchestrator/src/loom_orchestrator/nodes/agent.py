@@ -40,13 +40,26 @@ class AgentNode:
                 state.fallback = str(exc)
                 await state.react()
         ctx.stream(state.answer)
-        return NodeResult(inputs={"query": query}, outputs={
-            "text": state.answer, "iterations": state.rounds, "tool_calls": state.calls,
-            "usage": {"prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
-                      "total_tokens": state.prompt_tokens + state.completion_tokens}},
-            process_data={"strategy": "react" if state.react_used else "function_calling",
-                          "fallback": state.fallback, "prompts": modeling.prompts(state.messages)},
-            prompt_tokens=state.prompt_tokens, completion_tokens=state.completion_tokens)
+        return NodeResult(
+            inputs={"query": query},
+            outputs={
+                "text": state.answer,
+                "iterations": state.rounds,
+                "tool_calls": state.calls,
+                "usage": {
+                    "prompt_tokens": state.prompt_tokens,
+                    "completion_tokens": state.completion_tokens,
+                    "total_tokens": state.prompt_tokens + state.completion_tokens,
+                },
+            },
+            process_data={
+                "strategy": "react" if state.react_used else "function_calling",
+                "fallback": state.fallback,
+                "prompts": modeling.prompts(state.messages),
+            },
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+        )
 
     async def _tools(self, data: AgentData, ctx: NodeContext) -> list[ToolSchema]:
         if not data.tools:
@@ -57,8 +70,12 @@ class AgentNode:
         missing = [t.tool_name for t in data.tools if t.tool_name not in available]
         if missing:
             raise ValueError(f"tools: not available to this tenant: {', '.join(missing)}")
-        return [ToolSchema(t.tool_name, t.description or available[t.tool_name].description,
-                           available[t.tool_name].parameters) for t in data.tools]
+        return [
+            ToolSchema(
+                t.tool_name, t.description or available[t.tool_name].description, available[t.tool_name].parameters
+            )
+            for t in data.tools
+        ]
 
 
 class _Run:
@@ -80,8 +97,13 @@ class _Run:
             if not isinstance(args, dict):
                 raise ValueError("tool arguments must be a JSON object")
             result = await self.ctx.services.tools.invoke(
-                name, args, tenant_id=self.ctx.run.tenant_id, run_id=self.ctx.run.run_id,
-                node_id=self.ctx.node_id, timeout_s=min(self.ctx.timeout_s or 60.0, 60.0))
+                name,
+                args,
+                tenant_id=self.ctx.run.tenant_id,
+                run_id=self.ctx.run.run_id,
+                node_id=self.ctx.node_id,
+                timeout_s=min(self.ctx.timeout_s or 60.0, 60.0),
+            )
             observation = json.dumps(result, ensure_ascii=False)
         except Exception as exc:  # the model sees the failure and may try something else
             observation = f"error: {exc}"
@@ -89,11 +111,20 @@ class _Run:
         return observation
 
     def _thought(self, thought: str, tool: str, tool_input: Any, observation: str) -> None:
-        self.ctx.emit("agent_thought", {
-            "id": self.ctx.run.execution_id(f"{self.ctx.key}#{self.rounds}"), "message_id": self.ctx.run.message_id,
-            "conversation_id": self.ctx.run.conversation_id, "position": self.rounds, "thought": thought,
-            "tool": tool, "tool_input": json.dumps(tool_input, ensure_ascii=False) if tool else "",
-            "observation": observation, "created_at": int(self.ctx.run.clock())})
+        self.ctx.emit(
+            "agent_thought",
+            {
+                "id": self.ctx.run.execution_id(f"{self.ctx.key}#{self.rounds}"),
+                "message_id": self.ctx.run.message_id,
+                "conversation_id": self.ctx.run.conversation_id,
+                "position": self.rounds,
+                "thought": thought,
+                "tool": tool,
+                "tool_input": json.dumps(tool_input, ensure_ascii=False) if tool else "",
+                "observation": observation,
+                "created_at": int(self.ctx.run.clock()),
+            },
+        )
 
     async def function_calling(self) -> None:
         choice = self.data.tool_choice
@@ -112,10 +143,13 @@ class _Run:
                 except json.JSONDecodeError:
                     args = call.arguments
                 observations[call.name] = await self._invoke(call.name, args)
-                self.messages.append(ChatMessage("tool", observations[call.name], name=call.name,
-                                                 tool_call_id=call.id))
-            self._thought(done.text, ";".join(observations), {c.name: c.arguments for c in done.tool_calls},
-                          json.dumps(observations, ensure_ascii=False))
+                self.messages.append(ChatMessage("tool", observations[call.name], name=call.name, tool_call_id=call.id))
+            self._thought(
+                done.text,
+                ";".join(observations),
+                {c.name: c.arguments for c in done.tool_calls},
+                json.dumps(observations, ensure_ascii=False),
+            )
             self.answer = done.text
         # Out of iterations: the last round's text stands as the answer (Dify does the same).
 
@@ -123,12 +157,25 @@ class _Run:
         self.react_used = True
         names = [t.name for t in self.tools]
         listing = "\n".join(f"- {t.name}: {t.description} args schema {json.dumps(t.parameters)}" for t in self.tools)
-        self.messages.insert(0, ChatMessage("system", "Answer the question. You may use these tools:\n" + listing +
-                                            '\nReply with JSON {"thought", "action", "action_input"}; action is a '
-                                            'tool name or "final_answer" with action_input {"answer": ...}.'))
-        schema = {"type": "object", "properties": {
-            "thought": {"type": "string", "maxLength": 400}, "action": {"enum": [*names, "final_answer"]},
-            "action_input": {"type": "object"}}, "required": ["thought", "action", "action_input"]}
+        self.messages.insert(
+            0,
+            ChatMessage(
+                "system",
+                "Answer the question. You may use these tools:\n"
+                + listing
+                + '\nReply with JSON {"thought", "action", "action_input"}; action is a '
+                'tool name or "final_answer" with action_input {"answer": ...}.',
+            ),
+        )
+        schema = {
+            "type": "object",
+            "properties": {
+                "thought": {"type": "string", "maxLength": 400},
+                "action": {"enum": [*names, "final_answer"]},
+                "action_input": {"type": "object"},
+            },
+            "required": ["thought", "action", "action_input"],
+        }
         while self.rounds < self.data.max_iterations:
             done = await self._call(json_schema=schema, defaults={"max_tokens": 256})
             try:
@@ -139,7 +186,9 @@ class _Run:
                 self._thought(done.text, "", None, "")
                 return
             if action == "final_answer":
-                self.answer = str((tool_input or {}).get("answer", thought)) if isinstance(tool_input, dict) else thought
+                self.answer = (
+                    str((tool_input or {}).get("answer", thought)) if isinstance(tool_input, dict) else thought
+                )
                 self._thought(thought, "", None, "")
                 return
             observation = await self._invoke(action, tool_input)

@@ -47,9 +47,20 @@ class HttpRequestNode:
             pairs = [(str(i.get("key", "")), render(str(i.get("value", "")))) for i in body.data]
             args["body"] = urlencode(pairs)
             args.setdefault("headers", {})["Content-Type"] = "application/x-www-form-urlencoded"
-        result = await ctx.services.tools.invoke("http.request", args, tenant_id=ctx.run.tenant_id,
-                                                 run_id=ctx.run.run_id, node_id=ctx.node_id,
-                                                 timeout_s=ctx.timeout_s)
+        result = await ctx.services.tools.invoke(
+            "http.request",
+            args,
+            tenant_id=ctx.run.tenant_id,
+            run_id=ctx.run.run_id,
+            node_id=ctx.node_id,
+            timeout_s=ctx.timeout_s,
+        )
         result = result or {}
-        return NodeResult(inputs=args, outputs={"status_code": result.get("status"), "body": to_text(result.get("body")),
-                                                "headers": result.get("headers") or {}})
+        return NodeResult(
+            inputs=args,
+            outputs={
+                "status_code": result.get("status"),
+                "body": to_text(result.get("body")),
+                "headers": result.get("headers") or {},
+            },
+        )

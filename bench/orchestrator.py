@@ -1,0 +1,203 @@
+"""Orchestrator benchmark: engine overhead per node, and runs/s with 2 worker processes.
+
+1. Engine overhead, in process (in-memory journal and event sink): a 500-node chain of
+   template-transform nodes and a wide fan-out (start -> N templates -> one join). The
+   baseline, in the same run, renders the same templates directly in a loop; overhead per
+   node = (engine time - baseline time) / nodes.
+2. The same chain on the durable path: the Postgres journal (one write per node) and the
+   ordered JetStream event publisher (2 events per node), real NATS and Postgres.
+3. Runs per second: 2 `loom-orchestrator` processes on one work queue; N small runs
+   (start -> template -> end) are published at once; the clock stops when all are recorded
+   finished in Postgres.
+
+    .venv/bin/python bench/orchestrator.py --quick    # < 1 minute
+    .venv/bin/python bench/orchestrator.py
+
+The last line printed is one JSON object with every figure (`ms_per_node` is the in-process
+engine overhead per node of the chain; `runs_per_s` is with 2 workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from loom_common import db, messaging
+from loom_common.devstack import infra
+from loom_common.migrations import apply_migrations
+from loom_orchestrator.engine.context import RunLimits
+from loom_orchestrator.nodes.template_transform import _compile
+from loom_orchestrator.testkit import BusClient, Harness, chain, edge, node, tpl
+
+TEMPLATE = "{{ x }}+1"
+
+
+def chain_graph(n: int) -> dict:
+    ids = [f"t{i}" for i in range(n)]
+    nodes = [node("start", "start")]
+    prev = "start"
+    for i in ids:
+        nodes.append(tpl(i, TEMPLATE, x=[prev, "output"] if prev != "start" else ["sys", "dialogue_count"]))
+        prev = i
+    nodes.append(node("end", "end", outputs=[{"variable": "r", "value_selector": [prev, "output"]}]))
+    return {"nodes": nodes, "edges": chain("start", *ids, "end")}
+
+
+def fanout_graph(n: int) -> dict:
+    ids = [f"f{i}" for i in range(n)]
+    nodes = [node("start", "start"), *[tpl(i, TEMPLATE, x=["sys", "dialogue_count"]) for i in ids],
+             node("join", "variable-aggregator", variables=[[i, "output"] for i in ids]),
+             node("end", "end", outputs=[{"variable": "r", "value_selector": ["join", "output"]}])]
+    return {"nodes": nodes, "edges": [*[edge("start", i) for i in ids], *[edge(i, "join") for i in ids],
+                                      edge("join", "end")]}
+
+
+def baseline_s(n: int) -> float:
+    template = _compile(TEMPLATE)
+    t0 = time.perf_counter()
+    x = "1"
+    for _ in range(n):
+        x = template.render(x=x)
+    return time.perf_counter() - t0
+
+
+async def engine_overhead(graph: dict, nodes: int, repeats: int, harness_factory) -> tuple[float, float]:
+    """(median ms per node for the engine, median ms per node for the baseline)."""
+    limits = RunLimits(max_steps=10 * nodes + 10, max_parallel=64)
+    engine, base = [], []
+    for _ in range(repeats):
+        h = harness_factory()
+        t0 = time.perf_counter()
+        out = await h.run(graph, limits=limits)
+        engine.append(time.perf_counter() - t0)
+        assert out.status == "succeeded", out.error
+        base.append(baseline_s(nodes))
+    return statistics.median(engine) * 1000 / nodes, statistics.median(base) * 1000 / nodes
+
+
+async def durable_chain(nats_url: str, database_url: str, n: int) -> float:
+    from faststream.nats import NatsBroker
+
+    from loom_common.events import RunRequested
+    from loom_common.ids import new_id
+    from loom_orchestrator.engine.context import RunContext, Services
+    from loom_orchestrator.events import RunEventPublisher
+    from loom_orchestrator.store import PgJournal, PgRunStore
+    from loom_orchestrator.workflow import execute_run
+
+    pool = await db.create_pool(database_url, schema="orchestrator", min_size=2, max_size=4)
+    broker = NatsBroker(nats_url)
+    await broker.connect()
+    await messaging.ensure_streams(broker)
+    graph = chain_graph(n)
+    try:
+        times = []
+        for _ in range(2):
+            run_id = new_id()
+            req = RunRequested(tenant_id="bench", run_id=run_id, app_id="bench", graph=graph)
+            await PgRunStore(pool).record_requested(req, None)
+            ctx = RunContext(run_id=run_id, tenant_id="bench", app_id="bench", limits=RunLimits(max_steps=10 * n))
+            t0 = time.perf_counter()
+            events = RunEventPublisher(broker, run_id, "bench")
+            out = await execute_run(req, ctx, Services(), PgJournal(pool, "bench"), events)
+            await events.flush()
+            times.append(time.perf_counter() - t0)
+            assert out.status == "succeeded", out.error
+        return min(times) * 1000 / n
+    finally:
+        await broker.stop()
+        await pool.close()
+
+
+async def runs_per_second(nats_url: str, database_url: str, runs: int, workdir: Path) -> float:
+    env = {**os.environ, "LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(workdir),
+           "LOOM_LOG_LEVEL": "WARNING", "LOOM_ORCHESTRATOR_MAX_CONCURRENT_RUNS": "16"}
+    exe = str(Path(sys.executable).parent / "loom-orchestrator")
+    procs = []
+    for i in range(2):
+        port = infra.free_port()
+        log = open(workdir / f"worker{i}.log", "ab")  # noqa: SIM115
+        procs.append(subprocess.Popen([exe], env={**env, "LOOM_ORCHESTRATOR_HTTP_PORT": str(port)}, stdout=log,
+                                      stderr=subprocess.STDOUT))
+        import httpx
+
+        infra.wait_until(lambda p=port: httpx.get(f"http://127.0.0.1:{p}/readyz", timeout=2).status_code == 200,
+                         60, "orchestrator")
+    graph = {"nodes": [node("start", "start"), tpl("t", "hello {{ x }}", x=["sys", "query"]),
+                       node("end", "end", outputs=[{"variable": "r", "value_selector": ["t", "output"]}])],
+             "edges": chain("start", "t", "end")}
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with BusClient(nats_url) as client:
+            t0 = time.perf_counter()
+            ids = await asyncio.gather(*(client.request(graph, app_id="bench-rps", query=str(i)) for i in range(runs)))
+            while True:
+                done = await conn.fetchval("SELECT count(*) FROM orchestrator.runs WHERE id = ANY($1::text[]) "
+                                           "AND status = 'succeeded'", list(ids))
+                if done == runs:
+                    break
+                await asyncio.sleep(0.05)
+            return runs / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    chain_n, fan_n = 500, (200 if args.quick else 500)
+    repeats = 3 if args.quick else 7
+    runs = 100 if args.quick else 400
+
+    chain_ms, chain_base = await engine_overhead(chain_graph(chain_n), chain_n + 2, repeats, Harness)
+    fan_ms, fan_base = await engine_overhead(fanout_graph(fan_n), fan_n + 3, repeats, Harness)
+
+    workdir = Path(tempfile.mkdtemp(prefix="loom-bench-orch-"))
+    nats = infra.EmbeddedNats(workdir / "nats").start()
+    pg = infra.EmbeddedPostgres(workdir / "pg").start()
+    try:
+        database_url = pg.url("loom_bench")
+        await db.ensure_database(database_url)
+        await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
+        durable_ms = await durable_chain(nats.url, database_url, chain_n)
+        rps = await runs_per_second(nats.url, database_url, runs, workdir)
+    finally:
+        nats.stop()
+        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = [
+        ("chain of 500 templates, engine (in-memory ports)", f"{chain_ms:.3f} ms/node",
+         f"overhead {chain_ms - chain_base:.3f} ms/node over direct rendering ({chain_base:.3f})"),
+        (f"fan-out of {fan_n} templates, engine", f"{fan_ms:.3f} ms/node",
+         f"overhead {fan_ms - fan_base:.3f} ms/node over direct rendering ({fan_base:.3f})"),
+        ("chain of 500, durable (Postgres journal + JetStream events)", f"{durable_ms:.3f} ms/node", ""),
+        (f"runs/s, 2 worker processes, {runs} runs of 3 nodes", f"{rps:.1f} runs/s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'figure':>14}  note")
+    for name, fig, note in rows:
+        print(f"{name.ljust(width)}  {fig:>14}  {note}")
+    print(json.dumps({"ms_per_node": round(chain_ms - chain_base, 4), "ms_per_node_engine_total": round(chain_ms, 4),
+                      "ms_per_node_fanout": round(fan_ms - fan_base, 4), "ms_per_node_durable": round(durable_ms, 4),
+                      "runs_per_s": round(rps, 2), "workers": 2, "runs": runs, "quick": args.quick}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
