@@ -8,9 +8,9 @@ import time
 import pytest
 
 from loom_tools.domain.types import Call
+from loom_tools.errors import SandboxUnavailable
 from loom_tools.sandbox import runner as sandbox_runner
 from loom_tools.sandbox.runner import Limits, Sandbox
-from loom_tools.errors import SandboxUnavailable
 
 LIMITS = Limits(cpu_s=2, memory_mb=256, wall_s=4.0, max_processes=16, max_output_bytes=64 * 1024)
 

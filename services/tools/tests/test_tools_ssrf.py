@@ -55,7 +55,7 @@ async def test_tools_ssrf_hostname_resolving_to_private_refused(monkeypatch):
 
     guard = Guard()
     monkeypatch.setattr("asyncio.BaseEventLoop.getaddrinfo", lambda self, *a, **kw: fake_getaddrinfo(*a, **kw))
-    with pytest.raises(SsrfBlocked, match="10.1.2.3"):
+    with pytest.raises(SsrfBlocked, match=r"10\.1\.2\.3"):
         await guard.vet("https://innocent.example/")
 
 

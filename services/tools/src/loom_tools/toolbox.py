@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from loom_tools.builtins import BuiltinRunner, catalog as builtin_catalog
+from loom_tools.builtins import BuiltinRunner
+from loom_tools.builtins import catalog as builtin_catalog
 from loom_tools.catalog import Catalog
 from loom_tools.domain.audit import PgAudit
 from loom_tools.domain.executor import Executor

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -23,7 +23,7 @@ def _describe(moment: datetime) -> dict[str, Any]:
 
 
 def now(args: dict[str, Any]) -> dict[str, Any]:
-    return _describe(datetime.now(timezone.utc).astimezone(_zone(args.get("timezone", "UTC"), "timezone")))
+    return _describe(datetime.now(UTC).astimezone(_zone(args.get("timezone", "UTC"), "timezone")))
 
 
 def convert(args: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,10 @@ would resolve the name again. Bodies are streamed and cut at `max_bytes`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
-
-import logging
 
 import httpx
 
@@ -75,7 +74,8 @@ class GuardedClient:
                 if target.port != default_port:
                     host_header += f":{target.port}"
                 req = client.build_request(
-                    method, _pinned_url(url, target), headers={"Accept-Encoding": "gzip, deflate", **headers, "Host": host_header},
+                    method, _pinned_url(url, target),
+                    headers={"Accept-Encoding": "gzip, deflate", **headers, "Host": host_header},
                     json=json, content=content,
                     extensions={"sni_hostname": target.host} if target.scheme == "https" else {})
                 resp = await self._send(client, req)

@@ -6,7 +6,9 @@ Layers, outermost first (docs/security.md says what each guarantees):
      /dev and the scratch folder; no /etc, no /home, no service files; no network at all.
   2. A throwaway unprivileged uid per run (when the service runs as root), so RLIMIT_NPROC
      counts only this run's processes and nothing outside is readable by permission either.
-  3. rlimits: CPU seconds, address space, processes, file size, open files, no core dumps.
+  3. rlimits: CPU seconds, address space, processes, file size, open files, no core dumps,
+     set by `launch.py` just before it execs bubblewrap (see there why not a preexec_fn),
+     which also switches to the throwaway uid.
   4. The parent: a wall-clock deadline (kills the whole process group), an output cap.
 Without layer 1 the runner refuses (`sandbox_unavailable`) unless degrading is allowed by
 setting, and then it warns on every run: it never weakens silently.
@@ -19,7 +21,6 @@ import contextlib
 import itertools
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,8 @@ from loom_tools.errors import CodeError, SandboxLimit, SandboxUnavailable, ToolT
 log = get_logger(__name__)
 HERE = Path(__file__).parent
 _UIDS = itertools.count()
-UID_BASE = 420_000   # far above any system or login uid; never in /etc/passwd
+UID_BASE = 420_000
+_LAUNCHER = (HERE / "launch.py").read_text()   # far above any system or login uid; never in /etc/passwd
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class Sandbox:
         """bwrap exists but may be unusable (no user namespaces in this container): try it once."""
         cmd = [self.bwrap, "--unshare-all", *_root_binds(), "--proc", "/proc", "--dev", "/dev", "/usr/bin/true"]
         try:
-            done = subprocess.run(cmd, capture_output=True, timeout=10, preexec_fn=self._drop_privileges(0))
+            done = subprocess.run(self._limited(cmd, UID_BASE - 1, 0), capture_output=True, timeout=10,
+                                  start_new_session=True)
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("bwrap probe failed", error=repr(exc))
             return False
@@ -96,24 +99,13 @@ class Sandbox:
             log.warning("bwrap probe failed", stderr=done.stderr.decode(errors="replace")[-300:])
         return done.returncode == 0
 
-    def _drop_privileges(self, uid: int, memory_mb: int | None = None):
+    def _limited(self, cmd: list[str], uid: int, memory_mb: int) -> list[str]:
         lim = self.limits
-
-        def pre() -> None:
-            os.setsid()
-            if memory_mb:
-                resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20,) * 2)
-                resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_s, lim.cpu_s + 1))
-                resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes,) * 2)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (lim.max_file_mb * 2**20,) * 2)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if self.as_root and uid:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-
-        return pre
+        uid = uid if self.as_root else 0
+        # The launcher's source goes on the command line: the throwaway uid may not be able to
+        # read the service's own files (a virtualenv under /root, say).
+        return [self.python, "-I", "-S", "-c", _LAUNCHER, str(uid), str(lim.cpu_s), str(memory_mb),
+                str(lim.max_processes), str(lim.max_file_mb), "--", *cmd]
 
     def _command(self, language: str, scratch: Path) -> tuple[list[str], int]:
         mem = self.limits.memory_mb
@@ -149,9 +141,9 @@ class Sandbox:
                 os.chown(scratch, uid, uid)
             cmd, mem = self._command(language, scratch)
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                *self._limited(cmd, uid, mem), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                preexec_fn=self._drop_privileges(uid, mem))
+                start_new_session=True)
             try:
                 return await self._collect(proc, json.dumps({"code": code, "inputs": inputs}).encode(),
                                            min(timeout_s, self.limits.wall_s))
@@ -228,7 +220,8 @@ class Sandbox:
         if sig == signal.SIGXFSZ:
             raise SandboxLimit("file size limit reached")
         if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGTRAP) or "out of memory" in logs.lower():
-            raise SandboxLimit(f"memory limit reached ({self.limits.memory_mb} MiB) or crash: {logs[-300:]}")
+            raise SandboxLimit(f"memory limit reached ({self.limits.memory_mb} MiB) or crash "
+                               f"({signal.Signals(sig).name}, status {rc}): {logs[-300:]}")
         raise CodeError(f"the code exited with status {rc} without a result: {logs[-1000:]}")
 
 
