@@ -28,7 +28,8 @@ async def test_chat_blocking_streaming_conversations_feedback(gateway, admin, or
     assert body["event"] == "message" and body["answer"] == "tok0 tok1 tok2 "
     assert body["metadata"]["usage"]["total_tokens"] == 7
     conv = body["conversation_id"]
-    assert orchestrator.requests[-1].graph["app"]["mode"] == "chat"
+    assert orchestrator.requests[-1].app_mode == "chat"
+    assert [n["id"] for n in orchestrator.requests[-1].graph["nodes"]] == ["start", "llm", "answer"]
 
     r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "again", "user": "u1",
                                                 "response_mode": "streaming", "conversation_id": conv}, headers=h)

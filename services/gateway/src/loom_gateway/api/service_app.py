@@ -102,7 +102,7 @@ async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), use
     app = await g.apps.get(p.tenant_id, p.app_id)
     doc = await (g.apps.version_dsl(p.tenant_id, p.app_id, "published") if app["published_version"]
                  else g.apps.draft(p.tenant_id, p.app_id))
-    cfg = doc.get("model_config") or (doc.get("workflow") or {}).get("features") or {}
+    cfg = (doc.get("workflow") or {}).get("features") or {}
     return {"opening_statement": cfg.get("opening_statement", ""),
             "suggested_questions": cfg.get("suggested_questions", []),
             "suggested_questions_after_answer": {"enabled": False}, "speech_to_text": {"enabled": False},

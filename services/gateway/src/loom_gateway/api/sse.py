@@ -56,7 +56,9 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
     try:
         async for ev in g.execution.bus.events(run.run_id, after_seq):
             fold.add(ev, run.chat)
-            yield {"id": str(ev.seq), "data": json.dumps(sse_payload(run, ev), ensure_ascii=False)}
+            payload = sse_payload(run, ev)
+            if payload is not None:
+                yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
             if fold.finished:
                 break
         if after_seq == 0:  # a resumed stream has not seen the whole answer: the watcher records

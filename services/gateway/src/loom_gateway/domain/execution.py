@@ -18,6 +18,7 @@ import asyncpg
 
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
+from loom_gateway.domain import dsl
 from loom_gateway.domain.apps import PublishedApp
 from loom_gateway.domain.conversations import Conversations
 from loom_gateway.domain.errors import BadRequest, NotFound
@@ -74,6 +75,8 @@ class Fold:
         self.last_seq = max(self.last_seq, ev.seq)
         if ev.event in ("message", "agent_message"):
             self.answer += str(d.get("answer", ""))
+        elif ev.event == "text_chunk":
+            self.answer += str(d.get("text", ""))
         elif ev.event == "message_replace":
             self.answer = str(d.get("answer", ""))
         elif ev.event == "node_finished":
@@ -95,14 +98,29 @@ class Fold:
             if not chat or self.status != "succeeded":
                 self.finished = True
         elif ev.event == "error":
+            # Not the end: the orchestrator follows an error with workflow_finished (status failed).
             self.status = "stopped" if d.get("code") == "stopped" else "failed"
             self.error = str(d.get("message", "run failed"))
             self.error_code = str(d.get("code", "internal_server_error"))
-            self.finished = True
 
 
-def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any]:
-    """A run event as Dify's SSE `data` object."""
+def _completion_view(run: StartedRun, ev: RunEvent) -> RunEvent | None:
+    """Completion apps answer with Dify's message events: text chunks become `message`, the
+    run's end becomes `message_end`; workflow-level events are not part of that API."""
+    if ev.event == "text_chunk":
+        return ev.model_copy(update={"event": "message", "data": {"answer": ev.data.get("text", "")}})
+    if ev.event == "workflow_finished" and ev.data.get("status") == "succeeded":
+        tokens = ev.data.get("total_tokens") or 0
+        return ev.model_copy(update={"event": "message_end", "data": {"metadata": {"usage": {"total_tokens": tokens}}}})
+    return ev if ev.event in _FLAT else None
+
+
+def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
+    """A run event as Dify's SSE `data` object (None: not part of this app mode's API)."""
+    if run.mode == "completion":
+        ev = _completion_view(run, ev)
+        if ev is None:
+            return None
     base: dict[str, Any] = {"event": ev.event, "task_id": run.run_id}
     if run.chat or run.mode == "completion":
         base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
@@ -175,7 +193,7 @@ class Execution:
                                    json.dumps(files))
                 await conn.execute("UPDATE runs SET message_id = $2 WHERE id = $1", run.run_id, run.message_id)
         await self.bus.request(RunRequested(
-            tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode, graph=app.dsl,
+            tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode, graph=dsl.run_graph(app.dsl),
             inputs=inputs, query=query, conversation_id=run.conversation_id, user=user, files=files,
             response_mode=response_mode))
         return run
