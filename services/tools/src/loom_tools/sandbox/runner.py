@@ -110,6 +110,8 @@ class Sandbox:
     def _command(self, language: str, scratch: Path) -> tuple[list[str], int]:
         mem = self.limits.memory_mb
         if language == "python":
+            if not os.access(self.python, os.X_OK):
+                raise SandboxUnavailable(f"no Python interpreter at {self.python} (LOOM_TOOLS_SANDBOX_PYTHON)")
             inner, harness = [self.python, "-I", "/sandbox/harness.py"], HERE / "harness.py"
         else:
             if self.node is None:
