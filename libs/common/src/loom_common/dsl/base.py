@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from loom_common.dsl.references import RESERVED_SCOPES
 
+
 class Model(BaseModel):
     # Unknown keys are ignored, not refused: Dify exports carry UI-only fields (selected,
     # width, desc, ...) that mean nothing to the engine.
