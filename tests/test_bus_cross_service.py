@@ -112,6 +112,7 @@ async def test_real_orchestrator_process_records_the_run_with_the_publishers_tra
     finally:
         await gateway.stop()
     assert row is not None, "the orchestrator process never recorded the run"
-    assert row["tenant_id"] == "t-2" and row["status"] == "accepted"
+    # The worker goes on to execute the run: an empty graph may already have failed.
+    assert row["tenant_id"] == "t-2" and row["status"] in {"accepted", "running", "failed"}
     assert row["trace_id"] == sent_trace
     assert json.loads(row["request"])["inputs"] == {"q": "hi"}
