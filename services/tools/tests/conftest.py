@@ -115,8 +115,13 @@ def settings_factory(tmp_path):
 
 
 @pytest.fixture
-def toolbox_factory(settings_factory, pool):
+async def toolbox_factory(settings_factory, pool):
+    built = []
+
     def make(**overrides):
-        return build_toolbox(settings_factory(**overrides), pool)
-    return make
+        built.append(build_toolbox(settings_factory(**overrides), pool))
+        return built[-1]
+    yield make
+    for box in built:
+        await box.close()
 

@@ -19,7 +19,12 @@ def build(settings: ToolsSettings | None = None) -> ServiceRuntime:
     async def start(rt: ServiceRuntime) -> None:
         built["toolbox"] = build_toolbox(settings, rt.pool)
 
+    async def stop(rt: ServiceRuntime) -> None:
+        if "toolbox" in built:
+            await built["toolbox"].close()
+
     rt.on_start(start)
+    rt.on_stop(stop)
     # Servicers are registered after the start hooks ran, so the toolbox exists by then.
     rt.add_grpc_service(lambda server: tools_pb2_grpc.add_ToolsServicer_to_server(
         ToolsServicer(built["toolbox"]), server))

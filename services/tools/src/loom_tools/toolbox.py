@@ -31,6 +31,10 @@ class Toolbox:
     executor: Executor
     catalog: Catalog
     sandbox: Sandbox
+    sql: SqlRunner
+
+    async def close(self) -> None:
+        await self.sql.pools.close()
 
 
 def build_sandbox(s: ToolsSettings) -> Sandbox:
@@ -49,14 +53,14 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
     builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON)})
     if sandbox.node is not None:
         builtins[code_tools.JAVASCRIPT.name] = code_tools.JAVASCRIPT
+    sql = SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms, sample_rows=s.sql_sample_rows)
     runners = {
         "builtin": BuiltinRunner(),
         "http": HttpRunner(client),
         "openapi": OpenApiRunner(client),
-        "sql": SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms,
-                         sample_rows=s.sql_sample_rows),
+        "sql": sql,
         "code": CodeRunner(sandbox),
     }
     executor = Executor(registry, builtins, runners, PgAudit(pool), default_timeout_s=s.default_timeout_s,
                         max_timeout_s=s.max_timeout_s)
-    return Toolbox(executor, Catalog(registry, s), sandbox)
+    return Toolbox(executor, Catalog(registry, s), sandbox, sql)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -10,13 +14,55 @@ from loom_tools.errors import SqlRefused, ToolTimeout, UpstreamError
 from loom_tools.sql.values import jsonable, quote_ident
 
 
-async def _connect(dsn: str, timeout_s: float) -> asyncpg.Connection:
-    try:
-        # statement_cache_size=0: no prepared statement outlives the call.
-        return await asyncpg.connect(dsn, timeout=timeout_s, statement_cache_size=0,
-                                     server_settings={"application_name": "loom-tools-sql"})
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise UpstreamError(f"cannot connect to the database: {type(exc).__name__}: {exc}") from exc
+class Pools:
+    """A small pool per DSN, so a call does not pay a new connection (≈ 25 ms) each time.
+
+    Bounded: the least recently used pool closes when more DSNs are in use than `max_pools`.
+    Connections are reset by asyncpg when released, and every query runs in its own read-only
+    transaction with `SET LOCAL`, so nothing one call does outlives it. No statement cache:
+    no prepared statement outlives the call either.
+    """
+
+    def __init__(self, max_pools: int = 32, per_pool: int = 4, idle_s: float = 60.0) -> None:
+        self._pools: OrderedDict[str, asyncpg.Pool] = OrderedDict()
+        self._max_pools, self._per_pool, self._idle_s = max_pools, per_pool, idle_s
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Future] = set()
+
+    async def _pool(self, dsn: str, timeout_s: float) -> asyncpg.Pool:
+        async with self._lock:
+            if dsn in self._pools:
+                self._pools.move_to_end(dsn)
+                return self._pools[dsn]
+            pool = await asyncpg.create_pool(
+                dsn, min_size=0, max_size=self._per_pool, timeout=timeout_s, statement_cache_size=0,
+                max_inactive_connection_lifetime=self._idle_s,
+                server_settings={"application_name": "loom-tools-sql"})
+            self._pools[dsn] = pool
+            if len(self._pools) > self._max_pools:
+                _, old = self._pools.popitem(last=False)
+                # Closing waits for its connections in use: in the background, kept referenced.
+                task = asyncio.ensure_future(old.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            return pool
+
+    @contextlib.asynccontextmanager
+    async def connection(self, dsn: str, timeout_s: float) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            pool = await self._pool(dsn, timeout_s)
+            conn = await pool.acquire(timeout=timeout_s)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise UpstreamError(f"cannot connect to the database: {type(exc).__name__}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.close()
 
 
 async def _run(conn: asyncpg.Connection, sql: str, max_rows: int, timeout_ms: int) -> dict[str, Any]:
@@ -38,12 +84,9 @@ async def _run(conn: asyncpg.Connection, sql: str, max_rows: int, timeout_ms: in
             "row_count": min(len(rows), max_rows), "truncated": truncated}
 
 
-async def query(dsn: str, sql: str, *, max_rows: int, timeout_ms: int) -> dict[str, Any]:
-    conn = await _connect(dsn, timeout_ms / 1000 + 5)
-    try:
+async def query(pools: Pools, dsn: str, sql: str, *, max_rows: int, timeout_ms: int) -> dict[str, Any]:
+    async with pools.connection(dsn, timeout_ms / 1000 + 5) as conn:
         return await _run(conn, sql, max_rows, timeout_ms)
-    finally:
-        await conn.close(timeout=2)
 
 
 _COLUMNS = """
@@ -56,10 +99,9 @@ ORDER BY c.table_schema, c.table_name, c.ordinal_position
 """
 
 
-async def introspect(dsn: str, *, schema: str | None, tables: list[str] | None, sample_rows: int,
-                     max_tables: int, timeout_ms: int) -> dict[str, Any]:
-    conn = await _connect(dsn, timeout_ms / 1000 + 5)
-    try:
+async def introspect(pools: Pools, dsn: str, *, schema: str | None, tables: list[str] | None,
+                     sample_rows: int, max_tables: int, timeout_ms: int) -> dict[str, Any]:
+    async with pools.connection(dsn, timeout_ms / 1000 + 5) as conn:
         try:
             rows = await conn.fetch(_COLUMNS, schema, tables, timeout=timeout_ms / 1000)
         except (asyncpg.PostgresError, TimeoutError) as exc:
@@ -78,5 +120,3 @@ async def introspect(dsn: str, *, schema: str | None, tables: list[str] | None, 
                                 sample_rows, timeout_ms)
             table["sample_rows"] = sample["rows"]
         return {"dialect": "postgres", "tables": list(found.values())}
-    finally:
-        await conn.close(timeout=2)

@@ -49,6 +49,7 @@ class SqlRunner:
         self.timeout_ms = timeout_ms
         self.sample_rows = sample_rows
         self.max_tables = max_tables
+        self.pools = postgres.Pools()
 
     async def run(self, spec: ToolSpec, args: dict[str, Any], timeout_s: float) -> Any:
         cfg = spec.config
@@ -59,11 +60,12 @@ class SqlRunner:
             if driver == "sqlite":
                 return await sqlite.introspect(cfg["path"], tables=args.get("tables"), sample_rows=self.sample_rows,
                                                max_tables=self.max_tables, timeout_ms=timeout_ms)
-            return await postgres.introspect((spec.credentials or {}).get("dsn", ""), schema=args.get("schema"),
-                                             tables=args.get("tables"), sample_rows=self.sample_rows,
-                                             max_tables=self.max_tables, timeout_ms=timeout_ms)
+            return await postgres.introspect(self.pools, (spec.credentials or {}).get("dsn", ""),
+                                             schema=args.get("schema"), tables=args.get("tables"),
+                                             sample_rows=self.sample_rows, max_tables=self.max_tables,
+                                             timeout_ms=timeout_ms)
         sql = guard.check(args["sql"], DRIVERS[driver])
         if driver == "sqlite":
             return await sqlite.query(cfg["path"], sql, max_rows=max_rows, timeout_ms=timeout_ms)
-        return await postgres.query((spec.credentials or {}).get("dsn", ""), sql, max_rows=max_rows,
-                                    timeout_ms=timeout_ms)
+        return await postgres.query(self.pools, (spec.credentials or {}).get("dsn", ""), sql,
+                                    max_rows=max_rows, timeout_ms=timeout_ms)
