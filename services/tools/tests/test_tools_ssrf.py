@@ -25,7 +25,8 @@ VECTORS = [
     "http://[::ffff:127.0.0.1]/", "http://[::ffff:169.254.169.254]/", "http://[::ffff:10.0.0.1]/",
     "http://[64:ff9b::7f00:1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:7f00:1::]/",
     "http://2130706433/", "http://0x7f.1/", "http://017700000001/", "http://localhost/",
-    "http://localhost.:80/", "https://127.0.0.1:443/",
+    "http://localhost.:80/", "https://127.0.0.1:443/", "http://0/", "http://[fe80::1%25eth0]/",
+    "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:a9fe:a9fe]/", "http://192.0.2.1/",
 ]
 
 
