@@ -5,6 +5,8 @@ token quota. Errors keep the gateway's shape `{code, message, status}` (the SDKs
 
 from __future__ import annotations
 
+import array
+import base64
 import json
 import time
 from typing import Any, Literal
@@ -60,7 +62,7 @@ class ChatCompletionBody(BaseModel):
 class EmbeddingsBody(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     input: str | list[str] = Field(min_length=1)
-    encoding_format: Literal["float"] | None = "float"
+    encoding_format: Literal["float", "base64"] | None = "float"
     user: str | None = Field(None, max_length=255)
 
 
@@ -164,6 +166,8 @@ async def embeddings(body: EmbeddingsBody, request: Request, p: Principal = requ
         raise BadRequest("input must hold 1 to 2048 strings", field="input")
     model, vectors, tokens = await g.inference.embed(body.model, inputs, p.tenant_id)
     await g.limits.charge_tokens(p, tokens)
+    if body.encoding_format == "base64":  # the openai SDK's default: little-endian float32
+        vectors = [base64.b64encode(array.array("f", v).tobytes()).decode() for v in vectors]
     return {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
 

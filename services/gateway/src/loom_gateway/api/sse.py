@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 
 def _ping() -> ServerSentEvent:
-    return ServerSentEvent(event="ping", data="")
+    return ServerSentEvent(event="ping", sep="\n")  # exactly Dify's `event: ping` with no data line
 
 
 def response(events: AsyncIterator[dict], ping_s: float) -> EventSourceResponse:
