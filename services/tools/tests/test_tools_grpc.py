@@ -120,6 +120,7 @@ async def test_tools_grpc_service(service, api_server, tenant):
         again = await invoke("math.eval", {"expression": "1 + 1"})
         assert again.ok
 
+    assert service.stop() == 0   # SIGTERM drains cleanly
     log = service.log_path.read_text(errors="replace")
     assert "tool invoked" in log
     assert TOKEN not in log and "shop-token-123" not in log
