@@ -6,3 +6,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from gateway_testkit import admin, gateway, orchestrator  # noqa: E402, F401
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack(nats_url, database_url, tmp_path_factory):
+    """The real stack (every service as a process), shared by the e2e and schema tests."""
+    import uuid
+
+    from gateway_stack import start_stack
+
+    from loom_common.db import _with_database
+
+    db = _with_database(database_url, f"e2e_{uuid.uuid4().hex[:10]}")
+    s = start_stack(nats_url, db, tmp_path_factory.mktemp("stack"))
+    yield s
+    s.stop()

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 from dify_client import ChatClient, CompletionClient
-from gateway_stack import app_with_key, start_stack
+from gateway_stack import app_with_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,18 +27,6 @@ TEMPLATE_FLOW = {
     ],
     "edges": [{"source": "start", "target": "t"}, {"source": "t", "target": "ans"}, {"source": "ans", "target": "end"}],
 }
-
-
-@pytest.fixture(scope="module")
-def stack(nats_url, database_url, tmp_path_factory):
-    import uuid
-
-    from loom_common.db import _with_database
-
-    db = _with_database(database_url, f"e2e_{uuid.uuid4().hex[:10]}")
-    s = start_stack(nats_url, db, tmp_path_factory.mktemp("stack"))
-    yield s
-    s.stop()
 
 
 def data_events(lines) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -38,6 +39,15 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"code": _HTTP_CODES.get(exc.status_code, "error"), "message": str(exc.detail),
                              "status": exc.status_code}, status_code=exc.status_code, headers=exc.headers)
+
+    # Text Postgres cannot store (NUL characters, lone UTF-16 surrogates from JSON escapes) is
+    # bad input, not a server fault: refuse it as such wherever it reaches the database.
+    @app.exception_handler(asyncpg.DataError)
+    @app.exception_handler(UnicodeError)
+    async def bad_text(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"code": "invalid_param", "message": "the request holds characters that cannot be "
+                             f"stored (NUL or lone surrogates): {type(exc).__name__}", "status": 400},
+                            status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
