@@ -4,11 +4,14 @@ the benchmark. Nothing here is a fake."""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from loom_common import db
 from loom_common.devstack import infra
 from loom_common.testing import ServiceProcess
 
@@ -45,14 +48,19 @@ def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: di
             "LOOM_TOOLS_ADDR": addr["tools"], "LOOM_LOG_LEVEL": "WARNING"}
     extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"}, "gateway": gateway_env or {}}
     stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"])
+    for name in ("inference", "rag", "tools", "orchestrator", "gateway"):
+        http, grpc = ports[name]
+        prefix = f"LOOM_{name.upper()}_"
+        env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **extra.get(name, {})}
+        stack.procs.append(ServiceProcess(name, env, http, home / f"{name}.log"))
+    # The database first: services starting together would race on CREATE DATABASE
+    # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
+    asyncio.run(db.ensure_database(database_url))
+    # Started side by side (each waits for its own /readyz): the model load is the long pole.
     try:
-        for name in ("inference", "rag", "tools", "orchestrator", "gateway"):
-            http, grpc = ports[name]
-            prefix = f"LOOM_{name.upper()}_"
-            env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **extra.get(name, {})}
-            proc = ServiceProcess(name, env, http, home / f"{name}.log")
-            stack.procs.append(proc)
-            proc.start(timeout_s=180 if name == "inference" else 90)
+        with ThreadPoolExecutor(len(stack.procs)) as pool:
+            for done in [pool.submit(p.start, 180 if p.name == "inference" else 120) for p in stack.procs]:
+                done.result()
     except Exception:
         stack.stop()
         raise

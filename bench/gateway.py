@@ -1,0 +1,196 @@
+"""Gateway benchmark: what the gateway (and the bus behind it) adds to time-to-first-token,
+and how many non-LLM requests per second it answers.
+
+Everything runs as real processes: embedded NATS and Postgres, inference with the bundled
+model, rag, tools, orchestrator and the gateway (started side by side, or pass --gateway-url
+with --inference-addr and a console token of a running `make up` stack).
+
+1. TTFT, direct: gRPC `inference.v1.Inference/Generate` straight to inference, the clock stops at
+   the first chunk carrying text.
+2. TTFT, full stack: Dify `POST /v1/chat-messages` (streaming) on a chatflow app whose graph is
+   start -> llm -> answer with the same prompt, no memory: gateway -> runs.requested ->
+   orchestrator -> inference -> run events -> SSE; the clock stops at the first `message` event.
+   Also the OpenAI-compatible route (gateway -> inference gRPC) for comparison.
+   Added TTFT = full-stack p50 - direct p50, at 1 and at 8 concurrent streams (each run of the
+   two is interleaved in the same rounds, so machine noise hits both alike).
+3. Non-LLM throughput: GET /v1/parameters with an app key (auth, rate-limit counters, app
+   lookup) from 16 concurrent clients for a fixed time.
+
+    .venv/bin/python bench/gateway.py --quick     # about a minute, most of it starting the stack
+    .venv/bin/python bench/gateway.py
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
+
+from gateway_stack import app_with_key, start_stack  # noqa: E402
+
+from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
+from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
+from loom_common.devstack import infra  # noqa: E402
+
+PROMPT = "Write one sentence about the sea."
+MAX_TOKENS = 8
+GRAPH = {"nodes": [
+    {"id": "start", "data": {"type": "start"}},
+    {"id": "llm", "data": {"type": "llm", "model": {"name": "gemma3:270m", "completion_params":
+                                                    {"max_tokens": MAX_TOKENS, "temperature": 0}},
+                           "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
+    {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
+    "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
+
+
+async def direct_ttft(stub: pb_grpc.InferenceStub) -> float:
+    t0 = time.perf_counter()
+    req = pb.GenerateRequest(model="gemma3:270m", messages=[pb.ChatMessage(role="user", content=PROMPT)],
+                             sampling=pb.SamplingParams(max_tokens=MAX_TOKENS, temperature=0))
+    call = stub.Generate(req, timeout=120)
+    first = None
+    async for chunk in call:
+        if chunk.text and first is None:
+            first = time.perf_counter() - t0
+    return (first if first is not None else time.perf_counter() - t0) * 1000
+
+
+async def stack_ttft(client: httpx.AsyncClient, key: str) -> float:
+    t0 = time.perf_counter()
+    first = None
+    async with client.stream("POST", "/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
+                             json={"inputs": {}, "query": PROMPT, "user": f"bench-{uuid.uuid4().hex[:6]}",
+                                   "response_mode": "streaming"}) as r:
+        async for line in r.aiter_lines():
+            if first is None and line.startswith("data: ") and '"event": "message"' in line:
+                first = time.perf_counter() - t0
+    return (first if first is not None else time.perf_counter() - t0) * 1000
+
+
+async def openai_ttft(client: httpx.AsyncClient, key: str) -> float:
+    t0 = time.perf_counter()
+    first = None
+    async with client.stream("POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                             json={"model": "gemma3:270m", "stream": True, "max_tokens": MAX_TOKENS, "temperature": 0,
+                                   "messages": [{"role": "user", "content": PROMPT}]}) as r:
+        async for line in r.aiter_lines():
+            if first is None and line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+                first = time.perf_counter() - t0
+    return (first if first is not None else time.perf_counter() - t0) * 1000
+
+
+async def rounds(fn, concurrency: int, n_rounds: int) -> list[float]:
+    out: list[float] = []
+    for _ in range(n_rounds):
+        out += await asyncio.gather(*(fn() for _ in range(concurrency)))
+    return out
+
+
+async def non_llm_rps(base_url: str, key: str, seconds: float, clients: int = 16) -> tuple[float, float]:
+    done, lat = 0, []
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=base_url, timeout=30,
+                                 limits=httpx.Limits(max_connections=clients)) as c:
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                r = await c.get("/v1/parameters", headers={"Authorization": f"Bearer {key}"})
+                assert r.status_code == 200, r.text
+                lat.append((time.perf_counter() - t0) * 1000)
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return done / elapsed, statistics.median(lat)
+
+
+def p50(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+async def measure(stack, quick: bool) -> dict:
+    _, chat_key = app_with_key(stack, "chatflow", GRAPH, name="bench")
+    _, param_key = app_with_key(stack, "chat", name="bench-params")
+    channel = grpc.aio.insecure_channel(stack.inference_addr)
+    stub = pb_grpc.InferenceStub(channel)
+    results: dict = {}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:
+        for _ in range(2):  # warm-up: model, pools, consumers
+            await direct_ttft(stub)
+            await stack_ttft(client, chat_key)
+            await openai_ttft(client, chat_key)
+        for conc, n in ((1, 6 if quick else 20), (8, 1 if quick else 4)):
+            direct, full, oai = [], [], []
+            for _ in range(n):  # interleaved rounds
+                direct += await rounds(lambda: direct_ttft(stub), conc, 1)
+                full += await rounds(lambda: stack_ttft(client, chat_key), conc, 1)
+                oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
+            results[f"c{conc}"] = {"direct_p50": p50(direct), "stack_p50": p50(full), "openai_p50": p50(oai),
+                                   "n": len(direct)}
+    await channel.close()
+    rps, lat = await non_llm_rps(stack.gateway_url, param_key, 5 if quick else 15)
+    results["non_llm"] = {"rps": rps, "p50_ms": lat}
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="loom-bench-gw-"))
+    nats = infra.EmbeddedNats(root / "nats").start()
+    pg = infra.EmbeddedPostgres(root / "pg").start()
+    try:
+        stack = start_stack(nats.url, pg.url("loom_bench"), root / "home",
+                            gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"})
+        t_ready = time.perf_counter()
+        try:
+            res = asyncio.run(measure(stack, args.quick))
+        finally:
+            stack.stop()
+    finally:
+        pg.stop()
+        nats.stop()
+    rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added", "OpenAI route p50",
+             "added")]
+    for c in ("c1", "c8"):
+        r = res[c]
+        rows.append((c[1:], f"{r['direct_p50']:.1f} ms", f"{r['stack_p50']:.1f} ms",
+                     f"{r['stack_p50'] - r['direct_p50']:.1f} ms", f"{r['openai_p50']:.1f} ms",
+                     f"{r['openai_p50'] - r['direct_p50']:.1f} ms"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
+          f"p50 {res['non_llm']['p50_ms']:.1f} ms")
+    print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
+    print(json.dumps({
+        "added_ttft_ms_p50_c1": round(res["c1"]["stack_p50"] - res["c1"]["direct_p50"], 2),
+        "added_ttft_ms_p50_c8": round(res["c8"]["stack_p50"] - res["c8"]["direct_p50"], 2),
+        "added_ttft_ms_p50_openai_c1": round(res["c1"]["openai_p50"] - res["c1"]["direct_p50"], 2),
+        "added_ttft_ms_p50_openai_c8": round(res["c8"]["openai_p50"] - res["c8"]["direct_p50"], 2),
+        "direct_ttft_ms_p50_c1": round(res["c1"]["direct_p50"], 2),
+        "direct_ttft_ms_p50_c8": round(res["c8"]["direct_p50"], 2),
+        "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
+        "quick": args.quick}))
+
+
+if __name__ == "__main__":
+    main()
