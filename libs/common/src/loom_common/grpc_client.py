@@ -7,8 +7,6 @@ Every call should pass a `timeout=` (a deadline): no side effect without one.
 
 from __future__ import annotations
 
-import json
-
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
@@ -19,13 +17,8 @@ _OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
-    # Behind a headless Kubernetes Service the name resolves to every replica: spread calls
-    # (round robin). Wait for a connection instead of failing at once while a peer (re)starts:
-    # every call carries a deadline, which bounds the wait.
-    ("grpc.service_config", json.dumps({
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [{"name": [{}], "waitForReady": True}],
-    })),
+    # Behind a headless Kubernetes Service the name resolves to every replica: spread calls.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
