@@ -5,9 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gateway_testkit import admin, gateway, orchestrator  # noqa: E402, F401
-
-import pytest  # noqa: E402
+import pytest
+from gateway_testkit import admin, gateway, orchestrator  # noqa: F401
 
 
 @pytest.fixture(scope="session")

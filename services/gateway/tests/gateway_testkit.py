@@ -1,4 +1,5 @@
-"""Helpers and fixtures of the gateway tests (imported by conftest.py): the gateway in-process (real NATS and Postgres, its own
+"""Helpers and fixtures of the gateway tests (imported by conftest.py):
+the gateway in-process (real NATS and Postgres, its own
 database per test, HTTP through an ASGI transport), a console session with a workspace, and a
 scripted stand-in for the orchestrator for tests that are about the gateway's side of a run.
 

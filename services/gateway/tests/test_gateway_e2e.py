@@ -23,7 +23,8 @@ TEMPLATE_FLOW = {
         {"id": "t", "data": {"type": "template-transform", "template": "Hello {{ city }}!",
                              "variables": [{"variable": "city", "value_selector": ["start", "city"]}]}},
         {"id": "ans", "data": {"type": "answer", "answer": "{{#t.output#}}"}},
-        {"id": "end", "data": {"type": "end", "outputs": [{"variable": "greeting", "value_selector": ["t", "output"]}]}},
+        {"id": "end", "data": {"type": "end",
+                               "outputs": [{"variable": "greeting", "value_selector": ["t", "output"]}]}},
     ],
     "edges": [{"source": "start", "target": "t"}, {"source": "t", "target": "ans"}, {"source": "ans", "target": "end"}],
 }

@@ -97,7 +97,7 @@ async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator)
     streamed = await c.post("/v1/workflows/run", json={"inputs": {}, "user": "u", "response_mode": "streaming"},
                             headers=h)
     events = sse_data(streamed.text)
-    assert [e["event"] for e in events][0] == "workflow_started" and events[-1]["event"] == "workflow_finished"
+    assert next(e["event"] for e in events) == "workflow_started" and events[-1]["event"] == "workflow_finished"
     assert all("workflow_run_id" in e and "data" in e for e in events)
     run_id = events[0]["workflow_run_id"]
     # Resume after seq 2: only later events come again.

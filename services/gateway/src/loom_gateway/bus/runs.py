@@ -9,7 +9,6 @@ repair a run record no client watched to its end).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -43,7 +42,7 @@ class NatsRunBus:
             while True:
                 try:
                     msg = await (sub.next_msg(timeout=None) if follow else sub.next_msg(timeout=first_wait_s))
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     if follow:
                         continue
                     return

@@ -15,6 +15,7 @@ by `loom_common.dsl.dify.import_dify`, which names every node type Loom does not
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import yaml
@@ -52,7 +53,7 @@ def default_graph(mode: str, chat_model: str) -> dict[str, Any]:
     else:
         nodes.append({"id": "end", "data": {"type": "end", "title": "End", "outputs": []}})
     ids = [n["id"] for n in nodes]
-    edges = [{"id": f"{a}-{b}", "source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
+    edges = [{"id": f"{a}-{b}", "source": a, "target": b} for a, b in itertools.pairwise(ids)]
     return {"version": "1", "nodes": nodes, "edges": edges, "conversation_variables": [],
             "environment_variables": []}
 
