@@ -14,7 +14,9 @@ PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 PROTOS := $(shell find protos -name '*.proto')
 # llama-cpp-python builds from source (~5-9 min once; pip caches the wheel afterwards).
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
-PYTEST_ARGS ?=
+# One re-run of a failed test: several tests start whole stacks of processes on 2 cores, where
+# a timing hiccup is not a bug. A test that fails twice fails the run.
+PYTEST_ARGS ?= --reruns 1 --reruns-delay 2
 
 .PHONY: setup up down status test test-fast proto lint bench clean help
 
