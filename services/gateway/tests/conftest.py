@@ -25,6 +25,7 @@ def stack(nats_url, database_url, tmp_path_factory):
     from loom_common.db import _with_database
 
     db = _with_database(database_url, f"e2e_{uuid.uuid4().hex[:10]}")
-    s = start_stack(nats_url, db, tmp_path_factory.mktemp("stack"))
+    s = start_stack(nats_url, db, tmp_path_factory.mktemp("stack"),
+                    gateway_env={"LOOM_GATEWAY_STREAM_IDLE_TIMEOUT_S": "60"})
     yield s
     s.stop()

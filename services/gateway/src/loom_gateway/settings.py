@@ -38,6 +38,7 @@ class GatewaySettings(ServiceSettings):
     # Runs.
     blocking_timeout_s: float = 300.0   # a blocking call gives up waiting for the run's end
     ping_interval_s: float = 10.0       # SSE keep-alive (Dify sends `event: ping` every 10 s)
+    stream_idle_timeout_s: float = 300.0  # an SSE stream ends (error run_timeout) after this long without an event
     inference_timeout_s: float = 300.0
     rag_timeout_s: float = 60.0
 

@@ -8,6 +8,7 @@ that follows it to its end and records the outcome (`execution.record`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -53,14 +54,24 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
     """The SSE event dicts for one run, from after_seq to its end; records the end."""
     fold = Fold(last_seq=after_seq)
     recorded = False
+    events = g.execution.bus.events(run.run_id, after_seq)
     try:
-        async for ev in g.execution.bus.events(run.run_id, after_seq):
+        while not fold.finished:
+            # Pings keep a stream alive, so a run that never progresses (no orchestrator took it,
+            # or its worker died for good) would hold the client forever: end it after a quiet spell.
+            try:
+                ev = await asyncio.wait_for(anext(events), g.settings.stream_idle_timeout_s)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                yield {"data": json.dumps({"event": "error", "task_id": run.run_id, "status": 504,
+                                           "code": "run_timeout", "message": "the run sent no event for "
+                                           f"{g.settings.stream_idle_timeout_s:.0f} s"})}
+                return
             fold.add(ev, run.chat)
             payload = sse_payload(run, ev)
             if payload is not None:
                 yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
-            if fold.finished:
-                break
         if after_seq == 0:  # a resumed stream has not seen the whole answer: the watcher records
             await g.execution.record(run.run_id, fold)
             recorded = True
@@ -68,3 +79,5 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
         if not recorded:
             # Cancelled (client gone) or resumed: follow the run to its end in the background.
             hand_off(g, run, Fold() if after_seq else fold)
+        with contextlib.suppress(Exception):
+            await events.aclose()
