@@ -37,7 +37,7 @@ async def ensure_database(dsn: str) -> None:
         admin = await asyncpg.connect(_with_database(dsn, "postgres"))
         try:
             await admin.execute(f'CREATE DATABASE "{database_name(dsn)}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
             pass  # another service won the race
         finally:
             await admin.close()
