@@ -1,7 +1,8 @@
 """Model- and service-backed node types against in-process gRPC servers implementing the
 real inference, rag and tools servicers: the nodes go through the real gRPC adapters.
 
-(The same node types against the real services' processes: test_orchestrator_stack.py.)
+(The same node types against the real services' processes: test_orchestrator_stack.py and
+test_orchestrator_real_services.py.)
 """
 
 from __future__ import annotations
