@@ -34,36 +34,62 @@ class Stack:
         return f"{self.gateway_url}/console/api/workspaces/{self.workspace_id}{path}"
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+        # Side by side: each drains on SIGTERM (up to its grace), so one after another adds up.
+        with ThreadPoolExecutor(max(1, len(self.procs))) as pool:
+            list(pool.map(lambda p: p.stop(), self.procs))
 
 
 def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None) -> Stack:
     home.mkdir(parents=True, exist_ok=True)
-    ports = {name: (infra.free_port(), infra.free_port()) for name in ("inference", "rag", "tools", "orchestrator",
-                                                                     "gateway")}
+    # The database first: services starting together would race on CREATE DATABASE
+    # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
+    asyncio.run(db.ensure_database(database_url))
+    try:
+        stack = _start_processes(nats_url, database_url, home, gateway_env)
+    except infra.GaveUp:
+        # Free ports are picked before the processes bind them: on a busy machine another test
+        # session can take one in between, and the service exits. Once more, on fresh ports.
+        stack = _start_processes(nats_url, database_url, home, gateway_env)
+    _sign_in(stack)
+    return stack
+
+
+def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: dict | None) -> Stack:
+    names = ("inference", "rag", "tools", "orchestrator", "gateway")
+    picked: set[int] = set()
+    while len(picked) < 2 * len(names):  # ten distinct ports
+        picked.add(infra.free_port())
+    free = iter(sorted(picked))
+    ports = {name: (next(free), next(free)) for name in names}
     addr = {name: f"127.0.0.1:{grpc}" for name, (_, grpc) in ports.items()}
     base = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(home),
             "PYTHONUNBUFFERED": "1", "LOOM_INFERENCE_ADDR": addr["inference"], "LOOM_RAG_ADDR": addr["rag"],
-            "LOOM_TOOLS_ADDR": addr["tools"], "LOOM_LOG_LEVEL": "WARNING"}
+            "LOOM_TOOLS_ADDR": addr["tools"], "LOOM_LOG_LEVEL": "WARNING",
+            # A stopped stack need not drain long (in-flight runs of a test are abandoned anyway).
+            "LOOM_GRACEFUL_TIMEOUT_S": "5"}
     extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"}, "gateway": gateway_env or {}}
     stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"])
-    for name in ("inference", "rag", "tools", "orchestrator", "gateway"):
+    for name in names:
         http, grpc = ports[name]
         prefix = f"LOOM_{name.upper()}_"
         env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **extra.get(name, {})}
         stack.procs.append(ServiceProcess(name, env, http, home / f"{name}.log"))
-    # The database first: services starting together would race on CREATE DATABASE
-    # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
-    asyncio.run(db.ensure_database(database_url))
-    # Started side by side (each waits for its own /readyz): the model load is the long pole.
+    # Started side by side (each waits for its own /readyz, bounded): the model load is the long pole.
     try:
         with ThreadPoolExecutor(len(stack.procs)) as pool:
             for done in [pool.submit(p.start, 180 if p.name == "inference" else 120) for p in stack.procs]:
                 done.result()
-    except Exception:
+        # A /readyz answered by someone else's server on a port taken in between: ours exited.
+        dead = [p.name for p in stack.procs if p.proc is None or p.proc.poll() is not None]
+        if dead:
+            raise infra.GaveUp(f"exited after start: {dead}")
+    except BaseException:
         stack.stop()
         raise
+    return stack
+
+
+def _sign_in(stack: Stack) -> None:
     r = httpx.post(f"{stack.gateway_url}/console/api/setup", json={"email": "admin@example.com", "name": "Admin",
                                                                    "password": PASSWORD, "workspace_name": "E2E"})
     if r.status_code == 403:  # a stack on a database set up before: log in instead
@@ -75,15 +101,22 @@ def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: di
     else:
         r.raise_for_status()
         stack.token, stack.workspace_id = r.json()["access_token"], r.json()["workspace"]["id"]
-    return stack
 
 
-def app_with_key(stack: Stack, mode: str, dsl: dict | None = None, name: str = "app") -> tuple[str, str]:
+def app_with_key(stack: Stack, mode: str, dsl: dict | None = None, name: str = "app",
+                 max_tokens: int | None = None) -> tuple[str, str]:
+    """Create and publish an app (its graph replaced by `dsl`; every LLM node capped at
+    `max_tokens`: the tests assert structure, and a loaded 2-core box decodes ~10 tokens/s)."""
     h = stack.console
     app_id = httpx.post(stack.ws("/apps"), json={"name": name, "mode": mode}, headers=h).json()["id"]
-    if dsl is not None:
+    if dsl is not None or max_tokens is not None:
         draft = httpx.get(stack.ws(f"/apps/{app_id}/draft"), headers=h).json()["dsl"]
-        draft["workflow"]["graph"] = dsl
+        if dsl is not None:
+            draft["workflow"]["graph"] = dsl
+        if max_tokens is not None:
+            for node in draft["workflow"]["graph"]["nodes"]:
+                if "model" in node["data"]:
+                    node["data"]["model"].setdefault("completion_params", {})["max_tokens"] = max_tokens
         r = httpx.put(stack.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=h)
         r.raise_for_status()
     httpx.post(stack.ws(f"/apps/{app_id}/publish"), headers=h).raise_for_status()

@@ -42,8 +42,11 @@ class Gw:
 async def gateway(nats_url, database_url, tmp_path, monkeypatch) -> AsyncIterator[Gw]:
     db = _with_database(database_url, f"gw_{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv("LOOM_HOME", str(tmp_path / "home"))
+    # No inference or rag here (nothing listens on port 1), and short deadlines on them: a call that
+    # waited for a peer to come up would hold each of the RBAC walk's hundreds of requests.
     settings = GatewaySettings(nats_url=nats_url, database_url=db, ping_interval_s=1.0, blocking_timeout_s=20.0,
-                               log_level="WARNING", inference_addr="127.0.0.1:1", rag_addr="127.0.0.1:1")
+                               log_level="WARNING", inference_addr="127.0.0.1:1", rag_addr="127.0.0.1:1",
+                               inference_timeout_s=2.0, rag_timeout_s=2.0)
     rt = build(settings)
     await rt.start()
     port = infra.free_port()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from gateway_testkit import PASSWORD
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 async def test_setup_runs_once_and_login_refresh_logout(gateway) -> None:

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DIFY_EXPORT = """
 app: {name: Dify flow, mode: workflow, icon: "🤖", description: from dify}

@@ -7,15 +7,26 @@ The bundled model is a base model: tests assert structure, never the content of 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
 import httpx
 import pytest
+import requests
 from dify_client import ChatClient, CompletionClient
 from gateway_stack import app_with_key
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# A hang becomes a failure with a traceback (pytest-timeout), never a stuck suite.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
+
+MAX_TOKENS = 24  # structure, not prose: short answers keep these tests quick on a loaded box
+
+
+@pytest.fixture(autouse=True)
+def _bounded_requests(monkeypatch):
+    """dify-client calls `requests.request` with no timeout: a stalled socket would wait forever."""
+    monkeypatch.setattr(requests, "request", functools.partial(requests.request, timeout=(10, 120)))
 
 TEMPLATE_FLOW = {
     "nodes": [
@@ -35,7 +46,7 @@ def data_events(lines) -> list[dict]:
 
 
 def test_dify_client_chat_blocking_streaming_conversations_feedback(stack) -> None:
-    _, key = app_with_key(stack, "chat")
+    _, key = app_with_key(stack, "chat", max_tokens=MAX_TOKENS)
     client = ChatClient(key)
     client.base_url = f"{stack.gateway_url}/v1"
 
@@ -76,7 +87,7 @@ def test_dify_client_chat_blocking_streaming_conversations_feedback(stack) -> No
 
 
 def test_dify_client_completion(stack) -> None:
-    _, key = app_with_key(stack, "completion")
+    _, key = app_with_key(stack, "completion", max_tokens=MAX_TOKENS)
     client = CompletionClient(key)
     client.base_url = f"{stack.gateway_url}/v1"
     r = client.create_completion_message(inputs={"query": "Write a haiku"}, response_mode="blocking", user="bob")
@@ -221,8 +232,8 @@ def test_knowledge_api_in_difys_shapes(stack) -> None:
 def test_openai_sdk_streams_and_calls_a_tool(stack) -> None:
     from openai import OpenAI
 
-    _, key = app_with_key(stack, "chat", name="openai")
-    client = OpenAI(base_url=f"{stack.gateway_url}/v1", api_key=key)
+    _, key = app_with_key(stack, "chat", name="openai", max_tokens=MAX_TOKENS)
+    client = OpenAI(base_url=f"{stack.gateway_url}/v1", api_key=key, timeout=120, max_retries=0)
     assert "gemma3:270m" in {m.id for m in client.models.list()}
     stream = client.chat.completions.create(model="gemma3:270m", stream=True, max_tokens=24,
                                             messages=[{"role": "user", "content": "Say hello"}])

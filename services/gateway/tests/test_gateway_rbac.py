@@ -13,7 +13,7 @@ from gateway_testkit import PASSWORD, make_app
 from loom_gateway.app import ROUTERS
 from loom_gateway.domain.rbac import MEMBER_ROLES, Perm, Role, allowed, matrix_markdown
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # a hang fails with a traceback
 
 FAKE_ID = "0190c0de-0000-7000-8000-000000000000"
 

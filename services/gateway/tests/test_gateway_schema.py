@@ -12,7 +12,7 @@ import schemathesis
 from gateway_stack import app_with_key
 from hypothesis import HealthCheck, given, settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 FLOW = {"nodes": [{"id": "start", "data": {"type": "start"}}, {"id": "end", "data": {"type": "end"}}],
         "edges": [{"source": "start", "target": "end"}]}

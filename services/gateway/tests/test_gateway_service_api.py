@@ -10,7 +10,7 @@ import httpx
 import pytest
 from gateway_testkit import make_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # a hang fails with a traceback
 
 
 def sse_data(text: str) -> list[dict]:

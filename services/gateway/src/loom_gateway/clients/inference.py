@@ -99,7 +99,7 @@ class InferenceClient:
 
     async def list_models(self) -> list[dict]:
         try:
-            res = await self._get().ListModels(pb.ListModelsRequest(), timeout=10.0)
+            res = await self._get().ListModels(pb.ListModelsRequest(), timeout=min(self.timeout_s, 10.0))
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "inference") from exc
         return [{"name": m.name, "kind": m.kind, "backend": m.backend, "context_length": m.context_length}
