@@ -8,7 +8,9 @@ test_orchestrator_real_services.py.)
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 
 import grpc
 import pytest
@@ -95,9 +97,17 @@ class FakeTools(tools_pb2_grpc.ToolsServicer):
         return tpb.InvokeResponse(ok=False, error_code="not_found", error_message="no such tool")
 
 
+# gRPC servers set SO_REUSEPORT by default. Other test sessions on the machine pick ports with
+# `free_port()` (bind 0, close) and start services on them seconds later; when the kernel hands
+# such a port to this server's bind(0) in between, the service binds it too and the kernel splits
+# this test's connections between the two processes: calls fail with UNAVAILABLE or
+# UNIMPLEMENTED when they land on the stranger. Without SO_REUSEPORT the port is this server's alone.
+EXCLUSIVE_PORT = [("grpc.so_reuseport", 0)]
+
+
 @pytest.fixture
 async def fakes(harness):
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=EXCLUSIVE_PORT)
     inf, rag, tools = FakeInference(), FakeRag(), FakeTools()
     inference_pb2_grpc.add_InferenceServicer_to_server(inf, server)
     rag_pb2_grpc.add_RetrievalServicer_to_server(rag, server)
@@ -105,10 +115,20 @@ async def fakes(harness):
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     addr = f"127.0.0.1:{port}"
+    harness.port = port
     harness.services.model, harness.services.retriever = InferenceClient(addr), RagClient(addr)
     harness.services.tools = ToolsClient(addr)
     yield inf, rag, tools
     await server.stop(0)
+
+
+def test_the_fake_servers_port_cannot_be_shared(fakes, harness) -> None:
+    """What a second gRPC server (another process) binding the same port would do: refused."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with pytest.raises(OSError) as err:
+            s.bind(("127.0.0.1", harness.port))
+    assert err.value.errno == errno.EADDRINUSE
 
 
 def end(**outs: list[str]) -> dict:
