@@ -73,7 +73,7 @@ def _greedy(runner, prompts: list[list[int]], steps: int, together: bool):
     top2 = {i: [] for i in range(len(prompts))}
     for group in groups:
         runner.record_top2 = []
-        batch = Batch(close=list(range(runner.max_seqs)),
+        batch = Batch(reset=True,
                       open=[SlotOpen(i, SamplingParams(temperature=0), None) for i in group],
                       entries=[BatchEntry(i, prompts[i], 0, True) for i in group])
         for _ in range(steps):

@@ -11,8 +11,8 @@ from loom_inference.backends.fake import FakeRunner
 from loom_inference.backends.local import LocalBackend
 from loom_inference.engine.engine import Engine
 from loom_inference.engine.output import Detokenizer
-from loom_inference.engine.scheduler import Scheduler
-from loom_inference.engine.sequence import EngineRequest, Sequence
+from loom_inference.engine.scheduler import Scheduler, StepResult
+from loom_inference.engine.sequence import EngineRequest, Sequence, SequenceStatus
 from loom_inference.engine.types import (
     ChatMessage,
     ContextTooLong,
@@ -58,11 +58,9 @@ async def test_inference_batched_output_equals_solo_output() -> None:
 def test_inference_long_prompt_is_prefilled_in_chunks_beside_running_decodes() -> None:
     sched = Scheduler(max_seqs=2, token_budget=8, kv_capacity=1000)
     short = Sequence(_req("short", [1, 2], 10))
-    long = Sequence(_req("long", list(range(1, 30)), 10))
+    long = Sequence(_req("long", list(range(10, 39)), 10))  # shares no prefix with `short`
     sched.add(short)
     b1 = sched.schedule()
-    from loom_inference.engine.scheduler import StepResult
-
     sched.update(b1, StepResult(sampled={short.slot: 5}))
     sched.add(long)
     b2 = sched.schedule()
@@ -80,6 +78,71 @@ def test_inference_admission_respects_kv_capacity() -> None:
     sched.add(b)
     sched.schedule()
     assert len(sched.running) == 1 and len(sched.waiting) == 1  # 20 + 20 > 30 cells
+
+
+def test_inference_next_prompt_starts_from_the_cached_prefix() -> None:
+    sched = Scheduler(max_seqs=2, token_budget=64, kv_capacity=1000)
+    turn1 = Sequence(_req("t1", [1, 2, 3, 4, 5], 3))
+    sched.add(turn1)
+    b1 = sched.schedule()
+    sched.update(b1, StepResult(sampled={turn1.slot: 7}))
+    b2 = sched.schedule()
+    sched.update(b2, StepResult(sampled={turn1.slot: 8}))
+    sched.finish(turn1, SequenceStatus.FINISHED_STOPPED)  # cells hold 1 2 3 4 5 7 (8 never fed)
+    turn2 = Sequence(_req("t2", [1, 2, 3, 4, 5, 7, 8, 9], 3))  # history + answer + a new message
+    sched.add(turn2)
+    b3 = sched.schedule()
+    assert turn2.slot == turn1.slot and turn2.reused == 6
+    assert (turn1.slot, 6) in b3.evict and not b3.reset  # only the unmatched tail is dropped
+    assert b3.entries[-1].tokens == [8, 9] and b3.entries[-1].start_pos == 6
+
+
+def test_inference_a_running_prompt_prefix_is_shared_into_another_slot() -> None:
+    sched = Scheduler(max_seqs=2, token_budget=64, kv_capacity=1000)
+    a = Sequence(_req("a", [1, 2, 3, 4, 5, 6], 10))
+    sched.add(a)
+    sched.update(sched.schedule(), StepResult(sampled={0: 9}))
+    b = Sequence(_req("b", [1, 2, 3, 4, 40, 41], 10))
+    sched.add(b)
+    batch = sched.schedule()
+    assert batch.share == [(a.slot, b.slot, 4)] and b.reused == 4
+    assert batch.entries[-1].tokens == [40, 41]
+
+
+def test_inference_a_short_match_shares_an_idle_prefix_and_keeps_it_whole() -> None:
+    sched = Scheduler(max_seqs=2, token_budget=64, kv_capacity=1000)
+    a = Sequence(_req("a", list(range(1, 11)), 3))
+    sched.add(a)
+    sched.update(sched.schedule(), StepResult(sampled={0: 50}))
+    sched.finish(a, SequenceStatus.FINISHED_STOPPED)
+    b = Sequence(_req("b", [1, 2, 3, 90, 91], 3))  # a shared system prompt, then something else
+    sched.add(b)
+    batch = sched.schedule()
+    assert b.slot != a.slot and batch.share == [(a.slot, b.slot, 3)]
+    assert sched.cache.holds(a.slot)  # still whole for a prompt that matches more of it
+
+
+def test_inference_cached_cells_give_way_to_admission() -> None:
+    sched = Scheduler(max_seqs=2, token_budget=64, kv_capacity=30)
+    a = Sequence(_req("a", [1] * 10, 5))
+    sched.add(a)
+    sched.update(sched.schedule(), StepResult(sampled={0: 9}))
+    sched.finish(a, SequenceStatus.FINISHED_LENGTH)
+    assert sched.cache.resident_tokens == 10
+    b = Sequence(_req("b", [2] * 10, 15))  # needs 25 of 30 cells: a's 10 cached cells must go
+    sched.add(b)
+    batch = sched.schedule()
+    assert b.reused == 0 and sched.cache.resident_tokens == 0 and (a.slot, 0) in batch.evict
+
+
+async def test_inference_engine_reuses_prefixes_and_counts_them() -> None:
+    runner = FakeRunner(max_seqs=1)
+    engine = Engine(runner, model_name="fake")
+    first = await _collect(engine, _req("one", [1, 2, 3, 4], 2))
+    second = await _collect(engine, _req("two", [1, 2, 3, 4], 2))
+    assert [d.text for d in first] == [d.text for d in second]  # same output from a cached prefix
+    assert engine.scheduler.cache.resident_tokens == 5  # 4 prompt tokens + the one answer token fed
+    await engine.close()
 
 
 async def test_inference_abort_frees_the_slot_for_the_next_request() -> None:

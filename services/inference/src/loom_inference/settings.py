@@ -46,6 +46,7 @@ class Performance(BaseModel):
     n_batch: int = 512               # tokens one decode step may carry (prefill chunk budget)
     n_threads: int = 0               # 0 = every core
     max_waiting: int = 64            # queued requests per model beyond max_parallel
+    prefix_cache: bool = True        # start a prompt from the longest prefix some slot's KV still holds
     default_max_tokens: int = 512    # when a request names none
 
 

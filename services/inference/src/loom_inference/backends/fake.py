@@ -52,6 +52,8 @@ class FakeRunner:
         out = StepResult()
         for slot in batch.close:
             self.open_slots.discard(slot)
+        for slot, start in batch.evict:
+            assert slot not in self.open_slots or start > 0, "cells of a live sequence evicted"
         for spec in batch.open:
             if self.fail_grammar is not None and spec.grammar == self.fail_grammar:
                 out.failed[spec.slot] = "the grammar did not compile"

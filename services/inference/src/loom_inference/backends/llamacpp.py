@@ -40,11 +40,17 @@ def _backend_init() -> None:
             _initialised = True
 
 
+# llama-cpp-python's converter lets a JSON string hold raw control characters (`[^"\\]`), which
+# JSON forbids: a model that emits a newline inside a string would produce unparseable output.
+_LAX_CHAR = 'char ::= [^"\\\\]'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+
+
 def json_schema_to_gbnf(schema_json: str) -> str:
-    """JSON schema -> GBNF grammar text (llama-cpp-python's converter)."""
+    """JSON schema -> GBNF grammar text (llama-cpp-python's converter, strings made strict JSON)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
 
-    return convert(schema_json)
+    return convert(schema_json).replace(_LAX_CHAR, _JSON_CHAR)
 
 
 def pin_device(device: str | None) -> int:
@@ -163,15 +169,19 @@ class LlamaCppRunner:
     def execute(self, batch: Batch) -> StepResult:
         result = StepResult()
         for slot in batch.close:
-            L.llama_memory_seq_rm(self._mem, slot, -1, -1)
             self._argmax.discard(slot)
             sampler = self._samplers.pop(slot, None)
             if sampler:
                 L.llama_sampler_free(sampler)
-        if batch.close and not self._samplers:
-            # Nothing live: reset the cache so new sequences start at cell 0 again. Without
-            # it the unified cache's head drifts up and attention spans ever more empty cells.
+        if batch.reset:
+            # Nothing live or cached: reset the cache so new sequences start at cell 0 again.
+            # Without it the unified cache's head drifts up and attention spans more empty cells.
             L.llama_memory_clear(self._mem, False)  # metadata only: zeroing ~150 MB costs a TTFT
+        else:
+            for slot, start in batch.evict:
+                L.llama_memory_seq_rm(self._mem, slot, start, -1)
+        for src, dst, n in batch.share:  # cells of a unified cache can belong to several sequences
+            L.llama_memory_seq_cp(self._mem, src, dst, 0, n)
         for spec in batch.open:
             try:
                 self._samplers[spec.slot] = self._sampler_chain(spec)

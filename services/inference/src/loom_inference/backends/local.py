@@ -33,12 +33,13 @@ from loom_inference.prompting import templates, tools
 class LocalBackend:
     def __init__(self, info: ModelInfo, load_runner: Callable[[], ModelRunner], *,
                  grammar_from_schema: Callable[[str], str], max_waiting: int = 256,
-                 default_max_tokens: int = 512) -> None:
+                 default_max_tokens: int = 512, prefix_cache: bool = True) -> None:
         self.info = info
         self._load_runner = load_runner
         self._grammar = grammar_from_schema
         self._max_waiting = max_waiting
         self._default_max_tokens = default_max_tokens
+        self._prefix_cache = prefix_cache
         self._bridge = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bridge-{info.name}")
         self._loading: asyncio.Task | None = None
         self.engine: Engine | None = None
@@ -58,7 +59,8 @@ class LocalBackend:
         self._render, _ = templates.renderer_for(meta, runner.chat_template())
         self._stops = templates.stops_for(meta)
         self.runner = runner
-        self.engine = Engine(runner, model_name=self.info.name, max_waiting=self._max_waiting, bridge=self._bridge)
+        self.engine = Engine(runner, model_name=self.info.name, max_waiting=self._max_waiting, bridge=self._bridge,
+                             prefix_cache=self._prefix_cache)
         self.engine.start()
         self.info.context_length = self.context_limit
         self.info.loaded = True

@@ -42,11 +42,11 @@ def _ms(a: float, b: float) -> float:
 
 class Engine:
     def __init__(self, runner: ModelRunner, *, model_name: str, max_waiting: int = 256,
-                 bridge: ThreadPoolExecutor | None = None) -> None:
+                 bridge: ThreadPoolExecutor | None = None, prefix_cache: bool = True) -> None:
         self.runner = runner
         self.model_name = model_name
         self.scheduler = Scheduler(max_seqs=runner.max_seqs, token_budget=runner.n_batch,
-                                   kv_capacity=runner.n_ctx)
+                                   kv_capacity=runner.n_ctx, prefix_cache=prefix_cache)
         self.scheduler.waiting.max_waiting = max_waiting  # type: ignore[attr-defined]
         self._bridge = bridge or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-bridge")
         self._streams: dict[str, _Stream] = {}
@@ -200,6 +200,8 @@ class Engine:
             metrics.PREFILL.labels(m).observe(t.prefill_ms / 1000)
             metrics.DECODE.labels(m).observe(t.decode_ms / 1000)
         metrics.PROMPT_TOKENS.labels(m).inc(seq.num_computed)
+        metrics.PREFIX_CACHE_QUERIES.labels(m).inc(seq.prompt_len)
+        metrics.PREFIX_CACHE_HITS.labels(m).inc(seq.reused)
         metrics.GENERATION_TOKENS.labels(m).inc(usage.completion_tokens)
 
     def _gauges(self) -> None:

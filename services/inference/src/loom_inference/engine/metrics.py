@@ -21,6 +21,10 @@ PREFILL = Histogram("loom_inference_request_prefill_time_seconds", "Prompt proce
 DECODE = Histogram("loom_inference_request_decode_time_seconds", "First to last token", ["model_name"],
                    buckets=_LAT)
 PROMPT_TOKENS = Counter("loom_inference_prompt_tokens", "Prompt tokens processed", ["model_name"])
+PREFIX_CACHE_QUERIES = Counter("loom_inference_prefix_cache_queries", "Prompt tokens looked up in the prefix cache",
+                               ["model_name"])
+PREFIX_CACHE_HITS = Counter("loom_inference_prefix_cache_hits", "Prompt tokens found in the prefix cache",
+                            ["model_name"])
 GENERATION_TOKENS = Counter("loom_inference_generation_tokens", "Tokens generated", ["model_name"])
 SUCCESS = Counter("loom_inference_request_success", "Finished requests", ["model_name", "finished_reason"])
 RUNNING = Gauge("loom_inference_num_requests_running", "Requests holding a slot", ["model_name"])

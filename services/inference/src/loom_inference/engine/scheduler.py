@@ -7,6 +7,8 @@ budget leaves after the decodes, so a long prompt never stalls the running strea
 than one budget's worth of compute. Waiting sequences are admitted every step while a slot is
 free and the KV cache can hold everything they might need (prompt + max_tokens), which is
 the admission control that keeps `llama_decode` from running out of cells mid-stream.
+A new sequence starts from the longest prompt prefix some slot's cells already hold
+(`prefix_cache.py`), so only the rest of its prompt is prefilled.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from loom_inference.engine.prefix_cache import PrefixCache
 from loom_inference.engine.queue import FcfsQueue, WaitingQueue
 from loom_inference.engine.sequence import Sequence, SequenceStatus
 from loom_inference.engine.types import SamplingParams
@@ -38,8 +41,14 @@ class SlotOpen:
 class Batch:
     """Plain data handed to the runner's thread: everything one step does to the model."""
 
-    # Slots to free first (finished or aborted sequences): their KV cells and samplers.
+    # Slots whose sequence ended (finished or aborted): free their samplers.
     close: list[int] = field(default_factory=list)
+    # KV cells to drop, as (slot, from position); 0 drops the slot's cells entirely.
+    evict: list[tuple[int, int]] = field(default_factory=list)
+    # Prompt prefixes shared into a new slot, as (from slot, to slot, positions 0..n-1), after evict.
+    share: list[tuple[int, int, int]] = field(default_factory=list)
+    # Nothing is running or cached: the runner may wipe the whole cache (its cells restart at 0).
+    reset: bool = False
     # Slots to give a fresh sampler chain (newly admitted sequences), before decoding.
     open: list[SlotOpen] = field(default_factory=list)
     # What one llama_decode call carries, one entry per sequence.
@@ -58,7 +67,7 @@ class StepResult:
 
 class Scheduler:
     def __init__(self, *, max_seqs: int, token_budget: int, kv_capacity: int,
-                 queue: WaitingQueue | None = None) -> None:
+                 queue: WaitingQueue | None = None, prefix_cache: bool = True) -> None:
         self.max_seqs = max_seqs
         self.token_budget = token_budget
         self.kv_capacity = kv_capacity
@@ -66,6 +75,8 @@ class Scheduler:
         self.running: list[Sequence] = []
         self._free_slots = list(range(max_seqs))
         self._to_close: list[int] = []
+        self._to_evict: list[tuple[int, int]] = []
+        self.cache = PrefixCache(enabled=prefix_cache)
 
     # ---- bookkeeping -----------------------------------------------------------------
 
@@ -73,7 +84,7 @@ class Scheduler:
         self.waiting.push(seq)
 
     def has_work(self) -> bool:
-        return bool(self.running or len(self.waiting) or self._to_close)
+        return bool(self.running or len(self.waiting) or self._to_close or self._to_evict)
 
     @property
     def kv_reserved(self) -> int:
@@ -86,14 +97,18 @@ class Scheduler:
             self.running.remove(seq)
             self._to_close.append(seq.slot)
             self._free_slots.append(seq.slot)
+            if status == SequenceStatus.FINISHED_ERROR or not self.cache.enabled:
+                self._to_evict.append((seq.slot, 0))
+            else:  # the slot goes idle still holding what it computed
+                self.cache.keep(seq.slot, (seq.req.prompt_ids + seq.output_ids)[: seq.kv_len])
         else:
             self.waiting.remove(seq.request_id)
 
     # ---- one step --------------------------------------------------------------------
 
     def schedule(self) -> Batch:
-        batch = Batch(close=self._to_close)
-        self._to_close = []
+        batch = Batch(close=self._to_close, evict=self._to_evict)
+        self._to_close, self._to_evict = [], []
         budget = self.token_budget
         for seq in self.running:  # decodes first: running streams never wait for prefills
             if seq.prefilled:
@@ -105,13 +120,32 @@ class Scheduler:
                 budget -= self._prefill_chunk(batch, seq, budget)
         while budget > 0 and self._free_slots and self._admissible():
             seq = self.waiting.pop()
-            seq.slot = self._free_slots.pop(0)
+            self._place(batch, seq)
             seq.status = SequenceStatus.RUNNING
             seq.scheduled = time.perf_counter()
             self.running.append(seq)
             batch.open.append(SlotOpen(seq.slot, seq.req.sampling, seq.req.grammar))
             budget -= self._prefill_chunk(batch, seq, budget)
+        # Idle slots' cached cells give way to what running sequences may still need.
+        sources = {src for src, _, _ in batch.share}
+        while self.kv_reserved + self.cache.resident_tokens > self.kv_capacity:
+            slot = self.cache.evict_lru(keep=sources)
+            if slot is None:
+                break
+            batch.evict.append((slot, 0))
+        batch.reset = not self.running and not self.cache.resident_tokens and bool(batch.close or batch.evict)
         return batch
+
+    def _place(self, batch: Batch, seq: Sequence) -> None:
+        """Give `seq` a free slot, starting from the longest prefix of its prompt already computed."""
+        computed = {s.slot: s.req.prompt_ids[: s.num_computed] for s in self.running if s.num_computed}
+        place = self.cache.place(seq.req.prompt_ids, self._free_slots, computed)
+        self._free_slots.remove(place.slot)
+        seq.slot = place.slot
+        batch.evict.append((place.slot, place.trim_from))
+        if place.share_from >= 0:
+            batch.share.append((place.share_from, place.slot, place.reuse))
+        seq.num_computed = seq.kv_len = seq.reused = place.reuse
 
     def _admissible(self) -> bool:
         head = self.waiting.peek()
@@ -137,6 +171,7 @@ class Scheduler:
                 continue
             if not seq.prefilled:
                 seq.num_computed += len(entry.tokens)
+            seq.kv_len = entry.start_pos + len(entry.tokens)
             if entry.sample and entry.slot in result.sampled:
                 token = result.sampled[entry.slot]
                 seq.output_ids.append(token)

@@ -48,6 +48,8 @@ class Sequence:
     status: SequenceStatus = SequenceStatus.WAITING
     slot: int = -1                   # llama.cpp seq_id while RUNNING
     num_computed: int = 0            # prompt tokens already in the KV cache
+    reused: int = 0                  # of which were found there (a cached prefix), not computed
+    kv_len: int = 0                  # prompt + output tokens in the slot's KV cells
     output_ids: list[int] = field(default_factory=list)
     error: str = ""
     # perf_counter() stamps for the timings each response reports.

@@ -40,7 +40,8 @@ def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
                                        n_gpu_layers=route.n_gpu_layers, device=route.device)
 
     return LocalBackend(info, load, grammar_from_schema=llamacpp.json_schema_to_gbnf,
-                        max_waiting=perf.max_waiting, default_max_tokens=perf.default_max_tokens)
+                        max_waiting=perf.max_waiting, default_max_tokens=perf.default_max_tokens,
+                        prefix_cache=perf.prefix_cache)
 
 
 def build_backend(route: ModelRoute, settings: InferenceSettings):
