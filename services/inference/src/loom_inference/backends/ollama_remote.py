@@ -1,5 +1,5 @@
-"""An Ollama server as a backend: /api/chat streamed as NDJSON with httpx; `format` and
-`tools` are passed through, Ollama's nanosecond timings mapped back to milliseconds."""
+"""An Ollama server as a backend: /api/chat streamed as NDJSON; `format` and `tools` are passed
+through, Ollama's nanosecond timings mapped back to milliseconds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import httpx
-
-from loom_inference.backends.openai_remote import _raise_for
+from loom_inference.backends.remote import RemoteHttpBackend, function_tools
 from loom_inference.engine.types import (
     BackendError,
     Delta,
@@ -38,68 +36,43 @@ def ollama_body(req: GenerateRequest, remote_model: str) -> dict:
     if req.json_schema:
         body["format"] = json.loads(req.json_schema)
     if req.tools:
-        body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                           "parameters": t.parameters or {}}} for t in req.tools]
+        body["tools"] = function_tools(req.tools)
     return body
 
 
-class OllamaRemoteBackend:
+class OllamaRemoteBackend(RemoteHttpBackend):
     def __init__(self, info: ModelInfo, url: str, remote_model: str, timeout_s: float = 120.0) -> None:
-        self.info = info
-        self.info.loaded = True
-        self.url = url.rstrip("/")
-        self.remote_model = remote_model
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0))
-        self._active = 0
-
-    async def start(self) -> None:
-        return None
-
-    def load(self) -> tuple[int, int]:
-        return self._active, 0
-
-    async def close(self) -> None:
-        await self._client.aclose()
+        super().__init__(info, url, remote_model, timeout_s=timeout_s)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
-        if not self.url:
-            raise BackendError(f"{self.info.name}: no url configured (MODEL_API_URL)")
         t0 = time.perf_counter()
-        self._active += 1
-        try:
-            async with self._client.stream("POST", f"{self.url}/api/chat",
-                                           json=ollama_body(req, self.remote_model)) as resp:
-                if resp.status_code >= 400:
-                    _raise_for(resp, (await resp.aread()).decode(errors="replace"))
-                async for line in resp.aiter_lines():
-                    if not line.strip():
-                        continue
-                    obj = json.loads(line)
-                    if "error" in obj:
-                        raise BackendError(f"{self.info.name}: {obj['error']}")
-                    msg = obj.get("message") or {}
-                    if not obj.get("done"):
-                        if msg.get("content"):
-                            yield Delta(text=msg["content"], model=self.info.name)
-                        continue
-                    calls = [ToolCall(f"call_{i}", c["function"]["name"],
-                                      json.dumps(c["function"].get("arguments", {})))
-                             for i, c in enumerate(msg.get("tool_calls") or [])]
-                    reason = (FinishReason.TOOL_CALLS if calls else
-                              FinishReason.LENGTH if obj.get("done_reason") == "length" else FinishReason.STOP)
-                    final = obj
+        async with self.stream_lines("/api/chat", ollama_body(req, self.remote_model)) as lines:
+            async for line in lines:
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if "error" in obj:
+                    raise BackendError(f"{self.info.name}: {obj['error']}")
+                msg = obj.get("message") or {}
+                if not obj.get("done"):
+                    if msg.get("content"):
+                        yield Delta(text=msg["content"], model=self.info.name)
+                    continue
+                yield _final(obj, msg, self.info.name, t0)
+                return
 
-                    def ms(key: str, final: dict = final) -> float:
-                        return final.get(key, 0) / 1e6  # Ollama reports nanoseconds
-                    yield Delta(text=msg.get("content") or "", finish_reason=reason, tool_calls=calls,
-                                model=self.info.name,
-                                usage=Usage(obj.get("prompt_eval_count", 0), obj.get("eval_count", 0)),
-                                timings=Timings(prefill_ms=ms("prompt_eval_duration"), decode_ms=ms("eval_duration"),
-                                                load_ms=ms("load_duration"),
-                                                ttft_ms=ms("load_duration") + ms("prompt_eval_duration"),
-                                                total_ms=ms("total_duration") or (time.perf_counter() - t0) * 1e3))
-                    return
-        except httpx.HTTPError as exc:
-            raise BackendError(f"{self.info.name}: {exc!r}") from exc
-        finally:
-            self._active -= 1
+
+def _final(obj: dict, msg: dict, model: str, t0: float) -> Delta:
+    calls = [ToolCall(f"call_{i}", c["function"]["name"], json.dumps(c["function"].get("arguments", {})))
+             for i, c in enumerate(msg.get("tool_calls") or [])]
+    reason = (FinishReason.TOOL_CALLS if calls else
+              FinishReason.LENGTH if obj.get("done_reason") == "length" else FinishReason.STOP)
+
+    def ms(key: str) -> float:
+        return obj.get(key, 0) / 1e6  # Ollama reports nanoseconds
+
+    return Delta(text=msg.get("content") or "", finish_reason=reason, tool_calls=calls, model=model,
+                 usage=Usage(obj.get("prompt_eval_count", 0), obj.get("eval_count", 0)),
+                 timings=Timings(prefill_ms=ms("prompt_eval_duration"), decode_ms=ms("eval_duration"),
+                                 load_ms=ms("load_duration"), ttft_ms=ms("load_duration") + ms("prompt_eval_duration"),
+                                 total_ms=ms("total_duration") or (time.perf_counter() - t0) * 1e3))

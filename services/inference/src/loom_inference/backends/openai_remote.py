@@ -1,5 +1,5 @@
 """Any OpenAI-compatible endpoint as a backend (the seed's MODEL_API_URL): chat completions
-streamed over SSE with httpx; tools and response_format are passed through natively."""
+streamed over SSE; tools and response_format are passed through natively."""
 
 from __future__ import annotations
 
@@ -7,31 +7,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import httpx
-
-from loom_inference.engine.types import (
-    BackendError,
-    Delta,
-    FinishReason,
-    GenerateRequest,
-    InvalidRequest,
-    ModelInfo,
-    Overloaded,
-    Timings,
-    ToolCall,
-    Usage,
-)
+from loom_inference.backends.remote import RemoteHttpBackend, function_tools
+from loom_inference.engine.types import Delta, FinishReason, GenerateRequest, ModelInfo, Timings, ToolCall, Usage
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS}
-
-
-def _raise_for(resp: httpx.Response, body: str) -> None:
-    if resp.status_code == 429:
-        raise Overloaded(f"remote endpoint is overloaded: {body[:200]}")
-    if resp.status_code in (400, 422):
-        raise InvalidRequest(f"remote endpoint rejected the request: {body[:200]}", "messages")
-    if resp.status_code >= 400:
-        raise BackendError(f"remote endpoint answered HTTP {resp.status_code}: {body[:200]}")
 
 
 def openai_body(req: GenerateRequest, remote_model: str) -> dict:
@@ -49,8 +28,7 @@ def openai_body(req: GenerateRequest, remote_model: str) -> dict:
     if s.seed is not None:
         body["seed"] = s.seed
     if req.tools:
-        body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                           "parameters": t.parameters or {}}} for t in req.tools]
+        body["tools"] = function_tools(req.tools)
         if req.tool_choice:
             body["tool_choice"] = (req.tool_choice if req.tool_choice in ("auto", "none", "required")
                                    else {"type": "function", "function": {"name": req.tool_choice}})
@@ -60,64 +38,39 @@ def openai_body(req: GenerateRequest, remote_model: str) -> dict:
     return body
 
 
-class OpenAIRemoteBackend:
+class OpenAIRemoteBackend(RemoteHttpBackend):
     def __init__(self, info: ModelInfo, url: str, api_key: str | None, remote_model: str,
                  timeout_s: float = 120.0) -> None:
-        self.info = info
-        self.info.loaded = True
-        self.url = url.rstrip("/")
-        self.remote_model = remote_model
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers)
-        self._active = 0
-
-    async def start(self) -> None:
-        return None
-
-    def load(self) -> tuple[int, int]:
-        return self._active, 0
-
-    async def close(self) -> None:
-        await self._client.aclose()
+        super().__init__(info, url, remote_model, timeout_s=timeout_s,
+                         headers={"Authorization": f"Bearer {api_key}"} if api_key else None)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
-        if not self.url:
-            raise BackendError(f"{self.info.name}: no url configured (MODEL_API_URL)")
         t0 = time.perf_counter()
         first = 0.0
         usage, finish, calls = Usage(), FinishReason.STOP, {}
-        self._active += 1
-        try:
-            async with self._client.stream("POST", f"{self.url}/chat/completions",
-                                           json=openai_body(req, self.remote_model)) as resp:
-                if resp.status_code >= 400:
-                    _raise_for(resp, (await resp.aread()).decode(errors="replace"))
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    obj = json.loads(data)
-                    if obj.get("usage"):
-                        usage = Usage(obj["usage"].get("prompt_tokens", 0), obj["usage"].get("completion_tokens", 0))
-                    for choice in obj.get("choices", []):
-                        delta = choice.get("delta", {})
-                        for tc in delta.get("tool_calls") or []:
-                            slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                            slot["id"] = tc.get("id") or slot["id"]
-                            fn = tc.get("function") or {}
-                            slot["name"] += fn.get("name") or ""
-                            slot["arguments"] += fn.get("arguments") or ""
-                        if choice.get("finish_reason"):
-                            finish = _FINISH.get(choice["finish_reason"], FinishReason.STOP)
-                        if delta.get("content"):
-                            first = first or time.perf_counter()
-                            yield Delta(text=delta["content"], model=self.info.name)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"{self.info.name}: {exc!r}") from exc
-        finally:
-            self._active -= 1
+        async with self.stream_lines("/chat/completions", openai_body(req, self.remote_model)) as lines:
+            async for line in lines:
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                obj = json.loads(data)
+                if obj.get("usage"):
+                    usage = Usage(obj["usage"].get("prompt_tokens", 0), obj["usage"].get("completion_tokens", 0))
+                for choice in obj.get("choices", []):
+                    delta = choice.get("delta", {})
+                    for tc in delta.get("tool_calls") or []:  # arguments arrive in pieces, by index
+                        slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.get("id") or slot["id"]
+                        fn = tc.get("function") or {}
+                        slot["name"] += fn.get("name") or ""
+                        slot["arguments"] += fn.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = _FINISH.get(choice["finish_reason"], FinishReason.STOP)
+                    if delta.get("content"):
+                        first = first or time.perf_counter()
+                        yield Delta(text=delta["content"], model=self.info.name)
         end = time.perf_counter()
         first = first or end
         yield Delta(finish_reason=finish, usage=usage, model=self.info.name,
