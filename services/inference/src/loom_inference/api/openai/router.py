@@ -101,6 +101,16 @@ def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
                            json_schema=schema, tools=tools, tool_choice=choice or ("auto" if tools else ""))
 
 
+async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
+    """A whole answer (non-streaming response): its text and the final delta."""
+    text, last = [], None
+    async for d in deltas:
+        text.append(d.text)
+        last = d
+    assert last is not None  # the engine always ends a stream with a finished delta
+    return "".join(text), last
+
+
 def openai_router(client: EngineClient) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -111,12 +121,8 @@ def openai_router(client: EngineClient) -> APIRouter:
         _, deltas = await prime(client.generate(req))
         cid, created = f"chatcmpl-{new_id()}", int(time.time())
         if not body.stream:
-            text, last = [], None
-            async for d in deltas:
-                text.append(d.text)
-                last = d
-            assert last is not None
-            msg: dict = {"role": "assistant", "content": None if last.tool_calls else _content("".join(text), tools)}
+            text, last = await _collect(deltas)
+            msg: dict = {"role": "assistant", "content": None if last.tool_calls else _content(text, tools)}
             if last.tool_calls:
                 msg["tool_calls"] = _calls(last.tool_calls)
             return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": req.model,
@@ -165,12 +171,8 @@ def openai_router(client: EngineClient) -> APIRouter:
             return out
 
         if not body.stream:
-            text, last = [], None
-            async for d in deltas:
-                text.append(d.text)
-                last = d
-            assert last is not None
-            return obj("".join(text), _finish(last), _usage(last))
+            text, last = await _collect(deltas)
+            return obj(text, _finish(last), _usage(last))
 
         async def events() -> AsyncIterator[bytes]:
             async for d in deltas:
