@@ -69,16 +69,59 @@ async def direct_ttft(stub: pb_grpc.InferenceStub) -> float:
     return (first if first is not None else time.perf_counter() - t0) * 1000
 
 
-async def stack_ttft(client: httpx.AsyncClient, key: str) -> float:
+STAGES = ("auth", "app", "start")
+# Gateway histograms read from /metrics around each measured phase (means of what it observed).
+HISTOGRAMS = {"first_event": "loom_gateway_run_first_event_seconds", "event_lag": "loom_gateway_run_event_lag_seconds",
+              "relay": "loom_gateway_sse_relay_seconds"}
+BREAKDOWN: dict[str, list[dict]] = {}   # per concurrency: one dict per full-stack request
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`auth;dur=1.2, app;dur=0.4` -> {"auth": 1.2, "app": 0.4} (ms)."""
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            out[name] = float(dur)
+    return out
+
+
+async def stack_ttft(client: httpx.AsyncClient, key: str, record: list[dict] | None = None) -> float:
     t0 = time.perf_counter()
     first = None
     async with client.stream("POST", "/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
                              json={"inputs": {}, "query": PROMPT, "user": f"bench-{uuid.uuid4().hex[:6]}",
                                    "response_mode": "streaming"}) as r:
+        headers_ms = (time.perf_counter() - t0) * 1000
         async for line in r.aiter_lines():
             if first is None and line.startswith("data: ") and '"event": "message"' in line:
                 first = time.perf_counter() - t0
-    return (first if first is not None else time.perf_counter() - t0) * 1000
+    ttft = (first if first is not None else time.perf_counter() - t0) * 1000
+    if record is not None:
+        record.append({"ttft": ttft, "headers": headers_ms, **server_timing(r.headers.get("server-timing", ""))})
+    return ttft
+
+
+async def histogram_sums(client: httpx.AsyncClient) -> dict[str, tuple[float, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for key, name in HISTOGRAMS.items():
+            if family.name == name:
+                values = {s.name: s.value for s in family.samples if s.name.endswith(("_sum", "_count"))}
+                out[key] = (values.get(f"{name}_sum", 0.0), values.get(f"{name}_count", 0.0))
+    return out
+
+
+def histogram_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean ms of each histogram over what was observed between the two reads."""
+    means = {}
+    for key in HISTOGRAMS:
+        (s0, c0), (s1, c1) = before.get(key, (0, 0)), after.get(key, (0, 0))
+        means[key] = (s1 - s0) / (c1 - c0) * 1000 if c1 > c0 else float("nan")
+    return means
 
 
 async def openai_ttft(client: httpx.AsyncClient, key: str) -> float:
@@ -135,14 +178,24 @@ async def measure(stack, quick: bool) -> dict:
             await direct_ttft(stub)
             await stack_ttft(client, chat_key)
             await openai_ttft(client, chat_key)
+        # ... and at 8 streams, so the c8 figures are not the connection pools growing.
+        await rounds(lambda: stack_ttft(client, chat_key), 8, 1)
+        await rounds(lambda: openai_ttft(client, chat_key), 8, 1)
         for conc, n in ((1, 6 if quick else 20), (8, 1 if quick else 4)):
-            direct, full, oai = [], [], []
+            direct, full, oai, record = [], [], [], []
+            means = {key: [] for key in HISTOGRAMS}
             for _ in range(n):  # interleaved rounds
                 direct += await rounds(lambda: direct_ttft(stub), conc, 1)
-                full += await rounds(lambda: stack_ttft(client, chat_key), conc, 1)
+                before = await histogram_sums(client)
+                full += await rounds(lambda rec=record: stack_ttft(client, chat_key, rec), conc, 1)
+                for key, value in histogram_means(before, await histogram_sums(client)).items():
+                    means[key].append(value)
                 oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
+            breakdown = {stage: p50([r.get(stage, float("nan")) for r in record]) for stage in (*STAGES, "headers")}
+            breakdown["gateway_pre_publish"] = p50([sum(r.get(s, 0.0) for s in STAGES) for r in record])
+            breakdown.update({key: statistics.fmean(v) for key, v in means.items()})
             results[f"c{conc}"] = {"direct_p50": p50(direct), "stack_p50": p50(full), "openai_p50": p50(oai),
-                                   "n": len(direct)}
+                                   "n": len(direct), "breakdown": breakdown}
     await channel.close()
     rps, lat = await non_llm_rps(stack.gateway_url, param_key, 5 if quick else 15)
     results["non_llm"] = {"rps": rps, "p50_ms": lat}
@@ -178,6 +231,17 @@ def main() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print("\nfull-stack breakdown (ms; stages p50 from the Server-Timing header, the rest means of the "
+          "gateway's histograms):")
+    cols = ("auth", "app", "start", "gateway_pre_publish", "headers", "first_event", "event_lag", "relay")
+    print("streams  " + "  ".join(cols))
+    for c in ("c1", "c8"):
+        b = res[c]["breakdown"]
+        print(f"{c[1:]:<7}  " + "  ".join(f"{b[k]:>{len(k)}.2f}" for k in cols))
+    print("  auth = request in -> key admitted; app = published app found; start = rows written, run's feed "
+          "subscribed, runs.requested stored (overlapped);\n  gateway_pre_publish = auth+app+start; headers = "
+          "client-side time to the response head;\n  first_event = publish -> the run's first event at the "
+          "gateway; event_lag = producer stamp -> read off the bus; relay = bus -> SSE frame written")
     print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
           f"p50 {res['non_llm']['p50_ms']:.1f} ms")
     print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
@@ -188,6 +252,12 @@ def main() -> None:
         "added_ttft_ms_p50_openai_c8": round(res["c8"]["openai_p50"] - res["c8"]["direct_p50"], 2),
         "direct_ttft_ms_p50_c1": round(res["c1"]["direct_p50"], 2),
         "direct_ttft_ms_p50_c8": round(res["c8"]["direct_p50"], 2),
+        "gateway_pre_publish_ms_p50_c1": round(res["c1"]["breakdown"]["gateway_pre_publish"], 2),
+        "gateway_pre_publish_ms_p50_c8": round(res["c8"]["breakdown"]["gateway_pre_publish"], 2),
+        "first_event_ms_mean_c1": round(res["c1"]["breakdown"]["first_event"], 2),
+        "first_event_ms_mean_c8": round(res["c8"]["breakdown"]["first_event"], 2),
+        "sse_relay_ms_mean_c1": round(res["c1"]["breakdown"]["relay"], 3),
+        "sse_relay_ms_mean_c8": round(res["c8"]["breakdown"]["relay"], 3),
         "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
         "quick": args.quick}))
 

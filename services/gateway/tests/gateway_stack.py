@@ -5,6 +5,8 @@ the benchmark. Nothing here is a fake."""
 from __future__ import annotations
 
 import asyncio
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +37,15 @@ class Stack:
 
     def stop(self) -> None:
         # Side by side: each drains on SIGTERM (up to its grace), so one after another adds up.
+        def stop(proc: ServiceProcess) -> None:
+            t0 = time.monotonic()
+            proc.stop(15)  # then SIGKILL: a test stack need not drain
+            if time.monotonic() - t0 > 10:
+                warnings.warn(f"loom-{proc.name} took {time.monotonic() - t0:.0f} s to stop:\n{proc.log()[-1500:]}",
+                              stacklevel=1)
+
         with ThreadPoolExecutor(max(1, len(self.procs))) as pool:
-            list(pool.map(lambda p: p.stop(), self.procs))
+            list(pool.map(stop, self.procs))
 
 
 def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None) -> Stack:

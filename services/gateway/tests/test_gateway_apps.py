@@ -107,6 +107,31 @@ async def test_rate_limit_per_key_answers_429(gateway, admin) -> None:
     assert logs and logs[0]["target_id"] == key["id"]
 
 
+async def test_workspace_rate_limit_and_token_quota(gateway, admin) -> None:
+    from loom_gateway.domain.rbac import Principal, Role
+
+    c, h = gateway.client, admin.headers
+    app_id = (await c.post(admin.ws("/apps"), json={"name": "a", "mode": "chat"}, headers=h)).json()["id"]
+    k1, k2 = [(await c.post(admin.ws(f"/apps/{app_id}/api-keys"), headers=h)).json() for _ in range(2)]
+    await c.patch(admin.ws(f"/apps/{app_id}/api-keys/{k1['id']}"), json={"rpm_limit": 2}, headers=h)
+    assert (await c.patch(admin.ws(""), json={"rpm_limit": 4}, headers=h)).status_code == 200
+    codes1 = [(await c.get("/v1/meta", headers={"Authorization": f"Bearer {k1['token']}"})).status_code
+              for _ in range(4)]
+    # k1's refused requests did not count against the workspace: k2 still gets the other two.
+    codes2 = [(await c.get("/v1/meta", headers={"Authorization": f"Bearer {k2['token']}"})) for _ in range(3)]
+    assert codes1 == [200, 200, 429, 429]
+    assert [r.status_code for r in codes2] == [200, 200, 429] and "workspace" in codes2[2].json()["message"]
+
+    # A used-up daily token quota of the workspace refuses its keys until the next UTC day.
+    await c.patch(admin.ws(""), json={"rpm_limit": 0, "tokens_per_day": 10}, headers=h)
+    limits = gateway.rt.http.state.gw.limits
+    await limits.charge_tokens(Principal("app_key", admin.workspace_id, Role.APP_KEY, key_id=k2["id"]), 9)
+    assert (await c.get("/v1/meta", headers={"Authorization": f"Bearer {k2['token']}"})).status_code == 200
+    await limits.charge_tokens(Principal("app_key", admin.workspace_id, Role.APP_KEY, key_id=k2["id"]), 1)
+    r = await c.get("/v1/meta", headers={"Authorization": f"Bearer {k2['token']}"})
+    assert r.status_code == 429 and r.json()["code"] == "quota_exceeded" and int(r.headers["Retry-After"]) > 0
+
+
 async def test_security_headers_and_cors(gateway) -> None:
     r = await gateway.client.get("/console/api/setup", headers={"Origin": "https://app.example"})
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"

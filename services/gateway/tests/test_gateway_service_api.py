@@ -59,9 +59,27 @@ async def test_chat_blocking_streaming_conversations_feedback(gateway, admin, or
     assert renamed.json()["name"] == "Renamed"
     gone = await c.request("DELETE", f"/v1/conversations/{conv}", json={"user": "u1"}, headers=h)
     assert gone.json() == {"result": "success"}
+    asked = len(orchestrator.requests)
     missing = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "x", "user": "u1",
                                                       "conversation_id": conv}, headers=h)
     assert missing.status_code == 404 and missing.json()["code"] == "conversation_not_exists"
+    assert len(orchestrator.requests) == asked  # no run was asked for
+
+
+async def test_first_requests_of_a_new_end_user_at_once(gateway, admin, orchestrator) -> None:
+    """The run's rows are one statement; concurrent first requests of one end user share its row."""
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    replies = await asyncio.gather(*(c.post("/v1/chat-messages", json={"inputs": {}, "query": f"q{i}", "user": "racer"},
+                                            headers=h) for i in range(6)))
+    assert [r.status_code for r in replies] == [200] * 6, [r.text for r in replies]
+    convs = (await c.get("/v1/conversations", params={"user": "racer", "limit": 20}, headers=h)).json()["data"]
+    assert {x["id"] for x in convs} == {r.json()["conversation_id"] for r in replies} and len(convs) == 6
+    pool = gateway.rt.pool
+    assert await pool.fetchval("SELECT count(*) FROM end_users WHERE session_id = 'racer'") == 1
+    assert await pool.fetchval("SELECT count(*) FROM runs r JOIN messages m ON m.run_id = r.id AND m.id = r.message_id"
+                               " WHERE r.end_user_id = (SELECT id FROM end_users WHERE session_id = 'racer')") == 6
 
 
 async def test_validation_errors_name_the_field(gateway, admin) -> None:

@@ -31,6 +31,7 @@ from loom_gateway.api import (
 )
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.middleware import BodyLimit, SecurityHeaders
+from loom_gateway.api.timing import ServerTiming
 from loom_gateway.bus.runs import NatsRunBus
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
@@ -85,6 +86,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                         allow_headers=["*"], expose_headers=["Retry-After"],
                         allow_credentials="*" not in settings.cors_origins)
     http.add_middleware(SecurityHeaders)
+    http.add_middleware(ServerTiming)
     http.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                         upload_paths=("/files/upload", "create-by-file", "create_by_file", "update-by-file",
                                       "update_by_file"), upload_max_bytes=settings.max_upload_bytes)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from loom_gateway.api import timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import Forbidden, NotFound, Unauthorized
@@ -46,11 +47,8 @@ async def current_account(request: Request, creds: HTTPAuthorizationCredentials 
 async def resolve(request: Request, token: str) -> Principal:
     g = gw(request)
     if token.startswith((security.APP_KEY_PREFIX, security.DATASET_KEY_PREFIX)):
-        principal = await g.apps.authenticate_key(token)
         named = request.path_params.get("workspace_id") or request.headers.get(WORKSPACE_HEADER)
-        if named and named != principal.tenant_id:  # a key never reaches another workspace
-            raise NotFound("Workspace not found.", code="workspace_not_exists")
-        await g.limits.admit(principal)
+        principal = await g.limits.admit_key(token, named or None)
         await g.audit.key_used(principal, request.url.path, request.client.host if request.client else None)
         return principal
     account_id, session_id = await g.accounts.authenticate(token)
@@ -71,6 +69,7 @@ def require(perm: Perm):
         if not allowed(principal.role, perm):
             raise Forbidden(f"Role '{principal.role.value}' lacks permission '{perm.value}'.")
         request.state.principal = principal
+        timing.mark(request, "auth")
         yield principal
         if principal.kind == "account" and request.method not in ("GET", "HEAD", "OPTIONS"):
             route = request.scope.get("route")

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
-from loom_gateway.api import sse
+from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
@@ -52,9 +52,10 @@ class StopBody(BaseModel):
 
 async def _blocking(g: Gateway, run: StartedRun) -> dict:
     fold = Fold()
+    events = sse.take_feed(g, run)
     try:
         async with asyncio.timeout(g.settings.blocking_timeout_s):
-            async for ev in g.execution.bus.events(run.run_id, 0):
+            async for ev in events:
                 fold.add(ev, run.chat)
                 if fold.finished:
                     break
@@ -62,7 +63,9 @@ async def _blocking(g: Gateway, run: StartedRun) -> dict:
         sse.hand_off(g, run, fold)
         raise Upstream("The run did not finish in time; follow it with GET /v1/workflows/run/{id}.",
                        code="gateway_timeout", status=504) from exc
-    await g.execution.record(run.run_id, fold)
+    finally:
+        await events.aclose()
+    await asyncio.shield(g.execution.record(run.run_id, fold))  # a client leaving now does not cut it off
     if not run.workflow_only and fold.status in ("failed",):
         raise ApiError(fold.error or "run failed", code=fold.error_code or "completion_request_error", status=400)
     return blocking_body(run, fold)
@@ -74,33 +77,34 @@ async def _answer(g: Gateway, run: StartedRun, mode: str | None):
     return await _blocking(g, run)
 
 
+async def _start(request: Request, p: Principal, kind: str, **kw) -> StartedRun:
+    g = gw(request)
+    app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
+    timing.mark(request, "app")
+    return await g.execution.start(app, kind=kind, mark=lambda stage: timing.mark(request, stage), **kw)
+
+
 @router.post("/chat-messages", name="service.chat")
 async def chat(body: ChatBody, request: Request, p: Principal = require(Perm.APP_RUN)):
-    g = gw(request)
-    app = await g.apps.published(p.tenant_id, p.app_id)
-    run = await g.execution.start(app, kind="chat", user=body.user, inputs=body.inputs, query=body.query,
-                                  conversation_id=body.conversation_id or None, files=body.files,
-                                  response_mode=body.response_mode or "blocking")
-    return await _answer(g, run, body.response_mode)
+    run = await _start(request, p, "chat", user=body.user, inputs=body.inputs, query=body.query,
+                       conversation_id=body.conversation_id or None, files=body.files,
+                       response_mode=body.response_mode or "blocking")
+    return await _answer(gw(request), run, body.response_mode)
 
 
 @router.post("/completion-messages", name="service.completion")
 async def completion(body: CompletionBody, request: Request, p: Principal = require(Perm.APP_RUN)):
-    g = gw(request)
-    app = await g.apps.published(p.tenant_id, p.app_id)
-    run = await g.execution.start(app, kind="completion", user=body.user, inputs=body.inputs,
-                                  query=body.query or (body.inputs or {}).get("query"), files=body.files,
-                                  response_mode=body.response_mode or "blocking")
-    return await _answer(g, run, body.response_mode)
+    run = await _start(request, p, "completion", user=body.user, inputs=body.inputs,
+                       query=body.query or (body.inputs or {}).get("query"), files=body.files,
+                       response_mode=body.response_mode or "blocking")
+    return await _answer(gw(request), run, body.response_mode)
 
 
 @router.post("/workflows/run", name="service.workflow_run")
 async def workflow_run(body: WorkflowBody, request: Request, p: Principal = require(Perm.APP_RUN)):
-    g = gw(request)
-    app = await g.apps.published(p.tenant_id, p.app_id)
-    run = await g.execution.start(app, kind="workflow", user=body.user, inputs=body.inputs, files=body.files,
-                                  response_mode=body.response_mode or "blocking")
-    return await _answer(g, run, body.response_mode)
+    run = await _start(request, p, "workflow", user=body.user, inputs=body.inputs, files=body.files,
+                       response_mode=body.response_mode or "blocking")
+    return await _answer(gw(request), run, body.response_mode)
 
 
 @router.get("/workflows/run/{workflow_run_id}", name="service.workflow_run_detail")

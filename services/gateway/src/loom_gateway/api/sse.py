@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from loom_common.events import RunEvent
 from loom_common.logging import get_logger
+from loom_gateway.api import timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.domain.execution import Fold, StartedRun, sse_payload
 
@@ -44,17 +47,34 @@ async def _watch(g: Gateway, run: StartedRun, fold: Fold) -> None:
         log.warning("run watcher stopped", run_id=run.run_id, error=repr(exc))
 
 
+def take_feed(g: Gateway, run: StartedRun, after_seq: int = 0):
+    """The run's events after after_seq: the feed its start opened, else a new subscription."""
+    feed, run.feed = run.feed, None
+    if feed is not None and after_seq == 0:
+        return feed
+    if feed is not None:
+        asyncio.get_running_loop().create_task(feed.aclose())
+    return g.execution.bus.events(run.run_id, after_seq)
+
+
 def hand_off(g: Gateway, run: StartedRun, fold: Fold) -> None:
     task = asyncio.create_task(_watch(g, run, fold))
     g.watchers.add(task)
     task.add_done_callback(g.watchers.discard)
 
 
+def _observe_arrival(run: StartedRun, ev: RunEvent, received: float) -> None:
+    if run.published_at is not None:  # a run this request started: how long the first event took
+        timing.FIRST_EVENT.observe(received - run.published_at)
+        run.published_at = None
+    timing.EVENT_LAG.observe(max(0.0, time.time() - ev.occurred_at.timestamp()))
+
+
 async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIterator[dict]:
     """The SSE event dicts for one run, from after_seq to its end; records the end."""
     fold = Fold(last_seq=after_seq)
     recorded = False
-    events = g.execution.bus.events(run.run_id, after_seq)
+    events = take_feed(g, run, after_seq)
     try:
         while not fold.finished:
             # Pings keep a stream alive, so a run that never progresses (no orchestrator took it,
@@ -68,12 +88,17 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
                                            "code": "run_timeout", "message": "the run sent no event for "
                                            f"{g.settings.stream_idle_timeout_s:.0f} s"})}
                 return
+            received = time.perf_counter()
+            _observe_arrival(run, ev, received)
             fold.add(ev, run.chat)
             payload = sse_payload(run, ev)
             if payload is not None:
                 yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
+                # sse-starlette asks for the next item once this frame was handed to the server.
+                timing.RELAY.observe(time.perf_counter() - received)
         if after_seq == 0:  # a resumed stream has not seen the whole answer: the watcher records
-            await g.execution.record(run.run_id, fold)
+            # Shielded: a client leaving now must not cut the write off mid-transaction.
+            await asyncio.shield(g.execution.record(run.run_id, fold))
             recorded = True
     finally:
         if not recorded:

@@ -7,6 +7,7 @@ Every query filters on tenant_id: an id from another workspace is simply "not fo
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,7 @@ import asyncpg
 
 from loom_common.ids import new_id
 from loom_gateway.domain import dsl, security
-from loom_gateway.domain.errors import BadRequest, NotFound, Unauthorized
-from loom_gateway.domain.rbac import Principal, Role
+from loom_gateway.domain.errors import BadRequest, NotFound
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,14 @@ _APP_COLS = "id, name, mode, description, icon, published_version, created_at, u
 
 
 class Apps:
+    # Published versions never change (a new publish is a new version), so this replica keeps
+    # the last few it ran, parsed: a run start whose key named the version skips the query.
+    PUBLISHED_CACHE = 256
+
     def __init__(self, pool: asyncpg.Pool, default_chat_model: str):
         self.pool = pool
         self.default_chat_model = default_chat_model
+        self._published: OrderedDict[tuple[str, str, int], PublishedApp] = OrderedDict()
 
     async def create(self, tenant_id: str, account_id: str | None, name: str, mode: str,
                      description: str = "", icon: str = "", doc: dict | None = None) -> dict:
@@ -150,15 +155,24 @@ class Apps:
         return await self.create(tenant_id, account_id, name or meta["name"], meta["mode"],
                                  meta.get("description") or "", meta.get("icon") or "", doc)
 
-    async def published(self, tenant_id: str, app_id: str) -> PublishedApp:
+    async def published(self, tenant_id: str, app_id: str, version: int | None = None) -> PublishedApp:
+        """The app as published; `version` (when the caller knows it) may be answered from memory."""
+        cached = self._published.get((tenant_id, app_id, version)) if version is not None else None
+        if cached is not None:
+            self._published.move_to_end((tenant_id, app_id, version))
+            return cached
         row = await self.pool.fetchrow(
             "SELECT a.id, a.tenant_id, a.mode, a.name, v.version, v.dsl FROM apps a JOIN app_versions v"
             " ON v.app_id = a.id AND v.version = a.published_version WHERE a.tenant_id = $1 AND a.id = $2",
             tenant_id, app_id)
         if row is None:
             raise BadRequest("App unavailable: it has not been published.", code="app_unavailable")
-        return PublishedApp(row["id"], row["tenant_id"], row["mode"], row["name"], row["version"],
-                            json.loads(row["dsl"]))
+        app = PublishedApp(row["id"], row["tenant_id"], row["mode"], row["name"], row["version"],
+                           json.loads(row["dsl"]))
+        self._published[(tenant_id, app_id, app.version)] = app
+        while len(self._published) > self.PUBLISHED_CACHE:
+            self._published.popitem(last=False)
+        return app
 
     # ---- API keys ------------------------------------------------------------------------
 
@@ -197,12 +211,3 @@ class Apps:
                                          " AND ($4::text IS NULL OR app_id = $4)", tenant_id, kind, key_id, app_id)
         if status == "DELETE 0":
             raise NotFound("API key not found.", code="api_key_not_exists")
-
-    async def authenticate_key(self, secret: str) -> Principal:
-        row = await self.pool.fetchrow("SELECT id, tenant_id, kind, app_id FROM api_keys WHERE key_hash = $1",
-                                       security.digest(secret))
-        if row is None:
-            raise Unauthorized("Access token is invalid")
-        role = Role.APP_KEY if row["kind"] == "app" else Role.DATASET_KEY
-        return Principal(kind=f"{row['kind']}_key", tenant_id=row["tenant_id"], role=role, key_id=row["id"],
-                         app_id=row["app_id"])

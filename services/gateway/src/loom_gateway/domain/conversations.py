@@ -35,7 +35,12 @@ _CONV = "id, name, inputs, status, created_at, updated_at"
 _MSG = ("id, conversation_id, inputs, query, answer, files, metadata, status, error, feedback_rating, created_at")
 
 
-def _user(user: str | None) -> str:
+def conversation_name(query: str) -> str:
+    """A new conversation is named after the first line of its first query."""
+    return (query.strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
+
+
+def check_user(user: str | None) -> str:
     if not isinstance(user, str) or not user.strip() or len(user) > 255:
         raise BadRequest("user is required (1 to 255 characters)", field="user")
     return user
@@ -46,7 +51,7 @@ class Conversations:
         self.pool = pool
 
     async def end_user(self, tenant_id: str, app_id: str, user: str | None, *, create: bool = True) -> str | None:
-        session = _user(user)
+        session = check_user(user)
         found = await self.pool.fetchval("SELECT id FROM end_users WHERE app_id = $1 AND session_id = $2",
                                          app_id, session)
         if found or not create:
@@ -55,22 +60,6 @@ class Conversations:
             "INSERT INTO end_users (id, tenant_id, app_id, session_id) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (app_id, session_id) DO UPDATE SET session_id = EXCLUDED.session_id RETURNING id",
             new_id(), tenant_id, app_id, session)
-
-    async def get_or_create(self, tenant_id: str, app_id: str, end_user_id: str, conversation_id: str | None,
-                            query: str, inputs: dict) -> str:
-        if conversation_id:
-            found = await self.pool.fetchval("SELECT id FROM conversations WHERE id = $1 AND app_id = $2"
-                                             " AND end_user_id = $3 AND deleted_at IS NULL",
-                                             conversation_id, app_id, end_user_id)
-            if found is None:
-                raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
-            await self.pool.execute("UPDATE conversations SET updated_at = now() WHERE id = $1", found)
-            return found
-        name = (query.strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
-        return await self.pool.fetchval(
-            "INSERT INTO conversations (id, tenant_id, app_id, end_user_id, name, inputs) VALUES"
-            " ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id", new_id(), tenant_id, app_id, end_user_id, name,
-            json.dumps(inputs))
 
     async def list(self, app_id: str, user: str | None, last_id: str | None, limit: int, sort_by: str) -> dict:
         end_user = await self.end_user("", app_id, user, create=False)
@@ -105,7 +94,7 @@ class Conversations:
         if auto_generate:
             first = await self.pool.fetchval("SELECT query FROM messages WHERE conversation_id = $1"
                                              " ORDER BY created_at LIMIT 1", conversation_id)
-            name = ((first or "").strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
+            name = conversation_name(first or "")
         elif not isinstance(name, str) or not name.strip():
             raise BadRequest("name is required when auto_generate is false", field="name")
         row = await self.pool.fetchrow(f"UPDATE conversations SET name = $2, updated_at = now() WHERE id = $1"

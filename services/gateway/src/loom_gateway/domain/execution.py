@@ -8,9 +8,11 @@ model for an app: it publishes the request and reads the run's ordered event str
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,19 +20,32 @@ import asyncpg
 
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
-from loom_gateway.domain import dsl
+from loom_gateway.domain import dsl, run_records
 from loom_gateway.domain.apps import PublishedApp
-from loom_gateway.domain.conversations import Conversations
-from loom_gateway.domain.errors import BadRequest, NotFound
+from loom_gateway.domain.conversations import Conversations, check_user, conversation_name
+from loom_gateway.domain.errors import BadRequest, NotFound, Upstream
 
 CHAT_MODES = ("chat", "chatflow", "agent")
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
 
 
+def _no_mark(stage: str) -> None:
+    pass
+
+
+class RunFeed(Protocol):
+    """A run's events from seq 1 on, already subscribed; `aclose()` unsubscribes (idempotent)."""
+
+    def __aiter__(self) -> AsyncIterator[RunEvent]: ...
+    async def __anext__(self) -> RunEvent: ...
+    async def aclose(self) -> None: ...
+
+
 class RunBus(Protocol):
     async def request(self, event: RunRequested) -> None: ...
     async def cancel(self, event: RunCancelRequested) -> None: ...
+    async def open(self, run_id: str) -> RunFeed: ...
     def events(self, run_id: str, after_seq: int = 0, *, follow: bool = True) -> AsyncIterator[RunEvent]: ...
 
 
@@ -44,6 +59,10 @@ class StartedRun:
     message_id: str | None = None
     conversation_id: str | None = None
     inputs: dict = field(default_factory=dict)
+    published_at: float | None = None   # perf_counter() once runs.requested was stored
+    # The run's events, subscribed before its request was published (runs this request started);
+    # whoever reads them closes it.
+    feed: RunFeed | None = field(default=None, repr=False)
 
     @property
     def chat(self) -> bool:
@@ -160,43 +179,73 @@ class Execution:
         self.bus = bus
 
     async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
-                    conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming"
-                    ) -> StartedRun:
-        """Record the run (and its conversation/message) and publish the request."""
-        if kind == "chat" and app.mode not in CHAT_MODES:
-            raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
-        if kind == "completion" and app.mode != "completion":
-            raise BadRequest("Please check if your app mode matches the right API route.",
-                             code="not_completion_app")
-        if kind == "workflow" and app.mode != "workflow":
-            raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
-        inputs = _inputs(inputs)
-        files = _files(files)
-        if kind == "chat" and (not isinstance(query, str) or not query.strip()):
-            raise BadRequest("query is required", field="query")
-        end_user = await self.conversations.end_user(app.tenant_id, app.id, user)
+                    conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming",
+                    mark: Callable[[str], None] = _no_mark) -> StartedRun:
+        """Record the run (and its conversation/message) and publish the request; the run's
+        event feed is open on return. `mark("start")` is told when that is done."""
+        inputs, files = _check(app, kind, inputs, files, query)
         run = StartedRun(new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
-        if kind == "chat":
-            run.conversation_id = await self.conversations.get_or_create(app.tenant_id, app.id, end_user,
-                                                                         conversation_id, query, inputs)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO runs (id, tenant_id, app_id, app_version, mode, end_user_id,"
-                               " conversation_id, inputs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-                               run.run_id, app.tenant_id, app.id, app.version, app.mode, end_user,
-                               run.conversation_id, json.dumps(inputs))
-            if kind != "workflow":
-                run.message_id = new_id()
-                await conn.execute("INSERT INTO messages (id, tenant_id, app_id, conversation_id, run_id,"
-                                   " end_user_id, query, inputs, files) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                                   " $8::jsonb, $9::jsonb)", run.message_id, app.tenant_id, app.id,
-                                   run.conversation_id, run.run_id, end_user, query or "", json.dumps(inputs),
-                                   json.dumps(files))
-                await conn.execute("UPDATE runs SET message_id = $2 WHERE id = $1", run.run_id, run.message_id)
-        await self.bus.request(RunRequested(
-            tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode, graph=dsl.run_graph(app.dsl),
-            inputs=inputs, query=query, conversation_id=run.conversation_id, user=user, files=files,
-            response_mode=response_mode))
+        if kind != "workflow":
+            run.message_id = new_id()
+        rows = run_records.RunStart(
+            run_id=run.run_id, tenant_id=app.tenant_id, app_id=app.id, app_version=app.version, mode=app.mode,
+            session=check_user(user), new_end_user_id=new_id(),
+            conversation_id=conversation_id if kind == "chat" else None,
+            new_conversation_id=new_id() if kind == "chat" and not conversation_id else None,
+            conversation_name=conversation_name(query or ""), inputs=inputs, message_id=run.message_id,
+            query=query or "", files=files)
+        request = RunRequested(
+            tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode,
+            graph=dsl.run_graph(app.dsl), inputs=inputs, query=query,
+            conversation_id=rows.conversation_id or rows.new_conversation_id, user=user, files=files,
+            response_mode=response_mode)
+        run.conversation_id, run.feed = await self._record_and_request(rows, request)
+        run.published_at = time.perf_counter()
+        mark("start")
         return run
+
+    async def _record_and_request(self, rows: run_records.RunStart, request: RunRequested
+                                  ) -> tuple[str | None, RunFeed]:
+        """Write the run's rows, open its event feed and publish its request, overlapping what
+        may overlap (each is a round trip on the path to the first token): the feed subscribes
+        before the request is published, so no event waits for a consumer; the publish goes
+        alongside the write, except when the write can refuse the request (a conversation the
+        caller named must be theirs before a run is asked for)."""
+        feed: RunFeed | None = None
+        published = False
+
+        async def listen_then_request() -> None:
+            nonlocal feed, published
+            feed = await self.bus.open(rows.run_id)
+            await self.bus.request(request)
+            published = True
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writing = tasks.create_task(run_records.write(self.pool, rows))
+                if rows.conversation_id is None:
+                    tasks.create_task(listen_then_request())
+                else:
+                    feed = await self.bus.open(rows.run_id)
+            written = writing.result()
+            if written is None and rows.conversation_id is not None:
+                raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
+            if written is None:  # two tries lost a race on the end user's row: let the caller retry
+                raise Upstream("The run could not be recorded; try again.", code="conflict", status=503)
+            if not published:
+                await self.bus.request(request)
+                published = True
+            return written[1], feed
+        except BaseException as exc:
+            if feed is not None:
+                await feed.aclose()
+            if published:  # asked for but not recorded: take it back (best effort)
+                with contextlib.suppress(Exception):
+                    await self.bus.cancel(RunCancelRequested(tenant_id=rows.tenant_id, run_id=rows.run_id,
+                                                             reason="the gateway could not record the run"))
+            if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                raise exc.exceptions[0] from None
+            raise
 
     async def record(self, run_id: str, fold: Fold) -> None:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins)."""
@@ -268,6 +317,20 @@ class Execution:
         r = await self.owned_run(tenant_id, app_id, run_id)
         return StartedRun(r["id"], r["tenant_id"], r["app_id"], r["mode"], int(r["created_at"].timestamp()),
                           r["message_id"], r["conversation_id"], json.loads(r["inputs"]))
+
+
+def _check(app: PublishedApp, kind: str, inputs: Any, files: Any, query: str | None) -> tuple[dict, list]:
+    """The request fits the app (its mode, the query a chat needs); its inputs and files."""
+    if kind == "chat" and app.mode not in CHAT_MODES:
+        raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
+    if kind == "completion" and app.mode != "completion":
+        raise BadRequest("Please check if your app mode matches the right API route.", code="not_completion_app")
+    if kind == "workflow" and app.mode != "workflow":
+        raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
+    inputs, files = _inputs(inputs), _files(files)
+    if kind == "chat" and (not isinstance(query, str) or not query.strip()):
+        raise BadRequest("query is required", field="query")
+    return inputs, files
 
 
 def _inputs(value: Any) -> dict:

@@ -86,6 +86,7 @@ class Principal:
     account_id: str | None = None
     key_id: str | None = None
     app_id: str | None = None     # app keys only
+    app_version: int | None = None  # app keys: the app's published version when the key was admitted
 
     @property
     def actor_id(self) -> str | None:
