@@ -9,12 +9,19 @@
 3. Runs per second: 2 `loom-orchestrator` processes on one work queue; N small runs
    (start -> template -> end) are published at once; the clock stops when all are recorded
    finished in Postgres.
+4. Time to first token through the orchestrator: a chatflow (start -> llm -> answer) on one
+   `loom-orchestrator` process whose inference is a fake gRPC servicer in this process that
+   streams its first token at once. Measured: `runs.requested` published -> the first
+   `message` event received on `run.<id>.events`, at 1 and 8 concurrent runs; the baseline,
+   in the same run, is a direct Generate call on the fake (request -> first chunk).
 
     .venv/bin/python bench/orchestrator.py --quick    # < 1 minute
     .venv/bin/python bench/orchestrator.py
+    .venv/bin/python bench/orchestrator.py --ttft-only  # part 4 alone
 
 The last line printed is one JSON object with every figure (`ms_per_node` is the in-process
-engine overhead per node of the chain; `runs_per_s` is with 2 workers).
+engine overhead per node of the chain; `runs_per_s` is with 2 workers; `ttft_overhead_ms_c1`
+and `_c8` are the orchestrator's median time to first token minus the direct call's).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from pathlib import Path
 
 import asyncpg
 
+from loom.inference.v1 import inference_pb2 as ipb
+from loom.inference.v1 import inference_pb2_grpc
 from loom_common import db, messaging
 from loom_common.devstack import infra
 from loom_common.migrations import apply_migrations
@@ -41,6 +50,7 @@ from loom_orchestrator.nodes.template_transform import _compile
 from loom_orchestrator.testkit import BusClient, Harness, chain, edge, node, tpl
 
 TEMPLATE = "{{ x }}+1"
+TOKENS, TOKEN_GAP_S = 20, 0.01  # the fake model: ~100 tokens/s
 
 
 def chain_graph(n: int) -> dict:
@@ -157,17 +167,106 @@ async def runs_per_second(nats_url: str, database_url: str, runs: int, workdir: 
             p.wait(30)
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    chain_n, fan_n = 500, (200 if args.quick else 500)
-    repeats = 3 if args.quick else 7
-    runs = 100 if args.quick else 400
+class FastInference(inference_pb2_grpc.InferenceServicer):
+    """Streams TOKENS tokens, the first at once, then one every TOKEN_GAP_S."""
 
-    chain_ms, chain_base = await engine_overhead(chain_graph(chain_n), chain_n + 2, repeats, Harness)
-    fan_ms, fan_base = await engine_overhead(fanout_graph(fan_n), fan_n + 3, repeats, Harness)
+    async def Generate(self, request, context):
+        for i in range(TOKENS):
+            yield ipb.GenerateChunk(text=f"t{i} ")
+            await asyncio.sleep(TOKEN_GAP_S)
+        yield ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_STOP, model="fake",
+                                usage=ipb.Usage(prompt_tokens=3, completion_tokens=TOKENS))
 
+
+async def _first_message(nc, broker, graph: dict) -> float:
+    """Seconds from publishing runs.requested to the first `message` event of the run."""
+    from loom_common import bus
+    from loom_common.events import RunRequested
+    from loom_common.ids import new_id
+
+    run_id, loop = new_id(), asyncio.get_running_loop()
+    first, end = loop.create_future(), loop.create_future()
+
+    async def on_event(msg) -> None:
+        if b'"event":"message"' in msg.data and not first.done():
+            first.set_result(time.perf_counter())
+        if b'"event":"message_end"' in msg.data and not end.done():
+            end.set_result(None)
+
+    sub = await nc.subscribe(bus.run_events(run_id), cb=on_event)  # core NATS: sees JetStream publishes
+    try:
+        t0 = time.perf_counter()
+        await messaging.publish(broker, bus.RUNS_REQUESTED, RunRequested(
+            tenant_id="bench", run_id=run_id, app_id="bench-ttft", app_mode="chatflow", graph=graph, query="hi",
+            conversation_id=new_id()), stream=bus.RUNS.name)
+        took = await asyncio.wait_for(first, 30) - t0
+        await asyncio.wait_for(end, 30)
+        return took
+    finally:
+        await sub.unsubscribe()
+
+
+async def _direct(stub) -> float:
+    t0 = time.perf_counter()
+    call = stub.Generate(ipb.GenerateRequest(model="fake", messages=[ipb.ChatMessage(role="user", content="hi")]),
+                         timeout=30)
+    async for _ in call:
+        took = time.perf_counter() - t0
+        break
+    call.cancel()
+    return took
+
+
+async def ttft_overhead(nats_url: str, database_url: str, workdir: Path, rounds: int) -> dict:
+    import grpc
+    import httpx
+    from faststream.nats import NatsBroker
+
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    inference_pb2_grpc.add_InferenceServicer_to_server(FastInference(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    http_port = infra.free_port()
+    env = {**os.environ, "LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(workdir),
+           "LOOM_LOG_LEVEL": "WARNING", "LOOM_INFERENCE_ADDR": f"127.0.0.1:{port}",
+           "LOOM_ORCHESTRATOR_HTTP_PORT": str(http_port)}
+    log = open(workdir / "ttft-worker.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "loom-orchestrator")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    broker = NatsBroker(nats_url)
+    graph = {"nodes": [node("start", "start"),
+                       node("llm", "llm", model={"name": "fake"}, prompt_template=[{"role": "user", "text": "hi"}]),
+                       node("ans", "answer", answer="{{#llm.text#}}")],
+             "edges": chain("start", "llm", "ans")}
+    try:
+        infra.wait_until(lambda: httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status_code == 200,
+                         60, "orchestrator")
+        await broker.connect()
+        nc = broker.connection
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        stub = inference_pb2_grpc.InferenceStub(channel)
+        for c in (1, 8):  # warm-up: channels, pooled connections, prepared statements
+            await asyncio.gather(*(_first_message(nc, broker, graph) for _ in range(c)))
+            await asyncio.gather(*(_direct(stub) for _ in range(c)))
+        out: dict = {}
+        for c in (1, 8):
+            via, direct = [], []
+            for _ in range(rounds):
+                via += await asyncio.gather(*(_first_message(nc, broker, graph) for _ in range(c)))
+                direct += await asyncio.gather(*(_direct(stub) for _ in range(c)))
+            out[f"ttft_ms_c{c}"] = round(statistics.median(via) * 1000, 2)
+            out[f"direct_ttft_ms_c{c}"] = round(statistics.median(direct) * 1000, 2)
+            out[f"ttft_overhead_ms_c{c}"] = round(out[f"ttft_ms_c{c}"] - out[f"direct_ttft_ms_c{c}"], 2)
+        await channel.close()
+        return out
+    finally:
+        await broker.stop()
+        proc.terminate()
+        proc.wait(30)
+        await server.stop(0)
+
+
+async def with_infra(fn, *args):
     workdir = Path(tempfile.mkdtemp(prefix="loom-bench-orch-"))
     nats = infra.EmbeddedNats(workdir / "nats").start()
     pg = infra.EmbeddedPostgres(workdir / "pg").start()
@@ -175,12 +274,50 @@ async def main() -> None:
         database_url = pg.url("loom_bench")
         await db.ensure_database(database_url)
         await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
-        durable_ms = await durable_chain(nats.url, database_url, chain_n)
-        rps = await runs_per_second(nats.url, database_url, runs, workdir)
+        return await fn(nats.url, database_url, workdir, *args)
     finally:
         nats.stop()
         pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def ttft_rows(t: dict) -> list[tuple[str, str, str]]:
+    return [(f"time to first token via orchestrator, c{c}", f"+{t[f'ttft_overhead_ms_c{c}']:.1f} ms",
+             f"median {t[f'ttft_ms_c{c}']:.1f} ms vs direct Generate {t[f'direct_ttft_ms_c{c}']:.1f} ms")
+            for c in (1, 8) if f"ttft_ms_c{c}" in t]
+
+
+def table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'figure':>14}  note")
+    for name, fig, note in rows:
+        print(f"{name.ljust(width)}  {fig:>14}  {note}")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--ttft-only", action="store_true", help="only the time-to-first-token figures")
+    args = ap.parse_args()
+    rounds = 5 if args.quick else 15
+    if args.ttft_only:
+        t = await with_infra(ttft_overhead, rounds)
+        table(ttft_rows(t))
+        print(json.dumps(t))
+        return
+    chain_n, fan_n = 500, (200 if args.quick else 500)
+    repeats = 3 if args.quick else 7
+    runs = 100 if args.quick else 400
+
+    chain_ms, chain_base = await engine_overhead(chain_graph(chain_n), chain_n + 2, repeats, Harness)
+    fan_ms, fan_base = await engine_overhead(fanout_graph(fan_n), fan_n + 3, repeats, Harness)
+
+    async def durable(nats_url, database_url, workdir):
+        return (await durable_chain(nats_url, database_url, chain_n),
+                await runs_per_second(nats_url, database_url, runs, workdir),
+                await ttft_overhead(nats_url, database_url, workdir, rounds))
+
+    durable_ms, rps, ttft = await with_infra(durable)
 
     rows = [
         ("chain of 500 templates, engine (in-memory ports)", f"{chain_ms:.3f} ms/node",
@@ -189,14 +326,12 @@ async def main() -> None:
          f"overhead {fan_ms - fan_base:.3f} ms/node over direct rendering ({fan_base:.3f})"),
         ("chain of 500, durable (Postgres journal + JetStream events)", f"{durable_ms:.3f} ms/node", ""),
         (f"runs/s, 2 worker processes, {runs} runs of 3 nodes", f"{rps:.1f} runs/s", ""),
+        *ttft_rows(ttft),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure'.ljust(width)}  {'figure':>14}  note")
-    for name, fig, note in rows:
-        print(f"{name.ljust(width)}  {fig:>14}  {note}")
+    table(rows)
     print(json.dumps({"ms_per_node": round(chain_ms - chain_base, 4), "ms_per_node_engine_total": round(chain_ms, 4),
                       "ms_per_node_fanout": round(fan_ms - fan_base, 4), "ms_per_node_durable": round(durable_ms, 4),
-                      "runs_per_s": round(rps, 2), "workers": 2, "runs": runs, "quick": args.quick}))
+                      "runs_per_s": round(rps, 2), "workers": 2, "runs": runs, **ttft, "quick": args.quick}))
 
 
 if __name__ == "__main__":

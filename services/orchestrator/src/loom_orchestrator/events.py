@@ -1,24 +1,30 @@
 """The run's ordered event stream on `run.<run_id>.events`.
 
 `RunEventPublisher.emit` numbers an event (seq 1, 2, 3, ... across redeliveries: a resumed
-run continues from the last seq found on the subject) and queues it; one pump task
-publishes the queue in order, awaiting each JetStream ack, so seq order is wire order even
-when concurrent branches emit at once, and the engine never waits on the bus.
+run continues from the last seq found on the subject) and queues it; one sender task
+writes the queue to the connection in order, and a confirmer task checks the JetStream
+acks in order, so seq order is wire order even when concurrent branches emit at once, the
+engine never waits on the bus, and no event waits for an earlier event's ack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 
 from loom_common import bus, messaging
 from loom_common.events import RunEvent
 from loom_common.logging import get_logger
+from loom_common.telemetry import outgoing_headers
 
 log = get_logger(__name__)
+
+ACK_TIMEOUT_S = 5.0
 
 
 async def last_seq(broker: NatsBroker, run_id: str) -> int:
@@ -49,35 +55,89 @@ async def cancel_requested(broker: NatsBroker, run_id: str) -> str | None:
         return "stopped"
 
 
+def _jetstream(broker: NatsBroker) -> JetStreamContext:
+    """One JetStream context per connection: each holds the reply subscription that async
+    publishes share, so a context per run would leak one subscription per run."""
+    nc = broker.connection
+    js = _CONTEXTS.get(nc)
+    if js is None:
+        js = _CONTEXTS[nc] = nc.jetstream()
+    return js
+
+
+_CONTEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class RunEventPublisher:
+    """Pipelined, in order. The sender writes each event to the connection as soon as it is
+    emitted, without waiting for the previous event's ack (NATS keeps one connection's
+    messages in order, and the stream stores them in that order); the confirmer awaits the
+    acks in seq order and republishes an event whose ack failed or timed out, with back-off
+    (the stream dedups on event_id, so a republished event that had in fact been stored is
+    not doubled). So a token's event waits for no earlier event's round trip. The one case
+    that can break wire order: an event refused by the server while later ones were stored;
+    it is then stored after them when a retry succeeds (readers that need order use seq)."""
+
     def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0) -> None:
         self.broker, self.run_id, self.tenant_id = broker, run_id, tenant_id
         self.seq = start_seq
+        self.subject = bus.run_events(run_id)
+        # Trace context and ids of the run, made once (every event of a run carries the same).
+        self._headers = {**outgoing_headers(tenant_id=tenant_id, run_id=run_id), "content-type": "application/json"}
         self._queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-        self._pump = asyncio.create_task(self._run())
+        self._acks: asyncio.Queue[tuple[RunEvent, asyncio.Future | None] | None] = asyncio.Queue()
+        self._sender = asyncio.create_task(self._send_all())
+        self._confirmer = asyncio.create_task(self._confirm_all())
 
     def emit(self, event: str, data: dict[str, Any], node_id: str | None = None) -> None:
         self.seq += 1
         self._queue.put_nowait(RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=self.seq, event=event,
                                         task_id=self.run_id, node_id=node_id, data=data))
 
-    async def _run(self) -> None:
-        subject = bus.run_events(self.run_id)
-        while (event := await self._queue.get()) is not None:
-            for attempt in range(5):
+    async def _send_all(self) -> None:
+        js = _jetstream(self.broker)
+        try:
+            while (event := await self._queue.get()) is not None:
                 try:
-                    await messaging.publish(self.broker, subject, event, stream=bus.RUN_EVENTS.name)
-                    break
-                except Exception as exc:  # the stream dedups on event_id, so a retry never doubles it
-                    log.warning("run event not published", seq=event.seq, attempt=attempt + 1, error=repr(exc))
-                    await asyncio.sleep(0.2 * 2 ** attempt)
+                    ack = await js.publish_async(self.subject, event.model_dump_json().encode(),
+                                                 stream=bus.RUN_EVENTS.name,
+                                                 headers={**self._headers, "Nats-Msg-Id": event.event_id})
+                except Exception as exc:  # not even written: the confirmer publishes it the slow way
+                    log.warning("run event not sent", seq=event.seq, error=repr(exc))
+                    ack = None
+                self._acks.put_nowait((event, ack))
+        finally:
+            self._acks.put_nowait(None)
+
+    async def _confirm_all(self) -> None:
+        while (item := await self._acks.get()) is not None:
+            event, ack = item
+            try:
+                if ack is None:
+                    raise RuntimeError("not sent")
+                await asyncio.wait_for(ack, ACK_TIMEOUT_S)
+            except Exception as exc:
+                log.warning("run event not acked; publishing it again", seq=event.seq, error=repr(exc))
+                await self._republish(event)
+
+    async def _republish(self, event: RunEvent) -> None:
+        for attempt in range(5):
+            try:
+                await messaging.publish(self.broker, self.subject, event, stream=bus.RUN_EVENTS.name,
+                                        timeout_s=ACK_TIMEOUT_S)
+                return
+            except Exception as exc:
+                log.warning("run event not published", seq=event.seq, attempt=attempt + 1, error=repr(exc))
+                await asyncio.sleep(0.2 * 2 ** attempt)
 
     async def flush(self) -> None:
-        """Publish everything emitted so far, then stop the pump."""
+        """Publish everything emitted so far and wait for its acks, then stop."""
         self._queue.put_nowait(None)
-        await self._pump
+        await self._sender
+        await self._confirmer
 
     async def close(self) -> None:
-        self._pump.cancel()
+        for task in (self._sender, self._confirmer):
+            task.cancel()
         with contextlib.suppress(BaseException):
-            await self._pump
+            await asyncio.gather(self._sender, self._confirmer, return_exceptions=True)

@@ -6,7 +6,9 @@ Every query filters on tenant_id where the row is tenant-owned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -22,9 +24,71 @@ def _j(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class Claim:
+    created: bool  # this delivery recorded the run: nothing of it was journaled or published before
+    status: str  # after the claim: running, or the terminal status of a run already finished
+    accepted_epoch: float  # when the run was first recorded
+    history: list[Turn] = field(default_factory=list)  # the conversation's last turns, oldest first
+    variables: dict[str, Any] = field(default_factory=dict)  # the conversation's variables
+
+
+_TERMINAL_SQL = "('succeeded','partial-succeeded','failed','stopped')"
+
+# One statement, so one round trip and one connection per run start (what a run waits for
+# before its first node): record the run or count a redelivery and mark it running (a
+# finished run keeps its terminal status); for a chat, also create the conversation when new
+# and read its variables and last turns. The conversation part reads the statement's
+# snapshot, which misses a conversation another transaction created meanwhile: `claim`
+# then reads it again.
+_CLAIM = f"""
+WITH claim AS (
+    INSERT INTO runs (id, tenant_id, app_id, status, request, trace_id, conversation_id, worker)
+    VALUES ($1, $2, $3, 'running', $4::jsonb, $5, $6, $7)
+    ON CONFLICT (id) DO UPDATE SET deliveries = runs.deliveries + 1, updated_at = now(),
+        status = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.status ELSE 'running' END,
+        worker = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.worker ELSE EXCLUDED.worker END
+    RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch
+), new_conversation AS (
+    INSERT INTO conversations (id, tenant_id, app_id) SELECT $6, $2, $3 WHERE $8
+    ON CONFLICT (id) DO NOTHING RETURNING tenant_id, variables
+), conversation AS (
+    SELECT tenant_id, variables FROM new_conversation
+    UNION ALL SELECT tenant_id, variables FROM conversations WHERE $8 AND id = $6
+    LIMIT 1
+)
+SELECT claim.*, conversation.tenant_id AS conversation_tenant, conversation.variables,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(m.query, m.answer) ORDER BY m.created_at), '[]'::jsonb)
+          FROM (SELECT query, answer, created_at FROM messages
+                 WHERE $8 AND conversation_id = $6 AND tenant_id = $2
+                 ORDER BY created_at DESC LIMIT $9) m) AS history
+FROM claim LEFT JOIN conversation ON true
+"""
+
+
 class PgRunStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+
+    async def claim(self, event: RunRequested, trace_id: str | None, worker: str, *, chat: bool = False,
+                    max_turns: int = 500) -> Claim:
+        """Take the run for `worker`; with `chat`, open its conversation too (see `_CLAIM`).
+        Raises PermissionError when the conversation belongs to another tenant."""
+        with_conversation = chat and bool(event.conversation_id)
+        row = await self.pool.fetchrow(_CLAIM, event.run_id, event.tenant_id, event.app_id, event.model_dump_json(),
+                                       trace_id, event.conversation_id, worker, with_conversation, max_turns)
+        claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]))
+        if not with_conversation:
+            return claim
+        owner, variables = row["conversation_tenant"], row["variables"]
+        if owner is None:  # created by a concurrent transaction after this statement's snapshot
+            again = await self.pool.fetchrow("SELECT tenant_id, variables FROM conversations WHERE id = $1",
+                                             event.conversation_id)
+            owner, variables = again["tenant_id"], again["variables"]
+        if owner != event.tenant_id:
+            raise PermissionError(f"conversation {event.conversation_id} belongs to another tenant")
+        turns = [Turn(q, a) for q, a in json.loads(row["history"])]
+        return dataclasses.replace(claim, history=turns, variables=json.loads(variables))
 
     async def record_requested(self, event: RunRequested, trace_id: str | None) -> bool:
         inserted = await self.pool.fetchval(
@@ -34,15 +98,6 @@ class PgRunStore:
                RETURNING (xmax = 0)""",
             event.run_id, event.tenant_id, event.app_id, event.model_dump_json(), trace_id, event.conversation_id)
         return bool(inserted)
-
-    async def get(self, run_id: str) -> asyncpg.Record | None:
-        return await self.pool.fetchrow("SELECT *, extract(epoch FROM created_at) AS accepted_epoch "
-                                        "FROM runs WHERE id = $1", run_id)
-
-    async def mark_running(self, run_id: str, worker: str) -> None:
-        await self.pool.execute("UPDATE runs SET status = 'running', worker = $2, updated_at = now() "
-                                "WHERE id = $1 AND status NOT IN ('succeeded','partial-succeeded','failed','stopped')",
-                                run_id, worker)
 
     async def finish(self, run_id: str, outcome: Any) -> None:
         await self.pool.execute(
@@ -54,12 +109,15 @@ class PgRunStore:
 
 
 class PgJournal:
-    """`Journal` on the node_executions table."""
+    """`Journal` on the node_executions table. `fresh`: the run was recorded by this very
+    delivery, so it has no node records yet and loading them is skipped."""
 
-    def __init__(self, pool: asyncpg.Pool, tenant_id: str) -> None:
-        self.pool, self.tenant_id = pool, tenant_id
+    def __init__(self, pool: asyncpg.Pool, tenant_id: str, *, fresh: bool = False) -> None:
+        self.pool, self.tenant_id, self.fresh = pool, tenant_id, fresh
 
     async def load(self, run_id: str) -> dict[str, NodeRecord]:
+        if self.fresh:
+            return {}
         rows = await self.pool.fetch("SELECT * FROM node_executions WHERE run_id = $1 AND tenant_id = $2",
                                      run_id, self.tenant_id)
         return {r["key"]: NodeRecord(
@@ -80,8 +138,18 @@ class PgJournal:
             run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index)
 
     async def finished(self, run_id: str, r: NodeRecord) -> None:
-        await self.pool.execute(
-            """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, inputs,
+        await self.pool.execute(_FINISHED, *self._finished_args(run_id, r))
+
+    async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
+        await self.pool.executemany(_FINISHED, [self._finished_args(run_id, r) for r in records])
+
+    def _finished_args(self, run_id: str, r: NodeRecord) -> tuple:
+        return (run_id, r.key, self.tenant_id, r.node_id, r.node_type, r.index, r.status, _j(r.inputs),
+                _j(r.process_data), _j(r.outputs), r.edge_handle, _j(r.writes), r.error, r.elapsed_ms,
+                r.prompt_tokens, r.completion_tokens)
+
+
+_FINISHED = """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, inputs,
                    process_data, outputs, edge_handle, writes, error, elapsed_ms, prompt_tokens, completion_tokens,
                    finished_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12::jsonb, $13, $14,
@@ -90,31 +158,14 @@ class PgJournal:
                    process_data = EXCLUDED.process_data, outputs = EXCLUDED.outputs,
                    edge_handle = EXCLUDED.edge_handle, writes = EXCLUDED.writes, error = EXCLUDED.error,
                    elapsed_ms = EXCLUDED.elapsed_ms, prompt_tokens = EXCLUDED.prompt_tokens,
-                   completion_tokens = EXCLUDED.completion_tokens, finished_at = now()""",
-            run_id, r.key, self.tenant_id, r.node_id, r.node_type, r.index, r.status, _j(r.inputs),
-            _j(r.process_data), _j(r.outputs), r.edge_handle, _j(r.writes), r.error, r.elapsed_ms,
-            r.prompt_tokens, r.completion_tokens)
+                   completion_tokens = EXCLUDED.completion_tokens, finished_at = now()"""
 
 
 class PgConversations:
-    """Chatflow memory: the turns and variables of a conversation."""
+    """Chatflow memory: the turns and variables of a conversation (read by `PgRunStore.claim`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def open(self, tenant_id: str, app_id: str, conversation_id: str, *, max_turns: int = 500
-                   ) -> tuple[list[Turn], dict[str, Any]]:
-        await self.pool.execute("INSERT INTO conversations (id, tenant_id, app_id) VALUES ($1, $2, $3) "
-                                "ON CONFLICT (id) DO NOTHING", conversation_id, tenant_id, app_id)
-        variables = await self.pool.fetchval("SELECT variables FROM conversations WHERE id = $1 AND tenant_id = $2",
-                                             conversation_id, tenant_id)
-        if variables is None:
-            raise PermissionError(f"conversation {conversation_id} belongs to another tenant")
-        rows = await self.pool.fetch(
-            "SELECT query, answer FROM (SELECT query, answer, created_at FROM messages WHERE conversation_id = $1 "
-            "AND tenant_id = $2 ORDER BY created_at DESC LIMIT $3) m ORDER BY created_at",
-            conversation_id, tenant_id, max_turns)
-        return [Turn(r["query"], r["answer"]) for r in rows], json.loads(variables)
 
     async def save_turn(self, tenant_id: str, conversation_id: str, run_id: str, query: str, answer: str,
                         tokens: int, variables: dict[str, Any]) -> None:

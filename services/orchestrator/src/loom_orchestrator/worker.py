@@ -78,31 +78,41 @@ class Worker:
     # ---- one run -------------------------------------------------------------------------
 
     async def run(self, event: RunRequested) -> RunOutcome | None:
+        """Latency matters here (time to first token): all a run waits for before its first
+        node is one statement, the claim (record + mark running and, for chats, the
+        conversation's turns and variables). A run this delivery recorded has no journal and
+        no events yet, so neither is read back; a stop requested before this worker took
+        the run is looked up while the run starts (`_execute`)."""
         pool = self._pool()
         store = PgRunStore(pool)
-        await store.record_requested(event, current_trace_id())
-        row = await store.get(event.run_id)
-        if row["status"] in TERMINAL:
+        chat = event.app_mode in ("chatflow", "chat", "agent")
+        conversations = PgConversations(pool)
+        claim = await store.claim(event, current_trace_id(), self.id, chat=chat)
+        variables = claim.variables
+        if claim.status in TERMINAL:
             log.info("run already finished; redelivery acked", run_id=event.run_id)
             return None
         metrics.RUNS_STARTED.inc()
-        await store.mark_running(event.run_id, self.id)
-        seq = await last_seq(self.broker, event.run_id)
+        seq = 0 if claim.created else await last_seq(self.broker, event.run_id)
         events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq)
-        chat = event.app_mode in ("chatflow", "chat", "agent")
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id, message_id=event.run_id if chat else None,
-                         user=event.user, accepted_at=float(row["accepted_epoch"]), limits=self.limits)
+                         user=event.user, accepted_at=claim.accepted_epoch, limits=self.limits)
         services = self._services()
-        conversations = PgConversations(pool)
-        variables: dict = {}
-        if chat and event.conversation_id:
-            services.history, variables = await conversations.open(event.tenant_id, event.app_id, event.conversation_id)
+        services.history = claim.history
         metrics.RUNS_ACTIVE.inc()
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
-                outcome = await self._execute(event, ctx, services, PgJournal(pool, event.tenant_id), events,
-                                              variables, announce_start=seq == 0)
+                journal = PgJournal(pool, event.tenant_id, fresh=claim.created)
+                outcome = await self._execute(event, ctx, services, journal, events, variables,
+                                              announce_start=seq == 0)
+        except BaseException:
+            # The run will be redelivered and resumed, and its resumption does not announce the
+            # nodes it replays: publish what was emitted so far (briefly), then let go.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(events.flush(), 5.0)
+            await events.close()
+            raise
         finally:
             metrics.RUNS_ACTIVE.dec()
         if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
@@ -119,18 +129,21 @@ class Worker:
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool) -> RunOutcome:
-        reason = await cancel_requested(self.broker, event.run_id)
-        if reason is not None:
-            return stopped(ctx, events, reason)
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
                                                announce_start=announce_start, observer=metrics.Observer()))
         self.active[event.run_id] = task
         try:
+            # A stop published before the run was registered above was not heard by the stop
+            # listener; it is kept by the RUN_CONTROL stream. Looked up while the run starts.
+            reason = await cancel_requested(self.broker, event.run_id)
+            if reason is not None:
+                self.cancel(event.run_id, reason)
             return await task
         except asyncio.CancelledError:
             reason = self.stop_reasons.pop(event.run_id, None)
             if reason is None or not task.cancelled():
-                raise  # this worker is being cancelled (shutdown): the message will be redelivered
+                task.cancel()  # (a no-op once done) this worker is shutting down: the run is redelivered
+                raise
             return stopped(ctx, events, reason)
         finally:
             self.active.pop(event.run_id, None)

@@ -26,6 +26,10 @@ class MemoryJournal:
     async def finished(self, run_id: str, record: NodeRecord) -> None:
         self.runs.setdefault(run_id, {})[record.key] = copy.deepcopy(record)
 
+    async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
+        for record in records:
+            await self.finished(run_id, record)
+
 
 class ListSink:
     """Collects events with their seq, as the bus sink would number them."""

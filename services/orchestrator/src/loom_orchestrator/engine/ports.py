@@ -126,6 +126,9 @@ class Journal(Protocol):
 
     async def finished(self, run_id: str, record: NodeRecord) -> None: ...
 
+    async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
+        """`finished` for several records at once (one round trip)."""
+
 
 class EventSink(Protocol):
     def emit(self, event: str, data: dict[str, Any], node_id: str | None = None) -> None:

@@ -13,6 +13,10 @@ Durability: before a node with side effects starts, the journal notes it as runn
 when it ends the journal keeps its inputs, outputs, status, timings and tokens. A resumed
 run takes finished nodes' results from the journal without running or announcing them
 again, and starts a node that was in flight again at most `max_node_restarts` times.
+The records of pure nodes that succeeded are written in the background, several per round
+trip (the next node does not wait for them; `execute` returns only once every record is
+written): if the worker dies first, a resumed run just runs those pure nodes again, which
+is harmless.
 """
 
 from __future__ import annotations
@@ -66,12 +70,31 @@ class Engine:
         self.observer = observer  # optional: .node(node_type) -> context manager (spans, metrics)
         self.state = RunState()
         self._slots = asyncio.Semaphore(run.limits.max_parallel)
+        self._unwritten: list[NodeRecord] = []  # finished pure nodes not yet journaled
+        self._writer: asyncio.Task | None = None
+        self._writers: list[asyncio.Task] = []  # every writer started, to await (and surface errors)
 
     async def execute(self, pool: VariablePool) -> RunState:
         self.state.records = await self.journal.load(self.run.run_id)
         self.state.index = itertools.count(max((r.index for r in self.state.records.values()), default=0) + 1)
-        await self.run_scope(None, pool, "")
+        try:
+            await self.run_scope(None, pool, "")
+        except BaseException:
+            await asyncio.gather(*self._writers, return_exceptions=True)
+            raise
+        await asyncio.gather(*self._writers)  # a failed write fails the run's delivery: it is redelivered
         return self.state
+
+    def _write_later(self, record: NodeRecord) -> None:
+        self._unwritten.append(record)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_unwritten())
+            self._writers.append(self._writer)
+
+    async def _write_unwritten(self) -> None:
+        while self._unwritten:  # what piled up during a round trip goes in the next one
+            batch, self._unwritten = self._unwritten, []
+            await self.journal.finished_many(self.run.run_id, batch)
 
     # ---- scopes ------------------------------------------------------------------------
 
@@ -199,7 +222,10 @@ class Engine:
     async def _finish(self, scope, node, record: NodeRecord, base, pool, outcome, key, t0) -> str:
         now = self.run.clock()
         record.elapsed_ms = (now - t0) * 1000 if t0 else 0.0
-        await self.journal.finished(self.run.run_id, record)
+        if record.status == "succeeded" and getattr(self.registry[node.data.type], "pure", False):
+            self._write_later(record)
+        else:
+            await self.journal.finished(self.run.run_id, record)
         if record.status in FINISHED:
             self._apply(scope, node, record, pool, outcome, key)
         tokens = record.prompt_tokens + record.completion_tokens

@@ -1,0 +1,66 @@
+"""The run claim on the real Postgres: one statement records or re-counts the run, marks it
+running, keeps a finished run's status, and opens a chat's conversation (turns, variables,
+tenant check)."""
+
+from __future__ import annotations
+
+import pytest
+
+from loom_common import db
+from loom_common.events import RunRequested
+from loom_common.ids import new_id
+from loom_common.migrations import apply_migrations
+from loom_orchestrator.store import PgConversations, PgRunStore
+from loom_orchestrator.workflow import RunOutcome
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_url):
+    await db.ensure_database(database_url)
+    await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
+    pool = await db.create_pool(database_url, schema="orchestrator", min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+def _request(tenant: str = "t1", conversation_id: str | None = None, query: str = "q") -> RunRequested:
+    return RunRequested(tenant_id=tenant, run_id=new_id(), app_id="app", app_mode="chatflow", query=query,
+                        conversation_id=conversation_id)
+
+
+async def test_claim_records_recounts_and_keeps_a_finished_run(pool) -> None:
+    store = PgRunStore(pool)
+    req = _request()
+    first = await store.claim(req, None, "w1")
+    assert first.created and first.status == "running" and first.accepted_epoch > 0
+    again = await store.claim(req, None, "w2")
+    assert not again.created and again.status == "running" and again.accepted_epoch == first.accepted_epoch
+    row = await pool.fetchrow("SELECT deliveries, worker FROM runs WHERE id = $1", req.run_id)
+    assert (row["deliveries"], row["worker"]) == (2, "w2")
+    await store.finish(req.run_id, RunOutcome("succeeded"))
+    late = await store.claim(req, None, "w3")
+    assert late.status == "succeeded"  # a redelivery of a finished run does not revive it
+    assert await pool.fetchval("SELECT worker FROM runs WHERE id = $1", req.run_id) == "w2"
+
+
+async def test_claim_opens_the_conversation_with_its_turns_and_checks_the_tenant(pool) -> None:
+    store, conversations = PgRunStore(pool), PgConversations(pool)
+    conv = new_id()
+    first = await store.claim(_request(conversation_id=conv), None, "w", chat=True)
+    assert first.history == [] and first.variables == {}
+    for i in range(3):
+        req = _request(conversation_id=conv, query=f"q{i}")
+        claim = await store.claim(req, None, "w", chat=True)
+        assert [t.query for t in claim.history] == [f"q{j}" for j in range(i)]  # oldest first
+        await conversations.save_turn("t1", conv, req.run_id, req.query, f"a{i}", 3, {"n": i})
+    last = await store.claim(_request(conversation_id=conv), None, "w", chat=True, max_turns=2)
+    assert [(t.query, t.answer) for t in last.history] == [("q1", "a1"), ("q2", "a2")]
+    assert last.variables == {"n": 2}
+    with pytest.raises(PermissionError):
+        await store.claim(_request(tenant="t2", conversation_id=conv), None, "w", chat=True)
+    # Not a chat: the conversation is left alone.
+    other = new_id()
+    plain = await store.claim(_request(conversation_id=other), None, "w", chat=False)
+    assert plain.history == [] and await pool.fetchval("SELECT count(*) FROM conversations WHERE id = $1", other) == 0
