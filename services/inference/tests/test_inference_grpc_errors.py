@@ -9,6 +9,7 @@ import pytest
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.devstack import infra
+from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_inference.api.grpc_service import InferenceServicer
 from loom_inference.backends.fake import FakeRunner
 from loom_inference.backends.local import LocalBackend
@@ -27,7 +28,7 @@ async def test_inference_grpc_typed_errors() -> None:
     router = Router()
     router.add(LocalBackend(ModelInfo("fake", "fake"), lambda: FakeRunner(max_seqs=1, step_delay_s=0.01),
                             grammar_from_schema=lambda s: s), max_concurrency=1)
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
     inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(router), server)
     port = infra.free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")

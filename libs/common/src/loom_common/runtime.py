@@ -56,6 +56,11 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout
             await asyncio.sleep(0.5)
 
 
+# A gRPC port belongs to one process: with gRPC's default SO_REUSEPORT a second server started
+# on the same port binds silently and the kernel splits connections between the two. Without
+# it, a clash fails loudly at start-up.
+GRPC_EXCLUSIVE_PORT = [("grpc.so_reuseport", 0)]
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: the runtime decides when HTTP stops."""
 
@@ -144,7 +149,7 @@ class ServiceRuntime:
         if self.grpc_port is not None:
             from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-            self.grpc = grpc.aio.server(interceptors=[aio_server_interceptor()])
+            self.grpc = grpc.aio.server(interceptors=[aio_server_interceptor()], options=GRPC_EXCLUSIVE_PORT)
             for register in self._grpc_services:
                 register(self.grpc)
             self.grpc.add_insecure_port(f"{s.http_host}:{self.grpc_port}")
