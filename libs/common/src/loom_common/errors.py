@@ -2,10 +2,12 @@
 
     LoomError
      ├── RetryableError   try again later (timeouts, overload, a dependency restarting)
-     └── PermanentError   trying again cannot help (bad input, not found, refused)
+     ├── PermanentError   trying again cannot help (bad input, not found, refused)
+     └── Superseded       this delivery of a message is stale: a newer delivery owns the work
 
 Handlers on the bus map these to JetStream acks: retryable -> nack with a delay (redelivery),
-permanent -> term (never redelivered, recorded as failed).
+permanent -> term (never redelivered, recorded as failed), superseded -> left unsettled (the
+newer delivery settles the message; acking or nacking here would end or restart its work).
 """
 
 from __future__ import annotations
@@ -31,3 +33,10 @@ class RetryableError(LoomError):
 
 class PermanentError(LoomError):
     code = "permanent"
+
+
+class Superseded(LoomError):
+    """Raised by a handler that finds a newer delivery of its message already took the work
+    (e.g. JetStream redelivered it while this copy sat in a local buffer past its ack wait)."""
+
+    code = "superseded"

@@ -8,6 +8,7 @@ decides the JetStream outcome from what the body raised:
     returned normally      -> ack
     RetryableError / other -> nack with back-off (redelivery), or dead-letter on the last try
     PermanentError         -> term + dead-letter (never redelivered)
+    Superseded             -> nothing: left unsettled for the newer delivery that owns it
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from faststream.nats import NatsBroker, NatsMessage
 from nats.js.api import StreamConfig
 
 from loom_common import bus
-from loom_common.errors import PermanentError, RetryableError
+from loom_common.errors import PermanentError, RetryableError, Superseded
 from loom_common.events import DeadLetter, Event
 from loom_common.logging import get_logger
 from loom_common.retry import RetryPolicy
@@ -70,6 +71,11 @@ async def handling(msg: NatsMessage, consumer: bus.Consumer, broker: NatsBroker 
     with adopt_incoming(msg.headers):
         try:
             yield
+        except Superseded as exc:
+            # An ack would settle the message under the newer delivery still working on it (lost
+            # if that worker then dies); a nak would redeliver it at once to a third worker.
+            log.info("stale delivery left unsettled", consumer=consumer.durable, reason=str(exc), attempt=attempt)
+            return
         except PermanentError as exc:
             log.warning("message refused", consumer=consumer.durable, error=str(exc), attempt=attempt)
             await _dead_letter(broker, msg, consumer, attempt, f"permanent: {exc}")
