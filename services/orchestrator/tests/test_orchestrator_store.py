@@ -1,12 +1,13 @@
 """The run claim on the real Postgres: one statement records or re-counts the run, marks it
-running, keeps a finished run's status, and opens a chat's conversation (turns, variables,
-tenant check)."""
+running, keeps a finished run's status, opens a chat's conversation (turns, variables,
+tenant check), and refuses a stale delivery (fencing by delivery number)."""
 
 from __future__ import annotations
 
 import pytest
 
 from loom_common import db
+from loom_common.errors import Superseded
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
 from loom_common.migrations import apply_migrations
@@ -64,3 +65,24 @@ async def test_claim_opens_the_conversation_with_its_turns_and_checks_the_tenant
     other = new_id()
     plain = await store.claim(_request(conversation_id=other), None, "w", chat=False)
     assert plain.history == [] and await pool.fetchval("SELECT count(*) FROM conversations WHERE id = $1", other) == 0
+
+
+async def test_claim_is_fenced_by_delivery_number(pool) -> None:
+    store = PgRunStore(pool)
+    req = _request(conversation_id=new_id())
+    assert (await store.claim(req, None, "w2", chat=True, delivery=2)).created
+    with pytest.raises(Superseded):  # delivery 1 was held past the ack wait: delivery 2 owns the run
+        await store.claim(req, None, "w1", chat=True, delivery=1)
+    row = await pool.fetchrow("SELECT deliveries, worker, claimed_delivery FROM runs WHERE id = $1", req.run_id)
+    assert (row["deliveries"], row["worker"], row["claimed_delivery"]) == (1, "w2", 2)  # untouched
+    again = await store.claim(req, None, "w2b", chat=True, delivery=2)  # the same number still claims
+    taken = await store.claim(req, None, "w3", chat=True, delivery=3)  # delivery 2's worker died: 3 takes over
+    assert not again.created and not taken.created and taken.status == "running"
+    row = await pool.fetchrow("SELECT deliveries, worker, claimed_delivery FROM runs WHERE id = $1", req.run_id)
+    assert (row["deliveries"], row["worker"], row["claimed_delivery"]) == (3, "w3", 3)
+    # A stale delivery of a new chat opens no conversation.
+    stale = _request(conversation_id=new_id())
+    await store.claim(stale.model_copy(update={"conversation_id": None}), None, "w", delivery=5)
+    with pytest.raises(Superseded):
+        await store.claim(stale, None, "w", chat=True, delivery=4)
+    assert await pool.fetchval("SELECT count(*) FROM conversations WHERE id = $1", stale.conversation_id) == 0

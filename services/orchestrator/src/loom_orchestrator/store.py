@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from loom_common.errors import Superseded
 from loom_common.events import RunRequested
 from loom_orchestrator.engine.context import Turn
 from loom_orchestrator.engine.ports import NodeRecord
@@ -41,16 +42,22 @@ _TERMINAL_SQL = "('succeeded','partial-succeeded','failed','stopped')"
 # and read its variables and last turns. The conversation part reads the statement's
 # snapshot, which misses a conversation another transaction created meanwhile: `claim`
 # then reads it again.
+# Fencing: the row keeps the highest JetStream delivery number that claimed it; the update
+# only happens for a delivery numbered at least that (the row lock serialises two claims), so
+# a stale delivery (one a worker held past the ack wait while JetStream redelivered it)
+# changes nothing, returns no row, and is told so (`Superseded`).
 _CLAIM = f"""
 WITH claim AS (
-    INSERT INTO runs (id, tenant_id, app_id, status, request, trace_id, conversation_id, worker)
-    VALUES ($1, $2, $3, 'running', $4::jsonb, $5, $6, $7)
+    INSERT INTO runs (id, tenant_id, app_id, status, request, trace_id, conversation_id, worker, claimed_delivery)
+    VALUES ($1, $2, $3, 'running', $4::jsonb, $5, $6, $7, $10)
     ON CONFLICT (id) DO UPDATE SET deliveries = runs.deliveries + 1, updated_at = now(),
+        claimed_delivery = EXCLUDED.claimed_delivery,
         status = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.status ELSE 'running' END,
         worker = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.worker ELSE EXCLUDED.worker END
+    WHERE runs.claimed_delivery <= EXCLUDED.claimed_delivery
     RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch
 ), new_conversation AS (
-    INSERT INTO conversations (id, tenant_id, app_id) SELECT $6, $2, $3 WHERE $8
+    INSERT INTO conversations (id, tenant_id, app_id) SELECT $6, $2, $3 WHERE $8 AND EXISTS (SELECT 1 FROM claim)
     ON CONFLICT (id) DO NOTHING RETURNING tenant_id, variables
 ), conversation AS (
     SELECT tenant_id, variables FROM new_conversation
@@ -71,12 +78,16 @@ class PgRunStore:
         self.pool = pool
 
     async def claim(self, event: RunRequested, trace_id: str | None, worker: str, *, chat: bool = False,
-                    max_turns: int = 500) -> Claim:
-        """Take the run for `worker`; with `chat`, open its conversation too (see `_CLAIM`).
-        Raises PermissionError when the conversation belongs to another tenant."""
+                    max_turns: int = 500, delivery: int = 1) -> Claim:
+        """Take the run for `worker` as JetStream delivery number `delivery`; with `chat`, open
+        its conversation too (see `_CLAIM`). Raises Superseded when a higher-numbered delivery
+        already claimed the run, PermissionError when the conversation belongs to another tenant."""
         with_conversation = chat and bool(event.conversation_id)
         row = await self.pool.fetchrow(_CLAIM, event.run_id, event.tenant_id, event.app_id, event.model_dump_json(),
-                                       trace_id, event.conversation_id, worker, with_conversation, max_turns)
+                                       trace_id, event.conversation_id, worker, with_conversation, max_turns,
+                                       delivery)
+        if row is None:
+            raise Superseded(f"run {event.run_id}: delivery {delivery} is stale, a later delivery claimed the run")
         claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]))
         if not with_conversation:
             return claim

@@ -8,6 +8,9 @@ outcome is persisted and its events are published. If the worker dies, JetStream
 redelivers the message after `runs_ack_wait_s` to another worker, which finds the run
 recorded and its finished nodes journaled and resumes. A redelivery of a run whose outcome
 is already recorded is acked without doing anything (a run completes exactly once).
+Fencing: the claim records the message's delivery number and refuses a lower one, so a
+delivery that sat in FastStream's buffer (all slots busy) past the ack wait, while JetStream
+redelivered it to another worker, is stale: it runs nothing and leaves the message unsettled.
 Infrastructure errors (Postgres down) nack the message with back-off via
 `messaging.handling`; a failing workflow is an outcome, not an error, and is acked.
 """
@@ -57,7 +60,7 @@ class Worker:
         async with messaging.handling(msg, self.consumer, self.broker):
             beat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.run(event)
+                await self.run(event, delivery=messaging.deliveries(msg))
             finally:
                 beat.cancel()
 
@@ -77,17 +80,19 @@ class Worker:
 
     # ---- one run -------------------------------------------------------------------------
 
-    async def run(self, event: RunRequested) -> RunOutcome | None:
+    async def run(self, event: RunRequested, *, delivery: int = 1) -> RunOutcome | None:
         """Latency matters here (time to first token): all a run waits for before its first
         node is one statement, the claim (record + mark running and, for chats, the
         conversation's turns and variables). A run this delivery recorded has no journal and
         no events yet, so neither is read back; a stop requested before this worker took
-        the run is looked up while the run starts (`_execute`)."""
+        the run is looked up while the run starts (`_execute`). The claim raises Superseded
+        for a stale `delivery` (a higher-numbered one claimed the run): nothing runs, and the
+        message is left unsettled for the delivery that owns it."""
         pool = self._pool()
         store = PgRunStore(pool)
         chat = event.app_mode in ("chatflow", "chat", "agent")
         conversations = PgConversations(pool)
-        claim = await store.claim(event, current_trace_id(), self.id, chat=chat)
+        claim = await store.claim(event, current_trace_id(), self.id, chat=chat, delivery=delivery)
         variables = claim.variables
         if claim.status in TERMINAL:
             log.info("run already finished; redelivery acked", run_id=event.run_id)
