@@ -25,6 +25,7 @@ from loom_gateway.api import (
     console_workspaces,
     errors,
     openai_compat,
+    openapi,
     service_app,
     service_datasets,
     service_runs,
@@ -79,6 +80,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     http = rt.http
     http.title, http.description = "Loom gateway", __doc__
     errors.install(http)
+    openapi.install(http, [module.router for module in ROUTERS])
     for module in ROUTERS:
         http.include_router(module.router)
     # Added last = outermost: size limits act before anything reads the body.
