@@ -1,7 +1,9 @@
 """Inference benchmark: Loom's batching engine vs llama-cpp-python, on the same GGUF.
 
 Rows, all in one run and one process tree, one system at a time (they share the CPU):
-  raw      llama-cpp-python `Llama` in this process, one stream (the engine without a server)
+  raw      llama-cpp-python `Llama` in this process, one stream (the engine without a server),
+           taking turns request by request with the next two
+  engine   Loom's engine in this process, one stream (its cost without any transport)
   server   llama-cpp-python's bundled OpenAI server (`--interrupt_requests False`), /v1/completions SSE
   grpc     Loom's inference service process, inference.v1 Generate stream
   http     the same service, OpenAI /v1/completions SSE on its HTTP port
@@ -13,7 +15,8 @@ p50/p99 and aggregate generated tokens per second (all tokens / wall time of the
 
 The last line is one JSON object: tok_s_c1, tok_s_c8 (Loom gRPC), batching_speedup_c8 (Loom c8 /
 Loom c1), vs_llamacpp_server_c8 (Loom c8 / server c8), stack_vs_raw_c1 (Loom c1 / raw c1),
-ttft_ms_p50_c1, ttft_ms_p50_c8, plus the same for HTTP.
+ttft_ms_p50_c1, ttft_ms_p50_c8, engine_vs_raw_c1 (in-process engine c1 / raw c1), plus the same
+for HTTP.
 """
 
 from __future__ import annotations
@@ -57,22 +60,54 @@ class Result:
 
 # ---- raw llama-cpp-python, in process ------------------------------------------------
 
-def bench_raw(path: str, n_tokens: int, reps: int) -> Result:
-    from llama_cpp import Llama
+class Raw:
+    """llama-cpp-python's `Llama` in this process: the engine with no server around it."""
 
-    llm = Llama(model_path=path, n_ctx=4096, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
-    llm.create_completion(prompt(99), max_tokens=4, temperature=0)  # warm-up
-    ttfts, tokens, wall = [], 0, 0.0
-    for i in range(reps):
+    def __init__(self, path: str) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=path, n_ctx=4096, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+        self.llm.create_completion(prompt(99), max_tokens=4, temperature=0)  # warm-up
+
+    def one(self, i: int, n_tokens: int) -> tuple[float, int, float]:
+        """(TTFT ms, tokens, wall s) of one streamed completion."""
         t0 = time.perf_counter()
-        first = 0.0
-        for chunk in llm.create_completion(prompt(i), max_tokens=n_tokens, temperature=0, stream=True):
+        first, tokens = 0.0, 0
+        for chunk in self.llm.create_completion(prompt(i), max_tokens=n_tokens, temperature=0, stream=True):
             first = first or time.perf_counter()
             tokens += 1 if chunk["choices"][0]["text"] is not None else 0
-        wall += time.perf_counter() - t0
-        ttfts.append((first - t0) * 1000)
-    del llm
-    return Result("raw", 1, ttfts, tokens, wall)
+        return (first - t0) * 1000, tokens, time.perf_counter() - t0
+
+
+class InProcessEngine:
+    """Loom's engine in this process, no transport: what the engine costs next to raw."""
+
+    def __init__(self, path: str) -> None:
+        from loom_inference.backends.llamacpp import LlamaCppRunner
+        from loom_inference.engine.engine import Engine
+
+        self.runner = LlamaCppRunner(path, n_ctx=8192, max_seqs=8, n_batch=512, n_threads=THREADS,
+                                     flash_attention=True)  # the service's defaults
+        self.engine = Engine(self.runner, model_name="gemma3:270m")
+        self.n = 0
+
+    async def one(self, i: int, n_tokens: int) -> tuple[float, int, float]:
+        from loom_inference.engine.sequence import EngineRequest
+        from loom_inference.engine.types import SamplingParams
+
+        self.n += 1
+        t0 = time.perf_counter()
+        first, tokens = 0.0, 0
+        req = EngineRequest(f"bench-{self.n}", self.runner.tokenize(prompt(i)), SamplingParams(temperature=0),
+                            n_tokens)
+        async for delta in self.engine.generate(req):
+            if delta.token_ids:
+                first = first or time.perf_counter()
+                tokens += len(delta.token_ids)
+        return (first - t0) * 1000, tokens, time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await self.engine.close()
 
 
 # ---- SSE /v1/completions (llama-cpp-python server and Loom's HTTP) -----------------------
@@ -158,7 +193,7 @@ async def bench_server(path: str, n_tokens: int, concs: list[int], waves: int, l
         proc.wait(20)
 
 
-async def bench_loom(n_tokens: int, concs: list[int], waves: int, state: Path) -> list[Result]:
+async def bench_loom(path: str, n_tokens: int, concs: list[int], waves: int, state: Path) -> list[Result]:
     from loom.inference.v1 import inference_pb2 as pb
     from loom.inference.v1 import inference_pb2_grpc
     from loom_common.devstack import infra
@@ -180,8 +215,29 @@ async def bench_loom(n_tokens: int, concs: list[int], waves: int, state: Path) -
             # warm-up: wait for both background model loads, so they don't steal CPU mid-wave
             await grpc_one(stub, pb, 99, 4)
             await stub.Embed(pb.EmbedRequest(model="all-minilm:l6-v2", inputs=["warm-up"]), timeout=300)
-            for c in concs:
-                out.append(await wave("grpc", c, lambda i: grpc_one(stub, pb, i, n_tokens), waves if c == 1 else 1))
+            # Single stream: raw and Loom take turns request by request, so machine noise (this
+            # box is shared) hits both alike; the service idles while raw runs, and vice versa.
+            # The in-process engine row takes its turn too: engine cost vs transport cost.
+            raw, engine = Raw(path), InProcessEngine(path)
+            await engine.one(99, 4)
+            rows = {name: Result(name, 1, [], 0, 0.0) for name in ("raw", "engine", "grpc")}
+
+            def add(name: str, ttft: float, tokens: int, wall: float) -> None:
+                r = rows[name]
+                r.ttfts.append(ttft)
+                r.tokens, r.wall = r.tokens + tokens, r.wall + wall
+
+            for i in range(waves):
+                add("raw", *raw.one(i, n_tokens))
+                add("engine", *await engine.one(i, n_tokens))
+                t0 = time.perf_counter()
+                ttft, tokens = await grpc_one(stub, pb, i, n_tokens)
+                add("grpc", ttft, tokens, time.perf_counter() - t0)
+            await engine.close()
+            del raw, engine
+            out += list(rows.values())
+            for c in concs[1:]:
+                out.append(await wave("grpc", c, lambda i: grpc_one(stub, pb, i, n_tokens), 1))
         async with httpx.AsyncClient(timeout=600) as client:
             for c in concs:
                 out.append(await wave("http", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
@@ -205,9 +261,8 @@ def main() -> None:
     path = str(assemble())
     with tempfile.TemporaryDirectory(prefix="loom-bench-") as tmp:
         state = Path(tmp)
-        results = [bench_raw(path, n_tokens, waves)]
-        results += asyncio.run(bench_server(path, n_tokens, concs, waves, state / "server.log"))
-        results += asyncio.run(bench_loom(n_tokens, concs, waves, state))
+        results = asyncio.run(bench_server(path, n_tokens, concs, waves, state / "server.log"))
+        results += asyncio.run(bench_loom(path, n_tokens, concs, waves, state))
 
     print(f"\nInference bench ({'quick' if args.quick else 'full'}): gemma3:270m Q4_K_M, {n_tokens} tokens/request, "
           f"temperature 0, {THREADS} threads")
@@ -224,6 +279,7 @@ def main() -> None:
         "batching_speedup_c8": round(g8.tok_s / g1.tok_s, 2),
         "vs_llamacpp_server_c8": round(g8.tok_s / s8.tok_s, 2),
         "stack_vs_raw_c1": round(g1.tok_s / raw.tok_s, 3),
+        "engine_vs_raw_c1": round(by[("engine", 1)].tok_s / raw.tok_s, 3),
         "ttft_ms_p50_c1": round(pct(g1.ttfts, 50), 1), "ttft_ms_p50_c8": round(pct(g8.ttfts, 50), 1),
         "ttft_ms_p99_c8": round(pct(g8.ttfts, 99), 1),
         "http_tok_s_c1": round(h1.tok_s, 1), "http_tok_s_c8": round(h8.tok_s, 1),

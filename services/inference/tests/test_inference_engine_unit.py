@@ -122,6 +122,35 @@ def test_inference_a_short_match_shares_an_idle_prefix_and_keeps_it_whole() -> N
     assert sched.cache.holds(a.slot)  # still whole for a prompt that matches more of it
 
 
+def test_inference_a_step_never_drops_cells_it_shares() -> None:
+    """A wave of prompts matching idle slots' answer-heavy caches, one slot empty: the runner
+    drops cells before it shares, so no slot may be both a share source and overwritten."""
+    sched = Scheduler(max_seqs=4, token_budget=256, kv_capacity=10_000)
+    prompts = [[1, 2, 3, 10 + i, 20 + i] for i in range(3)]
+    first = [Sequence(_req(f"a{i}", p, 30)) for i, p in enumerate(prompts)]
+    for seq in first:
+        sched.add(seq)
+    batch = sched.schedule()
+    for _ in range(20):  # long answers: a prompt reuses little of what each slot holds
+        sched.update(batch, StepResult(sampled={s.slot: 50 for s in first}))
+        batch = sched.schedule()
+    for seq in first:
+        sched.finish(seq, SequenceStatus.FINISHED_LENGTH)
+    second = [Sequence(_req(f"b{i}", p, 30)) for i, p in enumerate([*prompts, prompts[0]])]
+    for seq in second:
+        sched.add(seq)
+    shared = 0
+    for _ in range(3):
+        batch = sched.schedule()
+        sources = {src: n for src, _, n in batch.share}
+        shared += len(batch.share)
+        for slot, start in batch.evict:
+            assert slot not in sources or start >= sources[slot], (batch.evict, batch.share)
+        sched.update(batch, StepResult(sampled={s.slot: 60 for s in sched.running}))
+    assert shared and all(s.status == SequenceStatus.RUNNING for s in second)
+    assert all(s.reused == 4 for s in second)  # each found its own prompt's prefix
+
+
 def test_inference_cached_cells_give_way_to_admission() -> None:
     sched = Scheduler(max_seqs=2, token_budget=64, kv_capacity=30)
     a = Sequence(_req("a", [1] * 10, 5))

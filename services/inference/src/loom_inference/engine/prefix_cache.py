@@ -68,8 +68,12 @@ class PrefixCache:
                 return slot
         return None
 
-    def place(self, prompt: list[int], free_slots: list[int], running: dict[int, list[int]]) -> Placement:
-        """Pick a free slot for `prompt`. `running` maps a running slot to its computed prompt tokens."""
+    def place(self, prompt: list[int], free_slots: list[int], running: dict[int, list[int]],
+              sharing: set[int] = frozenset()) -> Placement | None:
+        """Pick a free slot for `prompt`. `running` maps a running slot to its computed prompt
+        tokens; `sharing` are idle slots whose cells this step already shares into another slot:
+        they may be shared again but not overwritten (the runner drops cells before it shares).
+        None: every free slot is such a source; the sequence waits for the next step."""
         limit = len(prompt) - 1  # the last prompt token is always computed: it yields the first logits
         source, best = -1, 0
         if self.enabled:
@@ -78,21 +82,19 @@ class PrefixCache:
                 n = min(common_prefix(tokens, prompt), limit)
                 if n > best:
                     source, best = slot, n
-        if best and source in self._idle:
-            held = len(self._idle[source])
-            others = [s for s in free_slots if s != source]
+        targets = [s for s in free_slots if s not in sharing and s != source]
+        if best and source in self._idle and source not in sharing:
             # Continue in the idle slot itself when most of what it holds is reused (a chat's next
-            # turn), or there is nowhere else to go; otherwise share its prefix into another slot
-            # and keep it whole for a later prompt that matches more of it.
-            if 2 * best >= held or not others:
+            # turn), or when sharing would cost another slot's cache; otherwise share its prefix
+            # into an empty slot and keep it whole for a later prompt that matches more of it.
+            if 2 * best >= len(self._idle[source]) or all(s in self._idle for s in targets):
                 self.forget(source)
                 return Placement(source, best, best)
-            slot = self._emptiest(others)
-            self.forget(slot)
-            return Placement(slot, best, 0, source)
-        slot = self._emptiest(free_slots)
+        if not targets:
+            return None
+        slot = self._emptiest(targets)
         self.forget(slot)
-        if best:  # a running sequence holds the prefix
+        if best:
             return Placement(slot, best, 0, source)
         return Placement(slot, 0, 0)
 

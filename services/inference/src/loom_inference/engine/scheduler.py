@@ -119,8 +119,9 @@ class Scheduler:
             if not seq.prefilled and budget > 0:
                 budget -= self._prefill_chunk(batch, seq, budget)
         while budget > 0 and self._free_slots and self._admissible():
+            if not self._place(batch, self.waiting.peek()):
+                break
             seq = self.waiting.pop()
-            self._place(batch, seq)
             seq.status = SequenceStatus.RUNNING
             seq.scheduled = time.perf_counter()
             self.running.append(seq)
@@ -136,16 +137,20 @@ class Scheduler:
         batch.reset = not self.running and not self.cache.resident_tokens and bool(batch.close or batch.evict)
         return batch
 
-    def _place(self, batch: Batch, seq: Sequence) -> None:
+    def _place(self, batch: Batch, seq: Sequence) -> bool:
         """Give `seq` a free slot, starting from the longest prefix of its prompt already computed."""
         computed = {s.slot: s.req.prompt_ids[: s.num_computed] for s in self.running if s.num_computed}
-        place = self.cache.place(seq.req.prompt_ids, self._free_slots, computed)
+        place = self.cache.place(seq.req.prompt_ids, self._free_slots, computed,
+                                 sharing={src for src, _, _ in batch.share})
+        if place is None:
+            return False
         self._free_slots.remove(place.slot)
         seq.slot = place.slot
         batch.evict.append((place.slot, place.trim_from))
         if place.share_from >= 0:
             batch.share.append((place.share_from, place.slot, place.reuse))
         seq.num_computed = seq.kv_len = seq.reused = place.reuse
+        return True
 
     def _admissible(self) -> bool:
         head = self.waiting.peek()
