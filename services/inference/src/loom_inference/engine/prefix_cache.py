@@ -83,13 +83,13 @@ class PrefixCache:
                 if n > best:
                     source, best = slot, n
         targets = [s for s in free_slots if s not in sharing and s != source]
-        if best and source in self._idle and source not in sharing:
-            # Continue in the idle slot itself when most of what it holds is reused (a chat's next
-            # turn), or when sharing would cost another slot's cache; otherwise share its prefix
-            # into an empty slot and keep it whole for a later prompt that matches more of it.
-            if 2 * best >= len(self._idle[source]) or all(s in self._idle for s in targets):
-                self.forget(source)
-                return Placement(source, best, best)
+        # Continue in the idle slot itself when most of what it holds is reused (a chat's next
+        # turn), or when sharing would cost another slot's cache; otherwise share its prefix
+        # into an empty slot and keep it whole for a later prompt that matches more of it.
+        in_place = best and source in self._idle and source not in sharing
+        if in_place and (2 * best >= len(self._idle[source]) or all(s in self._idle for s in targets)):
+            self.forget(source)
+            return Placement(source, best, best)
         if not targets:
             return None
         slot = self._emptiest(targets)
