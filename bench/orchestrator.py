@@ -45,6 +45,7 @@ from loom.inference.v1 import inference_pb2_grpc
 from loom_common import db, messaging
 from loom_common.devstack import infra
 from loom_common.migrations import apply_migrations
+from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_orchestrator.engine.context import RunLimits
 from loom_orchestrator.nodes.template_transform import _compile
 from loom_orchestrator.testkit import BusClient, Harness, chain, edge, node, tpl
@@ -222,7 +223,7 @@ async def ttft_overhead(nats_url: str, database_url: str, workdir: Path, rounds:
     import httpx
     from faststream.nats import NatsBroker
 
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
     inference_pb2_grpc.add_InferenceServicer_to_server(FastInference(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

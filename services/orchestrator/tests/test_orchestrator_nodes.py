@@ -21,6 +21,7 @@ from loom.rag.v1 import rag_pb2 as rpb
 from loom.rag.v1 import rag_pb2_grpc
 from loom.tools.v1 import tools_pb2 as tpb
 from loom.tools.v1 import tools_pb2_grpc
+from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_orchestrator.clients.inference import InferenceClient
 from loom_orchestrator.clients.rag import RagClient
 from loom_orchestrator.clients.tools import ToolsClient
@@ -101,13 +102,12 @@ class FakeTools(tools_pb2_grpc.ToolsServicer):
 # `free_port()` (bind 0, close) and start services on them seconds later; when the kernel hands
 # such a port to this server's bind(0) in between, the service binds it too and the kernel splits
 # this test's connections between the two processes: calls fail with UNAVAILABLE or
-# UNIMPLEMENTED when they land on the stranger. Without SO_REUSEPORT the port is this server's alone.
-EXCLUSIVE_PORT = [("grpc.so_reuseport", 0)]
+# UNIMPLEMENTED when they land on the stranger. GRPC_EXCLUSIVE_PORT keeps the port this server's alone.
 
 
 @pytest.fixture
 async def fakes(harness):
-    server = grpc.aio.server(options=EXCLUSIVE_PORT)
+    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
     inf, rag, tools = FakeInference(), FakeRag(), FakeTools()
     inference_pb2_grpc.add_InferenceServicer_to_server(inf, server)
     rag_pb2_grpc.add_RetrievalServicer_to_server(rag, server)
