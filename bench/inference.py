@@ -85,10 +85,12 @@ class InProcessEngine:
     def __init__(self, path: str) -> None:
         from loom_inference.backends.llamacpp import LlamaCppRunner
         from loom_inference.engine.engine import Engine
+        from loom_inference.settings import Performance
 
-        self.runner = LlamaCppRunner(path, n_ctx=8192, max_seqs=8, n_batch=512, n_threads=THREADS,
-                                     flash_attention=True)  # the service's defaults
-        self.engine = Engine(self.runner, model_name="gemma3:270m")
+        perf = Performance()  # the service's defaults
+        self.runner = LlamaCppRunner(path, n_ctx=perf.n_ctx, max_seqs=perf.max_parallel, n_batch=perf.n_batch,
+                                     n_threads=THREADS, flash_attention=perf.flash_attention)
+        self.engine = Engine(self.runner, model_name="gemma3:270m", prefix_cache=perf.prefix_cache)
         self.n = 0
 
     async def one(self, i: int, n_tokens: int) -> tuple[float, int, float]:

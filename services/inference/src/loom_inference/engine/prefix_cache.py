@@ -77,7 +77,7 @@ class PrefixCache:
         limit = len(prompt) - 1  # the last prompt token is always computed: it yields the first logits
         source, best = -1, 0
         if self.enabled:
-            holders = {**{s: self._idle[s] for s in free_slots if s in self._idle}, **running}
+            holders = {**self._idle, **running}  # an idle slot is always a free one
             for slot, tokens in holders.items():
                 n = min(common_prefix(tokens, prompt), limit)
                 if n > best:
@@ -94,16 +94,12 @@ class PrefixCache:
             return None
         slot = self._emptiest(targets)
         self.forget(slot)
-        if best:
-            return Placement(slot, best, 0, source)
-        return Placement(slot, 0, 0)
+        return Placement(slot, best, 0, source)  # no match: best 0, source -1 (share nothing)
 
-    def _emptiest(self, free_slots: list[int]) -> int:
-        """A free slot holding nothing, else the least recently used one."""
-        for slot in free_slots:
+    def _emptiest(self, slots: list[int]) -> int:
+        """A slot holding nothing, else the least recently used one."""
+        for slot in slots:
             if slot not in self._idle:
                 return slot
-        for slot in self._idle:  # LRU order
-            if slot in free_slots:
-                return slot
-        return free_slots[0]
+        lru_order = list(self._idle)
+        return min(slots, key=lru_order.index)

@@ -55,6 +55,11 @@ class Batch:
     entries: list[BatchEntry] = field(default_factory=list)
 
     @property
+    def share_sources(self) -> set[int]:
+        """Slots whose cells this step shares into another: they must not be dropped in it."""
+        return {src for src, _, _ in self.share}
+
+    @property
     def num_tokens(self) -> int:
         return sum(len(e.tokens) for e in self.entries)
 
@@ -128,9 +133,8 @@ class Scheduler:
             batch.open.append(SlotOpen(seq.slot, seq.req.sampling, seq.req.grammar))
             budget -= self._prefill_chunk(batch, seq, budget)
         # Idle slots' cached cells give way to what running sequences may still need.
-        sources = {src for src, _, _ in batch.share}
         while self.kv_reserved + self.cache.resident_tokens > self.kv_capacity:
-            slot = self.cache.evict_lru(keep=sources)
+            slot = self.cache.evict_lru(keep=batch.share_sources)
             if slot is None:
                 break
             batch.evict.append((slot, 0))
@@ -141,7 +145,7 @@ class Scheduler:
         """Give `seq` a free slot, starting from the longest prefix of its prompt already computed."""
         computed = {s.slot: s.req.prompt_ids[: s.num_computed] for s in self.running if s.num_computed}
         place = self.cache.place(seq.req.prompt_ids, self._free_slots, computed,
-                                 sharing={src for src, _, _ in batch.share})
+                                 sharing=batch.share_sources)
         if place is None:
             return False
         self._free_slots.remove(place.slot)
