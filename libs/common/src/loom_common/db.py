@@ -51,6 +51,15 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own cleanup (an open transaction rolled
+    back, listeners dropped): nothing. asyncpg's default also sends `RESET ALL; UNLISTEN *;
+    CLOSE ALL; SELECT pg_advisory_unlock_all()`, one more round trip on every release, which
+    Loom's pools never need: services set only transaction-local settings (`set_config(..,
+    true)`, see `tenant_transaction`), never LISTEN, and take advisory locks only per
+    transaction (migrations use a connection of their own)."""
+
+
 async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10,
                       vector: bool = True) -> asyncpg.Pool:
     async def init(conn: asyncpg.Connection) -> None:
@@ -58,7 +67,7 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
             await register_vector(conn)
 
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init,
+        dsn, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
         server_settings={"search_path": f"{schema},public", "application_name": f"loom-{schema}"},
     )
 

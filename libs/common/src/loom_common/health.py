@@ -12,9 +12,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter("loom_http_requests_total", "HTTP requests served",
                         ["service", "method", "route", "status"])
@@ -67,18 +68,36 @@ def admin_router(service: str, readiness: Readiness) -> APIRouter:
 
 
 def instrument_http(app: FastAPI, service: str) -> None:
-    """Count and time every request by its route template (not the raw path: bounded labels)."""
+    """Count and time every request by its route template (not the raw path: bounded labels).
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next):
+    A plain ASGI middleware, not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs
+    every request in an extra task and pipes a streaming body (SSE) through a memory stream,
+    which cost the gateway 10-17 % of its CPU per request in a profile."""
+    app.add_middleware(_RequestMetrics, service=service)
+
+
+class _RequestMetrics:
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                template = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_LATENCY.labels(self.service, scope["method"], template).observe(time.perf_counter() - started)
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, observed)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(service, request.method, template, str(status)).inc()
-            HTTP_LATENCY.labels(service, request.method, template).observe(time.perf_counter() - started)
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()

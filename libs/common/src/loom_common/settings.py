@@ -8,6 +8,8 @@ fields; the shared fields keep their `LOOM_` names through explicit aliases, so 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +42,8 @@ class LoomSettings(BaseSettings):
     default_embedding_model: str = _shared("default_embedding_model", "all-minilm:l6-v2")
     # Seconds a stopping service waits for in-flight handlers before it gives up.
     graceful_timeout_s: float = _shared("graceful_timeout_s", 15.0)
+    # The asyncio event loop a service runs on: uvloop (default) or Python's own ("asyncio").
+    event_loop: Literal["uvloop", "asyncio"] = _shared("event_loop", "uvloop")
 
 
 class ServiceSettings(LoomSettings):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from loom_gateway.domain import pg, security
+from loom_gateway.domain import security
 from loom_gateway.domain.errors import NotFound, QuotaExceeded, RateLimited, Unauthorized
 from loom_gateway.domain.rbac import Principal, Role
 
@@ -79,7 +79,7 @@ class Limits:
         minute = now.replace(second=0, microsecond=0)
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         d = self.defaults
-        r = await pg.fetchrow(self.pool, _ADMIT, security.digest(secret), minute, day, d.key_rpm, d.workspace_rpm,
+        r = await self.pool.fetchrow(_ADMIT, security.digest(secret), minute, day, d.key_rpm, d.workspace_rpm,
                                      d.workspace_tokens_per_day, named_workspace)
         if r is None:
             raise Unauthorized("Access token is invalid")

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from loom_gateway.domain import pg
-
 _START = """
 WITH new_user AS (
     INSERT INTO end_users (id, tenant_id, app_id, session_id) VALUES ($1, $2, $3, $4)
@@ -80,7 +78,7 @@ async def write(pool: asyncpg.Pool, s: RunStart) -> tuple[str, str | None] | Non
             s.conversation_name, json.dumps(s.inputs), s.run_id, s.app_version, s.mode, s.message_id, s.query,
             json.dumps(s.files))
     for _ in range(2):
-        row = await pg.fetchrow(pool, _START, *args)
+        row = await pool.fetchrow(_START, *args)
         if row is not None:
             return row["end_user_id"], row["conversation_id"]
     return None
