@@ -45,6 +45,10 @@ class Performance(BaseModel):
     n_ctx: int = 8192                # KV cells shared by all sequences of one local model
     n_batch: int = 512               # tokens one decode step may carry (prefill chunk budget)
     n_threads: int = 0               # 0 = every core
+    # Linux nice (0-19) of the threads that run a local model: request handling (this
+    # service's gRPC/HTTP, and on one box every other Loom service) preempts the compute
+    # instead of queueing behind it; an idle machine gives the model the same CPU as before.
+    compute_nice: int = Field(10, ge=0, le=19)
     max_waiting: int = 64            # queued requests per model beyond max_parallel
     prefix_cache: bool = True        # start a prompt from the longest prefix some slot's KV still holds
     default_max_tokens: int = 512    # when a request names none

@@ -27,11 +27,12 @@ def bundled_gguf_path(settings: InferenceSettings) -> str:
 
 def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
     from loom_inference.backends import llamacpp
-    from loom_inference.backends.local import LocalBackend
+    from loom_inference.backends.local import LocalBackend, lower_thread_priority
 
     perf = settings.performance
 
-    def load():
+    def load():  # runs on the backend's bridge thread, which also runs every decode step
+        lower_thread_priority(perf.compute_nice)
         path = route.path or bundled_gguf_path(settings)
         info.path = path
         info.size_bytes = os.path.getsize(path)
