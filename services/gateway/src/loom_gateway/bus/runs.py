@@ -1,12 +1,20 @@
 """`RunBus` over NATS JetStream.
 
-Reading a run's events uses an ordered consumer (ephemeral, flow-controlled, no acks) on that
-run's subject, delivering everything from the start: a run's events are few, and filtering
-`seq <= after_seq` here is what makes resume-from-Last-Event-ID exact whatever stream
-sequence the events got. `open(run_id)` subscribes at once (a run being started subscribes
-before its request is published, so its first event never waits for a consumer to be made);
-`events(...)` subscribes when first read. `follow=False` stops once the stored events are read
-(used to repair a run record no client watched to its end).
+Two ways to read a run's events:
+
+- `events(run_id, after_seq)`, the stored events: an ordered consumer (ephemeral,
+  flow-controlled, no acks) on the run's subject delivering everything from the start; a
+  run's events are few, and filtering `seq <= after_seq` here makes resume-from-Last-Event-ID
+  exact whatever stream sequence the events got. `follow=False` stops once the stored events
+  are read (used to repair a run record no client watched to its end).
+- `open(run_id)`, for a run this request is starting: a plain NATS subscription on the
+  subject (JetStream publishes reach core subscribers too), made before the request is
+  published. It costs no round trip and no consumer on the server, and an event arrives as it
+  is published rather than after it was stored. Core NATS does not redeliver, so the feed
+  checks what it gets against the events' own numbering (`seq` is 1, 2, 3, ... per run): a
+  gap, or a quiet spell after which the stream holds events this feed has not seen (a
+  reconnect lost some), hands over to the ordered consumer from the last seq delivered.
+  Duplicates (an event republished after a lost ack) are dropped by seq.
 """
 
 from __future__ import annotations
@@ -59,6 +67,75 @@ class Feed:
                 await sub.unsubscribe()
 
 
+class LiveFeed:
+    """A run's events as they are published, in seq order, falling back to the stored
+    events (`Feed`) whenever it cannot be sure it saw every one (see the module doc)."""
+
+    def __init__(self, sub, catch_up, check_s: float = 2.0):
+        self.sub, self.catch_up, self.check_s = sub, catch_up, check_s
+        self.last_seq = 0
+        self.stored: Feed | None = None   # after a hand-over: the ordered consumer
+
+    def __aiter__(self) -> LiveFeed:
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        while self.stored is None:
+            if self.sub is None:
+                raise StopAsyncIteration
+            try:
+                msg = await self.sub.next_msg(timeout=self.check_s)
+            except TimeoutError:
+                if await self.catch_up.stored_beyond(self.last_seq):
+                    await self._hand_over()
+                continue
+            ev = RunEvent.model_validate_json(msg.data)
+            if ev.seq <= self.last_seq:
+                continue  # a republished event already delivered
+            if ev.seq > self.last_seq + 1:
+                await self._hand_over()  # one or more were missed: the stream has them
+                break
+            self.last_seq = ev.seq
+            return ev
+        ev = await anext(self.stored)
+        self.last_seq = ev.seq
+        return ev
+
+    async def _hand_over(self) -> None:
+        log.info("run feed reads the stored events", after_seq=self.last_seq)
+        await self._unsubscribe()
+        self.stored = Feed(await self.catch_up.subscribe(), self.last_seq)
+
+    async def _unsubscribe(self) -> None:
+        if self.sub is not None:
+            sub, self.sub = self.sub, None
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def aclose(self) -> None:
+        await self._unsubscribe()
+        if self.stored is not None:
+            await self.stored.aclose()
+
+
+class _StoredEvents:
+    """What a LiveFeed needs of the stream: is there more than it saw, and an ordered consumer."""
+
+    def __init__(self, bus: NatsRunBus, run_id: str):
+        self.bus, self.run_id = bus, run_id
+
+    async def stored_beyond(self, seq: int) -> bool:
+        js = self.bus.broker.connection.jetstream()
+        try:
+            msg = await js.get_last_msg(bus.RUN_EVENTS.name, bus.run_events(self.run_id))
+        except Exception:  # nothing stored yet (or the stream is unreachable: look again later)
+            return False
+        return RunEvent.model_validate_json(msg.data).seq > seq
+
+    async def subscribe(self):
+        return await self.bus._subscribe(self.run_id)
+
+
 class NatsRunBus:
     def __init__(self, broker: NatsBroker):
         self.broker = broker
@@ -74,8 +151,10 @@ class NatsRunBus:
         return await js.subscribe(bus.run_events(run_id), stream=bus.RUN_EVENTS.name, ordered_consumer=True,
                                   deliver_policy=DeliverPolicy.ALL)
 
-    async def open(self, run_id: str) -> Feed:
-        return Feed(await self._subscribe(run_id))
+    async def open(self, run_id: str) -> LiveFeed:
+        # No round trip: the SUB goes out on the connection ahead of the request published next.
+        sub = await self.broker.connection.subscribe(bus.run_events(run_id))
+        return LiveFeed(sub, _StoredEvents(self, run_id))
 
     async def events(self, run_id: str, after_seq: int = 0, *, follow: bool = True,
                      first_wait_s: float = 0.5) -> AsyncIterator[RunEvent]:
