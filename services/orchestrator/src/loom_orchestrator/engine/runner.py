@@ -9,7 +9,8 @@ are ready at once run concurrently (bounded by `max_parallel`), so independent b
 overlap, and a join waits for every branch that was taken. The decisions depend only on
 node results, never on timing, so a resumed run takes the same path.
 
-Durability: before a node with side effects starts, the journal notes it as running;
+Durability: before a node with side effects starts, the journal notes it as running (a
+model call's first start: while it starts, see `_node`);
 when it ends the journal keeps its inputs, outputs, status, timings and tokens. A resumed
 run takes finished nodes' results from the journal without running or announcing them
 again, and starts a node that was in flight again at most `max_node_restarts` times.
@@ -153,7 +154,15 @@ class Engine:
         self.events.emit("node_started", {**base, "created_at": int(self.run.clock())}, nid)
         # Pure nodes (no side effect) are not noted as running: re-running one after a crash
         # is harmless, and skipping the write halves the journal cost of a long template chain.
-        if not getattr(impl, "pure", False) or rec is not None:
+        noting: asyncio.Task | None = None
+        if rec is None and node.data.type in MODEL_NODES:
+            # A model call's first start: its note goes alongside the call instead of before it
+            # (one round trip less before the first token). The call runs in another service,
+            # so it cannot be what kills this worker; a worker dying before the note lands only
+            # leaves the node unnoted, to be run again like any node in flight.
+            noting = asyncio.create_task(self.journal.started(self.run.run_id, record))
+            noting.add_done_callback(_retrieve)
+        elif not getattr(impl, "pure", False) or rec is not None:
             record.starts = await self.journal.started(self.run.run_id, record)
             if record.starts > 1 + self.run.limits.max_node_restarts:
                 return await self._fail(scope, node, record, base, pool, outcome, key,
@@ -167,7 +176,9 @@ class Engine:
         except (RunAborted, asyncio.CancelledError):
             raise
         except Exception as exc:
+            await _noted(noting, record)
             return await self._fail(scope, node, record, base, pool, outcome, key, exc, t0)
+        await _noted(noting, record)
         return await self._succeed(scope, node, record, base, pool, outcome, key, result, t0)
 
     async def _attempts(self, impl: Any, node: Node, ctx: NodeContext, base: dict, container: bool) -> NodeResult:
@@ -296,6 +307,18 @@ class Engine:
                            stream=stream, run_scope=self.run_scope, timeout_s=timeout,
                            say=lambda text: say(text, node.id),
                            streamed=lambda nid: (prefix + nid) in self.state.streamed)
+
+
+async def _noted(noting: asyncio.Task | None, record: NodeRecord) -> None:
+    """Wait for a start note sent alongside the node: the finished record must land after it
+    (the note's upsert marks the node running)."""
+    if noting is not None:
+        record.starts = await noting
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # a note abandoned with its cancelled node: no "never retrieved" noise
 
 
 def _describe(exc: BaseException) -> str:
