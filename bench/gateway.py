@@ -181,7 +181,8 @@ async def measure(stack, quick: bool) -> dict:
         # ... and at 8 streams, so the c8 figures are not the connection pools growing.
         await rounds(lambda: stack_ttft(client, chat_key), 8, 1)
         await rounds(lambda: openai_ttft(client, chat_key), 8, 1)
-        for conc, n in ((1, 6 if quick else 20), (8, 1 if quick else 4)):
+        # Enough rounds that a p50 means something on a noisy 2-core machine, even in --quick.
+        for conc, n in ((1, 20 if quick else 40), (8, 2 if quick else 6)):
             direct, full, oai, record = [], [], [], []
             means = {key: [] for key in HISTOGRAMS}
             for _ in range(n):  # interleaved rounds

@@ -48,8 +48,9 @@ from loom_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
-ROUTERS = (console_auth, console_workspaces, console_apps, service_runs, service_app, service_datasets,
-           openai_compat)
+# Routes are matched in order, one by one: the API that apps call on every request comes first.
+ROUTERS = (service_runs, service_app, openai_compat, service_datasets, console_auth, console_workspaces,
+           console_apps)
 
 
 def jwt_secret(settings: GatewaySettings) -> str:

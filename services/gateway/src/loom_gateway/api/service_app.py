@@ -99,9 +99,9 @@ async def preview(file_id: str, request: Request, p: Principal = require(Perm.AP
 @router.get("/parameters", name="service.parameters")
 async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), user: str | None = Query(None)) -> dict:
     g = gw(request)
-    app = await g.apps.get(p.tenant_id, p.app_id)
-    doc = await (g.apps.version_dsl(p.tenant_id, p.app_id, "published") if app["published_version"]
-                 else g.apps.draft(p.tenant_id, p.app_id))
+    # The key's admission already read the published version; its DSL is kept in memory.
+    doc = ((await g.apps.published(p.tenant_id, p.app_id, p.app_version)).dsl if p.app_version is not None
+           else await g.apps.draft(p.tenant_id, p.app_id))
     cfg = (doc.get("workflow") or {}).get("features") or {}
     return {"opening_statement": cfg.get("opening_statement", ""),
             "suggested_questions": cfg.get("suggested_questions", []),
