@@ -1,14 +1,19 @@
 """Client channels to other Loom services, the same way everywhere.
 
-`channel(addr)` gives a grpc.aio channel with the OpenTelemetry client interceptor, so the
-callee's spans join the caller's trace; `call_metadata()` adds Loom's tenant and run ids.
-Every call should pass a `timeout=` (a deadline): no side effect without one.
+`channel(addr)` gives a grpc.aio channel; `call_metadata()` gives what every call sends along:
+the W3C trace context of the current span (so the callee's server span joins the caller's
+trace) and Loom's tenant and run ids. Every call should pass both `metadata=call_metadata(...)`
+and a `timeout=` (a deadline: no side effect without one).
+
+No OpenTelemetry client interceptor: grpc.aio runs an interceptor in a task of its own before
+the call's own task, so on a busy event loop the request waited behind everything else ready
+twice more (measured on the orchestrator's path to a model's first token); the trace context
+it would add is already in `call_metadata`, and the callee's span times the call.
 """
 
 from __future__ import annotations
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from loom_common.telemetry import grpc_metadata
 
@@ -24,7 +29,7 @@ _OPTIONS = [
 
 def channel(addr: str) -> grpc.aio.Channel:
     """An insecure channel (inside the cluster); must be created inside a running loop."""
-    return grpc.aio.insecure_channel(addr, options=_OPTIONS, interceptors=aio_client_interceptors())
+    return grpc.aio.insecure_channel(addr, options=_OPTIONS)
 
 
 def call_metadata(*, tenant_id: str | None = None, run_id: str | None = None) -> list[tuple[str, str]]:
