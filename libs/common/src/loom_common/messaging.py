@@ -63,6 +63,15 @@ def deliveries(msg: NatsMessage) -> int:
         return 1
 
 
+def stored_at(msg: NatsMessage) -> float | None:
+    """When JetStream stored this message (the server's wall clock, epoch seconds); None when
+    unknown (a message not from a stream, e.g. in tests)."""
+    try:
+        return msg.raw_message.metadata.timestamp.timestamp()
+    except Exception:
+        return None
+
+
 @contextlib.asynccontextmanager
 async def handling(msg: NatsMessage, consumer: bus.Consumer, broker: NatsBroker | None = None
                    ) -> AsyncIterator[None]:

@@ -40,6 +40,7 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
     @rt.on_start
     async def _start(rt: ServiceRuntime) -> None:
         await align_consumer(rt.broker, settings.runs_ack_wait_s)
+        worker.stops.listening()  # the broker started: the stop subscription is live
         tasks.append(asyncio.create_task(watch_backlog(rt.broker, settings.backlog_every_s, metrics.QUEUE_BACKLOG)))
 
     @rt.on_stop

@@ -33,6 +33,7 @@ from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
 from loom_orchestrator.events import RunEventPublisher, cancel_requested, last_seq
 from loom_orchestrator.settings import OrchestratorSettings
+from loom_orchestrator.stops import StopsHeard
 from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
 from loom_orchestrator.workflow import RunOutcome, execute_run, stopped
 
@@ -50,6 +51,7 @@ class Worker:
                                 max_parallel=settings.max_parallel_nodes)
         self.active: dict[str, asyncio.Task] = {}  # run id -> the task executing its graph
         self.stop_reasons: dict[str, str] = {}
+        self.stops = StopsHeard()  # stops heard for runs not running here (yet)
 
     # ---- bus entry points ----------------------------------------------------------------
 
@@ -60,13 +62,14 @@ class Worker:
         async with messaging.handling(msg, self.consumer, self.broker):
             beat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.run(event, delivery=messaging.deliveries(msg))
+                await self.run(event, delivery=messaging.deliveries(msg), stored_at=messaging.stored_at(msg))
             finally:
                 beat.cancel()
 
     def cancel(self, run_id: str, reason: str) -> bool:
         task = self.active.get(run_id)
         if task is None:
+            self.stops.heard(run_id, reason)  # it may be waiting in the queue for this worker
             return False
         self.stop_reasons[run_id] = reason
         task.cancel()  # cancels the node tasks, and with them any gRPC call (generation stops upstream)
@@ -80,14 +83,17 @@ class Worker:
 
     # ---- one run -------------------------------------------------------------------------
 
-    async def run(self, event: RunRequested, *, delivery: int = 1) -> RunOutcome | None:
+    async def run(self, event: RunRequested, *, delivery: int = 1, stored_at: float | None = None
+                  ) -> RunOutcome | None:
         """Latency matters here (time to first token): all a run waits for before its first
         node is one statement, the claim (record + mark running and, for chats, the
         conversation's turns and variables). A run this delivery recorded has no journal and
         no events yet, so neither is read back; a stop requested before this worker took
         the run is looked up while the run starts (`_execute`). The claim raises Superseded
         for a stale `delivery` (a higher-numbered one claimed the run): nothing runs, and the
-        message is left unsettled for the delivery that owns it."""
+        message is left unsettled for the delivery that owns it. A stop requested before this
+        worker took the run is found in the stops it heard, or looked up when it may not have
+        heard it (`stops.py`; `stored_at`: when JetStream stored the request)."""
         pool = self._pool()
         store = PgRunStore(pool)
         chat = event.app_mode in ("chatflow", "chat", "agent")
@@ -110,7 +116,7 @@ class Worker:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
                 journal = PgJournal(pool, event.tenant_id, fresh=claim.created)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
-                                              announce_start=seq == 0)
+                                              announce_start=seq == 0, stored_at=stored_at)
         except BaseException:
             # The run will be redelivered and resumed, and its resumption does not announce the
             # nodes it replays: publish what was emitted so far (briefly), then let go.
@@ -133,14 +139,17 @@ class Worker:
         return outcome
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
-                       events: RunEventPublisher, variables: dict, *, announce_start: bool) -> RunOutcome:
+                       events: RunEventPublisher, variables: dict, *, announce_start: bool,
+                       stored_at: float | None = None) -> RunOutcome:
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
                                                announce_start=announce_start, observer=metrics.Observer()))
         self.active[event.run_id] = task
         try:
-            # A stop published before the run was registered above was not heard by the stop
-            # listener; it is kept by the RUN_CONTROL stream. Looked up while the run starts.
-            reason = await cancel_requested(self.broker, event.run_id)
+            # A stop published before the run was registered above: heard and remembered, or
+            # (when this worker may not have heard it) kept by the RUN_CONTROL stream.
+            reason = self.stops.reason(event.run_id)
+            if reason is None and not self.stops.covers(stored_at):
+                reason = await cancel_requested(self.broker, event.run_id)
             if reason is not None:
                 self.cancel(event.run_id, reason)
             return await task
