@@ -15,6 +15,8 @@ with --inference-addr and a console token of a running `make up` stack).
    two is interleaved in the same rounds, so machine noise hits both alike).
 3. Non-LLM throughput: GET /v1/parameters with an app key (auth, rate-limit counters, app
    lookup) from 16 concurrent clients for a fixed time.
+4. CPU per chat run of each process (gateway, orchestrator, inference, NATS, Postgres) over the
+   single-stream rounds: steadier than latency on a shared machine, and what 8 streams share.
 
     .venv/bin/python bench/gateway.py --quick     # about a minute, most of it starting the stack
     .venv/bin/python bench/gateway.py
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
@@ -167,9 +171,27 @@ def p50(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def measure(stack, quick: bool) -> dict:
+def cpu_seconds(procs: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) of each named process and its children so far."""
+    out = {}
+    for name, pid in procs.items():
+        total = 0.0
+        try:
+            root = psutil.Process(pid)
+            for p in (root, *root.children(recursive=True)):
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+        except psutil.Error:
+            pass
+        out[name] = total
+    return out
+
+
+async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) -> dict:
     _, chat_key = app_with_key(stack, "chatflow", GRAPH, name="bench")
     _, param_key = app_with_key(stack, "chat", name="bench-params")
+    procs = {p.name: p.proc.pid for p in stack.procs if p.proc is not None} | (infra_pids or {})
     channel = grpc.aio.insecure_channel(stack.inference_addr)
     stub = pb_grpc.InferenceStub(channel)
     results: dict = {}
@@ -185,10 +207,15 @@ async def measure(stack, quick: bool) -> dict:
         for conc, n in ((1, 20 if quick else 40), (8, 2 if quick else 6)):
             direct, full, oai, record = [], [], [], []
             means = {key: [] for key in HISTOGRAMS}
+            cpu = dict.fromkeys(procs, 0.0)
             for _ in range(n):  # interleaved rounds
                 direct += await rounds(lambda: direct_ttft(stub), conc, 1)
                 before = await histogram_sums(client)
+                cpu_before = cpu_seconds(procs)
                 full += await rounds(lambda rec=record: stack_ttft(client, chat_key, rec), conc, 1)
+                await asyncio.sleep(0.05)  # the run's tail (records, acks) after its last event
+                for name, value in cpu_seconds(procs).items():
+                    cpu[name] += value - cpu_before[name]
                 for key, value in histogram_means(before, await histogram_sums(client)).items():
                     means[key].append(value)
                 oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
@@ -196,7 +223,8 @@ async def measure(stack, quick: bool) -> dict:
             breakdown["gateway_pre_publish"] = p50([sum(r.get(s, 0.0) for s in STAGES) for r in record])
             breakdown.update({key: statistics.fmean(v) for key, v in means.items()})
             results[f"c{conc}"] = {"direct_p50": p50(direct), "stack_p50": p50(full), "openai_p50": p50(oai),
-                                   "n": len(direct), "breakdown": breakdown}
+                                   "n": len(direct), "breakdown": breakdown,
+                                   "cpu_ms_per_run": {k: v * 1000 / len(full) for k, v in cpu.items()}}
     await channel.close()
     rps, lat = await non_llm_rps(stack.gateway_url, param_key, 5 if quick else 15)
     results["non_llm"] = {"rps": rps, "p50_ms": lat}
@@ -216,7 +244,7 @@ def main() -> None:
                             gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"})
         t_ready = time.perf_counter()
         try:
-            res = asyncio.run(measure(stack, args.quick))
+            res = asyncio.run(measure(stack, args.quick, {"nats": nats.proc.pid, "postgres": pg.proc.pid}))
         finally:
             stack.stop()
     finally:
@@ -243,6 +271,9 @@ def main() -> None:
           "subscribed, runs.requested stored (overlapped);\n  gateway_pre_publish = auth+app+start; headers = "
           "client-side time to the response head;\n  first_event = publish -> the run's first event at the "
           "gateway; event_lag = producer stamp -> read off the bus; relay = bus -> SSE frame written")
+    cpu = res["c1"]["cpu_ms_per_run"]
+    print("CPU per chat run at 1 stream (ms, process and children): "
+          + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items()))
     print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
           f"p50 {res['non_llm']['p50_ms']:.1f} ms")
     print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
@@ -259,6 +290,7 @@ def main() -> None:
         "first_event_ms_mean_c8": round(res["c8"]["breakdown"]["first_event"], 2),
         "sse_relay_ms_mean_c1": round(res["c1"]["breakdown"]["relay"], 3),
         "sse_relay_ms_mean_c8": round(res["c8"]["breakdown"]["relay"], 3),
+        **{f"cpu_ms_per_run_c1_{name}": round(ms, 1) for name, ms in cpu.items()},
         "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
         "quick": args.quick}))
 
