@@ -15,15 +15,13 @@ it until the test lets it finish (the test's way to keep slots busy and a run in
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 
 import pytest
 from faststream.nats import NatsBroker
+from orchestrator_fakes import HeldTools
 
-from loom_common import bus, db, messaging
-from loom_common.devstack import infra
-from loom_common.migrations import apply_migrations
+from loom_common import bus, messaging
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
@@ -43,20 +41,6 @@ GRAPH = {
 }
 
 
-class HeldTools:
-    """ToolRunner stand-in: counts executions per run and holds each until its gate opens."""
-
-    def __init__(self) -> None:
-        self.calls: collections.Counter[str] = collections.Counter()
-        self.gates: collections.defaultdict[str, asyncio.Event] = collections.defaultdict(asyncio.Event)
-
-    async def invoke(self, tool, arguments, *, tenant_id, run_id, node_id, timeout_s):
-        self.calls[run_id] += 1
-        await self.gates[run_id].wait()
-        return {"status_code": 200, "body": "ok", "headers": {}}
-
-    async def list_tools(self, tenant_id, timeout_s):
-        return []
 
 
 class ProbeWorker(Worker):
@@ -89,20 +73,8 @@ async def _until(check, what: str, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def nats(tmp_path):
-    server = infra.EmbeddedNats(tmp_path / "nats").start()
-    yield server.url
-    server.stop()
 
 
-@pytest.fixture
-async def pool(database_url):
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
-    pool = await db.create_pool(database_url, schema="orchestrator", min_size=1, max_size=8)
-    yield pool
-    await pool.close()
 
 
 async def test_a_stale_delivery_held_past_the_ack_wait_does_not_run_the_run_again(nats, pool) -> None:

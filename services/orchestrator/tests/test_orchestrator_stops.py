@@ -6,15 +6,12 @@ memory's own rules (`stops.StopsHeard`)."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 
 import pytest
 from faststream.nats import NatsBroker
+from orchestrator_fakes import HeldTools
 
-from loom_common import db
-from loom_common.devstack import infra
-from loom_common.migrations import apply_migrations
 from loom_orchestrator import worker as worker_module
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
@@ -48,36 +45,10 @@ def test_the_memory_covers_runs_stored_after_it_began_listening_and_after_what_i
     assert stops.reason("c") == "user" and stops.reason("c") is None  # used once
 
 
-class HeldTools:
-    """ToolRunner stand-in: counts executions per run and holds each until its gate opens."""
-
-    def __init__(self) -> None:
-        self.calls: collections.Counter[str] = collections.Counter()
-        self.gates: collections.defaultdict[str, asyncio.Event] = collections.defaultdict(asyncio.Event)
-
-    async def invoke(self, tool, arguments, *, tenant_id, run_id, node_id, timeout_s):
-        self.calls[run_id] += 1
-        await self.gates[run_id].wait()
-        return {"status_code": 200, "body": "ok", "headers": {}}
-
-    async def list_tools(self, tenant_id, timeout_s):
-        return []
 
 
-@pytest.fixture
-async def nats(tmp_path):
-    server = infra.EmbeddedNats(tmp_path / "nats").start()
-    yield server.url
-    server.stop()
 
 
-@pytest.fixture
-async def pool(database_url):
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
-    pool = await db.create_pool(database_url, schema="orchestrator", min_size=1, max_size=8)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from loom_common import db
 from loom_common.errors import Superseded
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
-from loom_common.migrations import apply_migrations
 from loom_orchestrator.store import PgConversations, PgRunStore
 from loom_orchestrator.workflow import RunOutcome
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def pool(database_url):
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
-    pool = await db.create_pool(database_url, schema="orchestrator", min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 def _request(tenant: str = "t1", conversation_id: str | None = None, query: str = "q") -> RunRequested:

@@ -1,0 +1,22 @@
+"""Stand-ins for the orchestrator's collaborators, shared by its tests."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+
+class HeldTools:
+    """ToolRunner stand-in: counts executions per run and holds each until its gate opens."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.gates: collections.defaultdict[str, asyncio.Event] = collections.defaultdict(asyncio.Event)
+
+    async def invoke(self, tool, arguments, *, tenant_id, run_id, node_id, timeout_s):
+        self.calls[run_id] += 1
+        await self.gates[run_id].wait()
+        return {"status_code": 200, "body": "ok", "headers": {}}
+
+    async def list_tools(self, tenant_id, timeout_s):
+        return []
