@@ -5,6 +5,18 @@ from __future__ import annotations
 import asyncio
 import collections
 
+from loom_orchestrator.testkit import chain, node
+
+# start -> http-request -> end: its one tool call is what HeldTools holds.
+HELD_GRAPH = {
+    "nodes": [
+        node("start", "start", variables=[]),
+        node("h", "http-request", url="http://127.0.0.1:9/held"),
+        node("end", "end", outputs=[{"variable": "code", "value_selector": ["h", "status_code"]}]),
+    ],
+    "edges": chain("start", "h", "end"),
+}
+
 
 class HeldTools:
     """ToolRunner stand-in: counts executions per run and holds each until its gate opens."""

@@ -19,26 +19,19 @@ import time
 
 import pytest
 from faststream.nats import NatsBroker
-from orchestrator_fakes import HeldTools
+from orchestrator_fakes import HELD_GRAPH, HeldTools
 
 from loom_common import bus, messaging
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
-from loom_orchestrator.testkit import BusClient, chain, node
+from loom_orchestrator.testkit import BusClient
 from loom_orchestrator.worker import Worker
 
 pytestmark = pytest.mark.integration
 
 ACK_WAIT_S = 1.5
-GRAPH = {
-    "nodes": [
-        node("start", "start", variables=[]),
-        node("h", "http-request", url="http://127.0.0.1:9/held"),
-        node("end", "end", outputs=[{"variable": "code", "value_selector": ["h", "status_code"]}]),
-    ],
-    "edges": chain("start", "h", "end"),
-}
+GRAPH = HELD_GRAPH
 
 
 

@@ -10,24 +10,17 @@ import time
 
 import pytest
 from faststream.nats import NatsBroker
-from orchestrator_fakes import HeldTools
+from orchestrator_fakes import HELD_GRAPH, HeldTools
 
 from loom_orchestrator import worker as worker_module
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
-from loom_orchestrator.testkit import BusClient, chain, node
+from loom_orchestrator.testkit import BusClient
 from loom_orchestrator.worker import Worker
 
-GRAPH = {
-    "nodes": [
-        node("start", "start", variables=[]),
-        node("h", "http-request", url="http://127.0.0.1:9/held"),
-        node("end", "end", outputs=[{"variable": "code", "value_selector": ["h", "status_code"]}]),
-    ],
-    "edges": chain("start", "h", "end"),
-}
+GRAPH = HELD_GRAPH
 
 
 def test_the_memory_covers_runs_stored_after_it_began_listening_and_after_what_it_forgot() -> None:
