@@ -117,3 +117,30 @@ async def test_tools_sandbox_runs_side_by_side(sandbox):
                                    sandbox.run("python", bomb, {"i": 9}, 10), return_exceptions=True)
     assert results[:4] == [{"i": i, "files": ["f"]} for i in range(4)]
     assert getattr(results[4], "code", None) == "sandbox_limit"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_child_that_exits_before_reading_its_request_is_a_verdict_not_a_crash(loop: str) -> None:
+    """The pipe to the child can close before the request is written (the child died at once).
+    asyncio says BrokenPipeError; uvloop, which the service runs on, says RuntimeError("...the
+    handler is closed"). Either way the run ends with a verdict on the child's exit."""
+    import asyncio
+    import sys
+
+    import uvloop
+
+    from loom_tools.errors import CodeError
+
+    async def scenario() -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import os; os._exit(3)", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        await proc.wait()  # gone before its request is fed
+        try:
+            await Sandbox(LIMITS, allow_degraded=True)._collect(proc, b"x" * (1 << 20), 5.0)
+        except CodeError as exc:
+            return str(exc)
+        return "no error"
+
+    verdict = uvloop.run(scenario()) if loop == "uvloop" else asyncio.run(scenario())
+    assert "exited with status 3" in verdict

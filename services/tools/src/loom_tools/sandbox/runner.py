@@ -210,10 +210,17 @@ class Sandbox:
                     self._kill(proc)
 
         async def feed() -> None:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            try:
                 proc.stdin.write(request)
                 await proc.stdin.drain()
                 proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the code exited (or was killed) before it read its request
+            except RuntimeError:
+                # uvloop's word for the same: "unable to perform operation on <WriteUnixTransport
+                # closed=True>; the handler is closed".
+                if not proc.stdin.is_closing():
+                    raise
 
         tasks = [asyncio.ensure_future(t) for t in (feed(), pump(proc.stdout, "out"), pump(proc.stderr, "err"))]
         exited = asyncio.ensure_future(proc.wait())
