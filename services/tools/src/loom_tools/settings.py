@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
@@ -16,6 +17,12 @@ class ToolsSettings(ServiceSettings):
                                       populate_by_name=True)
 
     http_port: int = 8083
+    # Python's own event loop, not uvloop (and not the shared LOOM_EVENT_LOOP): uvloop spawns the
+    # sandbox with libuv's plain fork(), and a child forked from this gRPC process runs grpc's
+    # fork handlers; under load such children crashed with SIGSEGV before reading their request
+    # (both fresh-clone CI runs after the switch). CPython's subprocess uses vfork, which skips them.
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "asyncio", validation_alias=AliasChoices("LOOM_TOOLS_EVENT_LOOP", "event_loop"))
     grpc_port: int = 50053
     # State dir shared by the stack (`.loom/` under `make up`); the dev secret key lives here.
     home: Path = Field(Path(os.environ.get("LOOM_HOME", ".loom")),
