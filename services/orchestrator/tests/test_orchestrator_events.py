@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from loom_common.ids import new_id
-from loom_orchestrator.events import RunEventPublisher, _jetstream, last_seq
+from loom_common.messaging import last_run_event_seq
+from loom_orchestrator.events import RunEventPublisher, _jetstream
 from loom_orchestrator.testkit import BusClient
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ async def test_a_burst_is_stored_in_seq_order_and_flush_waits_for_the_acks(nats_
         for i in range(300):
             events.emit("message", {"answer": f"{i} "}, "llm")
         await events.flush()
-        assert await last_seq(client.broker, run_id) == 303  # stored, not just sent
+        assert await last_run_event_seq(client.broker, run_id) == 303  # stored, not just sent
         stored = await client.all_events(run_id)
         assert [e.seq for e in stored] == list(range(4, 304))
         assert "".join(e.data["answer"] for e in stored) == "".join(f"{i} " for i in range(300))

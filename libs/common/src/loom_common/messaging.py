@@ -22,7 +22,7 @@ from nats.js.api import StreamConfig
 
 from loom_common import bus
 from loom_common.errors import PermanentError, RetryableError, Superseded
-from loom_common.events import DeadLetter, Event
+from loom_common.events import DeadLetter, Event, RunEvent
 from loom_common.logging import get_logger
 from loom_common.retry import RetryPolicy
 from loom_common.telemetry import adopt_incoming, outgoing_headers
@@ -70,6 +70,20 @@ def stored_at(msg: NatsMessage) -> float | None:
         return msg.raw_message.metadata.timestamp.timestamp()
     except Exception:
         return None
+
+
+async def last_run_event_seq(broker: NatsBroker, run_id: str) -> int:
+    """The seq of the last event stored on the run's subject (0 if none, or unreadable): where a
+    resumed run goes on numbering, and how a reader knows it has missed some."""
+    js = broker.connection.jetstream()
+    try:
+        msg = await js.get_last_msg(bus.RUN_EVENTS.name, bus.run_events(run_id))
+    except Exception:  # nats.js.errors.NotFoundError: nothing published yet
+        return 0
+    try:
+        return RunEvent.model_validate_json(msg.data).seq
+    except ValueError:
+        return 0
 
 
 @contextlib.asynccontextmanager

@@ -61,6 +61,7 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout
 # it, a clash fails loudly at start-up.
 GRPC_EXCLUSIVE_PORT = [("grpc.so_reuseport", 0)]
 
+
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     if name == "uvloop":
         import uvloop

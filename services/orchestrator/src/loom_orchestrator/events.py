@@ -27,19 +27,6 @@ log = get_logger(__name__)
 ACK_TIMEOUT_S = 5.0
 
 
-async def last_seq(broker: NatsBroker, run_id: str) -> int:
-    """The seq of the last event already on the run's subject (0 if none)."""
-    js = broker.connection.jetstream()
-    try:
-        msg = await js.get_last_msg(bus.RUN_EVENTS.name, bus.run_events(run_id))
-    except Exception:  # nats.js.errors.NotFoundError: nothing published yet
-        return 0
-    try:
-        return RunEvent.model_validate_json(msg.data).seq
-    except ValueError:
-        return 0
-
-
 async def cancel_requested(broker: NatsBroker, run_id: str) -> str | None:
     """A stop published before this worker took the run (kept by the RUN_CONTROL stream)."""
     from loom_common.events import RunCancelRequested

@@ -31,7 +31,7 @@ from loom_common.logging import get_logger
 from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
-from loom_orchestrator.events import RunEventPublisher, cancel_requested, last_seq
+from loom_orchestrator.events import RunEventPublisher, cancel_requested
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
 from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
@@ -104,7 +104,7 @@ class Worker:
             log.info("run already finished; redelivery acked", run_id=event.run_id)
             return None
         metrics.RUNS_STARTED.inc()
-        seq = 0 if claim.created else await last_seq(self.broker, event.run_id)
+        seq = 0 if claim.created else await messaging.last_run_event_seq(self.broker, event.run_id)
         events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq)
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id, message_id=event.run_id if chat else None,

@@ -125,12 +125,8 @@ class _StoredEvents:
         self.bus, self.run_id = bus, run_id
 
     async def stored_beyond(self, seq: int) -> bool:
-        js = self.bus.broker.connection.jetstream()
-        try:
-            msg = await js.get_last_msg(bus.RUN_EVENTS.name, bus.run_events(self.run_id))
-        except Exception:  # nothing stored yet (or the stream is unreachable: look again later)
-            return False
-        return RunEvent.model_validate_json(msg.data).seq > seq
+        # Nothing stored, or the stream unreachable, reads 0: look again after the next spell.
+        return await messaging.last_run_event_seq(self.bus.broker, self.run_id) > seq
 
     async def subscribe(self):
         return await self.bus._subscribe(self.run_id)
