@@ -10,9 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
 
-from loom_common import db
 from loom_common.devstack import infra
-from loom_common.migrations import apply_migrations
+from loom_common.testing import migrated_pool
 from loom_orchestrator.testkit import Harness
 
 
@@ -24,11 +23,9 @@ def harness() -> Harness:
 @pytest.fixture
 async def pool(database_url):
     """A pool on the orchestrator's schema of the session's Postgres, migrated."""
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "orchestrator", "loom_orchestrator.migrations")
-    pool = await db.create_pool(database_url, schema="orchestrator", min_size=1, max_size=8)
-    yield pool
-    await pool.close()
+    async with migrated_pool(database_url, "orchestrator", "loom_orchestrator.migrations", min_size=1,
+                             max_size=8) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ import uuid
 
 import pytest
 
-from loom_common import db
 from loom_common.errors import PermanentError
 from loom_common.events import DocumentIngestRequested, DocumentStatus
-from loom_common.migrations import apply_migrations
+from loom_common.testing import migrated_pool
 from loom_rag.domain.chunking import ChunkingConfig
 from loom_rag.domain.errors import AlreadyExists, EmbeddingMismatch, InvalidArgument, NotFound
 from loom_rag.domain.models import MetadataFilter, RetrievalQuery, SearchMethod
@@ -69,13 +68,8 @@ class Rag:
 
 @pytest.fixture
 async def rag(database_url, tmp_path, builders):
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "rag", "loom_rag.migrations")
-    pool = await db.create_pool(database_url, schema="rag")
-    try:
+    async with migrated_pool(database_url, "rag", "loom_rag.migrations") as pool:
         yield await Rag(pool, tmp_path, builders.embedder()).setup()
-    finally:
-        await pool.close()
 
 
 def tenant() -> str:

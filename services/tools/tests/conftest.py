@@ -15,10 +15,9 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from loom_common import db
 from loom_common.devstack import infra
 from loom_common.ids import new_id
-from loom_common.migrations import apply_migrations
+from loom_common.testing import migrated_pool
 from loom_tools.settings import ToolsSettings
 from loom_tools.toolbox import build_toolbox
 
@@ -92,11 +91,8 @@ def api_server() -> Iterator[LoopbackServer]:
 
 @pytest.fixture
 async def pool(database_url: str):
-    await db.ensure_database(database_url)
-    await apply_migrations(database_url, "tools", "loom_tools.migrations")
-    p = await db.create_pool(database_url, schema="tools", min_size=1, max_size=4)
-    yield p
-    await p.close()
+    async with migrated_pool(database_url, "tools", "loom_tools.migrations", min_size=1, max_size=4) as p:
+        yield p
 
 
 @pytest.fixture

@@ -8,19 +8,22 @@ servers instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from loom_common import db
 from loom_common.devstack import infra
+from loom_common.migrations import apply_migrations
 
 
 def _state_root() -> Path:
@@ -59,6 +62,19 @@ def database_url(loom_state_dir: Path) -> Iterator[str]:
         yield server.url("loom_test")
     finally:
         server.stop()
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(database_url: str, schema: str, migrations: str, **pool_kw) -> AsyncIterator:
+    """A pool on a service's schema, the database made ready and migrated as the service itself
+    does at start-up (for tests of a service's store without running the service)."""
+    await db.ensure_database(database_url)
+    await apply_migrations(database_url, schema, migrations)
+    pool = await db.create_pool(database_url, schema=schema, **pool_kw)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 class ServiceProcess:
