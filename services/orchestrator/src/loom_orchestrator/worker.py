@@ -88,8 +88,7 @@ class Worker:
         """Latency matters here (time to first token): all a run waits for before its first
         node is one statement, the claim (record + mark running and, for chats, the
         conversation's turns and variables). A run this delivery recorded has no journal and
-        no events yet, so neither is read back; a stop requested before this worker took
-        the run is looked up while the run starts (`_execute`). The claim raises Superseded
+        no events yet, so neither is read back. The claim raises Superseded
         for a stale `delivery` (a higher-numbered one claimed the run): nothing runs, and the
         message is left unsettled for the delivery that owns it. A stop requested before this
         worker took the run is found in the stops it heard, or looked up when it may not have
@@ -141,17 +140,19 @@ class Worker:
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
                        stored_at: float | None = None) -> RunOutcome:
+        # A stop published before the run is registered below was not heard as a stop of an active
+        # run: remembered by this worker, or (when it may not have heard it) kept by RUN_CONTROL.
+        reason = self.stops.reason(event.run_id)
+        if reason is not None:
+            return stopped(ctx, events, reason)
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
                                                announce_start=announce_start, observer=metrics.Observer()))
         self.active[event.run_id] = task
         try:
-            # A stop published before the run was registered above: heard and remembered, or
-            # (when this worker may not have heard it) kept by the RUN_CONTROL stream.
-            reason = self.stops.reason(event.run_id)
-            if reason is None and not self.stops.covers(stored_at):
+            if not self.stops.covers(stored_at):  # looked up while the run starts
                 reason = await cancel_requested(self.broker, event.run_id)
-            if reason is not None:
-                self.cancel(event.run_id, reason)
+                if reason is not None:
+                    self.cancel(event.run_id, reason)
             return await task
         except asyncio.CancelledError:
             reason = self.stop_reasons.pop(event.run_id, None)
