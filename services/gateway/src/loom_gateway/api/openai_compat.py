@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from loom_common.ids import new_id
+from loom_common.logging import get_logger
 from loom_gateway.api.deps import gw, require
 from loom_gateway.clients.inference import GenerateArgs
-from loom_gateway.domain.errors import BadRequest
+from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible api"])
@@ -100,6 +101,21 @@ def _args(body: ChatCompletionBody) -> GenerateArgs:
                         tool_choice=choice or "", json_schema=schema, request_id=new_id())
 
 
+log = get_logger(__name__)
+
+
+def stream_error(exc: Exception) -> dict:
+    """A failure after the stream started, as OpenAI's in-stream `{"error": {...}}` event (its
+    SDK raises it as APIError): the status line was sent, so it cannot be an HTTP error any more."""
+    if not isinstance(exc, ApiError):
+        log.error("stream failed", error=repr(exc))
+        exc = Upstream("the stream failed", status=500, code="internal_server_error")
+    kind = ("rate_limit_error" if exc.status == 429 else "invalid_request_error" if exc.status < 500
+            else "server_error")
+    return {"data": json.dumps({"error": {"message": exc.message, "type": kind, "param": exc.field,
+                                          "code": exc.code}})}
+
+
 def _calls(tool_calls) -> list[dict]:
     return [{"index": i, "id": c.id or f"call_{new_id()[-12:]}", "type": "function",
              "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(tool_calls)]
@@ -135,6 +151,8 @@ async def chat_completions(body: ChatCompletionBody, request: Request, p: Princi
                                  "total_tokens": tokens}
                         yield {"data": chunk({}, "tool_calls" if c.tool_calls else c.finish_reason, model, usage)}
                 yield {"data": "[DONE]"}
+            except Exception as exc:  # inference unreachable, or gone mid-answer
+                yield stream_error(exc)
             finally:
                 await g.limits.charge_tokens(p, tokens)
 

@@ -63,6 +63,12 @@ def hand_off(g: Gateway, run: StartedRun, fold: Fold) -> None:
     task.add_done_callback(g.watchers.discard)
 
 
+def _error(run: StartedRun, status: int, code: str, message: str) -> dict:
+    """Dify's in-stream error event: the stream's last, once the status line is sent."""
+    return {"data": json.dumps({"event": "error", "task_id": run.run_id, "status": status, "code": code,
+                                "message": message})}
+
+
 def _observe_arrival(run: StartedRun, ev: RunEvent, received: float) -> None:
     if run.published_at is not None:  # a run this request started: how long the first event took
         timing.FIRST_EVENT.observe(received - run.published_at)
@@ -84,9 +90,13 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                yield {"data": json.dumps({"event": "error", "task_id": run.run_id, "status": 504,
-                                           "code": "run_timeout", "message": "the run sent no event for "
-                                           f"{g.settings.stream_idle_timeout_s:.0f} s"})}
+                yield _error(run, 504, "run_timeout",
+                             f"the run sent no event for {g.settings.stream_idle_timeout_s:.0f} s")
+                return
+            except Exception as exc:  # the bus failed under the feed; the run goes on without us
+                log.warning("run feed failed", run_id=run.run_id, error=repr(exc))
+                yield _error(run, 503, "service_unavailable", "the run's event feed failed; the run goes on: "
+                             "read its outcome later or reconnect with Last-Event-ID")
                 return
             received = time.perf_counter()
             _observe_arrival(run, ev, received)

@@ -1,0 +1,66 @@
+"""A stream that has started cannot turn into an HTTP error any more: when what feeds it fails
+(inference unreachable or gone mid-answer, the run feed broken), the client gets the failure as
+the stream's last event, in the shape its SDK understands, and the request is not a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from gateway_testkit import make_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def data_lines(text: str) -> list[str]:
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_openai_stream_ends_with_an_error_event_when_inference_is_unreachable(gateway, admin) -> None:
+    # The test gateway's inference address is a port nothing listens on.
+    _, key = await make_app(gateway.client, admin, "chat")
+    r = await gateway.client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                  json={"model": "gemma3:270m", "stream": True,
+                                        "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    lines = data_lines(r.text)
+    assert json.loads(lines[0])["choices"][0]["delta"]["role"] == "assistant"
+    error = json.loads(lines[-1])["error"]  # what the openai SDK raises as APIError
+    assert error["code"] == "service_unavailable" and "inference" in error["message"]
+    assert error["type"] == "server_error"
+    assert "[DONE]" not in lines
+
+
+async def test_dify_stream_ends_with_an_error_event_when_its_feed_fails_and_the_run_is_still_recorded(
+        gateway, admin, orchestrator, monkeypatch) -> None:
+    from loom_gateway.bus import runs
+
+    real_next = runs.LiveFeed.__anext__
+    served = 0
+
+    async def failing_next(self):  # the bus breaks under the request's feed after two events
+        nonlocal served
+        if served == 2:
+            raise ConnectionError("nats: connection closed")
+        served += 1
+        return await real_next(self)
+
+    monkeypatch.setattr(runs.LiveFeed, "__anext__", failing_next)
+    c = gateway.client
+    _, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    r = await c.post("/v1/chat-messages", headers=h, json={"inputs": {}, "query": "hi", "user": "u1",
+                                                           "response_mode": "streaming"})
+    assert r.status_code == 200
+    events = [json.loads(x) for x in data_lines(r.text)]
+    assert [e["event"] for e in events] == ["workflow_started", "message", "error"]
+    assert events[-1]["status"] == 503 and events[-1]["code"] == "service_unavailable"
+    conv = events[0]["conversation_id"]
+    # The run went on: the gateway's watcher followed it on a new subscription and recorded it.
+    for _ in range(100):
+        msgs = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)).json()
+        if msgs["data"] and msgs["data"][0]["answer"]:
+            break
+        await asyncio.sleep(0.1)
+    assert msgs["data"][0]["answer"] == "tok0 tok1 tok2 "
