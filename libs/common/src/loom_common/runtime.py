@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -207,6 +208,9 @@ class ServiceRuntime:
         stop_task.cancel()
 
     def run(self) -> None:
+        # A crash in native code (llama.cpp, grpc, a driver) kills the process before any log
+        # line: faulthandler writes every thread's Python stack to stderr (the service log) first.
+        faulthandler.enable()
         # uvloop: the event loop and its sockets in C (asyncpg, NATS, uvicorn and grpc.aio all
         # run on it); a loaded gateway answered ~1.5x the requests per CPU second with it.
         with asyncio.Runner(loop_factory=_loop_factory(self.settings.event_loop)) as runner:
