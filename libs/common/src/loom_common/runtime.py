@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -103,6 +104,11 @@ class ServiceRuntime:
                     NatsPrometheusMiddleware(registry=REGISTRY, app_name=name, metrics_prefix="loom"),
                 ],
                 max_reconnect_attempts=-1,
+                # FastStream's own lines through the service's JSON log; its two lines per
+                # message ("Received", "Processed") at DEBUG: at INFO they were most of a
+                # worker's log and cost CPU on every message.
+                logger=logging.getLogger("faststream"),
+                log_level=logging.DEBUG,
             )
         self.pool: asyncpg.Pool | None = None
         # FastAPI's own OpenTelemetry keeps the request's server span (the trace a run carries
