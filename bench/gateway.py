@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -250,6 +251,7 @@ def main() -> None:
     finally:
         pg.stop()
         nats.stop()
+        shutil.rmtree(root, ignore_errors=True)  # ~50 MB a run (Postgres, JetStream, logs)
     rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added", "OpenAI route p50",
              "added")]
     for c in ("c1", "c8"):
