@@ -240,6 +240,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="loom-bench-gw-"))
     nats = infra.EmbeddedNats(root / "nats").start()
     pg = infra.EmbeddedPostgres(root / "pg").start()
+    res = None
     try:
         stack = start_stack(nats.url, pg.url("loom_bench"), root / "home",
                             gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"})
@@ -251,7 +252,10 @@ def main() -> None:
     finally:
         pg.stop()
         nats.stop()
-        shutil.rmtree(root, ignore_errors=True)  # ~50 MB a run (Postgres, JetStream, logs)
+        if res is None:  # a failed run keeps the services' logs
+            print(f"logs kept in {root / 'home'}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)  # ~50 MB a run (Postgres, JetStream, logs)
     rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added", "OpenAI route p50",
              "added")]
     for c in ("c1", "c8"):
