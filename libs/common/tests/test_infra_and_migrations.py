@@ -7,6 +7,7 @@ import pytest
 from faststream.nats import NatsBroker
 
 from loom_common import bus, db, messaging
+from loom_common.devstack import infra
 from loom_common.migrations import MigrationError, apply_migrations
 
 pytestmark = pytest.mark.integration
@@ -62,3 +63,11 @@ async def test_every_stream_is_declared(nats_url: str) -> None:
             assert sorted(info.config.subjects) == sorted(stream.subjects)
     finally:
         await broker.stop()
+
+
+def test_an_embedded_postgres_leaves_no_socket_dir_behind(tmp_path) -> None:
+    pg = infra.EmbeddedPostgres(tmp_path / "pg").start()
+    socket_dir = infra.socket_dir_for(tmp_path / "pg")
+    assert any(socket_dir.iterdir())  # its socket lives there while it runs
+    pg.stop()
+    assert not socket_dir.exists()

@@ -8,6 +8,7 @@ data directory must then be reachable by that user (keep it under the repo, not 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -124,10 +125,14 @@ def prepare_postgres(data_dir: Path) -> str | None:
     return user
 
 
-def socket_dir_for(data_dir: Path) -> Path:
+def _socket_dir_path(data_dir: Path) -> Path:
     # Unix socket paths are limited to ~100 bytes: keep the socket dir short.
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
-    d = Path("/tmp") / f"loom-pg-{digest}"
+    return Path("/tmp") / f"loom-pg-{digest}"
+
+
+def socket_dir_for(data_dir: Path) -> Path:
+    d = _socket_dir_path(data_dir)
     d.mkdir(exist_ok=True)
     d.chmod(0o777)
     return d
@@ -204,3 +209,5 @@ class EmbeddedPostgres:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        with contextlib.suppress(OSError):  # its socket went with it: leave no empty dir in /tmp
+            _socket_dir_path(self.data_dir).rmdir()
