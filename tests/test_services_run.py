@@ -22,7 +22,7 @@ async def test_all_five_services_run_and_drain(run_service, database_url) -> Non
         env = {}
         if name in ("inference", "tools", "rag"):
             env[f"LOOM_{name.upper()}_GRPC_PORT"] = str(infra.free_port())
-        procs[name] = run_service(name, env=env)
+        procs[name] = run_service(name, env=env, timeout_s=120 if name == "inference" else 60)
     for name, proc in procs.items():
         assert httpx.get(proc.base_url + "/healthz").json()["service"] == name
         ready = httpx.get(proc.base_url + "/readyz")

@@ -94,7 +94,7 @@ def inference_service(nats_url, database_url, model_server, tmp_path_factory) ->
     env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(home),
            "LOOM_INFERENCE_HTTP_PORT": str(http_port), "LOOM_INFERENCE_GRPC_PORT": str(grpc_port),
            "LOOM_INFERENCE_REGISTRY_URL": model_server.url, "PYTHONUNBUFFERED": "1"}
-    proc = ServiceProcess("inference", env, http_port, home / "inference.log").start()
+    proc = ServiceProcess("inference", env, http_port, home / "inference.log").start(120)  # models load first
     proc.grpc_port = grpc_port  # type: ignore[attr-defined]
     proc.home = home  # type: ignore[attr-defined]
     yield proc

@@ -32,7 +32,10 @@ def _running(base_url: str) -> float:
 async def test_inference_grpc_end_to_end(run_service) -> None:
     port = infra.free_port()
     svc = run_service("inference", env={"LOOM_INFERENCE_GRPC_PORT": str(port),
-                                        "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "2"})
+                                        "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "2"}, timeout_s=120)
+    # Ready means the bundled models are loaded: a request now does not wait for a load.
+    assert httpx.get(svc.base_url + "/readyz").json()["checks"]["models"] is True
+    assert "gemma3:270m" in {m["name"] for m in httpx.get(svc.base_url + "/api/ps").json()["models"]}
     async with channel(f"127.0.0.1:{port}") as ch:
         stub = inference_pb2_grpc.InferenceStub(ch)
 

@@ -199,3 +199,31 @@ def test_inference_config_toml_with_env_override(tmp_path, monkeypatch) -> None:
     assert s.performance.max_parallel == 2 and s.http_port == 999 and s.performance.flash_attention
     router = build_router(s)
     assert router.resolve("remote").max_concurrency == 2 and router.resolve("remote").fallbacks == ["gemma3:270m"]
+
+
+async def test_start_loads_models_one_after_another_in_order() -> None:
+    """The chat model loads alone first: side by side, the embedding model's import held the GIL
+    and stalled the chat model's first answer for seconds."""
+    import asyncio
+
+    log: list[str] = []
+
+    class Loading(Canned):
+        def __init__(self, name: str, fail: bool = False) -> None:
+            super().__init__(name)
+            self.fail_load = fail
+
+        async def start(self) -> None:
+            log.append(f"start {self.info.name}")
+
+        async def ready(self) -> None:
+            await asyncio.sleep(0.05)
+            log.append(f"loaded {self.info.name}")
+            if self.fail_load:
+                raise BackendError("weights missing")
+
+    router = Router()
+    for name, fail in (("chat", True), ("embed", False)):
+        router.add(Loading(name, fail))
+    await router.start(["chat", "nowhere", "embed"])  # a failed or unknown model does not stop the rest
+    assert log == ["start chat", "loaded chat", "start embed", "loaded embed"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.runtime import ServiceRuntime
 from loom_inference import __version__
@@ -21,13 +23,24 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
         InferenceServicer(router), server))
     mount(rt.http, router, ModelManager(router, settings), settings)
 
-    async def start(_rt: ServiceRuntime) -> None:
-        # Models load in the background: readiness does not wait for them (fast start-up);
-        # the first request for a model waits for its load.
+    loading: list[asyncio.Task] = []
+
+    async def start(rt: ServiceRuntime) -> None:
+        # The bundled models load in the background, the chat model first, and the service is
+        # ready once they are: a request during the load would stall anyway (importing torch
+        # for the embedding model holds the GIL for seconds: a chat sent then waited ~5 s).
         if settings.load_models_at_start:
-            await router.start([BUNDLED_CHAT, BUNDLED_EMBED])
+            task = asyncio.create_task(router.start([BUNDLED_CHAT, BUNDLED_EMBED]))
+            loading.append(task)
+
+            async def models_loaded() -> bool:
+                return task.done()
+
+            rt.readiness.add("models", models_loaded)
 
     async def stop(_rt: ServiceRuntime) -> None:
+        for task in loading:
+            task.cancel()
         await router.close()
 
     rt.on_start(start)

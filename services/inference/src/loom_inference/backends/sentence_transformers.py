@@ -44,12 +44,16 @@ class SentenceTransformerEmbedder:
         if self._loading is None:
             self._loading = asyncio.get_running_loop().run_in_executor(self._pool, self._load)
 
-    async def embed(self, inputs: list[str], *, normalize: bool = True) -> EmbedResult:
+    async def ready(self):
+        """The loaded model (its load starts now if nobody asked for it yet)."""
         await self.start()
         try:
-            model = await asyncio.shield(self._loading)  # type: ignore[arg-type]
+            return await asyncio.shield(self._loading)  # type: ignore[arg-type]
         except Exception as exc:
             raise BackendError(f"embedding model {self.info.name} failed to load: {exc!r}") from exc
+
+    async def embed(self, inputs: list[str], *, normalize: bool = True) -> EmbedResult:
+        model = await self.ready()
 
         def run():
             vecs = model.encode(inputs, batch_size=self._batch_size, normalize_embeddings=normalize,
