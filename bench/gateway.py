@@ -18,7 +18,7 @@ with --inference-addr and a console token of a running `make up` stack).
 4. CPU per chat run of each process (gateway, orchestrator, inference, NATS, Postgres) over the
    single-stream rounds: steadier than latency on a shared machine, and what 8 streams share.
 
-    .venv/bin/python bench/gateway.py --quick     # about a minute, most of it starting the stack
+    .venv/bin/python bench/gateway.py --quick     # under a minute (~45 s on 2 cores)
     .venv/bin/python bench/gateway.py
 
 The last line printed is one JSON object with every figure.
@@ -197,7 +197,7 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
     stub = pb_grpc.InferenceStub(channel)
     results: dict = {}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:
-        for _ in range(2):  # warm-up: model, pools, consumers
+        for _ in range(1 if quick else 2):  # warm-up: the chat model's load, pools, consumers
             await direct_ttft(stub)
             await stack_ttft(client, chat_key)
             await openai_ttft(client, chat_key)
@@ -227,7 +227,7 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
                                    "n": len(direct), "breakdown": breakdown,
                                    "cpu_ms_per_run": {k: v * 1000 / len(full) for k, v in cpu.items()}}
     await channel.close()
-    rps, lat = await non_llm_rps(stack.gateway_url, param_key, 5 if quick else 15)
+    rps, lat = await non_llm_rps(stack.gateway_url, param_key, 3 if quick else 15)
     results["non_llm"] = {"rps": rps, "p50_ms": lat}
     return results
 
@@ -242,8 +242,11 @@ def main() -> None:
     pg = infra.EmbeddedPostgres(root / "pg").start()
     res = None
     try:
+        # No request here embeds: the embedding model is not loaded (its torch import alone takes
+        # ~10 s of start-up); the chat model loads on the first warm-up request.
         stack = start_stack(nats.url, pg.url("loom_bench"), root / "home",
-                            gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"})
+                            gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"},
+                            inference_env={"LOOM_INFERENCE_LOAD_MODELS_AT_START": "false"})
         t_ready = time.perf_counter()
         try:
             res = asyncio.run(measure(stack, args.quick, {"nats": nats.proc.pid, "postgres": pg.proc.pid}))

@@ -48,22 +48,24 @@ class Stack:
             list(pool.map(stop, self.procs))
 
 
-def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None) -> Stack:
+def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None,
+                inference_env: dict | None = None) -> Stack:
     home.mkdir(parents=True, exist_ok=True)
     # The database first: services starting together would race on CREATE DATABASE
     # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
     asyncio.run(db.ensure_database(database_url))
     try:
-        stack = _start_processes(nats_url, database_url, home, gateway_env)
+        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env)
     except infra.GaveUp:
         # Free ports are picked before the processes bind them: on a busy machine another test
         # session can take one in between, and the service exits. Once more, on fresh ports.
-        stack = _start_processes(nats_url, database_url, home, gateway_env)
+        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env)
     _sign_in(stack)
     return stack
 
 
-def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: dict | None) -> Stack:
+def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: dict | None,
+                     inference_env: dict | None) -> Stack:
     names = ("inference", "rag", "tools", "orchestrator", "gateway")
     picked: set[int] = set()
     while len(picked) < 2 * len(names):  # ten distinct ports
@@ -76,7 +78,8 @@ def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: 
             "LOOM_TOOLS_ADDR": addr["tools"], "LOOM_LOG_LEVEL": "WARNING",
             # A stopped stack need not drain long (in-flight runs of a test are abandoned anyway).
             "LOOM_GRACEFUL_TIMEOUT_S": "5"}
-    extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"}, "gateway": gateway_env or {}}
+    extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"}, "gateway": gateway_env or {},
+             "inference": inference_env or {}}
     stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"])
     for name in names:
         http, grpc = ports[name]
