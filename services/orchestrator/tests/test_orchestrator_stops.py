@@ -38,12 +38,6 @@ def test_the_memory_covers_runs_stored_after_it_began_listening_and_after_what_i
     assert stops.reason("c") == "user" and stops.reason("c") is None  # used once
 
 
-
-
-
-
-
-
 @pytest.fixture
 def lookups(monkeypatch) -> list[str]:
     """Run ids whose stop was looked up in the stream."""
