@@ -34,8 +34,6 @@ ACK_WAIT_S = 1.5
 GRAPH = HELD_GRAPH
 
 
-
-
 class ProbeWorker(Worker):
     """The real worker, noting each delivery it handled and how it settled the message."""
 
@@ -64,10 +62,6 @@ async def _until(check, what: str, timeout_s: float = 20.0) -> None:
     while not await check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
-
-
-
-
 
 
 async def test_a_stale_delivery_held_past_the_ack_wait_does_not_run_the_run_again(nats, pool) -> None:

@@ -15,8 +15,6 @@ from loom_orchestrator.workflow import RunOutcome
 pytestmark = pytest.mark.integration
 
 
-
-
 def _request(tenant: str = "t1", conversation_id: str | None = None, query: str = "q") -> RunRequested:
     return RunRequested(tenant_id=tenant, run_id=new_id(), app_id="app", app_mode="chatflow", query=query,
                         conversation_id=conversation_id)
