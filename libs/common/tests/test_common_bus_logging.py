@@ -14,22 +14,29 @@ from loom_common.settings import ServiceSettings
 pytestmark = pytest.mark.integration
 
 
-async def test_per_message_bus_lines_are_debug_json(nats_url, capfd) -> None:
-    rt = ServiceRuntime("buslog", ServiceSettings(nats_url=nats_url, log_level="INFO", event_loop="asyncio"))
-    heard = asyncio.Event()
+async def _one_message_through_a_service(nats_url: str, capfd, log_level: str, fail: bool = False) -> list[str]:
+    """Start a runtime with one subscriber, deliver it one message, stop: what it printed."""
+    rt = ServiceRuntime("buslog", ServiceSettings(nats_url=nats_url, log_level=log_level, event_loop="asyncio"))
+    called = asyncio.Event()
 
     @rt.broker.subscriber("test.buslog")
     async def on_message(body: str) -> None:
-        heard.set()
+        called.set()
+        if fail:
+            raise ValueError("handler broke")
 
     await rt.start()
     try:
         await rt.broker.publish("hello", "test.buslog")
-        await asyncio.wait_for(heard.wait(), 10)
-        await asyncio.sleep(0.1)  # the "Processed" line comes after the handler returns
+        await asyncio.wait_for(called.wait(), 10)
+        await asyncio.sleep(0.1)  # the "Processed" (or error) line comes after the handler returns
     finally:
         await rt.stop()
-    lines = [line for line in capfd.readouterr().out.splitlines() if line.strip()]
+    return [line for line in capfd.readouterr().out.splitlines() if line.strip()]
+
+
+async def test_per_message_bus_lines_are_debug_json(nats_url, capfd) -> None:
+    lines = await _one_message_through_a_service(nats_url, capfd, "INFO")
     assert lines, "the service logged nothing at all"
     assert all(line.startswith("{") for line in lines), lines  # JSON, every one
     events = [json.loads(line)["event"] for line in lines]
@@ -38,20 +45,6 @@ async def test_per_message_bus_lines_are_debug_json(nats_url, capfd) -> None:
 
 
 async def test_a_failing_handler_is_still_logged_as_an_error(nats_url, capfd) -> None:
-    rt = ServiceRuntime("buslog", ServiceSettings(nats_url=nats_url, log_level="WARNING", event_loop="asyncio"))
-    called = asyncio.Event()
-
-    @rt.broker.subscriber("test.buslog.fail")
-    async def on_message(body: str) -> None:
-        called.set()
-        raise ValueError("handler broke")
-
-    await rt.start()
-    try:
-        await rt.broker.publish("hello", "test.buslog.fail")
-        await asyncio.wait_for(called.wait(), 10)
-        await asyncio.sleep(0.1)
-    finally:
-        await rt.stop()
-    records = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    lines = await _one_message_through_a_service(nats_url, capfd, "WARNING", fail=True)
+    records = [json.loads(line) for line in lines if line.startswith("{")]
     assert any(r["level"] == "error" and "handler broke" in json.dumps(r) for r in records), records
