@@ -19,10 +19,11 @@ from loom_common.ids import new_id
 from loom_common.logging import get_logger
 from loom_gateway.api.deps import gw, require
 from loom_gateway.clients.inference import GenerateArgs
-from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
+from loom_gateway.domain.errors import ApiError, BadRequest
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible api"])
+log = get_logger(__name__)
 
 
 class FunctionDef(BaseModel):
@@ -101,15 +102,12 @@ def _args(body: ChatCompletionBody) -> GenerateArgs:
                         tool_choice=choice or "", json_schema=schema, request_id=new_id())
 
 
-log = get_logger(__name__)
-
-
 def stream_error(exc: Exception) -> dict:
     """A failure after the stream started, as OpenAI's in-stream `{"error": {...}}` event (its
     SDK raises it as APIError): the status line was sent, so it cannot be an HTTP error any more."""
     if not isinstance(exc, ApiError):
         log.error("stream failed", error=repr(exc))
-        exc = Upstream("the stream failed", status=500, code="internal_server_error")
+        exc = ApiError("the stream failed")  # 500 internal_server_error
     kind = ("rate_limit_error" if exc.status == 429 else "invalid_request_error" if exc.status < 500
             else "server_error")
     return {"data": json.dumps({"error": {"message": exc.message, "type": kind, "param": exc.field,
