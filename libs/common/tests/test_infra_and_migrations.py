@@ -71,3 +71,10 @@ def test_an_embedded_postgres_leaves_no_socket_dir_behind(tmp_path) -> None:
     assert any(socket_dir.iterdir())  # its socket lives there while it runs
     pg.stop()
     assert not socket_dir.exists()
+
+
+def test_the_embedded_postgres_url_skips_the_tls_ask_and_keeps_it_for_other_databases() -> None:
+    url = infra.postgres_url(5432, "loom_x")
+    assert url.endswith("/loom_x?sslmode=disable")  # the embedded server offers no TLS
+    assert db.database_name(url) == "loom_x"
+    assert db._with_database(url, "postgres").endswith("/postgres?sslmode=disable")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loom_common.devstack import ports, stack
+from loom_common.devstack import infra, ports, stack
 
 app = typer.Typer(help="Run the whole Loom platform on this machine.", no_args_is_help=True)
 console = Console(width=110)
@@ -33,7 +33,7 @@ def up(timeout: float = typer.Option(120.0, help="Seconds to wait for every /rea
         table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"http://127.0.0.1:{svc.http}",
                       f"127.0.0.1:{svc.grpc}" if svc.grpc else "")
     table.add_row("nats", "", f"nats://127.0.0.1:{ports.NATS}", f"monitor :{ports.NATS_MONITOR}")
-    table.add_row("postgres", "", f"postgresql://postgres@127.0.0.1:{ports.POSTGRES}/loom", "")
+    table.add_row("postgres", "", infra.postgres_url(ports.POSTGRES), "")
     console.print(table)
     console.print(f"logs: {paths.logs}   stop: make down")
     if not all(ready.values()):

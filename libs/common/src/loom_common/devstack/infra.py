@@ -145,7 +145,9 @@ def postgres_command(data_dir: Path, port: int) -> list[str]:
 
 
 def postgres_url(port: int, database: str = "loom") -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+    # The embedded server offers no TLS: say so, or asyncpg asks for it on every new connection
+    # (one round trip more, and a connect cancelled mid-ask leaves an unretrieved error behind).
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}?sslmode=disable"
 
 
 # ---- processes for tests and one-off use ----------------------------------------------------
