@@ -153,7 +153,7 @@ def test_workflow_run_blocking_streaming_detail_and_chat_stop(stack) -> None:
     finished = [e for e in names if e == "workflow_finished"]
     assert finished, names
     detail = httpx.get(f"{url}/workflows/run/{task_id}", headers=ch).json()
-    assert detail["status"] == "stopped"
+    assert detail["status"] == "stopped", (detail, names[-4:])
 
 
 def test_knowledge_api_in_difys_shapes(stack) -> None:

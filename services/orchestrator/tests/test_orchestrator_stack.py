@@ -116,7 +116,8 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
         await sub.unsubscribe()
         await client.cancel(run_id)
         events = await client.events(run_id, timeout_s=30)
-        assert events[-1].data["status"] == "stopped"
+        assert events[-1].data["status"] == "stopped", [(e.event, e.data.get("status"), e.data.get("error"))
+                                                        for e in events[-3:]]
         deadline = time.monotonic() + 10
         while _running(inference.base_url) > 0:
             assert time.monotonic() < deadline, "generation kept running after stop"
