@@ -38,7 +38,7 @@ async def test_chat_blocking_streaming_conversations_feedback(gateway, admin, or
     assert [e["event"] for e in events][-1] == "message_end"
     assert {e["conversation_id"] for e in events} == {conv}
     assert "".join(e.get("answer", "") for e in events if e["event"] == "message") == "tok0 tok1 tok2 "
-    assert "id: 1" in r.text  # each event carries its seq for Last-Event-ID
+    assert "id: 2" in r.text  # each event carries its run seq for Last-Event-ID (seq 1 is workflow_started)
 
     convs = (await c.get("/v1/conversations", params={"user": "u1"}, headers=h)).json()
     assert [x["id"] for x in convs["data"]] == [conv] and convs["has_more"] is False
@@ -99,6 +99,23 @@ async def test_validation_errors_name_the_field(gateway, admin) -> None:
                                                  "status": 401}
 
 
+async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_workflow_ones(
+        gateway, admin, orchestrator) -> None:
+    """As Dify: basic chat and agent apps stream message-level events only; a chatflow
+    ("advanced-chat") app streams its workflow and node events too. Same run events for all."""
+    c = gateway.client
+    seen = {}
+    for mode in ("chat", "agent", "chatflow"):
+        _, key = await make_app(c, admin, mode, name=mode)
+        r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
+                                                    "response_mode": "streaming"},
+                         headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+        seen[mode] = [e["event"] for e in sse_data(r.text)]
+    assert seen["chat"] == seen["agent"] == ["message", "message", "message", "message_end"]
+    assert seen["chatflow"] == ["workflow_started", "message", "message", "message", "message_end"]
+
+
 async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow")
@@ -154,7 +171,7 @@ async def test_streaming_disconnect_does_not_cancel_and_run_is_recorded(gateway,
             pinged = pinged or line == "event: ping"
             if first and pinged:
                 break  # disconnect mid-run
-    assert first["event"] == "workflow_started" and pinged
+    assert first["event"] == "message" and pinged
     # The client went away: the run is not cancelled and its outcome still lands in the records.
     run = orchestrator.requests[-1]
     conv = run.conversation_id

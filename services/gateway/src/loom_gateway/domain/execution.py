@@ -28,6 +28,9 @@ from loom_gateway.domain.errors import BadRequest, NotFound, Upstream
 CHAT_MODES = ("chat", "chatflow", "agent")
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
+# Dify's basic apps (chat, agent, completion) stream message-level events only: the workflow
+# and node events are what chatflow ("advanced-chat") and workflow apps add.
+_MESSAGE_ONLY_MODES = ("chat", "agent")
 
 
 def _no_mark(stage: str) -> None:
@@ -140,6 +143,8 @@ def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
         ev = _completion_view(run, ev)
         if ev is None:
             return None
+    elif run.mode in _MESSAGE_ONLY_MODES and ev.event not in _FLAT:
+        return None
     base: dict[str, Any] = {"event": ev.event, "task_id": run.run_id}
     if run.chat or run.mode == "completion":
         base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
