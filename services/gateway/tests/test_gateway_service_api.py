@@ -101,8 +101,9 @@ async def test_validation_errors_name_the_field(gateway, admin) -> None:
 
 async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_workflow_ones(
         gateway, admin, orchestrator) -> None:
-    """As Dify: basic chat and agent apps stream message-level events only; a chatflow
-    ("advanced-chat") app streams its workflow and node events too. Same run events for all."""
+    """As Dify: basic chat and agent apps stream message-level events only (an agent app's answer
+    as `agent_message`); a chatflow ("advanced-chat") app streams its workflow and node events
+    too. The same run events for all three."""
     c = gateway.client
     seen = {}
     for mode in ("chat", "agent", "chatflow"):
@@ -112,7 +113,8 @@ async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_w
                          headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200, r.text
         seen[mode] = [e["event"] for e in sse_data(r.text)]
-    assert seen["chat"] == seen["agent"] == ["message", "message", "message", "message_end"]
+    assert seen["chat"] == ["message", "message", "message", "message_end"]
+    assert seen["agent"] == ["agent_message", "agent_message", "agent_message", "message_end"]
     assert seen["chatflow"] == ["workflow_started", "message", "message", "message", "message_end"]
 
 

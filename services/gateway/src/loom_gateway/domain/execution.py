@@ -143,8 +143,11 @@ def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
         ev = _completion_view(run, ev)
         if ev is None:
             return None
-    elif run.mode in _MESSAGE_ONLY_MODES and ev.event not in _FLAT:
-        return None
+    elif run.mode in _MESSAGE_ONLY_MODES:
+        if ev.event not in _FLAT:
+            return None
+        if run.mode == "agent" and ev.event == "message":  # Dify's agent apps stream their answer so
+            ev = ev.model_copy(update={"event": "agent_message"})
     base: dict[str, Any] = {"event": ev.event, "task_id": run.run_id}
     if run.chat or run.mode == "completion":
         base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
