@@ -105,14 +105,18 @@ async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_w
     as `agent_message`); a chatflow ("advanced-chat") app streams its workflow and node events
     too. The same run events for all three."""
     c = gateway.client
-    seen = {}
+    seen, named = {}, {}
     for mode in ("chat", "agent", "chatflow"):
         _, key = await make_app(c, admin, mode, name=mode)
+        h = {"Authorization": f"Bearer {key}"}
         r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
-                                                    "response_mode": "streaming"},
-                         headers={"Authorization": f"Bearer {key}"})
+                                                    "response_mode": "streaming"}, headers=h)
         assert r.status_code == 200, r.text
         seen[mode] = [e["event"] for e in sse_data(r.text)]
+        blocking = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
+                                                           "response_mode": "blocking"}, headers=h)
+        named[mode] = {blocking.json()["mode"], (await c.get("/v1/info", headers=h)).json()["mode"]}
+    assert named == {"chat": {"chat"}, "agent": {"agent-chat"}, "chatflow": {"advanced-chat"}}  # Dify's names
     assert seen["chat"] == ["message", "message", "message", "message_end"]
     assert seen["agent"] == ["agent_message", "agent_message", "agent_message", "message_end"]
     assert seen["chatflow"] == ["workflow_started", "message", "message", "message", "message_end"]

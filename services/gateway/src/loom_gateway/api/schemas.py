@@ -36,7 +36,7 @@ class ChatMessage(BaseModel):
     id: str
     message_id: str
     conversation_id: str | None = Field(None, description="Chat apps: pass it back to continue")
-    mode: str = Field(description="chat, advanced-chat, agent or completion")
+    mode: str = Field(description="chat, advanced-chat, agent-chat or completion")
     answer: str
     metadata: MessageMetadata
     created_at: int

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl
+from loom_gateway.domain.apps import dify_mode
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["service api: app"])
@@ -119,7 +120,7 @@ async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), use
 async def info(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
     app = await gw(request).apps.get(p.tenant_id, p.app_id)
     return {"name": app["name"], "description": app["description"], "tags": [],
-            "mode": "advanced-chat" if app["mode"] == "chatflow" else app["mode"], "author_name": ""}
+            "mode": dify_mode(app["mode"]), "author_name": ""}
 
 
 @router.get("/meta", name="service.meta")

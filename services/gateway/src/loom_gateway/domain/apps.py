@@ -28,6 +28,14 @@ class PublishedApp:
     dsl: dict[str, Any]
 
 
+# Loom's app modes as Dify's service API names them (`mode` of /v1/info and of a chat answer).
+_DIFY_MODES = {"chatflow": "advanced-chat", "agent": "agent-chat"}
+
+
+def dify_mode(mode: str) -> str:
+    return _DIFY_MODES.get(mode, mode)
+
+
 def app_body(row) -> dict:
     return {"id": row["id"], "name": row["name"], "mode": row["mode"], "description": row["description"],
             "icon": row["icon"], "published_version": row["published_version"],

@@ -21,7 +21,7 @@ import asyncpg
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_gateway.domain import dsl, run_records
-from loom_gateway.domain.apps import PublishedApp
+from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream
 
@@ -173,7 +173,7 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
                          "total_tokens": fold.total_tokens, "total_steps": fold.total_steps,
                          "created_at": run.created_at, "finished_at": int(time.time())}}
     body = {"event": "message", "task_id": run.run_id, "id": run.message_id, "message_id": run.message_id,
-            "mode": "advanced-chat" if run.mode == "chatflow" else run.mode, "answer": fold.answer,
+            "mode": dify_mode(run.mode), "answer": fold.answer,
             "metadata": {"usage": {}, "retriever_resources": [], **fold.metadata}, "created_at": run.created_at}
     if run.conversation_id:
         body["conversation_id"] = run.conversation_id
