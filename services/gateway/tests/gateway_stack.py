@@ -116,15 +116,18 @@ def _sign_in(stack: Stack) -> None:
 
 
 def app_with_key(stack: Stack, mode: str, dsl: dict | None = None, name: str = "app",
-                 max_tokens: int | None = None) -> tuple[str, str]:
-    """Create and publish an app (its graph replaced by `dsl`; every LLM node capped at
-    `max_tokens`: the tests assert structure, and a loaded 2-core box decodes ~10 tokens/s)."""
+                 max_tokens: int | None = None, features: dict | None = None) -> tuple[str, str]:
+    """Create and publish an app (its graph replaced by `dsl`, its features set to `features`;
+    every LLM node capped at `max_tokens`: the tests assert structure, and a loaded 2-core box
+    decodes ~10 tokens/s)."""
     h = stack.console
     app_id = httpx.post(stack.ws("/apps"), json={"name": name, "mode": mode}, headers=h).json()["id"]
-    if dsl is not None or max_tokens is not None:
+    if dsl is not None or max_tokens is not None or features is not None:
         draft = httpx.get(stack.ws(f"/apps/{app_id}/draft"), headers=h).json()["dsl"]
         if dsl is not None:
             draft["workflow"]["graph"] = dsl
+        if features is not None:
+            draft["workflow"]["features"] = features
         if max_tokens is not None:
             for node in draft["workflow"]["graph"]["nodes"]:
                 if "model" in node["data"]:

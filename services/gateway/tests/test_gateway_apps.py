@@ -26,6 +26,10 @@ workflow:
     edges:
       - {id: e1, source: "1", target: "2"}
       - {id: e2, source: "2", target: "3"}
+  features:
+    opening_statement: Ask me anything
+    suggested_questions_after_answer: {enabled: true}
+    text_to_speech: {enabled: false}
 """
 
 
@@ -63,6 +67,9 @@ async def test_app_lifecycle_versions_and_dsl(gateway, admin) -> None:
     dify = await c.post(admin.ws("/apps/import"), json={"data": DIFY_EXPORT}, headers=h)
     assert dify.status_code == 201, dify.text
     assert dify.json()["name"] == "Dify flow"
+    imported = (await c.get(admin.ws(f"/apps/{dify.json()['id']}/draft"), headers=h)).json()
+    assert imported["dsl"]["workflow"]["features"] == {  # the features Loom serves come along
+        "opening_statement": "Ask me anything", "suggested_questions_after_answer": {"enabled": True}}
     unsupported = DIFY_EXPORT.replace("template-transform", "document-extractor")
     r = await c.post(admin.ws("/apps/import"), json={"data": unsupported}, headers=h)
     assert r.status_code == 400 and "document-extractor" in r.json()["message"]

@@ -98,6 +98,25 @@ def test_dify_client_completion(stack) -> None:
     assert set(names) <= {"message", "message_end", "error"} and names[-1] == "message_end"
 
 
+def test_suggested_questions_after_an_answer_always_parse(stack) -> None:
+    """Dify's GET /v1/messages/{id}/suggested: the real model's reply is held to a JSON schema."""
+    _, key = app_with_key(stack, "chat", name="suggesting", max_tokens=MAX_TOKENS,
+                          features={"suggested_questions_after_answer": {"enabled": True}})
+    h = {"Authorization": f"Bearer {key}"}
+    url = f"{stack.gateway_url}/v1"
+    assert httpx.get(f"{url}/parameters", params={"user": "s"}, headers=h).json()[
+        "suggested_questions_after_answer"] == {"enabled": True}
+    answer = httpx.post(f"{url}/chat-messages", json={"inputs": {}, "query": "What is the capital of France?",
+                                                      "user": "s", "response_mode": "blocking"},
+                        headers=h, timeout=120).json()
+    r = httpx.get(f"{url}/messages/{answer['message_id']}/suggested", params={"user": "s"}, headers=h,
+                  timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["result"] == "success" and len(body["data"]) == 3, body
+    assert all(isinstance(q, str) and q.strip() for q in body["data"])
+
+
 def test_workflow_run_blocking_streaming_detail_and_chat_stop(stack) -> None:
     _, key = app_with_key(stack, "workflow", TEMPLATE_FLOW, name="greeter")
     h = {"Authorization": f"Bearer {key}"}

@@ -122,6 +122,38 @@ async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_w
     assert seen["chatflow"] == ["workflow_started", "message", "message", "message", "message_end"]
 
 
+async def test_suggested_questions_follow_difys_rules(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    app_id, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    body = (await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u1",
+                                                    "response_mode": "blocking"}, headers=h)).json()
+    mid = body["message_id"]
+    params = (await c.get("/v1/parameters", params={"user": "u1"}, headers=h)).json()
+    assert params["suggested_questions_after_answer"] == {"enabled": False}
+    r = await c.get(f"/v1/messages/{mid}/suggested", params={"user": "u1"}, headers=h)
+    assert r.status_code == 400 and r.json()["message"] == "Suggested Questions Is Disabled.", r.text
+    for target, user in ((mid, "u2"), ("no-such-message", "u1")):  # not the caller's; no such message
+        r = await c.get(f"/v1/messages/{target}/suggested", params={"user": user}, headers=h)
+        assert r.status_code == 404 and r.json()["code"] == "message_not_exists", r.text
+    r = await c.get(f"/v1/messages/{mid}/suggested", headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "user", r.text
+    _, wf_key = await make_app(c, admin, "workflow", name="wf")
+    r = await c.get(f"/v1/messages/{mid}/suggested", params={"user": "u1"},
+                    headers={"Authorization": f"Bearer {wf_key}"})
+    assert r.status_code == 400 and r.json()["code"] == "not_chat_app", r.text
+
+    # Turned on in the app's features: the model is asked (none answers here: a clean 503, never a 500).
+    draft = (await c.get(admin.ws(f"/apps/{app_id}/draft"), headers=admin.headers)).json()["dsl"]
+    draft["workflow"]["features"] = {"suggested_questions_after_answer": {"enabled": True}}
+    assert (await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=admin.headers)).is_success
+    assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=admin.headers)).is_success
+    params = (await c.get("/v1/parameters", params={"user": "u1"}, headers=h)).json()
+    assert params["suggested_questions_after_answer"] == {"enabled": True}
+    r = await c.get(f"/v1/messages/{mid}/suggested", params={"user": "u1"}, headers=h)
+    assert r.status_code == 503 and set(r.json()) >= {"code", "message", "status"}, r.text
+
+
 async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow")

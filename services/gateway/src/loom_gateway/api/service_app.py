@@ -7,8 +7,9 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import dsl
+from loom_gateway.domain import dsl, suggestions
 from loom_gateway.domain.apps import dify_mode
+from loom_gateway.domain.errors import BadRequest
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["service api: app"])
@@ -97,16 +98,37 @@ async def preview(file_id: str, request: Request, p: Principal = require(Perm.AP
     return Response(data, media_type=meta["mime_type"])
 
 
+@router.get("/messages/{message_id}/suggested", name="service.suggested")
+async def suggested(message_id: str, request: Request, p: Principal = require(Perm.APP_RUN),
+                    user: str = Query(min_length=1, max_length=255)) -> dict:
+    """Questions the user may ask next (the app's suggested_questions_after_answer feature)."""
+    g = gw(request)
+    if (await g.apps.get(p.tenant_id, p.app_id))["mode"] not in dsl.CHAT_MODES:
+        raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
+    doc = await _app_doc(request, p)
+    turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
+    if not suggestions.enabled(doc):
+        raise BadRequest("Suggested Questions Is Disabled.")
+    model = suggestions.model_of(doc) or g.settings.default_chat_model
+    return {"result": "success", "data": await suggestions.suggest(g.inference, model, turns, p.tenant_id)}
+
+
+async def _app_doc(request: Request, p: Principal) -> dict:
+    """The DSL of the key's app: the published version its admission read (kept in memory)."""
+    g = gw(request)
+    return ((await g.apps.published(p.tenant_id, p.app_id, p.app_version)).dsl if p.app_version is not None
+            else await g.apps.draft(p.tenant_id, p.app_id))
+
+
 @router.get("/parameters", name="service.parameters")
 async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), user: str | None = Query(None)) -> dict:
     g = gw(request)
-    # The key's admission already read the published version; its DSL is kept in memory.
-    doc = ((await g.apps.published(p.tenant_id, p.app_id, p.app_version)).dsl if p.app_version is not None
-           else await g.apps.draft(p.tenant_id, p.app_id))
+    doc = await _app_doc(request, p)
     cfg = (doc.get("workflow") or {}).get("features") or {}
     return {"opening_statement": cfg.get("opening_statement", ""),
             "suggested_questions": cfg.get("suggested_questions", []),
-            "suggested_questions_after_answer": {"enabled": False}, "speech_to_text": {"enabled": False},
+            "suggested_questions_after_answer": {"enabled": suggestions.enabled(doc)},
+            "speech_to_text": {"enabled": False},
             "text_to_speech": {"enabled": False}, "retriever_resource": {"enabled": True},
             "annotation_reply": {"enabled": False}, "more_like_this": {"enabled": False},
             "sensitive_word_avoidance": {"enabled": False}, "user_input_form": dsl.user_input_form(doc),

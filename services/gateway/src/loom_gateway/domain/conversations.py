@@ -133,6 +133,19 @@ class Conversations:
         if status == "UPDATE 0":
             raise NotFound("Message Not Exists.", code="message_not_exists")
 
+    async def turns_until(self, app_id: str, user: str | None, message_id: str, count: int) -> list[tuple[str, str]]:
+        """The caller's message and up to count-1 turns of its conversation before it, oldest
+        first, as (query, answer); NotFound unless the message is the caller's."""
+        end_user = await self.end_user("", app_id, user, create=False)
+        rows = await self.pool.fetch(
+            "SELECT m.query, m.answer FROM messages m JOIN messages mine ON mine.conversation_id = m.conversation_id"
+            " JOIN conversations c ON c.id = mine.conversation_id AND c.deleted_at IS NULL"
+            " WHERE mine.id = $1 AND mine.app_id = $2 AND mine.end_user_id = $3 AND m.created_at <= mine.created_at"
+            " ORDER BY m.created_at DESC LIMIT $4", message_id, app_id, end_user, count)
+        if not rows:
+            raise NotFound("Message Not Exists.", code="message_not_exists")
+        return [(r["query"] or "", r["answer"] or "") for r in reversed(rows)]
+
     async def feedbacks(self, app_id: str, page: int, limit: int) -> dict:
         rows = await self.pool.fetch("SELECT id, conversation_id, feedback_rating, feedback_content, created_at"
                                      " FROM messages WHERE app_id = $1 AND feedback_rating IS NOT NULL ORDER BY"

@@ -109,10 +109,23 @@ def parse_yaml(text: str) -> dict[str, Any]:
     except DSLError as exc:
         raise BadRequest(f"cannot import this Dify DSL: {exc}", field="data") from exc
     app = doc.get("app") or {}
+    workflow: dict[str, Any] = {"graph": imported.graph.model_dump(mode="json", exclude_none=True)}
+    if features := _dify_features(doc):
+        workflow["features"] = features
     return validate({"version": DOC_VERSION, "kind": "app",
                      "app": {"name": imported.name or "Imported app", "mode": imported.mode,
                              "icon": app.get("icon") or "", "description": app.get("description") or ""},
-                     "workflow": {"graph": imported.graph.model_dump(mode="json", exclude_none=True)}})
+                     "workflow": workflow})
+
+
+# The app features Loom serves (GET /v1/parameters, suggested questions): a Dify export keeps
+# them under workflow.features (chatflow, workflow) or model_config (basic chat, agent, completion).
+_FEATURES = ("opening_statement", "suggested_questions", "suggested_questions_after_answer")
+
+
+def _dify_features(doc: dict[str, Any]) -> dict[str, Any]:
+    source = (doc.get("workflow") or {}).get("features") or doc.get("model_config") or {}
+    return {k: source[k] for k in _FEATURES if isinstance(source, dict) and source.get(k) is not None}
 
 
 def dump_yaml(doc: dict[str, Any]) -> str:

@@ -1,0 +1,56 @@
+"""Questions the user may want to ask next, after an answer (Dify's "suggested questions after
+answer" feature, `GET /v1/messages/{id}/suggested`).
+
+One short model call on the conversation's last turns; a JSON schema constrains its output
+(the inference service turns it into a grammar), so the reply always parses. As in Dify, a
+reply that still yields nothing usable (cut at max_tokens) gives an empty list, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from loom_gateway.clients.inference import Chunk, GenerateArgs
+
+COUNT = 3
+TURNS = 3             # the conversation's last turns the model reads
+MAX_TURN_CHARS = 2000  # of each query and answer: the prompt stays small whatever was said
+SCHEMA = json.dumps({"type": "array", "minItems": COUNT, "maxItems": COUNT,
+                     "items": {"type": "string", "minLength": 1, "maxLength": 120}})
+INSTRUCTION = (f"Suggest the {COUNT} questions the user is most likely to ask next, each under 20 words, "
+               f"in the language of the conversation. Reply with a JSON array of {COUNT} strings only.")
+
+
+class Model(Protocol):
+    def generate(self, args: GenerateArgs, tenant_id: str) -> AsyncIterator[Chunk]: ...
+
+
+def enabled(doc: dict[str, Any]) -> bool:
+    """The app's DSL turns the feature on under workflow.features, as Dify's does."""
+    features = (doc.get("workflow") or {}).get("features") or {}
+    return bool((features.get("suggested_questions_after_answer") or {}).get("enabled"))
+
+
+def model_of(doc: dict[str, Any]) -> str | None:
+    """The model of the app's first LLM or agent node (the one that wrote its answers)."""
+    for node in (doc.get("workflow") or {}).get("graph", {}).get("nodes", []):
+        data = node.get("data") or {}
+        if data.get("type") in ("llm", "agent") and (data.get("model") or {}).get("name"):
+            return data["model"]["name"]
+    return None
+
+
+async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], tenant_id: str) -> list[str]:
+    """Up to COUNT questions following `turns` ((query, answer), oldest first)."""
+    transcript = "\n".join(f"User: {q[:MAX_TURN_CHARS]}\nAssistant: {a[:MAX_TURN_CHARS]}" for q, a in turns)
+    args = GenerateArgs(model=model_name, json_schema=SCHEMA,
+                        messages=[{"role": "user", "content": f"{transcript}\n\n{INSTRUCTION}"}],
+                        sampling={"temperature": 0.0, "max_tokens": 200})
+    text = "".join([chunk.text async for chunk in model.generate(args, tenant_id)])
+    try:
+        questions = json.loads(text)
+    except ValueError:
+        return []
+    return [q.strip() for q in questions if isinstance(q, str) and q.strip()][:COUNT]
