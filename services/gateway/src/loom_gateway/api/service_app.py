@@ -110,7 +110,9 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
     if not suggestions.enabled(doc):
         raise BadRequest("Suggested Questions Is Disabled.")
     model = suggestions.model_of(doc) or g.settings.default_chat_model
-    return {"result": "success", "data": await suggestions.suggest(g.inference, model, turns, p.tenant_id)}
+    questions, tokens = await suggestions.suggest(g.inference, model, turns, p.tenant_id)
+    await g.limits.charge_tokens(p, tokens)
+    return {"result": "success", "data": questions}
 
 
 async def _app_doc(request: Request, p: Principal) -> dict:

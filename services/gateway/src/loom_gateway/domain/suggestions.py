@@ -42,15 +42,22 @@ def model_of(doc: dict[str, Any]) -> str | None:
     return None
 
 
-async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], tenant_id: str) -> list[str]:
-    """Up to COUNT questions following `turns` ((query, answer), oldest first)."""
+async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], tenant_id: str
+                  ) -> tuple[list[str], int]:
+    """Up to COUNT questions following `turns` ((query, answer), oldest first), and the tokens
+    the call used (charged to the caller's quota like any model call)."""
     transcript = "\n".join(f"User: {q[:MAX_TURN_CHARS]}\nAssistant: {a[:MAX_TURN_CHARS]}" for q, a in turns)
     args = GenerateArgs(model=model_name, json_schema=SCHEMA,
                         messages=[{"role": "user", "content": f"{transcript}\n\n{INSTRUCTION}"}],
                         sampling={"temperature": 0.0, "max_tokens": 200})
-    text = "".join([chunk.text async for chunk in model.generate(args, tenant_id)])
+    parts, tokens = [], 0
+    async for chunk in model.generate(args, tenant_id):
+        parts.append(chunk.text)
+        tokens = max(tokens, chunk.prompt_tokens + chunk.completion_tokens)  # usage rides on the last chunk
     try:
-        questions = json.loads(text)
+        questions = json.loads("".join(parts))
     except ValueError:
-        return []
-    return [q.strip() for q in questions if isinstance(q, str) and q.strip()][:COUNT]
+        return [], tokens
+    if not isinstance(questions, list):
+        return [], tokens
+    return [q.strip() for q in questions if isinstance(q, str) and q.strip()][:COUNT], tokens
