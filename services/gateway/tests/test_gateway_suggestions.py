@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import json
 
-from loom_gateway.clients.inference import Chunk
 from loom_gateway.domain import suggestions
 
 
 class ScriptedModel:
-    def __init__(self, *texts: str) -> None:
-        self.texts, self.calls = texts, []
+    def __init__(self, reply: str) -> None:
+        self.reply, self.calls = reply, []
 
-    async def generate(self, args, tenant_id):
-        self.calls.append(args)
-        for i, text in enumerate(self.texts):
-            last = i == len(self.texts) - 1
-            yield Chunk(text=text, prompt_tokens=40 if last else 0, completion_tokens=12 if last else 0)
+    async def complete(self, model, prompt, *, json_schema, max_tokens, tenant_id):
+        self.calls.append({"prompt": prompt, "json_schema": json_schema})
+        return self.reply, 52
 
 
 async def test_the_reply_is_held_to_a_schema_and_read_back() -> None:
-    model = ScriptedModel('["Why is it', ' so?", "And Lyon?", " What else? "]')
+    model = ScriptedModel('["Why is it so?", "And Lyon?", " What else? "]')
     questions, tokens = await suggestions.suggest(model, "m", [("q1", "a1"), ("q2", "a2")], "t")
     assert questions == ["Why is it so?", "And Lyon?", "What else?"] and tokens == 52
-    args = model.calls[0]
-    assert json.loads(args.json_schema)["maxItems"] == suggestions.COUNT  # the grammar the engine enforces
-    assert args.messages[0]["content"].startswith("User: q1\nAssistant: a1\nUser: q2\nAssistant: a2")
+    call = model.calls[0]
+    assert json.loads(call["json_schema"])["maxItems"] == suggestions.COUNT  # the grammar the engine enforces
+    assert call["prompt"].startswith("User: q1\nAssistant: a1\nUser: q2\nAssistant: a2")
 
 
 async def test_a_reply_cut_short_or_of_another_shape_gives_none() -> None:

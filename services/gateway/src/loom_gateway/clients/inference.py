@@ -89,6 +89,17 @@ class InferenceClient:
         finally:
             call.cancel()
 
+    async def complete(self, model: str, prompt: str, *, json_schema: str = "", max_tokens: int = 256,
+                       tenant_id: str) -> tuple[str, int]:
+        """One user turn answered whole at temperature 0: (the reply, tokens used)."""
+        args = GenerateArgs(model=model, messages=[{"role": "user", "content": prompt}], json_schema=json_schema,
+                            sampling={"temperature": 0.0, "max_tokens": max_tokens})
+        parts, tokens = [], 0
+        async for chunk in self.generate(args, tenant_id):
+            parts.append(chunk.text)
+            tokens = max(tokens, chunk.prompt_tokens + chunk.completion_tokens)  # usage rides on the last chunk
+        return "".join(parts), tokens
+
     async def embed(self, model: str, inputs: list[str], tenant_id: str) -> tuple[str, list[list[float]], int]:
         try:
             res = await self._get().Embed(pb.EmbedRequest(model=model, inputs=inputs, normalize=True),

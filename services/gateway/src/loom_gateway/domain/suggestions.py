@@ -9,10 +9,7 @@ reply that still yields nothing usable (cut at max_tokens) gives an empty list, 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
-
-from loom_gateway.clients.inference import Chunk, GenerateArgs
 
 COUNT = 3
 TURNS = 3             # the conversation's last turns the model reads
@@ -24,7 +21,10 @@ INSTRUCTION = (f"Suggest the {COUNT} questions the user is most likely to ask ne
 
 
 class Model(Protocol):
-    def generate(self, args: GenerateArgs, tenant_id: str) -> AsyncIterator[Chunk]: ...
+    async def complete(self, model: str, prompt: str, *, json_schema: str, max_tokens: int,
+                       tenant_id: str) -> tuple[str, int]:
+        """One user turn answered at temperature 0: (the reply, tokens used)."""
+        ...
 
 
 def enabled(doc: dict[str, Any]) -> bool:
@@ -47,15 +47,10 @@ async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], t
     """Up to COUNT questions following `turns` ((query, answer), oldest first), and the tokens
     the call used (charged to the caller's quota like any model call)."""
     transcript = "\n".join(f"User: {q[:MAX_TURN_CHARS]}\nAssistant: {a[:MAX_TURN_CHARS]}" for q, a in turns)
-    args = GenerateArgs(model=model_name, json_schema=SCHEMA,
-                        messages=[{"role": "user", "content": f"{transcript}\n\n{INSTRUCTION}"}],
-                        sampling={"temperature": 0.0, "max_tokens": 200})
-    parts, tokens = [], 0
-    async for chunk in model.generate(args, tenant_id):
-        parts.append(chunk.text)
-        tokens = max(tokens, chunk.prompt_tokens + chunk.completion_tokens)  # usage rides on the last chunk
+    reply, tokens = await model.complete(model_name, f"{transcript}\n\n{INSTRUCTION}", json_schema=SCHEMA,
+                                         max_tokens=200, tenant_id=tenant_id)
     try:
-        questions = json.loads("".join(parts))
+        questions = json.loads(reply)
     except ValueError:
         return [], tokens
     if not isinstance(questions, list):
