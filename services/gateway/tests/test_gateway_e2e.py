@@ -113,8 +113,9 @@ def test_suggested_questions_after_an_answer_always_parse(stack) -> None:
                   timeout=120)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["result"] == "success" and len(body["data"]) == 3, body
-    assert all(isinstance(q, str) and q.strip() for q in body["data"])
+    # The grammar gives three strings, always complete; one that is only blanks is dropped.
+    assert body["result"] == "success" and 1 <= len(body["data"]) <= 3, body
+    assert all(isinstance(q, str) and q.strip() and len(q) <= 80 for q in body["data"])
 
 
 def test_workflow_run_blocking_streaming_detail_and_chat_stop(stack) -> None:

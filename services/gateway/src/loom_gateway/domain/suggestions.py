@@ -2,8 +2,9 @@
 answer" feature, `GET /v1/messages/{id}/suggested`).
 
 One short model call on the conversation's last turns; a JSON schema constrains its output
-(the inference service turns it into a grammar), so the reply always parses. As in Dify, a
-reply that still yields nothing usable (cut at max_tokens) gives an empty list, not an error.
+(the inference service turns it into a grammar, with room for its longest reply), so the reply
+always parses. As in Dify, a reply that still yields nothing usable gives an empty list, not an
+error. What the questions are worth is the model's: the bundled 270M base model writes poor ones.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Any, Protocol
 COUNT = 3
 TURNS = 3             # the conversation's last turns the model reads
 MAX_TURN_CHARS = 2000  # of each query and answer: the prompt stays small whatever was said
+MAX_CHARS = 80        # of a question; the grammar holds the reply to it
 SCHEMA = json.dumps({"type": "array", "minItems": COUNT, "maxItems": COUNT,
-                     "items": {"type": "string", "minLength": 1, "maxLength": 120}})
+                     "items": {"type": "string", "minLength": 1, "maxLength": MAX_CHARS}})
+# Room for the longest reply the schema allows at two tokens a character (a digit is one), so
+# the grammar, not the cap, ends it.
+MAX_TOKENS = 2 * COUNT * (MAX_CHARS + 4)
 INSTRUCTION = (f"Suggest the {COUNT} questions the user is most likely to ask next, each under 20 words, "
                f"in the language of the conversation. Reply with a JSON array of {COUNT} strings only.")
 
@@ -48,7 +53,7 @@ async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], t
     the call used (charged to the caller's quota like any model call)."""
     transcript = "\n".join(f"User: {q[:MAX_TURN_CHARS]}\nAssistant: {a[:MAX_TURN_CHARS]}" for q, a in turns)
     reply, tokens = await model.complete(model_name, f"{transcript}\n\n{INSTRUCTION}", json_schema=SCHEMA,
-                                         max_tokens=200, tenant_id=tenant_id)
+                                         max_tokens=MAX_TOKENS, tenant_id=tenant_id)
     try:
         questions = json.loads(reply)
     except ValueError:
