@@ -154,6 +154,40 @@ async def test_suggested_questions_follow_difys_rules(gateway, admin, orchestrat
     assert r.status_code == 503 and set(r.json()) >= {"code", "message", "status"}, r.text
 
 
+async def test_workflow_logs_page_and_filter_an_apps_runs(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    _, key = await make_app(c, admin, "workflow", name="logged")
+    h = {"Authorization": f"Bearer {key}"}
+    ids = []
+    for user, city in (("ann", "Lyon"), ("bob", "Oslo"), ("ann", "Kyoto_50%")):
+        r = await c.post("/v1/workflows/run", json={"inputs": {"city": city}, "user": user,
+                                                    "response_mode": "blocking"}, headers=h)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["workflow_run_id"])
+
+    logs = (await c.get("/v1/workflows/logs", headers=h)).json()
+    assert (logs["page"], logs["limit"], logs["total"], logs["has_more"]) == (1, 20, 3, False)
+    assert [log["id"] for log in logs["data"]] == ids[::-1]  # newest first
+    first = logs["data"][0]
+    assert first["workflow_run"]["status"] == "succeeded" and first["workflow_run"]["total_steps"] == 2
+    assert first["created_by_end_user"]["session_id"] == "ann" and first["created_from"] == "service-api"
+
+    paged = (await c.get("/v1/workflows/logs", params={"page": 2, "limit": 2}, headers=h)).json()
+    assert [log["id"] for log in paged["data"]] == [ids[0]] and paged["has_more"] is False
+    assert (await c.get("/v1/workflows/logs", params={"limit": 2}, headers=h)).json()["has_more"] is True
+    by = {}
+    for name, params in (("oslo", {"keyword": "Oslo"}), ("literal", {"keyword": "_50%"}), ("wild", {"keyword": "%"}),
+                         ("ann", {"created_by_end_user_session_id": "ann"}), ("failed", {"status": "failed"})):
+        by[name] = [log["id"] for log in (await c.get("/v1/workflows/logs", params=params, headers=h)).json()["data"]]
+    assert by == {"oslo": [ids[1]], "literal": [ids[2]], "wild": [ids[2]], "ann": [ids[2], ids[0]], "failed": []}
+
+    r = await c.get("/v1/workflows/logs", params={"status": "maybe"}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "status"
+    _, chat_key = await make_app(c, admin, "chat", name="chatty")
+    r = await c.get("/v1/workflows/logs", headers={"Authorization": f"Bearer {chat_key}"})
+    assert r.status_code == 400 and r.json()["code"] == "not_workflow_app"
+
+
 async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
+from loom_gateway.domain import run_logs
 from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
 from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
 from loom_gateway.domain.rbac import Perm, Principal
@@ -110,6 +111,29 @@ async def workflow_run(body: WorkflowBody, request: Request, p: Principal = requ
 @router.get("/workflows/run/{workflow_run_id}", name="service.workflow_run_detail")
 async def workflow_run_detail(workflow_run_id: str, request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
     return await gw(request).execution.run_detail(p.tenant_id, p.app_id, workflow_run_id)
+
+
+@router.get("/workflows/logs", name="service.workflow_logs")
+async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
+                        keyword: str | None = Query(None, max_length=200),
+                        status: str | None = Query(None, max_length=20),
+                        page: int = Query(1, ge=1, le=100_000), limit: int = Query(20, ge=1, le=100),
+                        created_by_end_user_session_id: str | None = Query(None, max_length=255)) -> dict:
+    """Dify's workflow logs: the app's runs, newest first (workflow apps)."""
+    g = gw(request)
+    if (await g.apps.get(p.tenant_id, p.app_id))["mode"] != "workflow":
+        raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
+
+    async def read() -> dict:
+        return await run_logs.page(g.execution.pool, p.tenant_id, p.app_id, status=status, keyword=keyword,
+                                   session=created_by_end_user_session_id, page=page, limit=limit)
+
+    logs = await read()
+    running = [log["id"] for log in logs["data"] if log["workflow_run"]["status"] == "running"]
+    if running:  # runs no client watched to the end: bring them up to date from their events
+        await g.execution.refresh(p.tenant_id, p.app_id, running)
+        logs = await read()
+    return logs
 
 
 async def _stop(request: Request, p: Principal, task_id: str, body: StopBody) -> dict:
