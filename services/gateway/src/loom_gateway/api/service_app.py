@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl, suggestions
 from loom_gateway.domain.apps import dify_mode
-from loom_gateway.domain.errors import BadRequest
+from loom_gateway.domain.errors import BadRequest, wrong_app_mode
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["service api: app"])
@@ -104,11 +104,11 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
     """Questions the user may ask next (the app's suggested_questions_after_answer feature)."""
     g = gw(request)
     if (await g.apps.get(p.tenant_id, p.app_id))["mode"] not in dsl.CHAT_MODES:
-        raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
+        raise wrong_app_mode("not_chat_app")
     doc = await _app_doc(request, p)
     turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
     if not suggestions.enabled(doc):
-        raise BadRequest("Suggested Questions Is Disabled.")
+        raise BadRequest("Suggested Questions Is Disabled.", code="bad_request")
     model = suggestions.model_of(doc) or g.settings.default_chat_model
     questions, tokens = await suggestions.suggest(g.inference, model, turns, p.tenant_id)
     await g.limits.charge_tokens(p, tokens)

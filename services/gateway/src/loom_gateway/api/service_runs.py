@@ -13,7 +13,7 @@ from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import run_logs
-from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
+from loom_gateway.domain.errors import ApiError, BadRequest, Upstream, wrong_app_mode
 from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
 from loom_gateway.domain.rbac import Perm, Principal
 
@@ -122,7 +122,7 @@ async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
     """Dify's workflow logs: the app's runs, newest first (workflow apps)."""
     g = gw(request)
     if (await g.apps.get(p.tenant_id, p.app_id))["mode"] != "workflow":
-        raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
+        raise wrong_app_mode("not_workflow_app")
 
     async def read() -> dict:
         return await run_logs.page(g.execution.pool, p.tenant_id, p.app_id, status=status, keyword=keyword,

@@ -45,6 +45,11 @@ class BadRequest(ApiError):
         super().__init__(message, field=field, code=code)
 
 
+def wrong_app_mode(code: str) -> BadRequest:
+    """Dify's answer to a route the app's mode does not serve (not_chat_app, not_workflow_app, ...)."""
+    return BadRequest("Please check if your app mode matches the right API route.", code=code)
+
+
 class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 

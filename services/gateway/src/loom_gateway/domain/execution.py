@@ -23,7 +23,7 @@ from loom_common.ids import new_id
 from loom_gateway.domain import dsl, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name
-from loom_gateway.domain.errors import BadRequest, NotFound, Upstream
+from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
 
 CHAT_MODES = ("chat", "chatflow", "agent")
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
@@ -330,11 +330,11 @@ class Execution:
 def _check(app: PublishedApp, kind: str, inputs: Any, files: Any, query: str | None) -> tuple[dict, list]:
     """The request fits the app (its mode, the query a chat needs); its inputs and files."""
     if kind == "chat" and app.mode not in CHAT_MODES:
-        raise BadRequest("Please check if your app mode matches the right API route.", code="not_chat_app")
+        raise wrong_app_mode("not_chat_app")
     if kind == "completion" and app.mode != "completion":
-        raise BadRequest("Please check if your app mode matches the right API route.", code="not_completion_app")
+        raise wrong_app_mode("not_completion_app")
     if kind == "workflow" and app.mode != "workflow":
-        raise BadRequest("Please check if your app mode matches the right API route.", code="not_workflow_app")
+        raise wrong_app_mode("not_workflow_app")
     inputs, files = _inputs(inputs), _files(files)
     if kind == "chat" and (not isinstance(query, str) or not query.strip()):
         raise BadRequest("query is required", field="query")
