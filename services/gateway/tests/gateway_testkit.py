@@ -136,9 +136,10 @@ class ScriptedOrchestrator:
         slow = "slow" in (run.query or "") or run.inputs.get("slow")
         for i in range(40 if slow else self.chunks):
             await asyncio.sleep(0.1 if slow else self.delay_s)
-            if run.run_id in self.cancelled:
+            if run.run_id in self.cancelled:  # as the orchestrator ends a stopped run
                 await emit("workflow_finished", {"status": "stopped", "outputs": {}, "error": "stopped by user"})
-                await emit("error", {"code": "stopped", "message": "stopped by user", "status": 400})
+                if run.app_mode != "workflow":
+                    await emit("message_end", {"metadata": {"usage": {"total_tokens": 0}}})
                 return
             if run.app_mode == "workflow":
                 await emit("text_chunk", {"text": f"w{i} "})

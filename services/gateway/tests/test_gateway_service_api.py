@@ -188,6 +188,32 @@ async def test_workflow_logs_page_and_filter_an_apps_runs(gateway, admin, orches
     assert r.status_code == 400 and r.json()["code"] == "not_workflow_app"
 
 
+async def test_a_stopped_chat_stream_ends_with_message_end_in_every_chat_mode(gateway, admin, orchestrator) -> None:
+    """As Dify: a stopped chat's stream still ends with message_end (a chatflow's after its
+    workflow_finished), and the run is recorded as stopped."""
+    c = gateway.client
+    for mode in ("chat", "chatflow"):
+        _, key = await make_app(c, admin, mode, name=f"stopped {mode}")
+        h = {"Authorization": f"Bearer {key}"}
+        names, task_id = [], None
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30) as real, \
+                real.stream("POST", "/v1/chat-messages", json={"inputs": {}, "query": "slow please", "user": "u",
+                                                               "response_mode": "streaming"}, headers=h) as r:
+            async for line in r.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                ev = json.loads(line[6:])
+                names.append(ev["event"])
+                if ev["event"] == "message" and task_id is None:
+                    task_id = ev["task_id"]
+                    stop = await c.post(f"/v1/chat-messages/{task_id}/stop", json={"user": "u"}, headers=h)
+                    assert stop.json() == {"result": "success"}
+        assert names[-1] == "message_end", (mode, names)
+        assert ("workflow_finished" in names) == (mode == "chatflow"), (mode, names)
+        detail = (await c.get(f"/v1/workflows/run/{task_id}", headers=h)).json()
+        assert detail["status"] == "stopped", (mode, detail)
+
+
 async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow")

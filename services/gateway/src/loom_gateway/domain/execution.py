@@ -117,7 +117,7 @@ class Fold:
             self.total_tokens = int(d.get("total_tokens") or self.total_tokens)
             self.total_steps = int(d.get("total_steps") or self.total_steps)
             self.elapsed_time = d.get("elapsed_time")
-            if not chat or self.status != "succeeded":
+            if not chat or self.status == "failed":  # a chat's other ends are followed by message_end
                 self.finished = True
         elif ev.event == "error":
             # Not the end: the orchestrator follows an error with workflow_finished (status failed).
