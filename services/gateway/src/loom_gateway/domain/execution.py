@@ -128,10 +128,11 @@ class Fold:
 
 def _completion_view(run: StartedRun, ev: RunEvent) -> RunEvent | None:
     """Completion apps answer with Dify's message events: text chunks become `message`, the
-    run's end becomes `message_end`; workflow-level events are not part of that API."""
+    run's end becomes `message_end` (a failed run's end is the `error` before it); workflow-level
+    events are not part of that API."""
     if ev.event == "text_chunk":
         return ev.model_copy(update={"event": "message", "data": {"answer": ev.data.get("text", "")}})
-    if ev.event == "workflow_finished" and ev.data.get("status") == "succeeded":
+    if ev.event == "workflow_finished" and ev.data.get("status") != "failed":
         tokens = ev.data.get("total_tokens") or 0
         return ev.model_copy(update={"event": "message_end", "data": {"metadata": {"usage": {"total_tokens": tokens}}}})
     return ev if ev.event in _FLAT else None

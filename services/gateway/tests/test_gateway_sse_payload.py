@@ -1,0 +1,41 @@
+"""Run events as each app mode's Dify stream shows them (`execution.sse_payload`)."""
+
+from __future__ import annotations
+
+from loom_common.events import RunEvent
+from loom_gateway.domain.execution import StartedRun, sse_payload
+
+
+def _events(mode: str, script: list[tuple[str, dict]]) -> list[dict]:
+    run = StartedRun("r1", "t1", "a1", mode, 0, message_id="m1" if mode != "workflow" else None,
+                     conversation_id="c1" if mode in ("chat", "chatflow", "agent") else None)
+    out = []
+    for seq, (event, data) in enumerate(script, start=1):
+        payload = sse_payload(run, RunEvent(tenant_id="t1", run_id="r1", seq=seq, event=event, data=data))
+        if payload is not None:
+            out.append(payload)
+    return out
+
+
+STOPPED_CHAT = [("workflow_started", {}), ("node_started", {"node_id": "llm"}), ("message", {"answer": "Hi"}),
+                ("workflow_finished", {"status": "stopped"}), ("message_end", {"metadata": {}})]
+
+
+def test_chat_and_agent_apps_show_message_level_events_only() -> None:
+    assert [e["event"] for e in _events("chat", STOPPED_CHAT)] == ["message", "message_end"]
+    agent = _events("agent", STOPPED_CHAT)
+    assert [e["event"] for e in agent] == ["agent_message", "message_end"] and agent[0]["answer"] == "Hi"
+    chatflow = _events("chatflow", STOPPED_CHAT)
+    assert [e["event"] for e in chatflow] == [name for name, _ in STOPPED_CHAT]
+    assert chatflow[3]["data"]["status"] == "stopped" and chatflow[3]["workflow_run_id"] == "r1"
+
+
+def test_a_completion_app_ends_with_message_end_unless_it_failed() -> None:
+    for status in ("succeeded", "stopped"):
+        shown = _events("completion", [("text_chunk", {"text": "Once"}), ("workflow_finished", {"status": status,
+                                                                                               "total_tokens": 5})])
+        assert [(e["event"], e.get("answer")) for e in shown] == [("message", "Once"), ("message_end", None)]
+        assert shown[-1]["metadata"] == {"usage": {"total_tokens": 5}}
+    failed = _events("completion", [("error", {"status": 400, "code": "workflow_failed", "message": "boom"}),
+                                    ("workflow_finished", {"status": "failed"})])
+    assert [(e["event"], e["code"]) for e in failed] == [("error", "workflow_failed")]
