@@ -234,6 +234,12 @@ async def test_knowledge_retrieval_feeds_llm_context(harness, fakes) -> None:
     out = await harness.run(g, mode="chatflow", query="cats")
     assert out.status == "succeeded"
     assert inf.requests[-1].messages[0].content == "Use: chunk about cats"
+    # The answer's citations, as Dify's message_end carries them.
+    end = next(data for _, event, _, data in harness.sink.events if event == "message_end")
+    [cited] = end["metadata"]["retriever_resources"]
+    assert cited.pop("score") == pytest.approx(0.9)  # a float32 on the wire
+    assert cited == {"position": 1, "dataset_id": "d1", "dataset_name": "", "document_id": "",
+                     "document_name": "doc.md", "segment_id": "", "content": "chunk about cats"}
 
 
 async def test_code_http_and_tool_nodes_go_through_the_tools_service(harness, fakes) -> None:

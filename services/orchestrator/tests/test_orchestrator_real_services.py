@@ -127,6 +127,17 @@ async def test_knowledge_retrieval_finds_a_segment_ingested_by_the_real_rag(stac
     assert hit["metadata"]["document_id"] == docs["gulls.txt"] and hit["metadata"]["dataset_id"] == dataset_id
     assert hit["metadata"]["score"] > 0
 
+    # In a chatflow, the answer's message_end cites what was retrieved (Dify's retriever_resources).
+    chat = {"nodes": [*g["nodes"][:3], node("ans", "answer", answer="{{#t.output#}}")],
+            "edges": chain("start", "kr", "t", "ans")}
+    async with BusClient(nats_url) as client:
+        run_id = await client.request(chat, app_mode="chatflow", conversation_id=str(uuid.uuid4()),
+                                      query="How many gulls does the Skerryvore lighthouse keeper count?")
+        events = await client.events(run_id, until="message_end", timeout_s=60)
+    [cited] = events[-1].data["metadata"]["retriever_resources"]
+    assert (cited["position"], cited["document_id"], cited["document_name"]) == (1, docs["gulls.txt"], "gulls.txt")
+    assert cited["dataset_id"] == dataset_id and cited["segment_id"] and cited["content"] == fact
+
 
 class EchoServer:
     """A loopback HTTP server answering every POST with what it received."""

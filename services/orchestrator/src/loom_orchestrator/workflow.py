@@ -34,6 +34,7 @@ class RunOutcome:
     steps: int = 0
     elapsed_s: float = 0.0
     conversation_variables: dict[str, Any] = field(default_factory=dict)
+    retriever_resources: list[dict[str, Any]] = field(default_factory=list)  # Dify's citations of the answer
 
     @property
     def total_tokens(self) -> int:
@@ -86,7 +87,21 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
     outcome.prompt_tokens, outcome.completion_tokens, outcome.steps = (
         state.prompt_tokens, state.completion_tokens, state.steps)
     outcome.conversation_variables = dict(pool.scope("conversation") or {})
+    outcome.retriever_resources = retriever_resources(state.retrieved)
     return _finish(run, events, outcome, t0, graph)
+
+
+def retriever_resources(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Knowledge-retrieval chunks as Dify's `retriever_resources` (message_end metadata)."""
+    out = []
+    for position, chunk in enumerate(chunks, start=1):
+        meta = chunk.get("metadata") or {}
+        out.append({"position": position, "dataset_id": meta.get("dataset_id"),
+                    "dataset_name": meta.get("dataset_name", ""), "document_id": meta.get("document_id"),
+                    "document_name": meta.get("document_name") or chunk.get("title", ""),
+                    "segment_id": meta.get("segment_id"), "score": meta.get("score"),
+                    "content": chunk.get("content", "")})
+    return out
 
 
 def stopped(run: RunContext, events: EventSink, reason: str) -> RunOutcome:
@@ -110,5 +125,6 @@ def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, 
             "id": run.message_id, "message_id": run.message_id, "conversation_id": run.conversation_id,
             "metadata": {"usage": {"prompt_tokens": outcome.prompt_tokens,
                                    "completion_tokens": outcome.completion_tokens,
-                                   "total_tokens": outcome.total_tokens}}})
+                                   "total_tokens": outcome.total_tokens},
+                         "retriever_resources": outcome.retriever_resources}})
     return outcome

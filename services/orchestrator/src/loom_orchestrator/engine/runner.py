@@ -60,6 +60,7 @@ class RunState:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     exceptions: int = 0  # nodes that failed but continued (fail-branch / default-value)
+    retrieved: list[dict[str, Any]] = field(default_factory=list)  # knowledge-retrieval chunks, in order
 
 
 class Engine:
@@ -259,6 +260,8 @@ class Engine:
         kind = node.data.type
         if kind == "answer":
             self.state.answers.append(str(rec.outputs.get("answer", "")))
+        elif kind == "knowledge-retrieval":
+            self.state.retrieved.extend(c for c in rec.outputs.get("result") or [] if isinstance(c, dict))
         elif kind == "end" and scope.container is None:
             self.state.outputs.update(rec.outputs)
         elif kind == "loop-end":
