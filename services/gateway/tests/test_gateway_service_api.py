@@ -214,6 +214,30 @@ async def test_a_stopped_chat_stream_ends_with_message_end_in_every_chat_mode(ga
         assert detail["status"] == "stopped", (mode, detail)
 
 
+async def test_inputs_that_break_the_apps_form_are_refused_naming_the_field(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    app_id, key = await make_app(c, admin, "workflow", name="formal")
+    draft = (await c.get(admin.ws(f"/apps/{app_id}/draft"), headers=admin.headers)).json()["dsl"]
+    start = next(n for n in draft["workflow"]["graph"]["nodes"] if n["data"]["type"] == "start")
+    start["data"]["variables"] = [
+        {"variable": "city", "type": "text-input", "required": True, "max_length": 10},
+        {"variable": "n", "type": "number", "required": False},
+        {"variable": "kind", "type": "select", "required": False, "options": ["a", "b"]}]
+    assert (await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=admin.headers)).is_success
+    assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=admin.headers)).is_success
+    h = {"Authorization": f"Bearer {key}"}
+    for inputs, field, says in (({}, "inputs.city", "is required"), ({"city": "x" * 11}, "inputs.city", "longer"),
+                                ({"city": "Lyon", "n": "many"}, "inputs.n", "number"),
+                                ({"city": "Lyon", "kind": "c"}, "inputs.kind", "one of")):
+        r = await c.post("/v1/workflows/run", json={"inputs": inputs, "user": "u", "response_mode": "blocking"},
+                         headers=h)
+        assert r.status_code == 400 and r.json()["field"] == field and says in r.json()["message"], r.text
+    ok = await c.post("/v1/workflows/run", json={"inputs": {"city": "Lyon", "n": "3", "kind": "a"}, "user": "u",
+                                                 "response_mode": "blocking"}, headers=h)
+    assert ok.status_code == 200, ok.text
+    assert (await c.get("/v1/workflows/logs", headers=h)).json()["total"] == 1  # nothing refused was recorded
+
+
 async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow")

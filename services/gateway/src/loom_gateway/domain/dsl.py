@@ -22,6 +22,7 @@ import yaml
 
 from loom_common.dsl import DSLError, parse_graph
 from loom_common.dsl.dify import import_dify
+from loom_common.dsl.flow_nodes import InputVariable
 from loom_gateway.domain.errors import BadRequest
 
 DOC_VERSION = "loom/1"
@@ -135,6 +136,15 @@ def dump_yaml(doc: dict[str, Any]) -> str:
 def run_graph(doc: dict[str, Any]) -> dict[str, Any]:
     """What `RunRequested.graph` carries: the document's graph."""
     return doc["workflow"]["graph"]
+
+
+def start_variables(doc: dict[str, Any]) -> list[InputVariable]:
+    """The app's typed inputs: its start node's variables (the graph was validated when saved)."""
+    for node in doc.get("workflow", {}).get("graph", {}).get("nodes", []):
+        data = node.get("data") or {}
+        if data.get("type") == "start":
+            return [InputVariable.model_validate(v) for v in data.get("variables") or []]
+    return []
 
 
 def user_input_form(doc: dict[str, Any]) -> list[dict]:

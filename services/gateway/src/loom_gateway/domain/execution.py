@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from loom_common.dsl.inputs import InputError, check_inputs
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_gateway.domain import dsl, run_records
@@ -339,6 +340,10 @@ def _check(app: PublishedApp, kind: str, inputs: Any, files: Any, query: str | N
     inputs, files = _inputs(inputs), _files(files)
     if kind == "chat" and (not isinstance(query, str) or not query.strip()):
         raise BadRequest("query is required", field="query")
+    try:  # the start node checks them again; refused here, nothing is recorded or run
+        check_inputs(dsl.start_variables(app.dsl), inputs)
+    except InputError as exc:
+        raise BadRequest(str(exc), field=f"inputs.{exc.variable}") from None
     return inputs, files
 
 
