@@ -138,24 +138,25 @@ def run_graph(doc: dict[str, Any]) -> dict[str, Any]:
     return doc["workflow"]["graph"]
 
 
-def start_variables(doc: dict[str, Any]) -> list[InputVariable]:
-    """The app's typed inputs: its start node's variables (the graph was validated when saved)."""
+def _start_variables_raw(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The app's start node's variables as stored (the graph was validated when saved: it has
+    exactly one start outside iterations and loops)."""
     for node in doc.get("workflow", {}).get("graph", {}).get("nodes", []):
         data = node.get("data") or {}
-        if data.get("type") == "start":
-            return [InputVariable.model_validate(v) for v in data.get("variables") or []]
+        if data.get("type") == "start" and node.get("parent_id") is None:
+            return data.get("variables") or []
     return []
+
+
+def start_variables(doc: dict[str, Any]) -> list[InputVariable]:
+    """The app's typed inputs: its start node's variables."""
+    return [InputVariable.model_validate(v) for v in _start_variables_raw(doc)]
 
 
 def user_input_form(doc: dict[str, Any]) -> list[dict]:
     """Dify's `user_input_form`: the start node's variables."""
-    form = []
-    for node in doc.get("workflow", {}).get("graph", {}).get("nodes", []):
-        data = node.get("data") or {}
-        if data.get("type") == "start":
-            for var in data.get("variables") or []:
-                kind = var.get("type", "text-input")
-                form.append({kind: {"label": var.get("label") or var.get("variable"), "variable": var.get("variable"),
-                                    "required": bool(var.get("required", True)), "default": var.get("default") or "",
-                                    **({"options": var["options"]} if var.get("options") else {})}})
-    return form
+    return [{var.get("type", "text-input"): {
+                "label": var.get("label") or var.get("variable"), "variable": var.get("variable"),
+                "required": bool(var.get("required", True)), "default": var.get("default") or "",
+                **({"options": var["options"]} if var.get("options") else {})}}
+            for var in _start_variables_raw(doc)]
