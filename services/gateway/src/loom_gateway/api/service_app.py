@@ -103,9 +103,9 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
                     user: str = Query(min_length=1, max_length=255)) -> dict:
     """Questions the user may ask next (the app's suggested_questions_after_answer feature)."""
     g = gw(request)
-    if (await g.apps.get(p.tenant_id, p.app_id))["mode"] not in dsl.CHAT_MODES:
+    mode, doc = await _app(request, p)
+    if mode not in dsl.CHAT_MODES:
         raise wrong_app_mode("not_chat_app")
-    doc = await _app_doc(request, p)
     turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
     if not suggestions.enabled(doc):
         raise BadRequest("Suggested Questions Is Disabled.", code="bad_request")
@@ -115,17 +115,20 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
     return {"result": "success", "data": questions}
 
 
-async def _app_doc(request: Request, p: Principal) -> dict:
-    """The DSL of the key's app: the published version its admission read (kept in memory)."""
+async def _app(request: Request, p: Principal) -> tuple[str, dict]:
+    """The key's app: its mode and DSL, from the published version its admission read (kept in
+    memory), else the draft."""
     g = gw(request)
-    return ((await g.apps.published(p.tenant_id, p.app_id, p.app_version)).dsl if p.app_version is not None
-            else await g.apps.draft(p.tenant_id, p.app_id))
+    if p.app_version is not None:
+        app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
+        return app.mode, app.dsl
+    return (await g.apps.get(p.tenant_id, p.app_id))["mode"], await g.apps.draft(p.tenant_id, p.app_id)
 
 
 @router.get("/parameters", name="service.parameters")
 async def parameters(request: Request, p: Principal = require(Perm.APP_RUN), user: str | None = Query(None)) -> dict:
     g = gw(request)
-    doc = await _app_doc(request, p)
+    _, doc = await _app(request, p)
     cfg = (doc.get("workflow") or {}).get("features") or {}
     return {"opening_statement": cfg.get("opening_statement", ""),
             "suggested_questions": cfg.get("suggested_questions", []),
