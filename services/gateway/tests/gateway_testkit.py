@@ -97,6 +97,16 @@ async def make_app(client: httpx.AsyncClient, admin: Console, mode: str, name: s
     return app_id, r.json()["token"]
 
 
+async def republish(client: httpx.AsyncClient, admin: Console, app_id: str, change) -> None:
+    """Change the app's draft DSL in place (`change(dsl)`), save it and publish it."""
+    draft = (await client.get(admin.ws(f"/apps/{app_id}/draft"), headers=admin.headers)).json()["dsl"]
+    change(draft)
+    r = await client.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=admin.headers)
+    assert r.is_success, r.text
+    r = await client.post(admin.ws(f"/apps/{app_id}/publish"), headers=admin.headers)
+    assert r.is_success, r.text
+
+
 class ScriptedOrchestrator:
     """Answers each run request with a fixed event script; honours stop requests."""
 

@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from gateway_testkit import make_app
+from gateway_testkit import make_app, republish
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # a hang fails with a traceback
 
@@ -144,10 +144,8 @@ async def test_suggested_questions_follow_difys_rules(gateway, admin, orchestrat
     assert r.status_code == 400 and r.json()["code"] == "not_chat_app", r.text
 
     # Turned on in the app's features: the model is asked (none answers here: a clean 503, never a 500).
-    draft = (await c.get(admin.ws(f"/apps/{app_id}/draft"), headers=admin.headers)).json()["dsl"]
-    draft["workflow"]["features"] = {"suggested_questions_after_answer": {"enabled": True}}
-    assert (await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=admin.headers)).is_success
-    assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=admin.headers)).is_success
+    feature = {"suggested_questions_after_answer": {"enabled": True}}
+    await republish(c, admin, app_id, lambda dsl: dsl["workflow"].update(features=feature))
     params = (await c.get("/v1/parameters", params={"user": "u1"}, headers=h)).json()
     assert params["suggested_questions_after_answer"] == {"enabled": True}
     r = await c.get(f"/v1/messages/{mid}/suggested", params={"user": "u1"}, headers=h)
@@ -217,14 +215,14 @@ async def test_a_stopped_chat_stream_ends_with_message_end_in_every_chat_mode(ga
 async def test_inputs_that_break_the_apps_form_are_refused_naming_the_field(gateway, admin, orchestrator) -> None:
     c = gateway.client
     app_id, key = await make_app(c, admin, "workflow", name="formal")
-    draft = (await c.get(admin.ws(f"/apps/{app_id}/draft"), headers=admin.headers)).json()["dsl"]
-    start = next(n for n in draft["workflow"]["graph"]["nodes"] if n["data"]["type"] == "start")
-    start["data"]["variables"] = [
-        {"variable": "city", "type": "text-input", "required": True, "max_length": 10},
-        {"variable": "n", "type": "number", "required": False},
-        {"variable": "kind", "type": "select", "required": False, "options": ["a", "b"]}]
-    assert (await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=admin.headers)).is_success
-    assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=admin.headers)).is_success
+    def with_form(dsl: dict) -> None:
+        start = next(n for n in dsl["workflow"]["graph"]["nodes"] if n["data"]["type"] == "start")
+        start["data"]["variables"] = [
+            {"variable": "city", "type": "text-input", "required": True, "max_length": 10},
+            {"variable": "n", "type": "number", "required": False},
+            {"variable": "kind", "type": "select", "required": False, "options": ["a", "b"]}]
+
+    await republish(c, admin, app_id, with_form)
     h = {"Authorization": f"Bearer {key}"}
     for inputs, field, says in (({}, "inputs.city", "is required"), ({"city": "x" * 11}, "inputs.city", "longer"),
                                 ({"city": "Lyon", "n": "many"}, "inputs.n", "number"),
