@@ -271,6 +271,7 @@ def test_openai_sdk_streams_and_calls_a_tool(stack) -> None:
     call = res.choices[0].message.tool_calls[0]
     assert res.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
     assert "city" in json.loads(call.function.arguments)
+    assert res.choices[0].message.content is None  # the JSON the grammar forced is not text too
 
     emb = client.embeddings.create(model="all-minilm:l6-v2", input=["one", "two"])
     assert len(emb.data) == 2 and len(emb.data[0].embedding) == 384

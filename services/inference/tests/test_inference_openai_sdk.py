@@ -57,6 +57,14 @@ def test_inference_openai_tool_calls_parse_under_grammar(client) -> None:
     calls = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls and json.loads(calls[0].function.arguments)["unit"] in ("c", "f")
     assert stream[-1].choices[0].finish_reason == "tool_calls"
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == ""  # no JSON as text
+
+    # `auto`: a call, or an answer given as plain text (the {"content": ...} envelope taken off).
+    for i in range(3):
+        m = client.chat.completions.create(
+            model="gemma3:270m", messages=[{"role": "user", "content": "Say hello to me."}], tools=[WEATHER],
+            tool_choice="auto", max_tokens=40, temperature=0.9, seed=10 + i).choices[0].message
+        assert m.tool_calls or '"content"' not in (m.content or ""), m
 
     fmt = client.chat.completions.create(
         model="gemma3:270m", messages=[{"role": "user", "content": "A person"}], max_tokens=60, temperature=0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -22,15 +21,14 @@ from loom_inference.engine.engine import Engine
 from loom_inference.engine.sequence import EngineRequest
 from loom_inference.engine.types import (
     BackendError,
-    ChatMessage,
     ContextTooLong,
     Delta,
-    FinishReason,
     GenerateRequest,
     InvalidRequest,
     ModelInfo,
 )
 from loom_inference.prompting import templates, tools
+from loom_inference.prompting.tool_output import read_tool_output
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -113,24 +111,18 @@ class LocalBackend:
 
     # ---- generation ------------------------------------------------------------------
 
-    def _prompt(self, req: GenerateRequest) -> tuple[str, str | None]:
-        """(prompt text, JSON schema the output must match or None)."""
-        schema = req.json_schema or None
-        tool_schema = tools.tool_schema(req.tools, req.tool_choice) if req.tools else None
-        if tool_schema is not None:
-            schema = json.dumps(tool_schema)
+    def _prompt(self, req: GenerateRequest) -> tuple[str, str, bool]:
+        """(prompt text, JSON schema the output must match or "", whether it is the tool envelope)."""
+        messages, schema, envelope = tools.constrain(req)
         if req.messages:
-            messages = list(req.messages)
-            if tool_schema is not None:
-                messages.insert(0, ChatMessage(role="system", content=tools.tool_prompt(req.tools)))
             assert self._render is not None
-            return self._render(messages), schema
-        return req.prompt, schema
+            return self._render(messages), schema, envelope
+        return req.prompt, schema, envelope
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
         engine = await self.ready()
         assert self.runner is not None
-        text, schema = self._prompt(req)
+        text, schema, envelope = self._prompt(req)
         grammar = None
         if schema:
             try:
@@ -155,13 +147,9 @@ class LocalBackend:
             sampling = type(sampling)(**{**sampling.__dict__, "stop": [*sampling.stop, *self._stops]})
         ereq = EngineRequest(request_id=req.request_id or new_id(), prompt_ids=prompt_ids, sampling=sampling,
                              max_tokens=max_tokens, grammar=grammar)
-        with_tools = bool(req.tools) and req.tool_choice != "none"
-        full = []
-        async for delta in engine.generate(ereq):
-            full.append(delta.text)
-            if delta.finished and with_tools and delta.finish_reason == FinishReason.STOP:
-                calls, _ = tools.parse_tool_output("".join(full))
-                if calls:
-                    delta.tool_calls = calls
-                    delta.finish_reason = FinishReason.TOOL_CALLS
-            yield delta
+        stream = engine.generate(ereq)
+        if envelope:
+            stream = read_tool_output(stream)  # the JSON envelope off: answer text, or a whole call
+        async with contextlib.aclosing(stream):  # closed with us: the engine aborts the sequence now
+            async for delta in stream:
+                yield delta

@@ -2,11 +2,12 @@
 
 Imported only when a route names `backend = "vllm"`: vLLM is a CUDA-only wheel and never a
 CPU dependency. GPU pinning: the route's `device` ("cuda:1") becomes CUDA_VISIBLE_DEVICES
-before vLLM initialises CUDA. JSON schemas use vLLM's guided decoding.
+before vLLM initialises CUDA. JSON schemas and tool calls use vLLM's guided decoding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from loom_inference.engine.types import (
     Timings,
     Usage,
 )
+from loom_inference.prompting import tools
+from loom_inference.prompting.tool_output import read_tool_output
 from loom_inference.settings import ModelRoute, Performance
 
 
@@ -55,34 +58,46 @@ class VllmBackend:
             self._engine.shutdown()
             self._engine = None
 
-    def _params(self, req: GenerateRequest):
+    def _params(self, req: GenerateRequest, schema: str):
         from vllm import SamplingParams
 
         s = req.sampling
         kw = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k if s.top_k > 0 else -1,
               "repetition_penalty": s.repeat_penalty, "seed": s.seed, "max_tokens": s.max_tokens or 512,
               "stop": s.stop or None}
-        if req.json_schema:
+        if schema:
             import json
 
             from vllm.sampling_params import GuidedDecodingParams
 
-            kw["guided_decoding"] = GuidedDecodingParams(json=json.loads(req.json_schema))
+            kw["guided_decoding"] = GuidedDecodingParams(json=json.loads(schema))
         return SamplingParams(**kw)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
+        # Tools as for llama.cpp: the output decoded under the call/answer schema, the envelope
+        # taken off on the way out, so callers see the same shape from every backend.
+        messages, schema, envelope = tools.constrain(req)
+        stream = self._generate(req, messages, schema)
+        if envelope:
+            stream = read_tool_output(stream)
+        async with contextlib.aclosing(stream):
+            async for delta in stream:
+                yield delta
+
+    async def _generate(self, req: GenerateRequest, messages: list, schema: str) -> AsyncIterator[Delta]:
         await self.start()
         assert self._engine is not None
         if req.messages:
             tok = await self._engine.get_tokenizer()
-            prompt = tok.apply_chat_template([{"role": m.role, "content": m.content} for m in req.messages],
+            prompt = tok.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
                                              tokenize=False, add_generation_prompt=True)
         else:
             prompt = req.prompt
         t0, first, sent = time.perf_counter(), 0.0, 0
         self._active += 1
         try:
-            async for out in self._engine.generate(prompt, self._params(req), request_id=req.request_id or new_id()):
+            async for out in self._engine.generate(prompt, self._params(req, schema),
+                                                   request_id=req.request_id or new_id()):
                 comp = out.outputs[0]
                 text = comp.text[sent:]
                 sent = len(comp.text)

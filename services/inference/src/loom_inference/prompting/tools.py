@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from loom_common.ids import new_id
-from loom_inference.engine.types import InvalidRequest, ToolCall, ToolSpec
+from loom_inference.engine.types import ChatMessage, GenerateRequest, InvalidRequest, ToolCall, ToolSpec
 
 
 def _call_schema(tool: ToolSpec) -> dict:
@@ -35,6 +35,16 @@ def tool_schema(tools: list[ToolSpec], choice: str) -> dict | None:
     answer = {"type": "object", "properties": {"content": {"type": "string"}}, "required": ["content"],
               "additionalProperties": False}
     return {"anyOf": [*calls, answer]}
+
+
+def constrain(req: GenerateRequest) -> tuple[list[ChatMessage], str, bool]:
+    """For a backend that constrains output itself: (messages, with the tools paragraph first when
+    tools shape the output; the JSON schema text the output must match, "" = free text; whether
+    the output is the tool envelope that `tool_output.read_tool_output` must take off)."""
+    schema = tool_schema(req.tools, req.tool_choice) if req.tools else None
+    if schema is None:
+        return list(req.messages), req.json_schema, False
+    return [ChatMessage(role="system", content=tool_prompt(req.tools)), *req.messages], json.dumps(schema), True
 
 
 def tool_prompt(tools: list[ToolSpec]) -> str:

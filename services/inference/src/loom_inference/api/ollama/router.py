@@ -88,40 +88,31 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     async def _run(req: GenerateRequest, chat: bool, stream: bool):
         first, deltas = await prime(client.generate(req))
-        buffered = bool(req.tools)  # a tool call is only known at the end: don't stream raw JSON
 
         def frame(d: Delta) -> dict:
             base = {"model": req.model, "created_at": _now(), "done": d.finished}
-            text = "" if buffered and not d.finished else d.text
             if chat:
-                msg = {"role": "assistant", "content": text}
+                msg = {"role": "assistant", "content": d.text}
                 if d.tool_calls:
                     msg["tool_calls"], msg["content"] = _tool_calls(d.tool_calls), ""
                 base["message"] = msg
             else:
-                base["response"] = text
+                base["response"] = d.text
             if d.finished:
                 base.update(_final_stats(d))
             return base
 
         if stream:
             async def body() -> AsyncIterator[bytes]:
-                full = []
-                async for d in deltas:
-                    full.append(d.text)
-                    if buffered and d.finished and not d.tool_calls:
-                        d.text = _tool_answer("".join(full))
-                    elif buffered and not d.finished:
-                        continue
-                    yield (json.dumps(frame(d)) + "\n").encode()
+                async for d in deltas:  # with tools too: answer text streams, a call comes whole at the end
+                    if d.text or d.finished:
+                        yield (json.dumps(frame(d)) + "\n").encode()
             return _stream(body())
         text, last = [], first
         async for d in deltas:
             text.append(d.text)
             last = d
         last.text = "".join(text)
-        if buffered and not last.tool_calls:
-            last.text = _tool_answer(last.text)
         return JSONResponse(frame(last))
 
     @api.post("/generate")
@@ -238,15 +229,6 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
         return Response(status_code=200)
 
     return api
-
-
-def _tool_answer(text: str) -> str:
-    """With tools, a non-call answer is {"content": ...}: hand back just the content."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return str(obj.get("content", text)) if isinstance(obj, dict) else text
 
 
 async def root(_: Request):

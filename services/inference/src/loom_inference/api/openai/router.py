@@ -62,16 +62,6 @@ def _calls(calls: list[ToolCall], with_index: bool = False) -> list[dict]:
     return out
 
 
-def _content(text: str, tools: bool) -> str:
-    if not tools:
-        return text
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return str(obj.get("content", text)) if isinstance(obj, dict) else text
-
-
 def _sse(obj: dict | str) -> bytes:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
 
@@ -117,12 +107,11 @@ def openai_router(client: EngineClient) -> APIRouter:
     @api.post("/chat/completions")
     async def chat_completions(body: w.ChatCompletionRequest):
         req = _chat_request(body)
-        tools = bool(req.tools) and req.tool_choice != "none"
         _, deltas = await prime(client.generate(req))
         cid, created = f"chatcmpl-{new_id()}", int(time.time())
         if not body.stream:
             text, last = await _collect(deltas)
-            msg: dict = {"role": "assistant", "content": None if last.tool_calls else _content(text, tools)}
+            msg: dict = {"role": "assistant", "content": None if last.tool_calls else text}
             if last.tool_calls:
                 msg["tool_calls"] = _calls(last.tool_calls)
             return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": req.model,
@@ -139,13 +128,11 @@ def openai_router(client: EngineClient) -> APIRouter:
             text = []
             async for d in deltas:
                 text.append(d.text)
-                if d.text and not tools:
+                if d.text:  # with tools too: backends hand back answer text, never the JSON envelope
                     yield _sse(chunk({"content": d.text}))
                 if d.finished:
                     if d.tool_calls:
                         yield _sse(chunk({"tool_calls": _calls(d.tool_calls, with_index=True)}))
-                    elif tools:
-                        yield _sse(chunk({"content": _content("".join(text), True)}))
                     yield _sse(chunk({}, _finish(d)))
                     if include_usage:
                         yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
