@@ -323,6 +323,34 @@ async def test_agent_calls_tools_and_emits_thoughts_then_react(harness, fakes) -
     assert json.loads(inf.requests[-1].json_schema)["properties"]["action"]["enum"] == ["math.add", "final_answer"]
 
 
+async def test_an_agent_asks_again_once_when_its_call_is_cut_by_max_tokens(harness, fakes) -> None:
+    inf, _, tools = fakes
+    # Inference hands back a call cut by max_tokens as no call, no text, finish reason length.
+    cut = ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_LENGTH, usage=ipb.Usage(prompt_tokens=5,
+                                                                                      completion_tokens=48))
+    call = ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_TOOL_CALLS, usage=ipb.Usage(prompt_tokens=5),
+                             tool_calls=[ipb.ToolCall(id="1", name="math.add", arguments_json='{"a":1,"b":2}')])
+    inf.replies = [cut, call, "it is 3"]
+    model = {"name": "gemma3:270m", "completion_params": {"max_tokens": 48}}
+    g = {
+        "nodes": [
+            START,
+            node("ag", "agent", model=model, tools=[{"tool_name": "math.add"}], tool_choice="required",
+                 max_iterations=2),
+            node("ans", "answer", answer="{{#ag.text#}}"),
+        ],
+        "edges": chain("start", "ag", "ans"),
+    }
+    out = await harness.run(g, mode="agent", query="1+2?")
+    assert out.answer == "it is 3 " and tools.calls == [("math.add", {"a": 1, "b": 2})]
+    assert [r.sampling.max_tokens for r in inf.requests] == [48, 96, 48]  # the cut round asked with twice
+    assert [t["tool"] for t in harness.sink.of("agent_thought")] == ["math.add", ""]  # still two rounds
+
+    inf.replies = [cut, cut]  # cut again: the node fails naming the budget, it does not answer nothing
+    out = await harness.run(g, mode="agent", query="1+2?")
+    assert out.status == "failed" and "max_tokens=96" in str(out.error), out.error
+
+
 async def test_cancelling_a_run_cancels_the_generate_call_upstream(harness, fakes) -> None:
     inf, _, _ = fakes
     inf.slow = True

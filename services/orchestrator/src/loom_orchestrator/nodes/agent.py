@@ -6,6 +6,10 @@ messages. react: for models or backends without tool calling, every step is deco
 a JSON schema {thought, action, action_input} with action one of the tools or
 "final_answer", so each step parses. A function-calling agent whose backend refuses tools
 falls back to react. Each round emits an `agent_thought` event.
+
+A call cut short by `max_tokens` comes back from inference as no call, no text and finish
+reason `length` (its arguments would not parse). That round is asked again once with twice
+the budget; cut again, the node fails naming max_tokens, rather than answering nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class AgentNode:
         else:
             try:
                 await state.function_calling()
+            except CallCut:
+                raise
             except PermanentError as exc:
                 if "tool" not in str(exc).lower():
                     raise
@@ -78,6 +84,10 @@ class AgentNode:
         ]
 
 
+class CallCut(PermanentError):
+    """The model's tool call did not fit in its token budget, even when asked again with twice it."""
+
+
 class _Run:
     def __init__(self, ctx: NodeContext, data: AgentData, tools: list[ToolSchema], messages: list[ChatMessage]):
         self.ctx, self.data, self.tools, self.messages = ctx, data, tools, messages
@@ -85,11 +95,26 @@ class _Run:
         self.prompt_tokens = self.completion_tokens = 0
         self.react_used, self.fallback = False, None
 
-    async def _call(self, **kw: Any) -> modeling.Completion:
-        done = await modeling.complete(self.ctx, modeling.request(self.ctx, self.data.model, self.messages, **kw))
-        self.rounds += 1
+    async def _call(self, max_tokens: int | None = None, **kw: Any) -> modeling.Completion:
+        req = modeling.request(self.ctx, self.data.model, self.messages, **kw)
+        if max_tokens is not None:
+            req.params["max_tokens"] = max_tokens
+        done = await modeling.complete(self.ctx, req)
         self.prompt_tokens += done.prompt_tokens
         self.completion_tokens += done.completion_tokens
+        return done
+
+    async def _call_with_tools(self, choice: str) -> modeling.Completion:
+        """One function-calling round; a call cut by max_tokens is asked again with twice the budget."""
+        self.rounds += 1
+        done = await self._call(tools=self.tools, tool_choice=choice)
+        if not _cut_call(done):
+            return done
+        budget = 2 * (done.completion_tokens or 256)
+        done = await self._call(max_tokens=budget, tools=self.tools, tool_choice=choice)
+        if _cut_call(done):
+            raise CallCut(f"model: its call did not fit in max_tokens={budget} (asked twice); raise the agent "
+                          "model's max_tokens")
         return done
 
     async def _invoke(self, name: str, args: Any) -> str:
@@ -129,7 +154,7 @@ class _Run:
     async def function_calling(self) -> None:
         choice = self.data.tool_choice
         while self.rounds < self.data.max_iterations:
-            done = await self._call(tools=self.tools, tool_choice=choice)
+            done = await self._call_with_tools(choice)
             choice = "auto"
             if not done.tool_calls:
                 self.answer = done.text
@@ -177,6 +202,7 @@ class _Run:
             "required": ["thought", "action", "action_input"],
         }
         while self.rounds < self.data.max_iterations:
+            self.rounds += 1
             done = await self._call(json_schema=schema, defaults={"max_tokens": 256})
             try:
                 step = modeling.parse_json(done.text)
@@ -195,3 +221,8 @@ class _Run:
             self._thought(thought, action, tool_input, observation)
             self.messages += [ChatMessage("assistant", done.text), ChatMessage("user", "Observation: " + observation)]
             self.answer = thought
+
+
+def _cut_call(done: modeling.Completion) -> bool:
+    """Inference hands back a call cut by max_tokens as no call and no text (see the module doc)."""
+    return done.finish_reason == "length" and not done.tool_calls and not done.text.strip()
