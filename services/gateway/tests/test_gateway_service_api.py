@@ -172,6 +172,8 @@ async def test_workflow_logs_page_and_filter_an_apps_runs(gateway, admin, orches
 
     paged = (await c.get("/v1/workflows/logs", params={"page": 2, "limit": 2}, headers=h)).json()
     assert [log["id"] for log in paged["data"]] == [ids[0]] and paged["has_more"] is False
+    past = (await c.get("/v1/workflows/logs", params={"page": 9, "limit": 2}, headers=h)).json()
+    assert (past["data"], past["total"], past["has_more"]) == ([], 3, False)  # still counts what matches
     assert (await c.get("/v1/workflows/logs", params={"limit": 2}, headers=h)).json()["has_more"] is True
     by = {}
     for name, params in (("oslo", {"keyword": "Oslo"}), ("literal", {"keyword": "_50%"}), ("wild", {"keyword": "%"}),

@@ -11,17 +11,21 @@ from loom_gateway.domain.errors import BadRequest
 
 STATUSES = ("succeeded", "failed", "stopped", "running")
 
-_PAGE = """
-SELECT r.id, r.app_version, r.status, r.error, r.total_tokens, r.total_steps, r.created_at, r.finished_at,
-       e.id AS end_user_id, e.session_id, count(*) OVER () AS total
+_MATCHING = """
   FROM runs r LEFT JOIN end_users e ON e.id = r.end_user_id
  WHERE r.tenant_id = $1 AND r.app_id = $2
    AND ($3::text IS NULL OR r.status = $3)
    AND ($4::text IS NULL OR r.id = $4 OR r.inputs::text ILIKE $5 ESCAPE '\\' OR r.outputs::text ILIKE $5 ESCAPE '\\')
    AND ($6::text IS NULL OR e.session_id = $6)
+"""
+# The count rides on the page's rows (one query); a page past the end has none, so it is counted apart.
+_PAGE = """
+SELECT r.id, r.app_version, r.status, r.error, r.total_tokens, r.total_steps, r.created_at, r.finished_at,
+       e.id AS end_user_id, e.session_id, count(*) OVER () AS total""" + _MATCHING + """
  ORDER BY r.created_at DESC, r.id
  OFFSET $7 LIMIT $8
 """
+_COUNT = "SELECT count(*)" + _MATCHING
 
 
 def _like(keyword: str) -> str:
@@ -34,9 +38,9 @@ async def page(pool: asyncpg.Pool, tenant_id: str, app_id: str, *, status: str |
     if status is not None and status not in STATUSES:
         raise BadRequest(f"status must be one of {list(STATUSES)}", field="status")
     keyword = keyword or None
-    rows = await pool.fetch(_PAGE, tenant_id, app_id, status, keyword, _like(keyword or ""), session,
-                            (page - 1) * limit, limit)
-    total = rows[0]["total"] if rows else 0
+    match = (tenant_id, app_id, status, keyword, _like(keyword or ""), session)
+    rows = await pool.fetch(_PAGE, *match, (page - 1) * limit, limit)
+    total = rows[0]["total"] if rows else (await pool.fetchval(_COUNT, *match) if page > 1 else 0)
     return {"page": page, "limit": limit, "total": total, "has_more": page * limit < total,
             "data": [_log(r) for r in rows]}
 
