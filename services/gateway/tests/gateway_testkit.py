@@ -160,8 +160,13 @@ class ScriptedOrchestrator:
             await emit("workflow_finished", {"status": "succeeded", "outputs": {"echo": run.inputs},
                                              "total_tokens": 7, "total_steps": 2, "elapsed_time": 0.1})
         else:
-            await emit("message_end", {"metadata": {"usage": {"prompt_tokens": 3, "completion_tokens": 4,
-                                                              "total_tokens": 7}}})
+            end: dict = {"metadata": {"usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}}
+            declared = run.graph.get("conversation_variables") or []
+            if declared:  # as the orchestrator reports them: here a string variable takes the query
+                end["conversation_variables"] = {
+                    v["name"]: run.query if v.get("value_type", "string") == "string" else v.get("value")
+                    for v in declared}
+            await emit("message_end", end)
 
     async def __aenter__(self) -> ScriptedOrchestrator:
         await self.broker.start()

@@ -152,6 +152,42 @@ async def test_suggested_questions_follow_difys_rules(gateway, admin, orchestrat
     assert r.status_code == 503 and set(r.json()) >= {"code", "message", "status"}, r.text
 
 
+async def test_conversation_variables_as_the_latest_turn_left_them(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    app_id, key = await make_app(c, admin, "chatflow")
+    declared = [{"id": "v-topic", "name": "topic", "value_type": "string", "value": "none", "description": "d"},
+                {"name": "seen", "value_type": "array[string]", "value": ["a"]}]
+    await republish(c, admin, app_id, lambda dsl: dsl["workflow"]["graph"].update(conversation_variables=declared))
+    h = {"Authorization": f"Bearer {key}"}
+    conv = None
+    for query in ("first", "second"):
+        r = await c.post("/v1/chat-messages", json={"inputs": {}, "query": query, "user": "u1", "conversation_id":
+                                                    conv or "", "response_mode": "streaming"}, headers=h)
+        conv = sse_data(r.text)[-1]["conversation_id"]
+        assert "conversation_variables" not in sse_data(r.text)[-1]  # for the gateway's record, not the client
+    r = await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["limit"], body["has_more"]) == (20, False)
+    assert [(v["id"], v["name"], v["value_type"], v["value"]) for v in body["data"]] == [
+        ("v-topic", "topic", "string", "second"), (body["data"][1]["id"], "seen", "array[string]", '["a"]')]
+    assert body["data"][0]["description"] == "d" and body["data"][1]["updated_at"] >= body["data"][1]["created_at"]
+    page = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1", "limit": 1}, headers=h)).json()
+    assert [v["name"] for v in page["data"]] == ["topic"] and page["has_more"] is True
+    rest = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1", "last_id": "v-topic"},
+                        headers=h)).json()
+    assert [v["name"] for v in rest["data"]] == ["seen"]
+    named = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1", "variable_name": "seen"},
+                         headers=h)).json()
+    assert [v["name"] for v in named["data"]] == ["seen"]
+    r = await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u2"}, headers=h)  # not theirs
+    assert r.status_code == 404 and r.json()["code"] == "conversation_not_exists", r.text
+    _, wf_key = await make_app(c, admin, "workflow", name="wf")
+    r = await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"},
+                    headers={"Authorization": f"Bearer {wf_key}"})
+    assert r.status_code == 400 and r.json()["code"] == "not_chat_app", r.text
+
+
 async def test_workflow_logs_page_and_filter_an_apps_runs(gateway, admin, orchestrator) -> None:
     c = gateway.client
     _, key = await make_app(c, admin, "workflow", name="logged")

@@ -397,6 +397,8 @@ async def test_conversation_variables_are_assigned_and_returned(harness) -> None
     assert out.answer == "n=5"
     assert harness.sink.names()[-2:] == ["workflow_finished", "message_end"]
     assert [d["answer"] for d in harness.sink.of("message")] == ["n=5"]
+    # message_end tells the gateway the conversation's variables after the turn (its variables API).
+    assert harness.sink.of("message_end")[-1]["conversation_variables"] == {"count": 5, "seen": ["x", "hello"]}
 
 
 async def test_start_checks_inputs_and_template_is_sandboxed(harness) -> None:

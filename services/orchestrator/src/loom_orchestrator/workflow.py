@@ -121,10 +121,14 @@ def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, 
         "error": outcome.error, "elapsed_time": outcome.elapsed_s, "total_tokens": outcome.total_tokens,
         "total_steps": outcome.steps, "created_at": int(run.accepted_at or t0), "finished_at": int(now)})
     if run.chat and outcome.status != "failed":
-        events.emit("message_end", {
-            "id": run.message_id, "message_id": run.message_id, "conversation_id": run.conversation_id,
-            "metadata": {"usage": {"prompt_tokens": outcome.prompt_tokens,
-                                   "completion_tokens": outcome.completion_tokens,
-                                   "total_tokens": outcome.total_tokens},
-                         "retriever_resources": outcome.retriever_resources}})
+        end = {"id": run.message_id, "message_id": run.message_id, "conversation_id": run.conversation_id,
+               "metadata": {"usage": {"prompt_tokens": outcome.prompt_tokens,
+                                      "completion_tokens": outcome.completion_tokens,
+                                      "total_tokens": outcome.total_tokens},
+                            "retriever_resources": outcome.retriever_resources}}
+        if graph is not None and graph.conversation_variables:
+            # The conversation's variables after this turn, for the gateway's record of the
+            # conversation (Dify's GET /conversations/{id}/variables); not part of the SSE event.
+            end["conversation_variables"] = outcome.conversation_variables
+        events.emit("message_end", end)
     return outcome

@@ -62,8 +62,9 @@ def import_dify(source: str | dict[str, Any]) -> DifyImport:
     ours = {
         "version": "1", "nodes": nodes, "edges": edges,
         "conversation_variables": [
-            {"name": v["name"], "value_type": v.get("value_type", "string"), "value": v.get("value"),
-             "description": v.get("description", "")} for v in workflow.get("conversation_variables") or []],
+            {"id": str(v.get("id") or ""), "name": v["name"], "value_type": v.get("value_type", "string"),
+             "value": v.get("value"), "description": v.get("description", "")}
+            for v in workflow.get("conversation_variables") or []],
         "environment_variables": [
             {"name": v["name"], "value_type": v.get("value_type", "string"), "value": v.get("value")}
             for v in workflow.get("environment_variables") or []],

@@ -80,6 +80,7 @@ class Edge(Model):
 class ConversationVariable(Model):
     """A chatflow variable that keeps its value between turns of one conversation."""
 
+    id: str = Field("", max_length=64)  # Dify's variable id, kept on import ("" = derived from the name)
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     value_type: Literal["string", "number", "object", "boolean", "array[string]", "array[number]",
                         "array[object]", "array[any]"] = "string"

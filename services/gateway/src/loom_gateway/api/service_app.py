@@ -48,6 +48,21 @@ async def rename(conversation_id: str, body: RenameBody, request: Request, p: Pr
                                                   body.auto_generate)
 
 
+@router.get("/conversations/{conversation_id}/variables", name="service.conversation_variables")
+async def conversation_variables(conversation_id: str, request: Request, p: Principal = require(Perm.APP_RUN),
+                                 user: str = Query(min_length=1, max_length=255),
+                                 last_id: str | None = Query(None, max_length=64),
+                                 limit: int = Query(20, ge=1, le=100),
+                                 variable_name: str | None = Query(None, max_length=255)) -> dict:
+    """A chatflow conversation's variables (Dify's conversation variables API)."""
+    mode, doc = await _app(request, p)
+    if mode not in dsl.CHAT_MODES:
+        raise wrong_app_mode("not_chat_app")
+    declared = ((doc.get("workflow") or {}).get("graph") or {}).get("conversation_variables") or []
+    return await gw(request).conversations.variables(p.app_id, user, conversation_id, declared, last_id, limit,
+                                                     variable_name)
+
+
 @router.delete("/conversations/{conversation_id}", name="service.conversation_delete")
 async def delete_conversation(conversation_id: str, body: UserBody, request: Request,
                               p: Principal = require(Perm.APP_RUN)) -> dict:

@@ -8,6 +8,7 @@ conversations are soft-deleted and vanish from every read.
 from __future__ import annotations
 
 import json
+import uuid
 
 import asyncpg
 
@@ -33,6 +34,14 @@ def message_body(row) -> dict:
 
 _CONV = "id, name, inputs, status, created_at, updated_at"
 _MSG = ("id, conversation_id, inputs, query, answer, files, metadata, status, error, feedback_rating, created_at")
+
+
+def variable_body(app_id: str, declared: dict, value: object, created_at: int, updated_at: int) -> dict:
+    """A conversation variable in Dify's shape: the value as text (JSON for anything not a string)."""
+    return {"id": declared.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"loom:{app_id}:{declared['name']}")),
+            "name": declared["name"], "value_type": declared.get("value_type", "string"),
+            "value": value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False),
+            "description": declared.get("description", ""), "created_at": created_at, "updated_at": updated_at}
 
 
 def conversation_name(query: str) -> str:
@@ -100,6 +109,25 @@ class Conversations:
         row = await self.pool.fetchrow(f"UPDATE conversations SET name = $2, updated_at = now() WHERE id = $1"
                                        f" RETURNING {_CONV}", conversation_id, name.strip())
         return conversation_body(row)
+
+    async def variables(self, app_id: str, user: str | None, conversation_id: str, declared: list[dict],
+                        last_id: str | None, limit: int, name: str | None) -> dict:
+        """The conversation's variables (those the app declares), as its latest finished turn left
+        them (the orchestrator reports them in message_end), else their declared defaults."""
+        await self._owned(app_id, user, conversation_id)
+        row = await self.pool.fetchrow("SELECT variables, variables_at, created_at FROM conversations WHERE id = $1",
+                                       conversation_id)
+        stored = json.loads(row["variables"])
+        created = int(row["created_at"].timestamp())
+        updated = int(row["variables_at"].timestamp()) if row["variables_at"] else created
+        items = [variable_body(app_id, v, stored.get(v["name"], v.get("value")), created, updated)
+                 for v in declared if not name or v["name"] == name]
+        if last_id:
+            ids = [v["id"] for v in items]
+            if last_id not in ids:
+                raise NotFound("Last Variable Not Exists.", code="not_found")
+            items = items[ids.index(last_id) + 1:]
+        return {"limit": limit, "has_more": len(items) > limit, "data": items[:limit]}
 
     async def delete(self, app_id: str, user: str | None, conversation_id: str) -> None:
         await self._owned(app_id, user, conversation_id)

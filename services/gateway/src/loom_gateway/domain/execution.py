@@ -32,6 +32,8 @@ _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_fi
 # Dify's basic apps (chat, agent, completion) stream message-level events only: the workflow
 # and node events are what chatflow ("advanced-chat") and workflow apps add.
 _MESSAGE_ONLY_MODES = ("chat", "agent")
+# What message_end carries for the gateway's records only, never shown to the client.
+_RECORD_ONLY = ("conversation_variables",)
 
 
 def _no_mark(stage: str) -> None:
@@ -90,6 +92,7 @@ class Fold:
     total_tokens: int = 0
     total_steps: int = 0
     elapsed_time: float | None = None
+    conversation_variables: dict[str, Any] | None = None  # a chatflow turn's, from message_end
     finished: bool = False
     last_seq: int = 0
 
@@ -106,6 +109,8 @@ class Fold:
             self.total_steps += 1
         elif ev.event == "message_end":
             self.metadata = dict(d.get("metadata") or {})
+            if isinstance(d.get("conversation_variables"), dict):
+                self.conversation_variables = d["conversation_variables"]
             usage = self.metadata.get("usage") or {}
             self.total_tokens = int(usage.get("total_tokens", self.total_tokens) or 0)
             if self.status == "running":
@@ -159,6 +164,8 @@ def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
         if ev.event == "error":
             return {**base, "status": int(ev.data.get("status", 500)), "code": ev.data.get("code", "internal_error"),
                     "message": ev.data.get("message", "run failed")}
+        if ev.event == "message_end":
+            return {**base, **{k: v for k, v in ev.data.items() if k not in _RECORD_ONLY}}
         return {**base, **ev.data}
     data = dict(ev.data)
     if ev.event in ("workflow_started", "workflow_finished"):
@@ -270,6 +277,12 @@ class Execution:
                                    " WHERE id = $1", updated, fold.answer,
                                    "normal" if fold.status == "succeeded" else fold.status, fold.error,
                                    json.dumps(fold.metadata))
+            if updated and fold.conversation_variables is not None:
+                await conn.execute(
+                    "UPDATE conversations c SET variables = $2::jsonb, variables_at = r.created_at FROM runs r"
+                    " WHERE r.id = $1 AND c.id = r.conversation_id"
+                    " AND (c.variables_at IS NULL OR c.variables_at <= r.created_at)",
+                    run_id, json.dumps(fold.conversation_variables))
 
     async def replay(self, run_id: str, chat: bool) -> Fold:
         """Fold a finished run from its stored events (used when no client watched its end)."""
