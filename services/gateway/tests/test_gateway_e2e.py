@@ -118,6 +118,31 @@ def test_suggested_questions_after_an_answer_always_parse(stack) -> None:
     assert all(isinstance(q, str) and q.strip() and len(q) <= 80 for q in body["data"])
 
 
+def test_conversation_variables_follow_the_real_orchestrators_turns(stack) -> None:
+    """A chatflow's assigner keeps variables between turns; Dify's variables API reads them back."""
+    graph = {"nodes": [
+        {"id": "start", "data": {"type": "start"}},
+        {"id": "as", "data": {"type": "assigner", "items": [
+            {"variable_selector": ["conversation", "turns"], "operation": "+=", "value": 1},
+            {"variable_selector": ["conversation", "last"], "operation": "over-write", "input_type": "variable",
+             "value": ["sys", "query"]}]}},
+        {"id": "ans", "data": {"type": "answer", "answer": "turn {{#conversation.turns#}}"}}],
+        "edges": [{"source": "start", "target": "as"}, {"source": "as", "target": "ans"}],
+        "conversation_variables": [{"name": "turns", "value_type": "number", "value": 0},
+                                   {"name": "last", "value_type": "string", "value": ""}]}
+    _, key = app_with_key(stack, "chatflow", graph, name="counter")
+    h, url, conv = {"Authorization": f"Bearer {key}"}, f"{stack.gateway_url}/v1", ""
+    for query in ("one", "two"):
+        body = httpx.post(f"{url}/chat-messages", json={"inputs": {}, "query": query, "user": "v",
+                                                        "conversation_id": conv, "response_mode": "blocking"},
+                          headers=h, timeout=60).json()
+        conv = body["conversation_id"]
+    assert body["answer"] == "turn 2", body
+    r = httpx.get(f"{url}/conversations/{conv}/variables", params={"user": "v"}, headers=h, timeout=30)
+    assert r.status_code == 200, r.text
+    assert {v["name"]: v["value"] for v in r.json()["data"]} == {"turns": "2", "last": "two"}
+
+
 def test_workflow_run_blocking_streaming_detail_and_chat_stop(stack) -> None:
     _, key = app_with_key(stack, "workflow", TEMPLATE_FLOW, name="greeter")
     h = {"Authorization": f"Bearer {key}"}
