@@ -75,6 +75,10 @@ def test_dify_client_chat_blocking_streaming_conversations_feedback(stack) -> No
     rated = client.get_conversation_messages(user="alice", conversation_id=conv).json()["data"][1]
     assert rated["feedback"] == {"rating": "like"}
     assert client.rename_conversation(conv, "Greetings", "alice").json()["name"] == "Greetings"
+    # auto_generate (plain HTTP: dify-client 0.1.x cannot send it): the real model names it under a schema.
+    auto = httpx.post(f"{stack.gateway_url}/v1/conversations/{conv}/name", json={"auto_generate": True,
+                      "user": "alice"}, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    assert auto.status_code == 200 and 0 < len(auto.json()["name"]) <= 40, auto.text
     params = client.get_application_parameters("alice").json()
     assert "user_input_form" in params and "system_parameters" in params
     up = client.file_upload("alice", {"file": ("note.txt", b"hello file", "text/plain")})

@@ -57,6 +57,13 @@ async def test_chat_blocking_streaming_conversations_feedback(gateway, admin, or
 
     renamed = await c.post(f"/v1/conversations/{conv}/name", json={"name": "Renamed", "user": "u1"}, headers=h)
     assert renamed.json()["name"] == "Renamed"
+    # auto_generate: the model names it; none answers here, so the first query's first line does.
+    auto = await c.post(f"/v1/conversations/{conv}/name", json={"auto_generate": True, "user": "u1"}, headers=h)
+    assert auto.status_code == 200 and auto.json()["name"] == "hi", auto.text
+    theirs = await c.post(f"/v1/conversations/{conv}/name", json={"auto_generate": True, "user": "u2"}, headers=h)
+    assert theirs.status_code == 404 and theirs.json()["code"] == "conversation_not_exists", theirs.text
+    nameless = await c.post(f"/v1/conversations/{conv}/name", json={"user": "u1"}, headers=h)
+    assert nameless.status_code == 400 and nameless.json()["field"] == "name", nameless.text
     gone = await c.request("DELETE", f"/v1/conversations/{conv}", json={"user": "u1"}, headers=h)
     assert gone.json() == {"result": "success"}
     asked = len(orchestrator.requests)

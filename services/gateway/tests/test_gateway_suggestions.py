@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from loom_gateway.domain import suggestions
+from loom_gateway.domain import model_calls, suggestions
 
 
 class ScriptedModel:
@@ -34,5 +34,5 @@ def test_the_feature_and_model_come_from_the_apps_dsl() -> None:
     doc = {"workflow": {"graph": {"nodes": [{"id": "s", "data": {"type": "start"}},
                                             {"id": "l", "data": {"type": "llm", "model": {"name": "qwen"}}}]},
                         "features": {"suggested_questions_after_answer": {"enabled": True}}}}
-    assert suggestions.enabled(doc) and suggestions.model_of(doc) == "qwen"
-    assert not suggestions.enabled({"workflow": {"graph": {}}}) and suggestions.model_of({}) is None
+    assert suggestions.enabled(doc) and model_calls.app_model(doc) == "qwen"
+    assert not suggestions.enabled({"workflow": {"graph": {}}}) and model_calls.app_model({}) is None

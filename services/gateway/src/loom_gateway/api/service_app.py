@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import dsl, suggestions
+from loom_gateway.domain import dsl, model_calls, naming, suggestions
 from loom_gateway.domain.apps import dify_mode
 from loom_gateway.domain.errors import BadRequest, wrong_app_mode
 from loom_gateway.domain.rbac import Perm, Principal
@@ -44,8 +44,14 @@ async def conversations(request: Request, p: Principal = require(Perm.APP_RUN),
 @router.post("/conversations/{conversation_id}/name", name="service.conversation_rename")
 async def rename(conversation_id: str, body: RenameBody, request: Request, p: Principal = require(Perm.APP_RUN)
                  ) -> dict:
-    return await gw(request).conversations.rename(p.app_id, body.user, conversation_id, body.name,
-                                                  body.auto_generate)
+    g, name = gw(request), body.name
+    if body.auto_generate:  # the model names it from the first query (naming.py has the fallbacks)
+        query = await g.conversations.first_query(p.app_id, body.user, conversation_id)
+        _, doc = await _app(request, p)
+        name, tokens = await naming.name_conversation(
+            g.inference, model_calls.app_model(doc) or g.settings.default_chat_model, query, p.tenant_id)
+        await g.limits.charge_tokens(p, tokens)
+    return await g.conversations.rename(p.app_id, body.user, conversation_id, name)
 
 
 @router.get("/conversations/{conversation_id}/variables", name="service.conversation_variables")
@@ -124,7 +130,7 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
     turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
     if not suggestions.enabled(doc):
         raise BadRequest("Suggested Questions Is Disabled.", code="bad_request")
-    model = suggestions.model_of(doc) or g.settings.default_chat_model
+    model = model_calls.app_model(doc) or g.settings.default_chat_model
     questions, tokens = await suggestions.suggest(g.inference, model, turns, p.tenant_id)
     await g.limits.charge_tokens(p, tokens)
     return {"result": "success", "data": questions}

@@ -97,14 +97,15 @@ class Conversations:
             raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
         return found
 
-    async def rename(self, app_id: str, user: str | None, conversation_id: str, name: str | None,
-                     auto_generate: bool) -> dict:
+    async def first_query(self, app_id: str, user: str | None, conversation_id: str) -> str:
+        """The query that started the caller's conversation (NotFound unless it is theirs)."""
         await self._owned(app_id, user, conversation_id)
-        if auto_generate:
-            first = await self.pool.fetchval("SELECT query FROM messages WHERE conversation_id = $1"
-                                             " ORDER BY created_at LIMIT 1", conversation_id)
-            name = conversation_name(first or "")
-        elif not isinstance(name, str) or not name.strip():
+        return await self.pool.fetchval("SELECT query FROM messages WHERE conversation_id = $1"
+                                        " ORDER BY created_at LIMIT 1", conversation_id) or ""
+
+    async def rename(self, app_id: str, user: str | None, conversation_id: str, name: str | None) -> dict:
+        await self._owned(app_id, user, conversation_id)
+        if not isinstance(name, str) or not name.strip():
             raise BadRequest("name is required when auto_generate is false", field="name")
         row = await self.pool.fetchrow(f"UPDATE conversations SET name = $2, updated_at = now() WHERE id = $1"
                                        f" RETURNING {_CONV}", conversation_id, name.strip())

@@ -10,7 +10,9 @@ error. What the questions are worth is the model's: the bundled 270M base model 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any
+
+from loom_gateway.domain.model_calls import Model
 
 COUNT = 3
 TURNS = 3             # the conversation's last turns the model reads
@@ -25,26 +27,10 @@ INSTRUCTION = (f"Suggest the {COUNT} questions the user is most likely to ask ne
                f"in the language of the conversation. Reply with a JSON array of {COUNT} strings only.")
 
 
-class Model(Protocol):
-    async def complete(self, model: str, prompt: str, *, json_schema: str, max_tokens: int,
-                       tenant_id: str) -> tuple[str, int]:
-        """One user turn answered at temperature 0: (the reply, tokens used)."""
-        ...
-
-
 def enabled(doc: dict[str, Any]) -> bool:
     """The app's DSL turns the feature on under workflow.features, as Dify's does."""
     features = (doc.get("workflow") or {}).get("features") or {}
     return bool((features.get("suggested_questions_after_answer") or {}).get("enabled"))
-
-
-def model_of(doc: dict[str, Any]) -> str | None:
-    """The model of the app's first LLM or agent node (the one that wrote its answers)."""
-    for node in (doc.get("workflow") or {}).get("graph", {}).get("nodes", []):
-        data = node.get("data") or {}
-        if data.get("type") in ("llm", "agent") and (data.get("model") or {}).get("name"):
-            return data["model"]["name"]
-    return None
 
 
 async def suggest(model: Model, model_name: str, turns: list[tuple[str, str]], tenant_id: str
