@@ -16,6 +16,7 @@ from loom_common.devstack import infra
 from loom_inference.backends import llamacpp
 from loom_inference.engine.types import (
     BackendError,
+    ChatMessage,
     Delta,
     FinishReason,
     GenerateRequest,
@@ -227,3 +228,44 @@ async def test_start_loads_models_one_after_another_in_order() -> None:
         router.add(Loading(name, fail))
     await router.start(["chat", "nowhere", "embed"])  # a failed or unknown model does not stop the rest
     assert log == ["start chat", "loaded chat", "start embed", "loaded embed"]
+
+
+async def test_inference_vllm_tools_decode_under_the_call_schema_and_hand_back_a_call(monkeypatch) -> None:
+    """The vLLM backend's tool path without a GPU: vLLM's modules stubbed, its engine scripted."""
+    import types
+
+    class Params:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    fake = types.ModuleType("vllm")
+    fake.SamplingParams = Params
+    guided = types.ModuleType("vllm.sampling_params")
+    guided.GuidedDecodingParams = lambda json: {"json": json}
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", guided)
+    raw = '{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    seen = {}
+
+    class Engine:  # what AsyncLLM.generate yields: cumulative text, then finished
+        async def get_tokenizer(self):
+            return types.SimpleNamespace(apply_chat_template=lambda msgs, **kw: "|".join(m["content"] for m in msgs))
+
+        async def generate(self, prompt, params, request_id):
+            seen.update(prompt=prompt, params=params.kw)
+            for end in range(8, len(raw) + 8, 8):
+                done = end >= len(raw)
+                out = types.SimpleNamespace(text=raw[:end], finish_reason="stop" if done else None, token_ids=[1] * 9)
+                yield types.SimpleNamespace(outputs=[out], finished=done, prompt_token_ids=[1, 2])
+
+    backend = build_backend(ModelRoute(name="big", backend="vllm"), InferenceSettings())
+    backend._engine = Engine()
+    tool = ToolSpec("get_weather", "Weather of a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+    req = GenerateRequest(model="big", messages=[ChatMessage("user", "Weather in Oslo?")], tools=[tool],
+                          tool_choice="required")
+    out = [d async for d in backend.generate(req)]
+    assert seen["params"]["guided_decoding"]["json"]["properties"]["name"] == {"const": "get_weather"}
+    assert seen["prompt"].startswith("You can call these tools.") and seen["prompt"].endswith("Weather in Oslo?")
+    assert "".join(d.text for d in out) == ""  # the envelope is not text
+    assert out[-1].finish_reason == FinishReason.TOOL_CALLS
+    assert [(c.name, json.loads(c.arguments_json)) for c in out[-1].tool_calls] == [("get_weather", {"city": "Oslo"})]
