@@ -350,6 +350,15 @@ async def test_an_agent_asks_again_once_when_its_call_is_cut_by_max_tokens(harne
     out = await harness.run(g, mode="agent", query="1+2?")
     assert out.status == "failed" and "max_tokens=96" in str(out.error), out.error
 
+    # react: a step cut short does not parse; it is asked again the same way.
+    g["nodes"][1]["data"].update(strategy="react", model={"name": "gemma3:270m"})
+    half = ipb.GenerateChunk(text='{"thought": "add", "act', finish_reason=ipb.FINISH_REASON_LENGTH,
+                             usage=ipb.Usage(prompt_tokens=5, completion_tokens=256))
+    inf.replies = [half, '{"thought": "done", "action": "final_answer", "action_input": {"answer": "three"}}']
+    before = len(inf.requests)
+    out = await harness.run(g, mode="agent", query="1+2?")
+    assert out.answer == "three" and [r.sampling.max_tokens for r in inf.requests[before:]] == [256, 512]
+
 
 async def test_cancelling_a_run_cancels_the_generate_call_upstream(harness, fakes) -> None:
     inf, _, _ = fakes

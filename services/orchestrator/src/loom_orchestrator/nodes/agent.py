@@ -8,13 +8,15 @@ a JSON schema {thought, action, action_input} with action one of the tools or
 falls back to react. Each round emits an `agent_thought` event.
 
 A call cut short by `max_tokens` comes back from inference as no call, no text and finish
-reason `length` (its arguments would not parse). That round is asked again once with twice
-the budget; cut again, the node fails naming max_tokens, rather than answering nothing.
+reason `length` (its arguments would not parse); a react step cut short does not parse. That
+round is asked again once with twice the budget; cut again, the node fails naming max_tokens,
+rather than answering nothing or half-written JSON.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from loom_common.dsl.ai_nodes import AgentData
@@ -104,15 +106,15 @@ class _Run:
         self.completion_tokens += done.completion_tokens
         return done
 
-    async def _call_with_tools(self, choice: str) -> modeling.Completion:
-        """One function-calling round; a call cut by max_tokens is asked again with twice the budget."""
+    async def _round(self, cut: Callable[[modeling.Completion], bool], **kw: Any) -> modeling.Completion:
+        """One round; a step cut by max_tokens (`cut`) is asked again with twice the budget."""
         self.rounds += 1
-        done = await self._call(tools=self.tools, tool_choice=choice)
-        if not _cut_call(done):
+        done = await self._call(**kw)
+        if not cut(done):
             return done
         budget = 2 * (done.completion_tokens or 256)
-        done = await self._call(max_tokens=budget, tools=self.tools, tool_choice=choice)
-        if _cut_call(done):
+        done = await self._call(max_tokens=budget, **kw)
+        if cut(done):
             raise CallCut(f"model: its call did not fit in max_tokens={budget} (asked twice); raise the agent "
                           "model's max_tokens")
         return done
@@ -154,7 +156,7 @@ class _Run:
     async def function_calling(self) -> None:
         choice = self.data.tool_choice
         while self.rounds < self.data.max_iterations:
-            done = await self._call_with_tools(choice)
+            done = await self._round(_cut_call, tools=self.tools, tool_choice=choice)
             choice = "auto"
             if not done.tool_calls:
                 self.answer = done.text
@@ -202,8 +204,7 @@ class _Run:
             "required": ["thought", "action", "action_input"],
         }
         while self.rounds < self.data.max_iterations:
-            self.rounds += 1
-            done = await self._call(json_schema=schema, defaults={"max_tokens": 256})
+            done = await self._round(_cut_step, json_schema=schema, defaults={"max_tokens": 256})
             try:
                 step = modeling.parse_json(done.text)
                 action, thought, tool_input = step["action"], str(step.get("thought", "")), step.get("action_input")
@@ -226,3 +227,14 @@ class _Run:
 def _cut_call(done: modeling.Completion) -> bool:
     """Inference hands back a call cut by max_tokens as no call and no text (see the module doc)."""
     return done.finish_reason == "length" and not done.tool_calls and not done.text.strip()
+
+
+def _cut_step(done: modeling.Completion) -> bool:
+    """A react step (JSON under a schema) cut by max_tokens: it does not parse."""
+    if done.finish_reason != "length":
+        return False
+    try:
+        modeling.parse_json(done.text)
+    except ValueError:
+        return True
+    return False

@@ -125,9 +125,7 @@ def openai_router(client: EngineClient) -> APIRouter:
 
         async def events() -> AsyncIterator[bytes]:
             yield _sse(chunk({"role": "assistant", "content": ""}))
-            text = []
             async for d in deltas:
-                text.append(d.text)
                 if d.text:  # with tools too: backends hand back answer text, never the JSON envelope
                     yield _sse(chunk({"content": d.text}))
                 if d.finished:
