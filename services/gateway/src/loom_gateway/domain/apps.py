@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import asyncpg
 
+from loom_common.dsl.flow_nodes import InputVariable
 from loom_common.ids import new_id
 from loom_gateway.domain import dsl, security
 from loom_gateway.domain.errors import BadRequest, NotFound
@@ -26,6 +28,11 @@ class PublishedApp:
     name: str
     version: int
     dsl: dict[str, Any]
+
+    @cached_property
+    def form(self) -> list[InputVariable]:
+        """The start node's variables, parsed once: a published version never changes."""
+        return dsl.start_variables(self.dsl)
 
 
 # Loom's app modes as Dify's service API names them (`mode` of /v1/info and of a chat answer).

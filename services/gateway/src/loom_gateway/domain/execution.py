@@ -354,7 +354,7 @@ def _check(app: PublishedApp, kind: str, inputs: Any, files: Any, query: str | N
     if kind == "chat" and (not isinstance(query, str) or not query.strip()):
         raise BadRequest("query is required", field="query")
     try:  # the start node checks them again; refused here, nothing is recorded or run
-        check_inputs(dsl.start_variables(app.dsl), inputs)
+        check_inputs(app.form, inputs)
     except InputError as exc:
         raise BadRequest(str(exc), field=f"inputs.{exc.variable}") from None
     return inputs, files
