@@ -116,6 +116,7 @@ class ScriptedOrchestrator:
         self.requests: list[RunRequested] = []
         self.cancelled: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
+        self.kept: dict[str | None, dict] = {}  # conversation variables, per conversation
 
         @self.broker.subscriber(**bus.ORCHESTRATOR_RUNS.subscriber_kwargs())
         async def take(event: RunRequested, msg: NatsMessage) -> None:
@@ -162,10 +163,11 @@ class ScriptedOrchestrator:
         else:
             end: dict = {"metadata": {"usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}}
             declared = run.graph.get("conversation_variables") or []
-            if declared:  # as the orchestrator reports them: here a string variable takes the query
-                end["conversation_variables"] = {
-                    v["name"]: run.query if v.get("value_type", "string") == "string" else v.get("value")
-                    for v in declared}
+            if declared:  # kept per conversation as the orchestrator keeps them; a string takes the query
+                kept = ({v["name"]: v.get("value") for v in declared} | self.kept.get(run.conversation_id, {})
+                        | (run.conversation_variables or {}))
+                kept |= {v["name"]: run.query for v in declared if v.get("value_type", "string") == "string"}
+                self.kept[run.conversation_id] = end["conversation_variables"] = kept
             await emit("message_end", end)
 
     async def __aenter__(self) -> ScriptedOrchestrator:

@@ -145,6 +145,15 @@ def test_conversation_variables_follow_the_real_orchestrators_turns(stack) -> No
     r = httpx.get(f"{url}/conversations/{conv}/variables", params={"user": "v"}, headers=h, timeout=30)
     assert r.status_code == 200, r.text
     assert {v["name"]: v["value"] for v in r.json()["data"]} == {"turns": "2", "last": "two"}
+    # Set through the API: the real orchestrator's next turn counts on from it.
+    turns = next(v for v in r.json()["data"] if v["name"] == "turns")
+    r = httpx.put(f"{url}/conversations/{conv}/variables/{turns['id']}", json={"value": 10, "user": "v"},
+                  headers=h, timeout=30)
+    assert r.status_code == 200 and r.json()["value"] == "10", r.text
+    body = httpx.post(f"{url}/chat-messages", json={"inputs": {}, "query": "three", "user": "v",
+                                                    "conversation_id": conv, "response_mode": "blocking"},
+                      headers=h, timeout=60).json()
+    assert body["answer"] == "turn 11", body
 
 
 def test_workflow_run_blocking_streaming_detail_and_chat_stop(stack) -> None:

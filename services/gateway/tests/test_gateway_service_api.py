@@ -189,6 +189,42 @@ async def test_conversation_variables_as_the_latest_turn_left_them(gateway, admi
     assert [v["name"] for v in named["data"]] == ["seen"]
     r = await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u2"}, headers=h)  # not theirs
     assert r.status_code == 404 and r.json()["code"] == "conversation_not_exists", r.text
+
+    # Set through the API: shown at once, carried by the next run request, then taken up by its turn.
+    seen_id = body["data"][1]["id"]
+    url = f"/v1/conversations/{conv}/variables/{seen_id}"
+    r = await c.put(url, json={"value": ["z"], "user": "u1"}, headers=h)
+    assert r.status_code == 200 and (r.json()["name"], r.json()["value"]) == ("seen", '["z"]'), r.text
+    values = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"}, headers=h)).json()["data"]
+    assert [v["value"] for v in values] == ["second", '["z"]']
+    for query, carried in (("third", {"seen": ["z"]}), ("fourth", None)):
+        await c.post("/v1/chat-messages", json={"inputs": {}, "query": query, "user": "u1", "conversation_id": conv,
+                                                "response_mode": "blocking"}, headers=h)
+        assert orchestrator.requests[-1].conversation_variables == carried
+    values = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"}, headers=h)).json()["data"]
+    assert [v["value"] for v in values] == ["fourth", '["z"]']  # the turns kept it
+    # A turn that started before a value was set and ends after it does not undo it: still pending.
+    turn = asyncio.create_task(c.post("/v1/chat-messages", json={"inputs": {}, "query": "slow", "user": "u1",
+                                                                 "conversation_id": conv, "response_mode": "blocking"},
+                                      headers=h))
+    while orchestrator.requests[-1].query != "slow":  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert (await c.put(url, json={"value": ["late"], "user": "u1"}, headers=h)).status_code == 200
+    assert (await turn).status_code == 200
+    values = (await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"}, headers=h)).json()["data"]
+    assert [v["value"] for v in values] == ["slow", '["late"]']
+    await c.post("/v1/chat-messages", json={"inputs": {}, "query": "fifth", "user": "u1", "conversation_id": conv,
+                                            "response_mode": "blocking"}, headers=h)
+    assert orchestrator.requests[-1].conversation_variables == {"seen": ["late"]}
+    for value, code in ((5, "conversation_variable_type_mismatch"), (["a", 1], "conversation_variable_type_mismatch")):
+        r = await c.put(url, json={"value": value, "user": "u1"}, headers=h)
+        assert r.status_code == 400 and (r.json()["code"], r.json()["field"]) == (code, "value"), r.text
+    r = await c.put(f"/v1/conversations/{conv}/variables/nope", json={"value": "x", "user": "u1"}, headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "conversation_variable_not_exists", r.text
+    r = await c.put(url, json={"value": ["x"], "user": "u2"}, headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "conversation_not_exists", r.text
+    r = await c.put(url, json={"user": "u1"}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "value", r.text
     _, wf_key = await make_app(c, admin, "workflow", name="wf")
     r = await c.get(f"/v1/conversations/{conv}/variables", params={"user": "u1"},
                     headers={"Authorization": f"Bearer {wf_key}"})

@@ -50,7 +50,8 @@ def build_pool(graph: Graph, req: RunRequested, run: RunContext, conversation: d
                            "files": list(req.files), "dialogue_count": dialogue_count})
     pool.set_scope("env", {v.name: v.value for v in graph.environment_variables})
     defaults = {v.name: v.value for v in graph.conversation_variables}
-    pool.set_scope("conversation", {**defaults, **{k: v for k, v in conversation.items() if k in defaults}})
+    kept = {**conversation, **(req.conversation_variables or {})}  # values a client set win over kept ones
+    pool.set_scope("conversation", {**defaults, **{k: v for k, v in kept.items() if k in defaults}})
     return pool
 
 

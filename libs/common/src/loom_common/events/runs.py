@@ -34,6 +34,9 @@ class RunRequested(Event):
     user: str | None = None
     files: list[dict[str, JsonValue]] = Field(default_factory=list)
     response_mode: ResponseMode = "streaming"
+    # Conversation variables a client set through the API since the conversation's last turn
+    # (Dify's PUT .../variables/{id}): they override the values the orchestrator kept.
+    conversation_variables: dict[str, JsonValue] | None = None
 
 
 class RunCancelRequested(Event):

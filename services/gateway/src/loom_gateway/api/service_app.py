@@ -4,7 +4,7 @@ parameters, info and meta of the key's app."""
 from __future__ import annotations
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl, model_calls, naming, suggestions
@@ -61,12 +61,31 @@ async def conversation_variables(conversation_id: str, request: Request, p: Prin
                                  limit: int = Query(20, ge=1, le=100),
                                  variable_name: str | None = Query(None, max_length=255)) -> dict:
     """A chatflow conversation's variables (Dify's conversation variables API)."""
+    declared = await _declared_variables(request, p)
+    return await gw(request).conversations.variables(p.app_id, user, conversation_id, declared, last_id, limit,
+                                                     variable_name)
+
+
+class VariableBody(BaseModel):
+    value: JsonValue
+    user: str = Field(min_length=1, max_length=255)
+
+
+@router.put("/conversations/{conversation_id}/variables/{variable_id}", name="service.conversation_variable_set")
+async def set_conversation_variable(conversation_id: str, variable_id: str, body: VariableBody, request: Request,
+                                    p: Principal = require(Perm.APP_RUN)) -> dict:
+    """Set a chatflow conversation's variable; its next turn runs with the new value."""
+    declared = await _declared_variables(request, p)
+    return await gw(request).conversations.set_variable(p.app_id, body.user, conversation_id, declared,
+                                                        variable_id, body.value)
+
+
+async def _declared_variables(request: Request, p: Principal) -> list[dict]:
+    """The conversation variables the key's app declares (chat modes only)."""
     mode, doc = await _app(request, p)
     if mode not in dsl.CHAT_MODES:
         raise wrong_app_mode("not_chat_app")
-    declared = ((doc.get("workflow") or {}).get("graph") or {}).get("conversation_variables") or []
-    return await gw(request).conversations.variables(p.app_id, user, conversation_id, declared, last_id, limit,
-                                                     variable_name)
+    return ((doc.get("workflow") or {}).get("graph") or {}).get("conversation_variables") or []
 
 
 @router.delete("/conversations/{conversation_id}", name="service.conversation_delete")

@@ -44,6 +44,27 @@ def variable_body(app_id: str, declared: dict, value: object, created_at: int, u
             "description": declared.get("description", ""), "created_at": created_at, "updated_at": updated_at}
 
 
+_TYPES = {"string": (str,), "number": (int, float), "boolean": (bool,), "object": (dict,)}
+
+
+def check_value(value_type: str, value: object) -> None:
+    """A value fits a conversation variable's declared type (Dify refuses a mismatch)."""
+    if value_type.startswith("array"):
+        item = value_type[6:-1] if value_type.startswith("array[") else "any"
+        ok = isinstance(value, list) and (item == "any" or all(_fits(item, v) for v in value))
+    else:
+        ok = _fits(value_type, value)
+    if not ok:
+        raise BadRequest(f"Type mismatch: variable expects {value_type}, but got {type(value).__name__}",
+                         field="value", code="conversation_variable_type_mismatch")
+
+
+def _fits(value_type: str, value: object) -> bool:
+    if isinstance(value, bool) and value_type != "boolean":
+        return False  # JSON true is not a number
+    return isinstance(value, _TYPES.get(value_type, (object,)))
+
+
 def conversation_name(query: str) -> str:
     """A new conversation is named after the first line of its first query."""
     return (query.strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
@@ -116,11 +137,11 @@ class Conversations:
         """The conversation's variables (those the app declares), as its latest finished turn left
         them (the orchestrator reports them in message_end), else their declared defaults."""
         await self._owned(app_id, user, conversation_id)
-        row = await self.pool.fetchrow("SELECT variables, variables_at, created_at FROM conversations WHERE id = $1",
-                                       conversation_id)
+        row = await self.pool.fetchrow("SELECT variables, created_at, GREATEST(variables_at, variables_set_at)"
+                                       " AS updated_at FROM conversations WHERE id = $1", conversation_id)
         stored = json.loads(row["variables"])
         created = int(row["created_at"].timestamp())
-        updated = int(row["variables_at"].timestamp()) if row["variables_at"] else created
+        updated = int(row["updated_at"].timestamp()) if row["updated_at"] else created
         items = [variable_body(app_id, v, stored.get(v["name"], v.get("value")), created, updated)
                  for v in declared if not name or v["name"] == name]
         if last_id:
@@ -129,6 +150,24 @@ class Conversations:
                 raise NotFound("Last Variable Not Exists.", code="not_found")
             items = items[ids.index(last_id) + 1:]
         return {"limit": limit, "has_more": len(items) > limit, "data": items[:limit]}
+
+    async def set_variable(self, app_id: str, user: str | None, conversation_id: str, declared: list[dict],
+                           variable_id: str, value: object) -> dict:
+        """Set one of the conversation's variables (Dify's PUT .../variables/{id}). The value is
+        shown at once and sent with the conversation's next run request, whose orchestrator
+        takes it over the value it kept (the orchestrator owns the conversation's state)."""
+        await self._owned(app_id, user, conversation_id)
+        var = next((v for v in declared if variable_body(app_id, v, None, 0, 0)["id"] == variable_id), None)
+        if var is None:
+            raise NotFound("Conversation Variable Not Exists.", code="conversation_variable_not_exists")
+        check_value(var.get("value_type", "string"), value)
+        one = json.dumps({var["name"]: value})
+        row = await self.pool.fetchrow(
+            "UPDATE conversations SET variables = variables || $2::jsonb,"
+            " variables_set = COALESCE(variables_set, '{}') || $2::jsonb, variables_set_at = now()"
+            " WHERE id = $1 RETURNING created_at, variables_set_at", conversation_id, one)
+        return variable_body(app_id, var, value, int(row["created_at"].timestamp()),
+                             int(row["variables_set_at"].timestamp()))
 
     async def delete(self, app_id: str, user: str | None, conversation_id: str) -> None:
         await self._owned(app_id, user, conversation_id)

@@ -144,6 +144,20 @@ def _completion_view(run: StartedRun, ev: RunEvent) -> RunEvent | None:
     return ev if ev.event in _FLAT else None
 
 
+# A turn's conversation variables onto its conversation, unless a newer turn wrote them first.
+# Values a client set through the API after this turn started stay on top and stay pending (the
+# next run request carries them); a turn that started after them took them up: they are cleared.
+_RECORD_VARIABLES = """
+UPDATE conversations c
+   SET variables = CASE WHEN c.variables_set_at > r.created_at THEN $2::jsonb || c.variables_set ELSE $2::jsonb END,
+       variables_at = r.created_at,
+       variables_set = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set END,
+       variables_set_at = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set_at END
+  FROM runs r
+ WHERE r.id = $1 AND c.id = r.conversation_id AND (c.variables_at IS NULL OR c.variables_at <= r.created_at)
+"""
+
+
 def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
     """A run event as Dify's SSE `data` object (None: not part of this app mode's API)."""
     if run.mode == "completion":
@@ -249,10 +263,12 @@ class Execution:
                 raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
             if written is None:  # two tries lost a race on the end user's row: let the caller retry
                 raise Upstream("The run could not be recorded; try again.", code="conflict", status=503)
-            if not published:
+            if not published:  # a named conversation: the write came first, so it can hand over
+                if written.variables_set:  # the variables a client set since the last turn
+                    request = request.model_copy(update={"conversation_variables": written.variables_set})
                 await self.bus.request(request)
                 published = True
-            return written[1], feed
+            return written.conversation_id, feed
         except BaseException as exc:
             if feed is not None:
                 await feed.aclose()
@@ -278,11 +294,7 @@ class Execution:
                                    "normal" if fold.status == "succeeded" else fold.status, fold.error,
                                    json.dumps(fold.metadata))
             if updated and fold.conversation_variables is not None:
-                await conn.execute(
-                    "UPDATE conversations c SET variables = $2::jsonb, variables_at = r.created_at FROM runs r"
-                    " WHERE r.id = $1 AND c.id = r.conversation_id"
-                    " AND (c.variables_at IS NULL OR c.variables_at <= r.created_at)",
-                    run_id, json.dumps(fold.conversation_variables))
+                await conn.execute(_RECORD_VARIABLES, run_id, json.dumps(fold.conversation_variables))
 
     async def replay(self, run_id: str, chat: bool) -> Fold:
         """Fold a finished run from its stored events (used when no client watched its end)."""

@@ -6,7 +6,8 @@ eight round trips (and pool resets) of writing them one by one, and is atomic by
 
     new_user   the end user, unless (app, session) exists already
     end_user   that row's id either way
-    old_conv   an existing conversation of this end user, touched (NULL id: none asked for)
+    old_conv   an existing conversation of this end user, touched (NULL id: none asked for), with
+               the variables a client set through the API that no turn has taken up yet
     new_conv   a new conversation, when the caller asked for one (chat apps without an id)
     run        the run; not written when an asked-for conversation is not theirs
     msg        the message (chat and completion apps; NULL message id: none)
@@ -35,7 +36,7 @@ old_conv AS (
     UPDATE conversations SET updated_at = now()
     WHERE $5::text IS NOT NULL AND id = $5 AND app_id = $3 AND end_user_id = (SELECT id FROM end_user)
       AND deleted_at IS NULL
-    RETURNING id),
+    RETURNING id, variables_set),
 new_conv AS (
     INSERT INTO conversations (id, tenant_id, app_id, end_user_id, name, inputs)
     SELECT $6, $2, $3, id, $7, $8::jsonb FROM end_user WHERE $6::text IS NOT NULL
@@ -50,7 +51,7 @@ msg AS (
     SELECT $12, $2, $3, conversation_id, id, end_user_id, $13, $8::jsonb, $14::jsonb FROM run
     WHERE $12::text IS NOT NULL
     RETURNING id)
-SELECT end_user_id, conversation_id FROM run
+SELECT end_user_id, conversation_id, (SELECT variables_set FROM old_conv) AS variables_set FROM run
 """
 
 
@@ -72,13 +73,21 @@ class RunStart:
     files: list
 
 
-async def write(pool: asyncpg.Pool, s: RunStart) -> tuple[str, str | None] | None:
-    """Write the rows; (end user id, conversation id), or None when nothing was written."""
+@dataclass(frozen=True)
+class Written:
+    end_user_id: str
+    conversation_id: str | None
+    variables_set: dict | None  # conversation variables set through the API, for the run request
+
+
+async def write(pool: asyncpg.Pool, s: RunStart) -> Written | None:
+    """Write the rows; None when nothing was written."""
     args = (s.new_end_user_id, s.tenant_id, s.app_id, s.session, s.conversation_id, s.new_conversation_id,
             s.conversation_name, json.dumps(s.inputs), s.run_id, s.app_version, s.mode, s.message_id, s.query,
             json.dumps(s.files))
     for _ in range(2):
         row = await pool.fetchrow(_START, *args)
         if row is not None:
-            return row["end_user_id"], row["conversation_id"]
+            pending = row["variables_set"]
+            return Written(row["end_user_id"], row["conversation_id"], json.loads(pending) if pending else None)
     return None
