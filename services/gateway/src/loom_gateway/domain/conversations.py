@@ -36,9 +36,14 @@ _CONV = "id, name, inputs, status, created_at, updated_at"
 _MSG = ("id, conversation_id, inputs, query, answer, files, metadata, status, error, feedback_rating, created_at")
 
 
+def variable_id(app_id: str, declared: dict) -> str:
+    """A declared conversation variable's id: Dify's, kept on import, else one derived from its name."""
+    return declared.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"loom:{app_id}:{declared['name']}"))
+
+
 def variable_body(app_id: str, declared: dict, value: object, created_at: int, updated_at: int) -> dict:
     """A conversation variable in Dify's shape: the value as text (JSON for anything not a string)."""
-    return {"id": declared.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"loom:{app_id}:{declared['name']}")),
+    return {"id": variable_id(app_id, declared),
             "name": declared["name"], "value_type": declared.get("value_type", "string"),
             "value": value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False),
             "description": declared.get("description", ""), "created_at": created_at, "updated_at": updated_at}
@@ -152,12 +157,12 @@ class Conversations:
         return {"limit": limit, "has_more": len(items) > limit, "data": items[:limit]}
 
     async def set_variable(self, app_id: str, user: str | None, conversation_id: str, declared: list[dict],
-                           variable_id: str, value: object) -> dict:
+                           var_id: str, value: object) -> dict:
         """Set one of the conversation's variables (Dify's PUT .../variables/{id}). The value is
         shown at once and sent with the conversation's next run request, whose orchestrator
         takes it over the value it kept (the orchestrator owns the conversation's state)."""
         await self._owned(app_id, user, conversation_id)
-        var = next((v for v in declared if variable_body(app_id, v, None, 0, 0)["id"] == variable_id), None)
+        var = next((v for v in declared if variable_id(app_id, v) == var_id), None)
         if var is None:
             raise NotFound("Conversation Variable Not Exists.", code="conversation_variable_not_exists")
         check_value(var.get("value_type", "string"), value)
@@ -165,7 +170,9 @@ class Conversations:
         row = await self.pool.fetchrow(
             "UPDATE conversations SET variables = variables || $2::jsonb,"
             " variables_set = COALESCE(variables_set, '{}') || $2::jsonb, variables_set_at = now()"
-            " WHERE id = $1 RETURNING created_at, variables_set_at", conversation_id, one)
+            " WHERE id = $1 AND deleted_at IS NULL RETURNING created_at, variables_set_at", conversation_id, one)
+        if row is None:  # deleted meanwhile
+            raise NotFound("Conversation Not Exists.", code="conversation_not_exists")
         return variable_body(app_id, var, value, int(row["created_at"].timestamp()),
                              int(row["variables_set_at"].timestamp()))
 
