@@ -144,6 +144,10 @@ class ScriptedOrchestrator:
             await self._emit(run, seq, event, data)
 
         await emit("workflow_started", {"inputs": run.inputs})
+        if run.app_mode == "agent":  # one round, as the agent node reports each
+            await emit("agent_thought", {"id": f"{run.run_id}-t1", "message_id": run.run_id, "position": 1,
+                                         "thought": "thinking", "tool": "math.eval", "tool_input": '{"a": 1}',
+                                         "observation": "1", "created_at": 1})
         slow = "slow" in (run.query or "") or run.inputs.get("slow")
         for i in range(40 if slow else self.chunks):
             await asyncio.sleep(0.1 if slow else self.delay_s)

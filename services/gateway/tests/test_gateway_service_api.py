@@ -112,7 +112,7 @@ async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_w
     as `agent_message`); a chatflow ("advanced-chat") app streams its workflow and node events
     too. The same run events for all three."""
     c = gateway.client
-    seen, named = {}, {}
+    seen, named, thoughts = {}, {}, {}
     for mode in ("chat", "agent", "chatflow"):
         _, key = await make_app(c, admin, mode, name=mode)
         h = {"Authorization": f"Bearer {key}"}
@@ -123,9 +123,14 @@ async def test_chat_and_agent_apps_stream_message_events_and_chatflow_adds_the_w
         blocking = await c.post("/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
                                                            "response_mode": "blocking"}, headers=h)
         named[mode] = {blocking.json()["mode"], (await c.get("/v1/info", headers=h)).json()["mode"]}
+        history = (await c.get("/v1/messages", params={"user": "u", "conversation_id": blocking.json()[
+            "conversation_id"]}, headers=h)).json()["data"]
+        thoughts[mode] = [(t["position"], t["thought"], t["tool"]) for t in history[0]["agent_thoughts"]]
     assert named == {"chat": {"chat"}, "agent": {"agent-chat"}, "chatflow": {"advanced-chat"}}  # Dify's names
+    # An agent's rounds are listed with its message, as Dify's messages API does.
+    assert thoughts == {"chat": [], "agent": [(1, "thinking", "math.eval")], "chatflow": []}
     assert seen["chat"] == ["message", "message", "message", "message_end"]
-    assert seen["agent"] == ["agent_message", "agent_message", "agent_message", "message_end"]
+    assert seen["agent"] == ["agent_thought", "agent_message", "agent_message", "agent_message", "message_end"]
     assert seen["chatflow"] == ["workflow_started", "message", "message", "message", "message_end"]
 
 

@@ -28,8 +28,17 @@ def message_body(row) -> dict:
     return {"id": row["id"], "conversation_id": row["conversation_id"], "parent_message_id": None,
             "inputs": json.loads(row["inputs"]), "query": row["query"], "answer": row["answer"],
             "message_files": json.loads(row["files"]), "feedback": {"rating": rating} if rating else None,
-            "retriever_resources": meta.get("retriever_resources", []), "agent_thoughts": [],
+            "retriever_resources": meta.get("retriever_resources", []),
+            "agent_thoughts": [agent_thought_body(t) for t in meta.get("agent_thoughts", [])],
             "status": row["status"], "error": row["error"], "created_at": int(row["created_at"].timestamp())}
+
+
+def agent_thought_body(t: dict) -> dict:
+    """An agent round as Dify lists it with a message (the run's `agent_thought` event)."""
+    return {"id": t.get("id"), "chain_id": None, "message_id": t.get("message_id"), "position": t.get("position"),
+            "thought": t.get("thought", ""), "tool": t.get("tool", ""), "tool_labels": {},
+            "tool_input": t.get("tool_input", ""), "observation": t.get("observation", ""), "files": [],
+            "created_at": t.get("created_at")}
 
 
 _CONV = "id, name, inputs, status, created_at, updated_at"

@@ -93,6 +93,7 @@ class Fold:
     total_steps: int = 0
     elapsed_time: float | None = None
     conversation_variables: dict[str, Any] | None = None  # a chatflow turn's, from message_end
+    agent_thoughts: list[dict[str, Any]] = field(default_factory=list)  # an agent's rounds, for /v1/messages
     finished: bool = False
     last_seq: int = 0
 
@@ -107,6 +108,8 @@ class Fold:
             self.answer = str(d.get("answer", ""))
         elif ev.event == "node_finished":
             self.total_steps += 1
+        elif ev.event == "agent_thought":
+            self.agent_thoughts.append(dict(d))
         elif ev.event == "message_end":
             self.metadata = dict(d.get("metadata") or {})
             if isinstance(d.get("conversation_variables"), dict):
@@ -292,7 +295,8 @@ class Execution:
                 await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
                                    " WHERE id = $1", updated, fold.answer,
                                    "normal" if fold.status == "succeeded" else fold.status, fold.error,
-                                   json.dumps(fold.metadata))
+                                   json.dumps({**fold.metadata, **({"agent_thoughts": fold.agent_thoughts}
+                                                                   if fold.agent_thoughts else {})}))
             if updated and fold.conversation_variables is not None:
                 await conn.execute(_RECORD_VARIABLES, run_id, json.dumps(fold.conversation_variables))
 
