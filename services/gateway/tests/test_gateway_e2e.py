@@ -269,6 +269,8 @@ def test_knowledge_api_in_difys_shapes(stack) -> None:
     rec = hits.json()
     assert rec["query"] == {"content": "Which volcano sleeps under a glacier?"} and rec["records"]
     assert {"segment", "score"} <= set(rec["records"][0]) and "document" in rec["records"][0]["segment"]
+    older = httpx.post(f"{url}/{ds['id']}/hit-testing", json={"query": "volcano"}, headers=h, timeout=30)
+    assert older.status_code == 200 and older.json()["records"], older.text  # Dify's older name for retrieve
 
     # Another workspace's dataset key sees none of this.
     ws_b = httpx.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "other"},

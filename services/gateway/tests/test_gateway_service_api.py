@@ -404,6 +404,8 @@ async def test_files_parameters_info(gateway, admin) -> None:
     params = (await c.get("/v1/parameters", params={"user": "u"}, headers=h)).json()
     assert {"opening_statement", "user_input_form", "file_upload", "system_parameters"} <= set(params)
     assert (await c.get("/v1/info", headers=h)).json()["mode"] == "chat"
+    site = (await c.get("/v1/site", headers=h)).json()  # Dify's WebApp settings
+    assert site["title"] == "app" and {"icon", "description", "default_language"} <= set(site)
     big = await c.post("/v1/chat-messages", content=b"x" * (17 * 1024 * 1024), headers={**h, "content-type":
                                                                                          "application/json"})
     assert big.status_code == 413

@@ -190,6 +190,17 @@ async def info(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
             "mode": dify_mode(app["mode"]), "author_name": ""}
 
 
+@router.get("/site", name="service.site")
+async def site(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    """The app's WebApp settings (Dify's /site): what a chat page shows of the app."""
+    app = await gw(request).apps.get(p.tenant_id, p.app_id)
+    return {"title": app["name"], "chat_color_theme": None, "chat_color_theme_inverted": False,
+            "icon_type": "emoji", "icon": app.get("icon") or "", "icon_background": None, "icon_url": None,
+            "description": app["description"], "copyright": None, "privacy_policy": None, "custom_disclaimer": "",
+            "default_language": "en-US", "show_workflow_steps": app["mode"] in ("chatflow", "workflow"),
+            "use_icon_as_answer_icon": False}
+
+
 @router.get("/meta", name="service.meta")
 async def meta(request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
     return {"tool_icons": {}}

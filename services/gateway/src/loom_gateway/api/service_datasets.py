@@ -231,6 +231,7 @@ async def delete_segment(dataset_id: str, document_id: str, segment_id: str, req
 
 
 @router.post("/{dataset_id}/retrieve", name="datasets.retrieve")
+@router.post("/{dataset_id}/hit-testing", name="datasets.hit_testing")  # Dify's older name for it
 async def retrieve(dataset_id: str, body: RetrieveBody, request: Request,
                    p: Principal = require(Perm.DATASETS_READ)) -> dict:
     return await gw(request).rag.retrieve(p.tenant_id, dataset_id, body.query, body.retrieval_model)
