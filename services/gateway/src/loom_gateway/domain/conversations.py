@@ -84,6 +84,26 @@ def conversation_name(query: str) -> str:
     return (query.strip().splitlines() or ["New conversation"])[0][:40] or "New conversation"
 
 
+# A turn's variables onto its conversation, unless a newer turn wrote them first. Values a
+# client set through the API after this turn started stay on top and stay pending (the next run
+# request carries them); a turn that started after them took them up: they are cleared.
+_RECORD_TURN_VARIABLES = """
+UPDATE conversations c
+   SET variables = CASE WHEN c.variables_set_at > r.created_at THEN $2::jsonb || c.variables_set ELSE $2::jsonb END,
+       variables_at = r.created_at,
+       variables_set = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set END,
+       variables_set_at = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set_at END
+  FROM runs r
+ WHERE r.id = $1 AND c.id = r.conversation_id AND (c.variables_at IS NULL OR c.variables_at <= r.created_at)
+"""
+
+
+async def record_turn_variables(conn: asyncpg.Connection, run_id: str, values: dict) -> None:
+    """The conversation variables a finished chatflow turn reported (its message_end), kept on
+    its conversation for Dify's variables API; part of the caller's transaction."""
+    await conn.execute(_RECORD_TURN_VARIABLES, run_id, json.dumps(values))
+
+
 def check_user(user: str | None) -> str:
     if not isinstance(user, str) or not user.strip() or len(user) > 255:
         raise BadRequest("user is required (1 to 255 characters)", field="user")

@@ -23,10 +23,9 @@ from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_gateway.domain import dsl, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
-from loom_gateway.domain.conversations import Conversations, check_user, conversation_name
+from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
 
-CHAT_MODES = ("chat", "chatflow", "agent")
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
 # Dify's basic apps (chat, agent, completion) stream message-level events only: the workflow
@@ -72,7 +71,7 @@ class StartedRun:
 
     @property
     def chat(self) -> bool:
-        return self.mode in CHAT_MODES
+        return self.mode in dsl.CHAT_MODES
 
     @property
     def workflow_only(self) -> bool:
@@ -145,20 +144,6 @@ def _completion_view(run: StartedRun, ev: RunEvent) -> RunEvent | None:
         tokens = ev.data.get("total_tokens") or 0
         return ev.model_copy(update={"event": "message_end", "data": {"metadata": {"usage": {"total_tokens": tokens}}}})
     return ev if ev.event in _FLAT else None
-
-
-# A turn's conversation variables onto its conversation, unless a newer turn wrote them first.
-# Values a client set through the API after this turn started stay on top and stay pending (the
-# next run request carries them); a turn that started after them took them up: they are cleared.
-_RECORD_VARIABLES = """
-UPDATE conversations c
-   SET variables = CASE WHEN c.variables_set_at > r.created_at THEN $2::jsonb || c.variables_set ELSE $2::jsonb END,
-       variables_at = r.created_at,
-       variables_set = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set END,
-       variables_set_at = CASE WHEN c.variables_set_at > r.created_at THEN c.variables_set_at END
-  FROM runs r
- WHERE r.id = $1 AND c.id = r.conversation_id AND (c.variables_at IS NULL OR c.variables_at <= r.created_at)
-"""
 
 
 def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
@@ -298,7 +283,7 @@ class Execution:
                                    json.dumps({**fold.metadata, **({"agent_thoughts": fold.agent_thoughts}
                                                                    if fold.agent_thoughts else {})}))
             if updated and fold.conversation_variables is not None:
-                await conn.execute(_RECORD_VARIABLES, run_id, json.dumps(fold.conversation_variables))
+                await record_turn_variables(conn, run_id, fold.conversation_variables)
 
     async def replay(self, run_id: str, chat: bool) -> Fold:
         """Fold a finished run from its stored events (used when no client watched its end)."""
@@ -316,7 +301,7 @@ class Execution:
                                            " AND app_id = $3", run_id, tenant_id, app_id)
             if row is None or row["status"] != "running":
                 continue
-            fold = await self.replay(run_id, row["mode"] in CHAT_MODES)
+            fold = await self.replay(run_id, row["mode"] in dsl.CHAT_MODES)
             if fold.finished:
                 await self.record(run_id, fold)
 
@@ -360,7 +345,7 @@ class Execution:
 
 def _check(app: PublishedApp, kind: str, inputs: Any, files: Any, query: str | None) -> tuple[dict, list]:
     """The request fits the app (its mode, the query a chat needs); its inputs and files."""
-    if kind == "chat" and app.mode not in CHAT_MODES:
+    if kind == "chat" and app.mode not in dsl.CHAT_MODES:
         raise wrong_app_mode("not_chat_app")
     if kind == "completion" and app.mode != "completion":
         raise wrong_app_mode("not_completion_app")
