@@ -82,9 +82,7 @@ async def set_conversation_variable(conversation_id: str, variable_id: str, body
 
 async def _declared_variables(request: Request, p: Principal) -> list[dict]:
     """The conversation variables the key's app declares (chat modes only)."""
-    mode, doc = await _app(request, p)
-    if mode not in dsl.CHAT_MODES:
-        raise wrong_app_mode("not_chat_app")
+    doc = await _chat_app(request, p)
     return ((doc.get("workflow") or {}).get("graph") or {}).get("conversation_variables") or []
 
 
@@ -143,9 +141,7 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
                     user: str = Query(min_length=1, max_length=255)) -> dict:
     """Questions the user may ask next (the app's suggested_questions_after_answer feature)."""
     g = gw(request)
-    mode, doc = await _app(request, p)
-    if mode not in dsl.CHAT_MODES:
-        raise wrong_app_mode("not_chat_app")
+    doc = await _chat_app(request, p)
     turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
     if not suggestions.enabled(doc):
         raise BadRequest("Suggested Questions Is Disabled.", code="bad_request")
@@ -156,13 +152,16 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
 
 
 async def _app(request: Request, p: Principal) -> tuple[str, dict]:
-    """The key's app: its mode and DSL, from the published version its admission read (kept in
-    memory), else the draft."""
-    g = gw(request)
-    if p.app_version is not None:
-        app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
-        return app.mode, app.dsl
-    return (await g.apps.get(p.tenant_id, p.app_id))["mode"], await g.apps.draft(p.tenant_id, p.app_id)
+    """The key's app: its mode and DSL."""
+    return await gw(request).apps.for_key(p.tenant_id, p.app_id, p.app_version)
+
+
+async def _chat_app(request: Request, p: Principal) -> dict:
+    """The key's app's DSL, when it is a chat app (Dify's not_chat_app otherwise)."""
+    mode, doc = await _app(request, p)
+    if mode not in dsl.CHAT_MODES:
+        raise wrong_app_mode("not_chat_app")
+    return doc
 
 
 @router.get("/parameters", name="service.parameters")

@@ -121,7 +121,7 @@ async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
                         created_by_end_user_session_id: str | None = Query(None, max_length=255)) -> dict:
     """Dify's workflow logs: the app's runs, newest first (workflow apps)."""
     g = gw(request)
-    if (await g.apps.get(p.tenant_id, p.app_id))["mode"] != "workflow":
+    if (await g.apps.for_key(p.tenant_id, p.app_id, p.app_version))[0] != "workflow":
         raise wrong_app_mode("not_workflow_app")
 
     async def read() -> dict:

@@ -189,6 +189,14 @@ class Apps:
             self._published.popitem(last=False)
         return app
 
+    async def for_key(self, tenant_id: str, app_id: str, version: int | None) -> tuple[str, dict[str, Any]]:
+        """An app key's app as its callers see it: (mode, DSL) of the published version its
+        admission read (kept in memory), else of the draft."""
+        if version is not None:
+            app = await self.published(tenant_id, app_id, version)
+            return app.mode, app.dsl
+        return (await self.get(tenant_id, app_id))["mode"], await self.draft(tenant_id, app_id)
+
     # ---- API keys ------------------------------------------------------------------------
 
     async def create_key(self, tenant_id: str, kind: str, app_id: str | None, account_id: str | None,
