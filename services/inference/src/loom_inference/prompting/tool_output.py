@@ -73,8 +73,8 @@ class ToolOutputReader:
                 continue
             if i + 6 > len(raw):
                 break
-            high = 0xD800 <= int(raw[i + 2:i + 6], 16) <= 0xDBFF if _hex(raw[i + 2:i + 6]) else False
-            if high:  # a pair: \uD83D\uDE00 decodes only whole
+            code = raw[i + 2:i + 6]
+            if _hex(code) and 0xD800 <= int(code, 16) <= 0xDBFF:  # a pair: \uD83D\uDE00 decodes only whole
                 if i + 12 > len(raw):
                     break
                 i += 12
