@@ -2,10 +2,10 @@
 
 The host is resolved HERE and every address it resolves to is vetted; the caller then
 connects to the vetted address itself (never resolving again), which closes the DNS
-rebinding gap between check and use. Refused: non-http(s) schemes and any address that is
-loopback, private, link-local, multicast, unspecified, reserved, shared (CGNAT) or a cloud
-metadata endpoint, for IPv4 and IPv6, looking through IPv4-mapped, 6to4, Teredo and NAT64
-wrappers. An explicit allowlist of hosts (as written in the URL) skips the vetting.
+rebinding gap between check and use. Refused: non-http(s) schemes and any address that
+`loom_common.ssrf.refusal` refuses (loopback, private, link-local, metadata, ...): that
+decision is shared with inference's /api/pull, so it lives in libs/common and is re-exported
+here. An explicit allowlist of hosts (as written in the URL) skips the vetting.
 """
 
 from __future__ import annotations
@@ -16,51 +16,10 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from loom_common.ssrf import IP, METADATA, NAT64, refusal
 from loom_tools.errors import InvalidArguments, SsrfBlocked
 
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# Metadata services answer on addresses the generic checks already refuse (link-local, ULA,
-# CGNAT); naming them gives the caller a clearer reason.
-METADATA = {ipaddress.ip_address(a) for a in (
-    "169.254.169.254",   # AWS, GCP, Azure, OpenStack, DigitalOcean
-    "169.254.170.2",     # AWS ECS task metadata
-    "fd00:ec2::254",     # AWS IMDS over IPv6
-    "100.100.100.200",   # Alibaba Cloud
-)}
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _embedded_v4(ip: IP) -> ipaddress.IPv4Address | None:
-    if isinstance(ip, ipaddress.IPv4Address):
-        return None
-    if ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    if ip.sixtofour:
-        return ip.sixtofour
-    if ip.teredo:
-        return ip.teredo[1]
-    if ip in NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def refusal(ip: IP) -> str | None:
-    """Why this address may not be contacted, or None when it is a public unicast address."""
-    inner = _embedded_v4(ip)
-    if inner is not None:
-        why = refusal(inner)
-        return f"{why} (embedded in {ip})" if why else None
-    if ip in METADATA:
-        return "a cloud metadata address"
-    for attr, why in (("is_loopback", "a loopback address"), ("is_unspecified", "the unspecified address"),
-                      ("is_link_local", "a link-local address"), ("is_multicast", "a multicast address"),
-                      ("is_private", "a private address"), ("is_reserved", "a reserved address")):
-        if getattr(ip, attr):
-            return why
-    if not ip.is_global:
-        return "not a public address"
-    return None
+__all__ = ["IP", "METADATA", "NAT64", "Guard", "Target", "refusal"]
 
 
 @dataclass(frozen=True)
