@@ -20,7 +20,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -37,7 +37,25 @@ $(STAMP): $(PY) $(PYPROJECTS) requirements-dev.txt $(PROTOS) scripts/gen_protos.
 	$(PIP) install $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	@touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) console
+
+# The web console (services/console): `npm ci` when the lockfile changes, `vite build` when a
+# source changes; server.mjs serves the build on :3000 under `make up`.
+CONSOLE := services/console
+CONSOLE_SRC := $(shell find $(CONSOLE)/src $(CONSOLE)/index.html $(CONSOLE)/vite.config.ts $(CONSOLE)/tsconfig.json -type f 2>/dev/null)
+$(CONSOLE)/node_modules/.package-lock.json: $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+$(CONSOLE)/dist/index.html: $(CONSOLE)/node_modules/.package-lock.json $(CONSOLE_SRC)
+	cd $(CONSOLE) && npm run build
+console: $(CONSOLE)/dist/index.html
+
+# The console's unit tests (vitest) and the browser tests' Chromium: Debian's package, driven by
+# Playwright through executable_path (Playwright's own browser download cannot work here).
+test-console: console
+	cd $(CONSOLE) && npm test
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || sudo apt-get install -y -q chromium
 
 proto: $(PY)
 	$(PIP) install -q grpcio-tools
@@ -53,7 +71,7 @@ status:
 	$(VENV)/bin/loom-stack status
 
 # pytest's exit 5 (nothing collected: a marker or -k that matches no test) fails too, with a hint.
-test: setup
+test: setup chromium test-console
 	$(PYTEST) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test (exit 5): check PYTEST_ARGS" >&2; exit $$rc; }
 
 # Everything but the tests marked slow (real model, many processes).
