@@ -27,6 +27,8 @@ VECTORS = [
     "http://2130706433/", "http://0x7f.1/", "http://017700000001/", "http://localhost/",
     "http://localhost.:80/", "https://127.0.0.1:443/", "http://0/", "http://[fe80::1%25eth0]/",
     "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:a9fe:a9fe]/", "http://192.0.2.1/",
+    # Site-local IPv6 (fec0::/10): deprecated, yet Python calls it neither private nor reserved.
+    "http://[fec0::1]/", "http://[fec0::a9fe:a9fe]/", "http://[feff:ffff::1]/",
 ]
 
 

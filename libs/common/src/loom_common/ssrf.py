@@ -2,8 +2,9 @@
 tools, inference's `/api/pull`): may this address be contacted?
 
 `refusal(ip)` answers why not, or None for a public unicast address. Refused: loopback,
-private, link-local, multicast, unspecified, reserved, shared (CGNAT) and cloud metadata
-addresses, for IPv4 and IPv6, looking through IPv4-mapped, 6to4, Teredo and NAT64 wrappers.
+private, link-local, site-local (fec0::/10, deprecated but still routed on some networks),
+multicast, unspecified, reserved, shared (CGNAT) and cloud metadata addresses, for IPv4 and
+IPv6, looking through IPv4-mapped, 6to4, Teredo and NAT64 wrappers.
 Resolving a name and pinning the connection to the vetted address is each caller's job
 (tools: `loom_tools.net.ssrf.Guard`; inference: `loom_inference.pull_guard`).
 """
@@ -49,8 +50,10 @@ def refusal(ip: IP) -> str | None:
         return "a cloud metadata address"
     for attr, why in (("is_loopback", "a loopback address"), ("is_unspecified", "the unspecified address"),
                       ("is_link_local", "a link-local address"), ("is_multicast", "a multicast address"),
-                      ("is_private", "a private address"), ("is_reserved", "a reserved address")):
-        if getattr(ip, attr):
+                      ("is_private", "a private address"), ("is_reserved", "a reserved address"),
+                      # IPv6 only; Python counts fec0::/10 as neither private nor reserved.
+                      ("is_site_local", "a site-local address")):
+        if getattr(ip, attr, False):
             return why
     if not ip.is_global:
         return "not a public address"
