@@ -8,12 +8,12 @@ makes stored credentials unreadable, so production sets the key explicitly.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from loom_common import secret_files
 from loom_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,13 +24,8 @@ def load_key(secret_key: str | None, home: Path) -> bytes:
         return secret_key.encode()
     path = home / "tools" / "secret.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-        log.warning("generated a development secret key; set LOOM_TOOLS_SECRET_KEY in production",
-                    path=str(path))
-    return path.read_bytes().strip()
+        log.warning("using a development secret key; set LOOM_TOOLS_SECRET_KEY in production", path=str(path))
+    return secret_files.read_or_create(path, Fernet.generate_key)
 
 
 class SecretBox:
