@@ -16,6 +16,7 @@ import secrets
 
 from starlette.middleware.cors import CORSMiddleware
 
+from loom_common import secret_files
 from loom_common.logging import get_logger
 from loom_common.runtime import ServiceRuntime
 from loom_gateway import __version__
@@ -56,14 +57,9 @@ ROUTERS = (service_runs, service_app, openai_compat, service_datasets, console_a
 def jwt_secret(settings: GatewaySettings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = settings.home() / "jwt.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            with open(path, "x") as f:
-                f.write(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    # Created with mode 0600 from the start and published whole (see secret_files).
+    return secret_files.read_or_create(settings.home() / "jwt.secret",
+                                       lambda: secrets.token_urlsafe(48).encode()).decode()
 
 
 def _blob_store(settings: GatewaySettings):
