@@ -89,6 +89,13 @@ def api_server() -> Iterator[LoopbackServer]:
         yield srv
 
 
+@pytest.fixture(scope="session")
+def other_api_server() -> Iterator[LoopbackServer]:
+    """The same API on another port: another origin, for tests of cross-origin redirects."""
+    with LoopbackServer(make_api()) as srv:
+        yield srv
+
+
 @pytest.fixture
 async def pool(database_url: str):
     async with migrated_pool(database_url, "tools", "loom_tools.migrations", min_size=1, max_size=4) as p:

@@ -114,3 +114,44 @@ async def test_tools_http_size_and_time_limits(toolbox_factory, tenant, api_serv
     assert big.error_code == "response_too_large"
     slow = await ex.invoke(Call(tenant, "http.request", {"url": f"{api_server.url}/slow", "params": {"s": 3}}))
     assert slow.error_code == "timeout"
+
+
+async def test_tools_http_tool_credential_dropped_on_cross_origin_redirect(toolbox_factory, tenant, api_server,
+                                                                          other_api_server):
+    """A registered tool's API key sits in a custom header. Its API redirects to another origin
+    (a second loopback server, another port): the key must not follow; on the same origin it does."""
+    other = other_api_server
+    box = toolbox_factory(allow_private_targets="127.0.0.1")
+    secret = {"type": "api_key", "header": "X-Shop-Key", "value": "shop-secret-789"}
+    for name, to in (("hop", f"{other.url}/echo-headers"), ("stay", "/echo-headers")):
+        await box.catalog.register_http(
+            tenant, name=name, description="", method="GET", url=f"{api_server.url}/redirect?to={to}",
+            parameters={"type": "object"}, headers={"X-Trace-Note": "not secret"}, credentials=secret)
+    ex = box.executor
+
+    hop = await ex.invoke(Call(tenant, "hop", {}))
+    assert hop.ok, hop.error_message
+    seen = hop.result["body"]["headers"]
+    assert seen["host"] == f"127.0.0.1:{other.port}"
+    assert "x-shop-key" not in seen and "x-trace-note" not in seen
+    assert "shop-secret-789" not in repr(hop.result)
+
+    stay = await ex.invoke(Call(tenant, "stay", {}))
+    assert stay.ok and stay.result["body"]["headers"]["x-shop-key"] == "***"  # sent, then scrubbed in the result
+
+
+async def test_tools_private_targets_setting_opens_only_what_it_names(toolbox_factory, tenant, api_server):
+    """LOOM_TOOLS_ALLOW_PRIVATE_TARGETS: host:port opens that port only; a CIDR opens its addresses."""
+    ex = toolbox_factory(allow_private_targets=f"127.0.0.1:{api_server.port}").executor
+    ok = await ex.invoke(Call(tenant, "http.request", {"url": f"{api_server.url}/big", "params": {"n": 3}}))
+    assert ok.ok and ok.result["body"] == "xxx"
+    other_port = await ex.invoke(Call(tenant, "http.request", {"url": f"http://127.0.0.1:{api_server.port + 1}/"}))
+    assert (other_port.error_code, other_port.error_field) == ("ssrf_blocked", "url")
+
+    allowed = ssrf.PrivateTargets.parse("10.0.0.0/8, db.corp:5432, [fd00::5]:80, 169.254.0.0/16")
+    guard = Guard(private=allowed)
+    assert (await guard.vet("http://10.1.2.3:8080/x")).ip == "10.1.2.3"   # decided, nothing contacted
+    assert (await guard.vet("http://[fd00::5]/")).ip == "fd00::5"
+    for url in ("http://192.168.0.1/", "http://[fd00::5]:81/", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(SsrfBlocked):  # not listed, another port, metadata only when named exactly
+            await guard.vet(url)

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from loom_common.settings import ServiceSettings
+from loom_tools.net.targets import PrivateTargets
 
 
 class ToolsSettings(ServiceSettings):
@@ -31,9 +32,13 @@ class ToolsSettings(ServiceSettings):
     # key is generated once into <LOOM_HOME>/tools/secret.key (dev only; set it in production).
     secret_key: str | None = None
 
-    # ---- HTTP / OpenAPI tools ---------------------------------------------------------
-    # Comma-separated hosts (as written in URLs: names or IP literals) exempt from the SSRF
-    # guard, e.g. "127.0.0.1,internal-api.corp". Empty: only public addresses are reachable.
+    # ---- what tools may reach -------------------------------------------------------------
+    # Loopback/private targets the operator allows for HTTP, OpenAPI and SQL tools alike:
+    # comma-separated `host`, `host:port` or CIDR entries (grammar in net/targets.py), e.g.
+    # "10.20.0.0/16,db.corp:5432". Empty: only public addresses are reachable.
+    allow_private_targets: str = Field("", validation_alias=AliasChoices(
+        "LOOM_TOOLS_ALLOW_PRIVATE_TARGETS", "allow_private_targets"))
+    # The older, HTTP-only form: hosts exactly as written in URLs. Still read.
     http_allowlist: str = ""
     http_timeout_s: float = 15.0
     http_max_response_bytes: int = 2 * 1024 * 1024
@@ -66,6 +71,9 @@ class ToolsSettings(ServiceSettings):
     def sqlite_dirs(self) -> list[Path]:
         dirs = [Path(d.strip()) for d in self.sqlite_roots.split(",") if d.strip()]
         return dirs or [self.home / "tools" / "sqlite"]
+
+    def private_targets(self) -> PrivateTargets:
+        return PrivateTargets.parse(self.allow_private_targets)
 
     def allowlist(self) -> frozenset[str]:
         return frozenset(h.strip().lower().strip("[]") for h in self.http_allowlist.split(",") if h.strip())

@@ -46,14 +46,16 @@ def build_sandbox(s: ToolsSettings) -> Sandbox:
 
 def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | None = None) -> Toolbox:
     registry = Registry(pool, SecretBox(load_key(s.secret_key, s.home)))
-    client = GuardedClient(Guard(s.allowlist()), timeout_s=s.http_timeout_s,
+    private = s.private_targets()
+    client = GuardedClient(Guard(s.allowlist(), private=private), timeout_s=s.http_timeout_s,
                            max_bytes=s.http_max_response_bytes, max_redirects=s.http_max_redirects)
     sandbox = sandbox or build_sandbox(s)
     builtins = {name: spec for name, (spec, _) in builtin_catalog().items()}
     builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON)})
     if sandbox.node is not None:
         builtins[code_tools.JAVASCRIPT.name] = code_tools.JAVASCRIPT
-    sql = SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms, sample_rows=s.sql_sample_rows)
+    sql = SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms, sample_rows=s.sql_sample_rows,
+                    private=private)
     runners = {
         "builtin": BuiltinRunner(),
         "http": HttpRunner(client),

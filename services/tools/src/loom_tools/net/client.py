@@ -1,6 +1,7 @@
 """A guarded HTTP client: every hop vetted, connection pinned to the vetted address.
 
-Redirects are followed here, one hop at a time, each re-vetted by the guard. The request
+Redirects are followed here, one hop at a time, each re-vetted by the guard; a hop to another
+origin keeps only a few harmless headers (a credential may sit in a header of any name). The request
 goes to the vetted IP literal while the `Host` header and TLS SNI/certificate checks keep
 the original name. Proxies from the environment are ignored (`trust_env=False`): a proxy
 would resolve the name again. Bodies are streamed and cut at `max_bytes`.
@@ -26,8 +27,10 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 REDIRECTS = {301, 302, 303, 307, 308}
-# Headers that must not follow a redirect to another origin.
-_SENSITIVE = {"authorization", "cookie", "proxy-authorization"}
+# The only request headers that follow a redirect to another origin (scheme, host or port
+# differ). Any other may carry a credential: a tool's API key travels in a header of any name
+# (`X-Api-Key`, `X-Auth-Token`, ...), so naming the sensitive ones would miss some.
+_CROSS_ORIGIN_SAFE = {"accept", "accept-language", "content-type", "user-agent"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class Response:
             return json.loads(self.body)
         except ValueError:
             return self.body.decode("utf-8", errors="replace")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def _pinned_url(url: str, target: Target) -> str:
@@ -89,8 +98,8 @@ class GuardedClient:
                 if resp.status not in REDIRECTS or not location:
                     return Response(resp.status, resp.headers, resp.body, url)
                 nxt = urljoin(url, location)
-                if urlsplit(nxt)[:2] != urlsplit(url)[:2]:
-                    headers = {k: v for k, v in headers.items() if k.lower() not in _SENSITIVE}
+                if _origin(nxt) != _origin(url):
+                    headers = {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_SAFE}
                 if resp.status == 303 or (resp.status in (301, 302) and method.upper() == "POST"):
                     method, json, content = "GET", None, None
                 url = nxt

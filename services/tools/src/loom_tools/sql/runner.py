@@ -11,6 +11,8 @@ from typing import Any
 
 from loom_tools.domain.types import ToolSpec
 from loom_tools.errors import InvalidArguments
+from loom_tools.net.targets import PrivateTargets
+from loom_tools.sql import dsn as pg_dsn
 from loom_tools.sql import guard, postgres, sqlite
 
 DRIVERS = {"postgresql": "postgres", "sqlite": "sqlite"}   # driver -> sqlglot dialect
@@ -26,8 +28,8 @@ def connection_tools(name: str, driver: str, *, description: str, dsn: str | Non
                      sqlite_roots: list[Path]) -> list[ToolSpec]:
     if driver not in DRIVERS:
         raise InvalidArguments(f"argument 'driver': one of {sorted(DRIVERS)}", field="driver")
-    if driver == "postgresql" and not (dsn or "").startswith(("postgresql://", "postgres://")):
-        raise InvalidArguments("argument 'dsn': a postgresql:// URL is required", field="dsn")
+    if driver == "postgresql":
+        pg_dsn.endpoint(dsn or "")  # its form now; its address is vetted on every call
     config: dict[str, Any] = {"driver": driver}
     creds = None
     if driver == "sqlite":
@@ -44,7 +46,9 @@ def connection_tools(name: str, driver: str, *, description: str, dsn: str | Non
 
 
 class SqlRunner:
-    def __init__(self, *, max_rows: int, timeout_ms: int, sample_rows: int, max_tables: int = 50) -> None:
+    def __init__(self, *, max_rows: int, timeout_ms: int, sample_rows: int, max_tables: int = 50,
+                 private: PrivateTargets | None = None) -> None:
+        self.private = private or PrivateTargets()  # loopback/private hosts the operator allows
         self.max_rows = max_rows
         self.timeout_ms = timeout_ms
         self.sample_rows = sample_rows
@@ -60,12 +64,17 @@ class SqlRunner:
             if driver == "sqlite":
                 return await sqlite.introspect(cfg["path"], tables=args.get("tables"), sample_rows=self.sample_rows,
                                                max_tables=self.max_tables, timeout_ms=timeout_ms)
-            return await postgres.introspect(self.pools, (spec.credentials or {}).get("dsn", ""),
-                                             schema=args.get("schema"), tables=args.get("tables"),
-                                             sample_rows=self.sample_rows, max_tables=self.max_tables,
-                                             timeout_ms=timeout_ms)
+            return await postgres.introspect(self.pools, await self._target(spec), schema=args.get("schema"),
+                                             tables=args.get("tables"), sample_rows=self.sample_rows,
+                                             max_tables=self.max_tables, timeout_ms=timeout_ms)
         sql = guard.check(args["sql"], DRIVERS[driver])
         if driver == "sqlite":
             return await sqlite.query(cfg["path"], sql, max_rows=max_rows, timeout_ms=timeout_ms)
-        return await postgres.query(self.pools, (spec.credentials or {}).get("dsn", ""), sql,
-                                    max_rows=max_rows, timeout_ms=timeout_ms)
+        return await postgres.query(self.pools, await self._target(spec), sql, max_rows=max_rows,
+                                    timeout_ms=timeout_ms)
+
+    async def _target(self, spec: ToolSpec) -> postgres.Target:
+        """Vetted on every call: what a name resolves to may have changed since registration."""
+        dsn = (spec.credentials or {}).get("dsn", "")
+        endpoint, ip = await pg_dsn.vet(dsn, self.private)
+        return postgres.Target(dsn, endpoint, ip)
