@@ -67,8 +67,9 @@ async def test_every_stream_is_declared(nats_url: str) -> None:
 
 def test_an_embedded_postgres_leaves_no_socket_dir_behind(tmp_path) -> None:
     pg = infra.EmbeddedPostgres(tmp_path / "pg").start()
-    socket_dir = infra.socket_dir_for(tmp_path / "pg")
+    socket_dir = infra.socket_dir_path(tmp_path / "pg")
     assert any(socket_dir.iterdir())  # its socket lives there while it runs
+    assert socket_dir.stat().st_mode & 0o777 == 0o700  # its user's alone, not world-writable
     pg.stop()
     assert not socket_dir.exists()
 

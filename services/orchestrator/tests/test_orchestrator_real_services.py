@@ -17,13 +17,12 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import grpc
 import pytest
 
 from loom.rag.v1 import rag_pb2 as rpb
 from loom.rag.v1 import rag_pb2_grpc
 from loom_common.devstack import infra
-from loom_common.testing import ServiceProcess
+from loom_common.testing import ServiceProcess, service_channel
 from loom_orchestrator.testkit import BusClient, chain, node, tpl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,7 +75,7 @@ def stack(nats_url, database_url, tmp_path_factory) -> Iterator[Stack]:
 
 async def _ingest(rag_addr: str, texts: dict[str, str]) -> tuple[str, dict[str, str]]:
     """A dataset holding `texts` (name -> text), indexed through rag's real path."""
-    async with grpc.aio.insecure_channel(rag_addr) as channel:
+    async with service_channel(rag_addr) as channel:
         ds_stub = rag_pb2_grpc.DatasetsStub(channel)
         ds = await ds_stub.CreateDataset(rpb.CreateDatasetRequest(tenant_id=TENANT, name=f"kb-{uuid.uuid4().hex[:6]}"),
                                          timeout=30)

@@ -22,7 +22,7 @@ from loom.rag.v1 import rag_pb2 as pb
 from loom.rag.v1 import rag_pb2_grpc
 from loom_common import bus
 from loom_common.devstack import infra
-from loom_common.testing import ServiceProcess
+from loom_common.testing import ServiceProcess, service_channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,7 +50,7 @@ def start_rag(run_service, inference_addr: str, grpc_port: int | None = None):
 
 class Client:
     def __init__(self, port: int):
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.channel = service_channel(f"127.0.0.1:{port}")
         self.ds = rag_pb2_grpc.DatasetsStub(self.channel)
         self.rt = rag_pb2_grpc.RetrievalStub(self.channel)
 

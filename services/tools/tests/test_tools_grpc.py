@@ -9,11 +9,14 @@ import sqlite3
 
 import grpc
 import httpx
+import jwt
 import pytest
 
 from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
 from loom_common.devstack import infra
+from loom_common.grpc_client import call_metadata
+from loom_common.testing import service_channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,7 +42,7 @@ def service(run_service, tmp_path):
 
 async def test_tools_grpc_service(service, api_server, tenant):
     spec = httpx.get(f"{api_server.url}/openapi.json").text
-    async with grpc.aio.insecure_channel(service.grpc_addr) as channel:
+    async with service_channel(service.grpc_addr) as channel:
         stub = tools_pb2_grpc.ToolsStub(channel)
 
         async def invoke(tool: str, args, **kw) -> pb.InvokeResponse:
@@ -124,3 +127,32 @@ async def test_tools_grpc_service(service, api_server, tenant):
     log = service.log_path.read_text(errors="replace")
     assert "tool invoked" in log
     assert TOKEN not in log and "shop-token-123" not in log
+
+
+async def test_tools_trust_the_service_token_not_the_body(service, api_server, tenant) -> None:
+    """Reaching the gRPC port is not enough: a call needs a service token (forged or missing ->
+    UNAUTHENTICATED), and a token for one tenant cannot list or invoke another tenant's tools."""
+    other = f"{tenant}-other"
+    async with grpc.aio.insecure_channel(service.grpc_addr) as channel:
+        stub = tools_pb2_grpc.ToolsStub(channel)
+        await stub.RegisterTool(pb.RegisterToolRequest(tenant_id=other, name="secret_api", method="GET",
+                                                       url=f"{api_server.url}/echo-headers"),
+                                metadata=call_metadata(tenant_id=other), timeout=10)
+        forged = jwt.encode({"iss": "loom-gateway", "aud": "loom-internal", "tenant": other, "iat": 1,
+                             "exp": 4_000_000_000}, "a-guessed-secret-of-enough-length-000000", algorithm="HS256")
+        for metadata in ((), (("authorization", f"Bearer {forged}"),)):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ListTools(pb.ListToolsRequest(tenant_id=other), metadata=metadata, timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        mine = call_metadata(tenant_id=tenant)
+        for call in (stub.ListTools(pb.ListToolsRequest(tenant_id=other), metadata=mine, timeout=10),
+                     stub.Invoke(pb.InvokeRequest(tenant_id=other, tool="secret_api", arguments_json="{}"),
+                                 metadata=mine, timeout=10)):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "tenant_id" in err.value.details()
+        own = await stub.ListTools(pb.ListToolsRequest(tenant_id=tenant), metadata=mine, timeout=10)
+        assert "secret_api" not in {t.name for t in own.tools}
+        theirs = await stub.ListTools(pb.ListToolsRequest(tenant_id=other), metadata=call_metadata(tenant_id=other),
+                                      timeout=10)
+        assert "secret_api" in {t.name for t in theirs.tools}

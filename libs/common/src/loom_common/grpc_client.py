@@ -1,9 +1,10 @@
 """Client channels to other Loom services, the same way everywhere.
 
 `channel(addr)` gives a grpc.aio channel; `call_metadata()` gives what every call sends along:
-the W3C trace context of the current span (so the callee's server span joins the caller's
-trace) and Loom's tenant and run ids. Every call should pass both `metadata=call_metadata(...)`
-and a `timeout=` (a deadline: no side effect without one).
+this service's signed token for the tenant (`service_auth`: servers refuse a call without one,
+and a body whose tenant is not the token's), the W3C trace context of the current span (so the
+callee's server span joins the caller's trace) and Loom's tenant and run ids. Every call should
+pass both `metadata=call_metadata(...)` and a `timeout=` (a deadline: no side effect without one).
 
 No OpenTelemetry client interceptor: grpc.aio runs an interceptor in a task of its own before
 the call's own task, so on a busy event loop the request waited behind everything else ready
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import grpc
 
+from loom_common import service_auth
+from loom_common.grpc_auth import bearer
 from loom_common.telemetry import grpc_metadata
 
 # Token streams can be long; keep large messages (embeddings of big batches) possible.
@@ -28,9 +31,11 @@ _OPTIONS = [
 
 
 def channel(addr: str) -> grpc.aio.Channel:
-    """An insecure channel (inside the cluster); must be created inside a running loop."""
+    """A plaintext channel (inside the cluster: the service token in each call's metadata, not the
+    channel, says who calls; TLS belongs to the mesh); must be created inside a running loop."""
     return grpc.aio.insecure_channel(addr, options=_OPTIONS)
 
 
 def call_metadata(*, tenant_id: str | None = None, run_id: str | None = None) -> list[tuple[str, str]]:
-    return grpc_metadata(tenant_id=tenant_id, run_id=run_id)
+    """Metadata for a call acting for `tenant_id` (None: for no tenant, e.g. listing models)."""
+    return [bearer(service_auth.current().token(tenant_id)), *grpc_metadata(tenant_id=tenant_id, run_id=run_id)]

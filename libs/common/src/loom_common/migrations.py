@@ -62,7 +62,10 @@ async def apply_migrations(dsn: str, schema: str, package: str) -> list[str]:
         lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big")
         await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # A service's role owns its schema (made by devstack.db_roles) but may not create
+            # schemas: CREATE SCHEMA checks that right even when the schema exists.
+            if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(f"""
                 CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
                     version integer PRIMARY KEY,

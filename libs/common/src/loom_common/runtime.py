@@ -24,12 +24,13 @@ import asyncpg
 import grpc
 import uvicorn
 from fastapi import FastAPI
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from prometheus_client import REGISTRY
 
-from loom_common import db, messaging
+from loom_common import db, messaging, service_auth
+from loom_common.grpc_auth import ServiceTokenInterceptor
 from loom_common.health import Readiness, admin_router, instrument_http
 from loom_common.logging import configure_logging, get_logger
 from loom_common.migrations import apply_migrations
@@ -91,6 +92,8 @@ class ServiceRuntime:
         self.grpc_port = grpc_port
         self.log = get_logger(name)
         configure_logging(name, level=settings.log_level, fmt=settings.log_format)
+        # This process's service identity: signs its gRPC calls, verifies the calls it serves.
+        self.auth = service_auth.configure(name)
         self.tracer_provider = setup_tracing(name, otlp_endpoint=settings.otlp_endpoint)
 
         self.readiness = Readiness()
@@ -98,6 +101,10 @@ class ServiceRuntime:
         if use_nats:
             self.broker = NatsBroker(
                 settings.nats_url,
+                # This service's own NATS user (devstack.nats_auth), when it has one.
+                security=NatsUserPassword(settings.nats_user, settings.nats_password or "")
+                if settings.nats_user else None,
+                name=f"loom-{name}",
                 graceful_timeout=settings.graceful_timeout_s,
                 middlewares=[
                     NatsTelemetryMiddleware(tracer_provider=self.tracer_provider),
@@ -167,7 +174,9 @@ class ServiceRuntime:
         if self.grpc_port is not None:
             from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-            self.grpc = grpc.aio.server(interceptors=[aio_server_interceptor()], options=GRPC_EXCLUSIVE_PORT)
+            # The token check first: an unauthenticated call is refused before anything else runs.
+            self.grpc = grpc.aio.server(interceptors=[ServiceTokenInterceptor(self.auth), aio_server_interceptor()],
+                                        options=GRPC_EXCLUSIVE_PORT)
             for register in self._grpc_services:
                 register(self.grpc)
             self.grpc.add_insecure_port(f"{s.http_host}:{self.grpc_port}")

@@ -26,7 +26,12 @@ class LoomSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_", extra="ignore", populate_by_name=True)
 
     nats_url: str = _shared("nats_url", DEFAULT_NATS_URL)
-    database_url: str = _shared("database_url", DEFAULT_DATABASE_URL)
+    # This service's NATS user (devstack.nats_auth: each may publish only its own subjects);
+    # unset: the URL's own credentials, if any.
+    nats_user: str | None = _shared("nats_user", None)
+    nats_password: str | None = _shared("nats_password", None, repr=False)
+    # A DSN with this service's own role and password (devstack.db_roles), never the superuser's.
+    database_url: str = _shared("database_url", DEFAULT_DATABASE_URL, repr=False)
     log_level: str = _shared("log_level", "INFO")
     log_format: str = _shared("log_format", "json", description="json | console")
     # OTLP/gRPC collector, e.g. http://otel-collector:4317; unset = traces stay in-process.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -18,12 +19,18 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
-from loom_common import db
+from loom_common import db, service_auth
 from loom_common.devstack import infra
+from loom_common.grpc_client import call_metadata
 from loom_common.migrations import apply_migrations
+
+# One service-token secret for the test session and every service process it starts (they
+# inherit the environment), so a test's gRPC calls carry tokens its services accept.
+os.environ.setdefault(service_auth.SECRET_ENV, secrets.token_urlsafe(48))
 
 
 def _state_root() -> Path:
@@ -140,3 +147,26 @@ def run_service(nats_url: str, database_url: str, tmp_path: Path) -> Iterator:
     yield start
     for proc in reversed(started):
         proc.stop()
+
+
+class _SignForBodyTenant(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds a service token for the request's own tenant_id to calls that carry none."""
+
+    @staticmethod
+    def _details(details, request):
+        metadata = list(details.metadata or ())
+        if not any(key == "authorization" for key, _ in metadata):
+            metadata += call_metadata(tenant_id=getattr(request, "tenant_id", "") or None)
+        return details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        return await continuation(self._details(details, request), request)
+
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(self._details(details, request), request)
+
+
+def service_channel(addr: str) -> grpc.aio.Channel:
+    """A test's channel to a Loom service, acting as a trusted Loom service would: each call is
+    signed for the tenant its request names (tests of the refusals build their own metadata)."""
+    return grpc.aio.insecure_channel(addr, interceptors=[_SignForBodyTenant()])
