@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -99,6 +100,11 @@ async def run(n: int) -> dict:
         conn = await asyncpg.connect(url)
         await conn.execute("CREATE TABLE IF NOT EXISTS public.items AS SELECT g AS id, 'item-' || g AS name "
                            "FROM generate_series(1, 1000) g")
+        # The SQL tool refuses superusers: it reads as a role that may only read the table.
+        await conn.execute("DROP ROLE IF EXISTS bench_reader; CREATE ROLE bench_reader LOGIN PASSWORD 'bench';"
+                           " GRANT SELECT ON public.items TO bench_reader")
+        parts = urlsplit(url)
+        reader_url = urlunsplit(parts._replace(netloc="bench_reader:bench@" + parts.netloc.rpartition("@")[2]))
         lite_dir = STATE / "sqlite"
         lite_dir.mkdir()
         lite = lite_dir / "items.db"
@@ -109,14 +115,14 @@ async def run(n: int) -> dict:
         grpc_port = infra.free_port()
         tools = start_tools({"LOOM_DATABASE_URL": url, "LOOM_NATS_URL": nats.url, "LOOM_HOME": str(STATE / "home"),
                              "LOOM_TOOLS_HTTP_PORT": str(infra.free_port()), "LOOM_TOOLS_GRPC_PORT": str(grpc_port),
-                             "LOOM_TOOLS_HTTP_ALLOWLIST": "127.0.0.1", "LOOM_TOOLS_SQLITE_ROOTS": str(lite_dir),
+                             "LOOM_TOOLS_ALLOW_PRIVATE_TARGETS": "127.0.0.1", "LOOM_TOOLS_SQLITE_ROOTS": str(lite_dir),
                              "LOOM_LOG_LEVEL": "WARNING"}, STATE / "tools.log")
         figures: dict[str, float] = {}
         rows = []
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             stub = tools_pb2_grpc.ToolsStub(channel)
             await stub.AddConnection(pb.AddConnectionRequest(tenant_id=TENANT, name="pg", driver="postgresql",
-                                                             dsn=url), timeout=10)
+                                                             dsn=reader_url), timeout=10)
             await stub.AddConnection(pb.AddConnectionRequest(tenant_id=TENANT, name="lite", driver="sqlite",
                                                              path=str(lite)), timeout=10)
 
