@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from loom_common import db, service_auth
-from loom_common.devstack import infra
+from loom_common.devstack import db_roles, infra
 from loom_common.grpc_client import call_metadata
 from loom_common.migrations import apply_migrations
 
@@ -69,6 +69,13 @@ def database_url(loom_state_dir: Path) -> Iterator[str]:
         yield server.url("loom_test")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def service_role_passwords(loom_state_dir: Path) -> dict[str, str]:
+    """The session's passwords of the services' database roles (devstack.db_roles): stable for
+    the whole session, since roles are the cluster's and every test database shares them."""
+    return db_roles.load_passwords(loom_state_dir / "secrets")
 
 
 @contextlib.asynccontextmanager

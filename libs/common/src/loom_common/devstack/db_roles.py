@@ -18,11 +18,13 @@ tables, no superuser functions (pg_read_file, COPY PROGRAM, ALTER SYSTEM).
 from __future__ import annotations
 
 import asyncio
+import secrets
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from loom_common import db
+from loom_common import db, secret_files
 
 # service -> schema it owns (the schema names the services pass to ServiceRuntime).
 SERVICE_SCHEMAS: dict[str, str] = {
@@ -35,6 +37,16 @@ _LOCK = 7342002  # serialises two bootstraps of one cluster
 
 def role_name(service: str) -> str:
     return f"loom_{service}"
+
+
+def load_passwords(secrets_dir: Path) -> dict[str, str]:
+    """Each service role's password, generated (mode 0600) into `secrets_dir/postgres-<service>`
+    on first use: the embedded stack's, or a test session's."""
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    return {service: secret_files.read_or_create(secrets_dir / f"postgres-{service}",
+                                                 lambda: secrets.token_urlsafe(24).encode()).decode().strip()
+            for service in SERVICE_SCHEMAS}
 
 
 def service_dsn(admin_dsn: str, service: str, password: str) -> str:
