@@ -1,0 +1,124 @@
+"""Every internal hop asks for credentials: the embedded Postgres wants a password (scram) kept
+in a 0600 file, NATS refuses anonymous clients and holds each service to its own subjects, and a
+service token is bound to its secret, audience, expiry and tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import jwt
+import nats
+import pytest
+
+from loom_common import bus, messaging, service_auth
+from loom_common.devstack import infra
+from loom_common.events import RunEvent
+
+pytestmark = pytest.mark.integration
+
+
+def _without_password(dsn: str, password: str | None = None) -> str:
+    parts = urlsplit(dsn)
+    login = f"{parts.username}:{password}" if password else parts.username
+    return urlunsplit(parts._replace(netloc=f"{login}@{parts.hostname}:{parts.port}"))
+
+
+async def test_postgres_wants_the_generated_password(tmp_path) -> None:
+    pg = infra.EmbeddedPostgres(tmp_path / "pg").start()
+    try:
+        secret = infra.superuser_password_file(tmp_path / "secrets")
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert "trust" not in "".join(line for line in (tmp_path / "pg" / "pg_hba.conf").read_text().splitlines()
+                                      if not line.startswith("#"))
+        url = pg.url("postgres")
+        conn = await asyncpg.connect(url)
+        assert await conn.fetchval("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
+                                   "WHERE rolname = 'postgres'")
+        await conn.close()
+        for refused in (_without_password(url), _without_password(url, "guess")):
+            with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+                await asyncpg.connect(refused)
+    finally:
+        pg.stop()
+
+
+async def test_nats_refuses_strangers_and_holds_each_service_to_its_subjects(tmp_path) -> None:
+    server = infra.EmbeddedNats(tmp_path / "nats").start()
+    try:
+        conf = tmp_path / "nats" / "nats-server.conf"
+        assert conf.stat().st_mode & 0o777 == 0o600 and '"127.0.0.1:' in conf.read_text()
+        port_only = f"nats://127.0.0.1:{server.port}"
+        for stranger in (port_only, f"nats://gateway:wrong@127.0.0.1:{server.port}"):
+            with pytest.raises(Exception, match=r"(?i)authorization"):
+                await nats.connect(stranger, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+
+        admin = await nats.connect(server.url)
+        from faststream.nats import NatsBroker
+
+        broker = NatsBroker(server.url)
+        await broker.connect()
+        await messaging.ensure_streams(broker)
+        await broker.stop()
+
+        errors: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        gateway = await nats.connect(server.user_url("gateway"), error_cb=on_error)
+        run_id = "run-forged"
+        forged = RunEvent(tenant_id="t1", run_id=run_id, seq=1, event="workflow_finished",
+                          data={"outputs": {"answer": "forged"}})
+        # Only the orchestrator may publish a run's events: a gateway that could would forge answers.
+        await gateway.publish(bus.run_events(run_id), forged.model_dump_json().encode())
+        await gateway.flush()
+        for _ in range(50):
+            if errors:
+                break
+            await asyncio.sleep(0.05)
+        assert errors and "permissions violation" in str(errors[0]).lower()
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await admin.jetstream().get_last_msg(bus.RUN_EVENTS.name, bus.run_events(run_id))
+        # What the gateway owns still goes through.
+        ack = await gateway.jetstream().publish(bus.run_cancel(run_id), b"{}", stream=bus.RUN_CONTROL.name)
+        assert ack.seq >= 1
+        orchestrator = await nats.connect(server.user_url("orchestrator"))
+        ack = await orchestrator.jetstream().publish(bus.run_events(run_id), forged.model_dump_json().encode(),
+                                                      stream=bus.RUN_EVENTS.name)
+        assert ack.seq >= 1
+        for nc in (gateway, orchestrator, admin):
+            await nc.close()
+    finally:
+        server.stop()
+
+
+def test_a_service_token_is_bound_to_its_secret_audience_expiry_and_tenant() -> None:
+    auth = service_auth.ServiceAuth("gateway", "s" * 48)
+    claims = auth.verify(auth.token("tenant-a"))
+    assert (claims.service, claims.tenant) == ("loom-gateway", "tenant-a")
+    assert auth.verify(auth.token()).tenant == ""
+    now = int(time.time())
+    good = {"iss": "loom-x", "aud": "loom-internal", "tenant": "t", "iat": now, "exp": now + 60}
+    bad = [
+        jwt.encode(good, "another-secret-of-enough-length-0000000000", algorithm="HS256"),
+        jwt.encode({**good, "aud": "somewhere-else"}, "s" * 48, algorithm="HS256"),
+        jwt.encode({**good, "exp": now - 10}, "s" * 48, algorithm="HS256"),
+        jwt.encode({k: v for k, v in good.items() if k != "exp"}, "s" * 48, algorithm="HS256"),
+        jwt.encode(good, None, algorithm="none"),
+        "", "not-a-token",
+    ]
+    for token in bad:
+        with pytest.raises(service_auth.InvalidServiceToken):
+            auth.verify(token)
+    with pytest.raises(ValueError):
+        service_auth.ServiceAuth("gateway", "short")
+
+
+def test_the_service_token_secret_is_generated_once_with_mode_0600(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(service_auth.SECRET_ENV, raising=False)
+    first = service_auth.load_secret(tmp_path)
+    assert service_auth.load_secret(tmp_path) == first and len(first) >= 32
+    assert service_auth.secret_path(tmp_path).stat().st_mode & 0o777 == 0o600
