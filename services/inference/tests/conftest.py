@@ -19,7 +19,8 @@ from loom_inference import gguf
 
 class ModelServer:
     """Serves one tiny GGUF as an Ollama-style registry (/v2/...), as a plain file (/files/)
-    with Range support, and as a file whose first download breaks half-way (/flaky/)."""
+    with Range support, as a file whose first download breaks half-way (/flaky/), and
+    redirects anywhere (/redirect?to=URL)."""
 
     def __init__(self, root: Path) -> None:
         self.blob_path = root / "tiny.gguf"
@@ -59,6 +60,11 @@ class ModelServer:
                     self.wfile.write(data)
                 elif "/blobs/sha256:" in self.path or self.path.startswith("/files/"):
                     self._send_blob()
+                elif self.path.startswith("/redirect?to="):
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("=", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif self.path.startswith("/flaky/"):
                     server.flaky_served += 1
                     self._send_blob(cut=len(server.blob) // 2 if server.flaky_served == 1 else None)

@@ -7,6 +7,7 @@ import asyncio
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.runtime import ServiceRuntime
 from loom_inference import __version__
+from loom_inference.api.access import check_bind
 from loom_inference.api.grpc_service import InferenceServicer
 from loom_inference.api.http import mount
 from loom_inference.models import ModelManager
@@ -16,6 +17,8 @@ from loom_inference.settings import InferenceSettings
 
 def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
     settings = settings or InferenceSettings()
+    # Before anything binds: an open model API is never put on the network by accident.
+    check_bind(settings.http_host, settings.api_token.get_secret_value() if settings.api_token else None)
     rt = ServiceRuntime("inference", settings, version=__version__, schema="inference",
                         migrations="loom_inference.migrations", grpc_port=settings.grpc_port)
     router = build_router(settings)

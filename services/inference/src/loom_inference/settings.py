@@ -27,10 +27,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from loom_common.settings import ServiceSettings
 
@@ -108,7 +108,10 @@ class _TomlSource(PydanticBaseSettingsSource):
                 out["http_port"] = net["port"]
             if "bind_address" in net:
                 out["http_host"] = net["bind_address"]
-        for key in ("performance", "models", "grpc_port", "models_dir"):
+        for key in ("allowed_hosts", "api_token", "admin_token"):  # [network] keys of our own
+            if key in net:
+                out[key] = net.pop(key)
+        for key in ("performance", "models", "grpc_port", "models_dir", "pull_dir", "pull_allow_hosts"):
             if key in data:
                 out[key] = data[key]
         return out
@@ -134,6 +137,25 @@ class InferenceSettings(ServiceSettings):
     registry_url: str = "https://registry.ollama.ai"   # Ollama-style registry for `pull name:tag`
     hf_endpoint: str = "https://huggingface.co"        # for `pull hf.co/user/repo/file.gguf`
     load_models_at_start: bool = True   # start loading the bundled models in the background
+    # Access to the model API (api/access.py says how they combine). The API token is required
+    # whenever the HTTP bind is not loopback; the admin token guards pull/delete/create/copy.
+    api_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    # Host names (beyond localhost, IP literals and the bind host) the API answers to; a
+    # comma-separated list in the environment (LOOM_INFERENCE_ALLOWED_HOSTS=inference,llm.lan).
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    # What /api/pull may reach (the CLI, run by the operator, is not limited): local files only
+    # under pull_dir (none when unset); URLs only to public addresses, except these hosts
+    # (the configured registry_url and hf_endpoint hosts are always allowed).
+    pull_dir: Path | None = None
+    pull_allow_hosts: Annotated[list[str], NoDecode] = []
+
+    @field_validator("allowed_hosts", "pull_allow_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings, env_settings,

@@ -1,5 +1,6 @@
-"""Mounts the HTTP faces of the service on the runtime's FastAPI app: CORS, the error
-handlers (typed JSON 4xx bodies naming the field), the Ollama and the OpenAI routers."""
+"""Mounts the HTTP faces of the service on the runtime's FastAPI app: CORS, the access checks
+(api/access.py: Host/Origin allow-lists, tokens), the error handlers (typed JSON 4xx bodies
+naming the field), the Ollama and the OpenAI routers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
+from loom_inference.api.access import AccessMiddleware, AccessPolicy
 from loom_inference.api.common import on_inference_error, on_validation_error
 from loom_inference.api.ollama.router import ollama_router, root
 from loom_inference.api.openai.router import openai_router
@@ -16,10 +18,20 @@ from loom_inference.models import ModelManager
 from loom_inference.settings import InferenceSettings
 
 
+def access_policy(settings: InferenceSettings) -> AccessPolicy:
+    return AccessPolicy.build(
+        bind_host=settings.http_host, allowed_hosts=settings.allowed_hosts,
+        api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+        cors_origins=settings.network.cors_origins)
+
+
 def mount(app: FastAPI, client: EngineClient, manager: ModelManager, settings: InferenceSettings) -> None:
     if settings.network.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.network.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    # Added last, so it runs first: a refused Host or token never reaches CORS or a route.
+    app.add_middleware(AccessMiddleware, policy=access_policy(settings))
     app.add_exception_handler(InferenceError, on_inference_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(ollama_router(client, manager))
