@@ -126,7 +126,7 @@ class ScriptedOrchestrator:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
-        @self.broker.subscriber(bus.RUN_CANCEL_ALL)
+        @self.broker.subscriber(bus.RUN_CANCEL_ALL, no_reply=True)  # as the orchestrator's: no answer to an ack's inbox
         async def stop(event: RunCancelRequested) -> None:
             self.cancelled.add(event.run_id)
 

@@ -2,8 +2,9 @@
 
 `publish` sends an event to its JetStream subject with trace context, tenant id and a
 deduplication id in the headers, and waits for the stream's ack (so a returned publish is
-durable). `handling` wraps a handler body: it adopts the message's context for logs and
-decides the JetStream outcome from what the body raised:
+durable; a reply from anyone else is not taken for the ack). `handling` wraps a handler body:
+it adopts the message's context for logs and decides the JetStream outcome from what the body
+raised:
 
     returned normally      -> ack
     RetryableError / other -> nack with back-off (redelivery), or dead-letter on the last try
@@ -13,12 +14,16 @@ decides the JetStream outcome from what the body raised:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 
+import nats.errors
+import nats.js.errors
 from faststream.nats import NatsBroker, NatsMessage
-from nats.js.api import StreamConfig
+from nats.js.api import PubAck, StreamConfig
 
 from loom_common import bus
 from loom_common.errors import PermanentError, RetryableError, Superseded
@@ -32,11 +37,64 @@ log = get_logger(__name__)
 REDELIVERY_BACKOFF = RetryPolicy(initial_interval_s=0.5, backoff_coefficient=2.0, maximum_interval_s=30.0)
 
 
+# What nats-py raises when the first reply to a JetStream publish is not the stream's ack: empty or
+# not JSON (JSONDecodeError), JSON but not an object (AttributeError), an object with no stream or
+# seq (TypeError). A core subscriber on a stream's subject that answers what it gets (FastStream's
+# default when a message has a reply subject, as every JetStream publish has) sends such a reply,
+# and whichever of the two comes first wins the request.
+_NOT_AN_ACK = (json.JSONDecodeError, AttributeError, TypeError)
+
+
+class PublishNotAcknowledged(RetryableError):
+    """The stream gave no ack in time (NATS down or slow, no stream on the subject): the event may
+    not be stored; publishing it again is safe (same Nats-Msg-Id: the stream keeps one copy)."""
+
+    code = "bus_unavailable"
+
+
 async def publish(broker: NatsBroker, subject: str, event: Event, *, stream: str | None = None,
                   timeout_s: float = 5.0) -> None:
     headers = outgoing_headers(tenant_id=event.tenant_id, run_id=getattr(event, "run_id", None))
     headers["Nats-Msg-Id"] = event.event_id
-    await broker.publish(event, subject, headers=headers, stream=stream, timeout=timeout_s)
+    try:
+        await broker.publish(event, subject, headers=headers, stream=stream, timeout=timeout_s)
+    except _NOT_AN_ACK as exc:
+        if stream is None:
+            raise
+        # Someone else's reply came first: the event went out, the stream's ack was dropped. Send it
+        # again under the same Nats-Msg-Id (stored once) and this time wait for the ack itself.
+        log.warning("a publish reply was not the stream's ack; awaiting the ack", subject=subject, error=repr(exc))
+        await _publish_awaiting_ack(broker, subject, event, {**headers, "Nats-Expected-Stream": stream}, timeout_s)
+
+
+async def _publish_awaiting_ack(broker: NatsBroker, subject: str, event: Event, headers: dict[str, str],
+                                timeout_s: float) -> PubAck:
+    """A JetStream publish on a reply inbox of its own, which skips replies that are not an ack."""
+    nc = broker.connection
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    try:
+        await nc.publish(subject, event.model_dump_json().encode(), reply=inbox,
+                         headers={**headers, "content-type": "application/json"})
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except nats.errors.TimeoutError:
+                break
+            try:
+                reply = json.loads(msg.data)
+            except ValueError:
+                continue  # not the stream's
+            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):  # the stream refused it
+                raise nats.js.errors.APIError.from_error(reply["error"])
+            if isinstance(reply, dict) and "stream" in reply and "seq" in reply:
+                return PubAck.from_response(reply)
+        raise PublishNotAcknowledged(f"no ack from the stream for {subject} within {timeout_s} s",
+                                     next_retry_delay_s=1.0)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 async def ensure_streams(broker: NatsBroker) -> None:

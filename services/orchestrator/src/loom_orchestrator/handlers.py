@@ -59,7 +59,10 @@ def build_router(broker: NatsBroker, store: RunStore | None = None, worker=None,
                      run_id=event.run_id, attempt=messaging.deliveries(msg))
 
     if worker is not None:
-        @router.subscriber(bus.RUN_CANCEL_ALL)
+        # A core subscription on RUN_CONTROL's subject sees the gateway's JetStream publishes,
+        # whose reply subject waits for the stream's ack: answering there (FastStream's default)
+        # can beat the ack and fail the publish (an empty reply is not an ack). Hence no_reply.
+        @router.subscriber(bus.RUN_CANCEL_ALL, no_reply=True)
         async def on_run_cancel(event: RunCancelRequested) -> None:
             if worker.cancel(event.run_id, event.reason):
                 log.info("run stop requested", run_id=event.run_id, reason=event.reason)
