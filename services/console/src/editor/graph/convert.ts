@@ -97,6 +97,8 @@ export function toFlowNode(node: DslNode, size?: { width: number; height: number
     position: { ...(node.position ?? { x: 0, y: 0 }) },
     data: { node },
   }
+  // The start node and a container's start node are part of the graph's shape: never deleted alone.
+  if (['start', 'iteration-start', 'loop-start'].includes(node.data.type)) out.deletable = false
   if (node.parent_id) {
     out.parentId = node.parent_id
     out.extent = 'parent'

@@ -1,0 +1,446 @@
+/**
+ * The workflow editor: palette, canvas, side panel, toolbar and debug drawer over one app's
+ * draft. State is React Flow's nodes and edges (each carrying its DSL node/edge, see
+ * graph/convert.ts) plus the graph's other fields; every edit goes through here so it can be
+ * undone, marks the draft dirty and is autosaved (with a conflict check, drafts.ts).
+ */
+import { useCallback, useDeferredValue, useEffect, useMemo, useRef, useState } from 'react'
+import {
+  applyEdgeChanges, applyNodeChanges, Background, Controls, MiniMap, ReactFlow, useReactFlow,
+  type Connection, type EdgeChange, type NodeChange, type OnSelectionChangeParams,
+} from '@xyflow/react'
+import '@xyflow/react/dist/style.css'
+import './editor.css'
+import { api, ApiError } from '../app/api'
+import { nodeTypes } from './canvas/NodeView'
+import { Palette } from './canvas/Palette'
+import { EditorContext, GraphContext, type EditorContextValue } from './context'
+import { DebugPanel } from './debug/DebugPanel'
+import { DraftConflict, DraftStore } from './drafts'
+import { CONTAINER_START, spec } from './dsl/nodeTypes'
+import type { AppDoc, DslNode, Graph, ModelConfig, NodeData, NodeType } from './dsl/types'
+import { copy, isClip, paste, type Clip } from './graph/clipboard'
+import {
+  CONTAINER_MIN, CONTAINER_PAD, containerSizes, edgeId, toFlow, toFlowNode, toGraph, type GraphMeta, type LoomEdge,
+  type LoomNode,
+} from './graph/convert'
+import { History } from './graph/history'
+import { newNodeId } from './graph/ids'
+import { autoLayout, needsLayout } from './graph/layout'
+import { byNode, localProblems, parseServerProblems, type Problem } from './graph/validate'
+import { GraphSettings } from './panels/GraphSettings'
+import { NodePanel } from './panels/NodePanel'
+import { emptyTrace, type RunTrace } from './run/trace'
+import { Toolbar, type SaveState } from './Toolbar'
+
+interface Snap {
+  nodes: LoomNode[]
+  edges: LoomEdge[]
+  meta: GraphMeta
+}
+
+const isTyping = (el: EventTarget | null) =>
+  el instanceof HTMLElement && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName))
+
+export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string; appId: string; role: string; doc: AppDoc }) {
+  const canEdit = role !== 'normal'
+  const mode = doc.app.mode
+  const base = DraftStore.path(workspaceId, appId)
+  const rf = useReactFlow<LoomNode, LoomEdge>()
+  const initial = useMemo(() => {
+    const g = doc.workflow.graph
+    return toFlow(needsLayout(g) ? autoLayout(g) : g)
+  }, [doc])
+  const [nodes, setNodes] = useState<LoomNode[]>(initial.nodes)
+  const [edges, setEdges] = useState<LoomEdge[]>(initial.edges)
+  const [meta, setMeta] = useState<GraphMeta>(initial.meta)
+  const [structure, setStructure] = useState(0) // bumped by every edit but moves
+  const [version, setVersion] = useState(needsLayout(doc.workflow.graph) ? 1 : 0) // bumped by every edit
+  const [selected, setSelected] = useState<string | null>(null)
+  const [serverProblems, setServerProblems] = useState<Problem[]>([])
+  const [saveState, setSaveState] = useState<SaveState>('saved')
+  const [notice, setNotice] = useState('')
+  const [conflict, setConflict] = useState<AppDoc | null>(null)
+  const [trace, setTrace] = useState<RunTrace>(emptyTrace)
+  const [debugOpen, setDebugOpen] = useState(false)
+  const refs = useRef<Snap>({ nodes, edges, meta })
+  refs.current = { nodes, edges, meta }
+  const history = useRef(new History<Snap>())
+  const store = useRef(new DraftStore(api, base, doc))
+  const clip = useRef<Clip | null>(null)
+  const wrapper = useRef<HTMLDivElement>(null)
+  const docMeta = useRef(doc)
+
+  const touch = useCallback((structural = true) => {
+    if (structural) setStructure((s) => s + 1)
+    setVersion((v) => v + 1)
+  }, [])
+  const remember = useCallback((tag: string | null = null) => history.current.push(refs.current, tag), [])
+
+  // The graph as the checks and panels see it: rebuilt on edits, not on every drag frame.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const graph = useMemo(() => toGraph(refs.current.nodes, refs.current.edges, refs.current.meta), [structure])
+  const checked = useDeferredValue(graph)
+  const local = useMemo(() => localProblems(checked, mode), [checked, mode])
+  const problems = useMemo(() => byNode([...local, ...serverProblems]), [local, serverProblems])
+  const ctx: EditorContextValue = useMemo(() => ({ problems, trace, canEdit, mode, workspaceId, appId }),
+    [problems, trace, canEdit, mode, workspaceId, appId])
+
+  const currentDoc = useCallback((): AppDoc => {
+    const { nodes: n, edges: e, meta: m } = refs.current
+    const d = docMeta.current
+    return { ...d, workflow: { ...d.workflow, graph: toGraph(n, e, m) } }
+  }, [])
+
+  const setGraph = useCallback((g: Graph, select: string[] = []) => {
+    remember()
+    const f = toFlow(g)
+    const pick = new Set(select)
+    setNodes(f.nodes.map((n) => (pick.has(n.id) ? { ...n, selected: true } : n)))
+    setEdges(f.edges)
+    setMeta(f.meta)
+    touch()
+  }, [remember, touch])
+
+  // ---- saving -------------------------------------------------------------------------
+  const queue = useRef<Promise<boolean>>(Promise.resolve(true))
+  const save = useCallback((force = false): Promise<boolean> => {
+    const run = async (): Promise<boolean> => {
+      if (!canEdit) return false
+      setSaveState('saving')
+      try {
+        await store.current.save(currentDoc(), force)
+        setServerProblems([])
+        setConflict(null)
+        setSaveState('saved')
+        return true
+      } catch (err) {
+        if (err instanceof DraftConflict) {
+          setConflict(err.theirs)
+          setSaveState('conflict')
+        } else if (err instanceof ApiError && err.status === 400) {
+          const found = parseServerProblems(err.message, toGraph(refs.current.nodes, refs.current.edges, refs.current.meta))
+          setServerProblems(found.length ? found : [{ message: err.message, source: 'server' }])
+          setSaveState('invalid')
+        } else {
+          setNotice(err instanceof Error ? err.message : String(err))
+          setSaveState('error')
+        }
+        return false
+      }
+    }
+    queue.current = queue.current.then(run, run)
+    return queue.current
+  }, [canEdit, currentDoc])
+
+  const timer = useRef<number | undefined>(undefined)
+  useEffect(() => {
+    if (!canEdit || version === 0 || conflict) return
+    setSaveState('dirty')
+    window.clearTimeout(timer.current)
+    timer.current = window.setTimeout(() => void save(), 800)
+    return () => window.clearTimeout(timer.current)
+  }, [version, canEdit, conflict, save])
+
+  /** Save now (before a run or a publish); false if the gateway refused the draft. */
+  const flush = useCallback(async () => {
+    window.clearTimeout(timer.current)
+    if (conflict) {
+      setNotice('Resolve the draft conflict first.')
+      return false
+    }
+    return save()
+  }, [conflict, save])
+
+  // ---- editing ------------------------------------------------------------------------
+  const defaultModel = useCallback(() => {
+    for (const n of refs.current.nodes) {
+      const m = n.data.node.data.model as ModelConfig | undefined
+      if (m?.name) return m.name
+    }
+    return ''
+  }, [])
+
+  const addNode = useCallback((type: NodeType, at: { x: number; y: number }, parentId?: string) => {
+    remember()
+    const taken = refs.current.nodes.map((n) => n.id)
+    const id = newNodeId(type, taken)
+    const data = { type, ...spec(type)!.defaults() } as NodeData
+    if (data.model && !(data.model as ModelConfig).name) data.model = { ...(data.model as ModelConfig), name: defaultModel() }
+    if (type === 'knowledge-retrieval' || type === 'question-classifier' || type === 'parameter-extractor') {
+      const field = type === 'parameter-extractor' ? 'query' : 'query_variable_selector'
+      if (['chat', 'chatflow', 'agent'].includes(mode)) data[field] = ['sys', 'query']
+    }
+    const node: DslNode = { id, data, position: at, ...(parentId ? { parent_id: parentId } : {}) }
+    const added: LoomNode[] = [toFlowNode(node, CONTAINER_MIN)]
+    const startType = CONTAINER_START[type]
+    if (startType) {
+      const sid = newNodeId(startType, [...taken, id])
+      added.push(toFlowNode({ id: sid, data: { type: startType, title: '' }, parent_id: id,
+        position: { x: CONTAINER_PAD.left, y: CONTAINER_PAD.top } }))
+    }
+    added[0].selected = true
+    setNodes((ns) => [...ns.map((n) => (n.selected ? { ...n, selected: false } : n)), ...added])
+    setSelected(id)
+    touch()
+    return id
+  }, [defaultModel, mode, remember, touch])
+
+  /** A palette drop: inside an iteration/loop when released over one. */
+  const dropNode = useCallback((type: NodeType, screen: { x: number; y: number }) => {
+    const box = wrapper.current?.getBoundingClientRect()
+    if (!box || screen.x < box.left || screen.x > box.right || screen.y < box.top || screen.y > box.bottom) return
+    const at = rf.screenToFlowPosition(screen)
+    if (!spec(type)?.container) {
+      for (const n of refs.current.nodes) {
+        if (n.type !== 'container') continue
+        const inner = rf.getInternalNode(n.id)
+        const abs = inner?.internals.positionAbsolute ?? n.position
+        const w = inner?.measured.width ?? CONTAINER_MIN.width
+        const h = inner?.measured.height ?? CONTAINER_MIN.height
+        if (at.x >= abs.x && at.x <= abs.x + w && at.y >= abs.y && at.y <= abs.y + h) {
+          addNode(type, { x: Math.max(CONTAINER_PAD.left, at.x - abs.x), y: Math.max(CONTAINER_PAD.top, at.y - abs.y) }, n.id)
+          fitContainers()
+          return
+        }
+      }
+    }
+    addNode(type, at)
+  }, [addNode, rf]) // eslint-disable-line react-hooks/exhaustive-deps
+
+  /** Keyboard/click add: in the middle of the visible canvas. */
+  const addInView = useCallback((type: NodeType) => {
+    const box = wrapper.current?.getBoundingClientRect()
+    const at = box ? rf.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 }) : { x: 0, y: 0 }
+    addNode(type, { x: at.x - 120, y: at.y - 30 })
+  }, [addNode, rf])
+
+  const fitContainers = useCallback(() => {
+    setNodes((ns) => {
+      const sizes = containerSizes(ns.map((n) => ({ ...n.data.node, position: n.position, parent_id: n.parentId })))
+      return ns.map((n) => {
+        const size = sizes.get(n.id)
+        if (!size || (n.style?.width === size.width && n.style?.height === size.height)) return n
+        return { ...n, style: { ...n.style, width: size.width, height: size.height } }
+      })
+    })
+  }, [])
+
+  const onNodesChange = useCallback((changes: NodeChange<LoomNode>[]) => {
+    const structural = changes.some((c) => c.type === 'remove' || c.type === 'add' || c.type === 'replace')
+    const dropped = changes.some((c) => c.type === 'position' && c.dragging === false)
+    if (structural) remember()
+    setNodes((ns) => applyNodeChanges(changes, ns))
+    if (structural) touch()
+    else if (dropped) touch(false)
+  }, [remember, touch])
+
+  const onEdgesChange = useCallback((changes: EdgeChange<LoomEdge>[]) => {
+    const structural = changes.some((c) => c.type === 'remove' || c.type === 'add')
+    if (structural) remember()
+    setEdges((es) => applyEdgeChanges(changes, es))
+    if (structural) touch()
+  }, [remember, touch])
+
+  const isValidConnection = useCallback((c: Connection | LoomEdge) => {
+    if (c.source === c.target) return false
+    const byId = new Map(refs.current.nodes.map((n) => [n.id, n]))
+    const s = byId.get(c.source)
+    const t = byId.get(c.target)
+    return Boolean(s && t && (s.parentId ?? null) === (t.parentId ?? null) && spec(t.data.node.data.type)?.target)
+  }, [])
+
+  const onConnect = useCallback((c: Connection) => {
+    if (!isValidConnection(c)) return
+    remember()
+    const dsl = { source: c.source, target: c.target, source_handle: c.sourceHandle ?? 'source' }
+    const id = edgeId(dsl)
+    setEdges((es) => [...es.filter((e) => e.id !== id), {
+      id, source: c.source, target: c.target, sourceHandle: dsl.source_handle, targetHandle: 'target',
+      data: { edge: { id, ...dsl } }, ...(refs.current.nodes.find((n) => n.id === c.source)?.parentId ? { zIndex: 1001 } : {}),
+    }])
+    touch()
+  }, [isValidConnection, remember, touch])
+
+  const onSelectionChange = useCallback(({ nodes: sel }: OnSelectionChangeParams) => {
+    setSelected(sel.length === 1 ? sel[0].id : null)
+  }, [])
+
+  const updateData = useCallback((id: string, update: (d: NodeData) => NodeData, tag: string) => {
+    if (!canEdit) return
+    remember(tag)
+    setNodes((ns) => ns.map((n) => (n.id === id
+      ? { ...n, data: { ...n.data, node: { ...n.data.node, data: update(n.data.node.data) } } } : n)))
+    touch()
+  }, [canEdit, remember, touch])
+
+  const updateMeta = useCallback((patch: Partial<GraphMeta>, tag: string) => {
+    if (!canEdit) return
+    remember(tag)
+    setMeta((m) => ({ ...m, ...patch }))
+    touch()
+  }, [canEdit, remember, touch])
+
+  const undo = useCallback(() => {
+    const prev = history.current.undo(refs.current)
+    if (!prev) return
+    setNodes(prev.nodes)
+    setEdges(prev.edges)
+    setMeta(prev.meta)
+    touch()
+  }, [touch])
+  const redo = useCallback(() => {
+    const next = history.current.redo(refs.current)
+    if (!next) return
+    setNodes(next.nodes)
+    setEdges(next.edges)
+    setMeta(next.meta)
+    touch()
+  }, [touch])
+
+  const copySelection = useCallback(() => {
+    const ids = refs.current.nodes.filter((n) => n.selected).map((n) => n.id)
+    if (!ids.length) return
+    clip.current = copy(toGraph(refs.current.nodes, refs.current.edges, refs.current.meta), ids)
+    navigator.clipboard?.writeText(JSON.stringify(clip.current)).catch(() => undefined)
+    setNotice(`Copied ${clip.current.nodes.length} node(s)`)
+  }, [])
+
+  const pasteClip = useCallback(async () => {
+    let c = clip.current
+    try {
+      const text = await navigator.clipboard?.readText()
+      const parsed = text ? JSON.parse(text) : null
+      if (isClip(parsed)) c = parsed
+    } catch {
+      /* the system clipboard is optional: the editor's own copy is used */
+    }
+    if (!c || !c.nodes.length) return
+    const current = toGraph(refs.current.nodes, refs.current.edges, refs.current.meta)
+    const { graph: next, pasted } = paste(current, c)
+    setGraph(next, pasted.slice(0, 1))
+  }, [setGraph])
+
+  const layout = useCallback(() => {
+    setGraph(autoLayout(toGraph(refs.current.nodes, refs.current.edges, refs.current.meta)))
+    window.setTimeout(() => rf.fitView({ padding: 0.1 }), 50)
+  }, [rf, setGraph])
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (isTyping(e.target)) return
+      const mod = e.metaKey || e.ctrlKey
+      if (!mod || !canEdit) return
+      const k = e.key.toLowerCase()
+      if (k === 'z' && !e.shiftKey) undo()
+      else if ((k === 'z' && e.shiftKey) || k === 'y') redo()
+      else if (k === 'c') copySelection()
+      else if (k === 'v') void pasteClip()
+      else return
+      e.preventDefault()
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [canEdit, copySelection, pasteClip, redo, undo])
+
+  // ---- publish, versions, conflict -----------------------------------------------------
+  const publish = useCallback(async () => {
+    if (local.length) {
+      setNotice(`Fix ${local.length} problem(s) before publishing: they are marked on the nodes.`)
+      return
+    }
+    if (!(await flush())) {
+      setNotice('The draft was not saved: fix the problems marked on the nodes before publishing.')
+      return
+    }
+    try {
+      const r = await api<{ version: number }>('POST', `${base}/publish`)
+      setNotice(`Published version ${r.version}.`)
+    } catch (err) {
+      setNotice(err instanceof Error ? err.message : String(err))
+    }
+  }, [base, flush, local.length])
+
+  const loadDoc = useCallback((d: AppDoc) => {
+    docMeta.current = d
+    setGraph(needsLayout(d.workflow.graph) ? autoLayout(d.workflow.graph) : d.workflow.graph)
+    window.setTimeout(() => rf.fitView({ padding: 0.1 }), 50)
+  }, [rf, setGraph])
+
+  const keepMine = useCallback(async () => {
+    setConflict(null)
+    await save(true)
+  }, [save])
+  const takeTheirs = useCallback(() => {
+    if (!conflict) return
+    store.current.adopt(conflict)
+    const theirs = conflict
+    setConflict(null)
+    loadDoc(theirs)
+  }, [conflict, loadDoc])
+
+  const selectNode = useCallback((id: string) => {
+    setNodes((ns) => ns.map((n) => (n.selected !== (n.id === id) ? { ...n, selected: n.id === id } : n)))
+    setSelected(id)
+    const n = rf.getInternalNode(id)
+    if (n) rf.setCenter(n.internals.positionAbsolute.x + 120, n.internals.positionAbsolute.y + 40, { duration: 200, zoom: rf.getZoom() })
+  }, [rf])
+
+  const selectedNode = selected ? nodes.find((n) => n.id === selected)?.data.node : undefined
+  const hasStart = nodes.some((n) => n.data.node.data.type === 'start' && !n.parentId)
+  const allProblems = [...local, ...serverProblems]
+
+  return (
+    <EditorContext.Provider value={ctx}>
+      <GraphContext.Provider value={graph}>
+        <div className="ed-root" data-testid="editor">
+          <Toolbar name={doc.app.name} mode={mode} canEdit={canEdit} saveState={saveState} problemCount={allProblems.length}
+            canUndo={history.current.canUndo} canRedo={history.current.canRedo} onUndo={undo} onRedo={redo}
+            onLayout={layout} onFit={() => rf.fitView({ padding: 0.1, duration: 200 })} onPublish={publish}
+            onSaveNow={() => void flush()} onToggleDebug={() => setDebugOpen((o) => !o)} debugOpen={debugOpen}
+            base={base} onRestore={(d) => loadDoc(d)} onNotice={setNotice} />
+          {conflict && (
+            <div className="ed-banner ed-banner-warn" role="alert" data-testid="conflict">
+              Someone else saved this draft since you opened it. Autosave is paused.
+              <button type="button" className="ed-btn" onClick={() => void keepMine()}>Keep mine (overwrite)</button>
+              <button type="button" className="ed-btn" onClick={takeTheirs}>Load theirs</button>
+            </div>
+          )}
+          {notice && (
+            <div className="ed-banner" role="status" data-testid="notice">
+              {notice}
+              <button type="button" className="ed-icon-btn" aria-label="Dismiss" onClick={() => setNotice('')}>✕</button>
+            </div>
+          )}
+          <div className="ed-main">
+            {canEdit && <Palette onDrop={dropNode} onAdd={addInView} hasStart={hasStart} />}
+            <div className="ed-canvas" ref={wrapper} data-testid="canvas">
+              <ReactFlow<LoomNode, LoomEdge>
+                nodes={nodes} edges={edges} nodeTypes={nodeTypes}
+                onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
+                isValidConnection={isValidConnection} onSelectionChange={onSelectionChange}
+                onNodeDragStart={() => remember('drag:' + Date.now())} onNodeDragStop={() => fitContainers()}
+                nodesDraggable={canEdit} nodesConnectable={canEdit} edgesReconnectable={false}
+                deleteKeyCode={canEdit ? ['Backspace', 'Delete'] : null}
+                fitView fitViewOptions={{ padding: 0.1 }} minZoom={0.1} onlyRenderVisibleElements
+                proOptions={{ hideAttribution: true }}>
+                <Background gap={16} />
+                <Controls showInteractive={false} />
+                <MiniMap pannable zoomable />
+              </ReactFlow>
+            </div>
+            {debugOpen ? (
+              <DebugPanel mode={mode} graph={graph} trace={trace} setTrace={setTrace} beforeRun={flush} base={base}
+                onSelectNode={selectNode} onClose={() => setDebugOpen(false)} canEdit={canEdit} />
+            ) : selectedNode ? (
+              <NodePanel key={selectedNode.id} node={selectedNode} onChange={updateData} onClose={() => selectNode('')}
+                beforeRun={flush} />
+            ) : (
+              <GraphSettings graph={graph} mode={mode} problems={allProblems} onChange={updateMeta} onSelectNode={selectNode} />
+            )}
+          </div>
+        </div>
+      </GraphContext.Provider>
+    </EditorContext.Provider>
+  )
+}

@@ -1,0 +1,50 @@
+/** How a node is drawn on the canvas: title, type, one source handle per branch (if-else case,
+ *  classifier class, FAIL), its problems and, during a run, its status. Iteration and loop are
+ *  drawn as containers their children sit in. */
+import { memo, useEffect } from 'react'
+import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react'
+import { useEditor } from '../context'
+import { sourceHandles, spec } from '../dsl/nodeTypes'
+import type { LoomNode } from '../graph/convert'
+
+function Body({ id, data, selected, container }: NodeProps<LoomNode> & { container?: boolean }) {
+  const { problems, trace } = useEditor()
+  const node = data.node
+  const s = spec(node.data.type)
+  const handles = sourceHandles(node.data)
+  const handleKey = handles.map((h) => h.id).join('|')
+  const update = useUpdateNodeInternals()
+  useEffect(() => update(id), [id, handleKey, update])
+  const mine = problems.get(id) ?? []
+  const status = trace.nodes[id]?.status
+  const classes = ['ed-node', container ? 'ed-container' : '', `ed-cat-${s?.category ?? 'flow'}`,
+    selected ? 'ed-selected' : '', mine.length ? 'ed-invalid' : '', status ? `ed-run-${status}` : ''].filter(Boolean)
+  return (
+    <div className={classes.join(' ')} data-testid={`node-${id}`} data-type={node.data.type}
+      data-status={status ?? ''} data-invalid={mine.length ? 'true' : 'false'}>
+      {s?.target && <Handle type="target" position={Position.Left} id="target" className="ed-handle" />}
+      <div className="ed-node-head">
+        <span className="ed-node-type">{s?.label ?? node.data.type}</span>
+        {mine.length > 0 && <span className="ed-node-warn" title={mine.map((p) => p.message).join('\n')}
+          aria-label={`${mine.length} problem(s)`}>!</span>}
+        {status && <span className={`ed-status ed-status-${status}`}>{status}</span>}
+      </div>
+      <div className="ed-node-title">{String(node.data.title || id)}</div>
+      {mine.length > 0 && <div className="ed-node-problem" data-testid={`problem-${id}`}>{mine[0].message}</div>}
+      <div className="ed-node-handles">
+        {handles.map((h) => (
+          <div className="ed-handle-row" key={h.id}>
+            {h.label && <span className="ed-handle-label">{h.label}</span>}
+            <Handle type="source" position={Position.Right} id={h.id} className="ed-handle"
+              data-testid={`handle-${id}-${h.id}`} />
+          </div>
+        ))}
+      </div>
+    </div>
+  )
+}
+
+export const LoomNodeView = memo((props: NodeProps<LoomNode>) => <Body {...props} />)
+export const ContainerView = memo((props: NodeProps<LoomNode>) => <Body {...props} container />)
+
+export const nodeTypes = { loom: LoomNodeView, container: ContainerView }
