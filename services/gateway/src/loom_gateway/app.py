@@ -23,6 +23,9 @@ from loom_gateway import __version__
 from loom_gateway.api import (
     console_apps,
     console_auth,
+    console_runs,
+    console_settings,
+    console_stats,
     console_workspaces,
     errors,
     openai_compat,
@@ -37,21 +40,24 @@ from loom_gateway.api.timing import ServerTiming
 from loom_gateway.bus.runs import NatsRunBus
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
-from loom_gateway.domain import security
+from loom_gateway.domain import sealing, security
 from loom_gateway.domain.accounts import Accounts
 from loom_gateway.domain.apps import Apps
 from loom_gateway.domain.audit import AuditLog
 from loom_gateway.domain.conversations import Conversations
+from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files, LocalBlobStore, S3BlobStore
 from loom_gateway.domain.limits import Defaults, Limits
+from loom_gateway.domain.model_endpoints import ModelEndpoints
+from loom_gateway.domain.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
 # Routes are matched in order, one by one: the API that apps call on every request comes first.
 ROUTERS = (service_runs, service_app, openai_compat, service_datasets, console_auth, console_workspaces,
-           console_apps)
+           console_apps, console_runs, console_stats, console_settings)
 
 
 def jwt_secret(settings: GatewaySettings) -> str:
@@ -98,13 +104,20 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         pool = rt.pool
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool)
+        # Workspace settings (console): read on every use, so a change needs no restart.
+        sealer = sealing.Sealer(sealing.load_key(settings.secret_key, settings.home()))
+        policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
+        workspace_settings = WorkspaceSettings(pool, sealer, policy, str(settings.storage_root()),
+                                               settings.default_chat_model, settings.default_embedding_model)
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s),
                     apps=Apps(pool, settings.default_chat_model), conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker)),
-                    files=Files(pool, _blob_store(settings), settings.max_upload_bytes),
+                    files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
+                                settings.max_upload_bytes),
                     limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
                                                  settings.workspace_tokens_per_day)),
-                    audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag)
+                    audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
+                    model_endpoints=ModelEndpoints(pool, sealer, policy), workspace_settings=workspace_settings)
         http.state.gw = g
         tasks.append(asyncio.create_task(_sweep(g)))
 

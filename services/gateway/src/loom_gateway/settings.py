@@ -52,6 +52,14 @@ class GatewaySettings(ServiceSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
 
+    # Workspace settings (console): secrets (model endpoint API keys, S3 keys) are sealed with
+    # this Fernet key; unset = one generated once into $LOOM_HOME/gateway/secret.key (mode 0600).
+    secret_key: str | None = None
+    # Model and S3 endpoint URLs a workspace admin sets: loopback and private addresses are
+    # refused unless allowed here (a model server on the same host or LAN).
+    endpoints_allow_loopback: bool = False
+    endpoints_allow_private: bool = False
+
     def home(self) -> Path:
         return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"
 

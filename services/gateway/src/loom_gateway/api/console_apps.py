@@ -57,7 +57,9 @@ async def list_apps(request: Request, p: Principal = require(Perm.APPS_READ), pa
 
 @router.post("/apps", status_code=201, name="apps.create")
 async def create_app(body: AppCreate, request: Request, p: Principal = require(Perm.APPS_WRITE)) -> dict:
-    return await gw(request).apps.create(p.tenant_id, p.account_id, body.name, body.mode, body.description, body.icon)
+    g = gw(request)
+    return await g.apps.create(p.tenant_id, p.account_id, body.name, body.mode, body.description, body.icon,
+                               chat_model=await g.workspace_settings.chat_model(p.tenant_id))
 
 
 @router.post("/apps/import", status_code=201, name="apps.import")

@@ -14,6 +14,8 @@ from loom_gateway.domain.conversations import Conversations
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files
 from loom_gateway.domain.limits import Limits
+from loom_gateway.domain.model_endpoints import ModelEndpoints
+from loom_gateway.domain.workspace_settings import WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
 
 
@@ -29,5 +31,7 @@ class Gateway:
     audit: AuditLog
     inference: InferenceClient
     rag: RagClient
+    model_endpoints: ModelEndpoints
+    workspace_settings: WorkspaceSettings
     # Runs whose client went away before the end: watched to their end, then recorded.
     watchers: set[asyncio.Task] = field(default_factory=set)

@@ -26,7 +26,7 @@ class PublishedApp:
     tenant_id: str
     mode: str
     name: str
-    version: int
+    version: int | None  # None: the draft (the console's debugger runs)
     dsl: dict[str, Any]
 
     @cached_property
@@ -63,12 +63,16 @@ class Apps:
         self._published: OrderedDict[tuple[str, str, int], PublishedApp] = OrderedDict()
 
     async def create(self, tenant_id: str, account_id: str | None, name: str, mode: str,
-                     description: str = "", icon: str = "", doc: dict | None = None) -> dict:
+                     description: str = "", icon: str = "", doc: dict | None = None,
+                     chat_model: str | None = None) -> dict:
+        """A new app: `doc` (imported), else the mode's default graph with `chat_model` (the
+        workspace's default chat model; the service's when None)."""
         if mode not in dsl.MODES:
             raise BadRequest(f"mode must be one of {list(dsl.MODES)}", field="mode")
         if not name.strip():
             raise BadRequest("name must not be empty", field="name")
-        doc = dsl.validate(doc) if doc is not None else dsl.default_dsl(mode, name, self.default_chat_model)
+        doc = dsl.validate(doc) if doc is not None else dsl.default_dsl(mode, name,
+                                                                        chat_model or self.default_chat_model)
         row = await self.pool.fetchrow(
             f"INSERT INTO apps (id, tenant_id, name, mode, description, icon, draft, created_by)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING {_APP_COLS}",

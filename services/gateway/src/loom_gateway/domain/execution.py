@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -33,6 +34,8 @@ _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_fi
 _MESSAGE_ONLY_MODES = ("chat", "agent")
 # What message_end carries for the gateway's records only, never shown to the client.
 _RECORD_ONLY = ("conversation_variables",)
+# Events that carry answer text: the first one's time is the run's time to first token (TTFT).
+_TEXT_EVENTS = ("message", "agent_message", "text_chunk")
 
 
 def _no_mark(stage: str) -> None:
@@ -93,12 +96,15 @@ class Fold:
     elapsed_time: float | None = None
     conversation_variables: dict[str, Any] | None = None  # a chatflow turn's, from message_end
     agent_thoughts: list[dict[str, Any]] = field(default_factory=list)  # an agent's rounds, for /v1/messages
+    first_text_at: datetime | None = None  # when the orchestrator sent the first answer text (TTFT)
     finished: bool = False
     last_seq: int = 0
 
     def add(self, ev: RunEvent, chat: bool) -> None:
         d = ev.data
         self.last_seq = max(self.last_seq, ev.seq)
+        if self.first_text_at is None and ev.event in _TEXT_EVENTS:
+            self.first_text_at = ev.occurred_at
         if ev.event in ("message", "agent_message"):
             self.answer += str(d.get("answer", ""))
         elif ev.event == "text_chunk":
@@ -199,9 +205,10 @@ class Execution:
 
     async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
                     conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming",
-                    mark: Callable[[str], None] = _no_mark) -> StartedRun:
+                    mark: Callable[[str], None] = _no_mark, invoke_from: str = "service-api") -> StartedRun:
         """Record the run (and its conversation/message) and publish the request; the run's
-        event feed is open on return. `mark("start")` is told when that is done."""
+        event feed is open on return. `mark("start")` is told when that is done. `app` is a
+        published version, or the draft (`version` None) for the console's debugger runs."""
         inputs, files = _check(app, kind, inputs, files, query)
         run = StartedRun(new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
         if kind != "workflow":
@@ -212,7 +219,7 @@ class Execution:
             conversation_id=conversation_id if kind == "chat" else None,
             new_conversation_id=new_id() if kind == "chat" and not conversation_id else None,
             conversation_name=conversation_name(query or ""), inputs=inputs, message_id=run.message_id,
-            query=query or "", files=files)
+            query=query or "", files=files, invoke_from=invoke_from)
         request = RunRequested(
             tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode,
             graph=dsl.run_graph(app.dsl), inputs=inputs, query=query,
@@ -273,9 +280,11 @@ class Execution:
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
-                " finished_at = now() WHERE id = $1 AND status = 'running' RETURNING message_id",
+                " finished_at = now(),"
+                " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
+                " WHERE id = $1 AND status = 'running' RETURNING message_id",
                 run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
-                fold.total_tokens, fold.total_steps)
+                fold.total_tokens, fold.total_steps, fold.first_text_at)
             if updated:
                 await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
                                    " WHERE id = $1", updated, fold.answer,
@@ -329,7 +338,8 @@ class Execution:
                 "error": r["error"], "total_steps": r["total_steps"], "total_tokens": r["total_tokens"],
                 "created_at": int(r["created_at"].timestamp()),
                 "finished_at": int(finished.timestamp()) if finished else None,
-                "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None}
+                "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None,
+                "invoke_from": r["invoke_from"], "debug": r["invoke_from"] != "service-api"}
 
     async def list_runs(self, tenant_id: str, app_id: str, limit: int) -> list[dict]:
         rows = await self.pool.fetch("SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2"

@@ -42,8 +42,10 @@ new_conv AS (
     SELECT $6, $2, $3, id, $7, $8::jsonb FROM end_user WHERE $6::text IS NOT NULL
     RETURNING id),
 run AS (
-    INSERT INTO runs (id, tenant_id, app_id, app_version, mode, end_user_id, conversation_id, message_id, inputs)
-    SELECT $9, $2, $3, $10, $11, u.id, COALESCE((SELECT id FROM old_conv), (SELECT id FROM new_conv)), $12, $8::jsonb
+    INSERT INTO runs (id, tenant_id, app_id, app_version, mode, end_user_id, conversation_id, message_id, inputs,
+                      invoke_from)
+    SELECT $9, $2, $3, $10, $11, u.id, COALESCE((SELECT id FROM old_conv), (SELECT id FROM new_conv)), $12, $8::jsonb,
+           $15
     FROM end_user u WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM old_conv)
     RETURNING id, end_user_id, conversation_id),
 msg AS (
@@ -71,6 +73,7 @@ class RunStart:
     message_id: str | None            # chat and completion apps
     query: str
     files: list
+    invoke_from: str = "service-api"  # or debugger / single-node (the console's runs of the draft)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ async def write(pool: asyncpg.Pool, s: RunStart) -> Written | None:
     """Write the rows; None when nothing was written."""
     args = (s.new_end_user_id, s.tenant_id, s.app_id, s.session, s.conversation_id, s.new_conversation_id,
             s.conversation_name, json.dumps(s.inputs), s.run_id, s.app_version, s.mode, s.message_id, s.query,
-            json.dumps(s.files))
+            json.dumps(s.files), s.invoke_from)
     for _ in range(2):
         row = await pool.fetchrow(_START, *args)
         if row is not None:

@@ -1,0 +1,103 @@
+"""Console: running an app's draft (the editor's debugger), one node of it, and a stored run's
+events (its trace). The run path is the service API's; see domain/console_runs.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from loom_gateway.api import sse
+from loom_gateway.api.deps import gw, require
+from loom_gateway.domain import console_runs
+from loom_gateway.domain.errors import Upstream
+from loom_gateway.domain.execution import Fold
+from loom_gateway.domain.rbac import Perm, Principal
+
+router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: debug runs"])
+
+
+class DraftRunBody(BaseModel):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    query: str | None = Field(None, max_length=100_000, description="chat, chatflow and agent apps: required")
+    conversation_id: str | None = Field(None, max_length=64, description="continue a debugger conversation")
+    files: list[dict[str, Any]] | None = Field(None, max_length=20)
+
+
+class NodeRunBody(BaseModel):
+    inputs: dict[str, Any] = Field(default_factory=dict, description="values keyed by the selector they stand "
+                                   "for: 'node_id.variable' (e.g. 'start.city', 'sys.query')")
+
+
+def _debug_user(p: Principal) -> str:
+    """The end user a console member's debugger runs are recorded under (their own conversations)."""
+    return f"console:{p.account_id}"
+
+
+@router.post("/apps/{app_id}/draft/run", name="apps.draft_run",
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "Dify's SSE events of the app's mode, as /v1 streams them"}})
+async def draft_run(app_id: str, body: DraftRunBody, request: Request, p: Principal = require(Perm.APPS_WRITE)):
+    """Run the current draft (not the published version) and stream its events; recorded as a
+    debugger run (`invoke_from` debugger) in the app's runs."""
+    g = gw(request)
+    app = await console_runs.draft_app(g.apps, p.tenant_id, app_id)
+    kind = console_runs.run_kind(app.mode)
+    query = body.query if kind != "completion" else (body.query or body.inputs.get("query"))
+    run = await g.execution.start(app, kind=kind, user=_debug_user(p), inputs=body.inputs, query=query,
+                                  conversation_id=body.conversation_id if kind == "chat" else None,
+                                  files=body.files, response_mode="streaming", invoke_from="debugger")
+    return sse.response(sse.run_events(g, run), g.settings.ping_interval_s)
+
+
+@router.post("/apps/{app_id}/draft/nodes/{node_id}/run", name="apps.draft_node_run")
+async def draft_node_run(app_id: str, node_id: str, body: NodeRunBody, request: Request,
+                         p: Principal = require(Perm.APPS_WRITE)) -> dict:
+    """Run one node of the draft with hand-typed inputs (a one-node workflow through the usual
+    run path); answers the node's `{status, inputs, outputs, error, elapsed_time, total_tokens}`."""
+    g = gw(request)
+    one = console_runs.single_node(await console_runs.draft_app(g.apps, p.tenant_id, app_id), node_id, body.inputs)
+    run = await g.execution.start(one.app, kind="workflow", user=_debug_user(p), inputs=one.inputs,
+                                  query=one.query, files=one.files, response_mode="blocking",
+                                  invoke_from="single-node")
+    fold, seen = Fold(), []
+    events = sse.take_feed(g, run)
+    try:
+        async with asyncio.timeout(g.settings.blocking_timeout_s):
+            async for ev in events:
+                fold.add(ev, False)
+                seen.append(ev)
+                if fold.finished:
+                    break
+    except TimeoutError as exc:
+        sse.hand_off(g, run, fold)
+        raise Upstream("The node did not finish in time.", code="gateway_timeout", status=504) from exc
+    finally:
+        await events.aclose()
+    await asyncio.shield(g.execution.record(run.run_id, fold))
+    return {**console_runs.node_result(node_id, seen, fold.error), "run_id": run.run_id}
+
+
+@router.get("/apps/{app_id}/runs/{run_id}/events", name="apps.run_events")
+async def run_events(app_id: str, run_id: str, request: Request, p: Principal = require(Perm.RUNS_READ)) -> dict:
+    """A stored run's events, each as Dify's SSE payload (node events included for every mode),
+    read back from the run's event stream (JetStream keeps it 7 days)."""
+    g = gw(request)
+    run = await g.execution.started(p.tenant_id, app_id, run_id)
+    data: list[dict] = []
+    truncated = False
+    async with contextlib.aclosing(g.execution.bus.events(run_id, 0, follow=False)) as events:
+        async for ev in events:
+            payload = console_runs.trace_payload(run, ev)
+            if payload is None:
+                continue
+            if len(data) == console_runs.MAX_TRACE_EVENTS:
+                truncated = True
+                break
+            data.append(payload)
+    await g.execution.refresh(p.tenant_id, app_id, [run_id])  # a run no client watched to its end
+    status = (await g.execution.owned_run(p.tenant_id, app_id, run_id))["status"]
+    return {"data": data, "run_id": run_id, "status": status, "truncated": truncated}
