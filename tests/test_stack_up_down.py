@@ -1,5 +1,5 @@
-"""`make up` / `make down` for real: supervisord runs NATS, Postgres and the five services;
-every /readyz answers 200; `down` leaves no process behind.
+"""`make up` / `make down` for real: supervisord runs NATS, Postgres, the five services and the
+web console (when it is built); every /readyz answers 200; `down` leaves no process behind.
 
 Runs a second stack beside any running one: its own state folder and a port offset.
 """
@@ -18,9 +18,12 @@ import httpx
 import psutil
 import pytest
 
+from loom_common.devstack import stack
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BASE_PORTS = {"inference": 11434, "tools": 8083, "rag": 8082, "orchestrator": 8081, "gateway": 8080}
+CONSOLE_PORT = 3000
 
 
 def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
@@ -34,17 +37,23 @@ def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
 def test_stack_up_all_ready_then_down_leaves_nothing(tmp_path: Path) -> None:
     offset = random.randrange(1000, 15000, 10)
     started = time.monotonic()
+    with_console = stack.console_command(stack.StackPaths(tmp_path)) is not None  # built by make setup
     up = _stack(tmp_path, offset, "up", "--timeout", "180")
     elapsed = time.monotonic() - started
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         print(f"stack ready in {elapsed:.1f}s")
-        for name, port in BASE_PORTS.items():
+        for name, port in {**BASE_PORTS, **({"console": CONSOLE_PORT} if with_console else {})}.items():
             r = httpx.get(f"http://127.0.0.1:{port + offset}/readyz", timeout=5)
             assert r.status_code == 200, (name, r.text)
+        if with_console:
+            assert f"http://127.0.0.1:{CONSOLE_PORT + offset}" in up.stdout
+            # The console proxies the gateway same-origin.
+            r = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT + offset}/console/api/setup", timeout=5)
+            assert r.status_code == 200 and r.json()["step"] == "not_started", r.text
         status = _stack(tmp_path, offset, "status").stdout
         pids = [int(p) for p in re.findall(r"pid (\d+)", status)]
-        assert len(pids) == 7, status  # nats, postgres and five services
+        assert len(pids) == 7 + with_console, status  # nats, postgres, five services (+ the console)
         supervisord = int((tmp_path / ".loom" / "supervisord.pid").read_text())
         children = {p.pid for p in psutil.Process(supervisord).children(recursive=True)}
     finally:

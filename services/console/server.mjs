@@ -7,6 +7,7 @@
  *                                            streamed both ways (SSE passes unbuffered)
  *   a file under dist/                    -> that file (hashed assets cached for a year)
  *   anything else (GET)                   -> dist/index.html (the router decides)
+ *   /healthz, /readyz                     -> probes (ready once dist/index.html exists)
  *
  * Settings: LOOM_CONSOLE_HOST (default 127.0.0.1), LOOM_CONSOLE_PORT (3000),
  * LOOM_CONSOLE_DIST (./dist beside this file), LOOM_GATEWAY_URL.
@@ -121,9 +122,17 @@ async function serveStatic(req, res) {
 const server = http.createServer((req, res) => {
   const url = req.url ?? "/";
   if (PROXIED.some((p) => url.startsWith(p) || url === p.replace(/\/$/, ""))) return proxy(req, res);
+  // Probes, as the Python services have them: alive, and ready once there is a build to serve.
   if (url === "/healthz") {
     res.writeHead(200, { "content-type": "application/json" });
     return res.end('{"status":"ok"}');
+  }
+  if (url === "/readyz") {
+    fileFor("/index.html").then((file) => {
+      res.writeHead(file ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify(file ? { status: "ready" } : { status: "not built", dist: DIST }));
+    });
+    return;
   }
   serveStatic(req, res).catch(() => {
     if (!res.headersSent) res.writeHead(500);

@@ -32,9 +32,15 @@ def up(timeout: float = typer.Option(120.0, help="Seconds to wait for every /rea
     for svc in ports.SERVICES:
         table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"http://127.0.0.1:{svc.http}",
                       f"127.0.0.1:{svc.grpc}" if svc.grpc else "")
+    if "console" in ready:
+        table.add_row("console", "yes" if ready["console"] else "NO", f"http://127.0.0.1:{ports.CONSOLE}", "")
     table.add_row("nats", "", f"nats://127.0.0.1:{ports.NATS}", f"monitor :{ports.NATS_MONITOR}")
     table.add_row("postgres", "", infra.postgres_url(ports.POSTGRES), "")
     console.print(table)
+    if "console" in ready:
+        console.print(f"open the console: http://127.0.0.1:{ports.CONSOLE}")
+    else:
+        console.print("console not started: it needs Node 20 and a build (make setup runs npm ci and vite build)")
     console.print(f"logs: {paths.logs}   stop: make down")
     if not all(ready.values()):
         raise typer.Exit(1)

@@ -22,6 +22,8 @@ class ServicePorts:
 NATS = 4222 + OFFSET
 NATS_MONITOR = 8222 + OFFSET
 POSTGRES = 5432 + OFFSET
+# The web console (services/console/server.mjs): Node, not a Python service, so not in SERVICES.
+CONSOLE = 3000 + OFFSET
 
 SERVICES: tuple[ServicePorts, ...] = (
     ServicePorts("inference", http=11434 + OFFSET, grpc=50051 + OFFSET),

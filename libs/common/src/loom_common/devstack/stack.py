@@ -1,8 +1,9 @@
 """`make up` / `make down`: the whole platform on one machine under supervisord.
 
 `up` writes `.loom/supervisord.conf`, starts supervisord (it detaches, like
-`docker compose up -d`), which runs NATS, PostgreSQL and the five services, each
-restarted if it dies; then it waits until every `/readyz` answers 200 and prints the URLs.
+`docker compose up -d`), which runs NATS, PostgreSQL, the five services and the web console
+(Node serving services/console/dist, built by `make setup`), each restarted if it dies; then it
+waits until every `/readyz` answers 200 and prints the URLs.
 `down` asks supervisord to stop every program and itself, and waits until they are gone.
 
 With `LOOM_NATS_URL` / `LOOM_DATABASE_URL` set, the embedded server they replace is not
@@ -12,6 +13,7 @@ started and the services use the given one.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +48,11 @@ class StackPaths:
     @property
     def pidfile(self) -> Path:
         return self.state / "supervisord.pid"
+
+    @property
+    def console(self) -> Path:
+        # The console's code lives in this repo even when LOOM_ROOT points a test's stack elsewhere.
+        return Path(__file__).resolve().parents[5] / "services" / "console"
 
 
 def _program(name: str, command: list[str], *, logs: Path, env: dict[str, str] | None = None,
@@ -120,7 +127,22 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
             own[f"LOOM_{svc.name.upper()}_GRPC_PORT"] = str(svc.grpc)
         parts.append(_program(svc.name, [str(bin_dir / f"loom-{svc.name}")], logs=paths.logs,
                               env={**env, **own}, priority=50))
+    console = console_command(paths)
+    if console:
+        gateway = next(s for s in ports.SERVICES if s.name == "gateway")
+        parts.append(_program("console", console, logs=paths.logs, priority=60,
+                              env={"LOOM_CONSOLE_PORT": str(ports.CONSOLE),
+                                   "LOOM_GATEWAY_URL": f"http://127.0.0.1:{gateway.http}"}))
     return "\n".join(parts)
+
+
+def console_command(paths: StackPaths) -> list[str] | None:
+    """`node services/console/server.mjs`, or None without Node or a build (the API still runs)."""
+    node = shutil.which("node")
+    server = paths.console / "server.mjs"
+    if node is None or not (paths.console / "dist" / "index.html").exists() or not server.exists():
+        return None
+    return [node, str(server)]
 
 
 def supervisord_running(paths: StackPaths) -> bool:
@@ -139,8 +161,11 @@ def _ready(url: str) -> bool:
         return False
 
 
-def readiness_urls() -> dict[str, str]:
-    return {svc.name: f"http://127.0.0.1:{svc.http}/readyz" for svc in ports.SERVICES}
+def readiness_urls(paths: StackPaths | None = None) -> dict[str, str]:
+    urls = {svc.name: f"http://127.0.0.1:{svc.http}/readyz" for svc in ports.SERVICES}
+    if paths is not None and console_command(paths):
+        urls["console"] = f"http://127.0.0.1:{ports.CONSOLE}/readyz"
+    return urls
 
 
 def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
@@ -151,7 +176,7 @@ def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
                              database_url=os.environ.get("LOOM_DATABASE_URL"))
         paths.conf.write_text(conf)
         subprocess.run([str(bin_dir / "supervisord"), "-c", str(paths.conf)], check=True)
-    pending = readiness_urls()
+    pending = readiness_urls(paths)
     status = {name: False for name in pending}
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
