@@ -119,6 +119,15 @@ def test_compose_services_check_readyz_and_get_the_shared_settings(compose: dict
         assert _seconds(svc["stop_grace_period"]) >= _drain_budget_s(env, name), name
 
 
+def test_compose_serves_the_console_on_3000_proxying_the_gateway(compose: dict) -> None:
+    console = compose["services"]["console"]
+    assert console["build"]["dockerfile"] == "services/console/Dockerfile"
+    assert (ROOT / console["build"]["dockerfile"]).exists()
+    assert any(str(p).startswith(f"{ports.CONSOLE - ports.OFFSET}:") for p in console["ports"])
+    assert "127.0.0.1:3000/readyz" in " ".join(console["healthcheck"]["test"])
+    assert _env(console["environment"])["LOOM_GATEWAY_URL"] == f"http://gateway:{HTTP['gateway']}"
+
+
 def test_compose_infrastructure(compose: dict) -> None:
     s = compose["services"]
     assert s["nats"]["image"].startswith("nats:") and "-js" in s["nats"]["command"]
@@ -301,6 +310,15 @@ def test_services_expose_the_default_ports_and_the_shared_config_points_at_them(
     for target in GRPC:
         assert config["data"][f"LOOM_{target.upper()}_ADDR"] == f"{target}:{GRPC[target]}"
     assert config["data"]["LOOM_NATS_URL"] == "nats://nats:4222"
+
+
+def test_console_deployment_and_service_on_3000_point_at_the_gateway(manifests) -> None:
+    _, docs = manifests
+    (container,) = _by_kind(docs, "Deployment")["console"]["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["http"] == ports.CONSOLE - ports.OFFSET
+    assert _env(container["env"])["LOOM_GATEWAY_URL"] == f"http://gateway:{HTTP['gateway']}"
+    exposed = {p["name"]: p["port"] for p in _by_kind(docs, "Service")["console"]["spec"]["ports"]}
+    assert exposed["http"] == ports.CONSOLE - ports.OFFSET
 
 
 def test_gateway_scales_on_cpu(manifests) -> None:
