@@ -1,6 +1,8 @@
 /// <reference types="vitest/config" />
 // Vite builds the console into dist/. The editor (React Flow and every node panel) is its own
-// chunk, loaded only when an app's editor tab opens, so the app list stays light.
+// chunk because the shell imports it with a dynamic import() (AppPage.tsx): it loads only when an
+// app's editor tab opens, so the app list stays light. (No manualChunks: a manual vendor chunk
+// pulled shared modules in and got preloaded by index.html.)
 // `npm run dev` proxies the gateway (LOOM_GATEWAY_URL, default http://127.0.0.1:8080) as
 // server.mjs does in production, so the browser only ever talks to one origin.
 import { defineConfig } from "vite";
@@ -13,14 +15,6 @@ export default defineConfig({
   build: {
     outDir: "dist",
     sourcemap: false,
-    rollupOptions: {
-      output: {
-        manualChunks(id) {
-          if (id.includes("node_modules/@xyflow") || id.includes("node_modules/d3-")) return "editor-vendor";
-          return undefined;
-        },
-      },
-    },
   },
   server: {
     port: 3000,

@@ -4,8 +4,9 @@
  * and on a 401 refreshes the token once and retries. Failures become `ApiError` carrying the
  * gateway's `{code, message, status, field?}` so pages can show the API's own message.
  *
- *   api<T>(method, path, body?)   JSON in, parsed JSON out (FormData bodies go as multipart)
- *   stream(path, body, onEvent)   a POST answered with text/event-stream; onEvent per `data:` line
+ *   api<T>(method, path, body?, options?)   JSON in, parsed JSON out (FormData goes as multipart)
+ *   stream(path, body, onEvent, signal?)     a POST answered with text/event-stream; onEvent per `data:`
+ *   upload<T>(path, form, onProgress, ...)   multipart with upload progress (XHR: fetch has none)
  */
 import { loadTokens, saveTokens, type Tokens } from "./session";
 
@@ -93,11 +94,17 @@ export async function authFetch(path: string, init: RequestInit & { body?: BodyI
   return res;
 }
 
-export async function api<T = unknown>(method: Method, path: string, body?: unknown): Promise<T> {
+export interface ApiOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export async function api<T = unknown>(method: Method, path: string, body?: unknown, options?: ApiOptions): Promise<T> {
   let res: Response;
   try {
-    res = await authFetch(path, { method, body: encode(body) }, body);
+    res = await authFetch(path, { method, body: encode(body), headers: options?.headers, signal: options?.signal }, body);
   } catch (err) {
+    if ((err as Error).name === "AbortError") throw err;
     throw new ApiError(0, "network_error", `The gateway could not be reached (${(err as Error).message}).`);
   }
   if (!res.ok) throw await errorFrom(res);
@@ -149,4 +156,41 @@ export async function stream(
       }
     }
   }
+}
+
+/**
+ * POST a multipart form, reporting upload progress (0..1). Refreshes the token once on 401, like
+ * api(). Resolves with the parsed JSON answer; rejects with ApiError.
+ */
+export async function upload<T = unknown>(
+  path: string,
+  form: FormData,
+  onProgress: (fraction: number) => void,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const send = () =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", path);
+      const tokens = loadTokens();
+      if (tokens) xhr.setRequestHeader("Authorization", `Bearer ${tokens.access_token}`);
+      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+      xhr.onload = () => resolve({ status: xhr.status, text: xhr.responseText });
+      xhr.onerror = () => reject(new ApiError(0, "network_error", "The upload was interrupted."));
+      xhr.send(form);
+    });
+  let res = await send();
+  if (res.status === 401 && (await refreshTokens())) res = await send();
+  let data: { code?: string; message?: string; field?: string } = {};
+  try {
+    data = JSON.parse(res.text);
+  } catch {
+    /* not JSON */
+  }
+  if (res.status < 200 || res.status >= 300) {
+    throw new ApiError(res.status, data.code ?? "error", data.message ?? `upload failed (${res.status})`, data.field);
+  }
+  onProgress(1);
+  return data as T;
 }

@@ -1,0 +1,73 @@
+/** A dataset's name, description and retrieval method (PATCH /v1/datasets/{id}), and deleting it. */
+import { useState, type FormEvent } from "react";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useNavigate } from "react-router-dom";
+import { api } from "../../api";
+import { ErrorMessage, Field } from "../../ui";
+import { kbHeaders, useWorkspace } from "../../workspace";
+import { SEARCH_METHODS, type Dataset } from "../KnowledgePage";
+import type { Schema } from "../../schemas";
+
+export function DatasetSettings({ dataset }: { dataset: Dataset }) {
+  const { workspaceId, base } = useWorkspace();
+  const headers = kbHeaders(workspaceId);
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  const [name, setName] = useState(dataset.name);
+  const [description, setDescription] = useState(dataset.description ?? "");
+  const [method, setMethod] = useState(dataset.retrieval_model_dict?.search_method ?? "semantic_search");
+  const save = useMutation({
+    mutationFn: () =>
+      api<Dataset>("PATCH", `/v1/datasets/${dataset.id}`, { name, description, retrieval_model: { search_method: method } } satisfies Schema<"DatasetPatch">, { headers }),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["dataset", workspaceId, dataset.id] }),
+  });
+  const remove = useMutation({
+    mutationFn: () => api("DELETE", `/v1/datasets/${dataset.id}`, undefined, { headers }),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: ["datasets", workspaceId] });
+      navigate(`${base}/knowledge`);
+    },
+  });
+  return (
+    <div className="stack">
+      <form
+        className="stack subcard"
+        aria-label="Dataset settings"
+        onSubmit={(e: FormEvent) => {
+          e.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Field label="Name">{(id) => <input id={id} required maxLength={40} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+        <Field label="Description">{(id) => <textarea id={id} maxLength={400} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
+        <Field label="Retrieval method" hint="Used by retrieval testing and knowledge-retrieval nodes that do not choose one.">
+          {(id) => (
+            <select id={id} value={method} onChange={(e) => setMethod(e.target.value)}>
+              {SEARCH_METHODS.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
+            </select>
+          )}
+        </Field>
+        <p className="muted small">Chunking mode and sizes are chosen per upload on the Documents tab.</p>
+        <ErrorMessage error={save.error} />
+        {save.isSuccess && <p className="success" role="status">Saved.</p>}
+        <div className="row">
+          <button type="submit" disabled={save.isPending}>{save.isPending ? "Saving…" : "Save settings"}</button>
+        </div>
+      </form>
+      <section className="subcard danger-zone">
+        <h2>Delete this dataset</h2>
+        <p className="muted">Its documents and chunks are deleted; apps that retrieve from it find nothing.</p>
+        <button
+          type="button"
+          className="danger"
+          onClick={() => {
+            if (confirm(`Delete the dataset "${dataset.name}"?`)) remove.mutate();
+          }}
+        >
+          Delete dataset
+        </button>
+        <ErrorMessage error={remove.error} />
+      </section>
+    </div>
+  );
+}
