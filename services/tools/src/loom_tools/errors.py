@@ -7,6 +7,7 @@
     ├── SqlRefused         sql_refused         statement is not a single read-only SELECT
     ├── SandboxLimit       sandbox_limit       CPU/memory/process/output limit hit
     ├── SandboxUnavailable sandbox_unavailable isolation layer missing and degrading not allowed
+    ├── SandboxBusy        sandbox_busy        every sandbox slot stayed taken past the queue wait
     ├── ToolTimeout        timeout             wall-clock or statement timeout
     ├── ResponseTooLarge   response_too_large  upstream body over the size limit
     ├── UpstreamError      upstream_error      the remote API/database answered with an error
@@ -49,6 +50,10 @@ class SandboxLimit(ToolError):
 
 class SandboxUnavailable(ToolError):
     code = "sandbox_unavailable"
+
+
+class SandboxBusy(ToolError):
+    code = "sandbox_busy"
 
 
 class ToolTimeout(ToolError):

@@ -64,6 +64,9 @@ class ToolsSettings(ServiceSettings):
     sandbox_max_processes: int = 16
     sandbox_max_file_mb: int = 8
     sandbox_max_output_bytes: int = 1024 * 1024
+    sandbox_tmpfs_mb: int = 32            # each of the sandbox's /tmp and /scratch (memory-backed)
+    sandbox_max_concurrent: int = 4       # sandboxes at once in this process; the rest queue
+    sandbox_queue_wait_s: float = 30.0    # then `sandbox_busy`
     # Without bubblewrap the sandbox has rlimits and a throwaway uid but no namespaces (no
     # network or filesystem isolation). That is refused unless this is set, and then warned.
     sandbox_allow_degraded: bool = False

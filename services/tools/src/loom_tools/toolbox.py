@@ -40,7 +40,8 @@ class Toolbox:
 def build_sandbox(s: ToolsSettings) -> Sandbox:
     limits = Limits(cpu_s=s.sandbox_cpu_s, memory_mb=s.sandbox_memory_mb, wall_s=s.sandbox_wall_s,
                     max_processes=s.sandbox_max_processes, max_file_mb=s.sandbox_max_file_mb,
-                    max_output_bytes=s.sandbox_max_output_bytes)
+                    max_output_bytes=s.sandbox_max_output_bytes, tmpfs_mb=s.sandbox_tmpfs_mb,
+                    max_concurrent=s.sandbox_max_concurrent, queue_wait_s=s.sandbox_queue_wait_s)
     return Sandbox(limits, python=s.sandbox_python, node=s.sandbox_node, allow_degraded=s.sandbox_allow_degraded)
 
 

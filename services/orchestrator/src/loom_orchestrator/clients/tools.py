@@ -16,7 +16,7 @@ from loom_orchestrator.clients import LazyChannel, translate
 from loom_orchestrator.engine.ports import ToolFailed, ToolSchema
 
 # Codes that mean "the tool could not run right now", worth a node retry.
-_RETRYABLE_CODES = ("timeout", "unavailable", "upstream_unavailable")
+_RETRYABLE_CODES = ("timeout", "unavailable", "upstream_unavailable", "sandbox_busy")
 # The sandbox/tool needs time beyond the node's own deadline to report a timeout itself.
 _GRACE_S = 2.0
 

