@@ -107,10 +107,10 @@ async def stack_ttft(client: httpx.AsyncClient, key: str, record: list[dict] | N
     return ttft
 
 
-async def histogram_sums(client: httpx.AsyncClient) -> dict[str, tuple[float, float]]:
+async def histogram_sums(client: httpx.AsyncClient, admin_url: str) -> dict[str, tuple[float, float]]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = (await client.get("/metrics")).text
+    text = (await client.get(f"{admin_url}/metrics")).text  # the gateway's internal admin port
     out = {}
     for family in text_string_to_metric_families(text):
         for key, name in HISTOGRAMS.items():
@@ -211,13 +211,13 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
             cpu = dict.fromkeys(procs, 0.0)
             for _ in range(n):  # interleaved rounds
                 direct += await rounds(lambda: direct_ttft(stub), conc, 1)
-                before = await histogram_sums(client)
+                before = await histogram_sums(client, stack.admin_url)
                 cpu_before = cpu_seconds(procs)
                 full += await rounds(lambda rec=record: stack_ttft(client, chat_key, rec), conc, 1)
                 await asyncio.sleep(0.05)  # the run's tail (records, acks) after its last event
                 for name, value in cpu_seconds(procs).items():
                     cpu[name] += value - cpu_before[name]
-                for key, value in histogram_means(before, await histogram_sums(client)).items():
+                for key, value in histogram_means(before, await histogram_sums(client, stack.admin_url)).items():
                     means[key].append(value)
                 oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
             breakdown = {stage: p50([r.get(stage, float("nan")) for r in record]) for stage in (*STAGES, "headers")}

@@ -1,5 +1,6 @@
 """Every service starts as its own process against real NATS and Postgres, applies its
-migrations, answers /healthz /readyz /metrics, and stops cleanly on SIGTERM."""
+migrations, answers /healthz /readyz /metrics (the gateway on its internal admin port, not its
+public one), and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -24,13 +25,18 @@ async def test_all_five_services_run_and_drain(run_service, database_url) -> Non
             env[f"LOOM_{name.upper()}_GRPC_PORT"] = str(infra.free_port())
         procs[name] = run_service(name, env=env, timeout_s=120 if name == "inference" else 60)
     for name, proc in procs.items():
-        assert httpx.get(proc.base_url + "/healthz").json()["service"] == name
-        ready = httpx.get(proc.base_url + "/readyz")
+        assert httpx.get(proc.admin_url + "/healthz").json()["service"] == name
+        ready = httpx.get(proc.admin_url + "/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["nats"] and ready.json()["checks"]["postgres"]
-        metrics = httpx.get(proc.base_url + "/metrics").text
+        metrics = httpx.get(proc.admin_url + "/metrics").text
         assert "python_info" in metrics
         assert f'loom_http_requests_total{{method="GET",route="/healthz",service="{name}",status="200"}}' in metrics
+    # The gateway's port is public: its admin routes are on the internal admin port only.
+    gateway = procs["gateway"]
+    assert gateway.admin_port != gateway.http_port
+    for path in ("/metrics", "/readyz", "/healthz"):
+        assert httpx.get(gateway.base_url + path).status_code == 404, path
     conn = await asyncpg.connect(database_url)
     try:
         for name in SERVICES:

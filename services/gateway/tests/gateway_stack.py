@@ -25,6 +25,7 @@ class Stack:
     gateway_url: str
     inference_addr: str
     procs: list[ServiceProcess] = field(default_factory=list)
+    admin_url: str = ""  # the gateway's internal admin port: /readyz, /metrics
     token: str = ""
     workspace_id: str = ""
 
@@ -68,24 +69,28 @@ def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: 
                      inference_env: dict | None) -> Stack:
     names = ("inference", "rag", "tools", "orchestrator", "gateway")
     picked: set[int] = set()
-    while len(picked) < 2 * len(names):  # ten distinct ports
+    while len(picked) < 2 * len(names) + 1:  # eleven distinct ports
         picked.add(infra.free_port())
     free = iter(sorted(picked))
     ports = {name: (next(free), next(free)) for name in names}
+    gateway_admin = next(free)  # the gateway's /readyz and /metrics: not on its public port
     addr = {name: f"127.0.0.1:{grpc}" for name, (_, grpc) in ports.items()}
     base = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(home),
             "PYTHONUNBUFFERED": "1", "LOOM_INFERENCE_ADDR": addr["inference"], "LOOM_RAG_ADDR": addr["rag"],
             "LOOM_TOOLS_ADDR": addr["tools"], "LOOM_LOG_LEVEL": "WARNING",
             # A stopped stack need not drain long (in-flight runs of a test are abandoned anyway).
             "LOOM_GRACEFUL_TIMEOUT_S": "5"}
-    extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"}, "gateway": gateway_env or {},
+    extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"},
+             "gateway": {"LOOM_GATEWAY_ADMIN_PORT": str(gateway_admin), **(gateway_env or {})},
              "inference": inference_env or {}}
-    stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"])
+    stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"],
+                  admin_url=f"http://127.0.0.1:{gateway_admin}")
     for name in names:
         http, grpc = ports[name]
         prefix = f"LOOM_{name.upper()}_"
         env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **extra.get(name, {})}
-        stack.procs.append(ServiceProcess(name, env, http, home / f"{name}.log"))
+        stack.procs.append(ServiceProcess(name, env, http, home / f"{name}.log",
+                                          gateway_admin if name == "gateway" else None))
     # Started side by side (each waits for its own /readyz, bounded): the model load is the long pole.
     try:
         with ThreadPoolExecutor(len(stack.procs)) as pool:

@@ -121,7 +121,15 @@ class ServiceRuntime:
         # FastAPI's own OpenTelemetry keeps the request's server span (the trace a run carries
         # onwards); its per-dependency "operation" spans cost ~7 % of a small request's CPU.
         self.http = FastAPI(title=f"loom-{name}", version=version, telemetry={"operation_spans": False})
-        self.http.include_router(admin_router(name, self.readiness))
+        # Admin routes (/healthz /readyz /metrics) go on the service's HTTP port, or, when the
+        # settings name an admin port (the gateway's public port), on that internal port alone.
+        self.admin_http: FastAPI | None = None
+        if settings.admin_port is not None:
+            self.admin_http = FastAPI(title=f"loom-{name}-admin", version=version, openapi_url=None)
+            self.admin_http.include_router(admin_router(name, self.readiness))
+            instrument_http(self.admin_http, name)
+        else:
+            self.http.include_router(admin_router(name, self.readiness))
         instrument_http(self.http, name)
         # grpc.aio servers bind to the running event loop, so the server is made in start();
         # services register their servicers beforehand with add_grpc_service.
@@ -131,6 +139,7 @@ class ServiceRuntime:
         self._on_stop: list[Hook] = []
         self._stop = asyncio.Event()
         self._http_server: _Uvicorn | None = None
+        self._admin_server: _Uvicorn | None = None
 
     # ---- registration ----------------------------------------------------------------
 
@@ -193,8 +202,9 @@ class ServiceRuntime:
         for hook in reversed(self._on_stop):
             with contextlib.suppress(Exception):
                 await hook(self)
-        if self._http_server is not None:
-            self._http_server.should_exit = True
+        for server in (self._http_server, self._admin_server):
+            if server is not None:
+                server.should_exit = True
         if self.pool is not None:
             await self.pool.close()
         self.log.info("service stopped")
@@ -212,14 +222,20 @@ class ServiceRuntime:
         config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
                                 log_config=None, access_log=False, lifespan="off")
         self._http_server = _Uvicorn(config)
-        http_task = asyncio.create_task(self._http_server.serve())
+        servers = [asyncio.create_task(self._http_server.serve())]
+        if self.admin_http is not None:
+            admin = uvicorn.Config(self.admin_http, host=self.settings.admin_host, port=self.settings.admin_port,
+                                   log_config=None, access_log=False, lifespan="off")
+            self._admin_server = _Uvicorn(admin)
+            servers.append(asyncio.create_task(self._admin_server.serve()))
         stop_task = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if http_task in done and http_task.exception() is not None:
-            self.log.error("http server failed", error=repr(http_task.exception()))
+        done, _ = await asyncio.wait({*servers, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        for task in servers:
+            if task in done and task.exception() is not None:
+                self.log.error("http server failed", error=repr(task.exception()))
         await self.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(http_task, timeout=5.0)
+            await asyncio.wait_for(asyncio.gather(*servers), timeout=5.0)
         stop_task.cancel()
 
     def run(self) -> None:

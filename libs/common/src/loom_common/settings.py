@@ -56,3 +56,7 @@ class ServiceSettings(LoomSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # An internal port for /healthz /readyz /metrics, kept off a public HTTP port (the
+    # gateway's); None = they are served on http_port (services whose HTTP port is internal).
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None

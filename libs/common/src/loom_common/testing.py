@@ -91,16 +91,26 @@ async def migrated_pool(database_url: str, schema: str, migrations: str, **pool_
         await pool.close()
 
 
+# Services whose HTTP port is public: their /readyz and /metrics are on an internal admin port.
+PUBLIC_HTTP_SERVICES = frozenset({"gateway"})
+
+
 class ServiceProcess:
     """A Loom service run as its own process (its console script), stopped with SIGTERM."""
 
-    def __init__(self, name: str, env: dict[str, str], http_port: int, log_path: Path):
+    def __init__(self, name: str, env: dict[str, str], http_port: int, log_path: Path,
+                 admin_port: int | None = None):
         self.name, self.env, self.http_port, self.log_path = name, env, http_port, log_path
+        self.admin_port = admin_port or http_port  # where /readyz and /metrics are
         self.proc: subprocess.Popen | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, timeout_s: float = 60.0) -> ServiceProcess:
         exe = Path(sys.executable).parent / f"loom-{self.name}"
@@ -111,7 +121,7 @@ class ServiceProcess:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise infra.GaveUp(f"loom-{self.name} exited {self.proc.returncode}:\n{self.log()}")
-            return httpx.get(self.base_url + "/readyz", timeout=2.0).status_code == 200
+            return httpx.get(self.admin_url + "/readyz", timeout=2.0).status_code == 200
 
         infra.wait_until(ready, timeout_s, f"loom-{self.name}", interval_s=0.2)
         return self
@@ -147,7 +157,10 @@ def run_service(nats_url: str, database_url: str, tmp_path: Path) -> Iterator:
         full_env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url,
                     f"{prefix}HTTP_PORT": str(port), "LOOM_HOME": str(tmp_path / "home"),
                     "PYTHONUNBUFFERED": "1", **(env or {})}
-        proc = ServiceProcess(name, full_env, port, tmp_path / f"{name}-{len(started)}.log")
+        admin_port = None
+        if name in PUBLIC_HTTP_SERVICES:
+            admin_port = int(full_env.setdefault(f"{prefix}ADMIN_PORT", str(infra.free_port())))
+        proc = ServiceProcess(name, full_env, port, tmp_path / f"{name}-{len(started)}.log", admin_port)
         started.append(proc)
         return proc.start(timeout_s)
 

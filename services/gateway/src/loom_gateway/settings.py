@@ -16,6 +16,8 @@ class GatewaySettings(ServiceSettings):
                                       populate_by_name=True)
 
     http_port: int = 8080
+    # /healthz /readyz /metrics: on this internal port, never on the public one.
+    admin_port: int | None = 9080
 
     # Console sessions: HS256 JWTs. Unset secret = one derived at first start and kept under
     # $LOOM_HOME/gateway/jwt.secret, so replicas sharing LOOM_HOME (or this env) agree.
