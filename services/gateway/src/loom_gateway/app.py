@@ -49,6 +49,7 @@ from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files, LocalBlobStore, S3BlobStore
 from loom_gateway.domain.limits import Defaults, Limits
+from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
 from loom_gateway.domain.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
@@ -109,7 +110,9 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
         workspace_settings = WorkspaceSettings(pool, sealer, policy, str(settings.storage_root()),
                                                settings.default_chat_model, settings.default_embedding_model)
-        g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s),
+        g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
+                        settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
+                        settings.login_failure_window_s)),
                     apps=Apps(pool, settings.default_chat_model), conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker)),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),

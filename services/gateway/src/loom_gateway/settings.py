@@ -31,6 +31,14 @@ class GatewaySettings(ServiceSettings):
     key_rpm: int = 600
     workspace_rpm: int = 3000
     workspace_tokens_per_day: int = 0
+    # Tokens a run or completion holds of a token quota while it runs, when it names no
+    # max_tokens (and an app's model node none): settled to what it used at its end.
+    token_reservation_default: int = 1024
+    # Failed console logins per e-mail and per client address within a fixed window (seconds):
+    # past either, a login answers 429 with Retry-After until the window ends.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_s: int = 900
     max_body_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 15 * 1024 * 1024
     cors_origins: list[str] = ["*"]

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import dsl
+from loom_gateway.domain import dsl, limits
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: apps"])
@@ -45,8 +45,11 @@ class KeyBody(BaseModel):
 
 
 class KeyLimits(BaseModel):
-    rpm_limit: int | None = Field(None, ge=0, le=10_000_000)
-    tokens_per_day: int | None = Field(None, ge=0, le=10**12)
+    """Only the fields sent change. A number >= 1 sets the limit; null makes it unlimited (the
+    workspace owner only); 0 is refused (it used to mean unlimited)."""
+
+    rpm_limit: int | None = Field(None, le=10_000_000)
+    tokens_per_day: int | None = Field(None, le=10**12)
 
 
 @router.get("/apps", name="apps.list")
@@ -134,7 +137,9 @@ async def create_app_key(app_id: str, request: Request, body: KeyBody | None = N
 @router.patch("/apps/{app_id}/api-keys/{key_id}", name="app_keys.update")
 async def limit_app_key(app_id: str, key_id: str, body: KeyLimits, request: Request,
                         p: Principal = require(Perm.APP_KEYS)) -> dict:
-    await gw(request).apps.update_key_limits(p.tenant_id, key_id, body.rpm_limit, body.tokens_per_day)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    limits.check_key_limits(p.role, changes)
+    await gw(request).apps.update_key_limits(p.tenant_id, key_id, changes)
     return {"result": "success"}
 
 

@@ -58,7 +58,7 @@ async def setup(body: SetupBody, request: Request) -> dict:
 
 @router.post("/login", name="auth.login", openapi_extra={"x-loom-perm": "public"})
 async def login(body: LoginBody, request: Request) -> dict:
-    return (await gw(request).accounts.login(body.email, body.password)).body()
+    return (await gw(request).accounts.login(body.email, body.password, ip=_ip(request))).body()
 
 
 @router.post("/refresh-token", name="auth.refresh", openapi_extra={"x-loom-perm": "public"})

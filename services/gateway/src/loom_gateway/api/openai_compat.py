@@ -6,6 +6,7 @@ token quota. Errors keep the gateway's shape `{code, message, status}` (the SDKs
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import json
 import time
@@ -124,6 +125,10 @@ async def chat_completions(body: ChatCompletionBody, request: Request, p: Princi
     g = gw(request)
     args = _args(body)
     cid, created = f"chatcmpl-{args.request_id}", int(time.time())
+    # Held of the token quotas until the answer ends (limits.py): concurrent requests cannot all
+    # pass the last tokens of a day.
+    held = await g.limits.reserve(p, body.max_completion_tokens or body.max_tokens
+                                  or g.settings.token_reservation_default)
 
     def chunk(delta: dict, finish: str | None, model: str, usage: dict | None = None) -> str:
         out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -152,19 +157,22 @@ async def chat_completions(body: ChatCompletionBody, request: Request, p: Princi
             except Exception as exc:  # inference unreachable, or gone mid-answer
                 yield stream_error(exc)
             finally:
-                await g.limits.charge_tokens(p, tokens)
+                await g.limits.settle(held, p, tokens)
 
         return EventSourceResponse(events(), sep="\n", ping=g.settings.ping_interval_s)
 
     text, final = "", None
-    async for c in g.inference.generate(args, p.tenant_id):
-        text += c.text
-        if c.finish_reason:
-            final = c
+    try:
+        async for c in g.inference.generate(args, p.tenant_id):
+            text += c.text
+            if c.finish_reason:
+                final = c
+    finally:
+        used = final.prompt_tokens + final.completion_tokens if final else 0
+        await asyncio.shield(g.limits.settle(held, p, used))
     usage = {"prompt_tokens": final.prompt_tokens if final else 0,
              "completion_tokens": final.completion_tokens if final else 0}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    await g.limits.charge_tokens(p, usage["total_tokens"])
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     finish = final.finish_reason if final else "stop"
     if final and final.tool_calls:

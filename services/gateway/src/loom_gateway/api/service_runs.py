@@ -9,10 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
+from loom_common.ids import new_id
 from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import run_logs
+from loom_gateway.domain import dsl, run_logs
 from loom_gateway.domain.errors import ApiError, BadRequest, Upstream, wrong_app_mode
 from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
 from loom_gateway.domain.rbac import Perm, Principal
@@ -82,7 +83,16 @@ async def _start(request: Request, p: Principal, kind: str, **kw) -> StartedRun:
     g = gw(request)
     app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
     timing.mark(request, "app")
-    return await g.execution.start(app, kind=kind, mark=lambda stage: timing.mark(request, stage), **kw)
+    # The app's token budget is held of the quotas before the run is asked for; its end settles it.
+    run_id = new_id()
+    await g.limits.reserve(p, dsl.token_budget(app.dsl, g.settings.token_reservation_default), run_id=run_id)
+    try:
+        return await g.execution.start(app, kind=kind, run_id=run_id, mark=lambda stage: timing.mark(request, stage),
+                                       **kw)
+    except BaseException:
+        if p.token_quota:  # refused or failed before it ran: the tokens go back
+            await asyncio.shield(g.limits.release_run(run_id))
+        raise
 
 
 @router.post("/chat-messages", name="service.chat")

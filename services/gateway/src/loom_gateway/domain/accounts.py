@@ -15,6 +15,7 @@ import asyncpg
 from loom_common.ids import new_id
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from loom_gateway.domain.login_throttle import LoginPolicy, LoginThrottle
 from loom_gateway.domain.rbac import ASSIGNABLE_ROLES, Role
 
 
@@ -48,10 +49,12 @@ def workspace_body(row) -> dict:
 
 
 class Accounts:
-    def __init__(self, pool: asyncpg.Pool, issuer: security.TokenIssuer, invitation_ttl_s: int):
+    def __init__(self, pool: asyncpg.Pool, issuer: security.TokenIssuer, invitation_ttl_s: int,
+                 login_policy: LoginPolicy = LoginPolicy()):
         self.pool = pool
         self.issuer = issuer
         self.invitation_ttl_s = invitation_ttl_s
+        self.throttle = LoginThrottle(pool, login_policy)
 
     # ---- setup and sessions -----------------------------------------------------------
 
@@ -72,10 +75,14 @@ class Accounts:
             ws = await self._create_workspace(conn, tenant_id, workspace_name, account_id)
         return {"id": account_id, "email": email, "name": name}, ws
 
-    async def login(self, email: str, password: str) -> Session:
-        row = await self.pool.fetchrow("SELECT id, password_hash FROM accounts WHERE email = $1", _email(email))
-        if row is None or not security.verify_password(row["password_hash"], password):
-            raise Unauthorized("Invalid email or password.", code="invalid_credentials")
+    async def login(self, email: str, password: str, ip: str | None = None) -> Session:
+        """A session for the right password; failures are throttled per e-mail and per address
+        (login_throttle.py), and an unknown e-mail costs one argon2 verification like a known one."""
+        email = _email(email)
+        async with self.throttle.attempt(email, ip):
+            row = await self.pool.fetchrow("SELECT id, password_hash FROM accounts WHERE email = $1", email)
+            if not security.verify_password(row["password_hash"] if row else None, password):
+                raise Unauthorized("Invalid email or password.", code="invalid_credentials")
         await self.pool.execute("UPDATE accounts SET last_login_at = now() WHERE id = $1", row["id"])
         return await self._session(row["id"])
 

@@ -218,19 +218,26 @@ class Apps:
 
     async def list_keys(self, tenant_id: str, kind: str, app_id: str | None) -> list[dict]:
         rows = await self.pool.fetch(
-            "SELECT id, hint, name, app_id, rpm_limit, tokens_per_day, created_at, last_used_at FROM api_keys"
+            "SELECT id, hint, name, app_id, rpm_limit, rpm_unlimited, tokens_per_day, created_at, last_used_at"
+            " FROM api_keys"
             " WHERE tenant_id = $1 AND kind = $2 AND ($3::text IS NULL OR app_id = $3) ORDER BY created_at",
             tenant_id, kind, app_id)
         return [{"id": r["id"], "type": kind, "token": r["hint"], "name": r["name"], "app_id": r["app_id"],
-                 "rpm_limit": r["rpm_limit"], "tokens_per_day": r["tokens_per_day"],
+                 "rpm_limit": r["rpm_limit"], "rpm_unlimited": r["rpm_unlimited"],
+                 "tokens_per_day": r["tokens_per_day"],
                  "created_at": int(r["created_at"].timestamp()),
                  "last_used_at": int(r["last_used_at"].timestamp()) if r["last_used_at"] else None} for r in rows]
 
-    async def update_key_limits(self, tenant_id: str, key_id: str, rpm_limit: int | None,
-                                tokens_per_day: int | None) -> None:
-        if await self.pool.execute("UPDATE api_keys SET rpm_limit = COALESCE($3, rpm_limit), tokens_per_day ="
-                                   " COALESCE($4, tokens_per_day) WHERE tenant_id = $1 AND id = $2",
-                                   tenant_id, key_id, rpm_limit, tokens_per_day) == "UPDATE 0":
+    async def update_key_limits(self, tenant_id: str, key_id: str, changes: dict[str, int | None]) -> None:
+        """Set the limits named in `changes` (checked by limits.check_key_limits): a number, or
+        None = unlimited (the rate as an explicit flag; the tokens as no quota of the key's own)."""
+        rpm, tokens = "rpm_limit" in changes, "tokens_per_day" in changes
+        if await self.pool.execute(
+                "UPDATE api_keys SET rpm_limit = CASE WHEN $3 THEN $4::int ELSE rpm_limit END,"
+                " rpm_unlimited = CASE WHEN $3 THEN $4::int IS NULL ELSE rpm_unlimited END,"
+                " tokens_per_day = CASE WHEN $5 THEN $6::bigint ELSE tokens_per_day END"
+                " WHERE tenant_id = $1 AND id = $2", tenant_id, key_id, rpm, changes.get("rpm_limit"), tokens,
+                changes.get("tokens_per_day")) == "UPDATE 0":
             raise NotFound("API key not found.", code="api_key_not_exists")
 
     async def delete_key(self, tenant_id: str, kind: str, key_id: str, app_id: str | None = None) -> None:

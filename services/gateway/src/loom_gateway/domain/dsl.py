@@ -34,6 +34,18 @@ def _model(name: str) -> dict:
     return {"provider": "loom", "name": name, "mode": "chat", "completion_params": {"max_tokens": 256}}
 
 
+def token_budget(doc: dict[str, Any], default: int) -> int:
+    """The tokens one run of the app may spend, as far as its DSL says: the `max_tokens` of each
+    node that calls a model (`default` where one names none). What a quota holds for a run."""
+    total = 0
+    for node in (doc.get("workflow") or {}).get("graph", {}).get("nodes", []):
+        model = (node.get("data") or {}).get("model")
+        if isinstance(model, dict) and model.get("name"):
+            params = model.get("completion_params") or {}
+            total += int(params.get("max_tokens") or default) if isinstance(params, dict) else default
+    return total
+
+
 def default_graph(mode: str, chat_model: str) -> dict[str, Any]:
     start = {"id": "start", "data": {"type": "start", "title": "Start", "variables": []}}
     nodes: list[dict] = [start]

@@ -22,7 +22,7 @@ import asyncpg
 from loom_common.dsl.inputs import InputError, check_inputs
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
-from loom_gateway.domain import dsl, run_records
+from loom_gateway.domain import dsl, limits, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
@@ -205,12 +205,13 @@ class Execution:
 
     async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
                     conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming",
+                    run_id: str | None = None,
                     mark: Callable[[str], None] = _no_mark, invoke_from: str = "service-api") -> StartedRun:
         """Record the run (and its conversation/message) and publish the request; the run's
         event feed is open on return. `mark("start")` is told when that is done. `app` is a
         published version, or the draft (`version` None) for the console's debugger runs."""
         inputs, files = _check(app, kind, inputs, files, query)
-        run = StartedRun(new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
+        run = StartedRun(run_id or new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
         if kind != "workflow":
             run.message_id = new_id()
         rows = run_records.RunStart(
@@ -293,6 +294,8 @@ class Execution:
                                                                    if fold.agent_thoughts else {})}))
             if updated and fold.conversation_variables is not None:
                 await record_turn_variables(conn, run_id, fold.conversation_variables)
+            if fold.finished:  # the tokens it held of a quota become those it used (once: the first recorder)
+                await limits.settle_run(conn, run_id, fold.total_tokens)
 
     async def replay(self, run_id: str, chat: bool) -> Fold:
         """Fold a finished run from its stored events (used when no client watched its end)."""

@@ -5,17 +5,27 @@ Why Postgres and not NATS KV: the counters need an atomic add-and-read, which
 on each request (key lookup); admission (limits, both counters, quotas) is one statement.
 Windows are fixed: requests per minute per key and per workspace, tokens per UTC day per key
 and per workspace. Old windows are deleted by the same sweep as the audit log.
+
+Token quotas are reserved, then settled. A request that spends tokens (a run, a completion)
+reserves its budget (`max_tokens`, or the app's) before it starts: admitted while the day's
+count (tokens used plus reserved) is below the quota, the reservation is added to the count
+in the same statement, so concurrent requests cannot all pass the last tokens left. When it
+ends, the reservation is replaced by the tokens it used (`settle`). One request may still end
+over the quota, by at most its own budget.
+
+A key's limits: a number >= 1, or unlimited. 0 is not "unlimited" (it was); unlimited is
+explicit (`null` in the API) and only the workspace's owner may set it (`check_key_limits`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from loom_gateway.domain import security
-from loom_gateway.domain.errors import NotFound, QuotaExceeded, RateLimited, Unauthorized
+from loom_gateway.domain.errors import BadRequest, Forbidden, NotFound, QuotaExceeded, RateLimited, Unauthorized
 from loom_gateway.domain.rbac import Principal, Role
 
 
@@ -41,7 +51,8 @@ _BUMP = ("INSERT INTO usage_counters (scope, metric, window_start, value) VALUES
 _ADMIT = """
 WITH cfg AS (
     SELECT k.id, k.tenant_id, k.kind, k.app_id, a.published_version,
-           COALESCE(k.rpm_limit, $4) AS key_rpm, COALESCE(k.tokens_per_day, 0) AS key_tok,
+           CASE WHEN k.rpm_unlimited THEN 0 ELSE COALESCE(k.rpm_limit, $4) END AS key_rpm,
+           COALESCE(k.tokens_per_day, 0) AS key_tok,
            COALESCE(t.rpm_limit, $5) AS ws_rpm, COALESCE(t.tokens_per_day, $6) AS ws_tok,
            ($7::text IS NULL OR $7 = k.tenant_id) AS counted
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id LEFT JOIN apps a ON a.id = k.app_id
@@ -64,6 +75,57 @@ SELECT cfg.*, (SELECT value FROM key_count) AS key_n, (SELECT value FROM ws_coun
                                        AND metric = 'tokens' AND window_start = $3) END AS key_used
 FROM cfg
 """
+
+
+# Reserve `$4` tokens of today's quotas for a key and its workspace, each only while that
+# scope's count is below its quota (0: no quota, nothing counted). A scope whose count is at or
+# over its quota answers no row for it: the caller refuses the request and rolls back.
+#   $1 key id  $2 day  $3 default workspace tokens per day  $4 tokens
+_RESERVE = """
+WITH cfg AS (
+    SELECT k.id, k.tenant_id, COALESCE(k.tokens_per_day, 0) AS key_tok, COALESCE(t.tokens_per_day, $3) AS ws_tok
+    FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1),
+key_res AS (
+    INSERT INTO usage_counters AS u (scope, metric, window_start, value)
+    SELECT 'key:' || cfg.id, 'tokens', $2, $4 FROM cfg WHERE cfg.key_tok > 0
+    ON CONFLICT (scope, metric, window_start) DO UPDATE SET value = u.value + $4
+        WHERE u.value < (SELECT key_tok FROM cfg)
+    RETURNING value),
+ws_res AS (
+    INSERT INTO usage_counters AS u (scope, metric, window_start, value)
+    SELECT 'tenant:' || cfg.tenant_id, 'tokens', $2, $4 FROM cfg WHERE cfg.ws_tok > 0
+    ON CONFLICT (scope, metric, window_start) DO UPDATE SET value = u.value + $4
+        WHERE u.value < (SELECT ws_tok FROM cfg)
+    RETURNING value)
+SELECT cfg.key_tok, cfg.ws_tok, cfg.tenant_id, (SELECT count(*) FROM key_res) AS key_ok,
+       (SELECT count(*) FROM ws_res) AS ws_ok
+FROM cfg
+"""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Tokens held on today's counters for one request, until it settles."""
+
+    key_id: str
+    tenant_id: str
+    day: datetime        # the UTC day the tokens are held on (settled there, even after midnight)
+    tokens: int
+    scopes: tuple[str, ...]  # the counters it was added to (only scopes with a quota)
+
+
+def _day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def check_key_limits(role: Role, changes: dict[str, int | None]) -> None:
+    """A key's new limits, as the API sends them: a number >= 1 sets it, null makes it unlimited
+    (the owner only); 0 is refused rather than read as unlimited."""
+    for field, value in changes.items():
+        if value is None and role != Role.OWNER:
+            raise Forbidden(f"Only the workspace owner may make a key's {field} unlimited.", code="owner_only")
+        if value is not None and value < 1:
+            raise BadRequest(f"{field} must be at least 1 (null = unlimited, owner only)", field=field)
 
 
 class Limits:
@@ -98,7 +160,48 @@ class Limits:
                                     retry_after_s=int(86400 - (now - day).total_seconds()))
         role = Role.APP_KEY if r["kind"] == "app" else Role.DATASET_KEY
         return Principal(kind=f"{r['kind']}_key", tenant_id=r["tenant_id"], role=role, key_id=r["id"],
-                         app_id=r["app_id"], app_version=r["published_version"])
+                         app_id=r["app_id"], app_version=r["published_version"],
+                         token_quota=bool(r["key_tok"] or r["ws_tok"]))
+
+    async def reserve(self, principal: Principal, tokens: int, *, run_id: str | None = None) -> Reservation | None:
+        """Hold `tokens` of today's quotas for an API key's request, or raise QuotaExceeded.
+        None: the key has no quota anywhere (nothing is held; the end is charged as used).
+        With `run_id`, the reservation is kept with the run, for whoever records its end."""
+        if not principal.key_id or not principal.token_quota:  # no quota: nothing to hold (no round trip)
+            return None
+        tokens = max(1, tokens)
+        now = datetime.now(UTC)
+        day = _day(now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            r = await conn.fetchrow(_RESERVE, principal.key_id, day, self.defaults.workspace_tokens_per_day, tokens)
+            if r is None:
+                raise Unauthorized("Access token is invalid")
+            for limit, ok in ((r["ws_tok"], r["ws_ok"]), (r["key_tok"], r["key_ok"])):
+                if limit > 0 and not ok:  # raising rolls the other scope's reservation back
+                    raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
+                                        retry_after_s=int((day + timedelta(days=1) - now).total_seconds()))
+            scopes = tuple(s for s, limit in ((f"key:{principal.key_id}", r["key_tok"]),
+                                              (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
+            reservation = Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
+            if run_id is not None:
+                await conn.execute("INSERT INTO token_reservations (run_id, key_id, tenant_id, day, tokens, scopes)"
+                                   " VALUES ($1, $2, $3, $4, $5, $6)", run_id, reservation.key_id,
+                                   reservation.tenant_id, day, tokens, list(scopes))
+        return reservation
+
+    async def release_run(self, run_id: str) -> None:
+        """A run that never started (its request was refused or failed): its tokens go back."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await settle_run(conn, run_id, 0)
+
+    async def settle(self, reservation: Reservation | None, principal: Principal, used: int) -> None:
+        """A request's end: its reservation is replaced by the tokens it used (a key without a
+        quota is charged as before, so its usage shows)."""
+        if reservation is None:
+            await self.charge_tokens(principal, used)
+            return
+        async with self.pool.acquire() as conn:
+            await settle_reservation(conn, reservation, used)
 
     async def charge_tokens(self, principal: Principal, tokens: int) -> None:
         """Add tokens a request used to the key's and the workspace's day."""
@@ -119,3 +222,25 @@ class Limits:
     async def sweep(self) -> None:
         await self.pool.execute("DELETE FROM usage_counters WHERE (metric = 'requests' AND window_start <"
                                 " now() - interval '10 minutes') OR window_start < now() - interval '3 days'")
+        # Runs no one recorded (the gateway died meanwhile): their reservation lapses with its day.
+        await self.pool.execute("DELETE FROM token_reservations WHERE day < now() - interval '3 days'")
+
+
+async def settle_reservation(conn: asyncpg.Connection, reservation: Reservation, used: int) -> None:
+    """Replace a reservation by the tokens used, on the day it was held; counters of the key and
+    its workspace that had no quota get the tokens used."""
+    delta = max(0, used) - reservation.tokens
+    for scope in (f"key:{reservation.key_id}", f"tenant:{reservation.tenant_id}"):
+        change = delta if scope in reservation.scopes else max(0, used)
+        if change:
+            await conn.fetchval(_BUMP, scope, "tokens", reservation.day, change)
+
+
+async def settle_run(conn: asyncpg.Connection, run_id: str, used: int) -> None:
+    """A run's end, recorded once (execution.record): its reservation, if it had one, becomes
+    the tokens it used."""
+    row = await conn.fetchrow("DELETE FROM token_reservations WHERE run_id = $1"
+                              " RETURNING key_id, tenant_id, day, tokens, scopes", run_id)
+    if row is not None:
+        await settle_reservation(conn, Reservation(row["key_id"], row["tenant_id"], row["day"], row["tokens"],
+                                                   tuple(row["scopes"])), used)

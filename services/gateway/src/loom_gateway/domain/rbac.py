@@ -87,6 +87,7 @@ class Principal:
     key_id: str | None = None
     app_id: str | None = None     # app keys only
     app_version: int | None = None  # app keys: the app's published version when the key was admitted
+    token_quota: bool = False     # keys: a token quota (the key's or its workspace's) applies: reserve
 
     @property
     def actor_id(self) -> str | None:

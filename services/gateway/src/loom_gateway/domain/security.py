@@ -7,6 +7,7 @@ a key has 192 bits of entropy, so a fast hash is enough and lookups stay one ind
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -27,9 +28,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password against its hash. Without one (no such account), a made-up hash is
+    checked instead, so an unknown e-mail costs the same argon2 work as a known one and the
+    answer's timing does not tell which e-mails have accounts."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
