@@ -20,7 +20,16 @@ SKIP = {("POST", "/console/api/logout"), ("DELETE", "/console/api/workspaces/{wo
         ("POST", "/v1/chat/completions"),
         # Operations that start runs: random valid bodies queue real runs whose streams outlast a
         # bounded search; their validation (400 naming the field) is tested in test_gateway_service_api.py.
-        ("POST", "/v1/workflows/run"), ("POST", "/v1/chat-messages"), ("POST", "/v1/completion-messages")}
+        ("POST", "/v1/workflows/run"), ("POST", "/v1/chat-messages"), ("POST", "/v1/completion-messages"),
+        ("POST", "/console/api/workspaces/{workspace_id}/apps/{app_id}/draft/run"),
+        ("POST", "/console/api/workspaces/{workspace_id}/apps/{app_id}/draft/nodes/{node_id}/run"),
+        # Workspace settings name servers the gateway then contacts (a model endpoint, an S3 bucket:
+        # AWS when no endpoint is given): random bodies would send traffic off loopback. Tested in
+        # test_gateway_console_settings.py against loopback servers.
+        ("POST", "/console/api/workspaces/{workspace_id}/model-endpoints"),
+        ("POST", "/console/api/workspaces/{workspace_id}/model-endpoints/test"),
+        ("PUT", "/console/api/workspaces/{workspace_id}/settings/storage"),
+        ("POST", "/console/api/workspaces/{workspace_id}/settings/storage/test")}
 
 
 @pytest.fixture(scope="session")

@@ -37,9 +37,7 @@ def _debug_user(p: Principal) -> str:
     return f"console:{p.account_id}"
 
 
-@router.post("/apps/{app_id}/draft/run", name="apps.draft_run",
-             responses={200: {"content": {"text/event-stream": {}},
-                              "description": "Dify's SSE events of the app's mode, as /v1 streams them"}})
+@router.post("/apps/{app_id}/draft/run", name="apps.draft_run")  # text/event-stream (openapi.py says so)
 async def draft_run(app_id: str, body: DraftRunBody, request: Request, p: Principal = require(Perm.APPS_WRITE)):
     """Run the current draft (not the published version) and stream its events; recorded as a
     debugger run (`invoke_from` debugger) in the app's runs."""
