@@ -22,13 +22,14 @@ from loom_common.devstack import stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BASE_PORTS = {"inference": 11434, "tools": 8083, "rag": 8082, "orchestrator": 8081, "gateway": 8080}
+BASE_PORTS = {"inference": 11434, "tools": 8083, "rag": 8082, "orchestrator": 8081, "gateway": 9080}  # /readyz
+GATEWAY_PUBLIC = 8080
 CONSOLE_PORT = 3000
 
 
 def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "LOOM_ROOT": str(root), "LOOM_STACK_PORT_OFFSET": str(offset)}
-    for var in ("LOOM_NATS_URL", "LOOM_DATABASE_URL"):
+    for var in ("LOOM_NATS_URL", "LOOM_DATABASE_URL", "LOOM_SERVICE_TOKEN_SECRET"):  # as `make up` runs
         env.pop(var, None)
     exe = Path(sys.executable).parent / "loom-stack"
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=300)
@@ -51,6 +52,9 @@ def test_stack_up_all_ready_then_down_leaves_nothing(tmp_path: Path) -> None:
             # The console proxies the gateway same-origin.
             r = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT + offset}/console/api/setup", timeout=5)
             assert r.status_code == 200 and r.json()["step"] == "not_started", r.text
+        # The gateway's public port serves the API, not the admin routes.
+        assert httpx.get(f"http://127.0.0.1:{GATEWAY_PUBLIC + offset}/metrics", timeout=5).status_code == 404
+        _internal_credentials_in_use(tmp_path / ".loom", offset)
         status = _stack(tmp_path, offset, "status").stdout
         pids = [int(p) for p in re.findall(r"pid (\d+)", status)]
         assert len(pids) == 7 + with_console, status  # nats, postgres, five services (+ the console)
@@ -63,3 +67,27 @@ def test_stack_up_all_ready_then_down_leaves_nothing(tmp_path: Path) -> None:
     alive = [pid for pid in [supervisord, *pids, *children] if psutil.pid_exists(pid)
              and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left behind: {alive}"
+
+
+def _internal_credentials_in_use(state: Path, offset: int) -> None:
+    """Generated with no user step (mode 0600), and each service logged in as itself."""
+    import asyncio
+
+    import asyncpg
+
+    secrets = state / "secrets"
+    for name in ("postgres-superuser", "postgres-gateway", "nats-gateway", "service-token"):
+        assert (secrets / name).stat().st_mode & 0o777 == 0o600, name
+    assert (state / "supervisord.conf").stat().st_mode & 0o777 == 0o600
+
+    async def logins() -> set[str]:
+        password = (secrets / "postgres-superuser").read_text().strip()
+        conn = await asyncpg.connect(f"postgresql://postgres:{password}@127.0.0.1:{5432 + offset}/loom?sslmode=disable")
+        try:
+            rows = await conn.fetch("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'loom' "
+                                    "AND pid <> pg_backend_pid()")
+            return {r["usename"] for r in rows}
+        finally:
+            await conn.close()
+
+    assert {"loom_gateway", "loom_orchestrator", "loom_rag", "loom_inference", "loom_tools"} <= asyncio.run(logins())

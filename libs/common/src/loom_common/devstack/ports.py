@@ -15,8 +15,13 @@ OFFSET = int(os.environ.get("LOOM_STACK_PORT_OFFSET", "0"))
 @dataclass(frozen=True)
 class ServicePorts:
     name: str
-    http: int  # API and/or admin: /healthz /readyz /metrics
+    http: int  # API, and /healthz /readyz /metrics unless the service has an admin port
     grpc: int | None = None
+    admin: int | None = None  # internal /healthz /readyz /metrics of a service whose HTTP port is public
+
+    @property
+    def readyz(self) -> str:
+        return f"http://127.0.0.1:{self.admin or self.http}/readyz"
 
 
 NATS = 4222 + OFFSET
@@ -30,5 +35,5 @@ SERVICES: tuple[ServicePorts, ...] = (
     ServicePorts("tools", http=8083 + OFFSET, grpc=50053 + OFFSET),
     ServicePorts("rag", http=8082 + OFFSET, grpc=50052 + OFFSET),
     ServicePorts("orchestrator", http=8081 + OFFSET),
-    ServicePorts("gateway", http=8080 + OFFSET),
+    ServicePorts("gateway", http=8080 + OFFSET, admin=9080 + OFFSET),
 )

@@ -8,6 +8,13 @@ waits until every `/readyz` answers 200 and prints the URLs.
 
 With `LOOM_NATS_URL` / `LOOM_DATABASE_URL` set, the embedded server they replace is not
 started and the services use the given one.
+
+Internal credentials need no step from the user: the first `up` generates them into
+`.loom/secrets/` (mode 0600): the Postgres superuser's and each service role's password, each
+NATS user's, and the gRPC service-token key (by the services themselves, `service_auth`). The
+embedded Postgres comes up first; `up` then runs the one database bootstrap (`db_roles`:
+a role per service owning its schema) and only then starts the services, each logging in to
+Postgres and NATS as itself. supervisord.conf names those passwords, so it is 0600 too.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from loom_common.devstack import infra, ports
+from loom_common.devstack import db_roles, infra, nats_auth, ports
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class StackPaths:
         return self.state / "supervisord.pid"
 
     @property
+    def secrets(self) -> Path:
+        return self.state / "secrets"
+
+    @property
     def console(self) -> Path:
         # The console's code lives in this repo even when LOOM_ROOT points a test's stack elsewhere.
         return Path(__file__).resolve().parents[5] / "services" / "console"
@@ -57,12 +68,12 @@ class StackPaths:
 
 def _program(name: str, command: list[str], *, logs: Path, env: dict[str, str] | None = None,
              user: str | None = None, priority: int = 100, stopsignal: str = "TERM",
-             stopwaitsecs: int = 20) -> str:
+             stopwaitsecs: int = 20, autostart: bool = True) -> str:
     lines = [
         f"[program:{name}]",
         "command=" + " ".join(_quote(c) for c in command),
         f"priority={priority}",
-        "autostart=true",
+        f"autostart={'true' if autostart else 'false'}",
         "autorestart=true",
         "startsecs=1",
         "startretries=10",
@@ -107,16 +118,23 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
     ]
+    credentials: dict[str, dict[str, str]] = {svc.name: {} for svc in ports.SERVICES}
     if nats_url is None:
         parts.append(_program("nats", infra.nats_command(paths.state / "nats", ports.NATS, ports.NATS_MONITOR),
                               logs=paths.logs, priority=10))
         nats_url = f"nats://127.0.0.1:{ports.NATS}"
-    if database_url is None:
-        pg_user = infra.prepare_postgres(paths.state / "postgres")
-        parts.append(_program("postgres", infra.postgres_command(paths.state / "postgres", ports.POSTGRES),
+        users = nats_auth.load_users(paths.secrets)
+        for svc in ports.SERVICES:  # each service its own NATS user
+            credentials[svc.name] |= {"LOOM_NATS_USER": svc.name, "LOOM_NATS_PASSWORD": users.passwords[svc.name]}
+    embedded_db = database_url is None
+    if embedded_db:
+        pg_user = infra.prepare_postgres(paths.state / "postgres", paths.secrets)
+        parts.append(_program("postgres", infra.postgres_command(paths.state / "postgres", ports.POSTGRES, pg_user),
                               logs=paths.logs, user=pg_user, priority=10, stopsignal="INT", stopwaitsecs=30))
-        database_url = infra.postgres_url(ports.POSTGRES)
-    env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url,
+        admin_dsn = embedded_admin_dsn(paths)
+        for svc, password in db_roles.load_passwords(paths.secrets).items():  # each its own role
+            credentials[svc]["LOOM_DATABASE_URL"] = db_roles.service_dsn(admin_dsn, svc, password)
+    env = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url or "",
            "LOOM_HOME": str(paths.state), "PYTHONUNBUFFERED": "1"}
     for svc in ports.SERVICES:  # every service learns where the gRPC ones listen
         if svc.grpc:
@@ -125,8 +143,12 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
         own = {f"LOOM_{svc.name.upper()}_HTTP_PORT": str(svc.http)}
         if svc.grpc:
             own[f"LOOM_{svc.name.upper()}_GRPC_PORT"] = str(svc.grpc)
+        if svc.admin:
+            own[f"LOOM_{svc.name.upper()}_ADMIN_PORT"] = str(svc.admin)
+        # With the embedded Postgres, `up` starts the services after the database bootstrap.
         parts.append(_program(svc.name, [str(bin_dir / f"loom-{svc.name}")], logs=paths.logs,
-                              env={**env, **own}, priority=50))
+                              env={**env, **own, **credentials[svc.name]}, priority=50,
+                              autostart=not embedded_db))
     console = console_command(paths)
     if console:
         gateway = next(s for s in ports.SERVICES if s.name == "gateway")
@@ -134,6 +156,20 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
                               env={"LOOM_CONSOLE_PORT": str(ports.CONSOLE),
                                    "LOOM_GATEWAY_URL": f"http://127.0.0.1:{gateway.http}"}))
     return "\n".join(parts)
+
+
+def embedded_admin_dsn(paths: StackPaths) -> str:
+    """The embedded Postgres superuser's DSN (the bootstrap's; services never get it)."""
+    return infra.postgres_url(ports.POSTGRES, password=infra.superuser_password(paths.state / "postgres",
+                                                                                 paths.secrets))
+
+
+def bootstrap_database(paths: StackPaths, timeout_s: float = 60.0) -> None:
+    """Wait for the embedded Postgres, then make every service's role and schema (db_roles)."""
+    infra.wait_until(lambda: subprocess.run([infra.pg_bin("pg_isready"), "-h", "127.0.0.1", "-p",
+                                             str(ports.POSTGRES)], capture_output=True).returncode == 0,
+                     timeout_s, "postgres")
+    db_roles.provision_sync(embedded_admin_dsn(paths), db_roles.load_passwords(paths.secrets))
 
 
 def console_command(paths: StackPaths) -> list[str] | None:
@@ -162,7 +198,7 @@ def _ready(url: str) -> bool:
 
 
 def readiness_urls(paths: StackPaths | None = None) -> dict[str, str]:
-    urls = {svc.name: f"http://127.0.0.1:{svc.http}/readyz" for svc in ports.SERVICES}
+    urls = {svc.name: svc.readyz for svc in ports.SERVICES}
     if paths is not None and console_command(paths):
         urls["console"] = f"http://127.0.0.1:{ports.CONSOLE}/readyz"
     return urls
@@ -172,10 +208,16 @@ def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
     """Start everything (or nothing if already running); wait for readiness."""
     bin_dir = Path(sys.executable).parent
     if not supervisord_running(paths):
-        conf = render_config(paths, nats_url=os.environ.get("LOOM_NATS_URL"),
-                             database_url=os.environ.get("LOOM_DATABASE_URL"))
+        database_url = os.environ.get("LOOM_DATABASE_URL")
+        conf = render_config(paths, nats_url=os.environ.get("LOOM_NATS_URL"), database_url=database_url)
+        paths.conf.unlink(missing_ok=True)
+        paths.conf.touch(mode=0o600)  # it names the services' passwords
         paths.conf.write_text(conf)
         subprocess.run([str(bin_dir / "supervisord"), "-c", str(paths.conf)], check=True)
+        if database_url is None:
+            bootstrap_database(paths)
+            subprocess.run([str(bin_dir / "supervisorctl"), "-c", str(paths.conf), "start",
+                            *(svc.name for svc in ports.SERVICES)], check=True, capture_output=True)
     pending = readiness_urls(paths)
     status = {name: False for name in pending}
     deadline = time.monotonic() + timeout_s
