@@ -113,7 +113,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s)),
-                    apps=Apps(pool, settings.default_chat_model), conversations=conversations,
+                    apps=Apps(pool, settings.default_chat_model, sealer), conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker)),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),

@@ -16,8 +16,9 @@ import asyncpg
 
 from loom_common.dsl.flow_nodes import InputVariable
 from loom_common.ids import new_id
-from loom_gateway.domain import dsl, security
+from loom_gateway.domain import app_secrets, dsl, security
 from loom_gateway.domain.errors import BadRequest, NotFound
+from loom_gateway.domain.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ class Apps:
     # the last few it ran, parsed: a run start whose key named the version skips the query.
     PUBLISHED_CACHE = 256
 
-    def __init__(self, pool: asyncpg.Pool, default_chat_model: str):
+    def __init__(self, pool: asyncpg.Pool, default_chat_model: str, sealer: Sealer):
         self.pool = pool
         self.default_chat_model = default_chat_model
+        self.sealer = sealer  # secret environment variables (app_secrets.py)
         self._published: OrderedDict[tuple[str, str, int], PublishedApp] = OrderedDict()
 
     async def create(self, tenant_id: str, account_id: str | None, name: str, mode: str,
@@ -76,7 +78,8 @@ class Apps:
         row = await self.pool.fetchrow(
             f"INSERT INTO apps (id, tenant_id, name, mode, description, icon, draft, created_by)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING {_APP_COLS}",
-            new_id(), tenant_id, name.strip(), mode, description, icon, json.dumps(doc), account_id)
+            new_id(), tenant_id, name.strip(), mode, description, icon,
+            json.dumps(app_secrets.seal(doc, self.sealer)), account_id)
         return app_body(row)
 
     async def list(self, tenant_id: str, page: int, limit: int, mode: str | None = None) -> dict:
@@ -114,20 +117,32 @@ class Apps:
 
     # ---- DSL: draft, publish, versions, import/export ---------------------------------------
 
-    async def draft(self, tenant_id: str, app_id: str) -> dict:
-        raw = await self.pool.fetchval("SELECT draft FROM apps WHERE tenant_id = $1 AND id = $2", tenant_id, app_id)
+    async def _stored_draft(self, conn, tenant_id: str, app_id: str, *, lock: bool = False) -> dict:
+        raw = await conn.fetchval("SELECT draft FROM apps WHERE tenant_id = $1 AND id = $2"
+                                  + (" FOR UPDATE" if lock else ""), tenant_id, app_id)
         if raw is None:
             raise NotFound("App not found.", code="app_not_exists")
         return json.loads(raw)
+
+    async def draft(self, tenant_id: str, app_id: str) -> dict:
+        """The draft as any reader sees it: secret values masked."""
+        return app_secrets.mask(await self._stored_draft(self.pool, tenant_id, app_id))
+
+    async def draft_for_run(self, tenant_id: str, app_id: str) -> dict:
+        """The draft a debug run gets: secret values opened. Never returned to a client."""
+        return app_secrets.reveal(await self._stored_draft(self.pool, tenant_id, app_id), self.sealer)
 
     async def save_draft(self, tenant_id: str, app_id: str, doc: Any) -> dict:
         app = await self.get(tenant_id, app_id)
         doc = dsl.validate(doc)
         if doc["app"]["mode"] != app["mode"]:
             raise BadRequest(f"app.mode must stay {app['mode']!r}", field="dsl.app.mode")
-        await self.pool.execute("UPDATE apps SET draft = $3::jsonb, updated_at = now() WHERE tenant_id = $1"
-                                " AND id = $2", tenant_id, app_id, json.dumps(doc))
-        return doc
+        async with self.pool.acquire() as conn, conn.transaction():  # a masked secret keeps the stored one
+            stored = await self._stored_draft(conn, tenant_id, app_id, lock=True)
+            sealed = app_secrets.seal(doc, self.sealer, stored)
+            await conn.execute("UPDATE apps SET draft = $3::jsonb, updated_at = now() WHERE tenant_id = $1"
+                               " AND id = $2", tenant_id, app_id, json.dumps(sealed))
+        return app_secrets.mask(sealed)
 
     async def publish(self, tenant_id: str, app_id: str, account_id: str | None) -> dict:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -166,7 +181,7 @@ class Apps:
                                        " AND version = $3", tenant_id, app_id, number)
         if raw is None:
             raise NotFound("Version not found.", code="version_not_exists")
-        return json.loads(raw)
+        return app_secrets.mask(json.loads(raw))
 
     async def import_dsl(self, tenant_id: str, account_id: str | None, text: str, name: str | None) -> dict:
         doc = dsl.parse_yaml(text)
@@ -186,8 +201,9 @@ class Apps:
             tenant_id, app_id)
         if row is None:
             raise BadRequest("App unavailable: it has not been published.", code="app_unavailable")
+        # Opened for runs (RunRequested.graph); no route returns a published app's environment.
         app = PublishedApp(row["id"], row["tenant_id"], row["mode"], row["name"], row["version"],
-                           json.loads(row["dsl"]))
+                           app_secrets.reveal(json.loads(row["dsl"]), self.sealer))
         self._published[(tenant_id, app_id, app.version)] = app
         while len(self._published) > self.PUBLISHED_CACHE:
             self._published.popitem(last=False)

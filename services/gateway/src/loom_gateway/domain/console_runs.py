@@ -42,7 +42,8 @@ MAX_TRACE_EVENTS = 20_000
 async def draft_app(apps, tenant_id: str, app_id: str) -> PublishedApp:
     """The app's current draft, shaped like a published version (`version` None)."""
     app = await apps.get(tenant_id, app_id)
-    return PublishedApp(app["id"], tenant_id, app["mode"], app["name"], None, await apps.draft(tenant_id, app_id))
+    return PublishedApp(app["id"], tenant_id, app["mode"], app["name"], None,
+                        await apps.draft_for_run(tenant_id, app_id))   # secrets opened for the run
 
 
 def run_kind(mode: str) -> str:
