@@ -189,6 +189,17 @@ async def test_default_models_apply_to_new_apps(gateway, admin) -> None:
     draft = (await c.get(admin.ws(f"/apps/{app['id']}/draft"), headers=admin.headers)).json()["dsl"]
     llm = next(n for n in draft["workflow"]["graph"]["nodes"] if n["data"]["type"] == "llm")
     assert llm["data"]["model"]["name"] == "llama3.2:1b"
+    # A dataset created without a model gets the workspace's embedding model (rag recorded here).
+    asked: list = []
+
+    async def create_dataset(*args):
+        asked.append(args)
+        return {"id": "d1"}
+
+    gateway.rt.http.state.gw.rag.create_dataset = create_dataset
+    r = await c.post("/v1/datasets", json={"name": "kb"}, headers={**admin.headers, "X-Workspace-Id":
+                                                                     admin.workspace_id})
+    assert r.status_code == 200 and asked[-1][-1] == "nomic-embed", r.text
     r = await c.put(url, json={"default_chat_model": None}, headers=admin.headers)
     assert r.json() == first  # a PUT sets both: null is the service default again
     r = await c.put(url, json={"default_chat_model": "m" * 201}, headers=admin.headers)

@@ -80,8 +80,10 @@ def _search_method(model: dict | None) -> str | None:
 
 @router.post("", name="datasets.create")
 async def create_dataset(body: DatasetCreate, request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
-    return await gw(request).rag.create_dataset(p.tenant_id, body.name, body.description,
-                                                _search_method(body.retrieval_model), body.embedding_model)
+    g = gw(request)  # no model named: the workspace's default embedding model, if it set one (else rag's)
+    model = body.embedding_model or await g.workspace_settings.embedding_model(p.tenant_id)
+    return await g.rag.create_dataset(p.tenant_id, body.name, body.description, _search_method(body.retrieval_model),
+                                      model)
 
 
 @router.get("", name="datasets.list")

@@ -149,6 +149,11 @@ class WorkspaceSettings:
             " default_embedding_model = $3, updated_at = now()", tenant_id, chat or None, embedding or None)
         return await self.default_models(tenant_id)
 
+    async def embedding_model(self, tenant_id: str) -> str | None:
+        """The embedding model the workspace chose for new datasets (None: the knowledge service's default)."""
+        row = await self._row(tenant_id)
+        return row["default_embedding_model"] if row else None
+
     async def chat_model(self, tenant_id: str) -> str:
         """The chat model new apps of this workspace start with."""
         return (await self.default_models(tenant_id))["default_chat_model"]
