@@ -22,6 +22,7 @@ from loom_rag.api.bus import (
 )
 from loom_rag.api.grpc_service import DatasetsServicer, RetrievalServicer
 from loom_rag.clients.inference import InferenceClient
+from loom_rag.ingest.isolated import ParseLimits
 from loom_rag.ingest.pipeline import Ingestor
 from loom_rag.ingest.tokenizer import WordPieceTokenizer
 from loom_rag.management import Management
@@ -60,7 +61,11 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
         await align_consumer(rt.broker, settings.ingest_ack_wait_s)
         db = await TenantDb.open(rt.pool)
         ingestor_ref.append(Ingestor(db=db, files=files, embedder=inference, tokenizer=tokenizer,
-                                     progress=BusProgressSink(rt.broker), batch_size=settings.embed_batch_size))
+                                     progress=BusProgressSink(rt.broker), batch_size=settings.embed_batch_size,
+                                     parse_limits=ParseLimits(
+                                         memory_mb=settings.parse_memory_mb, cpu_s=settings.parse_cpu_s,
+                                         wall_s=settings.parse_wall_s, max_text_chars=settings.parse_max_text_chars,
+                                         max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20)))
         late.retriever = Retriever(db, inference, LexicalOverlapReranker(), ef_search=settings.hnsw_ef_search,
                                    candidates_per_method=settings.candidates_per_method)
         late.management = Management(db=db, files=files, queue=BusIngestQueue(rt.broker), embedder=inference,

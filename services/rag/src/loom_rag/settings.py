@@ -36,6 +36,12 @@ class RagSettings(ServiceSettings):
     embed_batch_size: int = 64             # chunks per Embed call and per write transaction
     embed_timeout_s: float = 60.0
     max_file_bytes: int = 50 * 1024 * 1024
+    # Parsing runs in a child process under these limits (ingest/isolated.py).
+    parse_memory_mb: int = 1024
+    parse_cpu_s: int = 30
+    parse_wall_s: float = 60.0
+    parse_max_text_chars: int = 5_000_000
+    parse_max_unzipped_mb: int = 200
 
     # Retrieval.
     hnsw_ef_search: int = 64               # candidates HNSW keeps; recall vs latency

@@ -7,6 +7,11 @@
     .md .markdown    markdown-it-py rendered to HTML, then as HTML
     .txt (text)      UTF-8 (BOM tolerated), else Windows-1252
     .csv             csv module, sniffed dialect; each row as "column: value; ..." lines
+
+Untrusted files are parsed through `parse_untrusted`, in a limited child process (isolated.py
+starts it): a DOCX whose members expand past `max_unzipped_bytes`, or any file whose text is
+longer than `max_text_chars`, is refused, and any error a parser raises (lxml's included)
+becomes a BadDocument naming the file type.
 """
 
 from __future__ import annotations
@@ -147,3 +152,33 @@ def file_kind(name: str, mime_type: str = "") -> str:
 
 def parse(data: bytes, name: str, mime_type: str = "") -> str:
     return PARSERS[file_kind(name, mime_type)](data)
+
+
+def check_zip_expansion(data: bytes, max_unzipped_bytes: int) -> None:
+    """Refuse an archive whose members declare more than the cap (zipfile never inflates a
+    member past its declared size, so the declaration bounds the real expansion)."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise BadDocument(f"not a readable DOCX file: {exc}") from exc
+    total = sum(m.file_size for m in members)
+    if total > max_unzipped_bytes:
+        raise BadDocument(f"the DOCX expands to {total // 2**20} MiB, over the {max_unzipped_bytes // 2**20} MiB "
+                          "limit (a compression bomb?)")
+
+
+def parse_untrusted(data: bytes, *, name: str, mime_type: str = "", max_text_chars: int,
+                    max_unzipped_bytes: int) -> str:
+    """The bounded child's entry point (see isolated.py): parse with the caps above."""
+    kind = file_kind(name, mime_type)
+    if kind == ".docx":
+        check_zip_expansion(data, max_unzipped_bytes)
+    try:
+        text = PARSERS[kind](data)
+    except (BadDocument, MemoryError):
+        raise
+    except Exception as exc:  # lxml, zlib, a parser's own bug: the file is what is wrong
+        raise BadDocument(f"not a readable {kind[1:].upper()} file: {type(exc).__name__}: {exc}"[:500]) from exc
+    if len(text) > max_text_chars:
+        raise BadDocument(f"the document's text is {len(text)} characters, over the {max_text_chars} limit")
+    return text

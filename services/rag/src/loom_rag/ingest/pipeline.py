@@ -1,7 +1,8 @@
 """`Ingestor.ingest`: one document through waiting -> parsing -> splitting -> indexing -> completed.
 
     load (skip if deleted, stale revision, paused or already completed)
-    parsing    raw bytes from the file store -> text (parsers), cleaned
+    parsing    raw bytes from the file store -> text (parsers, in a limited child process:
+               isolated.py), cleaned
     splitting  text -> chunks (splitter, token-sized per the document's process rule)
     indexing   first, segments of older revisions are dropped; then per batch of chunks:
                embed through inference, then ONE transaction upserts the batch's segments
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loom_common.errors import PermanentError
 from loom_common.events import DocumentIngestRequested, DocumentProgress, DocumentStatus
@@ -29,7 +30,7 @@ from loom_rag.domain.errors import BadDocument, EmbeddingMismatch, NotFound
 from loom_rag.domain.models import Chunk, Dataset, Document
 from loom_rag.domain.ports import Embedder, FileStore, ProgressSink, Tokenizer
 from loom_rag.ingest.cleaning import clean
-from loom_rag.ingest.parsers import parse
+from loom_rag.ingest.isolated import ParseLimits, parse_isolated
 from loom_rag.ingest.splitter import split_document
 from loom_rag.store import datasets as datasets_store
 from loom_rag.store import documents as documents_store
@@ -55,6 +56,7 @@ class Ingestor:
     batch_size: int = 64
     # Called after every batch (e.g. to tell JetStream the message is still being worked on).
     heartbeat: Callable[[], Awaitable[None]] | None = None
+    parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
     async def ingest(self, item: DocumentIngestRequested, *, final: bool = False, heartbeat=None) -> None:
         tenant = item.tenant_id
@@ -88,7 +90,12 @@ class Ingestor:
         started = time.perf_counter()
         await self._advance(doc, DocumentStatus.PARSING, progress=0.0, error=None)
         raw = await self.files.get(doc.file_key)
-        text = parse(raw, doc.name, doc.mime_type) if doc.data_source_type == "upload_file" else raw.decode()
+        if doc.data_source_type == "upload_file":
+            text = await parse_isolated(raw, doc.name, doc.mime_type, self.parse_limits)
+        else:  # text typed through the API, bounded by the request size
+            text = raw.decode()
+            if len(text) > self.parse_limits.max_text_chars:
+                raise BadDocument(f"the text is longer than {self.parse_limits.max_text_chars} characters")
         rule = doc.process_rule
         text = clean(text, remove_extra_spaces=rule.remove_extra_spaces, remove_urls_emails=rule.remove_urls_emails)
         if not text:
