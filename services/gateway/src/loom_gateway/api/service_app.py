@@ -49,7 +49,8 @@ async def rename(conversation_id: str, body: RenameBody, request: Request, p: Pr
         query = await g.conversations.first_query(p.app_id, body.user, conversation_id)
         _, doc = await _app(request, p)
         name, tokens = await naming.name_conversation(
-            g.inference, model_calls.app_model(doc) or g.settings.default_chat_model, query, p.tenant_id)
+            g.inference, model_calls.app_model(doc) or await g.workspace_settings.chat_model(p.tenant_id), query,
+            p.tenant_id)
         await g.limits.charge_tokens(p, tokens)
     return await g.conversations.rename(p.app_id, body.user, conversation_id, name)
 
@@ -145,7 +146,7 @@ async def suggested(message_id: str, request: Request, p: Principal = require(Pe
     turns = await g.conversations.turns_until(p.app_id, user, message_id, suggestions.TURNS)
     if not suggestions.enabled(doc):
         raise BadRequest("Suggested Questions Is Disabled.", code="bad_request")
-    model = model_calls.app_model(doc) or g.settings.default_chat_model
+    model = model_calls.app_model(doc) or await g.workspace_settings.chat_model(p.tenant_id)
     questions, tokens = await suggestions.suggest(g.inference, model, turns, p.tenant_id)
     await g.limits.charge_tokens(p, tokens)
     return {"result": "success", "data": questions}
