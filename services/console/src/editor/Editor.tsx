@@ -33,6 +33,7 @@ import { NodePanel } from './panels/NodePanel'
 import { emptyTrace, type RunTrace } from './run/trace'
 import { Toolbar, type SaveState } from './Toolbar'
 
+
 interface Snap {
   nodes: LoomNode[]
   edges: LoomEdge[]
@@ -82,7 +83,10 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   const graph = useMemo(() => toGraph(refs.current.nodes, refs.current.edges, refs.current.meta), [structure])
   const checked = useDeferredValue(graph)
   const local = useMemo(() => localProblems(checked, mode), [checked, mode])
-  const problems = useMemo(() => byNode([...local, ...serverProblems]), [local, serverProblems])
+  // The gateway repeats some of what the editor finds (a missing field): show each once.
+  const server = useMemo(() => serverProblems.filter((sp) =>
+    !local.some((l) => l.nodeId === sp.nodeId && l.field !== undefined && l.field === sp.field)), [local, serverProblems])
+  const problems = useMemo(() => byNode([...local, ...server]), [local, server])
   const ctx: EditorContextValue = useMemo(() => ({ problems, trace, canEdit, mode, workspaceId, appId }),
     [problems, trace, canEdit, mode, workspaceId, appId])
 
@@ -101,6 +105,27 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     setMeta(f.meta)
     touch()
   }, [remember, touch])
+
+  /** Show every node: computed from the document's positions, since React Flow's own fitView
+   *  only sees the nodes it has measured (with visible-only rendering, not the off-screen ones). */
+  const fitAll = useCallback((duration = 0) => {
+    const box = wrapper.current?.getBoundingClientRect()
+    const top = refs.current.nodes.filter((n) => !n.parentId)
+    if (!box || !top.length) return
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity]
+    for (const n of top) {
+      const w = n.measured?.width ?? n.initialWidth ?? 240
+      const h = n.measured?.height ?? n.initialHeight ?? 60
+      x0 = Math.min(x0, n.position.x)
+      y0 = Math.min(y0, n.position.y)
+      x1 = Math.max(x1, n.position.x + w)
+      y1 = Math.max(y1, n.position.y + h)
+    }
+    const pad = 40
+    const zoom = Math.max(0.1, Math.min(1, (box.width - 2 * pad) / (x1 - x0), (box.height - 2 * pad) / (y1 - y0)))
+    void rf.setViewport({ x: (box.width - (x1 - x0) * zoom) / 2 - x0 * zoom, y: (box.height - (y1 - y0) * zoom) / 2 - y0 * zoom, zoom },
+      { duration })
+  }, [rf])
 
   // ---- saving -------------------------------------------------------------------------
   const queue = useRef<Promise<boolean>>(Promise.resolve(true))
@@ -323,8 +348,8 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
 
   const layout = useCallback(() => {
     setGraph(autoLayout(toGraph(refs.current.nodes, refs.current.edges, refs.current.meta)))
-    window.setTimeout(() => rf.fitView({ padding: 0.1 }), 50)
-  }, [rf, setGraph])
+    window.setTimeout(() => fitAll(), 50)
+  }, [fitAll, setGraph])
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -364,8 +389,8 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   const loadDoc = useCallback((d: AppDoc) => {
     docMeta.current = d
     setGraph(needsLayout(d.workflow.graph) ? autoLayout(d.workflow.graph) : d.workflow.graph)
-    window.setTimeout(() => rf.fitView({ padding: 0.1 }), 50)
-  }, [rf, setGraph])
+    window.setTimeout(() => fitAll(), 50)
+  }, [fitAll, setGraph])
 
   const keepMine = useCallback(async () => {
     setConflict(null)
@@ -388,7 +413,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
 
   const selectedNode = selected ? nodes.find((n) => n.id === selected)?.data.node : undefined
   const hasStart = nodes.some((n) => n.data.node.data.type === 'start' && !n.parentId)
-  const allProblems = [...local, ...serverProblems]
+  const allProblems = [...local, ...server]
 
   return (
     <EditorContext.Provider value={ctx}>
@@ -396,7 +421,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
         <div className="ed-root" data-testid="editor">
           <Toolbar name={doc.app.name} mode={mode} canEdit={canEdit} saveState={saveState} problemCount={allProblems.length}
             canUndo={history.current.canUndo} canRedo={history.current.canRedo} onUndo={undo} onRedo={redo}
-            onLayout={layout} onFit={() => rf.fitView({ padding: 0.1, duration: 200 })} onPublish={publish}
+            onLayout={layout} onFit={() => fitAll(200)} onPublish={publish}
             onSaveNow={() => void flush()} onToggleDebug={() => setDebugOpen((o) => !o)} debugOpen={debugOpen}
             base={base} onRestore={(d) => loadDoc(d)} onNotice={setNotice} />
           {conflict && (
@@ -422,11 +447,11 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
                 onNodeDragStart={() => remember('drag:' + Date.now())} onNodeDragStop={() => fitContainers()}
                 nodesDraggable={canEdit} nodesConnectable={canEdit} edgesReconnectable={false}
                 deleteKeyCode={canEdit ? ['Backspace', 'Delete'] : null}
-                fitView fitViewOptions={{ padding: 0.1 }} minZoom={0.1} onlyRenderVisibleElements
+                onInit={() => fitAll()} minZoom={0.1} onlyRenderVisibleElements
                 proOptions={{ hideAttribution: true }}>
                 <Background gap={16} />
                 <Controls showInteractive={false} />
-                <MiniMap pannable zoomable />
+                <MiniMap pannable zoomable style={{ width: 150, height: 100 }} />
               </ReactFlow>
             </div>
             {debugOpen ? (

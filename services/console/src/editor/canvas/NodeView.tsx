@@ -22,7 +22,7 @@ function Body({ id, data, selected, container }: NodeProps<LoomNode> & { contain
   return (
     <div className={classes.join(' ')} data-testid={`node-${id}`} data-type={node.data.type}
       data-status={status ?? ''} data-invalid={mine.length ? 'true' : 'false'}>
-      {s?.target && <Handle type="target" position={Position.Left} id="target" className="ed-handle" />}
+      {s?.target && <Handle type="target" position={Position.Left} id="target" className="ed-handle" data-testid={`target-${id}`} />}
       <div className="ed-node-head">
         <span className="ed-node-type">{s?.label ?? node.data.type}</span>
         {mine.length > 0 && <span className="ed-node-warn" title={mine.map((p) => p.message).join('\n')}

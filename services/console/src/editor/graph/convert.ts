@@ -96,6 +96,9 @@ export function toFlowNode(node: DslNode, size?: { width: number; height: number
     type: container ? 'container' : 'loom',
     position: { ...(node.position ?? { x: 0, y: 0 }) },
     data: { node },
+    // Sizes before the first measure, so fitView and visible-only rendering see every node.
+    initialWidth: container ? size?.width ?? CONTAINER_MIN.width : NODE_WIDTH,
+    initialHeight: container ? size?.height ?? CONTAINER_MIN.height : nodeHeight(node),
   }
   // The start node and a container's start node are part of the graph's shape: never deleted alone.
   if (['start', 'iteration-start', 'loop-start'].includes(node.data.type)) out.deletable = false
