@@ -28,12 +28,12 @@ class DifyImport:
 
 def import_dify(source: str | dict[str, Any]) -> DifyImport:
     if isinstance(source, str):
-        import yaml  # only the import path needs it
+        from loom_common import untrusted_yaml  # no aliases, size capped
 
         try:
-            source = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise DSLError([f"(yaml): {exc}"]) from None
+            source = untrusted_yaml.load(source)
+        except untrusted_yaml.UntrustedYamlError as exc:
+            raise DSLError([f"(yaml): {exc.message}"]) from None
     if not isinstance(source, dict):
         raise DSLError(["(root): a Dify export is a mapping with app and workflow"])
     app = source.get("app") or {}

@@ -6,6 +6,7 @@ Every query filters on tenant_id: an id from another workspace is simply "not fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -184,7 +185,7 @@ class Apps:
         return app_secrets.mask(json.loads(raw))
 
     async def import_dsl(self, tenant_id: str, account_id: str | None, text: str, name: str | None) -> dict:
-        doc = dsl.parse_yaml(text)
+        doc = await asyncio.to_thread(dsl.parse_yaml, text)  # up to MAX_DSL_CHARS of YAML: off the loop
         meta = doc["app"]
         return await self.create(tenant_id, account_id, name or meta["name"], meta["mode"],
                                  meta.get("description") or "", meta.get("icon") or "", doc)

@@ -20,12 +20,14 @@ from typing import Any
 
 import yaml
 
+from loom_common import untrusted_yaml
 from loom_common.dsl import DSLError, parse_graph
 from loom_common.dsl.dify import import_dify
 from loom_common.dsl.flow_nodes import InputVariable
 from loom_gateway.domain.errors import BadRequest
 
 DOC_VERSION = "loom/1"
+MAX_DSL_CHARS = 2_000_000   # an imported DSL's YAML text (a large real workflow is ~100 KB)
 MODES = ("chat", "chatflow", "workflow", "agent", "completion")
 CHAT_MODES = ("chat", "chatflow", "agent")
 
@@ -108,11 +110,12 @@ def validate(doc: Any) -> dict[str, Any]:
 
 
 def parse_yaml(text: str) -> dict[str, Any]:
-    """A Loom document, or a Dify export converted to one."""
+    """A Loom document, or a Dify export converted to one (no YAML aliases, size capped:
+    `loom_common.untrusted_yaml`)."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadRequest(f"not valid YAML: {exc}", field="data") from exc
+        doc = untrusted_yaml.load(text, max_chars=MAX_DSL_CHARS, field="data")
+    except untrusted_yaml.UntrustedYamlError as exc:
+        raise BadRequest(exc.message, field=exc.field) from None
     if not isinstance(doc, dict):
         raise BadRequest("the DSL must be a mapping", field="data")
     if doc.get("version") == DOC_VERSION:

@@ -41,12 +41,12 @@ def parse(text: str) -> dict[str, Any]:
     try:
         raw = json.loads(text)
     except ValueError:
-        import yaml  # YAML specs are common; PyYAML comes with prance
+        from loom_common import untrusted_yaml  # YAML specs are common: no aliases, size capped
 
         try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidArguments(f"argument 'spec': neither JSON nor YAML: {exc}", field="spec") from exc
+            raw = untrusted_yaml.load(text, field="spec")
+        except untrusted_yaml.UntrustedYamlError as exc:
+            raise InvalidArguments(f"argument 'spec': neither JSON nor YAML: {exc.message}", field="spec") from None
     if not isinstance(raw, dict) or not str(raw.get("openapi", "")).startswith("3."):
         raise InvalidArguments("argument 'spec': not an OpenAPI 3 document (no 'openapi: 3.x')", field="spec")
     _refuse_external_refs(raw)
