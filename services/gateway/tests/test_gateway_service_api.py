@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from gateway_testkit import make_app, republish
+from gateway_testkit import Console, make_app, republish
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # a hang fails with a traceback
 
@@ -409,3 +409,39 @@ async def test_files_parameters_info(gateway, admin) -> None:
     big = await c.post("/v1/chat-messages", content=b"x" * (17 * 1024 * 1024), headers={**h, "content-type":
                                                                                          "application/json"})
     assert big.status_code == 413
+
+
+async def test_run_files_resolved_within_the_apps_workspace(gateway, admin, orchestrator) -> None:
+    """`files[].upload_file_id` of a run request (issue 18): another workspace's file, or an id
+    never uploaded, is refused with Dify's 400; the workspace's own is passed on, completed."""
+    import uuid
+
+    c, h = gateway.client, admin.headers
+    _, key = await make_app(c, admin, "chat")
+    kh = {"Authorization": f"Bearer {key}"}
+    other_ws = (await c.post("/console/api/workspaces", json={"name": "B"}, headers=h)).json()["id"]
+    other = Console(admin.token, other_ws, admin.account_id)
+    _, other_key = await make_app(c, other, "chat", name="b-app")
+    theirs = (await c.post("/v1/files/upload", files={"file": ("b.txt", b"theirs", "text/plain")}, data={"user": "u"},
+                           headers={"Authorization": f"Bearer {other_key}"})).json()["id"]
+    mine = (await c.post("/v1/files/upload", files={"file": ("a.txt", b"mine", "text/plain")}, data={"user": "u"},
+                         headers=kh)).json()["id"]
+
+    asked = len(orchestrator.requests)
+    for file_id in (theirs, str(uuid.uuid4())):
+        r = await c.post("/v1/chat-messages", headers=kh, json={
+            "query": "q", "user": "u", "response_mode": "blocking",
+            "files": [{"type": "document", "transfer_method": "local_file", "upload_file_id": file_id}]})
+        assert r.status_code == 400, r.text
+        assert (r.json()["code"], r.json()["message"]) == ("invalid_param", "Invalid upload file")
+    assert len(orchestrator.requests) == asked   # nothing was asked for
+
+    ok = await c.post("/v1/chat-messages", headers=kh, json={
+        "query": "q", "user": "u", "response_mode": "blocking",
+        "files": [{"type": "document", "transfer_method": "local_file", "upload_file_id": mine}]})
+    assert ok.status_code == 200, ok.text
+    (sent,) = orchestrator.requests[-1].files
+    assert (sent["upload_file_id"], sent["filename"], sent["extension"]) == (mine, "a.txt", "txt")
+    convs = (await c.get("/v1/messages", params={"user": "u", "conversation_id": ok.json()["conversation_id"]},
+                         headers=kh)).json()["data"]
+    assert [f["upload_file_id"] for f in convs[0]["message_files"]] == [mine]

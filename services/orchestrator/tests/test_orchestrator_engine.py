@@ -419,3 +419,23 @@ async def test_start_checks_inputs_and_template_is_sandboxed(harness) -> None:
     }
     out = await harness.run(g)
     assert out.status == "failed" and "unsafe" in out.error.lower()
+
+
+async def test_node_started_carries_the_inputs_it_reads_with_secrets_masked(harness) -> None:
+    """Dify's node_started lists `inputs`: the variables a node reads, as they stand when it
+    starts; a secret environment variable shows as a mask in events (issue 18)."""
+    g = {
+        "nodes": [START,
+                  tpl("t", "{{ x }} {{ token }} {{ region }}", x=["start", "x"], token=["env", "token"],
+                      region=["env", "region"]),
+                  end(("out", ["t", "output"]))],
+        "edges": chain("start", "t", "end"),
+        "environment_variables": [{"name": "token", "value_type": "secret", "value": "sk-123"},
+                                  {"name": "region", "value_type": "string", "value": "eu"}],
+    }
+    out = await harness.run(g, {"x": 7})
+    assert out.outputs == {"out": "7 sk-123 eu"}   # the node itself reads the real value
+    started = {d["node_id"]: d for d in harness.sink.of("node_started")}
+    assert started["start"]["inputs"] == {}
+    assert started["t"]["inputs"] == {"start.x": 7, "env.token": "******", "env.region": "eu"}
+    assert started["end"]["inputs"] == {"t.output": "7 sk-123 eu"}

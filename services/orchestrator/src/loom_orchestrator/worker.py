@@ -106,7 +106,8 @@ class Worker:
         seq = 0 if claim.created else await messaging.last_run_event_seq(self.broker, event.run_id)
         events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq)
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
-                         conversation_id=event.conversation_id, message_id=event.run_id if chat else None,
+                         conversation_id=event.conversation_id,
+                         message_id=(event.message_id or event.run_id) if chat else None,
                          user=event.user, accepted_at=claim.accepted_epoch, limits=self.limits)
         services = self._services()
         services.history = claim.history

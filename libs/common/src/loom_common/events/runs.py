@@ -31,6 +31,9 @@ class RunRequested(Event):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     query: str | None = None
     conversation_id: str | None = None
+    # The message the gateway stored for this turn (chat modes): the one id the run's message
+    # events carry, so feedback and suggestions find it. None: the run id stands for it.
+    message_id: str | None = None
     user: str | None = None
     files: list[dict[str, JsonValue]] = Field(default_factory=list)
     response_mode: ResponseMode = "streaming"

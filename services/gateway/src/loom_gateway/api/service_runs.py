@@ -83,6 +83,8 @@ async def _start(request: Request, p: Principal, kind: str, **kw) -> StartedRun:
     g = gw(request)
     app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
     timing.mark(request, "app")
+    if kw.get("files"):  # uploaded files must be this workspace's (Dify's 400 otherwise)
+        kw["files"] = await g.files.resolve(p.tenant_id, kw["files"])
     # The app's token budget is held of the quotas before the run is asked for; its end settles it.
     run_id = new_id()
     await g.limits.reserve(p, dsl.token_budget(app.dsl, g.settings.token_reservation_default), run_id=run_id)

@@ -34,6 +34,8 @@ _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_fi
 _MESSAGE_ONLY_MODES = ("chat", "agent")
 # What message_end carries for the gateway's records only, never shown to the client.
 _RECORD_ONLY = ("conversation_variables",)
+# Message-level events whose `id` is their own (an agent round's, a file's), not the message's.
+_OWN_ID = ("agent_thought", "message_file")
 # Events that carry answer text: the first one's time is the run's time to first token (TTFT).
 _TEXT_EVENTS = ("message", "agent_message", "text_chunk")
 
@@ -172,9 +174,10 @@ def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
         if ev.event == "error":
             return {**base, "status": int(ev.data.get("status", 500)), "code": ev.data.get("code", "internal_error"),
                     "message": ev.data.get("message", "run failed")}
-        if ev.event == "message_end":
-            return {**base, **{k: v for k, v in ev.data.items() if k not in _RECORD_ONLY}}
-        return {**base, **ev.data}
+        # The gateway's ids win over the event's: one message id everywhere (the stored one, which
+        # feedback and suggestions look up); a thought's or a file's own `id` stays.
+        ids = {k: v for k, v in base.items() if not (k == "id" and ev.event in _OWN_ID)}
+        return {**base, **{k: v for k, v in ev.data.items() if k not in _RECORD_ONLY}, **ids}
     data = dict(ev.data)
     if ev.event in ("workflow_started", "workflow_finished"):
         data.setdefault("id", run.run_id)
@@ -224,7 +227,8 @@ class Execution:
         request = RunRequested(
             tenant_id=app.tenant_id, run_id=run.run_id, app_id=app.id, app_mode=app.mode,
             graph=dsl.run_graph(app.dsl), inputs=inputs, query=query,
-            conversation_id=rows.conversation_id or rows.new_conversation_id, user=user, files=files,
+            conversation_id=rows.conversation_id or rows.new_conversation_id, message_id=run.message_id,
+            user=user, files=files,
             response_mode=response_mode)
         run.conversation_id, run.feed = await self._record_and_request(rows, request)
         run.published_at = time.perf_counter()

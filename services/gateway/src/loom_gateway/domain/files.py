@@ -10,7 +10,7 @@ import asyncio
 import mimetypes
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -87,6 +87,27 @@ class Files:
                                        name[:255], len(data), ext.lstrip("."), mime, key)
         return {"id": file_id, "name": name[:255], "size": len(data), "extension": ext.lstrip("."),
                 "mime_type": mime, "created_by": end_user_id, "created_at": int(row["created_at"].timestamp())}
+
+    async def resolve(self, tenant_id: str, files: Any) -> list[dict]:
+        """A run request's `files`, each uploaded one looked up in the app's workspace: an id from
+        another workspace, or one that was never uploaded, is refused the way Dify refuses it
+        (400 invalid_param "Invalid upload file"). Found ones carry the stored name, type and size."""
+        if not isinstance(files, list):
+            return files  # the run's own checks name a malformed `files`
+        out = []
+        for i, f in enumerate(files):
+            if not isinstance(f, dict) or (f.get("transfer_method") != "local_file" and "upload_file_id" not in f):
+                out.append(f)
+                continue
+            file_id = f.get("upload_file_id")
+            row = await self.pool.fetchrow("SELECT name, size, extension, mime_type FROM files WHERE id = $1"
+                                           " AND tenant_id = $2", file_id, tenant_id) \
+                if isinstance(file_id, str) and file_id else None
+            if row is None:
+                raise BadRequest("Invalid upload file", field=f"files.{i}.upload_file_id")
+            out.append({**f, "upload_file_id": file_id, "filename": row["name"], "size": row["size"],
+                        "extension": row["extension"], "mime_type": row["mime_type"]})
+        return out
 
     async def read(self, tenant_id: str, file_id: str) -> tuple[dict, bytes]:
         row = await self.pool.fetchrow("SELECT name, mime_type, storage_key FROM files WHERE id = $1 AND"

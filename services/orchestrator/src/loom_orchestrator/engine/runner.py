@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loom_common.dsl.graph import Graph, Node
+from loom_common.dsl.references import references
 from loom_orchestrator.engine.context import NodeContext, NodeResult, RunContext, ScopeOutcome, Services
 from loom_orchestrator.engine.ports import EventSink, Journal, NodeRecord
 from loom_orchestrator.engine.topology import Scope, compile_graph
@@ -36,6 +37,7 @@ from loom_orchestrator.engine.variables import VariablePool
 
 FINISHED = ("succeeded", "exception")
 MODEL_NODES = ("llm", "agent", "question-classifier", "parameter-extractor")
+SECRET_MASK = "******"  # what events show of a secret environment variable
 CONTAINER_NODES = ("iteration", "loop")
 
 
@@ -67,6 +69,8 @@ class Engine:
     def __init__(self, graph: Graph, run: RunContext, services: Services, journal: Journal,
                  events: EventSink, registry: dict[str, Any], observer: Any = None) -> None:
         self.scopes = compile_graph(graph)
+        # Secret environment variables read as a mask in the events a client sees (node inputs).
+        self._secret_env = {v.name for v in graph.environment_variables if v.value_type == "secret"}
         self.run, self.services, self.journal, self.events = run, services, journal, events
         self.registry = registry
         self.observer = observer  # optional: .node(node_type) -> context manager (spans, metrics)
@@ -152,7 +156,8 @@ class Engine:
         record = NodeRecord(key=key, node_id=nid, node_type=node.data.type, status="running",
                             index=next(self.state.index))
         base = self._base_event(node, key, record.index, scope)
-        self.events.emit("node_started", {**base, "created_at": int(self.run.clock())}, nid)
+        self.events.emit("node_started", {**base, "inputs": self._started_inputs(node, pool),
+                                          "created_at": int(self.run.clock())}, nid)
         # Pure nodes (no side effect) are not noted as running: re-running one after a crash
         # is harmless, and skipping the write halves the journal cost of a long template chain.
         noting: asyncio.Task | None = None
@@ -268,6 +273,17 @@ class Engine:
             outcome.loop_end = True
 
     # ---- helpers -----------------------------------------------------------------------
+
+    def _started_inputs(self, node: Node, pool: VariablePool) -> dict[str, Any]:
+        """`inputs` of node_started (Dify's API lists it): the variables the node reads, by
+        selector (`start.query`, `env.region`), as they stand when it starts."""
+        selectors = [sel for _, sel in node.data.selectors() if sel]
+        selectors += [sel for _, text in node.data.templates() for sel in references(text)]
+        out: dict[str, Any] = {}
+        for sel in selectors:
+            secret = len(sel) > 1 and sel[0] == "env" and sel[1] in self._secret_env
+            out[".".join(sel)] = SECRET_MASK if secret else pool.get(sel)
+        return out
 
     def _base_event(self, node: Node, key: str, index: int, scope: Scope) -> dict[str, Any]:
         base = {"id": self.run.execution_id(key), "node_id": node.id, "node_type": node.data.type,
