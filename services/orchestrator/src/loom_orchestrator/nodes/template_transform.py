@@ -1,24 +1,27 @@
-"""template-transform: Jinja2 in `jinja2.sandbox.SandboxedEnvironment`.
+"""template-transform: Jinja2 under `loom_common.templating`'s budget.
 
-The sandbox refuses unsafe attribute access (no `__class__.__mro__` escapes) and caps
-`range`; rendering runs in a worker thread so a heavy template never stalls the event
-loop (heartbeats, other runs). Compiled templates are cached by source.
+The sandbox refuses unsafe attribute access (no `__class__.__mro__` escapes); the budget
+refuses operations whose result would be huge (`'a' * 50000000`), caps range(), output and
+time. A template with statements (loops, macros, set) renders in a worker thread under a time
+limit, so a heavy one never stalls the event loop (heartbeats, other runs); a short
+expression-only template renders inline, since its every operation is size-checked and a
+thread hop costs more than it does. Compiled templates are cached by source.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
+from loom_common import templating
 from loom_common.dsl.flow_nodes import TemplateTransformData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
 
 MAX_OUTPUT = 400_000  # characters, as Dify
-_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
-INLINE_LIMIT = 256  # short templates render inline: a thread hop costs more than they do
+RENDER_TIMEOUT_S = 5.0
+_ENV = templating.BudgetedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
+INLINE_LIMIT = 256  # short expression-only templates render inline
 
 
 @functools.lru_cache(maxsize=512)
@@ -33,12 +36,10 @@ class TemplateTransformNode:
         values = {v.variable: ctx.pool.get(v.value_selector) for v in data.variables}
         try:
             template = _compile(data.template)
-            if len(data.template) <= INLINE_LIMIT and "for" not in data.template:
-                text = template.render(**values)
+            if len(data.template) <= INLINE_LIMIT and "{%" not in data.template:
+                text = templating.render_sync(template, values, timeout_s=RENDER_TIMEOUT_S, max_output=MAX_OUTPUT)
             else:
-                text = await asyncio.to_thread(template.render, **values)
+                text = await templating.render(template, values, timeout_s=RENDER_TIMEOUT_S, max_output=MAX_OUTPUT)
         except TemplateError as exc:
             raise ValueError(f"template: {exc}") from None
-        if len(text) > MAX_OUTPUT:
-            raise ValueError(f"template output is longer than {MAX_OUTPUT} characters")
         return NodeResult(outputs={"output": text}, inputs=values)
