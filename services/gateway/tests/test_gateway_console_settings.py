@@ -17,6 +17,8 @@ from gateway_testkit import make_app
 
 from loom_common.devstack import infra
 from loom_common.testing import ServiceProcess
+from loom_gateway.clients.inference import InferenceClient
+from loom_gateway.domain.errors import ApiError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -40,6 +42,7 @@ def inference(nats_url, database_url, tmp_path):
            "LOOM_INFERENCE_LOAD_MODELS_AT_START": "false", "LOOM_INFERENCE_API_TOKEN": API_TOKEN,
            "PYTHONUNBUFFERED": "1"}
     proc = ServiceProcess("inference", env, http_port, home / "inference.log").start(120)
+    proc.grpc_port = grpc_port  # type: ignore[attr-defined]
     yield proc
     proc.stop()
 
@@ -136,6 +139,46 @@ async def test_model_endpoints_keep_keys_sealed_and_the_test_makes_a_real_call(
     audit = (await c.get(admin.ws("/audit-logs"), params={"action": "model_endpoints.create"},
                          headers=admin.headers)).json()["data"]
     assert len(audit) == 1 and API_TOKEN not in str(audit)
+
+
+@pytest.mark.slow  # a second inference process starts, and loads its model on the first call
+async def test_endpoint_models_are_registered_with_inference_for_their_workspace(
+        loopback_allowed, gateway, admin, inference) -> None:
+    c = gateway.client
+    client = InferenceClient(f"127.0.0.1:{inference.grpc_port}", 120)  # the gateway's client, to that process
+    endpoints = gateway.rt.http.state.gw.model_endpoints
+    endpoints.registry = client
+    ws = admin.workspace_id
+    try:
+        # A model on a server that is down: routed for this workspace (unavailable), unknown to another.
+        dead = f"http://127.0.0.1:{infra.free_port()}/v1"
+        r = await c.post(admin.ws("/model-endpoints"), json={"name": "down", "kind": "openai", "base_url": dead,
+                                                             "models": ["lan-only"]}, headers=admin.headers)
+        assert r.status_code == 201 and r.json()["registered"] is True, r.text
+        down_id = r.json()["id"]
+        with pytest.raises(ApiError) as routed:
+            await client.complete("lan-only", "hi", max_tokens=1, tenant_id=ws)
+        assert routed.value.status in (502, 503), routed.value.message
+        with pytest.raises(ApiError) as elsewhere:
+            await client.complete("lan-only", "hi", max_tokens=1, tenant_id="another-workspace")
+        assert elsewhere.value.status == 404
+
+        # A real model behind the same process's OpenAI API, with its API token as the endpoint's key.
+        r = await c.post(admin.ws("/model-endpoints"), json={
+            "name": "self", "kind": "openai", "base_url": f"http://127.0.0.1:{inference.http_port}/v1",
+            "api_key": API_TOKEN, "models": ["gemma3:270m"]}, headers=admin.headers)
+        assert r.json()["registered"] is True
+        text, tokens = await client.complete("gemma3:270m", "Say hi", max_tokens=2, tenant_id=ws)
+        assert isinstance(text, str) and tokens > 0
+
+        # Deleting an endpoint takes its models back; the periodic sync registers the rest again.
+        assert (await c.delete(admin.ws(f"/model-endpoints/{down_id}"), headers=admin.headers)).status_code == 204
+        with pytest.raises(ApiError) as removed:
+            await client.complete("lan-only", "hi", max_tokens=1, tenant_id=ws)
+        assert removed.value.status == 404
+        assert await endpoints.sync() == 1
+    finally:
+        await client.close()
 
 
 async def test_storage_moves_to_s3_without_a_restart(loopback_allowed, gateway, admin, s3_server) -> None:

@@ -120,9 +120,11 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                     limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
                                                  settings.workspace_tokens_per_day)),
                     audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
-                    model_endpoints=ModelEndpoints(pool, sealer, policy), workspace_settings=workspace_settings)
+                    model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
+                    workspace_settings=workspace_settings)
         http.state.gw = g
         tasks.append(asyncio.create_task(_sweep(g)))
+        tasks.append(asyncio.create_task(_register_endpoints(g)))
 
     @rt.on_stop
     async def unwire(rt: ServiceRuntime) -> None:
@@ -149,3 +151,14 @@ async def _sweep(g: Gateway) -> None:
         except Exception as exc:
             log.warning("sweep failed", error=repr(exc))
         await asyncio.sleep(g.settings.audit_sweep_interval_s)
+
+
+async def _register_endpoints(g: Gateway) -> None:
+    """The workspaces' model endpoints, registered with the inference service at start and
+    again every interval (it keeps them in memory: a restarted one gets them back)."""
+    while True:
+        try:
+            await g.model_endpoints.sync()
+        except Exception as exc:
+            log.warning("model endpoint registration failed", error=repr(exc))
+        await asyncio.sleep(g.settings.endpoint_sync_interval_s)

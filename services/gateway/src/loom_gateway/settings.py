@@ -69,6 +69,8 @@ class GatewaySettings(ServiceSettings):
     # refused unless allowed here (a model server on the same host or LAN).
     endpoints_allow_loopback: bool = False
     endpoints_allow_private: bool = False
+    # How often the workspaces' model endpoints are registered with the inference service again.
+    endpoint_sync_interval_s: float = 60.0
 
     def home(self) -> Path:
         return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"

@@ -11,7 +11,7 @@ from loom_inference.api.access import check_bind
 from loom_inference.api.grpc_service import InferenceServicer
 from loom_inference.api.http import mount
 from loom_inference.models import ModelManager
-from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_router
+from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_router, remote_builder
 from loom_inference.settings import InferenceSettings
 
 
@@ -23,7 +23,7 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
                         migrations="loom_inference.migrations", grpc_port=settings.grpc_port)
     router = build_router(settings)
     rt.add_grpc_service(lambda server: inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(router), server))
+        InferenceServicer(router, remote_builder(settings)), server))
     mount(rt.http, router, ModelManager(router, settings), settings)
 
     loading: list[asyncio.Task] = []

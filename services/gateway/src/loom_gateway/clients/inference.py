@@ -1,4 +1,5 @@
-"""inference.v1 client for the OpenAI-compatible API: Generate (streamed), Embed, ListModels.
+"""inference.v1 client for the OpenAI-compatible API: Generate (streamed), Embed, ListModels;
+and the workspace model endpoints' registration (RegisterRemoteModel, RemoveRemoteModel).
 
 Plain dataclasses go in and out, so the OpenAI router never touches protobuf. Cancelling the
 async iterator of `generate` cancels the RPC, which aborts the sequence in the engine.
@@ -115,3 +116,24 @@ class InferenceClient:
             raise translate(exc, "inference") from exc
         return [{"name": m.name, "kind": m.kind, "backend": m.backend, "context_length": m.context_length}
                 for m in res.models]
+
+    async def register_remote(self, tenant_id: str, name: str, backend: str, base_url: str, api_key: str | None,
+                              remote_model: str = "") -> bool:
+        """Serve a workspace's remote model to that workspace's runs; True when it changed one."""
+        req = pb.RegisterRemoteModelRequest(tenant_id=tenant_id, name=name, backend=backend, base_url=base_url,
+                                            api_key=api_key or "", remote_model=remote_model)
+        try:
+            res = await self._get().RegisterRemoteModel(req, timeout=min(self.timeout_s, 10.0),
+                                                        metadata=call_metadata(tenant_id=tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, "inference") from exc
+        return res.replaced
+
+    async def remove_remote(self, tenant_id: str, name: str) -> bool:
+        try:
+            res = await self._get().RemoveRemoteModel(pb.RemoveRemoteModelRequest(tenant_id=tenant_id, name=name),
+                                                      timeout=min(self.timeout_s, 10.0),
+                                                      metadata=call_metadata(tenant_id=tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, "inference") from exc
+        return res.removed

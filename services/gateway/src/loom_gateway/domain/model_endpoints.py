@@ -5,6 +5,13 @@ Stored in Postgres and read on every use, so a change takes effect without a res
 connection test makes a real call, to the address the URL was vetted to (endpoint_urls):
 `GET <base_url>/models` (OpenAI-compatible: base_url ends in /v1 as OpenAI's does) or
 `GET <base_url>/api/tags` (Ollama), and answers the model names the server lists.
+
+Each of an endpoint's `models` is registered with the inference service for the workspace
+(`Registry`: RegisterRemoteModel), so the workspace's apps can name it like a local model; the
+inference service keeps registrations in memory, so `sync()` registers every stored endpoint
+again (at start and periodically: a restarted inference service gets them back). A failed
+registration never fails the save: the endpoint answers `registered: false` and the next
+sync tries again.
 """
 
 from __future__ import annotations
@@ -12,21 +19,32 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
 
 from loom_common.ids import new_id
+from loom_common.logging import get_logger
 from loom_gateway.domain import sealing
 from loom_gateway.domain.endpoint_urls import UrlPolicy, Vetted, vet
-from loom_gateway.domain.errors import BadRequest, Conflict, NotFound
+from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, NotFound
+
+log = get_logger(__name__)
 
 KINDS = ("openai", "ollama")
 MAX_ENDPOINTS = 50           # per workspace
 TEST_TIMEOUT_S = 10.0
 MAX_LISTING_BYTES = 1 << 20  # a model listing larger than this is not a model server's
 MAX_LISTED = 500
+
+
+class Registry(Protocol):
+    """Where a workspace's remote models are served from (the inference service)."""
+
+    async def register_remote(self, tenant_id: str, name: str, backend: str, base_url: str, api_key: str | None,
+                              remote_model: str = "") -> bool: ...
+    async def remove_remote(self, tenant_id: str, name: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -45,8 +63,30 @@ def _body(row) -> dict[str, Any]:
 
 
 class ModelEndpoints:
-    def __init__(self, pool: asyncpg.Pool, sealer: sealing.Sealer, policy: UrlPolicy):
-        self.pool, self.sealer, self.policy = pool, sealer, policy
+    def __init__(self, pool: asyncpg.Pool, sealer: sealing.Sealer, policy: UrlPolicy, registry: Registry | None = None):
+        self.pool, self.sealer, self.policy, self.registry = pool, sealer, policy, registry
+
+    async def _register(self, tenant_id: str, spec: EndpointSpec) -> bool:
+        """Register the endpoint's models with the inference service; False if any failed."""
+        if self.registry is None:
+            return False
+        ok = True
+        for model in spec.models:
+            try:
+                await self.registry.register_remote(tenant_id, model, spec.kind, spec.base_url, spec.api_key)
+            except ApiError as exc:
+                ok = False
+                log.warning("model endpoint not registered", tenant_id=tenant_id, model=model, error=exc.message)
+        return ok
+
+    async def sync(self) -> int:
+        """Register every stored endpoint's models again; returns how many endpoints were fully registered."""
+        done = 0
+        for row in await self.pool.fetch("SELECT * FROM model_endpoints ORDER BY created_at"):
+            spec = EndpointSpec(row["name"], row["kind"], row["base_url"], self.sealer.open(row["api_key"]),
+                                tuple(json.loads(row["models"])))
+            done += await self._register(row["tenant_id"], spec)
+        return done
 
     async def list(self, tenant_id: str) -> list[dict]:
         rows = await self.pool.fetch("SELECT * FROM model_endpoints WHERE tenant_id = $1 ORDER BY created_at",
@@ -68,12 +108,20 @@ class ModelEndpoints:
                 sealing.hint(spec.api_key), json.dumps(list(spec.models)), account_id)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"a model endpoint named {spec.name!r} exists", field="name") from None
-        return _body(row)
+        registered = await self._register(tenant_id, EndpointSpec(spec.name, spec.kind, vetted.url, spec.api_key,
+                                                                  spec.models))
+        return {**_body(row), "registered": registered}
 
     async def delete(self, tenant_id: str, endpoint_id: str) -> None:
-        if await self.pool.execute("DELETE FROM model_endpoints WHERE tenant_id = $1 AND id = $2", tenant_id,
-                                   endpoint_id) == "DELETE 0":
+        models = await self.pool.fetchval("DELETE FROM model_endpoints WHERE tenant_id = $1 AND id = $2"
+                                          " RETURNING models", tenant_id, endpoint_id)
+        if models is None:
             raise NotFound("Model endpoint not found.", code="model_endpoint_not_exists")
+        for model in json.loads(models) if self.registry else []:
+            try:
+                await self.registry.remove_remote(tenant_id, model)
+            except ApiError as exc:  # the inference service forgets it at its next restart anyway
+                log.warning("model endpoint not unregistered", tenant_id=tenant_id, model=model, error=exc.message)
 
     async def stored(self, tenant_id: str, endpoint_id: str) -> EndpointSpec:
         """A stored endpoint with its key opened (for a call, never for a response)."""

@@ -8,11 +8,13 @@ sequence and frees its KV slot on the next engine step.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
+from loom_common.telemetry import TENANT_HEADER
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
     BackendError,
@@ -118,13 +120,24 @@ def model_to_proto(m: ModelInfo) -> pb.ModelInfo:
                         quantization=m.quantization, loaded=m.loaded)
 
 
+def _tenant(context) -> str:
+    """The workspace the call acts for (the service token's: the auth interceptor checks the header)."""
+    return dict(context.invocation_metadata() or ()).get(TENANT_HEADER, "")
+
+
+REMOTE_BACKENDS = ("openai", "ollama")
+
+
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineClient, build_remote: Callable[..., object] | None = None) -> None:
         self.client = client
+        # (name, backend, base_url, api_key, remote_model) -> a Backend; None: registration refused
+        self.build_remote = build_remote
 
     async def Generate(self, request, context):
         try:
             req = request_from_proto(request)
+            req.tenant_id = _tenant(context)
             stream = self.client.generate(req)
             try:
                 async for delta in stream:
@@ -140,7 +153,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 raise InvalidRequest("is required", "model")
             if not request.inputs:
                 raise InvalidRequest("at least one input is required", "inputs")
-            res = await self.client.embed(request.model, list(request.inputs), normalize=request.normalize)
+            res = await self.client.embed(request.model, list(request.inputs), normalize=request.normalize,
+                                          tenant_id=_tenant(context))
         except InferenceError as exc:
             await context.abort(status_of(exc), str(exc))
         return pb.EmbedResponse(model=res.model, dimension=res.dimension, prompt_tokens=res.prompt_tokens,
@@ -148,3 +162,38 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     async def ListModels(self, request, context):
         return pb.ListModelsResponse(models=[model_to_proto(m) for m in self.client.list_models()])
+
+    async def RegisterRemoteModel(self, request, context):
+        try:
+            if self.build_remote is None:
+                raise InvalidRequest("this server does not take remote models", "backend")
+            _check_remote(request, _tenant(context))
+            source = (request.backend, request.base_url, request.api_key, request.remote_model or request.name)
+            replaced = await self.client.register_tenant(request.tenant_id, request.name, source,
+                                                         lambda: self.build_remote(request.name, *source))
+        except InferenceError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.RegisterRemoteModelResponse(replaced=replaced)
+
+    async def RemoveRemoteModel(self, request, context):
+        try:
+            if not request.tenant_id or request.tenant_id != _tenant(context):
+                raise InvalidRequest("must be the caller's workspace", "tenant_id")
+            removed = await self.client.remove_tenant(request.tenant_id, request.name)
+        except InferenceError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.RemoveRemoteModelResponse(removed=removed)
+
+
+def _check_remote(r: pb.RegisterRemoteModelRequest, caller: str) -> None:
+    """Bounded, named fields (the URL itself was vetted by the gateway, which owns the policy)."""
+    if not r.tenant_id or r.tenant_id != caller:
+        raise InvalidRequest("must be the caller's workspace", "tenant_id")
+    if not r.name or len(r.name) > 200:
+        raise InvalidRequest("is required (at most 200 characters)", "name")
+    if r.backend not in REMOTE_BACKENDS:
+        raise InvalidRequest(f"must be one of {list(REMOTE_BACKENDS)}", "backend")
+    if not r.base_url.startswith(("http://", "https://")) or len(r.base_url) > 2048:
+        raise InvalidRequest("must be an http(s) URL of at most 2048 characters", "base_url")
+    if len(r.api_key) > 512 or len(r.remote_model) > 200:
+        raise InvalidRequest("too long", "api_key" if len(r.api_key) > 512 else "remote_model")

@@ -105,6 +105,7 @@ class GenerateRequest:
     tool_choice: str = ""        # "", auto, none, required or a tool name
     request_id: str = ""
     raw: bool = False            # prompt is sent as is, without a template
+    tenant_id: str = ""          # gRPC callers' workspace: its registered remote models may serve it
 
 
 @dataclass

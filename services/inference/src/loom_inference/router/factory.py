@@ -77,6 +77,14 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
     raise ValueError(f"unknown backend {route.backend}")
 
 
+def remote_builder(settings: InferenceSettings):
+    """How a workspace's registered remote model becomes a backend (RegisterRemoteModel)."""
+    def build(name: str, backend: str, base_url: str, api_key: str, remote_model: str):
+        return build_backend(ModelRoute(name=name, backend=backend, url=base_url, api_key=api_key or None,
+                                        remote_model=remote_model), settings)
+    return build
+
+
 def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
     routes = [
         ModelRoute(name=BUNDLED_CHAT, backend="llamacpp", path=settings.bundled_model_path, family="gemma3",

@@ -4,6 +4,10 @@ A request goes to its model's backend unless that model is at its `max_concurren
 backend fails before the first token; then each configured fallback is tried in order, and
 the stream's `model` field says who served it. A failure after tokens were streamed cannot
 be retried transparently and ends the stream with an error.
+
+A workspace may also have remote models of its own (the console's model endpoints,
+registered by the gateway): a request naming the workspace (`tenant_id`, the gRPC caller's)
+finds them first, and no other workspace sees them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Route:
     max_concurrency: int = 0
     fallbacks: list[str] = field(default_factory=list)
     active: int = 0
+    source: tuple = ()  # a registered remote model: what it was built from (a same one is kept)
 
     @property
     def info(self) -> ModelInfo:
@@ -49,6 +54,7 @@ class Router:
 
     def __init__(self, remote_factory: Callable[[str], Backend] | None = None) -> None:
         self.routes: dict[str, Route] = {}
+        self.tenant_routes: dict[str, dict[str, Route]] = {}  # workspace -> its remote models
         # MODEL_API_URL: names no route claims go to this remote provider, created on first use.
         self.remote_factory = remote_factory
 
@@ -61,7 +67,34 @@ class Router:
     def remove(self, name: str) -> Route | None:
         return self.routes.pop(name, None)
 
-    def resolve(self, name: str) -> Route:
+    MAX_TENANT_MODELS = 200  # per workspace (the gateway keeps fewer endpoints than this)
+
+    async def register_tenant(self, tenant_id: str, name: str, source: tuple,
+                              build: Callable[[], Backend | Embedder]) -> bool:
+        """Serve what `build()` makes as `name` to this workspace's requests; True when it
+        replaced a different one. The same `source` again keeps the running backend (the
+        gateway registers its endpoints again periodically)."""
+        routes = self.tenant_routes.setdefault(tenant_id, {})
+        old = routes.get(name)
+        if old is not None and old.source == source:
+            return False
+        if old is None and len(routes) >= self.MAX_TENANT_MODELS:
+            raise InvalidRequest(f"a workspace registers at most {self.MAX_TENANT_MODELS} models", "name")
+        routes[name] = Route(build(), source=source)
+        if old is not None:
+            await _retire(old)
+        return old is not None
+
+    async def remove_tenant(self, tenant_id: str, name: str) -> bool:
+        route = self.tenant_routes.get(tenant_id, {}).pop(name, None)
+        if route is not None:
+            await _retire(route)
+        return route is not None
+
+    def resolve(self, name: str, tenant_id: str = "") -> Route:
+        own = self.tenant_routes.get(tenant_id) if tenant_id else None
+        if own and name in own:
+            return own[name]
         route = self.routes.get(name) or self.routes.get(f"{name}:latest") or (
             self.routes.get(name.removesuffix(":latest")) if name.endswith(":latest") else None)
         if route is None and self.remote_factory is not None and name:
@@ -103,7 +136,7 @@ class Router:
 
     async def close(self) -> None:
         seen = set()
-        for route in self.routes.values():
+        for route in [*self.routes.values(), *(r for own in self.tenant_routes.values() for r in own.values())]:
             if id(route) not in seen:
                 seen.add(id(route))
                 with contextlib.suppress(Exception):
@@ -111,19 +144,19 @@ class Router:
 
     # ---- requests --------------------------------------------------------------------
 
-    def _chain(self, name: str) -> list[Route]:
-        first = self.resolve(name)
+    def _chain(self, name: str, tenant_id: str = "") -> list[Route]:
+        first = self.resolve(name, tenant_id)
         chain, seen = [first], {id(first)}
         for fb in first.fallbacks:
             with contextlib.suppress(ModelNotFound):
-                r = self.resolve(fb)
+                r = self.resolve(fb, tenant_id)
                 if id(r) not in seen:
                     chain.append(r)
                     seen.add(id(r))
         return chain
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
-        chain = self._chain(req.model)
+        chain = self._chain(req.model, req.tenant_id)
         if chain[0].is_embedder:
             raise InvalidRequest(f"{req.model} is an embedding model", "model")
         last_error: Exception | None = None
@@ -153,9 +186,10 @@ class Router:
         assert last_error is not None
         raise last_error
 
-    async def embed(self, model: str, inputs: list[str], *, normalize: bool = True) -> EmbedResult:
+    async def embed(self, model: str, inputs: list[str], *, normalize: bool = True,
+                    tenant_id: str = "") -> EmbedResult:
         last_error: Exception | None = None
-        for route in self._chain(model):
+        for route in self._chain(model, tenant_id):
             if not route.is_embedder:
                 raise InvalidRequest(f"{route.info.name} is not an embedding model", "model")
             if route.max_concurrency and route.active >= route.max_concurrency:
@@ -170,3 +204,11 @@ class Router:
                 route.active -= 1
         assert last_error is not None
         raise last_error
+
+
+async def _retire(route: Route) -> None:
+    """Close a backend no longer routed to, unless a request still streams from it (then the
+    backend goes with its last reference)."""
+    if route.active == 0:
+        with contextlib.suppress(Exception):
+            await route.backend.close()
