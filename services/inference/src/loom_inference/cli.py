@@ -41,6 +41,12 @@ def _host(host: str | None) -> str:
     return (host or os.environ.get("LOOM_INFERENCE_URL") or "http://127.0.0.1:11434").rstrip("/")
 
 
+def _auth() -> dict[str, str]:
+    """The server's API token, when one is set (LOOM_INFERENCE_API_TOKEN, as the server reads it)."""
+    token = os.environ.get("LOOM_INFERENCE_API_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _gb(n: float) -> str:
     return f"{n / 1024**3:.2f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
 
@@ -112,7 +118,7 @@ def rm(model: str) -> None:
 @app.command()
 def ps(host: str = HostOpt) -> None:
     """Models loaded in the running server, with running and waiting requests."""
-    data = httpx.get(_host(host) + "/api/ps", timeout=10).json()
+    data = httpx.get(_host(host) + "/api/ps", headers=_auth(), timeout=10).json()
     table = Table()
     for col in ("NAME", "SIZE", "CONTEXT", "RUNNING", "WAITING", "UNTIL"):
         table.add_column(col)
@@ -125,7 +131,7 @@ def ps(host: str = HostOpt) -> None:
 @app.command()
 def show(model: str, host: str = HostOpt) -> None:
     """Details of a model served by the running server."""
-    resp = httpx.post(_host(host) + "/api/show", json={"model": model}, timeout=10)
+    resp = httpx.post(_host(host) + "/api/show", json={"model": model}, headers=_auth(), timeout=10)
     if resp.status_code != 200:
         console.print(f"[red]Error:[/red] {resp.json().get('error', resp.text)}")
         raise typer.Exit(1)
@@ -142,7 +148,7 @@ def shell(model: str, host: str = HostOpt, temperature: float = 0.8,
     history: list[dict] = []
     stats: dict | None = None
     print(f"Chatting with {model}. /bye to exit, /clear to forget, /stats for timings.", flush=True)
-    with httpx.Client(timeout=httpx.Timeout(300, connect=10)) as client:
+    with httpx.Client(timeout=httpx.Timeout(300, connect=10), headers=_auth()) as client:
         while True:
             try:
                 line = input(">>> ").strip()
