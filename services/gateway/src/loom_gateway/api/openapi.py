@@ -28,12 +28,12 @@ _STATUS_TEXT = {400: "Invalid parameter (the body's `field` names it), or an app
                 401: "No or an invalid token", 403: "The caller's role lacks the permission (`x-loom-perm`)",
                 404: "Not found, or not the caller's workspace", 413: "The request body is too large",
                 409: "Conflicts with what exists (e.g. a name in use)",
-                429: "Rate limit or token quota exceeded (see `Retry-After`)",
+                429: "Rate limit, token quota or failed-login limit exceeded (see `Retry-After`)",
                 502: "The service behind the gateway failed", 503: "The service behind the gateway is unavailable",
                 504: "The service behind the gateway (or the run) did not answer in time"}
 _UPSTREAM = (502, 503, 504)
 # Answers particular routes give beyond what their shape implies.
-_EXTRA = {"setup.create": (403,), "auth.login": (401,), "auth.refresh": (401,), "invitations.accept": (404,),
+_EXTRA = {"setup.create": (403,), "auth.login": (401, 429), "auth.refresh": (401,), "invitations.accept": (404,),
           "openai.embeddings": (404, *_UPSTREAM), "openai.chat_completions": (404, *_UPSTREAM),
           "openai.models": _UPSTREAM, "service.chat": (404, 504), "service.completion": (504,),
           "service.workflow_run": (504,), "model_endpoints.create": (409,), "apps.draft_node_run": (504,)}
