@@ -48,7 +48,10 @@ def test_draft_run_and_single_nodes_with_the_real_orchestrator(stack) -> None:
     assert names[0] == "workflow_started" and names[-1] == "workflow_finished", names
     finished = {e["data"]["node_id"]: e["data"] for e in events if e["event"] == "node_finished"}
     assert set(finished) == {"start", "k", "t", "end"}
-    assert {e["data"]["node_id"] for e in events if e["event"] == "node_started"} == set(finished)
+    started = {e["data"]["node_id"]: e["data"] for e in events if e["event"] == "node_started"}
+    assert set(started) == set(finished)
+    # node_started names what the node reads by selector: the keys a single-node run takes.
+    assert started["t"]["inputs"] == {"start.city": "Paris", "k.count": 5}
     assert finished["k"]["outputs"] == {"count": 5} and finished["k"]["inputs"] == {"c": "Paris"}
     assert finished["t"]["outputs"] == {"output": "Hello Paris 5!"} and finished["t"]["status"] == "succeeded"
     assert all(isinstance(d["elapsed_time"], int | float) for d in finished.values())
