@@ -35,6 +35,8 @@ K8S = DEPLOY / "k8s"
 # The canonical ports (ports.py shifts them all by LOOM_STACK_PORT_OFFSET when that is set).
 HTTP = {s.name: s.http - ports.OFFSET for s in ports.SERVICES}
 GRPC = {s.name: s.grpc - ports.OFFSET for s in ports.SERVICES if s.grpc is not None}
+# /readyz and /metrics: on the admin port where a service has one (the gateway), else on http.
+ADMIN = {s.name: (s.admin or s.http) - ports.OFFSET for s in ports.SERVICES}
 SERVICES = sorted(HTTP)
 NATS_MONITOR = ports.NATS_MONITOR - ports.OFFSET
 
@@ -106,8 +108,7 @@ def test_compose_services_check_readyz_and_get_the_shared_settings(compose: dict
     for name in SERVICES:
         svc = compose["services"][name]
         check = " ".join(svc["healthcheck"]["test"])
-        assert f"127.0.0.1:{HTTP[name]}/readyz" in check, name
-        assert any(str(p).startswith(f"{HTTP[name]}:") for p in svc["ports"]), name
+        assert f"127.0.0.1:{ADMIN[name]}/readyz" in check, name
         env = _env(svc["environment"])
         assert env["LOOM_NATS_URL"].startswith("nats://nats:")
         assert "@postgres:5432/" in env["LOOM_DATABASE_URL"]
@@ -117,6 +118,19 @@ def test_compose_services_check_readyz_and_get_the_shared_settings(compose: dict
         assert env[f"LOOM_{name.upper()}_HTTP_HOST"] == "0.0.0.0"
         # compose's default stop grace (10 s) would SIGKILL a service mid-drain.
         assert _seconds(svc["stop_grace_period"]) >= _drain_budget_s(env, name), name
+
+
+def test_compose_publishes_only_the_gateway_and_the_console(compose: dict) -> None:
+    """NATS, Postgres, the gRPC ports, the admin ports and 11434 stay on the compose network;
+    Prometheus and Grafana are published on the host's loopback alone."""
+    public = {}
+    for name, svc in compose["services"].items():
+        for mapping in svc.get("ports", []):
+            if not str(mapping).startswith("127.0.0.1:"):
+                public[name] = [*public.get(name, []), str(mapping)]
+    assert public == {"gateway": [f"{HTTP['gateway']}:{HTTP['gateway']}"],
+                      "console": [f"{ports.CONSOLE - ports.OFFSET}:{ports.CONSOLE - ports.OFFSET}"]}
+    assert f"# ports: [\"{HTTP['inference']}:{HTTP['inference']}\"]" in COMPOSE.read_text()  # by choice
 
 
 def test_compose_serves_the_console_on_3000_proxying_the_gateway(compose: dict) -> None:
@@ -150,7 +164,7 @@ def test_prometheus_scrapes_every_service_http_port() -> None:
     jobs = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
             for job in config["scrape_configs"]}
     for name in SERVICES:
-        assert jobs.get(name) == [f"{name}:{HTTP[name]}"], name
+        assert jobs.get(name) == [f"{name}:{ADMIN[name]}"], name
     assert "nats" in jobs
     assert [Path(p).name for p in config["rule_files"]] == ["alerts.yml"]
 
