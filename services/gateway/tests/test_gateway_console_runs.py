@@ -143,3 +143,36 @@ async def test_single_node_runs_as_a_one_node_workflow(gateway, admin, orchestra
     assert r.status_code == 404 and r.json()["code"] == "node_not_exists"
     r = await c.post(admin.ws(f"/apps/{app_id}/draft/nodes/end/run"), json={"inputs": {}}, headers=admin.headers)
     assert r.status_code == 400 and r.json()["field"] == "node_id"
+
+
+async def test_single_node_reads_of_sys_env_and_conversation_become_the_runs_own(gateway, admin, orchestrator) -> None:
+    c = gateway.client
+    graph = {
+        "nodes": [
+            {"id": "start", "data": {"type": "start"}},
+            {"id": "t", "data": {"type": "template-transform", "template": "{{ q }} {{ topic }} {{ base }}",
+                                 "variables": [{"variable": "q", "value_selector": ["sys", "query"]},
+                                               {"variable": "topic", "value_selector": ["conversation", "topic"]},
+                                               {"variable": "base", "value_selector": ["env", "base"]}]}},
+            {"id": "answer", "data": {"type": "answer", "answer": "{{#t.output#}}"}},
+        ],
+        "edges": [{"source": "start", "target": "t"}, {"source": "t", "target": "answer"}],
+        "conversation_variables": [{"name": "topic", "value_type": "string", "value": "none"}],
+        "environment_variables": [{"name": "base", "value_type": "string", "value": "x"}],
+    }
+    app_id = await _app(c, admin, "chatflow", graph)
+    r = await c.post(admin.ws(f"/apps/{app_id}/draft/nodes/t/run"), headers=admin.headers,
+                     json={"inputs": {"sys.query": "hello", "conversation.topic": "cats"}})
+    assert r.status_code == 200, r.text
+    sent = orchestrator.requests[-1]
+    assert sent.query == "hello" and sent.inputs == {} and sent.app_mode == "workflow"
+    assert sent.graph["conversation_variables"][0]["value"] == "cats"
+    assert sent.graph["environment_variables"][0]["value"] == "x"  # not typed: the draft's value
+    node = sent.graph["nodes"][1]["data"]
+    assert [v["value_selector"] for v in node["variables"]] == [["sys", "query"], ["conversation", "topic"],
+                                                                 ["env", "base"]]
+    r = await c.post(admin.ws(f"/apps/{app_id}/draft/nodes/answer/run"), headers=admin.headers,
+                     json={"inputs": {"t.output": "typed"}})
+    assert r.status_code == 200
+    assert orchestrator.requests[-1].graph["nodes"][1]["data"]["answer"] == f"{{{{#{SINGLE_START}.v0#}}}}"
+    assert orchestrator.requests[-1].inputs == {"v0": "typed"}
