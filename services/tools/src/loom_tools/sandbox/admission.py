@@ -41,14 +41,17 @@ class Admission:
         gate = self._semaphore()
         loop = asyncio.get_running_loop()
         start, wait_s = loop.time(), min(self.queue_wait_s, deadline_s)
-        self.waiting += 1
-        try:
-            await asyncio.wait_for(gate.acquire(), wait_s)
-        except TimeoutError:
-            raise SandboxBusy(f"all {self.max_concurrent} sandboxes stayed busy for {wait_s:g}s; "
-                              "try again later") from None
-        finally:
-            self.waiting -= 1
+        if not gate.locked():
+            await gate.acquire()  # a free slot: taken at once, without a task (wait_for makes one)
+        else:
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(gate.acquire(), wait_s)
+            except TimeoutError:
+                raise SandboxBusy(f"all {self.max_concurrent} sandboxes stayed busy for {wait_s:g}s; "
+                                  "try again later") from None
+            finally:
+                self.waiting -= 1
         self.running += 1
         try:
             yield max(0.0, deadline_s - (loop.time() - start))
