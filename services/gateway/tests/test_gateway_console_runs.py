@@ -56,7 +56,7 @@ async def test_draft_run_streams_the_draft_and_is_recorded_as_a_debugger_run(gat
     run_id = events[0]["workflow_run_id"]
     assert {e["task_id"] for e in events} == {run_id}
     sent = orchestrator.requests[-1]
-    assert sent.run_id == run_id and sent.app_mode == "workflow"
+    assert sent.run_id == run_id and sent.app_mode == "workflow" and sent.invoke_from == "debugger"
     assert [n["id"] for n in sent.graph["nodes"]] == ["start", "t", "k", "end"]  # the draft's graph
     assert sent.inputs == {"city": "Paris"} and sent.user == f"console:{admin.account_id}"
 
@@ -122,7 +122,7 @@ async def test_single_node_runs_as_a_one_node_workflow(gateway, admin, orchestra
     r = await c.post(url, json={"inputs": {"start.city": "Rome", "k.count": 2}}, headers=admin.headers)
     assert r.status_code == 200, r.text
     sent = orchestrator.requests[-1]
-    assert sent.app_mode == "workflow"
+    assert sent.app_mode == "workflow" and sent.invoke_from == "single-node"
     assert [n["id"] for n in sent.graph["nodes"]] == [SINGLE_START, "t"]
     node = sent.graph["nodes"][1]["data"]
     # Every upstream read points at the start variable standing for it, typed by its value.

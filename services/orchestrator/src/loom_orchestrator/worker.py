@@ -135,7 +135,7 @@ class Worker:
         if outcome.status == "failed":
             metrics.RUNS_FAILED.inc()
         log.info("run finished", run_id=event.run_id, status=outcome.status, steps=outcome.steps,
-                 error=outcome.error)
+                 error=outcome.error, invoke_from=event.invoke_from)
         return outcome
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,

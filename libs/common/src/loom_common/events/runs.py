@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 from loom_common.events.base import Event
 
 AppMode = Literal["chat", "chatflow", "workflow", "agent", "completion"]
+# Where a run comes from (Dify's names): an app key's call, the console's run of the draft, or
+# the console's run of one node of it (a one-node graph).
+InvokeFrom = Literal["service-api", "debugger", "single-node"]
 ResponseMode = Literal["streaming", "blocking"]
 
 
@@ -37,6 +40,7 @@ class RunRequested(Event):
     user: str | None = None
     files: list[dict[str, JsonValue]] = Field(default_factory=list)
     response_mode: ResponseMode = "streaming"
+    invoke_from: InvokeFrom = "service-api"
     # Conversation variables a client set through the API since the conversation's last turn
     # (Dify's PUT .../variables/{id}): they override the values the orchestrator kept.
     conversation_variables: dict[str, JsonValue] | None = None

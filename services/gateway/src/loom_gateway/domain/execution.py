@@ -229,7 +229,7 @@ class Execution:
             graph=dsl.run_graph(app.dsl), inputs=inputs, query=query,
             conversation_id=rows.conversation_id or rows.new_conversation_id, message_id=run.message_id,
             user=user, files=files,
-            response_mode=response_mode)
+            response_mode=response_mode, invoke_from=invoke_from)
         run.conversation_id, run.feed = await self._record_and_request(rows, request)
         run.published_at = time.perf_counter()
         mark("start")
