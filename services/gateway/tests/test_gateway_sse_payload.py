@@ -39,3 +39,14 @@ def test_a_completion_app_ends_with_message_end_unless_it_failed() -> None:
     failed = _events("completion", [("error", {"status": 400, "code": "workflow_failed", "message": "boom"}),
                                     ("workflow_finished", {"status": "failed"})])
     assert [(e["event"], e["code"]) for e in failed] == [("error", "workflow_failed")]
+
+
+def test_the_stored_message_id_wins_over_the_events_own() -> None:
+    """One id everywhere (issue 18): an event that names the run as its message (as the
+    orchestrator did) is shown with the stored message's id; a thought keeps its own `id`."""
+    script = [("agent_thought", {"id": "th1", "message_id": "r1", "position": 1}),
+              ("message", {"id": "r1", "message_id": "r1", "conversation_id": "other", "answer": "Hi"}),
+              ("message_end", {"id": "r1", "message_id": "r1", "metadata": {}})]
+    thought, message, end = _events("agent", script)
+    assert (thought["id"], thought["message_id"]) == ("th1", "m1")
+    assert all((e["id"], e["message_id"], e["conversation_id"]) == ("m1", "m1", "c1") for e in (message, end))
