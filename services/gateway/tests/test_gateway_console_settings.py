@@ -247,3 +247,34 @@ async def test_default_models_apply_to_new_apps(gateway, admin) -> None:
     assert r.json() == first  # a PUT sets both: null is the service default again
     r = await c.put(url, json={"default_chat_model": "m" * 201}, headers=admin.headers)
     assert r.status_code == 400 and r.json()["field"] == "default_chat_model"
+
+
+async def test_audit_settings_say_what_is_recorded(gateway, admin) -> None:
+    c = gateway.client
+    url = admin.ws("/audit-settings")
+    assert (await c.get(url, headers=admin.headers)).json() == {"retention_days": 90, "record_key_usage": True,
+                                                                "record_console_changes": True}
+    r = await c.put(url, json={"retention_days": 30}, headers=admin.headers)
+    assert r.json()["retention_days"] == 30 and r.json()["record_key_usage"] is True
+
+    async def key_used(key_id: str) -> int:
+        rows = (await c.get(admin.ws("/audit-logs"), params={"action": "api_key.used", "target_id": key_id},
+                            headers=admin.headers)).json()["data"]
+        return len(rows)
+
+    app_id, key = await make_app(c, admin, "chat", "audited")
+    await c.get("/v1/info", headers={"Authorization": f"Bearer {key}"})
+    first = (await c.get(admin.ws(f"/apps/{app_id}/api-keys"), headers=admin.headers)).json()["data"][0]["id"]
+    assert await key_used(first) == 1
+
+    r = await c.put(url, json={"record_key_usage": False}, headers=admin.headers)
+    assert r.json() == {"retention_days": 30, "record_key_usage": False, "record_console_changes": True}
+    made = await c.post(admin.ws(f"/apps/{app_id}/api-keys"), json={"name": "quiet"}, headers=admin.headers)
+    assert (await c.get("/v1/info", headers={"Authorization": f"Bearer {made.json()['token']}"})).status_code == 200
+    assert await key_used(made.json()["id"]) == 0
+    # Console changes are recorded whatever the setting (this PUT is one).
+    changes = (await c.get(admin.ws("/audit-logs"), params={"action": "audit.update_settings"},
+                           headers=admin.headers)).json()["data"]
+    assert len(changes) == 2
+    r = await c.put(url, json={"retention_days": 0}, headers=admin.headers)
+    assert r.status_code == 400 and r.json()["field"] == "retention_days"

@@ -29,8 +29,11 @@ class InviteBody(BaseModel):
     role: str = Field("normal", max_length=32)
 
 
-class RetentionBody(BaseModel):
-    retention_days: int = Field(ge=1, le=3650)
+class AuditSettingsBody(BaseModel):
+    """Fields left out stay as they are."""
+
+    retention_days: int | None = Field(None, ge=1, le=3650)
+    record_key_usage: bool | None = Field(None, description="API key usage entries (once per key and minute)")
 
 
 @router.get("", name="workspace.get")
@@ -100,11 +103,11 @@ async def audit_logs(request: Request, p: Principal = require(Perm.AUDIT_READ),
 
 @router.get("/audit-settings", name="audit.settings")
 async def audit_settings(request: Request, p: Principal = require(Perm.AUDIT_READ)) -> dict:
-    return {"retention_days": await gw(request).audit.retention_days(p.tenant_id)}
+    """{retention_days, record_key_usage, record_console_changes (always true)}"""
+    return await gw(request).audit.settings(p.tenant_id)
 
 
 @router.put("/audit-settings", name="audit.update_settings")
-async def set_audit_settings(body: RetentionBody, request: Request, p: Principal = require(Perm.AUDIT_MANAGE)
+async def set_audit_settings(body: AuditSettingsBody, request: Request, p: Principal = require(Perm.AUDIT_MANAGE)
                              ) -> dict:
-    await gw(request).audit.set_retention_days(p.tenant_id, body.retention_days)
-    return {"retention_days": body.retention_days}
+    return await gw(request).audit.set_settings(p.tenant_id, body.retention_days, body.record_key_usage)

@@ -2,7 +2,8 @@
 
 Rows are only inserted (a trigger refuses UPDATE); the retention sweep deletes rows older
 than each workspace's retention (or the service default). Key usage is recorded once per
-key per minute (not per request), so a busy key does not flood the log.
+key per minute (not per request), so a busy key does not flood the log, unless the workspace
+turned it off (`audit_key_usage`); console changes are always recorded.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ class AuditLog:
         if now - self._key_seen.get(principal.key_id or "", -1e9) < 60:
             return
         self._key_seen[principal.key_id or ""] = now
-        await self.pool.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", principal.key_id)
-        await self.record(principal, "api_key.used", target_type="api_key", target_id=principal.key_id,
-                          detail={"route": route}, ip=ip)
+        recorded = await self.pool.fetchval(
+            "WITH used AS (UPDATE api_keys SET last_used_at = now() WHERE id = $1)"
+            " SELECT audit_key_usage FROM tenants WHERE id = $2", principal.key_id, principal.tenant_id)
+        if recorded is not False:
+            await self.record(principal, "api_key.used", target_type="api_key", target_id=principal.key_id,
+                              detail={"route": route}, ip=ip)
 
     async def query(self, tenant_id: str, q: AuditQuery) -> list[dict]:
         rows = await self.pool.fetch(
@@ -72,6 +76,19 @@ class AuditLog:
 
     async def set_retention_days(self, tenant_id: str, days: int) -> None:
         await self.pool.execute("UPDATE tenants SET audit_retention_days = $2 WHERE id = $1", tenant_id, days)
+
+    async def settings(self, tenant_id: str) -> dict:
+        """Retention and what is recorded beyond console changes (which always are)."""
+        row = await self.pool.fetchrow("SELECT audit_retention_days, audit_key_usage FROM tenants WHERE id = $1",
+                                       tenant_id)
+        return {"retention_days": (row and row["audit_retention_days"]) or self.default_retention_days,
+                "record_key_usage": row["audit_key_usage"] if row else True, "record_console_changes": True}
+
+    async def set_settings(self, tenant_id: str, retention_days: int | None, record_key_usage: bool | None) -> dict:
+        await self.pool.execute("UPDATE tenants SET audit_retention_days = COALESCE($2, audit_retention_days),"
+                                " audit_key_usage = COALESCE($3, audit_key_usage) WHERE id = $1",
+                                tenant_id, retention_days, record_key_usage)
+        return await self.settings(tenant_id)
 
     async def sweep(self) -> int:
         """Delete rows past their workspace's retention; returns how many went."""
