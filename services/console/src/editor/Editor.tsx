@@ -6,7 +6,7 @@
  */
 import { useCallback, useDeferredValue, useEffect, useMemo, useRef, useState } from 'react'
 import {
-  applyEdgeChanges, applyNodeChanges, Background, Controls, MiniMap, ReactFlow, useReactFlow,
+  applyEdgeChanges, applyNodeChanges, Background, Controls, MiniMap, ReactFlow, useReactFlow, useStore,
   type Connection, type EdgeChange, type NodeChange, type OnSelectionChangeParams,
 } from '@xyflow/react'
 import '@xyflow/react/dist/style.css'
@@ -33,6 +33,19 @@ import { NodePanel } from './panels/NodePanel'
 import { emptyTrace, type RunTrace } from './run/trace'
 import { Toolbar, type SaveState } from './Toolbar'
 
+
+const EMPTY: Graph = { nodes: [], edges: [] }
+const DELETE_KEYS = ['Backspace', 'Delete']
+const PRO = { hideAttribution: true }
+// Above this many nodes the minimap (which redraws every node on each drag frame) is left out.
+const MINIMAP_MAX = 80
+
+/** The dotted background, left out when zoomed far out: its dots are then a pixel or two apart
+ *  and repainting them under a dragged node costs more than the rest of the frame. */
+function Dots() {
+  const near = useStore((s) => s.transform[2] >= 0.5)
+  return near ? <Background gap={16} /> : null
+}
 
 interface Snap {
   nodes: LoomNode[]
@@ -81,7 +94,8 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   // The graph as the checks and panels see it: rebuilt on edits, not on every drag frame.
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const graph = useMemo(() => toGraph(refs.current.nodes, refs.current.edges, refs.current.meta), [structure])
-  const checked = useDeferredValue(graph)
+  // Checked in a deferred render: the canvas paints first, problems follow.
+  const checked = useDeferredValue(graph, EMPTY)
   const local = useMemo(() => localProblems(checked, mode), [checked, mode])
   // The gateway repeats some of what the editor finds (a missing field): show each once.
   const server = useMemo(() => serverProblems.filter((sp) =>
@@ -411,9 +425,16 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     if (n) rf.setCenter(n.internals.positionAbsolute.x + 120, n.internals.positionAbsolute.y + 40, { duration: 200, zoom: rf.getZoom() })
   }, [rf])
 
+  const closePanel = useCallback(() => selectNode(''), [selectNode])
+  const onDragStart = useCallback(() => remember(`drag:${Date.now()}`), [remember])
+  const toggleDebug = useCallback(() => setDebugOpen((o) => !o), [])
+  const closeDebug = useCallback(() => setDebugOpen(false), [])
+  const saveNow = useCallback(() => void flush(), [flush])
+  const fitNow = useCallback(() => fitAll(200), [fitAll])
+  const onInit = useCallback(() => fitAll(), [fitAll])
   const selectedNode = selected ? nodes.find((n) => n.id === selected)?.data.node : undefined
   const hasStart = nodes.some((n) => n.data.node.data.type === 'start' && !n.parentId)
-  const allProblems = [...local, ...server]
+  const allProblems = useMemo(() => [...local, ...server], [local, server])
 
   return (
     <EditorContext.Provider value={ctx}>
@@ -421,9 +442,9 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
         <div className="ed-root" data-testid="editor">
           <Toolbar name={doc.app.name} mode={mode} canEdit={canEdit} saveState={saveState} problemCount={allProblems.length}
             canUndo={history.current.canUndo} canRedo={history.current.canRedo} onUndo={undo} onRedo={redo}
-            onLayout={layout} onFit={() => fitAll(200)} onPublish={publish}
-            onSaveNow={() => void flush()} onToggleDebug={() => setDebugOpen((o) => !o)} debugOpen={debugOpen}
-            base={base} onRestore={(d) => loadDoc(d)} onNotice={setNotice} />
+            onLayout={layout} onFit={fitNow} onPublish={publish}
+            onSaveNow={saveNow} onToggleDebug={toggleDebug} debugOpen={debugOpen}
+            base={base} onRestore={loadDoc} onNotice={setNotice} />
           {conflict && (
             <div className="ed-banner ed-banner-warn" role="alert" data-testid="conflict">
               Someone else saved this draft since you opened it. Autosave is paused.
@@ -444,21 +465,21 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
                 nodes={nodes} edges={edges} nodeTypes={nodeTypes}
                 onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
                 isValidConnection={isValidConnection} onSelectionChange={onSelectionChange}
-                onNodeDragStart={() => remember('drag:' + Date.now())} onNodeDragStop={() => fitContainers()}
+                onNodeDragStart={onDragStart} onNodeDragStop={fitContainers}
                 nodesDraggable={canEdit} nodesConnectable={canEdit} edgesReconnectable={false}
-                deleteKeyCode={canEdit ? ['Backspace', 'Delete'] : null}
-                onInit={() => fitAll()} minZoom={0.1} onlyRenderVisibleElements
-                proOptions={{ hideAttribution: true }}>
-                <Background gap={16} />
+                deleteKeyCode={canEdit ? DELETE_KEYS : null}
+                onInit={onInit} minZoom={0.1} onlyRenderVisibleElements
+                proOptions={PRO}>
+                <Dots />
                 <Controls showInteractive={false} />
-                <MiniMap pannable zoomable style={{ width: 150, height: 100 }} />
+                {nodes.length <= MINIMAP_MAX && <MiniMap pannable zoomable style={{ width: 150, height: 100 }} />}
               </ReactFlow>
             </div>
             {debugOpen ? (
               <DebugPanel mode={mode} graph={graph} trace={trace} setTrace={setTrace} beforeRun={flush} base={base}
-                onSelectNode={selectNode} onClose={() => setDebugOpen(false)} canEdit={canEdit} />
+                onSelectNode={selectNode} onClose={closeDebug} canEdit={canEdit} />
             ) : selectedNode ? (
-              <NodePanel key={selectedNode.id} node={selectedNode} onChange={updateData} onClose={() => selectNode('')}
+              <NodePanel key={selectedNode.id} node={selectedNode} onChange={updateData} onClose={closePanel}
                 beforeRun={flush} />
             ) : (
               <GraphSettings graph={graph} mode={mode} problems={allProblems} onChange={updateMeta} onSelectNode={selectNode} />

@@ -1,5 +1,5 @@
 /** The editor's toolbar: save state, undo/redo, layout, fit, DSL export, versions, debug, publish. */
-import { useState } from 'react'
+import { memo, useState } from 'react'
 import { api } from '../app/api'
 import type { AppDoc, AppMode } from './dsl/types'
 
@@ -72,7 +72,7 @@ function download(name: string, text: string) {
   window.setTimeout(() => URL.revokeObjectURL(url), 1000)
 }
 
-export function Toolbar(p: {
+export const Toolbar = memo(function Toolbar(p: {
   name: string; mode: AppMode; canEdit: boolean; saveState: SaveState; problemCount: number
   canUndo: boolean; canRedo: boolean; onUndo: () => void; onRedo: () => void; onLayout: () => void; onFit: () => void
   onPublish: () => void; onSaveNow: () => void; onToggleDebug: () => void; debugOpen: boolean; base: string
@@ -116,4 +116,4 @@ export function Toolbar(p: {
       )}
     </div>
   )
-}
+})

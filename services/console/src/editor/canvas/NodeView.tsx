@@ -1,7 +1,7 @@
 /** How a node is drawn on the canvas: title, type, one source handle per branch (if-else case,
  *  classifier class, FAIL), its problems and, during a run, its status. Iteration and loop are
  *  drawn as containers their children sit in. */
-import { memo, useEffect } from 'react'
+import { memo, useEffect, useRef } from 'react'
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react'
 import { useEditor } from '../context'
 import { sourceHandles, spec } from '../dsl/nodeTypes'
@@ -13,8 +13,15 @@ function Body({ id, data, selected, container }: NodeProps<LoomNode> & { contain
   const s = spec(node.data.type)
   const handles = sourceHandles(node.data)
   const handleKey = handles.map((h) => h.id).join('|')
+  // React Flow measures handles when a node mounts; tell it again only when they change (a case
+  // or class added or removed), not for every node on every mount.
   const update = useUpdateNodeInternals()
-  useEffect(() => update(id), [id, handleKey, update])
+  const drawn = useRef(handleKey)
+  useEffect(() => {
+    if (drawn.current === handleKey) return
+    drawn.current = handleKey
+    update(id)
+  }, [id, handleKey, update])
   const mine = problems.get(id) ?? []
   const status = trace.nodes[id]?.status
   const classes = ['ed-node', container ? 'ed-container' : '', `ed-cat-${s?.category ?? 'flow'}`,

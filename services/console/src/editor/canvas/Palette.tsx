@@ -3,13 +3,13 @@
  * canvas (pointer events, so a mouse, a pen or Playwright's mouse all work; it lands inside an
  * iteration or loop when dropped on one) or with Enter/click, which places it in view.
  */
-import { useRef, useState } from 'react'
+import { memo, useRef, useState } from 'react'
 import { NODE_SPECS, type Category } from '../dsl/nodeTypes'
 import type { NodeType } from '../dsl/types'
 
 const GROUPS: [Category, string][] = [['flow', 'Flow'], ['ai', 'AI'], ['logic', 'Logic'], ['data', 'Data & tools']]
 
-export function Palette({ onDrop, onAdd, hasStart }: {
+export const Palette = memo(function Palette({ onDrop, onAdd, hasStart }: {
   /** Called with the screen point where a dragged type was released. */
   onDrop: (type: NodeType, screen: { x: number; y: number }) => void
   onAdd: (type: NodeType) => void
@@ -69,4 +69,4 @@ export function Palette({ onDrop, onAdd, hasStart }: {
       )}
     </nav>
   )
-}
+})

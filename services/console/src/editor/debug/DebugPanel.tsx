@@ -4,7 +4,7 @@
  * SSE events into the trace (nodes light up on the canvas as they run); the list of nodes that
  * ran with their status, time and tokens; an agent's rounds; and any past run's trace.
  */
-import { useRef, useState } from 'react'
+import { memo, useRef, useState } from 'react'
 import { api, ApiError, stream } from '../../app/api'
 import type { AppMode, Graph, InputVariable } from '../dsl/types'
 import { Field, Section, TextInput } from '../panels/fields'
@@ -14,7 +14,7 @@ import { emptyTrace, fold, foldAll, type RunTrace } from '../run/trace'
 interface Turn { query: string; answer: string; error?: string }
 interface PastRun { id: string; status: string; created_at: number; invoke_from?: string; total_tokens?: number }
 
-export function DebugPanel({ mode, graph, trace, setTrace, beforeRun, base, onSelectNode, onClose, canEdit }: {
+export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrace, beforeRun, base, onSelectNode, onClose, canEdit }: {
   mode: AppMode; graph: Graph; trace: RunTrace; setTrace: (f: (t: RunTrace) => RunTrace) => void
   beforeRun: () => Promise<boolean>; base: string; onSelectNode: (id: string) => void; onClose: () => void; canEdit: boolean
 }) {
@@ -204,4 +204,4 @@ export function DebugPanel({ mode, graph, trace, setTrace, beforeRun, base, onSe
       </div>
     </aside>
   )
-}
+})

@@ -1,5 +1,6 @@
 /** The side panel when no node is selected: conversation and environment variables, and the
  *  list of the graph's problems (a click selects the offending node). */
+import { memo } from 'react'
 import type { AppMode, ConversationVariable, EnvironmentVariable, Graph } from '../dsl/types'
 import type { GraphMeta } from '../graph/convert'
 import type { Problem } from '../graph/validate'
@@ -17,7 +18,7 @@ function parseValue(type: string, text: string): unknown {
   }
 }
 
-export function GraphSettings({ graph, mode, problems, onChange, onSelectNode }: {
+export const GraphSettings = memo(function GraphSettings({ graph, mode, problems, onChange, onSelectNode }: {
   graph: Graph; mode: AppMode; problems: Problem[]; onChange: (patch: Partial<GraphMeta>, tag: string) => void
   onSelectNode: (id: string) => void
 }) {
@@ -77,4 +78,4 @@ export function GraphSettings({ graph, mode, problems, onChange, onSelectNode }:
       </div>
     </aside>
   )
-}
+})

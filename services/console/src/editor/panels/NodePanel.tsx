@@ -1,7 +1,7 @@
 /** The side panel of the selected node: its settings (one panel per node type), the failure
  *  policy, and its last run (inputs, outputs, status, time, tokens, error) with a single-node
  *  run from hand-typed inputs. */
-import { useState, type ComponentType } from 'react'
+import { memo, useState, type ComponentType } from 'react'
 import { api, ApiError } from '../../app/api'
 import { useEditor } from '../context'
 import { spec } from '../dsl/nodeTypes'
@@ -14,7 +14,7 @@ import {
   AggregatorPanel, AnswerPanel, AssignerPanel, CodePanel, EndPanel, HttpPanel, IfElsePanel, IterationPanel, LoopPanel,
   NoSettings, StartPanel, TemplatePanel, ToolPanel,
 } from './flowPanels'
-import type { PanelProps } from './types'
+import { errorAt, type PanelProps } from './types'
 
 const PANELS: Record<NodeType, ComponentType<PanelProps>> = {
   start: StartPanel, end: EndPanel, answer: AnswerPanel, llm: LlmPanel, 'knowledge-retrieval': KnowledgePanel,
@@ -27,7 +27,7 @@ const PANELS: Record<NodeType, ComponentType<PanelProps>> = {
 // Nodes whose failure policy the engine applies (containers' starts and ends have none).
 const NO_POLICY = new Set(['start', 'end', 'answer', 'iteration-start', 'loop-start', 'loop-end'])
 
-function FailurePolicy({ data, set, disabled }: PanelProps) {
+function FailurePolicy({ data, set, disabled, errors }: PanelProps) {
   const retry = (data.retry_config as { retry_enabled?: boolean; max_retries?: number; retry_interval?: number }) ?? {}
   return (
     <Section title="On failure">
@@ -35,7 +35,7 @@ function FailurePolicy({ data, set, disabled }: PanelProps) {
         onChange={(on) => set('retry_config', { max_retries: 3, retry_interval: 1000, ...retry, retry_enabled: on })} />
       {retry.retry_enabled && (
         <div className="ed-row">
-          <Field label="Max retries">
+          <Field label="Max retries" error={errorAt(errors, 'retry_config')}>
             <NumberInput value={retry.max_retries ?? 3} min={0} max={10} disabled={disabled}
               onChange={(v) => set('retry_config', { ...retry, max_retries: v ?? 3 })} />
           </Field>
@@ -51,7 +51,7 @@ function FailurePolicy({ data, set, disabled }: PanelProps) {
             options={[['', 'fail the run'], ['default-value', 'use default values'], ['fail-branch', 'take the FAIL branch']] as const}
             onChange={(v) => set('error_strategy', v || undefined)} />
         </Field>
-        <Field label="Timeout (s)">
+        <Field label="Timeout (s)" error={errorAt(errors, 'timeout_s')}>
           <NumberInput value={data.timeout_s as number | undefined} min={1} max={3600} disabled={disabled}
             onChange={(v) => set('timeout_s', v)} />
         </Field>
@@ -134,7 +134,7 @@ function SingleRun({ node, beforeRun }: { node: DslNode; beforeRun: () => Promis
   )
 }
 
-export function NodePanel({ node, onChange, onClose, beforeRun }: {
+export const NodePanel = memo(function NodePanel({ node, onChange, onClose, beforeRun }: {
   node: DslNode
   onChange: (id: string, update: (data: NodeData) => NodeData, tag: string) => void
   onClose: () => void
@@ -185,4 +185,4 @@ export function NodePanel({ node, onChange, onClose, beforeRun }: {
       )}
     </aside>
   )
-}
+})

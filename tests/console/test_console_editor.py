@@ -1,0 +1,227 @@
+"""The workflow editor in real Chromium against the real stack (tests/console/conftest.py): a
+chatflow built by real mouse drags from the palette (start → knowledge retrieval → LLM → if-else
+→ two answers), configured through the node panels, a validation error on an unconnected node
+seen and fixed, the draft debug-run with every node's trace, published, and answered through an
+API key made in the console; and the conflict warning when two editors save the same draft."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from console_harness import ARTIFACTS
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+WIDE = {"width": 1600, "height": 1000}  # room for palette, canvas and panel side by side
+
+
+def _center(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None, locator
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _drag(page, source, to: tuple[float, float]) -> None:
+    """A real mouse drag: press on `source`, move in steps, release at `to`."""
+    x, y = _center(source)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(*to, steps=12)
+    page.mouse.up()
+
+
+def _connect(page, source: str, handle: str, target: str) -> None:
+    _drag(page, page.get_by_test_id(f"handle-{source}-{handle}"), _center(page.get_by_test_id(f"target-{target}")))
+
+
+def _panel(page, node_id: str):
+    page.get_by_test_id(f"node-{node_id}").click(position={"x": 60, "y": 12})
+    panel = page.get_by_test_id(f"panel-{node_id}")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def _new_app(console_stack, admin, name: str) -> dict:
+    r = console_stack.api("POST", f"/console/api/workspaces/{admin.workspace_id}/apps", admin.token,
+                          json={"name": name, "mode": "chatflow"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_chatflow_built_by_mouse_runs_traced_publishes_and_answers_an_api_key(signed_in, console_stack, admin) -> None:
+    page = signed_in
+    page.set_viewport_size(WIDE)
+    ws = admin.workspace_id
+    app = _new_app(console_stack, admin, "Handbook bot")
+    draft = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft", admin.token).json()["dsl"]
+    model = next(n["data"]["model"]["name"] for n in draft["workflow"]["graph"]["nodes"] if n["data"]["type"] == "llm")
+    kb = f"handbook-{uuid.uuid4().hex[:6]}"
+    r = console_stack.api("POST", "/v1/datasets", admin.token, headers={"X-Workspace-Id": ws}, json={"name": kb})
+    assert r.status_code == 200, r.text
+
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    expect(page.get_by_test_id("editor")).to_be_visible()
+    # Keep only the start node of the new chatflow: click each default node, press Delete.
+    for node_id in ("llm", "answer"):
+        page.get_by_test_id(f"node-{node_id}").click()
+        page.keyboard.press("Delete")
+        expect(page.get_by_test_id(f"node-{node_id}")).to_have_count(0)
+
+    # Drag each node from the palette onto the canvas.
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    spots = [("knowledge-retrieval", 0.42, 0.18), ("llm", 0.72, 0.18), ("if-else", 0.15, 0.72),
+             ("answer", 0.45, 0.72), ("answer", 0.75, 0.72)]
+    for node_type, fx, fy in spots:
+        _drag(page, page.get_by_test_id(f"palette-{node_type}"),
+              (canvas["x"] + canvas["width"] * fx, canvas["y"] + canvas["height"] * fy))
+    for node_id in ("knowledge_retrieval", "llm", "if_else", "answer", "answer_2"):
+        expect(page.get_by_test_id(f"node-{node_id}")).to_be_visible()
+    # Undo takes the last drop back, redo brings it again.
+    page.get_by_test_id("canvas").click(position={"x": 10, "y": 10})
+    page.keyboard.press("Control+z")
+    expect(page.get_by_test_id("node-answer_2")).to_have_count(0)
+    page.keyboard.press("Control+Shift+z")
+    expect(page.get_by_test_id("node-answer_2")).to_be_visible()
+
+    # Wire them handle to handle; the if-else has one handle per case (IF = "true") and ELSE.
+    _connect(page, "start", "source", "knowledge_retrieval")
+    _connect(page, "knowledge_retrieval", "source", "llm")
+    _connect(page, "llm", "source", "if_else")
+    _connect(page, "if_else", "true", "answer")
+
+    # Configure through the panels.
+    kr = _panel(page, "knowledge_retrieval")
+    expect(kr.get_by_test_id("query-var")).to_have_value("sys.query")
+    kr.get_by_label(kb).check()
+    llm = _panel(page, "llm")
+    llm.get_by_test_id("model-name").fill(model)
+    llm.get_by_label("Max tokens").fill("12")  # the tests assert structure, not prose
+    llm.get_by_label("Use retrieved context").check()
+    llm.get_by_test_id("context-var").select_option("knowledge_retrieval.result")
+    llm.get_by_test_id("prompt-0").fill("Answer from this context: {{#context#}}")
+    llm.get_by_test_id("prompt-1-insert").select_option("sys.query")
+    expect(llm.get_by_test_id("prompt-1")).to_have_value("{{#sys.query#}}")
+    offered = llm.get_by_test_id("prompt-1-insert").locator("option").all_inner_texts()
+    assert any("Knowledge retrieval · result" in o for o in offered), offered
+    assert not any(o.startswith(("If / else", "Answer")) for o in offered), offered  # only upstream variables
+    branch = _panel(page, "if_else")
+    branch.get_by_role("button", name="+ Condition").click()
+    branch.get_by_test_id("case-0-var-0").select_option("llm.text")
+    branch.get_by_test_id("case-0-op-0").select_option("not empty")
+    _panel(page, "answer").get_by_test_id("answer-text-insert").select_option("llm.text")
+    _panel(page, "answer_2").get_by_test_id("answer-text").fill("I could not find an answer.")
+
+    # The ELSE answer is not connected yet: its node says so before any save or publish.
+    problem = page.get_by_test_id("problem-answer_2")
+    expect(problem).to_contain_text("not connected")
+    expect(page.get_by_test_id("node-answer_2")).to_have_attribute("data-invalid", "true")
+    page.screenshot(path=str(ARTIFACTS / "editor-unconnected-node.png"))
+    page.get_by_test_id("publish").click()
+    expect(page.get_by_test_id("notice")).to_contain_text("Fix 1 problem(s) before publishing")
+    _connect(page, "if_else", "false", "answer_2")
+    expect(problem).to_have_count(0)
+    expect(page.get_by_test_id("problem-count")).to_have_count(0)
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+    page.get_by_test_id("auto-layout").click()
+
+    # The autosaved draft is the same document the API serves.
+    graph = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft",
+                              admin.token).json()["dsl"]["workflow"]["graph"]
+    edges = {(e["source"], e.get("source_handle", "source"), e["target"]) for e in graph["edges"]}
+    assert edges == {("start", "source", "knowledge_retrieval"), ("knowledge_retrieval", "source", "llm"),
+                     ("llm", "source", "if_else"), ("if_else", "true", "answer"), ("if_else", "false", "answer_2")}
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert nodes["knowledge_retrieval"]["data"]["dataset_ids"] == [r.json()["id"]]
+    assert nodes["llm"]["data"]["context"] == {"enabled": True, "variable_selector": ["knowledge_retrieval", "result"]}
+    assert all(n.get("position") for n in graph["nodes"])
+
+    # Debug-run the draft in the chat preview: each node lights up and shows its trace.
+    page.get_by_test_id("debug").click()
+    page.get_by_test_id("chat-input").fill("What does the handbook say about leave?")
+    page.get_by_test_id("chat-send").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=180_000)
+    ran = page.eval_on_selector_all("[data-testid^=trace-row-]",
+                                    "els => els.map(e => [e.dataset.testid, e.dataset.status])")
+    ran = {k.removeprefix("trace-row-"): v for k, v in ran}
+    assert {"start", "knowledge_retrieval", "llm", "if_else"} <= set(ran), ran
+    assert len({"answer", "answer_2"} & set(ran)) == 1, ran  # exactly one branch ran
+    assert set(ran.values()) == {"succeeded"}, ran
+    for node_id in ran:
+        expect(page.get_by_test_id(f"node-{node_id}")).to_have_attribute("data-status", "succeeded")
+    page.get_by_test_id("trace-row-llm").locator("summary").click()
+    expect(page.get_by_test_id("trace-llm")).to_contain_text("tokens")
+    page.screenshot(path=str(ARTIFACTS / "editor-debug-run.png"))
+
+    # Publish from the editor, then a key from the API access tab answers /v1/chat-messages.
+    page.get_by_test_id("publish").click()
+    expect(page.get_by_test_id("notice")).to_contain_text("Published version 1")
+    page.get_by_role("tab", name="API access").click()
+    page.get_by_label("Key name").fill("editor test")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_test_id("new-key-token").inner_text()
+    r = httpx.post(f"{console_stack.url}/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
+                   json={"inputs": {}, "query": "Any leave policy?", "response_mode": "blocking", "user": "tester"},
+                   timeout=180)
+    assert r.status_code == 200, r.text
+    assert r.json()["event"] == "message" and isinstance(r.json()["answer"], str)
+
+
+def test_second_editor_saving_the_same_draft_gets_a_conflict_warning(signed_in, browser, console_stack, admin) -> None:
+    first = signed_in
+    ws = admin.workspace_id
+    app = _new_app(console_stack, admin, f"Shared {uuid.uuid4().hex[:4]}")
+    url = f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor"
+    first.goto(url)
+    expect(first.get_by_test_id("editor")).to_be_visible()
+    # A second editor (another browser context, the same member) opens the same draft.
+    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        second = other.new_page()
+        second.goto(console_stack.url + "/login")
+        session = first.evaluate("localStorage.getItem('loom.session')")
+        second.evaluate("s => localStorage.setItem('loom.session', s)", session)
+        second.goto(url)
+        expect(second.get_by_test_id("editor")).to_be_visible()
+
+        _panel(first, "llm").get_by_label("Node title").fill("Writer")
+        expect(first.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+        _panel(second, "answer").get_by_label("Node title").fill("Reply")
+        expect(second.get_by_test_id("conflict")).to_be_visible(timeout=15_000)
+        second.screenshot(path=str(ARTIFACTS / "editor-conflict.png"))
+        stored = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft", admin.token).json()
+        titles = {n["id"]: n["data"]["title"] for n in stored["dsl"]["workflow"]["graph"]["nodes"]}
+        assert titles["llm"] == "Writer" and titles["answer"] == "Answer"  # the first save was not overwritten
+
+        # "Load theirs" takes the first editor's draft; the next edit saves cleanly.
+        second.get_by_role("button", name="Load theirs").click()
+        expect(second.get_by_test_id("conflict")).to_have_count(0)
+        expect(second.get_by_test_id("node-llm")).to_contain_text("Writer")
+        _panel(second, "answer").get_by_label("Node title").fill("Reply")
+        expect(second.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+        stored = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft", admin.token).json()
+        titles = {n["id"]: n["data"]["title"] for n in stored["dsl"]["workflow"]["graph"]["nodes"]}
+        assert titles == {"start": "Start", "llm": "Writer", "answer": "Reply"}
+    finally:
+        other.close()
+
+
+def test_editor_shows_the_gateways_error_on_the_node_it_names(signed_in, console_stack, admin) -> None:
+    """A draft the gateway refuses is not saved, and the gateway's problem (one the editor does
+    not check itself: a timeout over the DSL's 3600 s) is shown on the node and field it names."""
+    page = signed_in
+    ws = admin.workspace_id
+    app = _new_app(console_stack, admin, f"Refused {uuid.uuid4().hex[:4]}")
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    expect(page.get_by_test_id("editor")).to_be_visible()
+    llm = _panel(page, "llm")
+    llm.get_by_label("Timeout (s)").fill("5000")
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "invalid", timeout=15_000)
+    expect(page.get_by_test_id("node-llm")).to_have_attribute("data-invalid", "true")
+    expect(page.get_by_test_id("problem-llm")).to_contain_text("3600")
+    expect(llm.get_by_role("alert").filter(has_text="3600")).to_be_visible()  # under the field itself
+    llm.get_by_label("Timeout (s)").fill("60")
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+    expect(page.get_by_test_id("node-llm")).to_have_attribute("data-invalid", "false")
