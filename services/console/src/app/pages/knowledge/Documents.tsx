@@ -51,7 +51,12 @@ export function Documents({ dataset }: { dataset: Dataset }) {
   const [overlap, setOverlap] = useState(50);
   const [selected, setSelected] = useState<string | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ["documents", dataset.id] });
+  const refresh = () =>
+    Promise.all([
+      queryClient.invalidateQueries({ queryKey: ["documents", dataset.id] }),
+      queryClient.invalidateQueries({ queryKey: ["dataset", workspaceId, dataset.id] }),
+      queryClient.invalidateQueries({ queryKey: ["datasets", workspaceId] }),
+    ]);
 
   const patchUpload = (key: string, patch: Partial<UploadItem>) =>
     setUploads((items) => items.map((u) => (u.key === key ? { ...u, ...patch } : u)));
