@@ -146,8 +146,11 @@ async def test_endpoint_models_are_registered_with_inference_for_their_workspace
         loopback_allowed, gateway, admin, inference) -> None:
     c = gateway.client
     client = InferenceClient(f"127.0.0.1:{inference.grpc_port}", 120)  # the gateway's client, to that process
-    endpoints = gateway.rt.http.state.gw.model_endpoints
-    endpoints.registry = client
+    g = gateway.rt.http.state.gw
+    unreachable = (await c.get(admin.ws("/models"), headers=admin.headers)).json()  # the fixture's: nothing there
+    assert unreachable == {"data": [], "engine_available": False}
+    endpoints = g.model_endpoints
+    endpoints.registry = g.inference = client
     ws = admin.workspace_id
     try:
         # A model on a server that is down: routed for this workspace (unavailable), unknown to another.
@@ -156,6 +159,10 @@ async def test_endpoint_models_are_registered_with_inference_for_their_workspace
                                                              "models": ["lan-only"]}, headers=admin.headers)
         assert r.status_code == 201 and r.json()["registered"] is True, r.text
         down_id = r.json()["id"]
+        listed = (await c.get(admin.ws("/models"), headers=admin.headers)).json()
+        assert listed["engine_available"] is True
+        names = {(m["name"], m["source"], m["endpoint_name"]) for m in listed["data"]}
+        assert {("gemma3:270m", "engine", None), ("lan-only", "endpoint", "down")} <= names
         with pytest.raises(ApiError) as routed:
             await client.complete("lan-only", "hi", max_tokens=1, tenant_id=ws)
         assert routed.value.status in (502, 503), routed.value.message

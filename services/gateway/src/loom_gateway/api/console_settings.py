@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain.errors import BadRequest
+from loom_gateway.domain.errors import ApiError, BadRequest
 from loom_gateway.domain.model_endpoints import EndpointSpec
 from loom_gateway.domain.rbac import Perm, Principal
 
@@ -58,6 +58,19 @@ class DefaultModelsBody(BaseModel):
 async def list_endpoints(request: Request, p: Principal = require(Perm.WORKSPACE_READ)) -> dict:
     """The workspace's remote model endpoints (API keys masked: `api_key_set`, `api_key_hint`)."""
     return {"data": await gw(request).model_endpoints.list(p.tenant_id)}
+
+
+@router.get("/models", name="models.list")
+async def list_models(request: Request, p: Principal = require(Perm.WORKSPACE_READ)) -> dict:
+    """Models the workspace's apps can name (the editor's model picker): the engine's own and
+    those of the workspace's endpoints: {data: [{name, kind, source: engine|endpoint,
+    endpoint_id, endpoint_name}], engine_available}."""
+    g = gw(request)
+    try:
+        engine = await g.inference.list_models()
+    except ApiError:  # the engine is down or starting: the endpoints' models still list
+        engine = None
+    return await g.model_endpoints.models(p.tenant_id, engine)
 
 
 @router.post("/model-endpoints", status_code=201, name="model_endpoints.create")

@@ -111,7 +111,8 @@ class InferenceClient:
 
     async def list_models(self) -> list[dict]:
         try:
-            res = await self._get().ListModels(pb.ListModelsRequest(), timeout=min(self.timeout_s, 10.0))
+            res = await self._get().ListModels(pb.ListModelsRequest(), timeout=min(self.timeout_s, 10.0),
+                                               metadata=call_metadata())  # for no tenant: a service token all the same
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "inference") from exc
         return [{"name": m.name, "kind": m.kind, "backend": m.backend, "context_length": m.context_length}

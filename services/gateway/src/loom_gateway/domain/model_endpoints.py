@@ -123,6 +123,16 @@ class ModelEndpoints:
             except ApiError as exc:  # the inference service forgets it at its next restart anyway
                 log.warning("model endpoint not unregistered", tenant_id=tenant_id, model=model, error=exc.message)
 
+    async def models(self, tenant_id: str, engine: list[dict] | None) -> dict[str, Any]:
+        """What the workspace's apps can name: the engine's own models (every workspace's; None:
+        the inference service could not be asked) and the models of its endpoints."""
+        out = [{"name": m["name"], "kind": m.get("kind", "chat"), "source": "engine", "endpoint_id": None,
+                "endpoint_name": None} for m in engine or []]
+        for e in await self.list(tenant_id):
+            out += [{"name": name, "kind": "chat", "source": "endpoint", "endpoint_id": e["id"],
+                     "endpoint_name": e["name"]} for name in e["models"]]
+        return {"data": out, "engine_available": engine is not None}
+
     async def stored(self, tenant_id: str, endpoint_id: str) -> EndpointSpec:
         """A stored endpoint with its key opened (for a call, never for a response)."""
         row = await self.pool.fetchrow("SELECT * FROM model_endpoints WHERE tenant_id = $1 AND id = $2",
