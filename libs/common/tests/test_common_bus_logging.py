@@ -17,19 +17,22 @@ pytestmark = pytest.mark.integration
 async def _one_message_through_a_service(nats_url: str, capfd, log_level: str, fail: bool = False) -> list[str]:
     """Start a runtime with one subscriber, deliver it one message, stop: what it printed."""
     rt = ServiceRuntime("buslog", ServiceSettings(nats_url=nats_url, log_level=log_level, event_loop="asyncio"))
-    called = asyncio.Event()
+    handled: asyncio.Queue[str] = asyncio.Queue()
 
     @rt.broker.subscriber("test.buslog")
     async def on_message(body: str) -> None:
-        called.set()
-        if fail:
+        handled.put_nowait(body)
+        if fail and body == "hello":
             raise ValueError("handler broke")
 
     await rt.start()
     try:
+        # The "Processed" (or error) line comes after the handler returns. A subscription's
+        # messages are handled one after another: once the second one is in hand, the first
+        # one's lines are written (no sleep that a loaded machine could outlast).
         await rt.broker.publish("hello", "test.buslog")
-        await asyncio.wait_for(called.wait(), 10)
-        await asyncio.sleep(0.1)  # the "Processed" (or error) line comes after the handler returns
+        await rt.broker.publish("barrier", "test.buslog")
+        assert [await asyncio.wait_for(handled.get(), 10) for _ in range(2)] == ["hello", "barrier"]
     finally:
         await rt.stop()
     return [line for line in capfd.readouterr().out.splitlines() if line.strip()]

@@ -46,6 +46,15 @@ _LAX_CHAR = 'char ::= [^"\\\\]'
 _JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity under taskset or a cpuset), not the host's:
+    a thread per host CPU on a 2-CPU slice of a large machine would thrash."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (not Linux)
+        return max(1, os.cpu_count() or 1)
+
+
 def json_schema_to_gbnf(schema_json: str) -> str:
     """JSON schema -> GBNF grammar text (llama-cpp-python's converter, strings made strict JSON)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
@@ -126,7 +135,7 @@ class LlamaCppRunner:
         params.n_batch = params.n_ubatch = n_batch
         params.n_seq_max = max_seqs
         params.kv_unified = True  # one pool of KV cells for all sequences: no per-slot split
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        threads = n_threads or usable_cpus()
         params.n_threads = params.n_threads_batch = threads
         params.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attention
                                   else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
@@ -277,7 +286,7 @@ class LlamaCppEmbedder:
             params.pooling_type = L.LLAMA_POOLING_TYPE_MEAN  # a decoder GGUF has none: mean-pool it
         params.n_seq_max = 64
         params.kv_unified = True
-        params.n_threads = params.n_threads_batch = n_threads or max(1, os.cpu_count() or 1)
+        params.n_threads = params.n_threads_batch = n_threads or usable_cpus()
         self.ctx = L.llama_init_from_model(self.model.ptr, params)
         if not self.ctx:
             raise BackendError(f"could not create an embedding context for {path}")
