@@ -22,6 +22,7 @@ from loom_common.errors import RetryableError
 from loom_common.events import RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_common.telemetry import current_trace_id, setup_tracing
+from loom_common.testing import eventually
 from loom_gateway.runs import request_run
 from loom_orchestrator.handlers import build_router
 
@@ -101,12 +102,8 @@ async def test_real_orchestrator_process_records_the_run_with_the_publishers_tra
                                                     inputs={"q": "hi"}))
         conn = await asyncpg.connect(database_url)
         try:
-            row = None
-            for _ in range(100):
-                row = await conn.fetchrow("SELECT * FROM orchestrator.runs WHERE id = $1", run_id)
-                if row:
-                    break
-                await asyncio.sleep(0.1)
+            row = await eventually(lambda: conn.fetchrow("SELECT * FROM orchestrator.runs WHERE id = $1", run_id),
+                                   "the orchestrator process recorded the run")
         finally:
             await conn.close()
     finally:

@@ -149,7 +149,10 @@ class ScriptedOrchestrator:
                                          "thought": "thinking", "tool": "math.eval", "tool_input": '{"a": 1}',
                                          "observation": "1", "created_at": 1})
         slow = "slow" in (run.query or "") or run.inputs.get("slow")
-        for i in range(40 if slow else self.chunks):
+        # "until_stopped": a run that outlasts any stop a loaded machine may be slow to send (60 s).
+        steps = 600 if run.inputs.get("until_stopped") else 40 if slow else self.chunks
+        slow = slow or run.inputs.get("until_stopped")
+        for i in range(steps):
             await asyncio.sleep(0.1 if slow else self.delay_s)
             if run.run_id in self.cancelled:  # as the orchestrator ends a stopped run
                 await emit("workflow_finished", {"status": "stopped", "outputs": {}, "error": "stopped by user"})

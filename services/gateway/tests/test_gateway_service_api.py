@@ -10,6 +10,8 @@ import httpx
 import pytest
 from gateway_testkit import Console, make_app, republish
 
+from loom_common.testing import eventually
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # a hang fails with a traceback
 
 
@@ -346,13 +348,10 @@ async def test_workflow_run_detail_stop_and_resume(gateway, admin, orchestrator)
     again = sse_data(resumed.text)
     assert len(again) == len(events) - 2 and again[-1]["event"] == "workflow_finished"
 
-    # A slow run, stopped by task id while a blocking call waits for it.
-    waiting = asyncio.create_task(c.post("/v1/workflows/run", json={"inputs": {"slow": True}, "user": "u",
+    # A run that goes on until stopped, stopped by task id while a blocking call waits for it.
+    waiting = asyncio.create_task(c.post("/v1/workflows/run", json={"inputs": {"until_stopped": True}, "user": "u",
                                                                      "response_mode": "blocking"}, headers=h))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if len(orchestrator.requests) == 3:
-            break
+    await eventually(lambda: len(orchestrator.requests) == 3, "the orchestrator got the third run")
     task_id = orchestrator.requests[-1].run_id
     other_user = await c.post(f"/v1/workflows/tasks/{task_id}/stop", json={"user": "intruder"}, headers=h)
     assert other_user.status_code == 404
@@ -381,11 +380,11 @@ async def test_streaming_disconnect_does_not_cancel_and_run_is_recorded(gateway,
     # The client went away: the run is not cancelled and its outcome still lands in the records.
     run = orchestrator.requests[-1]
     conv = run.conversation_id
-    for _ in range(120):
+    async def recorded() -> dict | None:
         msgs = (await c.get("/v1/messages", params={"user": "u", "conversation_id": conv}, headers=h)).json()
-        if msgs["data"][0]["status"] == "normal":
-            break
-        await asyncio.sleep(0.1)
+        return msgs if msgs["data"][0]["status"] == "normal" else None
+
+    msgs = await eventually(recorded, "the run's outcome in /v1/messages")
     assert run.run_id not in orchestrator.cancelled
     assert msgs["data"][0]["answer"].startswith("tok0 tok1") and msgs["data"][0]["status"] == "normal"
 

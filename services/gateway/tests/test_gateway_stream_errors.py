@@ -4,11 +4,12 @@ the stream's last event, in the shape its SDK understands, and the request is no
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from gateway_testkit import make_app
+
+from loom_common.testing import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -58,9 +59,9 @@ async def test_dify_stream_ends_with_an_error_event_when_its_feed_fails_and_the_
     assert events[-1]["status"] == 503 and events[-1]["code"] == "service_unavailable"
     conv = events[0]["conversation_id"]
     # The run went on: the gateway's watcher followed it on a new subscription and recorded it.
-    for _ in range(100):
+    async def recorded() -> dict | None:
         msgs = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)).json()
-        if msgs["data"] and msgs["data"][0]["answer"]:
-            break
-        await asyncio.sleep(0.1)
+        return msgs if msgs["data"] and msgs["data"][0]["answer"] else None
+
+    msgs = await eventually(recorded, "the run's answer in /v1/messages")
     assert msgs["data"][0]["answer"] == "tok0 tok1 tok2 "

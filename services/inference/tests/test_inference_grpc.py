@@ -3,8 +3,6 @@ and timings, cancel mid-stream frees the slot, deadlines, typed errors, Embed, L
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import httpx
 import pytest
@@ -12,7 +10,8 @@ import pytest
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.devstack import infra
-from loom_common.grpc_client import channel
+from loom_common.testing import eventually
+from loom_common.testing import service_channel as channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,11 +56,7 @@ async def test_inference_grpc_end_to_end(run_service) -> None:
             if got == 3:
                 call.cancel()
                 break
-        for _ in range(50):
-            if _running(svc.base_url) == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert _running(svc.base_url) == 0
+        await eventually(lambda: _running(svc.base_url) == 0, "the cancelled stream's slot freed")
         assert 'loom_inference_request_success_total{finished_reason="aborted",model_name="gemma3:270m"}' \
             in httpx.get(svc.base_url + "/metrics").text
 

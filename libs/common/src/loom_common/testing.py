@@ -8,7 +8,9 @@ servers instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import secrets
 import shutil
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +30,27 @@ from loom_common import db, service_auth
 from loom_common.devstack import db_roles, infra
 from loom_common.grpc_client import call_metadata
 from loom_common.migrations import apply_migrations
+
+# How long a test waits for something that must happen (a run recorded, a slot freed) before it
+# fails: long, because it is not a speed check; a loaded 2-core box can take seconds for what a
+# quiet one does in milliseconds. A check that holds returns at once.
+PATIENCE_S = 60.0
+
+
+async def eventually(check, what: str, timeout_s: float = PATIENCE_S, interval_s: float = 0.05):
+    """Poll `check()` (sync or async) until it returns something truthy, and return that; fail the
+    test naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if inspect.isawaitable(got):
+            got = await got
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s:g} s: {what}")
+        await asyncio.sleep(interval_s)
+
 
 # One service-token secret for the test session and every service process it starts (they
 # inherit the environment), so a test's gRPC calls carry tokens its services accept.
@@ -169,24 +193,26 @@ def run_service(nats_url: str, database_url: str, tmp_path: Path) -> Iterator:
         proc.stop()
 
 
-class _SignForBodyTenant(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds a service token for the request's own tenant_id to calls that carry none."""
+def _signed_for_body_tenant(details, request):
+    """Call details with a service token for the request's own tenant_id, unless they carry one."""
+    metadata = list(details.metadata or ())
+    if not any(key == "authorization" for key, _ in metadata):
+        metadata += call_metadata(tenant_id=getattr(request, "tenant_id", "") or None)
+    return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
-    @staticmethod
-    def _details(details, request):
-        metadata = list(details.metadata or ())
-        if not any(key == "authorization" for key, _ in metadata):
-            metadata += call_metadata(tenant_id=getattr(request, "tenant_id", "") or None)
-        return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
+# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
+class _SignUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(self._details(details, request), request)
+        return await continuation(_signed_for_body_tenant(details, request), request)
 
+
+class _SignUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, details, request):
-        return await continuation(self._details(details, request), request)
+        return await continuation(_signed_for_body_tenant(details, request), request)
 
 
 def service_channel(addr: str) -> grpc.aio.Channel:
     """A test's channel to a Loom service, acting as a trusted Loom service would: each call is
     signed for the tenant its request names (tests of the refusals build their own metadata)."""
-    return grpc.aio.insecure_channel(addr, interceptors=[_SignForBodyTenant()])
+    return grpc.aio.insecure_channel(addr, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])
