@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from loom_common.testing import eventually
 from loom_orchestrator.engine.context import NodeResult, RunLimits
 from loom_orchestrator.testkit import chain, edge, node, tpl
 from loom_orchestrator.workflow import _REGISTRY
@@ -356,14 +357,14 @@ async def test_resume_skips_finished_nodes_and_restarts_an_in_flight_one_once(ha
     impl.calls.clear()
     impl.seconds = {"b": 10}
     task = asyncio.create_task(harness.run(g, run_id="r-crash2"))
-    while "b" not in impl.calls:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    for _ in range(2):
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        task = asyncio.create_task(harness.run(g, run_id="r-crash2"))
-        await asyncio.sleep(0.05)
-    out = await task
+    await eventually(lambda: impl.calls.get("b", 0) == 1, "the first worker started b")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    task = asyncio.create_task(harness.run(g, run_id="r-crash2"))
+    await eventually(lambda: impl.calls.get("b", 0) == 2, "the second worker restarted b")  # not a sleep
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    out = await harness.run(g, run_id="r-crash2")
     assert out.status == "failed" and "in flight when its worker died" in out.error
 
 

@@ -4,9 +4,7 @@ tests assert structure: prompts sent, events, schemas, tool calls, cancellation.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 
 import asyncpg
 import httpx
@@ -15,6 +13,7 @@ import pytest
 from loom_common import bus
 from loom_common.devstack import infra
 from loom_common.ids import new_id
+from loom_common.testing import eventually
 from loom_orchestrator.testkit import BusClient, chain, edge, node
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -118,10 +117,7 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
         events = await client.events(run_id, timeout_s=30)
         assert events[-1].data["status"] == "stopped", [(e.event, e.data.get("status"), e.data.get("error"))
                                                         for e in events[-3:]]
-        deadline = time.monotonic() + 10
-        while _running(inference.base_url) > 0:
-            assert time.monotonic() < deadline, "generation kept running after stop"
-            await asyncio.sleep(0.2)
+        await eventually(lambda: _running(inference.base_url) == 0, "generation stopped after the run's stop")
 
 
 def _running(base_url: str) -> float:
