@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from loom_common.devstack import stack
+from loom_common.devstack import ports, stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,8 +36,29 @@ def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_offset() -> int:
+    """A port offset at which every port of the stack is free right now: a blind random one can
+    land on a port that something else on this machine listens on."""
+    base = [p - ports.OFFSET for p in (ports.NATS, ports.NATS_MONITOR, ports.POSTGRES, ports.CONSOLE)]
+    base += [p - ports.OFFSET for sp in ports.SERVICES for p in (sp.http, sp.grpc, sp.admin) if p]
+    for _ in range(100):
+        offset = random.randrange(1000, 15000, 10)
+        if all(_bindable(port + offset) for port in base):
+            return offset
+    pytest.fail("no port offset leaves every port of the stack free")
+
+
 def test_stack_up_all_ready_then_down_leaves_nothing(tmp_path: Path) -> None:
-    offset = random.randrange(1000, 15000, 10)
+    offset = _free_offset()
     started = time.monotonic()
     with_console = stack.console_command(stack.StackPaths(tmp_path)) is not None  # built by make setup
     up = _stack(tmp_path, offset, "up", "--timeout", "180")
