@@ -18,6 +18,7 @@ the caller passes `final=True` and the document goes to `error` too, so no job s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -97,12 +98,16 @@ class Ingestor:
             if len(text) > self.parse_limits.max_text_chars:
                 raise BadDocument(f"the text is longer than {self.parse_limits.max_text_chars} characters")
         rule = doc.process_rule
-        text = clean(text, remove_extra_spaces=rule.remove_extra_spaces, remove_urls_emails=rule.remove_urls_emails)
+        # Cleaning and splitting up to parse_max_text_chars of text is seconds of CPU (~1 s per
+        # million characters here): in a thread, so retrieval on the event loop keeps its turns.
+        # The tokenizer's settings are fixed at load, which makes its encode calls thread-safe.
+        text = await asyncio.to_thread(clean, text, remove_extra_spaces=rule.remove_extra_spaces,
+                                       remove_urls_emails=rule.remove_urls_emails)
         if not text:
             raise BadDocument("the document has no text")
 
         await self._advance(doc, DocumentStatus.SPLITTING, progress=0.05, word_count=len(text.split()))
-        chunks = split_document(text, rule, self.tokenizer)
+        chunks = await asyncio.to_thread(split_document, text, rule, self.tokenizer)
         total = len(chunks)
         await self._advance(doc, DocumentStatus.INDEXING, progress=0.1, segments_total=total, segments_done=0,
                             tokens=sum(c.tokens for c in chunks))
