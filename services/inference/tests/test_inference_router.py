@@ -269,3 +269,19 @@ async def test_inference_vllm_tools_decode_under_the_call_schema_and_hand_back_a
     assert "".join(d.text for d in out) == ""  # the envelope is not text
     assert out[-1].finish_reason == FinishReason.TOOL_CALLS
     assert [(c.name, json.loads(c.arguments_json)) for c in out[-1].tool_calls] == [("get_weather", {"city": "Oslo"})]
+
+
+def test_a_gguf_chat_template_renders_on_a_budget() -> None:
+    """A chat template is code from whoever made the model file: a hostile one is refused as a
+    400 naming `messages`, within its time limit, instead of stalling the service (issue 18)."""
+    from loom_inference.engine.types import ChatMessage, InvalidRequest
+    from loom_inference.prompting.templates import renderer_for
+
+    ok, _ = renderer_for({}, "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}")
+    assert ok([ChatMessage("user", "hi")]) == "<user>hi"
+    for hostile in ("{{ 'a' * 100000000 }}",
+                    "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"):
+        render, _ = renderer_for({}, hostile)
+        with pytest.raises(InvalidRequest) as err:
+            render([ChatMessage("user", "hi")])
+        assert err.value.field == "messages" and "chat template" in str(err.value)

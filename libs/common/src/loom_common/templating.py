@@ -7,7 +7,8 @@ every run of the process. The budget, in layers:
   1. Size checks before the operation runs (`BudgetedEnvironment`): the binary operators
      (`*`, `+`, `**`, `%` on strings), the string methods that pad or repeat (ljust, center,
      zfill, expandtabs, replace, format) and the filters that do (center, indent, format,
-     replace, join, wordwrap) refuse a result over `MAX_STRING` characters; range()
+     replace, join, wordwrap) refuse a result over `max_string` characters (MAX_STRING by
+     default); range()
      is capped at `MAX_RANGE` items.
   2. A deadline, checked on every call, attribute access, operator and filter above, and
      between output chunks; output is counted as it is produced (`max_output`).
@@ -52,9 +53,9 @@ def _check_deadline() -> None:
         raise RenderBudgetExceeded("the template ran past its time limit")
 
 
-def _too_long(n: int, what: str) -> None:
-    if n > MAX_STRING:
-        raise RenderBudgetExceeded(f"{what} would produce {n} characters, over the {MAX_STRING} limit")
+def _too_long(n: int, what: str, limit: int = MAX_STRING) -> None:
+    if n > limit:
+        raise RenderBudgetExceeded(f"{what} would produce {n} characters, over the {limit} limit")
 
 
 def _size(x: Any) -> int | None:
@@ -65,55 +66,57 @@ _PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _FORMAT_WIDTH = re.compile(r"\{[^{}]*:[^{}]*?(\d+)[^{}]*\}")
 
 
-def _check_format_widths(fmt: str) -> None:
+def _check_format_widths(fmt: str, limit: int = MAX_STRING) -> None:
     for width, precision in _PERCENT_WIDTH.findall(fmt):
         for n in (width, precision):
-            if n == "*" or (n and int(n) > MAX_STRING):
+            if n == "*" or (n and int(n) > limit):
                 raise RenderBudgetExceeded("a format width over the limit")
     for n in _FORMAT_WIDTH.findall(fmt):
-        if int(n) > MAX_STRING:
+        if int(n) > limit:
             raise RenderBudgetExceeded("a format width over the limit")
 
 
-def _check_str_method(name: str, s: str, args: tuple, kwargs: dict) -> None:
+def _check_str_method(name: str, s: str, args: tuple, kwargs: dict, limit: int = MAX_STRING) -> None:
     values = list(args) + list(kwargs.values())
     if name in ("ljust", "rjust", "center", "zfill") and values and isinstance(values[0], int):
-        _too_long(values[0], f"str.{name}")
+        _too_long(values[0], f"str.{name}", limit)
     elif name == "expandtabs":
         tab = values[0] if values and isinstance(values[0], int) else 8
-        _too_long(s.count("\t") * tab + len(s), "str.expandtabs")
+        _too_long(s.count("\t") * tab + len(s), "str.expandtabs", limit)
     elif name == "replace" and len(values) >= 2 and isinstance(values[1], str):
         old = values[0] if isinstance(values[0], str) else ""
-        _too_long(len(s) + (s.count(old) if old else len(s) + 1) * len(values[1]), "str.replace")
+        _too_long(len(s) + (s.count(old) if old else len(s) + 1) * len(values[1]), "str.replace", limit)
     elif name in ("format", "format_map"):
-        _check_format_widths(s)
+        _check_format_widths(s, limit)
 
 
-def _bounded_join(items: Iterable[Any], sep: str) -> None:
+def _bounded_join(items: Iterable[Any], sep: str, limit: int = MAX_STRING) -> None:
     total = 0
     for item in items:
         total += len(str(item)) + len(sep)
-        _too_long(total, "join")
+        _too_long(total, "join", limit)
 
 
 class _Budget:
     """The checks, mixed into a Jinja sandbox (mutable or immutable)."""
 
     intercepted_binops = frozenset({"*", "+", "**", "%"})
+    max_string = MAX_STRING
 
-    def _install_budget(self) -> None:
+    def _install_budget(self, max_string: int) -> None:
+        self.max_string = limit = max_string
         self.globals["range"] = _budgeted_range
         f = self.filters  # type: ignore[attr-defined]
-        for name, check in (("center", lambda s, width=80, *a, **k: _too_long(int(width), "center")),
+        for name, check in (("center", lambda s, width=80, *a, **k: _too_long(int(width), "center", limit)),
                             ("indent", lambda s, width=4, *a, **k: _too_long(
                                 len(str(s)) * (1 + int(width) if isinstance(width, int) else 1 + len(str(width))),
-                                "indent")),
-                            ("format", lambda s, *a, **k: _check_format_widths(str(s))),
+                                "indent", limit)),
+                            ("format", lambda s, *a, **k: _check_format_widths(str(s), limit)),
                             ("replace", lambda s, old, new, *a, **k: _check_str_method(
-                                "replace", str(s), (str(old), str(new)), {})),
-                            ("wordwrap", lambda s, width=79, *a, **k: _too_long(len(str(s)) * 2, "wordwrap")),
+                                "replace", str(s), (str(old), str(new)), {}, limit)),
+                            ("wordwrap", lambda s, width=79, *a, **k: _too_long(len(str(s)) * 2, "wordwrap", limit)),
                             ("join", lambda items, d="", *a, **k: _bounded_join(
-                                list(items) if not isinstance(items, str) else [items], str(d)))):
+                                list(items) if not isinstance(items, str) else [items], str(d), limit))):
             f[name] = _guarded(f[name], check)
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
@@ -121,27 +124,27 @@ class _Budget:
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if _size(seq) is not None and isinstance(n, int):
-                    _too_long(_size(seq) * n, "'*'")
+                    _too_long(_size(seq) * n, "'*'", self.max_string)
         elif operator == "+" and _size(left) is not None and _size(right) is not None:
-            _too_long(_size(left) + _size(right), "'+'")
+            _too_long(_size(left) + _size(right), "'+'", self.max_string)
         elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
             if right * math.log2(abs(left)) > MAX_INT_BITS:
                 raise RenderBudgetExceeded(f"'**' would produce an integer over {MAX_INT_BITS} bits")
         elif operator == "%" and isinstance(left, str):
-            _check_format_widths(left)
+            _check_format_widths(left, self.max_string)
         return super().call_binop(context, operator, left, right)  # type: ignore[misc]
 
     def call(__self, __context, __obj, *args, **kwargs):
         _check_deadline()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
-            _check_str_method(getattr(__obj, "__name__", ""), owner, args, kwargs)
+            _check_str_method(getattr(__obj, "__name__", ""), owner, args, kwargs, __self.max_string)
         return super().call(__context, __obj, *args, **kwargs)  # type: ignore[misc]
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _check_deadline()
         if isinstance(obj, str) and attribute in ("format", "format_map"):
-            _check_format_widths(obj)  # the sandbox hands back a wrapper, not the bound method
+            _check_format_widths(obj, self.max_string)  # the sandbox wraps it: no bound method
         return super().getattr(obj, attribute)  # type: ignore[misc]
 
 
@@ -169,15 +172,15 @@ def _budgeted_range(*args: int) -> range:
 
 
 class BudgetedEnvironment(_Budget, SandboxedEnvironment):
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, max_string: int = MAX_STRING, **options: Any) -> None:
         super().__init__(**options)
-        self._install_budget()
+        self._install_budget(max_string)
 
 
 class ImmutableBudgetedEnvironment(_Budget, ImmutableSandboxedEnvironment):
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, max_string: int = MAX_STRING, **options: Any) -> None:
         super().__init__(**options)
-        self._install_budget()
+        self._install_budget(max_string)
 
 
 def render_sync(template: Template, values: dict[str, Any], *, timeout_s: float, max_output: int) -> str:

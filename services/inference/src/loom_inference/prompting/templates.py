@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from loom_inference.engine.types import ChatMessage
+from loom_common import templating
+from loom_inference.engine.types import ChatMessage, InvalidRequest
 
 Renderer = Callable[[list[ChatMessage]], str]
 
@@ -55,8 +54,15 @@ FAMILY_STOPS: dict[str, list[str]] = {"gemma3": ["<end_of_turn>"], "gemma": ["<e
                                       "qwen2": ["<|im_end|>"], "qwen3": ["<|im_end|>"]}
 
 
+# A GGUF's chat template is code from whoever made the model file: sandboxed and budgeted
+# (loom_common.templating), with room for any prompt a context window can hold.
+_TEMPLATE_MAX_CHARS = 32_000_000
+_TEMPLATE_TIMEOUT_S = 2.0
+
+
 def _jinja(template: str, bos: str, eos: str) -> Renderer:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = templating.ImmutableBudgetedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                                  max_string=_TEMPLATE_MAX_CHARS)
 
     def raise_exception(message: str):
         raise ValueError(message)
@@ -64,9 +70,14 @@ def _jinja(template: str, bos: str, eos: str) -> Renderer:
     compiled = env.from_string(template)
 
     def render(messages: list[ChatMessage]) -> str:
-        return compiled.render(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True, bos_token=bos, eos_token=eos, raise_exception=raise_exception)
+        values = {"messages": [{"role": m.role, "content": m.content} for m in messages],
+                  "add_generation_prompt": True, "bos_token": bos, "eos_token": eos,
+                  "raise_exception": raise_exception}
+        try:
+            return templating.render_sync(compiled, values, timeout_s=_TEMPLATE_TIMEOUT_S,
+                                          max_output=_TEMPLATE_MAX_CHARS)
+        except templating.RenderBudgetExceeded as exc:
+            raise InvalidRequest(f"the model's chat template: {exc}", "messages") from None
 
     return render
 
