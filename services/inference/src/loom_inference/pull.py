@@ -158,7 +158,10 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
             reader.close()
         yield Progress("copying", total=size, completed=size)
     elif source.startswith("pkg:"):
-        module = importlib.import_module(policy.package(source))
+        try:
+            module = importlib.import_module(policy.package(source))
+        except ImportError as exc:
+            raise InvalidRequest(f"the model package {source[4:]} is not installed", "model") from exc
         yield Progress("pulling manifest")
         partial = store.partial_path(source)
         if hasattr(module, "assemble"):

@@ -59,7 +59,7 @@ class PullPolicy:
         # Relative names are taken in the pull folder; resolve() follows symlinks and '..', so
         # what is checked is where the bytes really are.
         path = (root / source).resolve() if not source.startswith(("/", "~")) \
-            else Path(source).resolve()
+            else Path(source).expanduser().resolve()
         if not any(path == r or path.is_relative_to(r) for r in self.local_roots):
             raise InvalidRequest("only files inside the pull folder can be pulled through the API", "model")
         return path
