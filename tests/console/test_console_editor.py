@@ -210,7 +210,8 @@ def test_second_editor_saving_the_same_draft_gets_a_conflict_warning(signed_in, 
 
 def test_editor_shows_the_gateways_error_on_the_node_it_names(signed_in, console_stack, admin) -> None:
     """A draft the gateway refuses is not saved, and the gateway's problem (one the editor does
-    not check itself: a timeout over the DSL's 3600 s) is shown on the node and field it names."""
+    not check itself: a timeout over the DSL's 3600 s) is shown on the node and field it names;
+    a reload offers the refused changes back."""
     page = signed_in
     ws = admin.workspace_id
     app = _new_app(console_stack, admin, f"Refused {uuid.uuid4().hex[:4]}")
@@ -222,6 +223,12 @@ def test_editor_shows_the_gateways_error_on_the_node_it_names(signed_in, console
     expect(page.get_by_test_id("node-llm")).to_have_attribute("data-invalid", "true")
     expect(page.get_by_test_id("problem-llm")).to_contain_text("3600")
     expect(llm.get_by_role("alert").filter(has_text="3600")).to_be_visible()  # under the field itself
+    # Nothing is lost on a reload: the browser kept the refused draft and offers it back.
+    page.reload()
+    page.get_by_test_id("stashed").get_by_role("button", name="Restore them").click()
+    expect(page.get_by_test_id("problem-llm")).to_contain_text("3600")
+    llm = _panel(page, "llm")
+    expect(llm.get_by_label("Timeout (s)")).to_have_value("5000")
     llm.get_by_label("Timeout (s)").fill("60")
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
     expect(page.get_by_test_id("node-llm")).to_have_attribute("data-invalid", "false")

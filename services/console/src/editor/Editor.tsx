@@ -16,7 +16,7 @@ import { nodeTypes } from './canvas/NodeView'
 import { Palette } from './canvas/Palette'
 import { EditorContext, GraphContext, type EditorContextValue } from './context'
 import { DebugPanel } from './debug/DebugPanel'
-import { DraftConflict, DraftStore } from './drafts'
+import { DraftConflict, DraftStore, stableJson } from './drafts'
 import { CONTAINER_START, spec } from './dsl/nodeTypes'
 import type { AppDoc, DslNode, Graph, ModelConfig, NodeData, NodeType } from './dsl/types'
 import { copy, isClip, paste, type Clip } from './graph/clipboard'
@@ -84,6 +84,18 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   const clip = useRef<Clip | null>(null)
   const wrapper = useRef<HTMLDivElement>(null)
   const docMeta = useRef(doc)
+  // A draft the gateway refuses (it validates every save) stays in this browser until it saves,
+  // so closing the tab on a half-configured node loses nothing.
+  const stashKey = `loom.editor.unsaved.${workspaceId}.${appId}`
+  const [stashed, setStashed] = useState<AppDoc | null>(() => {
+    try {
+      const raw = localStorage.getItem(stashKey)
+      const found = raw ? (JSON.parse(raw) as AppDoc) : null
+      return found && stableJson(found) !== stableJson(doc) ? found : null
+    } catch {
+      return null
+    }
+  })
 
   const touch = useCallback((structural = true) => {
     if (structural) setStructure((s) => s + 1)
@@ -149,11 +161,17 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
       setSaveState('saving')
       try {
         await store.current.save(currentDoc(), force)
+        localStorage.removeItem(stashKey)
         setServerProblems([])
         setConflict(null)
         setSaveState('saved')
         return true
       } catch (err) {
+        try {
+          localStorage.setItem(stashKey, JSON.stringify(currentDoc()))
+        } catch {
+          /* storage full or disabled: the editor still holds the changes */
+        }
         if (err instanceof DraftConflict) {
           setConflict(err.theirs)
           setSaveState('conflict')
@@ -170,7 +188,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     }
     queue.current = queue.current.then(run, run)
     return queue.current
-  }, [canEdit, currentDoc])
+  }, [canEdit, currentDoc, stashKey])
 
   const timer = useRef<number | undefined>(undefined)
   useEffect(() => {
@@ -450,6 +468,14 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
               Someone else saved this draft since you opened it. Autosave is paused.
               <button type="button" className="ed-btn" onClick={() => void keepMine()}>Keep mine (overwrite)</button>
               <button type="button" className="ed-btn" onClick={takeTheirs}>Load theirs</button>
+            </div>
+          )}
+          {stashed && (
+            <div className="ed-banner ed-banner-warn" role="alert" data-testid="stashed">
+              This browser kept changes to this draft that were never saved.
+              <button type="button" className="ed-btn" onClick={() => { loadDoc(stashed); setStashed(null) }}>Restore them</button>
+              <button type="button" className="ed-btn" onClick={() => { localStorage.removeItem(stashKey); setStashed(null) }}>
+                Discard</button>
             </div>
           )}
           {notice && (
