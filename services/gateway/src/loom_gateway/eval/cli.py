@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loom_gateway.eval import report as reports
-from loom_gateway.eval.runner import Subject, run_report
+from loom_gateway.eval.runner import Subject, TargetUnusable, run_report
 from loom_gateway.eval.suite import SuiteError, load_suite, load_thresholds, shipped_suites
 from loom_gateway.eval.targets import DifyAppTarget, OpenAITarget
 
@@ -158,7 +158,11 @@ def eval_command(
             for s in subjects:
                 await s.aclose()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except TargetUnusable as exc:
+        console.print(f"[red]cannot evaluate {exc}[/red]")
+        raise typer.Exit(2) from exc
     json_path, html_path = reports.write(result, out)
     print_summary(result)
     console.print(f"wrote {json_path} and {html_path}")

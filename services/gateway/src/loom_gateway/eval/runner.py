@@ -27,6 +27,10 @@ from loom_gateway.eval.toolcalls import measure_tool_calls
 SCHEMA = "loom.eval/1"
 
 
+class TargetUnusable(RuntimeError):
+    """A target failed its first request (unreachable, refused key, unknown model)."""
+
+
 @dataclass
 class Subject:
     label: str
@@ -93,8 +97,19 @@ async def run_subject(subject: Subject, suite: Suite, *, concurrency: int | None
     return result
 
 
+async def preflight(subjects: list[Subject]) -> None:
+    """One one-token request per channel before anything is measured: a typo in a model name or
+    a wrong key is one clear error, not a report full of failed requests."""
+    for subject in subjects:
+        for channel, target in subject.channels():
+            reply = await target.ask("Hi", 1)
+            if reply.error:
+                raise TargetUnusable(f"{subject.label} ({channel}, {target.describe()['base_url']}): {reply.error}")
+
+
 async def run_report(subjects: list[Subject], suite: Suite, *, concurrency: int | None = None,
                      command: str = "", progress: Callable[[str], None] = lambda _: None) -> dict:
+    await preflight(subjects)
     started = time.time()
     n = concurrency or (suite.ttft.concurrency if suite.ttft else None)
     report = {"schema": SCHEMA, "suite": {"name": suite.name, "description": suite.description, "concurrency": n},
