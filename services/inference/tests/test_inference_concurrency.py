@@ -13,7 +13,7 @@ import pytest
 
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
-from loom_common.grpc_client import channel
+from loom_common.testing import service_channel as channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ import pytest
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.devstack import infra
-from loom_common.grpc_client import channel
 from loom_common.testing import eventually
+from loom_common.testing import service_channel as channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

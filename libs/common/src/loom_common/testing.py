@@ -193,24 +193,26 @@ def run_service(nats_url: str, database_url: str, tmp_path: Path) -> Iterator:
         proc.stop()
 
 
-class _SignForBodyTenant(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds a service token for the request's own tenant_id to calls that carry none."""
+def _signed_for_body_tenant(details, request):
+    """Call details with a service token for the request's own tenant_id, unless they carry one."""
+    metadata = list(details.metadata or ())
+    if not any(key == "authorization" for key, _ in metadata):
+        metadata += call_metadata(tenant_id=getattr(request, "tenant_id", "") or None)
+    return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
-    @staticmethod
-    def _details(details, request):
-        metadata = list(details.metadata or ())
-        if not any(key == "authorization" for key, _ in metadata):
-            metadata += call_metadata(tenant_id=getattr(request, "tenant_id", "") or None)
-        return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
+# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
+class _SignUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(self._details(details, request), request)
+        return await continuation(_signed_for_body_tenant(details, request), request)
 
+
+class _SignUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, details, request):
-        return await continuation(self._details(details, request), request)
+        return await continuation(_signed_for_body_tenant(details, request), request)
 
 
 def service_channel(addr: str) -> grpc.aio.Channel:
     """A test's channel to a Loom service, acting as a trusted Loom service would: each call is
     signed for the tenant its request names (tests of the refusals build their own metadata)."""
-    return grpc.aio.insecure_channel(addr, interceptors=[_SignForBodyTenant()])
+    return grpc.aio.insecure_channel(addr, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])
