@@ -121,3 +121,36 @@ async def test_gateway_key_limits_zero_is_not_unlimited_and_unlimited_is_owner_o
     assert (await c.patch(path, json={"rpm_limit": None}, headers=h)).status_code == 200
     (row,) = (await c.get(admin.ws(f"/apps/{app_id}/api-keys"), headers=h)).json()["data"]
     assert (row["rpm_limit"], row["rpm_unlimited"], row["tokens_per_day"]) == (None, True, 1000)
+
+
+async def test_gateway_concurrent_completions_cannot_all_pass_a_token_quota(gateway, admin, monkeypatch) -> None:
+    """The OpenAI route: a completion holds its `max_tokens` while it runs. The model's answer is
+    held back by a stand-in generator (this test is about the gateway's admission, on the real
+    Postgres), so all four requests are in flight together."""
+    from loom_gateway.clients.inference import Chunk
+
+    c, h = gateway.client, admin.headers
+    release, in_model, entered = asyncio.Event(), asyncio.Event(), []
+
+    async def generate(args, tenant_id):
+        entered.append(args.sampling.get("max_tokens"))
+        in_model.set()
+        await release.wait()
+        yield Chunk(text="hi", model="m", finish_reason="stop", prompt_tokens=2, completion_tokens=1)
+
+    monkeypatch.setattr(gateway.rt.http.state.gw.inference, "generate", generate)
+    _, key = await make_app(c, admin, "chat")
+    assert (await c.patch(admin.ws(""), json={"tokens_per_day": 1}, headers=h)).status_code == 200
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
+    calls = [asyncio.create_task(c.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                        json=body)) for _ in range(4)]
+    pending = set(calls)
+    async with asyncio.timeout(60):   # a bound on a hang, not on speed
+        await in_model.wait()
+        while len(pending) > 1:       # the others are answered while one is in the model
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    release.set()
+    answers = await asyncio.gather(*calls)
+    assert sorted(r.status_code for r in answers) == [200, 429, 429, 429], [r.text for r in answers]
+    assert entered == [50]
+    assert (await c.get(admin.ws("/usage"), headers=h)).json()["tokens_today"] == 3   # settled to what it used
