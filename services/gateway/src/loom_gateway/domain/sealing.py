@@ -8,12 +8,11 @@ Losing that file makes sealed values unreadable (they read as unset), so product
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from loom_common import secret_files
 from loom_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,16 +21,8 @@ log = get_logger(__name__)
 def load_key(configured: str | None, home: Path) -> bytes:
     if configured:
         return configured.encode()
-    path = home / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # replicas starting together: the first one's key wins
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(Fernet.generate_key())
-            log.warning("generated the gateway's sealing key; set LOOM_GATEWAY_SECRET_KEY in production",
-                        path=str(path))
-    return path.read_bytes().strip()
+    # Born 0600 and published whole: replicas starting together all read the first one's key.
+    return secret_files.read_or_create(home / "secret.key", Fernet.generate_key).strip()
 
 
 class Sealer:
