@@ -5,6 +5,8 @@ run request the orchestrator gets (here the scripted stand-in, which records it)
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 import yaml
@@ -96,3 +98,31 @@ async def test_gateway_secret_env_import_sealed_and_unknown_mask_refused(gateway
     doc["workflow"]["graph"]["environment_variables"] = [{"name": "other", "value_type": "secret", "value": MASK}]
     r = await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": doc}, headers=h)
     assert r.status_code == 400 and r.json()["field"] == "dsl.workflow.graph.environment_variables.other"
+
+
+async def test_gateway_secrets_stored_before_sealing_are_sealed_at_start(gateway, admin, orchestrator) -> None:
+    """An upgrade: a draft and a version that hold a secret in plain text (written before sealing
+    existed) are sealed by the start-up pass; runs still get the value."""
+    c, h = gateway.client, admin.headers
+    app_id = (await c.post(admin.ws("/apps"), json={"name": "old", "mode": "workflow"}, headers=h)).json()["id"]
+    assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=h)).status_code == 200
+    conn = await asyncpg.connect(gateway.database_url)
+    try:
+        legacy = json.dumps([{"name": "token", "value_type": "secret", "value": SECRET}])
+        for table, col in (("apps", "draft"), ("app_versions", "dsl")):
+            await conn.execute(f"UPDATE gateway.{table} SET {col} = jsonb_set({col},"
+                               f" '{{workflow,graph,environment_variables}}', $2::jsonb)"
+                               f" WHERE {'id' if table == 'apps' else 'app_id'} = $1", app_id, legacy)
+    finally:
+        await conn.close()
+    assert all(SECRET in text for text in await _stored_texts(gateway, app_id))
+
+    apps = gateway.rt.http.state.gw.apps
+    assert await apps.seal_stored_secrets() == 2
+    assert await apps.seal_stored_secrets() == 0   # idempotent
+    assert all(SECRET not in text and "loom-sealed:" in text for text in await _stored_texts(gateway, app_id))
+    key = (await c.post(admin.ws(f"/apps/{app_id}/api-keys"), json={"name": "k"}, headers=h)).json()["token"]
+    run = await c.post("/v1/workflows/run", headers={"Authorization": f"Bearer {key}"},
+                       json={"inputs": {}, "user": "u1", "response_mode": "blocking"})
+    assert run.status_code == 200, run.text
+    assert _env({"workflow": {"graph": orchestrator.requests[-1].graph}}) == {"token": SECRET}

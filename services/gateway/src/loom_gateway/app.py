@@ -123,6 +123,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                     model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
                     workspace_settings=workspace_settings)
         http.state.gw = g
+        if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
+            log.info("sealed stored app secrets", rows=sealed)
         tasks.append(asyncio.create_task(_sweep(g)))
         tasks.append(asyncio.create_task(_register_endpoints(g)))
 

@@ -145,6 +145,23 @@ class Apps:
                                " AND id = $2", tenant_id, app_id, json.dumps(sealed))
         return app_secrets.mask(sealed)
 
+    async def seal_stored_secrets(self) -> int:
+        """Seal secret values that drafts and versions stored in plain text before sealing
+        existed (run at start; idempotent, and a row changed meanwhile is left to its writer)."""
+        sealed_rows = 0
+        async with self.pool.acquire() as conn:
+            for table, col, key in (("apps", "draft", "id::text"), ("app_versions", "dsl", "app_id || ':' || version")):
+                rows = await conn.fetch(f"SELECT {key} AS k, {col}::text AS doc FROM {table}"
+                                        f" WHERE {col}::text LIKE '%\"value_type\": \"secret\"%'")
+                for r in rows:
+                    doc = json.loads(r["doc"])
+                    sealed = app_secrets.seal(doc, self.sealer)
+                    if sealed != doc:
+                        status = await conn.execute(f"UPDATE {table} SET {col} = $2::jsonb WHERE {key} = $1"
+                                                    f" AND {col} = $3::jsonb", r["k"], json.dumps(sealed), r["doc"])
+                        sealed_rows += status != "UPDATE 0"
+        return sealed_rows
+
     async def publish(self, tenant_id: str, app_id: str, account_id: str | None) -> dict:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("SELECT draft FROM apps WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
