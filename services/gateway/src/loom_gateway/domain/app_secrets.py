@@ -7,8 +7,8 @@ way out, opened only for a run.
 
 A client that saves a draft it read sends the mask back: the stored secret is kept (Dify's
 console does the same with its `[__HIDDEN__]`). Any other value is the new secret, sealed with
-the gateway's key (`sealing.py`). A value stored before sealing existed reads as itself until
-the draft is saved again.
+the gateway's key (`sealing.py`). Values stored before sealing existed are sealed by a start-up
+pass (`Apps.seal_stored_secrets`); until then they read as themselves.
 """
 
 from __future__ import annotations
