@@ -177,6 +177,9 @@ def test_bad_suite_files_are_errors_that_name_the_place(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(suites.SuiteError, match="not valid YAML"):
         suites.load_suite(str(bad))
+    bad.write_text("a: &x [1, 2]\nb: [*x, *x]\nname: x\n")  # aliases: the seed of a YAML bomb
+    with pytest.raises(suites.SuiteError, match="anchors and aliases"):
+        suites.load_suite(str(bad))
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps({"functions": [EVENT.model_dump()], "cases": [
         {"id": "x", "category": "c", "tools": ["create_event"], "request": "r",

@@ -15,10 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from loom_common import untrusted_yaml
 
 MAX_FILE_BYTES = 4 << 20  # a suite or case file is small; refuse anything larger before parsing
 
@@ -174,9 +175,12 @@ def _read(path: Path) -> Any:
     except OSError as exc:
         raise SuiteError(f"{path}: {exc.strerror or exc}") from exc
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SuiteError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        # Suites and cases may come from anyone: YAML without anchors/aliases (no alias bombs).
+        return json.loads(text) if path.suffix == ".json" else untrusted_yaml.load(text, max_chars=MAX_FILE_BYTES)
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{path}: not valid JSON: {exc}") from exc
+    except untrusted_yaml.UntrustedYamlError as exc:
+        raise SuiteError(f"{path}: {exc.message}") from exc
 
 
 def _parse(model: type[BaseModel], data: Any, path: Path):
