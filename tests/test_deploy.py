@@ -306,7 +306,7 @@ def test_every_deployment_has_probes_ports_and_a_grace_period_covering_its_drain
         assert container_ports["http"] == HTTP[name]
         if name in GRPC:
             assert container_ports["grpc"] == GRPC[name]
-        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(HTTP[name])
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ADMIN[name])
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         pre_stop_s = int(pre_stop[-1]) if pre_stop[:1] == ["sleep"] else 0
         assert pod["spec"]["terminationGracePeriodSeconds"] >= _drain_budget_s(env, name, pre_stop_s), name

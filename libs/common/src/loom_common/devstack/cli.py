@@ -59,3 +59,29 @@ def down() -> None:
 def status() -> None:
     """Show each supervised process."""
     console.print(stack.status(_paths()))
+
+
+@app.command("provision-db")
+def provision_db() -> None:
+    """The database bootstrap for a cluster (the Kubernetes Job db-bootstrap): a role per service
+    owning its schema (devstack.db_roles). Reads the superuser's DSN from LOOM_ADMIN_DATABASE_URL
+    and each service's own DSN (role loom_<service> and its password) from
+    LOOM_<SERVICE>_DATABASE_URL."""
+    from urllib.parse import unquote, urlsplit
+
+    from loom_common.devstack import db_roles
+
+    admin = os.environ.get("LOOM_ADMIN_DATABASE_URL")
+    if not admin:
+        console.print("[red]LOOM_ADMIN_DATABASE_URL is not set[/red]")
+        raise typer.Exit(2)
+    passwords = {}
+    for service in db_roles.SERVICE_SCHEMAS:
+        dsn = urlsplit(os.environ.get(f"LOOM_{service.upper()}_DATABASE_URL", ""))
+        if dsn.username != db_roles.role_name(service) or not dsn.password:
+            console.print(f"[red]LOOM_{service.upper()}_DATABASE_URL must log in as "
+                          f"{db_roles.role_name(service)} with a password[/red]")
+            raise typer.Exit(2)
+        passwords[service] = unquote(dsn.password)
+    db_roles.provision_sync(admin, passwords)
+    console.print(f"roles and schemas ready: {', '.join(map(db_roles.role_name, passwords))}")

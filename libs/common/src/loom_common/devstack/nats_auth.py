@@ -90,3 +90,20 @@ def write_config(path: Path, **kw) -> Path:
     path.touch(mode=0o600)
     path.write_text(render_config(**kw))
     return path
+
+
+def password_env(user: str) -> str:
+    """The environment variable the Kubernetes NATS pods read a user's password from."""
+    return f"LOOM_NATS_PASSWORD_{user.upper()}"
+
+
+def kubernetes_authorization() -> str:
+    """The `authorization` block of deploy/k8s's nats.conf: the same users and permissions, each
+    password a `$VARIABLE` nats-server resolves from the pod's environment (Secret loom-<user>)."""
+    lines = ["authorization {", "  users: ["]
+    for user in PERMISSIONS:
+        entry = _user_entry(user, "")
+        perms = json.dumps(entry["permissions"], separators=(", ", ": "))
+        lines.append(f"    {{user: {user}, password: ${password_env(user)}, permissions: {perms}}}")
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
