@@ -173,7 +173,7 @@ def measure(url: str, email: str, password: str, quick: bool) -> dict:
     from console_harness import chromium_path
     from playwright.sync_api import sync_playwright
 
-    s = seed(url, email, password, apps=10 if quick else 30)
+    s = seed(url, email, password, apps=5 if quick else 30)
     rounds = 3 if quick else 8
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"], headless=True)
@@ -188,7 +188,7 @@ def measure(url: str, email: str, password: str, quick: bool) -> dict:
                 ms, (ctx, page) = editor_open(browser, s)
                 opens.append(ms)
                 if i == rounds - 1:
-                    frames = drag_frames(page, 60 if quick else 150)
+                    frames = drag_frames(page, 40 if quick else 150)
                 ctx.close()
         finally:
             browser.close()

@@ -79,8 +79,10 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   const [debugOpen, setDebugOpen] = useState(false)
   const refs = useRef<Snap>({ nodes, edges, meta })
   refs.current = { nodes, edges, meta }
-  const history = useRef(new History<Snap>())
-  const store = useRef(new DraftStore(api, base, doc))
+  // Made once (useRef(new X()) would build a new one on every render: for the draft store a
+  // key-sorted JSON of the whole document, on every drag frame).
+  const [history] = useState(() => ({ current: new History<Snap>() }))
+  const [store] = useState(() => ({ current: new DraftStore(api, base, doc) }))
   const clip = useRef<Clip | null>(null)
   const wrapper = useRef<HTMLDivElement>(null)
   const docMeta = useRef(doc)
