@@ -424,7 +424,7 @@ async def test_start_checks_inputs_and_template_is_sandboxed(harness) -> None:
 
 async def test_node_started_carries_the_inputs_it_reads_with_secrets_masked(harness) -> None:
     """Dify's node_started lists `inputs`: the variables a node reads, as they stand when it
-    starts; a secret environment variable shows as a mask in events (issue 18)."""
+    starts; a secret environment variable shows as a mask in events' inputs (issue 18)."""
     g = {
         "nodes": [START,
                   tpl("t", "{{ x }} {{ token }} {{ region }}", x=["start", "x"], token=["env", "token"],
@@ -440,3 +440,6 @@ async def test_node_started_carries_the_inputs_it_reads_with_secrets_masked(harn
     assert started["start"]["inputs"] == {}
     assert started["t"]["inputs"] == {"start.x": 7, "env.token": "******", "env.region": "eu"}
     assert started["end"]["inputs"] == {"t.output": "7 sk-123 eu"}
+    finished = {d["node_id"]: d for d in harness.sink.of("node_finished")}
+    assert "sk-123" not in repr(finished["t"]["inputs"]) and "******" in repr(finished["t"]["inputs"])
+    assert finished["t"]["outputs"] == {"output": "7 sk-123 eu"}   # outputs are the node's own

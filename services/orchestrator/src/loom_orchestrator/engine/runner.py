@@ -69,8 +69,13 @@ class Engine:
     def __init__(self, graph: Graph, run: RunContext, services: Services, journal: Journal,
                  events: EventSink, registry: dict[str, Any], observer: Any = None) -> None:
         self.scopes = compile_graph(graph)
-        # Secret environment variables read as a mask in the events a client sees (node inputs).
-        self._secret_env = {v.name for v in graph.environment_variables if v.value_type == "secret"}
+        # Secret environment variables read as a mask in what events show of a node's inputs and
+        # process data (a trace a console reader or API client sees); outputs stay the node's own.
+        secrets = [v for v in graph.environment_variables if v.value_type == "secret"]
+        self._secret_env = {v.name for v in secrets}
+        # (Values under 4 characters are not searched for: masking every "a" would wreck the trace.)
+        self._secret_values = sorted({str(v.value) for v in secrets if len(str(v.value or "")) >= 4}, key=len,
+                                     reverse=True)
         self.run, self.services, self.journal, self.events = run, services, journal, events
         self.registry = registry
         self.observer = observer  # optional: .node(node_type) -> context manager (spans, metrics)
@@ -247,7 +252,8 @@ class Engine:
             self._apply(scope, node, record, pool, outcome, key)
         tokens = record.prompt_tokens + record.completion_tokens
         self.events.emit("node_finished", {
-            **base, "inputs": record.inputs, "process_data": record.process_data, "outputs": record.outputs,
+            **base, "inputs": self._masked(record.inputs), "process_data": self._masked(record.process_data),
+            "outputs": record.outputs,
             "status": record.status, "error": record.error, "elapsed_time": record.elapsed_ms / 1000,
             "execution_metadata": {"total_tokens": tokens, "prompt_tokens": record.prompt_tokens,
                                    "completion_tokens": record.completion_tokens, "attempts": 1},
@@ -284,6 +290,20 @@ class Engine:
             secret = len(sel) > 1 and sel[0] == "env" and sel[1] in self._secret_env
             out[".".join(sel)] = SECRET_MASK if secret else pool.get(sel)
         return out
+
+    def _masked(self, value: Any) -> Any:
+        """`value` with every secret environment value replaced by the mask, at any depth."""
+        if not self._secret_values:
+            return value
+        if isinstance(value, str):
+            for secret in self._secret_values:
+                value = value.replace(secret, SECRET_MASK)
+            return value
+        if isinstance(value, dict):
+            return {k: self._masked(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._masked(v) for v in value]
+        return value
 
     def _base_event(self, node: Node, key: str, index: int, scope: Scope) -> dict[str, Any]:
         base = {"id": self.run.execution_id(key), "node_id": node.id, "node_type": node.data.type,
