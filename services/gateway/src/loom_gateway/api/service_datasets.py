@@ -5,7 +5,7 @@ rag's gRPC `Datasets` and `Retrieval` services."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
@@ -46,6 +46,10 @@ class TextUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=255)
     text: str | None = Field(None, min_length=1, max_length=10_000_000)
     process_rule: dict[str, Any] | None = None
+
+
+class DocumentIds(BaseModel):
+    document_ids: list[str] = Field(min_length=1, max_length=100)
 
 
 class SegmentIn(BaseModel):
@@ -194,6 +198,15 @@ async def delete_document(dataset_id: str, document_id: str, request: Request,
                           p: Principal = require(Perm.DATASETS_WRITE)) -> Response:
     await gw(request).rag.delete_document(p.tenant_id, dataset_id, document_id)
     return Response(status_code=204)
+
+
+@router.patch("/{dataset_id}/documents/status/{action}", name="documents.set_status")
+async def set_documents_status(dataset_id: str, action: Literal["enable", "disable"], body: DocumentIds,
+                               request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
+    """Dify's batch enable/disable: a disabled document's chunks stay stored but are not retrieved."""
+    docs = await gw(request).rag.set_documents_enabled(p.tenant_id, dataset_id, body.document_ids,
+                                                       action == "enable")
+    return {"result": "success", "data": docs}
 
 
 @router.get("/{dataset_id}/documents/{batch}/indexing-status", name="documents.indexing_status")

@@ -183,6 +183,11 @@ class RagClient:
         return await self._call("GetDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
                                                                document_id=document_id), t)
 
+    async def set_documents_enabled(self, t: str, dataset_id: str, document_ids: list[str], enabled: bool) -> list:
+        res = await self._call("SetDocumentsEnabled", pb.SetDocumentsEnabledRequest(
+            tenant_id=t, dataset_id=dataset_id, document_ids=document_ids, enabled=enabled), t)
+        return [document_body(d) for d in res.data]
+
     async def delete_document(self, t: str, dataset_id: str, document_id: str) -> None:
         await self._call("DeleteDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
                                                            document_id=document_id), t)
