@@ -2,6 +2,7 @@
 
 Fixtures (import nothing; pytest hands them to any test under tests/console/):
 
+- `console_dist` (session): the console built from the current sources into a private folder.
 - `console_stack` (module): every Loom service as a process (inference with the bundled model,
   rag, tools, orchestrator, gateway; gateway_stack.py's start-up) on its own NATS server and a
   fresh database, plus `node services/console/server.mjs` in front of the gateway on a free port.
@@ -38,15 +39,22 @@ from console_harness import (
     WORKSPACE,
     Admin,
     ConsoleStack,
-    _start,
+    build_console,
     chromium_path,
     sign_in,
+    start_all,
 )
 
 
+@pytest.fixture(scope="session")
+def console_dist(tmp_path_factory) -> Path:
+    """The console built once per test session from the current sources, into a private folder."""
+    return build_console(tmp_path_factory.mktemp("console-dist"))
+
+
 @pytest.fixture(scope="module")
-def console_stack(database_url, tmp_path_factory) -> Iterator[ConsoleStack]:
-    nats, stack, server = _start(database_url, tmp_path_factory.mktemp("console-stack"))
+def console_stack(database_url, console_dist, tmp_path_factory) -> Iterator[ConsoleStack]:
+    nats, stack, server = start_all(database_url, tmp_path_factory.mktemp("console-stack"), console_dist)
     try:
         yield ConsoleStack(server.url, stack)
     finally:

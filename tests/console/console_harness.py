@@ -40,32 +40,23 @@ def chromium_path() -> str:
     return path
 
 
-def _stale(dist: Path) -> bool:
-    index = dist / "index.html"
-    if not index.exists():
-        return True
-    built = index.stat().st_mtime
-    sources = [*(CONSOLE / "src").rglob("*"), CONSOLE / "index.html", CONSOLE / "vite.config.ts"]
-    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
-
-
-def ensure_built() -> Path:
-    """The console's build, rebuilt (vite only) when a source is newer: tests drive current code."""
-    dist = CONSOLE / "dist"
+def build_console(out: Path) -> Path:
+    """Build the console from the current sources into `out` (vite only, ~10 s): a private copy,
+    so a concurrent `npm run build` (which empties services/console/dist) cannot pull the files
+    from under a running test."""
     if not (CONSOLE / "node_modules").exists():
         pytest.fail("services/console/node_modules is missing: run make setup (npm ci)")
-    if _stale(dist):
-        subprocess.run(["npx", "vite", "build", "--logLevel", "warn"], cwd=CONSOLE, check=True, timeout=300,
-                       capture_output=True)
-    return dist
+    subprocess.run(["npx", "vite", "build", "--outDir", str(out), "--emptyOutDir", "--logLevel", "warn"],
+                   cwd=CONSOLE, check=True, timeout=300, capture_output=True)
+    return out
 
 
 class ConsoleServer:
     """`node server.mjs` on a free port, proxying the given gateway."""
 
-    def __init__(self, gateway_url: str, log_path: Path):
+    def __init__(self, gateway_url: str, dist: Path, log_path: Path):
         self.port = infra.free_port()
-        self.gateway_url, self.log_path = gateway_url, log_path
+        self.gateway_url, self.dist, self.log_path = gateway_url, dist, log_path
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -74,7 +65,7 @@ class ConsoleServer:
 
     def start(self) -> ConsoleServer:
         env = {**os.environ, "LOOM_CONSOLE_PORT": str(self.port), "LOOM_CONSOLE_HOST": "127.0.0.1",
-               "LOOM_GATEWAY_URL": self.gateway_url, "LOOM_CONSOLE_DIST": str(ensure_built())}
+               "LOOM_GATEWAY_URL": self.gateway_url, "LOOM_CONSOLE_DIST": str(self.dist)}
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(["node", str(CONSOLE / "server.mjs")], env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
@@ -115,7 +106,8 @@ class ConsoleStack:
         return httpx.request(method, self.url + path, headers=headers, timeout=120, **kw)
 
 
-def _start(database_url: str, home: Path) -> tuple[infra.EmbeddedNats, gateway_stack.Stack, ConsoleServer]:
+def start_all(database_url: str, home: Path, dist: Path
+              ) -> tuple[infra.EmbeddedNats, gateway_stack.Stack, ConsoleServer]:
     # Its own NATS: its orchestrator and rag join durable consumers that every orchestrator and
     # rag share (see services/gateway/tests/conftest.py), so they must not meet other tests' ones.
     nats = infra.EmbeddedNats(home / "nats").start()
@@ -132,7 +124,7 @@ def _start(database_url: str, home: Path) -> tuple[infra.EmbeddedNats, gateway_s
         nats.stop()
         raise
     try:
-        server = ConsoleServer(stack.gateway_url, home / "console.log").start()
+        server = ConsoleServer(stack.gateway_url, dist, home / "console.log").start()
     except BaseException:
         stack.stop()
         nats.stop()

@@ -1,6 +1,6 @@
 """The console in real Chromium against the real stack (tests/console/conftest.py): the setup
 wizard on a fresh database, login and the workspace switcher, knowledge (multi-file upload to
-`completed`, chunks, retrieval testing), roles (a `normal` member sees no publish control and
+`completed`, chunks, retrieval testing, disabling a document), roles (a `normal` member sees no publish control and
 the API refuses it), and API access (publish, create a key, call /v1/chat-messages with it,
 read the run's trace in the logs, revoke). One stack for the module; tests run in file order
 (the first walks the wizard), but each also runs alone (`admin` sets up through the API)."""
@@ -64,6 +64,7 @@ def test_setup_wizard_on_a_fresh_database(page, console_stack) -> None:
     # 5. Audit log retention.
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     page.get_by_label("Keep audit entries for (days)").fill("30")
+    page.get_by_label("Also record API key usage").check()
     page.get_by_role("button", name="Save retention").click()
     expect(page.get_by_text("Saved.")).to_be_visible()
     page.get_by_role("button", name="Finish and open the console").click()
@@ -78,7 +79,8 @@ def test_setup_wizard_on_a_fresh_database(page, console_stack) -> None:
     base = f"/console/api/workspaces/{ws[0]['id']}"
     assert [e["name"] for e in console_stack.api("GET", f"{base}/model-endpoints", token).json()["data"]] == [
         "local engine"]
-    assert console_stack.api("GET", f"{base}/audit-settings", token).json()["retention_days"] == 30
+    audit = console_stack.api("GET", f"{base}/audit-settings", token).json()
+    assert (audit["retention_days"], audit["record_key_usage"]) == (30, True)
     assert console_stack.api("GET", f"{base}/settings/storage", token).json()["backend"] == "local"
 
     # Done: the wizard is refused, and `/` leads a signed-out visitor to login.
@@ -140,6 +142,19 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
     expect(results.first).to_contain_text(token)
     expect(results.first).to_contain_text(re.compile(r"score \d\.\d{3}"))
     expect(page.get_by_test_id("retrieval-method")).to_contain_text("Full text")
+
+    # Disabled, the document's chunks are no longer retrieved; enabled again, they are.
+    page.get_by_role("tab", name="Documents").click()
+    page.get_by_label("Disable lighthouse.txt").uncheck()
+    expect(page.get_by_label("Enable lighthouse.txt")).not_to_be_checked()
+    page.get_by_role("tab", name="Retrieval testing").click()
+    page.get_by_label("Query").fill(token)
+    page.get_by_label("Method").select_option(label="Full text")
+    page.get_by_role("button", name="Test retrieval").click()
+    expect(page.get_by_text("No chunk matched.")).to_be_visible()
+    page.get_by_role("tab", name="Documents").click()
+    page.get_by_label("Enable lighthouse.txt").check()
+    expect(page.get_by_label("Disable lighthouse.txt")).to_be_checked()
 
 
 def test_normal_member_sees_no_publish_control_and_the_api_refuses(page, console_stack, admin) -> None:

@@ -407,7 +407,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Audit.Settings */
+        /**
+         * Audit.Settings
+         * @description {retention_days, record_key_usage, record_console_changes (always true)}
+         */
         get: operations["audit_settings_console_api_workspaces__workspace_id__audit_settings_get"];
         /** Audit.Update Settings */
         put: operations["audit_update_settings_console_api_workspaces__workspace_id__audit_settings_put"];
@@ -559,6 +562,28 @@ export interface paths {
         post?: never;
         /** Model Endpoints.Delete */
         delete: operations["model_endpoints_delete_console_api_workspaces__workspace_id__model_endpoints__endpoint_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/api/workspaces/{workspace_id}/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Models.List
+         * @description Models the workspace's apps can name (the editor's model picker): the engine's own and
+         *     those of the workspace's endpoints: {data: [{name, kind, source: engine|endpoint,
+         *     endpoint_id, endpoint_name}], engine_available}.
+         */
+        get: operations["models_list_console_api_workspaces__workspace_id__models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -942,6 +967,26 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/datasets/{dataset_id}/documents/status/{action}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Documents.Set Status
+         * @description Dify's batch enable/disable: a disabled document's chunks stay stored but are not retrieved.
+         */
+        patch: operations["documents_set_status_v1_datasets__dataset_id__documents_status__action__patch"];
         trace?: never;
     };
     "/v1/datasets/{dataset_id}/documents/{batch}/indexing-status": {
@@ -1409,6 +1454,19 @@ export interface components {
             /** Name */
             name?: string | null;
         };
+        /**
+         * AuditSettingsBody
+         * @description Fields left out stay as they are.
+         */
+        AuditSettingsBody: {
+            /**
+             * Record Key Usage
+             * @description API key usage entries (once per key and minute)
+             */
+            record_key_usage?: boolean | null;
+            /** Retention Days */
+            retention_days?: number | null;
+        };
         /** Body_documents_create_by_file_v1_datasets__dataset_id__document_create_by_file_post */
         Body_documents_create_by_file_v1_datasets__dataset_id__document_create_by_file_post: {
             /** Data */
@@ -1595,6 +1653,11 @@ export interface components {
              * @description null: the service's default
              */
             default_embedding_model?: string | null;
+        };
+        /** DocumentIds */
+        DocumentIds: {
+            /** Document Ids */
+            document_ids: string[];
         };
         /** DraftBody */
         DraftBody: {
@@ -1823,11 +1886,6 @@ export interface components {
             name?: string | null;
             /** User */
             user: string;
-        };
-        /** RetentionBody */
-        RetentionBody: {
-            /** Retention Days */
-            retention_days: number;
         };
         /** RetrieveBody */
         RetrieveBody: {
@@ -2216,6 +2274,17 @@ export interface operations {
             /** @description The request body is too large */
             413: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3570,6 +3639,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The service behind the gateway (or the run) did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     apps_draft_run_console_api_workspaces__workspace_id__apps__app_id__draft_run_post: {
@@ -3588,14 +3666,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Dify's SSE events of the app's mode, as /v1 streams them */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
-                    "text/event-stream": unknown;
+                    "text/event-stream": string;
                 };
             };
             /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
@@ -3780,6 +3857,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description only runs from there; default: all but single-node runs */
+                invoke_from?: ("service-api" | "debugger" | "single-node") | null;
             };
             header?: never;
             path: {
@@ -4101,7 +4180,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RetentionBody"];
+                "application/json": components["schemas"]["AuditSettingsBody"];
             };
         };
         responses: {
@@ -4799,6 +4878,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Conflicts with what exists (e.g. a name in use) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4901,6 +4989,66 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No or an invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role lacks the permission (`x-loom-perm`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    models_list_console_api_workspaces__workspace_id__models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
             };
             /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
             400: {
@@ -5453,7 +5601,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5534,7 +5682,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5627,7 +5775,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5708,7 +5856,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5807,7 +5955,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5900,7 +6048,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -5966,7 +6114,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6050,7 +6198,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6134,7 +6282,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6210,7 +6358,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6295,7 +6443,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6368,7 +6516,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6477,7 +6625,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6584,7 +6732,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6687,7 +6835,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6807,7 +6955,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -6927,7 +7075,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7047,7 +7195,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7158,7 +7306,128 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway (or the run) did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    documents_set_status_v1_datasets__dataset_id__documents_status__action__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: string;
+                action: "enable" | "disable";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DocumentIds"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No or an invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role lacks the permission (`x-loom-perm`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with what exists (e.g. a name in use) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7266,7 +7535,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7374,7 +7643,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7478,7 +7747,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7590,7 +7859,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7711,7 +7980,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7833,7 +8102,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -7938,7 +8207,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8059,7 +8328,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8180,7 +8449,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8300,7 +8569,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8420,7 +8689,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8529,7 +8798,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8629,7 +8898,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8698,7 +8967,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8749,7 +9018,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8814,7 +9083,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8898,7 +9167,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -8971,7 +9240,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9022,7 +9291,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9073,7 +9342,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9162,7 +9431,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9233,7 +9502,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9284,7 +9553,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9350,7 +9619,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9422,7 +9691,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9502,7 +9771,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -9586,7 +9855,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit or token quota exceeded (see `Retry-After`) */
+            /** @description Rate limit, token quota or failed-login limit exceeded (see `Retry-After`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */

@@ -7,6 +7,7 @@ import { useRef, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, upload } from "../../api";
 import { can } from "../../rbac";
+import type { Schema } from "../../schemas";
 import { Empty, ErrorMessage, Field, Loading, formatTime } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
 import type { Dataset } from "../KnowledgePage";
@@ -88,7 +89,7 @@ export function Documents({ dataset }: { dataset: Dataset }) {
 
   const toggle = useMutation({
     mutationFn: (doc: DocumentRow) =>
-      api("PATCH", `${path}/documents/status/${doc.enabled ? "disable" : "enable"}`, { document_ids: [doc.id] }, { headers }),
+      api("PATCH", `${path}/documents/status/${doc.enabled ? "disable" : "enable"}`, { document_ids: [doc.id] } satisfies Schema<"DocumentIds">, { headers }),
     onSettled: refresh,
   });
   const remove = useMutation({
