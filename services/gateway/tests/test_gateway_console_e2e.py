@@ -78,4 +78,6 @@ def test_draft_run_and_single_nodes_with_the_real_orchestrator(stack) -> None:
     assert r.json()["status"] == "failed" and "len" in r.json()["error"], r.text
 
     runs = httpx.get(stack.ws(f"/apps/{app_id}/runs"), headers=h).json()["data"]
-    assert sorted(x["invoke_from"] for x in runs) == ["debugger", "single-node", "single-node", "single-node"]
+    assert [x["invoke_from"] for x in runs] == ["debugger"]
+    nodes = httpx.get(stack.ws(f"/apps/{app_id}/runs"), params={"invoke_from": "single-node"}, headers=h).json()
+    assert [x["status"] for x in nodes["data"]] == ["failed", "succeeded", "succeeded"]

@@ -348,9 +348,14 @@ class Execution:
                 "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None,
                 "invoke_from": r["invoke_from"], "debug": r["invoke_from"] != "service-api"}
 
-    async def list_runs(self, tenant_id: str, app_id: str, limit: int) -> list[dict]:
-        rows = await self.pool.fetch("SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2"
-                                     " ORDER BY created_at DESC LIMIT $3", tenant_id, app_id, limit)
+    async def list_runs(self, tenant_id: str, app_id: str, limit: int, invoke_from: str | None = None
+                        ) -> list[dict]:
+        """The app's runs, newest first: those of `invoke_from`, else all but single-node runs
+        (the editor's node tests are not the app's runs)."""
+        rows = await self.pool.fetch("SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2 AND"
+                                     " CASE WHEN $4::text IS NULL THEN invoke_from <> 'single-node'"
+                                     " ELSE invoke_from = $4 END ORDER BY created_at DESC LIMIT $3",
+                                     tenant_id, app_id, limit, invoke_from)
         return [await self.run_detail(tenant_id, app_id, r["id"]) for r in rows]
 
     async def started(self, tenant_id: str, app_id: str, run_id: str) -> StartedRun:
