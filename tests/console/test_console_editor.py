@@ -10,7 +10,7 @@ import uuid
 
 import httpx
 import pytest
-from console_harness import ARTIFACTS
+from console_harness import ARTIFACTS, sign_in
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -232,3 +232,31 @@ def test_editor_shows_the_gateways_error_on_the_node_it_names(signed_in, console
     llm.get_by_label("Timeout (s)").fill("60")
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
     expect(page.get_by_test_id("node-llm")).to_have_attribute("data-invalid", "false")
+
+
+def test_normal_member_gets_a_read_only_editor(page, console_stack, admin) -> None:
+    """A `normal` member sees the graph and each node's settings, but no palette, no publish or
+    run, nothing to edit; and the API refuses their draft save anyway."""
+    ws = admin.workspace_id
+    app = _new_app(console_stack, admin, f"Read only {uuid.uuid4().hex[:4]}")
+    email = f"reader-{uuid.uuid4().hex[:6]}@example.com"
+    invite = console_stack.api("POST", f"/console/api/workspaces/{ws}/invitations", admin.token,
+                               json={"email": email, "role": "normal"})
+    assert invite.status_code in (200, 201), invite.text
+    accepted = console_stack.api("POST", "/console/api/invitations/accept", json={
+        "token": invite.json()["token"], "name": "Reader", "password": "long enough pw"})
+    assert accepted.status_code in (200, 201), accepted.text
+    sign_in(page, console_stack.url, email, "long enough pw")
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    expect(page.get_by_test_id("read-only")).to_be_visible()
+    expect(page.get_by_test_id("palette-llm")).to_have_count(0)
+    for control in ("publish", "debug", "undo", "auto-layout"):
+        expect(page.get_by_test_id(control)).to_have_count(0)
+    panel = _panel(page, "llm")
+    expect(panel.get_by_test_id("model-name")).to_be_disabled()
+    page.screenshot(path=str(ARTIFACTS / "editor-read-only.png"))
+    login = console_stack.api("POST", "/console/api/login", json={"email": email, "password": "long enough pw"})
+    reader = login.json()["access_token"]
+    path = f"/console/api/workspaces/{ws}/apps/{app['id']}/draft"
+    refused = console_stack.api("PUT", path, reader, json=console_stack.api("GET", path, reader).json())
+    assert refused.status_code == 403, refused.text
