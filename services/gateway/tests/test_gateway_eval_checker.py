@@ -154,6 +154,16 @@ def test_every_shipped_case_accepts_its_own_reference_call():
         assert v.exact and v.schema_valid, (c.id, v)
 
 
+def test_a_limited_run_spreads_its_cases_over_the_categories():
+    from loom_gateway.eval.toolcalls import pick
+
+    suite = suites.load_suite("small")
+    cases = suites.load_tool_cases(suites.resolve(suite, suite.tool_calls.cases_file)).cases
+    chosen = pick(cases, suite.tool_calls.limit)
+    assert len(chosen) == suite.tool_calls.limit == len({c.category for c in chosen})
+    assert pick(cases, None) == cases and pick(cases, 10_000) == cases
+
+
 def test_shipped_suites_and_retention_data_load():
     assert {"full", "small"} <= set(suites.shipped_suites())
     full, small = suites.load_suite("full"), suites.load_suite("small")

@@ -57,7 +57,7 @@ class RetentionSpec(_Strict):
 
 class ToolCallSpec(_Strict):
     cases_file: str = "tool_calls.yaml"
-    limit: int | None = Field(None, ge=1)            # the first N cases only
+    limit: int | None = Field(None, ge=1)            # N cases only, round-robin across categories
     tool_choice: Literal["auto", "required"] = "required"
     max_tokens: int = Field(256, ge=16, le=8192)
     concurrency: int = Field(4, ge=1, le=64)

@@ -20,9 +20,25 @@ from loom_gateway.eval.suite import ToolCallSpec, ToolCase, ToolCaseSet
 from loom_gateway.eval.targets import Target
 
 
+def pick(cases: list[ToolCase], limit: int | None) -> list[ToolCase]:
+    """The first `limit` cases taken round-robin across categories (file order within each), so
+    a small suite still touches every domain; all of them without a limit."""
+    if not limit or limit >= len(cases):
+        return list(cases)
+    queues: dict[str, list[ToolCase]] = defaultdict(list)
+    for case in cases:
+        queues[case.category].append(case)
+    out: list[ToolCase] = []
+    while len(out) < limit:
+        for queue in queues.values():
+            if queue and len(out) < limit:
+                out.append(queue.pop(0))
+    return out
+
+
 async def measure_tool_calls(target: Target, spec: ToolCallSpec, cases: ToolCaseSet,
                              progress: Callable[[str], None] = lambda _: None) -> dict:
-    chosen = cases.cases[: spec.limit] if spec.limit else cases.cases
+    chosen = pick(cases.cases, spec.limit)
     functions = {f.name: f for f in cases.functions}
     gate = asyncio.Semaphore(spec.concurrency)
 
