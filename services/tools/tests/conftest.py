@@ -110,8 +110,10 @@ def tenant() -> str:
 @pytest.fixture
 def settings_factory(tmp_path):
     def make(**overrides) -> ToolsSettings:
+        # A busy loop must meet the CPU limit before the wall-clock one even when a loaded box gives
+        # it a few percent of a core; a test that wants the wall limit passes a short timeout_s.
         values = {"home": tmp_path / "home", "secret_key": Fernet.generate_key().decode(),
-                  "sqlite_roots": str(tmp_path), "sandbox_cpu_s": 2, "sandbox_wall_s": 5.0,
+                  "sqlite_roots": str(tmp_path), "sandbox_cpu_s": 1, "sandbox_wall_s": 30.0,
                   "http_timeout_s": 5.0, **overrides}
         return ToolsSettings(**values)
     return make

@@ -34,7 +34,7 @@ def service(run_service, tmp_path):
     proc = run_service("tools", env={
         "LOOM_TOOLS_GRPC_PORT": str(port), "LOOM_TOOLS_HTTP_ALLOWLIST": "127.0.0.1",
         "LOOM_TOOLS_SQLITE_ROOTS": str(db.parent), "LOOM_TOOLS_SANDBOX_CPU_S": "1",
-        "LOOM_TOOLS_SANDBOX_WALL_S": "3", "LOOM_TOOLS_LOG_LEVEL": "DEBUG"})
+        "LOOM_TOOLS_SANDBOX_WALL_S": "30", "LOOM_TOOLS_LOG_LEVEL": "DEBUG"})
     proc.grpc_addr = f"127.0.0.1:{port}"
     proc.sqlite_path = str(db)
     return proc
@@ -82,7 +82,8 @@ async def test_tools_grpc_service(service, api_server, tenant):
             "ssrf_blocked": await invoke("http.request", {"url": "http://169.254.169.254/latest/meta-data/"}),
             "sql_refused": await invoke("lite.query", {"sql": "DELETE FROM items"}),
             "sandbox_limit": await invoke("code.python", {"code": "def main():\n    while True:\n        pass"}),
-            "timeout": await invoke("code.python", {"code": "import time\ndef main():\n    time.sleep(30)"}),
+            "timeout": await invoke("code.python", {"code": "import time\ndef main():\n    time.sleep(60)"},
+                                   timeout_s=3),
             "code_error": await invoke("code.python", {"code": "def main():\n    raise ValueError('boom')"}),
             "upstream_error": await invoke("shop.create_item", {"body": {"name": "x", "price": 1}}),
         }

@@ -12,7 +12,11 @@ from loom_tools.errors import SandboxUnavailable
 from loom_tools.sandbox import runner as sandbox_runner
 from loom_tools.sandbox.runner import Limits, Sandbox
 
-LIMITS = Limits(cpu_s=2, memory_mb=256, wall_s=4.0, max_processes=16, max_output_bytes=64 * 1024)
+# The CPU limit must fire before the wall-clock one for a busy loop even on a box so loaded that the
+# loop gets a few percent of a core: 1 s of CPU inside 30 s of wall time. A test that wants the wall
+# limit (a sleeper) asks for a short timeout of its own instead.
+LIMITS = Limits(cpu_s=1, memory_mb=256, wall_s=30.0, max_processes=16, max_output_bytes=64 * 1024)
+SHORT_TIMEOUT_S = 3.0
 # The typed code says which limit stopped it; the time only guards against a hang. A loaded box adds
 # seconds to a sandbox's start (bwrap, an interpreter), so no tighter wall-clock bound than this.
 HANG_S = LIMITS.wall_s + 30
@@ -26,10 +30,10 @@ def sandbox() -> Sandbox:
     return sb
 
 
-async def run(sb: Sandbox, code: str, inputs=None, language="python"):
+async def run(sb: Sandbox, code: str, inputs=None, language="python", timeout_s: float = LIMITS.wall_s):
     started = time.perf_counter()
     try:
-        return await sb.run(language, code, inputs or {}, 10), time.perf_counter() - started
+        return await sb.run(language, code, inputs or {}, timeout_s), time.perf_counter() - started
     except Exception as exc:
         return exc, time.perf_counter() - started
 
@@ -56,7 +60,7 @@ async def test_tools_sandbox_runs_main_with_inputs(sandbox):
     ("not a dict", "def main():\n    return [1]", "code_error"),
 ])
 async def test_tools_sandbox_contains(sandbox, name, code, expect):
-    out, took = await run(sandbox, code)
+    out, took = await run(sandbox, code, timeout_s=SHORT_TIMEOUT_S if expect == "timeout" else LIMITS.wall_s)
     assert getattr(out, "code", None) == expect, (name, out)
     assert took < HANG_S, (name, took)
 
@@ -116,8 +120,8 @@ async def test_tools_sandbox_runs_side_by_side(sandbox):
     codes = ["import os\ndef main(i):\n    open('f', 'w').write(str(i))\n    return {'i': int(open('f').read()),"
              " 'files': os.listdir('.')}"] * 4
     bomb = "import os\ndef main(i):\n    while True:\n        os.fork()"
-    results = await asyncio.gather(*(sandbox.run("python", c, {"i": i}, 10) for i, c in enumerate(codes)),
-                                   sandbox.run("python", bomb, {"i": 9}, 10), return_exceptions=True)
+    results = await asyncio.gather(*(sandbox.run("python", c, {"i": i}, LIMITS.wall_s) for i, c in enumerate(codes)),
+                                   sandbox.run("python", bomb, {"i": 9}, LIMITS.wall_s), return_exceptions=True)
     assert results[:4] == [{"i": i, "files": ["f"]} for i in range(4)]
     assert getattr(results[4], "code", None) == "sandbox_limit"
 
