@@ -12,8 +12,14 @@ STAMP := $(VENV)/.loom-setup
 PACKAGES := libs/protos libs/common services/inference services/tools services/rag services/orchestrator services/gateway
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 PROTOS := $(shell find protos -name '*.proto')
-# llama-cpp-python builds from source (~5-9 min once; pip caches the wheel afterwards).
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# llama-cpp-python builds from source (~5-9 min on 2 cores) for the building CPU (-march=native),
+# so its wheel must never reach another CPU: it is built once per CPU flags + CMAKE_ARGS + version
+# into a folder of its own and installed from there, never through pip's shared wheel cache.
+# LLAVA_BUILD builds llama.cpp's multimodal library (mtmd, for vision). See docs/inference.md.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=ON
+LLAMA_CPP := llama-cpp-python==$(shell sed -n 's/^ *"llama-cpp-python==\([0-9.]*\)",$$/\1/p' services/inference/pyproject.toml)
+LLAMA_KEY := $(shell { grep -m1 '^flags' /proc/cpuinfo; echo '$(CMAKE_ARGS) $(LLAMA_CPP)'; } | sha256sum | cut -c1-16)
+LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA_KEY)
 # Extra pytest arguments (e.g. PYTEST_ARGS="-x -k gateway"). No re-runs: a test must pass on its
 # first try on any machine and under load; each run ends with its ten slowest tests, the time
 # budget's early warning (make test < 25 min, make test-fast < 5 min on 2 cores).
@@ -34,7 +40,9 @@ $(PY):
 $(STAMP): $(PY) $(PYPROJECTS) requirements-dev.txt $(PROTOS) scripts/gen_protos.sh
 	$(PIP) install -q -r requirements-dev.txt
 	PY=$(PY) bash scripts/gen_protos.sh
-	$(PIP) install $(foreach p,$(PACKAGES),-e "$(p)[test]")
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  $(PIP) wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "$(LLAMA_CPP)"
+	$(PIP) install --find-links $(LLAMA_WHEELS) $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	@touch $(STAMP)
 
 setup: $(STAMP) console
