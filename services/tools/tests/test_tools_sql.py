@@ -246,8 +246,14 @@ async def test_tools_sql_platform_database_and_superuser_refused(toolbox_factory
         await opened.catalog.add_connection(tenant, name="filer", driver="postgresql", dsn=shop_dsn)
         filer = await opened.executor.invoke(Call(tenant, "filer.query", {"sql": "SELECT 1"}))
         assert filer.error_code == "sql_refused" and "pg_read_server_files" in filer.error_message
+        # A member of a superuser role (it could SET ROLE to it) counts as one.
+        await admin.execute(f"REVOKE pg_read_server_files FROM {SHOP_ROLE}; DROP ROLE IF EXISTS tools_shop_root;"
+                            f" CREATE ROLE tools_shop_root SUPERUSER NOLOGIN; GRANT tools_shop_root TO {SHOP_ROLE}")
+        await opened.catalog.add_connection(tenant, name="member", driver="postgresql", dsn=shop_dsn)
+        member = await opened.executor.invoke(Call(tenant, "member.query", {"sql": "SELECT 1"}))
+        assert member.error_code == "sql_refused" and "superuser" in member.error_message
     finally:
-        await admin.execute(f"REVOKE pg_read_server_files FROM {SHOP_ROLE}")
+        await admin.execute(f"REVOKE pg_read_server_files FROM {SHOP_ROLE}; DROP ROLE IF EXISTS tools_shop_root")
         await admin.close()
 
     # A least-privilege role through the allow-list works, and the queries stay refused

@@ -87,8 +87,10 @@ class Target:
 
 # Roles that reach past the tables granted to them: superusers, and the predefined roles that read
 # or write server files or run programs on the server (COPY ... PROGRAM, pg_read_file).
+# A member of a superuser role could SET ROLE to it, so membership counts as being one.
 _PRIVILEGED = """
-SELECT r.rolname, r.rolsuper, ARRAY(
+SELECT r.rolname, r.rolsuper OR EXISTS (
+    SELECT 1 FROM pg_roles s WHERE s.rolsuper AND pg_has_role(r.oid, s.oid, 'MEMBER')) AS rolsuper, ARRAY(
     SELECT g.rolname FROM pg_roles g
     WHERE g.rolname IN ('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program')
       AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS powers
