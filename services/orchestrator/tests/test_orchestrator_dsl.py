@@ -47,10 +47,10 @@ def test_references_edges_and_handles_are_checked() -> None:
 
 
 def test_dify_import_names_unsupported_nodes() -> None:
-    bad = DIFY_EXPORT.replace("type: custom-note", "type: custom").replace("type: ''", "type: document-extractor")
+    bad = DIFY_EXPORT.replace("type: custom-note", "type: custom").replace("type: ''", "type: datasource")
     with pytest.raises(DSLError) as err:
         import_dify(bad)
-    assert err.value.problems == ["node 'note1' (document-extractor): not supported by Loom"]
+    assert err.value.problems == ["node 'note1' (datasource): not supported by Loom"]
 
 
 async def test_dify_export_imports_and_runs(harness) -> None:

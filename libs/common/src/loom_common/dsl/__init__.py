@@ -5,6 +5,7 @@
     flow_nodes.py   start, end, answer, if-else, code, template, http, tool, aggregator, assigner,
                     iteration, loop
     ai_nodes.py     llm, knowledge-retrieval, question-classifier, parameter-extractor, agent
+    list_nodes.py   list-operator, document-extractor
     references.py   `{{#node_id.field#}}` templates and selectors
     dify.py         import of a Dify DSL export
 """

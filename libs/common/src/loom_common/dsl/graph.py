@@ -41,6 +41,7 @@ from loom_common.dsl.flow_nodes import (
     VariableAggregatorData,
     VariableAssignerData,
 )
+from loom_common.dsl.list_nodes import ListOperatorData
 from loom_common.dsl.references import references
 
 DSL_VERSION = "1"
@@ -49,13 +50,13 @@ AnyNodeData = Annotated[
     StartData | EndData | AnswerData | LLMData | KnowledgeRetrievalData | IfElseData | QuestionClassifierData
     | ParameterExtractorData | CodeData | TemplateTransformData | HttpRequestData | ToolData
     | VariableAggregatorData | VariableAssignerData | IterationData | IterationStartData | LoopData
-    | LoopStartData | LoopEndData | AgentData,
+    | LoopStartData | LoopEndData | AgentData | ListOperatorData,
     Field(discriminator="type"),
 ]
 NODE_TYPES: tuple[str, ...] = (
     "start", "end", "answer", "llm", "knowledge-retrieval", "if-else", "question-classifier",
     "parameter-extractor", "code", "template-transform", "http-request", "tool", "variable-aggregator",
-    "assigner", "iteration", "iteration-start", "loop", "loop-start", "loop-end", "agent",
+    "assigner", "iteration", "iteration-start", "loop", "loop-start", "loop-end", "agent", "list-operator",
 )
 _DATA = TypeAdapter(AnyNodeData)
 # Node types whose outgoing edges are chosen by a handle; all others use "source".

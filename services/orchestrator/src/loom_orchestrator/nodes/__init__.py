@@ -18,6 +18,7 @@ def registry() -> dict[str, Any]:
         if_else,
         iteration,
         knowledge_retrieval,
+        list_operator,
         llm,
         loop,
         parameter_extractor,
@@ -34,5 +35,5 @@ def registry() -> dict[str, Any]:
              code.CodeNode(), template_transform.TemplateTransformNode(), http_request.HttpRequestNode(),
              tool.ToolNode(), variable_aggregator.VariableAggregatorNode(), assigner.VariableAssignerNode(),
              iteration.IterationNode(), iteration.IterationStartNode(), loop.LoopNode(), loop.LoopStartNode(),
-             loop.LoopEndNode(), agent.AgentNode()]
+             loop.LoopEndNode(), agent.AgentNode(), list_operator.ListOperatorNode()]
     return {n.type: n for n in nodes}
