@@ -33,6 +33,7 @@ class Reply:
     ttft_s: float | None = None
     total_s: float = 0.0
     error: str = ""
+    finish_reason: str = ""   # "length": cut at max_tokens (OpenAI targets)
 
 
 class Conversation(Protocol):
@@ -115,6 +116,7 @@ class OpenAITarget:
                             reply.ttft_s = time.perf_counter() - t0
                         parts.append(text)
                         size += len(text)
+                        reply.finish_reason = choice.get("finish_reason") or reply.finish_reason
                         for tc in pieces:  # streamed in pieces, keyed by index
                             slot = calls.setdefault(tc.get("index", len(calls)), {"name": "", "arguments": ""})
                             fn = tc.get("function") or {}

@@ -6,6 +6,10 @@ checked (checker.py), and the rates are reported separately, because they say di
     schema_valid_rate   ... that also validate against the called function's schema
     right_function_rate the expected function was called
     exact_match_rate    BFCL's AST check passed: right function, arguments right after normalisation
+
+Each case's `error_type` is the checker's, or `transport` (the request failed) or
+`cut_at_max_tokens` (no complete call before the suite's max_tokens: the budget, not the model's
+syntax, is what failed; raise tool_calls.max_tokens if it shows up).
 """
 
 from __future__ import annotations
@@ -47,9 +51,14 @@ async def measure_tool_calls(target: Target, spec: ToolCallSpec, cases: ToolCase
         async with gate:
             reply = await target.ask(case.request, spec.max_tokens, tools=tools, tool_choice=spec.tool_choice)
         verdict = check_call(reply.tool_calls, case, functions)
+        kind = verdict.error_type
+        if reply.error:
+            kind = "transport"
+        elif not verdict.parsed and reply.finish_reason == "length":
+            kind = "cut_at_max_tokens"  # the suite's budget ran out before the call was complete
         return {"id": case.id, "category": case.category, "parsed": verdict.parsed,
                 "schema_valid": verdict.schema_valid, "right_function": verdict.right_function,
-                "exact": verdict.exact, "error_type": verdict.error_type or ("transport" if reply.error else ""),
+                "exact": verdict.exact, "error_type": kind,
                 "error": reply.error or verdict.error,
                 "call": [{"name": c.name, "arguments": c.arguments[:1000]} for c in reply.tool_calls],
                 "text": reply.text[:300]}
