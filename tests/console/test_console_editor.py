@@ -168,6 +168,15 @@ def test_chatflow_built_by_mouse_runs_traced_publishes_and_answers_an_api_key(si
     assert r.status_code == 200, r.text
     assert r.json()["event"] == "message" and isinstance(r.json()["answer"], str)
 
+    # That API run's trace re-opens in the editor's debug panel from the app's past runs.
+    page.get_by_role("tab", name="Editor").click()
+    page.get_by_test_id("debug").click()
+    expect(page.get_by_test_id("trace-list").locator("li")).to_have_count(0)
+    page.get_by_test_id("debug-panel").get_by_role("button", name="Load").click()
+    page.get_by_test_id("debug-panel").get_by_role("button", name="service-api").first.click()
+    expect(page.get_by_test_id("trace-row-llm")).to_have_attribute("data-status", "succeeded")
+    expect(page.get_by_test_id("trace-row-knowledge_retrieval")).to_be_visible()
+
 
 def test_second_editor_saving_the_same_draft_gets_a_conflict_warning(signed_in, browser, console_stack, admin) -> None:
     first = signed_in

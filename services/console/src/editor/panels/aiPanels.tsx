@@ -1,7 +1,7 @@
 /** Panels of the model-backed nodes: llm, knowledge-retrieval, question-classifier,
  *  parameter-extractor, agent. */
 import { useEffect, useState } from 'react'
-import { authFetch } from '../../app/api'
+import { api, authFetch } from '../../app/api'
 import { useEditor, useGraph } from '../context'
 import type { ModelConfig, PromptMessage } from '../dsl/types'
 import { Check, Field, ListEditor, NumberInput, Section, Select, TemplateInput, TextInput, VarSelect } from './fields'
@@ -18,10 +18,42 @@ export function useModelNames(): string[] {
   return [...names]
 }
 
+interface ModelOption { name: string; kind?: string; source?: string; endpoint_name?: string | null }
+
+// One request per workspace while the editor is open: every model panel shares it.
+const modelLists = new Map<string, Promise<ModelOption[]>>()
+
+/** What the workspace's apps can name: the engine's models and its endpoints' (GET .../models). */
+function useWorkspaceModels(workspaceId: string): ModelOption[] {
+  const [models, setModels] = useState<ModelOption[]>([])
+  useEffect(() => {
+    let live = true
+    if (!modelLists.has(workspaceId)) {
+      modelLists.set(workspaceId, api<{ data: ModelOption[] }>('GET', `/console/api/workspaces/${workspaceId}/models`)
+        .then((r) => r.data ?? []).catch(() => {
+          modelLists.delete(workspaceId) // try again next time; the name stays free text meanwhile
+          return []
+        }))
+    }
+    void modelLists.get(workspaceId)!.then((m) => live && setModels(m))
+    return () => {
+      live = false
+    }
+  }, [workspaceId])
+  return models
+}
+
 export function ModelSection({ id, data, set, disabled, errors }: PanelProps) {
+  const { workspaceId } = useEditor()
   const model = (data.model as ModelConfig) ?? { name: '' }
   const params = model.completion_params ?? {}
-  const names = useModelNames()
+  const used = useModelNames()
+  const listed = useWorkspaceModels(workspaceId)
+  const where = (m: ModelOption) => `${m.source === 'endpoint' ? m.endpoint_name ?? 'endpoint' : 'engine'}${m.kind ? ` · ${m.kind}` : ''}`
+  const names = [
+    ...listed.map((m) => ({ name: m.name, label: where(m) })),
+    ...used.filter((n) => !listed.some((m) => m.name === n)).map((n) => ({ name: n, label: 'used in this graph' })),
+  ]
   const put = (patch: Partial<ModelConfig>) => set('model', { ...model, ...patch })
   const param = (k: string, v: unknown) => {
     const next = { ...params }
@@ -34,7 +66,7 @@ export function ModelSection({ id, data, set, disabled, errors }: PanelProps) {
       <Field label="Model name" error={errorAt(errors, 'model')}>
         <TextInput value={model.name} onChange={(v) => put({ name: v })} disabled={disabled} list={`models-${id}`}
           placeholder="e.g. gemma3:270m" data-testid="model-name" />
-        <datalist id={`models-${id}`}>{names.map((n) => <option key={n} value={n} />)}</datalist>
+        <datalist id={`models-${id}`}>{names.map((n) => <option key={n.name} value={n.name}>{n.label}</option>)}</datalist>
       </Field>
       <div className="ed-row">
         <Field label="Temperature">
