@@ -289,7 +289,25 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     const structural = changes.some((c) => c.type === 'remove' || c.type === 'add' || c.type === 'replace')
     const dropped = changes.some((c) => c.type === 'position' && c.dragging === false)
     if (structural) remember()
-    setNodes((ns) => applyNodeChanges(changes, ns))
+    // Removing an iteration or loop removes what it holds (its start node is not deletable alone),
+    // and the edges of all of them.
+    const removed = new Set(changes.flatMap((c) => (c.type === 'remove' ? [c.id] : [])))
+    if (removed.size) {
+      for (let grew = true; grew;) {
+        grew = false
+        for (const n of refs.current.nodes) {
+          if (n.parentId && removed.has(n.parentId) && !removed.has(n.id)) {
+            removed.add(n.id)
+            grew = true
+          }
+        }
+      }
+      setEdges((es) => es.filter((e) => !removed.has(e.source) && !removed.has(e.target)))
+    }
+    setNodes((ns) => {
+      const next = applyNodeChanges(changes, ns)
+      return removed.size ? next.filter((n) => !removed.has(n.id)) : next
+    })
     if (structural) touch()
     else if (dropped) touch(false)
   }, [remember, touch])
