@@ -109,9 +109,11 @@ async def test_tools_http_connection_pinned_to_vetted_address(toolbox_factory, t
 
 
 async def test_tools_http_size_and_time_limits(toolbox_factory, tenant, api_server):
-    ex = toolbox_factory(http_allowlist="127.0.0.1", http_max_response_bytes=1000, http_timeout_s=1.0).executor
-    big = await ex.invoke(Call(tenant, "http.request", {"url": f"{api_server.url}/big", "params": {"n": 5000}}))
+    # Each limit on its own: with a 1 s timeout, a loaded machine could time the big answer out first.
+    roomy = toolbox_factory(http_allowlist="127.0.0.1", http_max_response_bytes=1000, http_timeout_s=60.0).executor
+    big = await roomy.invoke(Call(tenant, "http.request", {"url": f"{api_server.url}/big", "params": {"n": 5000}}))
     assert big.error_code == "response_too_large"
+    ex = toolbox_factory(http_allowlist="127.0.0.1", http_max_response_bytes=1000, http_timeout_s=1.0).executor
     slow = await ex.invoke(Call(tenant, "http.request", {"url": f"{api_server.url}/slow", "params": {"s": 3}}))
     assert slow.error_code == "timeout"
 
