@@ -269,3 +269,49 @@ def test_normal_member_gets_a_read_only_editor(page, console_stack, admin) -> No
     path = f"/console/api/workspaces/{ws}/apps/{app['id']}/draft"
     refused = console_stack.api("PUT", path, reader, json=console_stack.api("GET", path, reader).json())
     assert refused.status_code == 403, refused.text
+
+
+def test_nodes_dropped_into_an_iteration_run_inside_it_and_leave_with_it(signed_in, console_stack, admin) -> None:
+    """Iteration as a container: a node dropped on it becomes its child (parent_id in the saved
+    DSL), wired from the iteration's start; copy/paste copies it with its children; deleting it
+    deletes them; undo brings them back."""
+    page = signed_in
+    page.set_viewport_size(WIDE)
+    ws = admin.workspace_id
+    r = console_stack.api("POST", f"/console/api/workspaces/{ws}/apps", admin.token,
+                          json={"name": f"Loops {uuid.uuid4().hex[:4]}", "mode": "workflow"})
+    app = r.json()
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    expect(page.get_by_test_id("editor")).to_be_visible()
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    _drag(page, page.get_by_test_id("palette-iteration"), (canvas["x"] + 60, canvas["y"] + canvas["height"] * 0.62))
+    box = page.get_by_test_id("node-iteration").bounding_box()
+    _drag(page, page.get_by_test_id("palette-code"), (box["x"] + box["width"] - 20, box["y"] + box["height"] / 2))
+    _connect(page, "iteration_start", "source", "code")
+    _connect(page, "start", "source", "iteration")
+    panel = _panel(page, "iteration")
+    panel.get_by_label("List variable").select_option("sys.files")
+    panel.get_by_label("Output variable").select_option("code.result")
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+    graph = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft",
+                              admin.token).json()["dsl"]["workflow"]["graph"]
+    parents = {n["id"]: n.get("parent_id") for n in graph["nodes"]}
+    assert parents == {"start": None, "end": None, "iteration": None, "iteration_start": "iteration",
+                       "code": "iteration"}, parents
+    assert {"source": "iteration_start", "target": "code"}.items() <= next(
+        e for e in graph["edges"] if e["target"] == "code").items()
+
+    page.get_by_test_id("node-iteration").click(position={"x": 80, "y": 10})
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(page.get_by_test_id("node-code_2")).to_be_visible()
+    page.keyboard.press("Control+z")
+    expect(page.get_by_test_id("node-code_2")).to_have_count(0)
+
+    page.get_by_test_id("node-iteration").click(position={"x": 80, "y": 10})
+    page.keyboard.press("Delete")
+    for node_id in ("iteration", "iteration_start", "code"):
+        expect(page.get_by_test_id(f"node-{node_id}")).to_have_count(0)
+    page.keyboard.press("Control+z")
+    expect(page.get_by_test_id("node-code")).to_be_visible()
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
