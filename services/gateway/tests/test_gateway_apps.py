@@ -70,9 +70,9 @@ async def test_app_lifecycle_versions_and_dsl(gateway, admin) -> None:
     imported = (await c.get(admin.ws(f"/apps/{dify.json()['id']}/draft"), headers=h)).json()
     assert imported["dsl"]["workflow"]["features"] == {  # the features Loom serves come along
         "opening_statement": "Ask me anything", "suggested_questions_after_answer": {"enabled": True}}
-    unsupported = DIFY_EXPORT.replace("template-transform", "document-extractor")
+    unsupported = DIFY_EXPORT.replace("template-transform", "datasource")
     r = await c.post(admin.ws("/apps/import"), json={"data": unsupported}, headers=h)
-    assert r.status_code == 400 and "document-extractor" in r.json()["message"]
+    assert r.status_code == 400 and "datasource" in r.json()["message"]
     r = await c.post(admin.ws("/apps/import"), json={"data": "a: [b"}, headers=h)
     assert r.status_code == 400 and r.json()["field"] == "data"
 

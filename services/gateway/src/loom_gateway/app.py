@@ -16,7 +16,7 @@ import secrets
 
 from starlette.middleware.cors import CORSMiddleware
 
-from loom_common import secret_files
+from loom_common import blobs, secret_files
 from loom_common.logging import get_logger
 from loom_common.runtime import ServiceRuntime
 from loom_gateway import __version__
@@ -47,7 +47,7 @@ from loom_gateway.domain.audit import AuditLog
 from loom_gateway.domain.conversations import Conversations
 from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
-from loom_gateway.domain.files import Files, LocalBlobStore, S3BlobStore
+from loom_gateway.domain.files import Files
 from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
@@ -70,11 +70,7 @@ def jwt_secret(settings: GatewaySettings) -> str:
 
 
 def _blob_store(settings: GatewaySettings):
-    if settings.storage_backend == "s3":
-        return S3BlobStore(settings.s3_bucket, settings.s3_prefix, endpoint_url=settings.s3_endpoint_url,
-                           region_name=settings.s3_region, aws_access_key_id=settings.s3_access_key_id,
-                           aws_secret_access_key=settings.s3_secret_access_key)
-    return LocalBlobStore(settings.storage_root())
+    return blobs.open_store(settings.storage())
 
 
 def build(settings: GatewaySettings | None = None) -> ServiceRuntime:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 
+from loom_common.blobs import StorageConfig
 from loom_common.settings import ServiceSettings
 
 
@@ -77,3 +78,9 @@ class GatewaySettings(ServiceSettings):
 
     def storage_root(self) -> Path:
         return Path(self.storage_dir) if self.storage_dir else self.home() / "files"
+
+    def storage(self) -> StorageConfig:
+        """The file store (loom_common.blobs); the orchestrator's settings name the same one."""
+        return StorageConfig(backend=self.storage_backend, root=self.storage_root(), s3_bucket=self.s3_bucket,
+                             s3_prefix=self.s3_prefix, s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
+                             s3_access_key_id=self.s3_access_key_id, s3_secret_access_key=self.s3_secret_access_key)

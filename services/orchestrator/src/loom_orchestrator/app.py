@@ -1,13 +1,15 @@
 """Composition root of the orchestrator: the runs consumer, the stop listener, the gRPC
-clients of inference, rag and tools, Postgres, metrics and the backlog watcher."""
+clients of inference, rag and tools, the file store, Postgres, metrics and the backlog watcher."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
+from loom_common import blobs
 from loom_common.runtime import ServiceRuntime
 from loom_orchestrator import __version__, metrics
+from loom_orchestrator.clients.files import StoredDocuments
 from loom_orchestrator.clients.inference import InferenceClient
 from loom_orchestrator.clients.rag import RagClient
 from loom_orchestrator.clients.tools import ToolsClient
@@ -22,12 +24,13 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
     rt = ServiceRuntime("orchestrator", settings, version=__version__, schema="orchestrator",
                         migrations="loom_orchestrator.migrations")
     clients: dict = {}
+    documents = StoredDocuments(blobs.open_store(settings.storage()))
 
     def services() -> Services:
         if not clients:  # grpc.aio channels bind to the running loop: made on first use
             clients.update(model=InferenceClient(settings.inference_addr, settings.model_timeout_s),
                            retriever=RagClient(settings.rag_addr), tools=ToolsClient(settings.tools_addr))
-        return Services(**clients)
+        return Services(**clients, documents=documents)
 
     def pool():
         assert rt.pool is not None, "the pool exists once the runtime started"

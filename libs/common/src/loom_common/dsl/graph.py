@@ -41,7 +41,7 @@ from loom_common.dsl.flow_nodes import (
     VariableAggregatorData,
     VariableAssignerData,
 )
-from loom_common.dsl.list_nodes import ListOperatorData
+from loom_common.dsl.list_nodes import DocumentExtractorData, ListOperatorData
 from loom_common.dsl.references import references
 
 DSL_VERSION = "1"
@@ -50,13 +50,14 @@ AnyNodeData = Annotated[
     StartData | EndData | AnswerData | LLMData | KnowledgeRetrievalData | IfElseData | QuestionClassifierData
     | ParameterExtractorData | CodeData | TemplateTransformData | HttpRequestData | ToolData
     | VariableAggregatorData | VariableAssignerData | IterationData | IterationStartData | LoopData
-    | LoopStartData | LoopEndData | AgentData | ListOperatorData,
+    | LoopStartData | LoopEndData | AgentData | ListOperatorData | DocumentExtractorData,
     Field(discriminator="type"),
 ]
 NODE_TYPES: tuple[str, ...] = (
     "start", "end", "answer", "llm", "knowledge-retrieval", "if-else", "question-classifier",
     "parameter-extractor", "code", "template-transform", "http-request", "tool", "variable-aggregator",
     "assigner", "iteration", "iteration-start", "loop", "loop-start", "loop-end", "agent", "list-operator",
+    "document-extractor",
 )
 _DATA = TypeAdapter(AnyNodeData)
 # Node types whose outgoing edges are chosen by a handle; all others use "source".

@@ -1,63 +1,26 @@
 """Files end users upload (`POST /v1/files/upload`): metadata in Postgres, bytes in a store.
 
-Stores: a local folder (default) or an S3-compatible bucket (boto3, optional extra `s3`,
-called in a thread). Keys are `<tenant>/<file id><ext>`, so nothing user-given reaches a path.
+Stores (`loom_common.blobs`, shared with the orchestrator, which reads a run's files through
+the same interface): a local folder (default) or an S3-compatible bucket (boto3, optional
+extra `s3`, called in a thread). Keys are `loom_common.blobs.file_key`'s
+`<tenant>/<file id>.<ext>`, so nothing user-given reaches a path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
-import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
+from loom_common.blobs import BlobStore, file_key
 from loom_common.ids import new_id
 from loom_gateway.domain.errors import BadRequest, NotFound, PayloadTooLarge
 
 ALLOWED_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".csv", ".json", ".docx", ".xlsx",
                       ".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".mp3", ".wav", ".mp4", ".xml", ".yaml",
                       ".yml", ".pptx", ".eml", ".epub"}
-
-
-class BlobStore(Protocol):
-    async def put(self, key: str, data: bytes) -> None: ...
-    async def get(self, key: str) -> bytes: ...
-
-
-class LocalBlobStore:
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def _write(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
-    async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, key, data)
-
-    async def get(self, key: str) -> bytes:
-        return await asyncio.to_thread((self.root / key).read_bytes)
-
-
-class S3BlobStore:
-    def __init__(self, bucket: str, prefix: str, **client_kwargs):
-        import boto3  # optional dependency: pip install 'loom-gateway[s3]'
-
-        self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = boto3.client("s3", **{k: v for k, v in client_kwargs.items() if v})
-
-    async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
-
-    async def get(self, key: str) -> bytes:
-        obj = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=f"{self.prefix}/{key}")
-        return await asyncio.to_thread(obj["Body"].read)
 
 
 class Files:
@@ -77,7 +40,7 @@ class Files:
         if len(data) > self.max_bytes:
             raise PayloadTooLarge(f"file is larger than {self.max_bytes} bytes", code="file_too_large")
         file_id = new_id()
-        key = f"{tenant_id}/{file_id}{ext}"
+        key = file_key(tenant_id, file_id, ext)
         await self.store.put(key, data)
         mime = mime_type if mime_type and mime_type != "application/octet-stream" else \
             (mimetypes.guess_type(name)[0] or "application/octet-stream")

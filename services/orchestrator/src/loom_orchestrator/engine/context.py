@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from loom_orchestrator.engine.ports import ModelClient, Retriever, ToolRunner
+from loom_orchestrator.engine.ports import DocumentReader, ModelClient, Retriever, ToolRunner
 from loom_orchestrator.engine.variables import VariablePool
 
 _NS = uuid.UUID("6f1d3c52-8a0b-4c57-9d0e-3b5c9a1f7e21")
@@ -64,6 +64,7 @@ class Services:
     model: ModelClient | None = None
     retriever: Retriever | None = None
     tools: ToolRunner | None = None
+    documents: DocumentReader | None = None
     history: list[Turn] = field(default_factory=list)
 
 

@@ -3,6 +3,7 @@
     ModelClient    inference Generate (token stream; cancelling the iterator cancels upstream)
     Retriever      rag Retrieve
     ToolRunner     tools service Invoke / ListTools (code, http-request, tool, agent tools)
+    DocumentReader a run's uploaded file -> its text (shared file store + bounded parser)
     Journal        durable node records of a run (what makes a redelivered run resume)
     EventSink      ordered run events
 
@@ -95,6 +96,18 @@ class ToolRunner(Protocol):
                      node_id: str, timeout_s: float) -> Any: ...
 
     async def list_tools(self, tenant_id: str, timeout_s: float) -> list[ToolSchema]: ...
+
+
+@dataclass
+class DocumentText:
+    text: str
+    pages: int
+
+
+class DocumentReader(Protocol):
+    async def read_text(self, tenant_id: str, file: dict[str, Any]) -> DocumentText:
+        """The text of one of the run's files (a `sys.files` / file input entry); PermanentError
+        naming the file when it is not an uploaded file, is missing or cannot be read."""
 
 
 @dataclass

@@ -13,6 +13,7 @@ def registry() -> dict[str, Any]:
         answer,
         assigner,
         code,
+        document_extractor,
         end,
         http_request,
         if_else,
@@ -35,5 +36,6 @@ def registry() -> dict[str, Any]:
              code.CodeNode(), template_transform.TemplateTransformNode(), http_request.HttpRequestNode(),
              tool.ToolNode(), variable_aggregator.VariableAggregatorNode(), assigner.VariableAssignerNode(),
              iteration.IterationNode(), iteration.IterationStartNode(), loop.LoopNode(), loop.LoopStartNode(),
-             loop.LoopEndNode(), agent.AgentNode(), list_operator.ListOperatorNode()]
+             loop.LoopEndNode(), agent.AgentNode(), list_operator.ListOperatorNode(),
+             document_extractor.DocumentExtractorNode()]
     return {n.type: n for n in nodes}

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from loom_common.documents import UnreadableDocument
 from loom_common.errors import PermanentError
 
 
@@ -35,5 +36,5 @@ class EmbeddingMismatch(PermanentError):
     code = "embedding_mismatch"
 
 
-class BadDocument(PermanentError):
-    code = "bad_document"
+# A file that cannot be parsed: the shared parsers' error (loom_common.documents), by rag's name.
+BadDocument = UnreadableDocument

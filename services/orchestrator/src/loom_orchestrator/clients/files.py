@@ -1,0 +1,34 @@
+"""A run's uploaded files, read from the file store the gateway writes (`loom_common.blobs`)
+and turned into text by the bounded parser (`loom_common.documents_bounded`).
+
+The key comes from the run's tenant (never from the request) and the file's id and extension
+(the gateway checked the id against its files table when the run was requested); `file_key`
+refuses anything that is not a plain id, so a file entry cannot point outside its tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loom_common.blobs import BlobStore, file_key
+from loom_common.documents import UnreadableDocument
+from loom_common.documents_bounded import ExtractLimits, extract_isolated
+from loom_orchestrator.engine.ports import DocumentText
+
+
+class StoredDocuments:
+    def __init__(self, store: BlobStore, limits: ExtractLimits = ExtractLimits()):
+        self.store, self.limits = store, limits
+
+    async def read_text(self, tenant_id: str, file: dict[str, Any]) -> DocumentText:
+        name = str(file.get("filename") or file.get("name") or file.get("upload_file_id") or "file")
+        file_id = file.get("upload_file_id") or file.get("related_id")
+        if file.get("transfer_method", "local_file") != "local_file" or not isinstance(file_id, str):
+            raise UnreadableDocument(f"{name}: only uploaded files (transfer_method local_file) can be read")
+        try:
+            key = file_key(tenant_id, file_id, str(file.get("extension") or ""))
+        except ValueError as exc:
+            raise UnreadableDocument(f"{name}: {exc}") from None
+        data = await self.store.get(key)
+        got = await extract_isolated(data, name, str(file.get("mime_type") or ""), self.limits)
+        return DocumentText(text=got.text, pages=got.pages)

@@ -1,0 +1,91 @@
+"""document-extractor: a run's uploaded files read from the shared file store (a local folder
+here, keyed by tenant as the gateway writes it) through the bounded parser, into text an LLM
+prompt can use; files of another tenant, remote URLs and unreadable files fail the node with
+a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from loom_common.blobs import LocalBlobStore, file_key
+from loom_common.dsl.dify import import_dify
+from loom_common.events import RunRequested
+from loom_orchestrator.clients.files import StoredDocuments
+from loom_orchestrator.engine.context import RunContext
+from loom_orchestrator.testkit import chain, node
+from loom_orchestrator.workflow import execute_run
+
+START = node("start", "start", variables=[])
+
+
+def _upload(file_id: str, name: str, ext: str, mime: str) -> dict:
+    return {"type": "document", "transfer_method": "local_file", "upload_file_id": file_id, "filename": name,
+            "extension": ext, "mime_type": mime}
+
+
+@pytest.fixture
+async def store(tmp_path, harness):
+    s = LocalBlobStore(tmp_path / "files")
+    harness.services.documents = StoredDocuments(s)
+    return s
+
+
+async def _run(harness, graph: dict, files: list[dict], tenant: str = "t1"):
+    req = RunRequested(tenant_id=tenant, run_id=f"run-{len(harness.sink.events)}", app_id="app", graph=graph,
+                       files=files)
+    ctx = RunContext(run_id=req.run_id, tenant_id=tenant, app_id="app")
+    return await execute_run(req, ctx, harness.services, harness.journal, harness.sink)
+
+
+def _graph(selector: list[str], *, is_array_file: bool, nodes: tuple = ()) -> dict:
+    ends = node("end", "end", outputs=[{"variable": "text", "value_selector": ["doc", "text"]},
+                                       {"variable": "pages", "value_selector": ["doc", "pages"]}])
+    ids = ["start", *(n["id"] for n in nodes), "doc", "end"]
+    return {"nodes": [START, *nodes, node("doc", "document-extractor", variable_selector=selector,
+                                          is_array_file=is_array_file), ends], "edges": chain(*ids)}
+
+
+async def test_sys_files_text_reaches_the_outputs_with_pages(harness, store) -> None:
+    await store.put(file_key("t1", "f1", "md"), b"# Lab\n\nGlucose **180** mg/dL\n")
+    await store.put(file_key("t1", "f2", "csv"), b"test,value\nTSH,2.1\n")
+    files = [_upload("f1", "lab.md", "md", "text/markdown"), _upload("f2", "lab.csv", "csv", "text/csv")]
+    outcome = await _run(harness, _graph(["sys", "files"], is_array_file=True), files)
+    assert outcome.status == "succeeded", outcome.error
+    assert "Glucose 180" in outcome.outputs["text"][0] and "TSH; value: 2.1" in outcome.outputs["text"][1]
+    assert outcome.outputs["pages"] == [1, 1]
+
+
+async def test_one_file_picked_by_a_list_operator_gives_one_text(harness, store) -> None:
+    await store.put(file_key("t1", "f1", "txt"), b"first")
+    await store.put(file_key("t1", "f2", "txt"), b"second")
+    files = [_upload("f1", "a.txt", "txt", "text/plain"), _upload("f2", "b.txt", "txt", "text/plain")]
+    pick = node("lo", "list-operator", variable=["sys", "files"], order_by={"enabled": True, "key": "name",
+                                                                          "value": "desc"})
+    graph = _graph(["lo", "first_record"], is_array_file=False, nodes=(pick,))
+    outcome = await _run(harness, graph, files)
+    assert outcome.outputs == {"text": "second", "pages": 1}, outcome.error
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ([_upload("f9", "other.txt", "txt", "text/plain")], "no stored file"),  # stored under tenant t2 only
+    ([_upload("../t2/f9", "x.txt", "txt", "text/plain")], "letters, digits"),
+    ([{"transfer_method": "remote_url", "url": "http://127.0.0.1/x.pdf", "filename": "x.pdf"}], "only uploaded"),
+    ([_upload("bad", "broken.pdf", "pdf", "application/pdf")], "broken.pdf: not a readable PDF"),
+])
+async def test_files_it_cannot_or_may_not_read_fail_the_node_clearly(harness, store, files, message) -> None:
+    await store.put(file_key("t2", "f9", "txt"), b"tenant two's secret")
+    await store.put(file_key("t1", "bad", "pdf"), b"%PDF-1.4 broken")
+    outcome = await _run(harness, _graph(["sys", "files"], is_array_file=True), files)
+    assert outcome.status == "failed" and message in outcome.error, outcome.error
+    assert "'doc' (document-extractor)" in outcome.error
+    assert "secret" not in str(harness.sink.events)
+
+
+def test_a_dify_document_extractor_imports() -> None:
+    export = {"app": {"name": "reader", "mode": "workflow"}, "workflow": {"graph": {"nodes": [
+        {"id": "start", "data": {"type": "start", "variables": []}},
+        {"id": "doc", "data": {"type": "document-extractor", "title": "Doc", "variable_selector": ["sys", "files"],
+                               "is_array_file": True, "selected": False}}],
+        "edges": [{"source": "start", "target": "doc"}]}}}
+    data = import_dify(export).graph.node("doc").data
+    assert data.type == "document-extractor" and data.is_array_file
