@@ -133,6 +133,17 @@ def test_compose_publishes_only_the_gateway_and_the_console(compose: dict) -> No
     assert f"# ports: [\"{HTTP['inference']}:{HTTP['inference']}\"]" in COMPOSE.read_text()  # by choice
 
 
+def test_compose_services_share_only_the_grpc_signing_key(compose: dict) -> None:
+    """The five services sign and check internal gRPC calls with one key: a volume at
+    $LOOM_HOME/secrets that they alone mount (service_auth generates the key into it once)."""
+    mounting = {name for name, svc in compose["services"].items()
+                if any(str(v).startswith("service-token:") for v in svc.get("volumes", []))}
+    assert mounting == set(SERVICES)
+    for name in SERVICES:
+        home = _env(compose["services"][name]["environment"])["LOOM_HOME"]
+        assert f"service-token:{home}/secrets" in compose["services"][name]["volumes"], name
+
+
 def test_compose_serves_the_console_on_3000_proxying_the_gateway(compose: dict) -> None:
     console = compose["services"]["console"]
     assert console["build"]["dockerfile"] == "services/console/Dockerfile"
