@@ -38,7 +38,6 @@ import time
 import uuid
 from pathlib import Path
 
-import grpc
 import httpx
 import psutil
 
@@ -50,6 +49,7 @@ from gateway_stack import app_with_key, start_stack  # noqa: E402
 from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
 from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 from loom_common.devstack import infra  # noqa: E402
+from loom_common.testing import service_channel  # noqa: E402 - signs each call (service_auth)
 
 PROMPT = "Write one sentence about the sea."
 MAX_TOKENS = 8
@@ -193,7 +193,7 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
     _, chat_key = app_with_key(stack, "chatflow", GRAPH, name="bench")
     _, param_key = app_with_key(stack, "chat", name="bench-params")
     procs = {p.name: p.proc.pid for p in stack.procs if p.proc is not None} | (infra_pids or {})
-    channel = grpc.aio.insecure_channel(stack.inference_addr)
+    channel = service_channel(stack.inference_addr)
     stub = pb_grpc.InferenceStub(channel)
     results: dict = {}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:

@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import httpx
+
+from loom_common.testing import service_channel  # signs each call (service_auth)
 
 TOPICS = ["cats", "the sea", "tax law", "volcanoes", "jazz", "chess", "bread", "comets", "rivers", "glass",
           "bees", "trains", "salt", "clouds", "maps", "wool"]
@@ -212,7 +213,7 @@ async def bench_loom(path: str, n_tokens: int, concs: list[int], waves: int, sta
     try:
         url = f"http://127.0.0.1:{http_port}"
         wait_http(url + "/readyz")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+        async with service_channel(f"127.0.0.1:{grpc_port}") as ch:
             stub = inference_pb2_grpc.InferenceStub(ch)
             # warm-up: wait for both background model loads, so they don't steal CPU mid-wave
             await grpc_one(stub, pb, 99, 4)

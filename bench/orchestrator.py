@@ -46,6 +46,7 @@ from loom_common import db, messaging
 from loom_common.devstack import infra
 from loom_common.migrations import apply_migrations
 from loom_common.runtime import GRPC_EXCLUSIVE_PORT
+from loom_common.testing import service_channel  # signs each call (service_auth)
 from loom_orchestrator.engine.context import RunLimits
 from loom_orchestrator.nodes.template_transform import _compile
 from loom_orchestrator.testkit import BusClient, Harness, chain, edge, node, tpl
@@ -244,7 +245,7 @@ async def ttft_overhead(nats_url: str, database_url: str, workdir: Path, rounds:
                          60, "orchestrator")
         await broker.connect()
         nc = broker.connection
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channel = service_channel(f"127.0.0.1:{port}")
         stub = inference_pb2_grpc.InferenceStub(channel)
         for c in (1, 8):  # warm-up: channels, pooled connections, prepared statements
             await asyncio.gather(*(_first_message(nc, broker, graph) for _ in range(c)))

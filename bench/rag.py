@@ -183,11 +183,10 @@ async def retrieval(url: str, vectors: np.ndarray, topics: np.ndarray, words: li
 # ---- ingestion, end to end ---------------------------------------------------------------------
 
 async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home: Path) -> dict:
-    import grpc
 
     from loom.rag.v1 import rag_pb2 as pb
     from loom.rag.v1 import rag_pb2_grpc
-    from loom_common.testing import ServiceProcess
+    from loom_common.testing import ServiceProcess, service_channel
 
     procs = []
     try:
@@ -201,7 +200,7 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
                                             "LOOM_RAG_GRPC_PORT": str(rag_grpc),
                                             "LOOM_INFERENCE_ADDR": f"127.0.0.1:{inf_grpc}"},
                                     rag_http, home / "rag.log").start(120))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{rag_grpc}") as ch:
+        async with service_channel(f"127.0.0.1:{rag_grpc}") as ch:
             stub = rag_pb2_grpc.DatasetsStub(ch)
             tenant = f"bench-{uuid.uuid4().hex[:6]}"
             ds = await stub.CreateDataset(pb.CreateDatasetRequest(tenant_id=tenant, name="ingest"))
@@ -229,7 +228,7 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
                 "SELECT content FROM rag.segments WHERE tenant_id = $1 ORDER BY document_id, position", tenant)]
         finally:
             await conn.close()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{inf_grpc}") as ch:
+        async with service_channel(f"127.0.0.1:{inf_grpc}") as ch:
             inf = inference_pb2_grpc.InferenceStub(ch)
             t0 = time.perf_counter()
             for i in range(0, len(texts), 64):

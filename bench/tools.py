@@ -34,7 +34,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import grpc
 import httpx
 import numpy as np
 import uvicorn
@@ -44,6 +43,7 @@ from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
 from loom_common import db
 from loom_common.devstack import infra
+from loom_common.testing import service_channel  # signs each call (service_auth)
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".loom" / "bench-tools"
@@ -119,7 +119,7 @@ async def run(n: int) -> dict:
                              "LOOM_LOG_LEVEL": "WARNING"}, STATE / "tools.log")
         figures: dict[str, float] = {}
         rows = []
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        async with service_channel(f"127.0.0.1:{grpc_port}") as channel:
             stub = tools_pb2_grpc.ToolsStub(channel)
             await stub.AddConnection(pb.AddConnectionRequest(tenant_id=TENANT, name="pg", driver="postgresql",
                                                              dsn=reader_url), timeout=10)
