@@ -31,12 +31,13 @@ def up(timeout: float = typer.Option(120.0, help="Seconds to wait for every /rea
     table.add_column("gRPC")
     for svc in ports.SERVICES:
         table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"http://127.0.0.1:{svc.http}",
-                      f"127.0.0.1:{svc.grpc}" if svc.grpc else "")
+                      f"127.0.0.1:{svc.grpc}" if svc.grpc else f"admin :{svc.admin}" if svc.admin else "")
     if "console" in ready:
         table.add_row("console", "yes" if ready["console"] else "NO", f"http://127.0.0.1:{ports.CONSOLE}", "")
     table.add_row("nats", "", f"nats://127.0.0.1:{ports.NATS}", f"monitor :{ports.NATS_MONITOR}")
     table.add_row("postgres", "", infra.postgres_url(ports.POSTGRES), "")
     console.print(table)
+    console.print(f"internal credentials (Postgres, NATS, gRPC): {paths.state / 'secrets'} (mode 0600)")
     if "console" in ready:
         console.print(f"open the console: http://127.0.0.1:{ports.CONSOLE}")
     else:
