@@ -9,6 +9,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import type { Schema } from "../schemas";
 import { Empty, ErrorMessage, Field, Loading } from "../ui";
+import { useWorkspaceModels } from "./DefaultModels";
 
 export interface ModelEndpoint {
   id: string;
@@ -32,6 +33,8 @@ export function ModelEndpoints({ workspaceId, canManage = true }: { workspaceId:
   const base = `/console/api/workspaces/${workspaceId}/model-endpoints`;
   const queryClient = useQueryClient();
   const list = useQuery({ queryKey: ["model-endpoints", workspaceId], queryFn: () => api<{ data: ModelEndpoint[] }>("GET", base) });
+  const models = useWorkspaceModels(workspaceId);
+  const engine = (models.data?.data ?? []).filter((m) => m.source === "engine");
   const [form, setForm] = useState(blank);
   const [tested, setTested] = useState<TestResult | null>(null);
   const body = () =>
@@ -57,6 +60,7 @@ export function ModelEndpoints({ workspaceId, canManage = true }: { workspaceId:
       setForm(blank);
       setTested(null);
       void queryClient.invalidateQueries({ queryKey: ["model-endpoints", workspaceId] });
+      void queryClient.invalidateQueries({ queryKey: ["models", workspaceId] });
     },
   });
   const remove = useMutation({
@@ -69,7 +73,13 @@ export function ModelEndpoints({ workspaceId, canManage = true }: { workspaceId:
   return (
     <div className="stack">
       <p className="muted">
-        The local engine's models are available to every workspace. Add remote OpenAI-compatible or Ollama servers here.
+        The local engine's models are available to every workspace
+        {models.data
+          ? models.data.engine_available
+            ? `: ${engine.map((m) => `${m.name} (${m.kind})`).join(", ") || "none pulled yet"}.`
+            : " (the engine is not reachable right now)."
+          : "."}{" "}
+        Add remote OpenAI-compatible or Ollama servers here.
       </p>
       {list.isLoading ? (
         <Loading />
