@@ -22,15 +22,29 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import nats.errors
+import nats.js.errors
 from faststream.nats import NatsBroker
 from nats.js.api import DeliverPolicy
 
 from loom_common import bus, messaging
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.logging import get_logger
+from loom_gateway.domain.errors import Upstream
 from loom_gateway.runs import request_run
 
 log = get_logger(__name__)
+
+
+@contextlib.contextmanager
+def _bus_unavailable_is_503(what: str):
+    """NATS gave no ack (down, slow past the publish timeout, no stream on the subject): a typed
+    503 the client may retry, not a 500."""
+    try:
+        yield
+    except (messaging.PublishNotAcknowledged, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError) as exc:
+        raise Upstream(f"{what}: the message bus did not acknowledge it; try again.") from exc
 
 
 class Feed:
@@ -137,10 +151,12 @@ class NatsRunBus:
         self.broker = broker
 
     async def request(self, event: RunRequested) -> None:
-        await request_run(self.broker, event)
+        with _bus_unavailable_is_503("The run could not be requested"):
+            await request_run(self.broker, event)
 
     async def cancel(self, event: RunCancelRequested) -> None:
-        await messaging.publish(self.broker, bus.run_cancel(event.run_id), event, stream=bus.RUN_CONTROL.name)
+        with _bus_unavailable_is_503("The stop could not be sent"):
+            await messaging.publish(self.broker, bus.run_cancel(event.run_id), event, stream=bus.RUN_CONTROL.name)
 
     async def _subscribe(self, run_id: str):
         js = self.broker.connection.jetstream()
