@@ -201,10 +201,23 @@ def measure(url: str, email: str, password: str, quick: bool) -> dict:
     }
 
 
+def console_dist(out: Path) -> Path:
+    """A private copy of the console build (a concurrent build elsewhere cannot empty it under
+    the bench): services/console/dist when it is newer than every source, else a fresh build."""
+    from console_harness import CONSOLE, build_console
+
+    built = CONSOLE / "dist" / "index.html"
+    sources = [*(CONSOLE / "src").rglob("*"), CONSOLE / "index.html", CONSOLE / "vite.config.ts"]
+    if built.exists() and all(p.stat().st_mtime < built.stat().st_mtime for p in sources if p.is_file()):
+        return Path(shutil.copytree(CONSOLE / "dist", out))
+    return build_console(out)
+
+
 def start_stack(root: Path):
     from console_harness import ConsoleServer
     from gateway_stack import start_stack as start_services
 
+    t0 = time.perf_counter()
     nats = infra.EmbeddedNats(root / "nats").start()
     pg = infra.EmbeddedPostgres(root / "pg").start()
     try:
@@ -214,7 +227,14 @@ def start_stack(root: Path):
         pg.stop()
         nats.stop()
         raise
-    server = ConsoleServer(stack.gateway_url, root / "console.log").start()
+    try:
+        server = ConsoleServer(stack.gateway_url, console_dist(root / "dist"), root / "console.log").start()
+    except BaseException:
+        stack.stop()
+        pg.stop()
+        nats.stop()
+        raise
+    print(f"stack and console up in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return nats, pg, stack, server
 
 
