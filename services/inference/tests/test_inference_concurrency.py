@@ -115,7 +115,8 @@ def test_inference_batched_greedy_differs_only_at_near_ties() -> None:
     print(f"batching noise on the winning logit: {noise:.3f}")
     assert noise < 2.0, f"batching moved a logit by {noise}: more than rounding"
     for i, topic in enumerate(TOPICS):
-        assert solo[i][0] == batched[i][0], f"{topic}: different first token: cross-talk"
+        # Even the first token may differ, if it is a near tie on this CPU's kernels; cross-talk
+        # shows as a non-runner-up token or a gap wider than the noise, checked alike at any step.
         k = first_diff[i]
         if k is None:
             continue
