@@ -122,6 +122,12 @@ async def app_feedbacks(request: Request, p: Principal = require(Perm.APP_RUN), 
     return await gw(request).conversations.feedbacks(p.app_id, page, limit)
 
 
+@router.get("/end-users/{end_user_id}", name="service.end_user")
+async def end_user(end_user_id: str, request: Request, p: Principal = require(Perm.APP_RUN)) -> dict:
+    """Dify's end-user detail, scoped to the key's app (another app's end user: 404)."""
+    return await gw(request).conversations.end_user_detail(p.tenant_id, p.app_id, end_user_id[:64])
+
+
 @router.post("/files/upload", status_code=201, name="service.file_upload")
 async def upload(request: Request, file: UploadFile = File(...), user: str = Form(min_length=1, max_length=255),
                  p: Principal = require(Perm.APP_RUN)) -> dict:

@@ -79,9 +79,10 @@ async def _answer(g: Gateway, run: StartedRun, mode: str | None):
     return await _blocking(g, run)
 
 
-async def _start(request: Request, p: Principal, kind: str, **kw) -> StartedRun:
+async def _start(request: Request, p: Principal, kind: str, *, version: int | None = None, **kw) -> StartedRun:
     g = gw(request)
-    app = await g.apps.published(p.tenant_id, p.app_id, p.app_version)
+    app = await (g.apps.published_version(p.tenant_id, p.app_id, version) if version is not None
+                 else g.apps.published(p.tenant_id, p.app_id, p.app_version))
     timing.mark(request, "app")
     if kw.get("files"):  # uploaded files must be this workspace's (Dify's 400 otherwise)
         kw["files"] = await g.files.resolve(p.tenant_id, kw["files"])
@@ -117,6 +118,18 @@ async def completion(body: CompletionBody, request: Request, p: Principal = requ
 async def workflow_run(body: WorkflowBody, request: Request, p: Principal = require(Perm.APP_RUN)):
     run = await _start(request, p, "workflow", user=body.user, inputs=body.inputs, files=body.files,
                        response_mode=body.response_mode or "blocking")
+    return await _answer(gw(request), run, body.response_mode)
+
+
+@router.post("/workflows/{workflow_id}/run", name="service.workflow_run_version")
+async def workflow_run_version(workflow_id: str, body: WorkflowBody, request: Request,
+                               p: Principal = require(Perm.APP_RUN)):
+    """Run one published version of the workflow (its number, as the console's version list
+    shows it), current or older: Dify's POST /workflows/{workflow_id}/run."""
+    if not workflow_id.isdigit() or not 0 < int(workflow_id) < 10**9:
+        raise BadRequest("workflow_id is the number of a published version of this app", field="workflow_id")
+    run = await _start(request, p, "workflow", version=int(workflow_id), user=body.user, inputs=body.inputs,
+                       files=body.files, response_mode=body.response_mode or "blocking")
     return await _answer(gw(request), run, body.response_mode)
 
 

@@ -219,6 +219,21 @@ class Apps:
             tenant_id, app_id)
         if row is None:
             raise BadRequest("App unavailable: it has not been published.", code="app_unavailable")
+        return self._opened(tenant_id, app_id, row)
+
+    async def published_version(self, tenant_id: str, app_id: str, version: int) -> PublishedApp:
+        """One published version of the app, current or not (Dify's POST /workflows/{id}/run)."""
+        cached = self._published.get((tenant_id, app_id, version))
+        if cached is not None:
+            return cached
+        row = await self.pool.fetchrow(
+            "SELECT a.id, a.tenant_id, a.mode, a.name, v.version, v.dsl FROM apps a JOIN app_versions v"
+            " ON v.app_id = a.id WHERE a.tenant_id = $1 AND a.id = $2 AND v.version = $3", tenant_id, app_id, version)
+        if row is None:
+            raise NotFound("Workflow not found.", code="workflow_not_found")
+        return self._opened(tenant_id, app_id, row)
+
+    def _opened(self, tenant_id: str, app_id: str, row) -> PublishedApp:
         # Opened for runs (RunRequested.graph); no route returns a published app's environment.
         app = PublishedApp(row["id"], row["tenant_id"], row["mode"], row["name"], row["version"],
                            app_secrets.reveal(json.loads(row["dsl"]), self.sealer))

@@ -125,6 +125,18 @@ class Conversations:
             " ON CONFLICT (app_id, session_id) DO UPDATE SET session_id = EXCLUDED.session_id RETURNING id",
             new_id(), tenant_id, app_id, session)
 
+    async def end_user_detail(self, tenant_id: str, app_id: str, end_user_id: str) -> dict:
+        """Dify's EndUserDetail of one of this app's end users (404 for any other app's or tenant's)."""
+        row = await self.pool.fetchrow("SELECT id, tenant_id, app_id, session_id, created_at FROM end_users"
+                                       " WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
+                                       end_user_id, tenant_id, app_id)
+        if row is None:
+            raise NotFound("End user not found.", code="end_user_not_found")
+        created = row["created_at"].isoformat()
+        return {"id": row["id"], "tenant_id": row["tenant_id"], "app_id": row["app_id"], "type": "service_api",
+                "external_user_id": row["session_id"], "name": None, "is_anonymous": False,
+                "session_id": row["session_id"], "created_at": created, "updated_at": created}
+
     async def list(self, app_id: str, user: str | None, last_id: str | None, limit: int, sort_by: str) -> dict:
         end_user = await self.end_user("", app_id, user, create=False)
         order = {"created_at": "created_at ASC", "-created_at": "created_at DESC",
