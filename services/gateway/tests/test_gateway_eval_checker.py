@@ -257,15 +257,22 @@ def test_the_cli_refuses_bad_options_and_unreachable_targets(tmp_path):
     from loom_gateway.eval.cli import app
 
     runner = CliRunner()
+
+    def said(r) -> str:  # rich wraps long lines at the terminal's width
+        return " ".join(r.output.split())
     r = runner.invoke(app, ["eval"])
-    assert r.exit_code == 2 and "--model" in r.output
+    assert r.exit_code == 2 and "--model" in said(r)
     r = runner.invoke(app, ["eval", "--model", "m", "--suite", "nope"])
-    assert r.exit_code == 2 and "no shipped suite" in r.output
+    assert r.exit_code == 2 and "no shipped suite" in said(r)
+    suite = tmp_path / "mine.yaml"  # names a facts file that is not there
+    suite.write_text("name: mine\nretention: {turns: [2], facts_file: no_such_facts.yaml}\n")
+    r = runner.invoke(app, ["eval", "--model", "m", "--suite", str(suite)])
+    assert r.exit_code == 2 and "no_such_facts.yaml" in r.output.replace("\n", "")
     r = runner.invoke(app, ["eval", "--model", "m", "--api-key-env", "LOOM_TEST_UNSET_VARIABLE"])
-    assert r.exit_code == 2 and "LOOM_TEST_UNSET_VARIABLE" in r.output
+    assert r.exit_code == 2 and "LOOM_TEST_UNSET_VARIABLE" in said(r)
     # Nothing listens there: one clear error before anything is measured, and no report.
     url = f"http://127.0.0.1:{infra.free_port()}/v1"
     r = runner.invoke(app, ["eval", "--model", "m", "--base-url", url, "--suite", "small",
                             "--out", str(tmp_path / "out")])
-    assert r.exit_code == 2 and "cannot evaluate m" in r.output
+    assert r.exit_code == 2 and "cannot evaluate m" in said(r)
     assert not (tmp_path / "out").exists()

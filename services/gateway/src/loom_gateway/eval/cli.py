@@ -24,7 +24,7 @@ from rich.table import Table
 
 from loom_gateway.eval import report as reports
 from loom_gateway.eval.runner import Subject, TargetUnusable, run_report
-from loom_gateway.eval.suite import SuiteError, load_suite, load_thresholds, shipped_suites
+from loom_gateway.eval.suite import SuiteError, check_files, load_suite, load_thresholds, shipped_suites
 from loom_gateway.eval.targets import DifyAppTarget, OpenAITarget
 
 app = typer.Typer(help="Loom's command line.", no_args_is_help=True, add_completion=False)
@@ -126,6 +126,7 @@ def eval_command(
         chosen = load_suite(suite)
         if thresholds is not None:
             chosen.thresholds = load_thresholds(thresholds)
+        check_files(chosen)
     except SuiteError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -233,5 +233,13 @@ def load_retention(path: Path) -> RetentionData:
     return _parse(RetentionData, _read(path), path)
 
 
+def check_files(suite: Suite) -> None:
+    """Load every file the suite names, so a bad one fails before anything is measured."""
+    if suite.retention is not None:
+        load_retention(resolve(suite, suite.retention.facts_file))
+    if suite.tool_calls is not None:
+        load_tool_cases(resolve(suite, suite.tool_calls.cases_file))
+
+
 def load_thresholds(path: Path) -> Thresholds:
     return _parse(Thresholds, _read(path), path)
