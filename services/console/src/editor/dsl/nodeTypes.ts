@@ -277,6 +277,29 @@ export const NODE_SPECS: Record<NodeType, NodeSpec> = {
     handles: () => SOURCE,
     required: needModel,
   },
+  'list-operator': {
+    type: 'list-operator', label: 'List operator', category: 'data', palette: true, target: true,
+    defaults: () => ({
+      title: 'List operator', variable: [], filter_by: { enabled: false, conditions: [] },
+      order_by: { enabled: false, key: '', value: 'asc' }, limit: { enabled: false, size: 10 },
+      extract_by: { enabled: false, serial: '1' },
+    }),
+    outputs: (d) => [
+      { name: 'result', type: 'array[any]' }, { name: 'first_record', type: 'any' },
+      { name: 'last_record', type: 'any' }, ...errorOutputs(d),
+    ],
+    handles: () => SOURCE,
+    required: (d) => needSelector(d, 'variable'),
+  },
+  'document-extractor': {
+    type: 'document-extractor', label: 'Doc extractor', category: 'data', palette: true, target: true,
+    defaults: () => ({ title: 'Doc extractor', variable_selector: [], is_array_file: false }),
+    outputs: (d) => d.is_array_file
+      ? [{ name: 'text', type: 'array[string]' }, { name: 'pages', type: 'array[number]' }, ...errorOutputs(d)]
+      : [{ name: 'text', type: 'string' }, { name: 'pages', type: 'number' }, ...errorOutputs(d)],
+    handles: () => SOURCE,
+    required: (d) => needSelector(d, 'variable_selector'),
+  },
 }
 
 export function spec(type: string): NodeSpec | undefined {

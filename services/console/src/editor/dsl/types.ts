@@ -9,7 +9,8 @@
 export const NODE_TYPES = [
   'start', 'end', 'answer', 'llm', 'knowledge-retrieval', 'if-else', 'question-classifier',
   'parameter-extractor', 'code', 'template-transform', 'http-request', 'tool', 'variable-aggregator',
-  'assigner', 'iteration', 'iteration-start', 'loop', 'loop-start', 'loop-end', 'agent',
+  'assigner', 'iteration', 'iteration-start', 'loop', 'loop-start', 'loop-end', 'agent', 'list-operator',
+  'document-extractor',
 ] as const
 
 export type NodeType = (typeof NODE_TYPES)[number]

@@ -14,6 +14,7 @@ import {
   AggregatorPanel, AnswerPanel, AssignerPanel, CodePanel, EndPanel, HttpPanel, IfElsePanel, IterationPanel, LoopPanel,
   NoSettings, StartPanel, TemplatePanel, ToolPanel,
 } from './flowPanels'
+import { DocumentExtractorPanel, ListOperatorPanel } from './listPanels'
 import { errorAt, type PanelProps } from './types'
 
 const PANELS: Record<NodeType, ComponentType<PanelProps>> = {
@@ -22,6 +23,7 @@ const PANELS: Record<NodeType, ComponentType<PanelProps>> = {
   code: CodePanel, 'template-transform': TemplatePanel, 'http-request': HttpPanel, tool: ToolPanel,
   'variable-aggregator': AggregatorPanel, assigner: AssignerPanel, iteration: IterationPanel,
   'iteration-start': NoSettings, loop: LoopPanel, 'loop-start': NoSettings, 'loop-end': NoSettings, agent: AgentPanel,
+  'list-operator': ListOperatorPanel, 'document-extractor': DocumentExtractorPanel,
 }
 
 // Nodes whose failure policy the engine applies (containers' starts and ends have none).
