@@ -85,7 +85,7 @@ function walk(value: unknown, path: string, visit: (path: string, v: unknown) =>
   }
 }
 
-const SELECTOR_KEYS = /(^|\.)(\w*selector|query|value_selector)$|^variables\.\d+$/
+const SELECTOR_KEYS = /(^|\.)(\w*selector|query|value_selector)$|^variables\.\d+$|^variable$/
 
 function isSelectorShape(v: unknown): v is Selector {
   return Array.isArray(v) && v.length >= 2 && v.every((p) => typeof p === 'string' && p !== '')
