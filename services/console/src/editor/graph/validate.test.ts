@@ -74,5 +74,6 @@ describe('validation mapping', () => {
     expect(reads('if1')).toEqual(['cases.0.conditions.0.variable_selector=llm.text', 'cases.1.conditions.0.variable_selector=start.n'])
     expect(reads('tool')).toEqual(['tool_parameters.q=start.q'])
     expect(reads('agg')).toEqual(['variables.0=tool.text', 'variables.1=http.body'])
+    expect(reads('lo')).toEqual(['variable=sys.files'])
   })
 })
