@@ -5,7 +5,7 @@ current or older) and GET /v1/end-users/{id} (Dify's EndUserDetail, scoped to th
 from __future__ import annotations
 
 import pytest
-from gateway_testkit import make_app, republish
+from gateway_testkit import Console, make_app, republish
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -76,3 +76,42 @@ async def test_end_user_detail_in_difys_shape_and_only_for_its_app(gateway, admi
         assert r.status_code == 404 and r.json()["code"] == "end_user_not_found", r.text
     r = await c.get(f"/v1/end-users/{end_user_id}", headers=admin.headers)  # a console token is no app key
     assert r.status_code == 403
+
+
+async def test_file_inputs_are_resolved_within_the_apps_workspace(gateway, admin, orchestrator) -> None:
+    """A start node's `file` / `file-list` inputs are checked like `files`: a file of another
+    workspace is 400 naming the input; the app's own reaches the run with its stored name and type."""
+    c = gateway.client
+    app_id, key = await make_app(c, admin, "workflow")
+
+    def file_inputs(dsl: dict) -> None:
+        start = dsl["workflow"]["graph"]["nodes"][0]["data"]
+        start["variables"] = [{"variable": "report", "type": "file", "required": False},
+                              {"variable": "scans", "type": "file-list", "required": False}]
+
+    await republish(c, admin, app_id, file_inputs)
+    _, sibling_key = await make_app(c, admin, "workflow", name="sibling")  # same workspace: its files are usable
+    other_ws = (await c.post("/console/api/workspaces", json={"name": "B"}, headers=admin.headers)).json()["id"]
+    _, foreign_key = await make_app(c, Console(admin.token, other_ws, admin.account_id), "workflow", name="b")
+    h = {"Authorization": f"Bearer {key}"}
+
+    async def upload(k: str, name: str) -> str:
+        r = await c.post("/v1/files/upload", files={"file": (name, b"Glucose 180", "text/plain")}, data={"user": "u"},
+                         headers={"Authorization": f"Bearer {k}"})
+        return r.json()["id"]
+
+    mine, sibling, foreign = await upload(key, "lab.txt"), await upload(sibling_key, "x.txt"), \
+        await upload(foreign_key, "b.txt")
+    ref = {"type": "document", "transfer_method": "local_file"}
+    r = await c.post("/v1/workflows/run", headers=h, json={"user": "u", "inputs": {"report": {
+        **ref, "upload_file_id": foreign}}})
+    assert r.status_code == 400 and r.json()["field"] == "inputs.report.upload_file_id", r.text
+    r = await c.post("/v1/workflows/run", headers=h, json={
+        "user": "u", "inputs": {"scans": [{**ref, "upload_file_id": mine}, {**ref, "upload_file_id": "nope"}]}})
+    assert r.status_code == 400 and r.json()["field"] == "inputs.scans.1.upload_file_id", r.text
+    r = await c.post("/v1/workflows/run", headers=h, json={"user": "u", "inputs": {
+        "report": {**ref, "upload_file_id": mine}, "scans": [{**ref, "upload_file_id": sibling}]}})
+    assert r.status_code == 200, r.text
+    sent = orchestrator.requests[-1].inputs
+    assert sent["report"]["filename"] == "lab.txt" and sent["report"]["extension"] == "txt"
+    assert sent["scans"][0]["filename"] == "x.txt"

@@ -86,6 +86,8 @@ async def _start(request: Request, p: Principal, kind: str, *, version: int | No
     timing.mark(request, "app")
     if kw.get("files"):  # uploaded files must be this workspace's (Dify's 400 otherwise)
         kw["files"] = await g.files.resolve(p.tenant_id, kw["files"])
+    if kw.get("inputs"):  # and so must file inputs
+        kw["inputs"] = await g.files.resolve_inputs(p.tenant_id, kw["inputs"])
     # The app's token budget is held of the quotas before the run is asked for; its end settles it.
     run_id = new_id()
     await g.limits.reserve(p, dsl.token_budget(app.dsl, g.settings.token_reservation_default), run_id=run_id)

@@ -51,25 +51,36 @@ class Files:
         return {"id": file_id, "name": name[:255], "size": len(data), "extension": ext.lstrip("."),
                 "mime_type": mime, "created_by": end_user_id, "created_at": int(row["created_at"].timestamp())}
 
-    async def resolve(self, tenant_id: str, files: Any) -> list[dict]:
+    async def resolve(self, tenant_id: str, files: Any, field: str = "files") -> list[dict]:
         """A run request's `files`, each uploaded one looked up in the app's workspace: an id from
         another workspace, or one that was never uploaded, is refused the way Dify refuses it
         (400 invalid_param "Invalid upload file"). Found ones carry the stored name, type and size."""
         if not isinstance(files, list):
             return files  # the run's own checks name a malformed `files`
-        out = []
-        for i, f in enumerate(files):
-            if not isinstance(f, dict) or (f.get("transfer_method") != "local_file" and "upload_file_id" not in f):
-                out.append(f)
-                continue
-            file_id = f.get("upload_file_id")
-            row = await self.pool.fetchrow("SELECT name, size, extension, mime_type FROM files WHERE id = $1"
-                                           " AND tenant_id = $2", file_id, tenant_id) \
-                if isinstance(file_id, str) and file_id else None
-            if row is None:
-                raise BadRequest("Invalid upload file", field=f"files.{i}.upload_file_id")
-            out.append({**f, "upload_file_id": file_id, "filename": row["name"], "size": row["size"],
-                        "extension": row["extension"], "mime_type": row["mime_type"]})
+        return [await self._resolved(tenant_id, f, f"{field}.{i}") if _is_upload(f) else f
+                for i, f in enumerate(files)]
+
+    async def _resolved(self, tenant_id: str, f: dict, field: str) -> dict:
+        file_id = f.get("upload_file_id")
+        row = await self.pool.fetchrow("SELECT name, size, extension, mime_type FROM files WHERE id = $1"
+                                       " AND tenant_id = $2", file_id, tenant_id) \
+            if isinstance(file_id, str) and file_id else None
+        if row is None:
+            raise BadRequest("Invalid upload file", field=f"{field}.upload_file_id")
+        return {**f, "upload_file_id": file_id, "filename": row["name"], "size": row["size"],
+                "extension": row["extension"], "mime_type": row["mime_type"]}
+
+    async def resolve_inputs(self, tenant_id: str, inputs: Any) -> Any:
+        """File inputs (a start node's `file` and `file-list` variables, Dify's shape: an object or a
+        list of objects with `upload_file_id`) resolved as `files` are; other inputs unchanged."""
+        if not isinstance(inputs, dict):
+            return inputs
+        out = dict(inputs)
+        for name, value in inputs.items():
+            if _is_upload(value):
+                out[name] = await self._resolved(tenant_id, value, f"inputs.{name}")
+            elif isinstance(value, list) and value and all(_is_upload(v) for v in value):
+                out[name] = await self.resolve(tenant_id, value, f"inputs.{name}")
         return out
 
     async def read(self, tenant_id: str, file_id: str) -> tuple[dict, bytes]:
@@ -78,3 +89,7 @@ class Files:
         if row is None:
             raise NotFound("File not found.", code="file_not_found")
         return dict(row), await self.store.get(row["storage_key"])
+
+
+def _is_upload(f: Any) -> bool:
+    return isinstance(f, dict) and (f.get("transfer_method") == "local_file" or "upload_file_id" in f)
