@@ -89,3 +89,53 @@ def test_a_dify_document_extractor_imports() -> None:
         "edges": [{"source": "start", "target": "doc"}]}}}
     data = import_dify(export).graph.node("doc").data
     assert data.type == "document-extractor" and data.is_array_file
+
+
+DIFY_EXPORT = """
+version: 0.3.0
+kind: app
+app: {name: Report reader, mode: workflow}
+workflow:
+  graph:
+    nodes:
+      - id: '1700000000001'
+        type: custom
+        data: {type: start, title: Start, variables: [], selected: false}
+      - id: '1700000000002'
+        type: custom
+        data:
+          type: list-operator
+          title: Documents only
+          variable: [sys, files]
+          filter_by:
+            enabled: true
+            conditions: [{key: extension, comparison_operator: in, value: ['.txt', '.md']}]
+          order_by: {enabled: true, key: name, value: asc}
+          limit: {enabled: false, size: 10}
+          extract_by: {enabled: false, serial: '1'}
+      - id: '1700000000003'
+        type: custom
+        data: {type: document-extractor, title: Text, variable_selector: ['1700000000002', result], is_array_file: true}
+      - id: '1700000000004'
+        type: custom
+        data:
+          type: end
+          title: End
+          outputs: [{variable: text, value_selector: ['1700000000003', text]}]
+    edges:
+      - {source: '1700000000001', target: '1700000000002', sourceHandle: source, targetHandle: target}
+      - {source: '1700000000002', target: '1700000000003', sourceHandle: source, targetHandle: target}
+      - {source: '1700000000003', target: '1700000000004', sourceHandle: source, targetHandle: target}
+"""
+
+
+async def test_a_dify_export_with_list_operator_and_document_extractor_imports_and_runs(harness, store) -> None:
+    graph = import_dify(DIFY_EXPORT).graph.model_dump(by_alias=True)
+    await store.put(file_key("t1", "f1", "txt"), b"Glucose 180 mg/dL")
+    await store.put(file_key("t1", "f2", "md"), b"# Note\n\nfasting")
+    files = [_upload("f2", "b-note.md", "md", "text/markdown"), _upload("f1", "a-lab.txt", "txt", "text/plain"),
+             {"type": "image", "transfer_method": "remote_url", "url": "http://127.0.0.1/x.png", "filename": "x.png",
+              "extension": "png"}]
+    outcome = await _run(harness, graph, files)
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.outputs["text"][0] == "Glucose 180 mg/dL" and "fasting" in outcome.outputs["text"][1]
