@@ -11,7 +11,7 @@ import pytest
 from gateway_testkit import admin, gateway, orchestrator  # noqa: F401
 
 from loom_common.db import _with_database
-from loom_common.devstack import infra
+from loom_common.devstack import infra, nats_auth
 
 _HERE = Path(__file__).parent
 _running: list = []   # the stack and its NATS while they run (stopped after the last gateway test)
@@ -23,7 +23,7 @@ def _stop_stack() -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(database_url, tmp_path_factory):
+def stack(database_url, tmp_path_factory, service_role_passwords):
     """The real stack (every service as a process), shared by the e2e and schema tests.
 
     It runs on its OWN NATS server: its orchestrator and rag join the durable consumers every
@@ -37,7 +37,10 @@ def stack(database_url, tmp_path_factory):
     _running.append(nats)
     db = _with_database(database_url, f"e2e_{uuid.uuid4().hex[:10]}")
     try:
-        s = start_stack(nats.url, db, home, gateway_env={"LOOM_GATEWAY_STREAM_IDLE_TIMEOUT_S": "60"})
+        # Every service as its own Postgres role and NATS user, as `make up` runs them.
+        s = start_stack(nats.url, db, home, gateway_env={"LOOM_GATEWAY_STREAM_IDLE_TIMEOUT_S": "60"},
+                        role_passwords=service_role_passwords,
+                        nats_users=nats_auth.load_users(infra.nats_secrets_dir(nats.store_dir)))
     except BaseException:
         _stop_stack()
         raise

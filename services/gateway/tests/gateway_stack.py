@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 
 from loom_common import db
-from loom_common.devstack import infra
+from loom_common.devstack import db_roles, infra
+from loom_common.devstack.nats_auth import NatsUsers
 from loom_common.testing import ServiceProcess
 
 PASSWORD = "correct horse battery"
@@ -50,23 +51,34 @@ class Stack:
 
 
 def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None,
-                inference_env: dict | None = None) -> Stack:
+                inference_env: dict | None = None, role_passwords: dict[str, str] | None = None,
+                nats_users: NatsUsers | None = None) -> Stack:
+    """With `role_passwords` (devstack.db_roles) every service logs in to Postgres as its own role,
+    with `nats_users` (devstack.nats_auth) to NATS as its own user, as under `make up`."""
     home.mkdir(parents=True, exist_ok=True)
     # The database first: services starting together would race on CREATE DATABASE
     # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
-    asyncio.run(db.ensure_database(database_url))
+    if role_passwords:
+        dsns = asyncio.run(db_roles.provision(database_url, role_passwords))
+    else:
+        asyncio.run(db.ensure_database(database_url))
+        dsns = {}
+    own = {name: {"LOOM_DATABASE_URL": dsns[name]} if name in dsns else {} for name in db_roles.SERVICE_SCHEMAS}
+    if nats_users:
+        for name in own:
+            own[name] |= {"LOOM_NATS_USER": name, "LOOM_NATS_PASSWORD": nats_users.passwords[name]}
     try:
-        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env)
+        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env, own)
     except infra.GaveUp:
         # Free ports are picked before the processes bind them: on a busy machine another test
         # session can take one in between, and the service exits. Once more, on fresh ports.
-        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env)
+        stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env, own)
     _sign_in(stack)
     return stack
 
 
 def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: dict | None,
-                     inference_env: dict | None) -> Stack:
+                     inference_env: dict | None, own: dict[str, dict[str, str]]) -> Stack:
     names = ("inference", "rag", "tools", "orchestrator", "gateway")
     picked: set[int] = set()
     while len(picked) < 2 * len(names) + 1:  # eleven distinct ports
@@ -88,7 +100,8 @@ def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: 
     for name in names:
         http, grpc = ports[name]
         prefix = f"LOOM_{name.upper()}_"
-        env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **extra.get(name, {})}
+        env = {**base, f"{prefix}HTTP_PORT": str(http), f"{prefix}GRPC_PORT": str(grpc), **own[name],
+               **extra.get(name, {})}
         stack.procs.append(ServiceProcess(name, env, http, home / f"{name}.log",
                                           gateway_admin if name == "gateway" else None))
     # Started side by side (each waits for its own /readyz, bounded): the model load is the long pole.

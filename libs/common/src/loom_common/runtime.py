@@ -19,6 +19,7 @@ import faulthandler
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -57,6 +58,14 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout
             if loop.time() > deadline or "NoServers" not in type(exc).__name__:
                 raise
             await asyncio.sleep(0.5)
+
+
+def _nats_servers(settings: ServiceSettings) -> str:
+    """The NATS URL, without its own credentials when the settings name the service's user."""
+    if not settings.nats_user:
+        return settings.nats_url
+    parts = urlsplit(settings.nats_url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 # A gRPC port belongs to one process: with gRPC's default SO_REUSEPORT a second server started
@@ -100,7 +109,7 @@ class ServiceRuntime:
         self.broker: NatsBroker | None = None
         if use_nats:
             self.broker = NatsBroker(
-                settings.nats_url,
+                _nats_servers(settings),
                 # This service's own NATS user (devstack.nats_auth), when it has one.
                 security=NatsUserPassword(settings.nats_user, settings.nats_password or "")
                 if settings.nats_user else None,
