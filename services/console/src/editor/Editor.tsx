@@ -420,6 +420,11 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     return () => window.removeEventListener('keydown', onKey)
   }, [canEdit, copySelection, pasteClip, redo, undo])
 
+  // A "fix the problems first" notice goes once they are fixed.
+  useEffect(() => {
+    if (local.length === 0) setNotice((n) => (n.startsWith('Fix ') ? '' : n))
+  }, [local.length])
+
   // ---- publish, versions, conflict -----------------------------------------------------
   const publish = useCallback(async () => {
     if (local.length) {
