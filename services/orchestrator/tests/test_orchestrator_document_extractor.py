@@ -139,3 +139,29 @@ async def test_a_dify_export_with_list_operator_and_document_extractor_imports_a
     outcome = await _run(harness, graph, files)
     assert outcome.status == "succeeded", outcome.error
     assert outcome.outputs["text"][0] == "Glucose 180 mg/dL" and "fasting" in outcome.outputs["text"][1]
+
+
+async def test_parsing_is_capped_per_process(store, monkeypatch) -> None:
+    """Several runs reading files at once start at most `max_concurrent` parser children."""
+    import asyncio
+
+    from loom_common.documents_bounded import Extracted
+    from loom_orchestrator.clients import files as files_module
+
+    live, peak = 0, 0
+
+    async def fake_extract(data, name, mime, limits):
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return Extracted(text=name, pages=1)
+
+    monkeypatch.setattr(files_module, "extract_isolated", fake_extract)
+    reader = StoredDocuments(store, max_concurrent=2)
+    for i in range(6):
+        await store.put(file_key("t1", f"f{i}", "txt"), b"x")
+    got = await asyncio.gather(*(reader.read_text("t1", _upload(f"f{i}", f"{i}.txt", "txt", "text/plain"))
+                                 for i in range(6)))
+    assert [g.text for g in got] == [f"{i}.txt" for i in range(6)] and peak == 2

@@ -24,7 +24,8 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
     rt = ServiceRuntime("orchestrator", settings, version=__version__, schema="orchestrator",
                         migrations="loom_orchestrator.migrations")
     clients: dict = {}
-    documents = StoredDocuments(blobs.open_store(settings.storage()))
+    documents = StoredDocuments(blobs.open_store(settings.storage()),
+                                max_concurrent=settings.max_concurrent_extractions)
 
     def services() -> Services:
         if not clients:  # grpc.aio channels bind to the running loop: made on first use

@@ -39,6 +39,8 @@ class OrchestratorSettings(ServiceSettings):
     s3_region: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    # Files parsed at once by one orchestrator process (an OCR child holds ~600 MB).
+    max_concurrent_extractions: int = 2
     # How often the queue-backlog gauge is refreshed.
     backlog_every_s: float = 5.0
 

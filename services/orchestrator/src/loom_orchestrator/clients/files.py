@@ -4,10 +4,12 @@ and turned into text by the bounded parser (`loom_common.documents_bounded`).
 The key comes from the run's tenant (never from the request) and the file's id and extension
 (the gateway checked the id against its files table when the run was requested); `file_key`
 refuses anything that is not a plain id, so a file entry cannot point outside its tenant.
+At most `max_concurrent` files are parsed at once per process: an OCR child holds ~600 MB.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from loom_common.blobs import BlobStore, file_key
@@ -17,8 +19,9 @@ from loom_orchestrator.engine.ports import DocumentText
 
 
 class StoredDocuments:
-    def __init__(self, store: BlobStore, limits: ExtractLimits = ExtractLimits()):
+    def __init__(self, store: BlobStore, limits: ExtractLimits = ExtractLimits(), max_concurrent: int = 2):
         self.store, self.limits = store, limits
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     async def read_text(self, tenant_id: str, file: dict[str, Any]) -> DocumentText:
         name = str(file.get("filename") or file.get("name") or file.get("upload_file_id") or "file")
@@ -30,5 +33,6 @@ class StoredDocuments:
         except ValueError as exc:
             raise UnreadableDocument(f"{name}: {exc}") from None
         data = await self.store.get(key)
-        got = await extract_isolated(data, name, str(file.get("mime_type") or ""), self.limits)
+        async with self._slots:
+            got = await extract_isolated(data, name, str(file.get("mime_type") or ""), self.limits)
         return DocumentText(text=got.text, pages=got.pages)
