@@ -100,7 +100,14 @@ def test_login_keeps_the_session_and_switches_workspace(page, console_stack, adm
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_be_visible()  # the API's message, not a blank page
-    sign_in(page, console_stack.url, admin.email, admin.password)
+    # Keyboard only: the email field has focus, Tab moves to the password, Enter submits.
+    page.get_by_label("Email").fill("")
+    page.get_by_label("Email").focus()
+    page.keyboard.type(admin.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(admin.password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Apps")).to_be_visible()
     page.reload()  # the tokens are kept: still signed in
     expect(page.get_by_role("heading", name="Apps")).to_be_visible()
     page.get_by_label("Workspace", exact=True).select_option(label="Second")
@@ -145,7 +152,7 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
 
     # Disabled, the document's chunks are no longer retrieved; enabled again, they are.
     page.get_by_role("tab", name="Documents").click()
-    page.get_by_label("Disable lighthouse.txt").uncheck()
+    page.get_by_label("Disable lighthouse.txt").click()  # the box follows the API's answer
     expect(page.get_by_label("Enable lighthouse.txt")).not_to_be_checked()
     page.get_by_role("tab", name="Retrieval testing").click()
     page.get_by_label("Query").fill(token)
@@ -153,7 +160,7 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
     page.get_by_role("button", name="Test retrieval").click()
     expect(page.get_by_text("No chunk matched.")).to_be_visible()
     page.get_by_role("tab", name="Documents").click()
-    page.get_by_label("Enable lighthouse.txt").check()
+    page.get_by_label("Enable lighthouse.txt").click()
     expect(page.get_by_label("Disable lighthouse.txt")).to_be_checked()
 
 
