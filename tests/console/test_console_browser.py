@@ -259,6 +259,30 @@ def test_api_key_created_in_the_console_answers_chat_messages(signed_in, console
     assert r.status_code == 401
 
 
+def test_apps_from_a_template_duplicated_exported_and_deleted(signed_in) -> None:
+    page = signed_in
+    page.get_by_role("button", name="Create app").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Start from").select_option(label="Template: Summarizer")
+    dialog.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="Summarizer")).to_be_visible()
+    expect(page.get_by_text("Workflow ·")).to_be_visible()
+
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Apps").click()
+    card = page.get_by_test_id("app-list").get_by_role("listitem").filter(has_text="Summarizer")
+    with page.expect_download() as download:
+        card.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == "Summarizer.yml"
+    card.get_by_role("button", name="Duplicate").click()
+    copy = page.get_by_test_id("app-list").get_by_role("listitem").filter(has_text="Summarizer (copy)")
+    expect(copy).to_be_visible()
+    page.get_by_label("Search apps").fill("(copy)")
+    expect(page.get_by_test_id("app-list").get_by_role("listitem")).to_have_count(1)
+    page.once("dialog", lambda d: d.accept())
+    copy.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No app matches.")).to_be_visible()
+
+
 def test_audit_log_viewer_filters_by_action(signed_in, console_stack, admin) -> None:
     page = signed_in
     page.get_by_role("link", name="Audit log").click()

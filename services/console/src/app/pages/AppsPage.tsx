@@ -1,6 +1,7 @@
 /**
- * The workspace's apps: search and filter, create (blank in one of the five modes), import a Dify
- * DSL file, duplicate (export + import), export as YAML, delete. Write controls appear only for
+ * The workspace's apps: search and filter, create (blank in one of the five modes, or from a
+ * template: a DSL document in templates.json, imported), import a Dify DSL file, duplicate
+ * (export + import), export as YAML, delete. Write controls appear only for
  * roles with `apps.write`.
  */
 import { useMemo, useState, type FormEvent } from "react";
@@ -9,6 +10,7 @@ import { Link, useNavigate } from "react-router-dom";
 import { api } from "../api";
 import { can } from "../rbac";
 import { Empty, ErrorMessage, Field, Loading, Modal, formatTime } from "../ui";
+import templates from "../templates.json";
 import { useWorkspace } from "../workspace";
 import type { Schema } from "../schemas";
 
@@ -175,10 +177,15 @@ export function AppsPage() {
 function CreateApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: string) => string }) {
   const [name, setName] = useState("");
   const [mode, setMode] = useState<Mode>("chatflow");
+  const [template, setTemplate] = useState("");
   const [description, setDescription] = useState("");
   const navigate = useNavigate();
+  const chosen = templates.find((t) => t.id === template);
   const create = useMutation({
-    mutationFn: () => api<AppSummary>("POST", appsPath, { name, mode, description, icon: "" } satisfies Schema<"AppCreate">),
+    mutationFn: () =>
+      chosen
+        ? api<AppSummary>("POST", `${appsPath}/import`, { data: JSON.stringify(chosen.dsl), name: name || null } satisfies Schema<"ImportBody">)
+        : api<AppSummary>("POST", appsPath, { name, mode, description, icon: "" } satisfies Schema<"AppCreate">),
     onSuccess: (app) => navigate(onCreated(app.id)),
   });
   return (
@@ -189,18 +196,38 @@ function CreateApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: 
         create.mutate();
       }}
     >
-      <fieldset className="modes">
-        <legend>Mode</legend>
-        {MODES.map((m) => (
-          <label key={m.id} className={mode === m.id ? "mode-option selected" : "mode-option"}>
-            <input type="radio" name="mode" value={m.id} checked={mode === m.id} onChange={() => setMode(m.id)} />
-            <strong>{m.label}</strong>
-            <span className="muted small">{m.about}</span>
-          </label>
-        ))}
-      </fieldset>
-      <Field label="App name">{(id) => <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
-      <Field label="Description">{(id) => <textarea id={id} maxLength={2000} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
+      <Field label="Start from">
+        {(id) => (
+          <select id={id} value={template} onChange={(e) => setTemplate(e.target.value)}>
+            <option value="">A blank app</option>
+            {templates.map((t) => (
+              <option key={t.id} value={t.id}>
+                Template: {t.label}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      {chosen ? (
+        <p className="muted">{chosen.about}</p>
+      ) : (
+        <fieldset className="modes">
+          <legend>Mode</legend>
+          {MODES.map((m) => (
+            <label key={m.id} className={mode === m.id ? "mode-option selected" : "mode-option"}>
+              <input type="radio" name="mode" value={m.id} checked={mode === m.id} onChange={() => setMode(m.id)} />
+              <strong>{m.label}</strong>
+              <span className="muted small">{m.about}</span>
+            </label>
+          ))}
+        </fieldset>
+      )}
+      <Field label="App name" hint={chosen ? `Empty: "${chosen.label}".` : undefined}>
+        {(id) => <input id={id} required={!chosen} maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
+      </Field>
+      {!chosen && (
+        <Field label="Description">{(id) => <textarea id={id} maxLength={2000} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
+      )}
       <ErrorMessage error={create.error} />
       <div className="row end">
         <button type="submit" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create"}</button>
