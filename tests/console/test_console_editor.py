@@ -124,8 +124,8 @@ def test_chatflow_built_by_mouse_runs_traced_publishes_and_answers_an_api_key(si
     _connect(page, "if_else", "false", "answer_2")
     expect(problem).to_have_count(0)
     expect(page.get_by_test_id("problem-count")).to_have_count(0)
-    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
     page.get_by_test_id("auto-layout").click()
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
 
     # The autosaved draft is the same document the API serves.
     graph = console_stack.api("GET", f"/console/api/workspaces/{ws}/apps/{app['id']}/draft",

@@ -99,10 +99,14 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     }
   })
 
+  // Every edit counts here at once (the save state must never read "saved" over an unsaved edit).
+  const edits = useRef(0)
   const touch = useCallback((structural = true) => {
+    edits.current += 1
     if (structural) setStructure((s) => s + 1)
     setVersion((v) => v + 1)
-  }, [])
+    if (canEdit) setSaveState('dirty')
+  }, [canEdit])
   const remember = useCallback((tag: string | null = null) => history.current.push(refs.current, tag), [])
 
   // The graph as the checks and panels see it: rebuilt on edits, not on every drag frame.
@@ -161,12 +165,14 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     const run = async (): Promise<boolean> => {
       if (!canEdit) return false
       setSaveState('saving')
+      const saving = edits.current
       try {
         await store.current.save(currentDoc(), force)
-        localStorage.removeItem(stashKey)
+        const current = edits.current === saving // no edit came in while it saved
+        if (current) localStorage.removeItem(stashKey)
         setServerProblems([])
         setConflict(null)
-        setSaveState('saved')
+        setSaveState(current ? 'saved' : 'dirty')
         return true
       } catch (err) {
         try {
