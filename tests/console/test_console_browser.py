@@ -140,6 +140,12 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
 
     page.get_by_role("button", name="lighthouse.txt").click()
     expect(page.get_by_test_id("chunks")).to_contain_text(token)
+    # Edit a chunk in place: rag stores (and re-embeds) the new text.
+    chunks = page.get_by_test_id("chunks")
+    chunks.get_by_role("button", name="Edit").first.click()
+    chunks.get_by_label("Chunk text").fill(f"Edited: the keeper's code word is {token}.")
+    chunks.get_by_role("button", name="Save chunk").click()
+    expect(chunks).to_contain_text(f"Edited: the keeper's code word is {token}.")
 
     page.get_by_role("tab", name="Retrieval testing").click()
     page.get_by_label("Query").fill(token)
