@@ -246,8 +246,12 @@ def test_api_key_created_in_the_console_answers_chat_messages(signed_in, console
     body = r.json()
     assert body["event"] == "message" and isinstance(body["answer"], str) and body["conversation_id"]
 
-    # The run is in the app's logs, with each node's trace read back from its events.
-    page.get_by_role("tab", name="Logs").click()
+    # The run is in the app's logs, with each node's trace read back from its events. (Tabs move
+    # with the arrow keys, as WAI-ARIA tabs do.)
+    page.get_by_role("tab", name="API access").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Logs")).to_be_focused()
     page.get_by_role("table").get_by_role("button").first.click()
     trace = page.get_by_test_id("run-trace")
     expect(trace).to_contain_text("succeeded")
