@@ -56,6 +56,14 @@ async def test_app_lifecycle_versions_and_dsl(gateway, admin) -> None:
     assert (await c.post(admin.ws(f"/apps/{app_id}/publish"), headers=h)).json() == {"version": 2}
     assert [v["version"] for v in (await c.get(admin.ws(f"/apps/{app_id}/versions"), headers=h)).json()["data"]] \
         == [2, 1]
+    v1 = (await c.get(admin.ws(f"/apps/{app_id}/versions/1"), headers=h)).json()["dsl"]  # JSON, for a restore
+    v2 = (await c.get(admin.ws(f"/apps/{app_id}/versions/2"), headers=h)).json()["dsl"]
+    assert v1["workflow"]["graph"]["nodes"][0]["data"]["variables"] == []
+    assert v2["workflow"]["graph"]["nodes"][0]["data"]["variables"][0]["variable"] == "city"
+    missing = await c.get(admin.ws(f"/apps/{app_id}/versions/9"), headers=h)
+    assert missing.status_code == 404 and missing.json()["code"] == "version_not_exists"
+    bad_version = await c.get(admin.ws(f"/apps/{app_id}/versions/latest"), headers=h)
+    assert bad_version.status_code == 400 and bad_version.json()["field"] == "version", bad_version.text
 
     broken = {**draft, "workflow": {"graph": {"nodes": [{"id": "a", "data": {"type": "llm"}}]}}}
     r = await c.put(admin.ws(f"/apps/{app_id}/draft"), json={"dsl": broken}, headers=h)

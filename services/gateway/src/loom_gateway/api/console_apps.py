@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -105,6 +105,13 @@ async def publish(app_id: str, request: Request, p: Principal = require(Perm.APP
 @router.get("/apps/{app_id}/versions", name="apps.versions")
 async def versions(app_id: str, request: Request, p: Principal = require(Perm.APPS_READ)) -> dict:
     return {"data": await gw(request).apps.versions(p.tenant_id, app_id)}
+
+
+@router.get("/apps/{app_id}/versions/{version}", name="apps.version")
+async def version(app_id: str, request: Request, p: Principal = require(Perm.APPS_READ),
+                  version: str = Path(max_length=20, pattern=r"^(draft|published|\d{1,9})$")) -> dict:
+    """One version's document as JSON (secrets masked), e.g. for the editor to restore it as the draft."""
+    return {"dsl": await gw(request).apps.version_dsl(p.tenant_id, app_id, version)}
 
 
 @router.get("/apps/{app_id}/export", name="apps.export", response_class=PlainTextResponse)
