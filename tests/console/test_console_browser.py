@@ -125,7 +125,7 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
     second.write_text("# Orchard\n\nApples ripen in September; pears a little later.\n")
 
     page.get_by_role("link", name="Knowledge").click()
-    page.get_by_role("button", name="Create dataset").click()
+    page.get_by_role("button", name="Create dataset", exact=True).click()
     page.get_by_label("Dataset name").fill("Field notes")
     page.get_by_role("dialog").get_by_role("button", name="Create").click()
     expect(page.get_by_role("heading", name="Field notes")).to_be_visible()
@@ -168,6 +168,15 @@ def test_upload_reaches_completed_and_retrieval_finds_its_token(signed_in, conso
     page.get_by_role("tab", name="Documents").click()
     page.get_by_label("Enable lighthouse.txt").click()
     expect(page.get_by_label("Disable lighthouse.txt")).to_be_checked()
+
+    # A knowledge API key made in the console reads the same datasets.
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Knowledge").click()
+    page.get_by_label("Dataset key name").fill("sync job")
+    page.get_by_role("button", name="Create dataset key").click()
+    key = page.get_by_test_id("new-dataset-key").inner_text()
+    listed = httpx.get(f"{console_stack.url}/v1/datasets", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    assert "Field notes" in [d["name"] for d in listed.json()["data"]]
 
 
 def test_normal_member_sees_no_publish_control_and_the_api_refuses(page, console_stack, admin) -> None:

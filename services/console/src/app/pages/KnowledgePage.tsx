@@ -9,6 +9,7 @@ import { api } from "../api";
 import { can } from "../rbac";
 import { Empty, ErrorMessage, Field, Loading, Modal, formatTime } from "../ui";
 import { kbHeaders, useWorkspace } from "../workspace";
+import { DatasetKeys } from "./knowledge/DatasetKeys";
 import type { Schema } from "../schemas";
 
 export interface Dataset {
@@ -67,6 +68,7 @@ export function KnowledgePage() {
           ))}
         </ul>
       )}
+      {can(role, "dataset_keys.manage") && <DatasetKeys />}
       <Modal title="Create a dataset" open={open} onClose={() => setOpen(false)}>
         <CreateDataset onDone={() => setOpen(false)} />
       </Modal>
