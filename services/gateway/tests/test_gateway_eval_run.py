@@ -114,7 +114,8 @@ def test_small_suite_on_the_bundled_model_compared_with_a_scripted_provider(run_
         "LOOM_LOG_LEVEL": "WARNING"})
     out = tmp_path / "report"
     done = subprocess.run([LOOM, "eval", "--model", "gemma3:270m", "--compare", "scripted", "--suite", "small",
-                           "--base-url", f"{inference.base_url}/v1", "--out", str(out)],
+                           "--base-url", f"{inference.base_url}/v1", "--out", str(out),
+                           "--timeout", "1200"],  # a tool call's stream is silent until the call is whole
                           capture_output=True, text=True, timeout=1200, env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr[-3000:] + inference.log()[-2000:]
     assert "Tool-call arguments" in done.stdout and "Context retention" in done.stdout
@@ -126,10 +127,13 @@ def test_small_suite_on_the_bundled_model_compared_with_a_scripted_provider(run_
     bundled, scripted = report["subjects"]
     for subject in (bundled, scripted):
         _check_subject(subject, small)
-    # Constrained decoding: every call of the bundled model that is complete parses and matches
-    # its schema; one the suite's max_tokens cut short is reported as such, not as a bad call.
+    # Constrained decoding: every call of the bundled model that is complete parses and names one
+    # of the offered tools (a call the suite's max_tokens cut short is reported as such). Schema
+    # validity is not asserted: the grammar does not carry numeric bounds (minimum/maximum).
+    offered = {c.id: c.tools for c in suites.load_tool_cases(suites.resolve(small, "tool_calls.yaml")).cases}
     for r in bundled["tool_calls"]["results"]:
-        assert (r["parsed"] and r["schema_valid"]) or r["error_type"] == "cut_at_max_tokens", r
+        assert r["parsed"] or r["error_type"] == "cut_at_max_tokens", r
+        assert all(call["name"] in offered[r["id"]] for call in r["call"]), r
     # The scripted provider's answers are known, through inference's remote route and back.
     assert scripted["tool_calls"]["exact_match_rate"] == 1.0
     assert all(cell["share"] == 1.0 for cell in scripted["retention"]["per_k"].values())
