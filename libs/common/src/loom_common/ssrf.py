@@ -5,13 +5,18 @@ tools, inference's `/api/pull`): may this address be contacted?
 private, link-local, site-local (fec0::/10, deprecated but still routed on some networks),
 multicast, unspecified, reserved, shared (CGNAT) and cloud metadata addresses, for IPv4 and
 IPv6, looking through IPv4-mapped, 6to4, Teredo and NAT64 wrappers.
-Resolving a name and pinning the connection to the vetted address is each caller's job
-(tools: `loom_tools.net.ssrf.Guard`; inference: `loom_inference.pull_guard`).
+`resolve(host, port)` gives every address a host stands for (the one resolver of the gateway's
+endpoint URLs, tools' targets and inference's pulls); it raises `Unresolvable`, which each
+caller turns into its own error. Pinning the connection to the vetted address is each caller's
+job (tools: `loom_tools.net.ssrf.Guard`; inference: `loom_inference.pull_guard`; gateway:
+`loom_gateway.domain.endpoint_urls`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -58,3 +63,26 @@ def refusal(ip: IP) -> str | None:
     if not ip.is_global:
         return "not a public address"
     return None
+
+
+class Unresolvable(Exception):
+    """A host that resolves to nothing, not in time, or not at all; the message says which."""
+
+
+async def resolve(host: str, port: int, *, timeout_s: float) -> list[IP]:
+    """Every address `host` stands for: an IP literal is itself; a name is resolved with a
+    timeout. getaddrinfo also turns odd spellings (2130706433, 0x7f.1) into addresses, so a
+    caller that vets every one of them vets what a connection would reach."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        raise Unresolvable(f"cannot resolve {host!r}: {exc}") from exc
+    found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if not found:
+        raise Unresolvable(f"{host!r} resolves to no address")
+    return found

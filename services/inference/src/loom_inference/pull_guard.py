@@ -11,15 +11,12 @@ a proxy would resolve the name itself.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from loom_common.ssrf import IP, refusal
+from loom_common.ssrf import Unresolvable, refusal, resolve
 from loom_inference.engine.types import InvalidRequest
 from loom_inference.pull_policy import PullPolicy
 
@@ -34,16 +31,9 @@ async def vetted_address(host: str, port: int, policy: PullPolicy, timeout_s: fl
         return None
     bare = host.strip("[]").rstrip(".")
     try:
-        found: list[IP] = [ipaddress.ip_address(bare)]
-    except ValueError:
-        try:
-            infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
-                bare, port, type=socket.SOCK_STREAM), timeout_s)
-        except (OSError, TimeoutError) as exc:
-            raise PullRefused(f"cannot resolve {bare!r}: {exc}", "model") from None
-        found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    if not found:
-        raise PullRefused(f"{bare!r} resolves to no address", "model")
+        found = await resolve(bare, port, timeout_s=timeout_s)
+    except Unresolvable as exc:
+        raise PullRefused(str(exc), "model") from None
     for ip in found:
         why = refusal(ip)
         if why:

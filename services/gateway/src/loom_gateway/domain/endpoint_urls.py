@@ -12,13 +12,10 @@ the vetted address itself (`pinned`), so a name that resolves differently a mome
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from loom_common.ssrf import METADATA, refusal
+from loom_common.ssrf import METADATA, Unresolvable, refusal, resolve
 from loom_gateway.domain.errors import BadRequest
 
 MAX_URL = 2048
@@ -88,18 +85,8 @@ async def vet(url: str, policy: UrlPolicy, *, field: str) -> Vetted:
 
 
 async def _resolve(host: str, port: int, policy: UrlPolicy, field: str) -> list:
+    # Every address, odd spellings (2130706433, 0x7f.1) included: all get vetted.
     try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-                                       policy.resolve_timeout_s)
-    except (OSError, TimeoutError) as exc:
-        raise BadRequest(f"{field}: cannot resolve {host!r}: {exc}", field=field) from None
-    # getaddrinfo also turns odd spellings (2130706433, 0x7f.1) into addresses: all get vetted.
-    found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    if not found:
-        raise BadRequest(f"{field}: {host!r} resolves to no address", field=field)
-    return found
+        return await resolve(host, port, timeout_s=policy.resolve_timeout_s)
+    except Unresolvable as exc:
+        raise BadRequest(f"{field}: {exc}", field=field) from None

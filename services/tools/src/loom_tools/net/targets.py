@@ -17,11 +17,10 @@ read this one setting (`LOOM_TOOLS_HTTP_ALLOWLIST`, its older name, is read too)
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 
+from loom_common import ssrf
 from loom_common.ssrf import IP, METADATA, refusal
 from loom_tools.errors import SsrfBlocked
 
@@ -80,20 +79,11 @@ class PrivateTargets:
 
 
 async def resolve(host: str, port: int, *, timeout_s: float, field: str) -> list[IP]:
-    """Every address `host` stands for (an IP literal is itself; odd spellings are normalised)."""
+    """Every address `host` stands for (`loom_common.ssrf.resolve`), or SsrfBlocked naming `field`."""
     try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s)
-    except (OSError, TimeoutError) as exc:
-        raise SsrfBlocked(f"cannot resolve {host!r}: {exc}", field=field) from exc
-    found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    if not found:
-        raise SsrfBlocked(f"{host!r} resolves to no address", field=field)
-    return found
+        return await ssrf.resolve(host, port, timeout_s=timeout_s)
+    except ssrf.Unresolvable as exc:
+        raise SsrfBlocked(str(exc), field=field) from exc
 
 
 async def vet_host(host: str, port: int, allowed: PrivateTargets, *, timeout_s: float, field: str) -> IP:
