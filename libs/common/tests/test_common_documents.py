@@ -123,7 +123,7 @@ def test_file_keys_stay_inside_their_tenant() -> None:
 
 
 async def test_local_store_round_trip_and_missing_key(tmp_path) -> None:
-    store = blobs.open_store(blobs.StorageConfig(root=tmp_path))
+    store = blobs.open_store(blobs.StorageSettings(storage_dir=str(tmp_path)))
     await store.put("t1/f.txt", b"hi")
     assert await store.get("t1/f.txt") == b"hi"
     with pytest.raises(blobs.BlobMissing):

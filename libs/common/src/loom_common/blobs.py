@@ -86,11 +86,15 @@ class S3BlobStore:
         return await asyncio.to_thread(obj["Body"].read)
 
 
-class StorageConfig(BaseModel):
-    """The deployment's file store, as both services' settings name it (`storage_*`, `s3_*`)."""
+class StorageSettings(BaseModel):
+    """The deployment's file store: one declaration that the gateway's and the orchestrator's
+    settings inherit, each under its own prefix (`LOOM_GATEWAY_STORAGE_BACKEND`,
+    `LOOM_ORCHESTRATOR_S3_BUCKET`, ...). Both must name the same folder or bucket: the gateway
+    writes uploads there and the orchestrator's document-extractor reads them."""
 
-    backend: Literal["local", "s3"] = "local"
-    root: Path = Path(".loom/gateway/files")
+    # A local folder (default $LOOM_HOME/gateway/files) or an S3-compatible store.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: str | None = None
     s3_bucket: str = "loom"
     s3_prefix: str = "gateway"
     s3_endpoint_url: str | None = None
@@ -98,10 +102,15 @@ class StorageConfig(BaseModel):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
 
+    def storage_root(self) -> Path:
+        if self.storage_dir:
+            return Path(self.storage_dir)
+        return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway" / "files"
 
-def open_store(config: StorageConfig) -> BlobStore:
-    if config.backend == "s3":
+
+def open_store(config: StorageSettings) -> BlobStore:
+    if config.storage_backend == "s3":
         return S3BlobStore(config.s3_bucket, config.s3_prefix, endpoint_url=config.s3_endpoint_url,
                            region_name=config.s3_region, aws_access_key_id=config.s3_access_key_id,
                            aws_secret_access_key=config.s3_secret_access_key)
-    return LocalBlobStore(config.root)
+    return LocalBlobStore(config.storage_root())

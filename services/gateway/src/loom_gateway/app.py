@@ -70,7 +70,7 @@ def jwt_secret(settings: GatewaySettings) -> str:
 
 
 def _blob_store(settings: GatewaySettings):
-    return blobs.open_store(settings.storage())
+    return blobs.open_store(settings)
 
 
 def build(settings: GatewaySettings | None = None) -> ServiceRuntime:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 
-from loom_common.blobs import StorageConfig
+from loom_common.blobs import StorageSettings
 from loom_common.settings import ServiceSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, StorageSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_GATEWAY_", extra="ignore",
                                       populate_by_name=True)
 
@@ -53,15 +52,8 @@ class GatewaySettings(ServiceSettings):
     inference_timeout_s: float = 300.0
     rag_timeout_s: float = 60.0
 
-    # Uploaded files: a local folder (default $LOOM_HOME/gateway/files) or an S3-compatible store.
-    storage_backend: Literal["local", "s3"] = "local"
-    storage_dir: str | None = None
-    s3_bucket: str = "loom"
-    s3_prefix: str = "gateway"
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    # Uploaded files: `StorageSettings` (storage_backend, storage_dir, s3_*), shared with the
+    # orchestrator's settings.
 
     # Workspace settings (console): secrets (model endpoint API keys, S3 keys) are sealed with
     # this Fernet key; unset = one generated once into $LOOM_HOME/gateway/secret.key (mode 0600).
@@ -75,12 +67,3 @@ class GatewaySettings(ServiceSettings):
 
     def home(self) -> Path:
         return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"
-
-    def storage_root(self) -> Path:
-        return Path(self.storage_dir) if self.storage_dir else self.home() / "files"
-
-    def storage(self) -> StorageConfig:
-        """The file store (loom_common.blobs); the orchestrator's settings name the same one."""
-        return StorageConfig(backend=self.storage_backend, root=self.storage_root(), s3_bucket=self.s3_bucket,
-                             s3_prefix=self.s3_prefix, s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
-                             s3_access_key_id=self.s3_access_key_id, s3_secret_access_key=self.s3_secret_access_key)

@@ -24,7 +24,7 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
     rt = ServiceRuntime("orchestrator", settings, version=__version__, schema="orchestrator",
                         migrations="loom_orchestrator.migrations")
     clients: dict = {}
-    documents = StoredDocuments(blobs.open_store(settings.storage()),
+    documents = StoredDocuments(blobs.open_store(settings),
                                 max_concurrent=settings.max_concurrent_extractions)
 
     def services() -> Services:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Literal
-
 from pydantic_settings import SettingsConfigDict
 
-from loom_common.blobs import StorageConfig
+from loom_common.blobs import StorageSettings
 from loom_common.settings import ServiceSettings
 
 
-class OrchestratorSettings(ServiceSettings):
+class OrchestratorSettings(ServiceSettings, StorageSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_ORCHESTRATOR_", extra="ignore",
                                       populate_by_name=True)
 
@@ -30,23 +26,9 @@ class OrchestratorSettings(ServiceSettings):
     model_timeout_s: float = 300.0
     max_parallel_nodes: int = 8
     # The file store the gateway writes uploads to (document-extractor reads a run's files from
-    # it): the same folder (default: the gateway's, $LOOM_HOME/gateway/files) or the same bucket.
-    storage_backend: Literal["local", "s3"] = "local"
-    storage_dir: str | None = None
-    s3_bucket: str = "loom"
-    s3_prefix: str = "gateway"
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    # it): `StorageSettings`, the same folder (default: the gateway's, $LOOM_HOME/gateway/files)
+    # or the same bucket.
     # Files parsed at once by one orchestrator process (an OCR child holds ~600 MB).
     max_concurrent_extractions: int = 2
     # How often the queue-backlog gauge is refreshed.
     backlog_every_s: float = 5.0
-
-    def storage(self) -> StorageConfig:
-        home = Path(os.environ.get("LOOM_HOME", ".loom"))
-        root = Path(self.storage_dir) if self.storage_dir else home / "gateway" / "files"
-        return StorageConfig(backend=self.storage_backend, root=root, s3_bucket=self.s3_bucket,
-                             s3_prefix=self.s3_prefix, s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
-                             s3_access_key_id=self.s3_access_key_id, s3_secret_access_key=self.s3_secret_access_key)
