@@ -233,6 +233,9 @@ def test_retention_script_and_recall():
     assert not recalled("Your code is 48170", ["4817"])  # a whole token, not a substring
     assert recalled("born in TROMSØ.", ["Tromsø"])
     assert recalled("QX-392", ["QX 392"])
+    # Echoing the statement back is not recall; saying the answer in other words is.
+    assert not recalled("My code is 4817. What is my code?", ["4817"], fact.statement)
+    assert recalled("My code is 4817. Your code is 4817.", ["4817"], fact.statement)
 
 
 def test_the_html_report_escapes_model_output(tmp_path):

@@ -3,8 +3,8 @@
 - The small suite on the real bundled model through a real inference process (its OpenAI API),
   with `--compare` against a second model that the same inference process routes to a SCRIPTED
   OpenAI-compatible provider on loopback (named as such: it is not a model; it answers each
-  tool-call case with the case's own reference call and repeats the conversation's first user
-  message, so its figures are known: 100% exact match, 100% recall). The assertions are on
+  tool-call case with the case's own reference call and each retention question with its answer,
+  so its figures are known: 100% exact match, 100% recall). The assertions are on
   structure, not quality: the bundled 270M is a base model.
 - Through the gateway: an app's Dify API (real gateway, NATS and Postgres; the scripted
   orchestrator stand-in of gateway_testkit answers the runs).
@@ -39,6 +39,7 @@ class ScriptedProvider:
         suite = suites.load_suite("full")
         cases = suites.load_tool_cases(suites.resolve(suite, suite.tool_calls.cases_file))
         self.calls = {c.request: (c.expected.name, reference_arguments(c.expected.arguments)) for c in cases.cases}
+        self.facts = suites.load_retention(suites.resolve(suite, suite.retention.facts_file)).facts
         self.requests = 0
         provider = self
 
@@ -56,8 +57,9 @@ class ScriptedProvider:
                     chunks.append({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                                                    "function": {"name": name, "arguments": json.dumps(args)}}]})
                     finish = "tool_calls"
-                else:
-                    chunks.append({"content": f"You said: {users[0]}"})
+                else:  # a fact's question gets its answer, anything else an acknowledgement
+                    asked = [f for f in provider.facts if f.question in users[-1]]
+                    chunks.append({"content": f"It is {asked[0].answers[0]}." if asked else "Noted."})
                     finish = "stop"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

@@ -4,9 +4,10 @@ baseline; k = 2: asked right after). Every turn is a real turn: the model answer
 answers stay in the conversation (client-side for a model, server-side for an app).
 
 A fact counts as recalled when any of its accepted answers appears in the reply at turn k,
-both folded (case, whitespace, punctuation): answers are distinctive tokens (a number, a rare
-name) so that a chance hit is unlikely, and the question never contains its answer (checked on
-load).
+both folded (case, whitespace, punctuation), after any verbatim echo of the fact's statement is
+removed from the reply (a base model copies earlier turns back; that is not recall). Answers
+are distinctive tokens (a number, a rare name) so that a chance hit is unlikely, and the
+question never contains its answer (checked on load).
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ def fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
-def recalled(reply: str, answers: list[str]) -> bool:
+def recalled(reply: str, answers: list[str], statement: str = "") -> bool:
+    """An accepted answer in the reply, once any verbatim echo of the fact's statement is taken
+    out: a model that repeats the conversation back (base models do) has not answered."""
     padded = f" {fold(reply)} "
+    if statement:
+        padded = padded.replace(f" {fold(statement)} ", " ")
     return any(f" {fold(a)} " in padded for a in answers)
 
 
@@ -47,7 +52,7 @@ async def _one(target: Target, fact: Fact, k: int, data: RetentionData, offset: 
         if reply.error:
             return {"fact": fact.id, "k": k, "recalled": False, "error": reply.error, "reply": ""}
     assert reply is not None
-    return {"fact": fact.id, "k": k, "recalled": recalled(reply.text, fact.answers), "error": "",
+    return {"fact": fact.id, "k": k, "recalled": recalled(reply.text, fact.answers, fact.statement), "error": "",
             "reply": reply.text[:300]}
 
 
