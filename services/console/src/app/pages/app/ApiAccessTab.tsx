@@ -3,21 +3,12 @@
  * copy-paste curl examples for the app's mode filled with the app's own inputs (its start node's
  * variables, read from the draft).
  */
-import { useState, type FormEvent } from "react";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import { api } from "../../api";
-import { CopyButton, Empty, ErrorMessage, Field, Loading, formatTime } from "../../ui";
+import { ApiKeys } from "../../apiKeys";
+import { CopyButton, ErrorMessage } from "../../ui";
 import { useWorkspace } from "../../workspace";
 import type { AppSummary } from "../AppsPage";
-import type { Schema } from "../../schemas";
-
-interface ApiKey {
-  id: string;
-  token: string;
-  name: string;
-  created_at: number;
-  last_used_at: number | null;
-}
 
 export interface StartVariable {
   variable: string;
@@ -56,26 +47,9 @@ export function curlExample(mode: string, origin: string, vars: StartVariable[],
 
 export function ApiAccessTab({ app }: { app: AppSummary }) {
   const { workspaceId } = useWorkspace();
-  const keysPath = `/console/api/workspaces/${workspaceId}/apps/${app.id}/api-keys`;
-  const queryClient = useQueryClient();
-  const keys = useQuery({ queryKey: ["app-keys", app.id], queryFn: () => api<{ data: ApiKey[] }>("GET", keysPath) });
   const draft = useQuery({
     queryKey: ["draft", app.id],
     queryFn: () => api<unknown>("GET", `/console/api/workspaces/${workspaceId}/apps/${app.id}/draft`),
-  });
-  const [name, setName] = useState("");
-  const [created, setCreated] = useState<ApiKey | null>(null);
-  const create = useMutation({
-    mutationFn: () => api<ApiKey>("POST", keysPath, { name } satisfies Schema<"KeyBody">),
-    onSuccess: (key) => {
-      setCreated(key);
-      setName("");
-      void queryClient.invalidateQueries({ queryKey: ["app-keys", app.id] });
-    },
-  });
-  const revoke = useMutation({
-    mutationFn: (id: string) => api("DELETE", `${keysPath}/${id}`),
-    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["app-keys", app.id] }),
   });
   const origin = window.location.origin;
   const vars = startVariables((draft.data as { dsl?: unknown } | undefined)?.dsl ?? draft.data);
@@ -92,71 +66,15 @@ export function ApiAccessTab({ app }: { app: AppSummary }) {
 
       <section className="subcard" aria-labelledby="keys-title">
         <h2 id="keys-title">API keys</h2>
-        {created && (
-          <div className="notice" role="status" data-testid="new-key">
-            <p>
-              <strong>Copy this key now: it will not be shown again.</strong>
-            </p>
-            <p>
-              <code data-testid="new-key-token">{created.token}</code> <CopyButton text={created.token} />
-            </p>
-            <button type="button" className="ghost" onClick={() => setCreated(null)}>
-              I have copied it
-            </button>
-          </div>
-        )}
-        {keys.isLoading ? (
-          <Loading />
-        ) : keys.error ? (
-          <ErrorMessage error={keys.error} />
-        ) : keys.data?.data.length ? (
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Key</th>
-                <th>Created</th>
-                <th>Last used</th>
-                <th aria-label="Actions" />
-              </tr>
-            </thead>
-            <tbody>
-              {keys.data.data.map((k) => (
-                <tr key={k.id}>
-                  <td>{k.name || "–"}</td>
-                  <td><code>{k.token}</code></td>
-                  <td>{formatTime(k.created_at)}</td>
-                  <td>{formatTime(k.last_used_at)}</td>
-                  <td>
-                    <button
-                      type="button"
-                      className="ghost danger"
-                      onClick={() => {
-                        if (confirm("Revoke this key? Clients using it stop working at once.")) revoke.mutate(k.id);
-                      }}
-                    >
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : (
-          <Empty>No keys yet.</Empty>
-        )}
-        <ErrorMessage error={revoke.error} />
-        <form
-          className="row"
-          onSubmit={(e: FormEvent) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Field label="Key name">{(id) => <input id={id} maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
-          <button type="submit" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create key"}</button>
-        </form>
-        <ErrorMessage error={create.error} />
+        <ApiKeys
+          path={`/console/api/workspaces/${workspaceId}/apps/${app.id}/api-keys`}
+          queryKey={["app-keys", app.id]}
+          nameLabel="Key name"
+          createLabel="Create key"
+          emptyText="No keys yet."
+          tokenTestId="new-key-token"
+          noticeTestId="new-key"
+        />
       </section>
 
       <section className="subcard" aria-labelledby="curl-title">
