@@ -6,11 +6,11 @@
  * After step 1 the installation counts as set up; the wizard remembers (sessionStorage) that this
  * tab is mid-way, so a reload continues instead of bouncing to login.
  */
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { Navigate, useNavigate } from "react-router-dom";
 import { api } from "../api";
-import { signIn, useSignedIn } from "../auth";
+import { useSignedIn } from "../auth";
 import type { Tokens } from "../session";
 import { AuditSettings } from "../settings/AuditSettings";
 import { DefaultModels } from "../settings/DefaultModels";
@@ -18,6 +18,7 @@ import { ModelEndpoints } from "../settings/ModelEndpoints";
 import { StorageSettings } from "../settings/StorageSettings";
 import { ErrorMessage, Field, Loading } from "../ui";
 import { useSetupStatus } from "./HomePage";
+import { useSignInSubmit } from "./SignInForm";
 import type { Schema } from "../schemas";
 
 const WIZARD_KEY = "loom.setup-wizard";
@@ -103,24 +104,11 @@ export function SetupPage() {
 
 function AdminStep({ onDone }: { onDone: (workspaceId: string) => void }) {
   const [form, setForm] = useState({ email: "", name: "", password: "", workspace_name: "My workspace" });
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
   const set = (key: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [key]: e.target.value });
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const res = await api<Tokens & { workspace: { id: string } }>("POST", "/console/api/setup", form satisfies Schema<"SetupBody">);
-      signIn(res);
-      onDone(res.workspace.id);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useSignInSubmit(
+    () => api<Tokens & { workspace: { id: string } }>("POST", "/console/api/setup", form satisfies Schema<"SetupBody">),
+    (res) => onDone(res.workspace.id),
+  );
 
   return (
     <form onSubmit={submit} className="wizard-step">
