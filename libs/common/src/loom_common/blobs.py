@@ -90,7 +90,8 @@ class StorageSettings(BaseModel):
     """The deployment's file store: one declaration that the gateway's and the orchestrator's
     settings inherit, each under its own prefix (`LOOM_GATEWAY_STORAGE_BACKEND`,
     `LOOM_ORCHESTRATOR_S3_BUCKET`, ...). Both must name the same folder or bucket: the gateway
-    writes uploads there and the orchestrator's document-extractor reads them."""
+    writes uploads there and the orchestrator's document-extractor reads them. Rag's settings
+    inherit it too, for rag's own store (another prefix and folder)."""
 
     # A local folder (default $LOOM_HOME/gateway/files) or an S3-compatible store.
     storage_backend: Literal["local", "s3"] = "local"

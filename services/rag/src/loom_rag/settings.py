@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 
 from loom_common import bus
+from loom_common.blobs import StorageSettings
 from loom_common.settings import ServiceSettings
 
 
-class RagSettings(ServiceSettings):
+class RagSettings(ServiceSettings, StorageSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_RAG_", extra="ignore",
                                       populate_by_name=True)
 
     http_port: int = 8082
     grpc_port: int = 50052
 
-    # Raw files: "local" keeps them under storage_dir (default $LOOM_HOME/rag/files).
-    storage_backend: Literal["local", "s3"] = "local"
-    storage_dir: str | None = None
-    s3_bucket: str = "loom"
+    # Raw files: the fields of `StorageSettings`, rag's own store: "local" keeps them under
+    # storage_dir (default $LOOM_HOME/rag/files), "s3" under this prefix.
     s3_prefix: str = "rag"
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
 
     # Ingestion. A worker marks its message in progress after every batch, so ack_wait bounds
     # how long a crashed worker's document waits for redelivery, not how long a document may take.
