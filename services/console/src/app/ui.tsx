@@ -1,8 +1,9 @@
 /**
  * Small shared pieces every page uses: loading, empty and error states (the API's own message),
- * a labelled field, tabs with arrow-key navigation, a modal dialog and a copy button.
+ * a labelled field, a form that runs one request, tabs with arrow-key navigation, a modal dialog
+ * and a copy button.
  */
-import { useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { ApiError } from "./api";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
@@ -43,6 +44,33 @@ export function Field({ label, children, hint }: { label: string; children: (id:
       {children(id)}
       {hint && <small className="muted">{hint}</small>}
     </div>
+  );
+}
+
+/** A dialog's form that runs one mutation: its fields, the request's error, and a submit button
+ * that says while the request runs (`busyLabel`). */
+export function MutationForm(props: {
+  mutation: { mutate: () => void; error: unknown; isPending: boolean };
+  label: string;
+  busyLabel: string;
+  disabled?: boolean;
+  children: ReactNode;
+}) {
+  const { mutation } = props;
+  return (
+    <form
+      className="stack"
+      onSubmit={(e: FormEvent) => {
+        e.preventDefault();
+        mutation.mutate();
+      }}
+    >
+      {props.children}
+      <ErrorMessage error={mutation.error} />
+      <div className="row end">
+        <button type="submit" disabled={props.disabled || mutation.isPending}>{mutation.isPending ? props.busyLabel : props.label}</button>
+      </div>
+    </form>
   );
 }
 

@@ -4,12 +4,12 @@
  * (export + import), export as YAML, delete. Write controls appear only for
  * roles with `apps.write`.
  */
-import { useMemo, useState, type FormEvent } from "react";
+import { useMemo, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
 import { api } from "../api";
 import { can } from "../rbac";
-import { Empty, ErrorMessage, Field, Loading, Modal, formatTime } from "../ui";
+import { Empty, ErrorMessage, Field, Loading, Modal, MutationForm, formatTime } from "../ui";
 import templates from "../templates.json";
 import { useWorkspace } from "../workspace";
 import type { Schema } from "../schemas";
@@ -189,13 +189,7 @@ function CreateApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: 
     onSuccess: (app) => navigate(onCreated(app.id)),
   });
   return (
-    <form
-      className="stack"
-      onSubmit={(e: FormEvent) => {
-        e.preventDefault();
-        create.mutate();
-      }}
-    >
+    <MutationForm mutation={create} label="Create" busyLabel="Creating…">
       <Field label="Start from">
         {(id) => (
           <select id={id} value={template} onChange={(e) => setTemplate(e.target.value)}>
@@ -228,11 +222,7 @@ function CreateApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: 
       {!chosen && (
         <Field label="Description">{(id) => <textarea id={id} maxLength={2000} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
       )}
-      <ErrorMessage error={create.error} />
-      <div className="row end">
-        <button type="submit" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create"}</button>
-      </div>
-    </form>
+    </MutationForm>
   );
 }
 
@@ -245,13 +235,7 @@ function ImportApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: 
     onSuccess: (app) => navigate(onCreated(app.id)),
   });
   return (
-    <form
-      className="stack"
-      onSubmit={(e: FormEvent) => {
-        e.preventDefault();
-        imported.mutate();
-      }}
-    >
+    <MutationForm mutation={imported} label="Import" busyLabel="Importing…" disabled={!data}>
       <Field label="DSL file (.yml, .yaml, .json)">
         {(id) => (
           <input
@@ -271,10 +255,6 @@ function ImportApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: 
       <Field label="Name" hint="Optional: overrides the file's app name.">
         {(id) => <input id={id} maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
       </Field>
-      <ErrorMessage error={imported.error} />
-      <div className="row end">
-        <button type="submit" disabled={!data || imported.isPending}>{imported.isPending ? "Importing…" : "Import"}</button>
-      </div>
-    </form>
+    </MutationForm>
   );
 }

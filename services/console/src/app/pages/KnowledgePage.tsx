@@ -2,12 +2,12 @@
  * Knowledge: the workspace's datasets (the Dify knowledge API, /v1/datasets, called with the
  * console token and X-Workspace-Id) and creating one with its retrieval method.
  */
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
 import { api } from "../api";
 import { can } from "../rbac";
-import { Empty, ErrorMessage, Field, Loading, Modal, formatTime } from "../ui";
+import { Empty, ErrorMessage, Field, Loading, Modal, MutationForm, formatTime } from "../ui";
 import { kbHeaders, useWorkspace } from "../workspace";
 import { DatasetKeys } from "./knowledge/DatasetKeys";
 import type { Schema } from "../schemas";
@@ -93,13 +93,7 @@ function CreateDataset({ onDone }: { onDone: () => void }) {
     },
   });
   return (
-    <form
-      className="stack"
-      onSubmit={(e: FormEvent) => {
-        e.preventDefault();
-        create.mutate();
-      }}
-    >
+    <MutationForm mutation={create} label="Create" busyLabel="Creating…">
       <Field label="Dataset name">{(id) => <input id={id} required maxLength={40} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
       <Field label="Description">{(id) => <textarea id={id} maxLength={400} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
       <Field label="Retrieval method">
@@ -109,10 +103,6 @@ function CreateDataset({ onDone }: { onDone: () => void }) {
           </select>
         )}
       </Field>
-      <ErrorMessage error={create.error} />
-      <div className="row end">
-        <button type="submit" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create"}</button>
-      </div>
-    </form>
+    </MutationForm>
   );
 }
