@@ -4,10 +4,9 @@ with a message naming the limit, and a slow template keeps the event loop free."
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
+from loom_common.testing import loop_ticks
 from loom_orchestrator.testkit import chain, node, tpl
 
 START = node("start", "start", variables=[{"variable": "items", "type": "json_object", "required": False}])
@@ -37,21 +36,10 @@ async def test_orchestrator_slow_template_stops_at_its_deadline_off_the_event_lo
     """Nested loops over input data with no output touch no size check: the deadline stops
     them (inside the worker thread), and the event loop ticks meanwhile."""
     slow = "{% for a in items.xs %}{% for b in items.xs %}{% for c in items.xs %}{% endfor %}{% endfor %}{% endfor %}"
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.ensure_future(ticker())
-    try:
+    async with loop_ticks() as ticks:
         out = await harness.run(graph(slow), {"items": {"xs": list(range(3000))}})
-    finally:
-        task.cancel()
     assert out.status == "failed" and "time limit" in out.error, out.error
-    assert ticks > 10  # on the loop, the render would have allowed none
+    assert ticks.count > 10  # on the loop, the render would have allowed none
 
 
 async def test_orchestrator_ordinary_templates_still_render(harness) -> None:

@@ -6,7 +6,6 @@ event loop. The files are built here, byte by byte."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 import zipfile
@@ -16,7 +15,7 @@ import pytest
 
 from loom_common.errors import PermanentError
 from loom_common.events import DocumentIngestRequested, DocumentStatus
-from loom_common.testing import migrated_pool
+from loom_common.testing import loop_ticks, migrated_pool
 from loom_rag.ingest.isolated import ParseLimits
 from loom_rag.ingest.pipeline import Ingestor
 from loom_rag.ingest.tokenizer import WordPieceTokenizer
@@ -114,21 +113,10 @@ async def test_rag_many_operator_pdf_parses_off_the_event_loop_under_a_cpu_limit
     """A few KB of PDF that costs seconds of CPU: the loop keeps ticking, the CPU limit ends it."""
     pdf = many_operators_pdf(150_000)
     assert len(pdf) < 16 * 1024
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.ensure_future(ticker())
-    try:
+    async with loop_ticks() as ticks:
         error, _ = await _ingest_one(rag, "operators.pdf", pdf, ParseLimits(cpu_s=1))
-    finally:
-        task.cancel()
     assert "more than 1 s of CPU" in error and "operators.pdf" in error
-    assert ticks > 3  # on the event loop, the parse would have allowed none
+    assert ticks.count > 3  # on the event loop, the parse would have allowed none
 
 
 async def test_rag_ballooning_docx_never_reaches_indexing(rag) -> None:

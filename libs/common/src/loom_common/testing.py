@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -55,6 +56,29 @@ async def eventually(check, what: str, timeout_s: float = PATIENCE_S, interval_s
 # One service-token secret for the test session and every service process it starts (they
 # inherit the environment), so a test's gRPC calls carry tokens its services accept.
 os.environ.setdefault(service_auth.SECRET_ENV, secrets.token_urlsafe(48))
+
+
+@dataclass
+class LoopTicks:
+    count: int = 0
+
+
+@contextlib.asynccontextmanager
+async def loop_ticks(interval_s: float = 0.01) -> AsyncIterator[LoopTicks]:
+    """Counts how often the event loop gets round to a short sleep while the block runs: work
+    that blocks the loop lets it tick not at all, work moved off it leaves the count growing."""
+    ticks = LoopTicks()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            ticks.count += 1
+
+    task = asyncio.ensure_future(tick())
+    try:
+        yield ticks
+    finally:
+        task.cancel()
 
 
 def _state_root() -> Path:
