@@ -178,14 +178,7 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return infra.stop_process(self.proc, signal.SIGTERM, timeout_s)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

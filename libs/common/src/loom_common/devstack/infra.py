@@ -18,6 +18,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +61,21 @@ def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.1) -> N
             pass
         time.sleep(interval_s)
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, wait_s: float = 10.0) -> int | None:
+    """Ask a child to stop with `sig`, kill it if it is still running after `wait_s`, and reap
+    it: its exit code (None: there was no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -261,12 +277,7 @@ class EmbeddedNats:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 @dataclass
@@ -295,11 +306,6 @@ class EmbeddedPostgres:
         return r.returncode == 0
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT = fast shutdown: abort clients, checkpoint
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, signal.SIGINT, 20)  # SIGINT = fast shutdown: abort clients, checkpoint
         with contextlib.suppress(OSError):  # its socket went with it: leave no empty dir in /tmp
             socket_dir_path(self.data_dir).rmdir()
