@@ -29,6 +29,15 @@ export const SEARCH_METHODS = [
   { id: "hybrid_search", label: "Hybrid" },
 ];
 
+/** The select of a retrieval method (dataset creation and settings, retrieval testing). */
+export function SearchMethodSelect({ id, value, onChange }: { id: string; value: string; onChange: (method: string) => void }) {
+  return (
+    <select id={id} value={value} onChange={(e) => onChange(e.target.value)}>
+      {SEARCH_METHODS.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
+    </select>
+  );
+}
+
 export function KnowledgePage() {
   const { workspaceId, role, base } = useWorkspace();
   const headers = kbHeaders(workspaceId);
@@ -97,11 +106,7 @@ function CreateDataset({ onDone }: { onDone: () => void }) {
       <Field label="Dataset name">{(id) => <input id={id} required maxLength={40} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
       <Field label="Description">{(id) => <textarea id={id} maxLength={400} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
       <Field label="Retrieval method">
-        {(id) => (
-          <select id={id} value={method} onChange={(e) => setMethod(e.target.value)}>
-            {SEARCH_METHODS.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
-          </select>
-        )}
+        {(id) => <SearchMethodSelect id={id} value={method} onChange={setMethod} />}
       </Field>
     </MutationForm>
   );

@@ -5,7 +5,7 @@ import { useNavigate } from "react-router-dom";
 import { api } from "../../api";
 import { ErrorMessage, Field } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
-import { SEARCH_METHODS, type Dataset } from "../KnowledgePage";
+import { SearchMethodSelect, type Dataset } from "../KnowledgePage";
 import type { Schema } from "../../schemas";
 
 export function DatasetSettings({ dataset }: { dataset: Dataset }) {
@@ -41,11 +41,7 @@ export function DatasetSettings({ dataset }: { dataset: Dataset }) {
         <Field label="Name">{(id) => <input id={id} required maxLength={40} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
         <Field label="Description">{(id) => <textarea id={id} maxLength={400} value={description} onChange={(e) => setDescription(e.target.value)} />}</Field>
         <Field label="Retrieval method" hint="Used by retrieval testing and knowledge-retrieval nodes that do not choose one.">
-          {(id) => (
-            <select id={id} value={method} onChange={(e) => setMethod(e.target.value)}>
-              {SEARCH_METHODS.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
-            </select>
-          )}
+          {(id) => <SearchMethodSelect id={id} value={method} onChange={setMethod} />}
         </Field>
         <p className="muted small">Chunking mode and sizes are chosen per upload on the Documents tab.</p>
         <ErrorMessage error={save.error} />

@@ -4,7 +4,7 @@ import { useMutation } from "@tanstack/react-query";
 import { api } from "../../api";
 import { Empty, ErrorMessage, Field } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
-import { SEARCH_METHODS, type Dataset } from "../KnowledgePage";
+import { SEARCH_METHODS, SearchMethodSelect, type Dataset } from "../KnowledgePage";
 import type { Schema } from "../../schemas";
 
 interface RetrieveAnswer {
@@ -40,11 +40,7 @@ export function RetrievalTest({ dataset }: { dataset: Dataset }) {
       >
         <Field label="Query">{(id) => <input id={id} required maxLength={10000} value={query} onChange={(e) => setQuery(e.target.value)} className="wide" />}</Field>
         <Field label="Method">
-          {(id) => (
-            <select id={id} value={method} onChange={(e) => setMethod(e.target.value)}>
-              {SEARCH_METHODS.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
-            </select>
-          )}
+          {(id) => <SearchMethodSelect id={id} value={method} onChange={setMethod} />}
         </Field>
         <Field label="Top K">{(id) => <input id={id} type="number" min={1} max={50} value={topK} onChange={(e) => setTopK(Number(e.target.value))} />}</Field>
         <button type="submit" disabled={search.isPending}>{search.isPending ? "Searching…" : "Test retrieval"}</button>
