@@ -6,7 +6,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "./api";
 import type { Schema } from "./schemas";
-import { CopyButton, Empty, ErrorMessage, Field, Loading, formatTime } from "./ui";
+import { ConfirmButton, CopyButton, Empty, ErrorMessage, Field, Loading, formatTime } from "./ui";
 
 export interface ApiKey {
   id: string;
@@ -83,15 +83,7 @@ export function ApiKeys({ path, queryKey, nameLabel, createLabel, emptyText, tok
                 <td>{formatTime(k.created_at)}</td>
                 <td>{formatTime(k.last_used_at)}</td>
                 <td>
-                  <button
-                    type="button"
-                    className="ghost danger"
-                    onClick={() => {
-                      if (confirm("Revoke this key? Clients using it stop working at once.")) revoke.mutate(k.id);
-                    }}
-                  >
-                    Revoke
-                  </button>
+                  <ConfirmButton question="Revoke this key? Clients using it stop working at once." onConfirm={() => revoke.mutate(k.id)}>Revoke</ConfirmButton>
                 </td>
               </tr>
             ))}

@@ -1,7 +1,7 @@
 /**
  * Small shared pieces every page uses: loading, empty and error states (the API's own message),
- * a labelled field, a form that runs one request, tabs with arrow-key navigation, a modal dialog
- * and a copy button.
+ * a labelled field, a form that runs one request, a button that asks before it acts, tabs with
+ * arrow-key navigation, a modal dialog and a copy button.
  */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { ApiError } from "./api";
@@ -71,6 +71,30 @@ export function MutationForm(props: {
         <button type="submit" disabled={props.disabled || mutation.isPending}>{mutation.isPending ? props.busyLabel : props.label}</button>
       </div>
     </form>
+  );
+}
+
+/** A destructive action's button: it acts only once the user confirms `question`. */
+export function ConfirmButton({ question, onConfirm, className = "ghost danger", disabled, title, children }: {
+  question: string;
+  onConfirm: () => void;
+  className?: string;
+  disabled?: boolean;
+  title?: string;
+  children: ReactNode;
+}) {
+  return (
+    <button
+      type="button"
+      className={className}
+      disabled={disabled}
+      title={title}
+      onClick={() => {
+        if (confirm(question)) onConfirm();
+      }}
+    >
+      {children}
+    </button>
   );
 }
 

@@ -9,7 +9,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
 import { api } from "../api";
 import { can } from "../rbac";
-import { Empty, ErrorMessage, Field, Loading, Modal, MutationForm, formatTime } from "../ui";
+import { ConfirmButton, Empty, ErrorMessage, Field, Loading, Modal, MutationForm, formatTime } from "../ui";
 import templates from "../templates.json";
 import { useWorkspace } from "../workspace";
 import type { Schema } from "../schemas";
@@ -148,15 +148,7 @@ export function AppsPage() {
                     >
                       Duplicate
                     </button>
-                    <button
-                      type="button"
-                      className="ghost danger"
-                      onClick={() => {
-                        if (confirm(`Delete the app "${app.name}"? Its keys stop working.`)) void act(() => api("DELETE", `${appsPath}/${app.id}`));
-                      }}
-                    >
-                      Delete
-                    </button>
+                    <ConfirmButton question={`Delete the app "${app.name}"? Its keys stop working.`} onConfirm={() => void act(() => api("DELETE", `${appsPath}/${app.id}`))}>Delete</ConfirmButton>
                   </>
                 )}
               </div>

@@ -7,7 +7,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import { ASSIGNABLE_ROLES, can } from "../rbac";
-import { CopyButton, Empty, ErrorMessage, Field, Loading, formatTime } from "../ui";
+import { ConfirmButton, CopyButton, Empty, ErrorMessage, Field, Loading, formatTime } from "../ui";
 import { useWorkspace } from "../workspace";
 import type { Schema } from "../schemas";
 
@@ -120,17 +120,7 @@ export function MembersPage() {
                   <td>{formatTime(m.created_at)}</td>
                   {manage && (
                     <td>
-                      <button
-                        type="button"
-                        className="ghost danger"
-                        disabled={!!locked}
-                        title={locked ?? undefined}
-                        onClick={() => {
-                          if (confirm(`Remove ${m.email} from this workspace?`)) remove.mutate(m.id);
-                        }}
-                      >
-                        Remove
-                      </button>
+                      <ConfirmButton question={`Remove ${m.email} from this workspace?`} onConfirm={() => remove.mutate(m.id)} disabled={!!locked} title={locked ?? undefined}>Remove</ConfirmButton>
                     </td>
                   )}
                 </tr>

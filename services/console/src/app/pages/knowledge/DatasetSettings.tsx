@@ -3,7 +3,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router-dom";
 import { api } from "../../api";
-import { ErrorMessage, Field } from "../../ui";
+import { ConfirmButton, ErrorMessage, Field } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
 import { SearchMethodSelect, type Dataset } from "../KnowledgePage";
 import type { Schema } from "../../schemas";
@@ -53,15 +53,7 @@ export function DatasetSettings({ dataset }: { dataset: Dataset }) {
       <section className="subcard danger-zone">
         <h2>Delete this dataset</h2>
         <p className="muted">Its documents and chunks are deleted; apps that retrieve from it find nothing.</p>
-        <button
-          type="button"
-          className="danger"
-          onClick={() => {
-            if (confirm(`Delete the dataset "${dataset.name}"?`)) remove.mutate();
-          }}
-        >
-          Delete dataset
-        </button>
+        <ConfirmButton question={`Delete the dataset "${dataset.name}"?`} onConfirm={() => remove.mutate()} className="danger">Delete dataset</ConfirmButton>
         <ErrorMessage error={remove.error} />
       </section>
     </div>

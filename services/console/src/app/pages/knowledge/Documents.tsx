@@ -8,7 +8,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, upload } from "../../api";
 import { can } from "../../rbac";
 import type { Schema } from "../../schemas";
-import { Empty, ErrorMessage, Field, Loading, formatTime } from "../../ui";
+import { ConfirmButton, Empty, ErrorMessage, Field, Loading, formatTime } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
 import type { Dataset } from "../KnowledgePage";
 import { Chunks } from "./Chunks";
@@ -182,15 +182,7 @@ export function Documents({ dataset }: { dataset: Dataset }) {
                 </td>
                 {writable && (
                   <td>
-                    <button
-                      type="button"
-                      className="ghost danger"
-                      onClick={() => {
-                        if (confirm(`Delete ${d.name} and its chunks?`)) remove.mutate(d);
-                      }}
-                    >
-                      Delete
-                    </button>
+                    <ConfirmButton question={`Delete ${d.name} and its chunks?`} onConfirm={() => remove.mutate(d)}>Delete</ConfirmButton>
                   </td>
                 )}
               </tr>
