@@ -364,22 +364,16 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     touch()
   }, [canEdit, remember, touch])
 
-  const undo = useCallback(() => {
-    const prev = history.current.undo(refs.current)
-    if (!prev) return
-    setNodes(prev.nodes)
-    setEdges(prev.edges)
-    setMeta(prev.meta)
+  // Undo and redo put a snapshot of the history back (nothing when there is none).
+  const restore = useCallback((snap: Snap | undefined) => {
+    if (!snap) return
+    setNodes(snap.nodes)
+    setEdges(snap.edges)
+    setMeta(snap.meta)
     touch()
   }, [touch])
-  const redo = useCallback(() => {
-    const next = history.current.redo(refs.current)
-    if (!next) return
-    setNodes(next.nodes)
-    setEdges(next.edges)
-    setMeta(next.meta)
-    touch()
-  }, [touch])
+  const undo = useCallback(() => restore(history.current.undo(refs.current)), [restore])
+  const redo = useCallback(() => restore(history.current.redo(refs.current)), [restore])
 
   const copySelection = useCallback(() => {
     const ids = refs.current.nodes.filter((n) => n.selected).map((n) => n.id)
