@@ -141,14 +141,21 @@ export function IfElsePanel({ id, data, set, disabled, errors }: PanelProps) {
 
 const OUT_TYPES = ['string', 'number', 'object', 'boolean', 'array[string]', 'array[number]', 'array[object]', 'array[boolean]'] as const
 
+/** The inputs of code and template nodes: names bound to variables of earlier nodes. */
+function InputsSection({ id, data, set, disabled }: Pick<PanelProps, 'id' | 'data' | 'set' | 'disabled'>) {
+  return (
+    <Section title="Inputs">
+      <Bindings id={id} items={(data.variables as VariableBinding[]) ?? []} disabled={disabled} label="Input"
+        onChange={(v) => set('variables', v)} />
+    </Section>
+  )
+}
+
 export function CodePanel({ id, data, set, disabled, errors }: PanelProps) {
   const outputs = Object.entries((data.outputs as Record<string, { type: string }>) ?? {})
   return (
     <>
-      <Section title="Inputs">
-        <Bindings id={id} items={(data.variables as VariableBinding[]) ?? []} disabled={disabled} label="Input"
-          onChange={(v) => set('variables', v)} />
-      </Section>
+      <InputsSection id={id} data={data} set={set} disabled={disabled} />
       <Section title="Code">
         <Field label="Language">
           <Select value={(data.code_language as 'python3' | 'javascript') ?? 'python3'} options={['python3', 'javascript'] as const}
@@ -178,10 +185,7 @@ export function CodePanel({ id, data, set, disabled, errors }: PanelProps) {
 export function TemplatePanel({ id, data, set, disabled }: PanelProps) {
   return (
     <>
-      <Section title="Inputs">
-        <Bindings id={id} items={(data.variables as VariableBinding[]) ?? []} disabled={disabled} label="Input"
-          onChange={(v) => set('variables', v)} />
-      </Section>
+      <InputsSection id={id} data={data} set={set} disabled={disabled} />
       <Section title="Template (Jinja2)">
         <textarea className="ed-code" rows={6} value={(data.template as string) ?? ''} disabled={disabled}
           aria-label="Template" onChange={(e) => set('template', e.target.value)} />
