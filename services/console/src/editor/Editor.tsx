@@ -453,12 +453,15 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     setConflict(null)
     await save(true)
   }, [save])
-  const takeTheirs = useCallback(() => {
+  const takeTheirs = useCallback(async () => {
     if (!conflict) return
-    store.current.adopt(conflict)
-    const theirs = conflict
-    setConflict(null)
-    loadDoc(theirs)
+    try {
+      const theirs = await store.current.takeStored()
+      setConflict(null)
+      loadDoc(theirs)
+    } catch (err) {
+      setNotice(err instanceof Error ? err.message : String(err))
+    }
   }, [conflict, loadDoc])
 
   const selectNode = useCallback((id: string) => {
@@ -492,7 +495,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
             <div className="ed-banner ed-banner-warn" role="alert" data-testid="conflict">
               Someone else saved this draft since you opened it. Autosave is paused.
               <button type="button" className="ed-btn" onClick={() => void keepMine()}>Keep mine (overwrite)</button>
-              <button type="button" className="ed-btn" onClick={takeTheirs}>Load theirs</button>
+              <button type="button" className="ed-btn" onClick={() => void takeTheirs()}>Load theirs</button>
             </div>
           )}
           {stashed && (

@@ -59,4 +59,22 @@ describe('draft autosave', () => {
     await alice.save(a)
     expect(box.stored.app.name).toBe('alice')
   })
+
+  it('loads the newest stored draft, not the one the conflict saw', async () => {
+    const { box, api } = gateway(doc())
+    const alice = new DraftStore(api, '/x', structuredClone(box.stored))
+    const bob = new DraftStore(api, '/x', structuredClone(box.stored))
+    const a = doc()
+    a.app.name = 'alice 1'
+    await alice.save(a)
+    const err = await bob.save(doc()).catch((e) => e)
+    expect((err as DraftConflict).theirs.app.name).toBe('alice 1')
+    a.app.name = 'alice 2' // alice saves again before bob decides
+    await alice.save(a)
+    expect((await bob.takeStored()).app.name).toBe('alice 2')
+    const b = doc()
+    b.app.name = 'bob'
+    await bob.save(b) // no conflict: bob has seen the newest draft
+    expect(box.stored.app.name).toBe('bob')
+  })
 })

@@ -54,4 +54,12 @@ export class DraftStore {
   adopt(doc: AppDoc): void {
     this.seen = stableJson(doc)
   }
+
+  /** "Load theirs": the draft stored now, taken as seen. Not the one a conflict found: another
+   * save may have landed since (an early autosave of the other editor raised the conflict). */
+  async takeStored(): Promise<AppDoc> {
+    const { dsl: stored } = await this.api<{ dsl: AppDoc }>('GET', `${this.base}/draft`)
+    this.adopt(stored)
+    return stored
+  }
 }
