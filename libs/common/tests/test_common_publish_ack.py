@@ -53,6 +53,9 @@ async def _rogue(nats_url: str, subject: str, **subscriber_kw) -> tuple[NatsBrok
         seen.put_nowait(event.run_id)
 
     await rogue.start()
+    # The server must hold the subscription before another connection publishes: a flush waits for
+    # its PONG, which comes after the SUB. (Without it a fresh-clone run saw "no responders".)
+    await rogue.connection.flush()
     return rogue, seen
 
 
