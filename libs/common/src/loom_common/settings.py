@@ -4,22 +4,46 @@ Environment variables use the `LOOM_` prefix (`LOOM_NATS_URL`, `LOOM_DATABASE_UR
 A service subclasses `ServiceSettings` with its own prefix (`LOOM_INFERENCE_`) for its own
 fields; the shared fields keep their `LOOM_` names through explicit aliases, so one
 `LOOM_NATS_URL` points every service at the same bus.
+
+The seed's deployment names are read too: `DB_HOST`, `DB_PORT`, `DB_USERNAME`, `DB_PASSWORD`,
+`DB_DATABASE` make the database URL and `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD` the Redis
+URL, but only where Loom's own `LOOM_DATABASE_URL` / `LOOM_REDIS_URL` is absent: Loom's name
+wins whole, the parts are never mixed into it (docs/operations.md, environment table).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loom"
+DEFAULT_REDIS_PORT = 6379
 
 
 def _shared(name: str, default, **kw):
     """A field read from `LOOM_<NAME>` whatever the subclass's own prefix is."""
     return Field(default, validation_alias=AliasChoices(f"LOOM_{name.upper()}", name), **kw)
+
+
+def _seed(env: str, **kw):
+    """A field read from the seed's unprefixed name alone (`DB_HOST`), never `LOOM_...`."""
+    return Field(None, validation_alias=env, **kw)
+
+
+def _userinfo(user: str | None, password: SecretStr | None) -> str:
+    """`user:password@` for a URL, each part percent-quoted ('@' or '/' in a password)."""
+    if user is None and password is None:
+        return ""
+    secret = "" if password is None else ":" + quote(password.get_secret_value(), safe="")
+    return quote(user or "", safe="") + secret + "@"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 literal
 
 
 class LoomSettings(BaseSettings):
@@ -32,6 +56,18 @@ class LoomSettings(BaseSettings):
     nats_password: str | None = _shared("nats_password", None, repr=False)
     # A DSN with this service's own role and password (devstack.db_roles), never the superuser's.
     database_url: str = _shared("database_url", DEFAULT_DATABASE_URL, repr=False)
+    # The seed's names for the same database, used only without LOOM_DATABASE_URL.
+    db_host: str | None = _seed("DB_HOST")
+    db_port: int | None = _seed("DB_PORT", gt=0, lt=65536)
+    db_username: str | None = _seed("DB_USERNAME")
+    db_password: SecretStr | None = _seed("DB_PASSWORD")
+    db_database: str | None = _seed("DB_DATABASE")
+    # Optional Redis (redis://[:password@]host:port/db, rediss:// for TLS; a cluster's seed
+    # node); None = no Redis. REDIS_HOST/PORT/PASSWORD make it without LOOM_REDIS_URL.
+    redis_url: str | None = _shared("redis_url", None, repr=False)
+    redis_host: str | None = _seed("REDIS_HOST")
+    redis_port: int | None = _seed("REDIS_PORT", gt=0, lt=65536)
+    redis_password: SecretStr | None = _seed("REDIS_PASSWORD")
     log_level: str = _shared("log_level", "INFO")
     log_format: str = _shared("log_format", "json", description="json | console")
     # OTLP/gRPC collector, e.g. http://otel-collector:4317; unset = traces stay in-process.
@@ -49,6 +85,32 @@ class LoomSettings(BaseSettings):
     graceful_timeout_s: float = _shared("graceful_timeout_s", 15.0)
     # The asyncio event loop a service runs on: uvloop (default) or Python's own ("asyncio").
     event_loop: Literal["uvloop", "asyncio"] = _shared("event_loop", "uvloop")
+
+    @model_validator(mode="after")
+    def _from_seed_names(self):
+        """Build database_url / redis_url from the seed's parts when Loom's own name is absent."""
+        seed_db = (self.db_host, self.db_port, self.db_username, self.db_password, self.db_database)
+        if "database_url" not in self.model_fields_set and any(v is not None for v in seed_db):
+            self.database_url = (
+                f"postgresql://{_userinfo(self.db_username or 'postgres', self.db_password)}"
+                f"{_host(self.db_host or '127.0.0.1')}:{self.db_port or 5432}/"
+                f"{quote(self.db_database or 'loom', safe='')}")
+        if "redis_url" not in self.model_fields_set:
+            if self.redis_host is not None:
+                self.redis_url = (f"redis://{_userinfo(None, self.redis_password)}"
+                                  f"{_host(self.redis_host)}:{self.redis_port or DEFAULT_REDIS_PORT}/0")
+            elif self.redis_port is not None or self.redis_password is not None:
+                raise ValueError("REDIS_PORT or REDIS_PASSWORD is set but REDIS_HOST is not: "
+                                 "set REDIS_HOST (or LOOM_REDIS_URL) to use Redis")
+        return self
+
+
+def external_database_url() -> str | None:
+    """The database this environment names (`LOOM_DATABASE_URL`, or the seed's `DB_*` parts),
+    or None: `make up` then embeds its own Postgres."""
+    s = LoomSettings()
+    # the validator's assignment marks database_url as set, like an explicit value
+    return s.database_url if "database_url" in s.model_fields_set else None
 
 
 class ServiceSettings(LoomSettings):

@@ -6,8 +6,8 @@
 waits until every `/readyz` answers 200 and prints the URLs.
 `down` asks supervisord to stop every program and itself, and waits until they are gone.
 
-With `LOOM_NATS_URL` / `LOOM_DATABASE_URL` set, the embedded server they replace is not
-started and the services use the given one.
+With `LOOM_NATS_URL` / `LOOM_DATABASE_URL` (or the seed's `DB_HOST`, ...) set, the embedded
+server they replace is not started and the services use the given one.
 
 Internal credentials need no step from the user: the first `up` generates them into
 `.loom/secrets/` (mode 0600): the Postgres superuser's and each service role's password, each
@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from loom_common.devstack import db_roles, infra, nats_auth, ports
+from loom_common.settings import external_database_url
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
     """Start everything (or nothing if already running); wait for readiness."""
     bin_dir = Path(sys.executable).parent
     if not supervisord_running(paths):
-        database_url = os.environ.get("LOOM_DATABASE_URL")
+        database_url = external_database_url()  # LOOM_DATABASE_URL or the seed's DB_HOST, ...
         conf = render_config(paths, nats_url=os.environ.get("LOOM_NATS_URL"), database_url=database_url)
         paths.conf.unlink(missing_ok=True)
         paths.conf.touch(mode=0o600)  # it names the services' passwords

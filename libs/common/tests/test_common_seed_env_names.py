@@ -1,0 +1,95 @@
+"""The seed's deployment names (DB_*, REDIS_*) as aliases of Loom's own settings."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from loom_common.settings import DEFAULT_DATABASE_URL, LoomSettings, ServiceSettings, external_database_url
+
+SEED = ("DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "DB_DATABASE",
+        "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD")
+LOOM = ("LOOM_DATABASE_URL", "DATABASE_URL", "LOOM_REDIS_URL", "REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in SEED + LOOM:
+        monkeypatch.delenv(name, raising=False)
+
+
+class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOM_DEMO_", extra="ignore", populate_by_name=True)
+
+
+def test_db_parts_make_the_database_url_for_every_service(monkeypatch) -> None:
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    monkeypatch.setenv("DB_PORT", "6432")
+    monkeypatch.setenv("DB_USERNAME", "loom_gateway")
+    monkeypatch.setenv("DB_PASSWORD", "p@ss/w:rd")  # quoted into the URL
+    monkeypatch.setenv("DB_DATABASE", "loomdb")
+    s = DemoSettings()  # a service's own prefix does not hide the seed's names
+    assert s.database_url == "postgresql://loom_gateway:p%40ss%2Fw%3Ard@db.internal:6432/loomdb"
+    assert external_database_url() == s.database_url
+
+
+def test_db_parts_fill_in_the_defaults(monkeypatch) -> None:
+    monkeypatch.setenv("DB_HOST", "db")
+    assert LoomSettings().database_url == "postgresql://postgres@db:5432/loom"
+    monkeypatch.setenv("DB_HOST", "::1")
+    assert LoomSettings().database_url == "postgresql://postgres@[::1]:5432/loom"
+
+
+def test_without_any_name_the_default_database_and_no_redis() -> None:
+    s = LoomSettings()
+    assert s.database_url == DEFAULT_DATABASE_URL and s.redis_url is None
+    assert external_database_url() is None  # `make up` embeds its own Postgres
+
+
+def test_loom_names_win_whole_over_the_seed_parts(monkeypatch) -> None:
+    monkeypatch.setenv("DB_HOST", "seed-db")
+    monkeypatch.setenv("DB_PASSWORD", "seed-secret")
+    monkeypatch.setenv("REDIS_HOST", "seed-redis")
+    monkeypatch.setenv("REDIS_PASSWORD", "seed-secret")
+    monkeypatch.setenv("LOOM_DATABASE_URL", "postgresql://loom_rag:own@pg:5432/loom")
+    monkeypatch.setenv("LOOM_REDIS_URL", "rediss://redis.internal:6380/2")
+    s = LoomSettings()
+    # no part of the seed's names is mixed into Loom's own URL
+    assert s.database_url == "postgresql://loom_rag:own@pg:5432/loom"
+    assert s.redis_url == "rediss://redis.internal:6380/2"
+    assert external_database_url() == "postgresql://loom_rag:own@pg:5432/loom"
+    # an explicit value in code wins too
+    assert LoomSettings(database_url="postgresql://x@y/z").database_url == "postgresql://x@y/z"
+
+
+def test_redis_parts_make_the_redis_url(monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_HOST", "redis")
+    assert LoomSettings().redis_url == "redis://redis:6379/0"
+    monkeypatch.setenv("REDIS_PORT", "7000")
+    monkeypatch.setenv("REDIS_PASSWORD", "s3cr@t")
+    assert LoomSettings().redis_url == "redis://:s3cr%40t@redis:7000/0"
+
+
+def test_redis_port_or_password_without_a_host_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", "x")
+    with pytest.raises(ValidationError, match="REDIS_HOST"):
+        LoomSettings()
+
+
+def test_bad_port_is_refused_naming_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("DB_PORT", "70000")
+    with pytest.raises(ValidationError, match="DB_PORT"):
+        LoomSettings()
+
+
+def test_passwords_never_appear_in_repr_or_dumps(monkeypatch) -> None:
+    monkeypatch.setenv("DB_HOST", "db")
+    monkeypatch.setenv("DB_PASSWORD", "db-pass-123")
+    monkeypatch.setenv("REDIS_HOST", "redis")
+    monkeypatch.setenv("REDIS_PASSWORD", "redis-pass-456")
+    s = DemoSettings()
+    assert "db-pass-123" in s.database_url and "redis-pass-456" in (s.redis_url or "")  # used...
+    shown = repr(s) + str(s) + s.model_dump_json(exclude={"database_url", "redis_url"})
+    for secret in ("db-pass-123", "redis-pass-456"):  # ...but never shown
+        assert secret not in shown
