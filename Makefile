@@ -26,7 +26,7 @@ LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium wheelhouse
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -64,6 +64,16 @@ test-console: console
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
 	  || sudo apt-get install -y -q chromium
+
+# The engine on its own (docs/inference.md, "Install"): wheels of loom-protos, loom-common and
+# loom-inference (the first two are on no index) plus this CPU's llama.cpp wheel, so that
+# `pip install --find-links $(WHEELHOUSE) loom-inference` gives a working `llm-engine`.
+WHEELHOUSE ?= dist/wheelhouse
+wheelhouse: $(PY)
+	test -d libs/protos/src/loom || PY=$(PY) bash scripts/gen_protos.sh
+	rm -f $(WHEELHOUSE)/loom_*.whl
+	$(PIP) wheel -q --no-deps -w $(WHEELHOUSE) ./libs/protos ./libs/common ./services/inference
+	cp -f $(LLAMA_WHEELS)/llama_cpp_python-*.whl $(WHEELHOUSE)/ 2>/dev/null || true
 
 proto: $(PY)
 	$(PIP) install -q grpcio-tools
