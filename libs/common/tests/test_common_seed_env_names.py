@@ -10,7 +10,8 @@ from loom_common.settings import DEFAULT_DATABASE_URL, LoomSettings, ServiceSett
 
 SEED = ("DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "DB_DATABASE",
         "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD")
-LOOM = ("LOOM_DATABASE_URL", "DATABASE_URL", "LOOM_REDIS_URL", "REDIS_URL")
+LOOM = ("LOOM_DATABASE_URL", "DATABASE_URL", "LOOM_REDIS_URL", "REDIS_URL", "LOOM_NATS_PASSWORD",
+        "LOOM_DATABASE_URL_FILE", "LOOM_NATS_PASSWORD_FILE", "LOOM_REDIS_URL_FILE")
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +94,28 @@ def test_passwords_never_appear_in_repr_or_dumps(monkeypatch) -> None:
     shown = repr(s) + str(s) + s.model_dump_json(exclude={"database_url", "redis_url"})
     for secret in ("db-pass-123", "redis-pass-456"):  # ...but never shown
         assert secret not in shown
+
+
+def test_secrets_are_read_from_files_when_the_variable_is_unset(monkeypatch, tmp_path) -> None:
+    (tmp_path / "database_url").write_text("postgresql://loom_tools:pw@postgres:5432/loom\n")
+    (tmp_path / "nats_password").write_text("nats-pw\n")
+    monkeypatch.setenv("LOOM_DATABASE_URL_FILE", str(tmp_path / "database_url"))
+    monkeypatch.setenv("LOOM_NATS_PASSWORD_FILE", str(tmp_path / "nats_password"))
+    monkeypatch.setenv("LOOM_REDIS_URL_FILE", "")  # empty: unset
+    monkeypatch.setenv("DB_HOST", "seed-db")  # the file is Loom's own name: it wins
+    s = DemoSettings()
+    assert s.database_url == "postgresql://loom_tools:pw@postgres:5432/loom"
+    assert s.nats_password == "nats-pw" and s.redis_url is None
+    assert "nats-pw" not in repr(s) and ":pw@" not in repr(s)
+    monkeypatch.setenv("LOOM_DATABASE_URL", "postgresql://x@y/z")  # the variable beats its file
+    assert DemoSettings().database_url == "postgresql://x@y/z"
+
+
+def test_a_missing_or_empty_secret_file_is_a_clear_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LOOM_NATS_PASSWORD_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ValidationError, match="LOOM_NATS_PASSWORD_FILE"):
+        LoomSettings()
+    (tmp_path / "empty").write_text("\n")
+    monkeypatch.setenv("LOOM_NATS_PASSWORD_FILE", str(tmp_path / "empty"))
+    with pytest.raises(ValidationError, match="is empty"):
+        LoomSettings()

@@ -13,10 +13,11 @@ wins whole, the parts are never mixed into it (docs/operations.md, environment t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -42,6 +43,16 @@ def _userinfo(user: str | None, password: SecretStr | None) -> str:
     return quote(user or "", safe="") + secret + "@"
 
 
+def _read_secret_file(path: Path, env: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as e:
+        raise ValueError(f"{env}: cannot read {path}: {e.strerror}") from None
+    if not value:
+        raise ValueError(f"{env}: {path} is empty")
+    return value
+
+
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host  # an IPv6 literal
 
@@ -54,6 +65,11 @@ class LoomSettings(BaseSettings):
     # unset: the URL's own credentials, if any.
     nats_user: str | None = _shared("nats_user", None)
     nats_password: str | None = _shared("nats_password", None, repr=False)
+    # Secrets as files (Docker/Compose secrets, a mounted Secret): `LOOM_<NAME>_FILE` is read
+    # when `LOOM_<NAME>` itself is unset (deploy/compose mounts each service's own files).
+    nats_password_file: Path | None = _shared("nats_password_file", None)
+    database_url_file: Path | None = _shared("database_url_file", None)
+    redis_url_file: Path | None = _shared("redis_url_file", None)
     # A DSN with this service's own role and password (devstack.db_roles), never the superuser's.
     database_url: str = _shared("database_url", DEFAULT_DATABASE_URL, repr=False)
     # The seed's names for the same database, used only without LOOM_DATABASE_URL.
@@ -86,9 +102,19 @@ class LoomSettings(BaseSettings):
     # The asyncio event loop a service runs on: uvloop (default) or Python's own ("asyncio").
     event_loop: Literal["uvloop", "asyncio"] = _shared("event_loop", "uvloop")
 
+    @field_validator("nats_password_file", "database_url_file", "redis_url_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if value == "" else value  # `VAR:` in compose passes an empty string
+
     @model_validator(mode="after")
     def _from_seed_names(self):
-        """Build database_url / redis_url from the seed's parts when Loom's own name is absent."""
+        """Fill database_url / redis_url / nats_password from `..._FILE`, else build the URLs
+        from the seed's parts, when Loom's own name is absent."""
+        for name in ("nats_password", "database_url", "redis_url"):
+            path = getattr(self, f"{name}_file")
+            if name not in self.model_fields_set and path is not None:
+                setattr(self, name, _read_secret_file(path, f"LOOM_{name.upper()}_FILE"))
         seed_db = (self.db_host, self.db_port, self.db_username, self.db_password, self.db_database)
         if "database_url" not in self.model_fields_set and any(v is not None for v in seed_db):
             self.database_url = (
