@@ -19,12 +19,17 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
     settings = settings or InferenceSettings()
     # Before anything binds: an open model API is never put on the network by accident.
     check_bind(settings.http_host, settings.api_token.get_secret_value() if settings.api_token else None)
-    rt = ServiceRuntime("inference", settings, version=__version__, schema="inference",
-                        migrations="loom_inference.migrations", grpc_port=settings.grpc_port)
+    # The engine keeps nothing in Postgres or on the bus (its store is files: store.py), so
+    # standalone it simply starts without them; in the platform it runs as every service does.
+    platform = not settings.standalone
+    rt = ServiceRuntime("inference", settings, version=__version__, schema="inference" if platform else None,
+                        migrations="loom_inference.migrations" if platform else None,
+                        grpc_port=settings.grpc_port, use_nats=platform)
     router = build_router(settings)
+    manager = ModelManager(router, settings)  # one for both faces: /api/pull and the PullModel RPC
     rt.add_grpc_service(lambda server: inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(router, remote_builder(settings)), server))
-    mount(rt.http, router, ModelManager(router, settings), settings)
+        InferenceServicer(router, remote_builder(settings), manager), server))
+    mount(rt.http, router, manager, settings)
 
     loading: list[asyncio.Task] = []
 

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from loom_inference import library
+from loom_inference.cli_tables import Column, fit_table
 from loom_inference.engine.types import InferenceError
 from loom_inference.pull import PullConfig, pull
 from loom_inference.settings import InferenceSettings
@@ -52,24 +53,45 @@ def _gb(n: float) -> str:
 
 
 @app.command()
-def serve() -> None:
-    """Run the inference service until Ctrl-C / SIGTERM."""
+def serve(platform: bool = typer.Option(
+        False, "--platform", help="join the Loom platform (NATS + Postgres), as loom-inference does under make up")
+          ) -> None:
+    """Run the engine until Ctrl-C / SIGTERM: standalone (no NATS, no Postgres, state in files
+    under $LOOM_HOME) unless --platform."""
+    from loom_inference.api.access import BindRefused
     from loom_inference.app import build
+    from loom_inference.settings import loom_home
 
-    build().run()
+    # One home for everything it writes (model store, the service-token secret), not the
+    # working directory: under systemd that is /, read-only.
+    os.environ.setdefault("LOOM_HOME", str(loom_home()))
+    settings = InferenceSettings()
+    if not platform:
+        settings.standalone = True
+    try:
+        runtime = build(settings)
+    except BindRefused as exc:
+        console.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    runtime.run()
 
 
 @library_app.command("list")
 def library_list() -> None:
     """Known models with size, quantization, family, RAM/VRAM needs and whether they fit here."""
     ram = library.machine_ram_gb()
-    table = Table(title=f"Model library (this machine: {ram:.0f} GB RAM)")
-    for col in ("NAME", "FAMILY", "PARAMS", "QUANT", "SIZE", "RAM", "VRAM", "FITS", "PULL WITH"):
-        table.add_column(col)
-    for e in library.CATALOG:
-        table.add_row(e.name, e.family, f"{e.parameters_b:g}B", e.quantization, f"{e.size_gb:g} GB",
-                      f"{e.ram_gb:g} GB", f"{e.vram_gb:g} GB", "yes" if library.fits(e, ram) else "no", e.source)
-    console.print(table)
+    cat = library.CATALOG
+    # NAME and PULL WITH are never cut; on a narrow terminal FAMILY goes first, then VRAM, ...
+    columns = [Column("NAME", keep=True, cells=[e.name for e in cat]),
+               Column("FAMILY", priority=0, cells=[e.family for e in cat]),
+               Column("PARAMS", priority=4, cells=[f"{e.parameters_b:g}B" for e in cat]),
+               Column("QUANT", priority=2, cells=[e.quantization for e in cat]),
+               Column("SIZE", priority=5, cells=[f"{e.size_gb:g} GB" for e in cat]),
+               Column("RAM", priority=6, cells=[f"{e.ram_gb:g} GB" for e in cat]),
+               Column("VRAM", priority=1, cells=[f"{e.vram_gb:g} GB" for e in cat]),
+               Column("FITS", priority=3, cells=["yes" if library.fits(e, ram) else "no" for e in cat]),
+               Column("PULL WITH", keep=True, cells=[e.source for e in cat])]
+    console.print(fit_table(columns, console.width, title=f"Model library (this machine: {ram:.0f} GB RAM)"))
 
 
 @app.command("pull")

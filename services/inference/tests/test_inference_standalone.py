@@ -1,0 +1,48 @@
+"""`llm-engine serve` alone, as Ollama is run: no NATS, no Postgres, its state in files under
+its home; the unmodified `ollama` and `openai` clients drive it."""
+
+from __future__ import annotations
+
+import httpx
+import ollama
+import openai
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_inference_standalone_serves_ollama_and_openai_without_nats_or_postgres(standalone_engine) -> None:
+    ready = httpx.get(standalone_engine.base_url + "/readyz").json()
+    assert ready["ready"] and set(ready["checks"]) == {"models"}  # no nats, no postgres check
+    # the bundled GGUF was joined into the engine's own store on first use, named by digest
+    blobs = [p.name for p in (standalone_engine.home / "models" / "blobs").iterdir()]
+    assert any(n.startswith("sha256-") and n.endswith(".gguf") for n in blobs)
+
+    client = ollama.Client(host=standalone_engine.base_url)
+    opts = {"temperature": 0, "num_predict": 6}
+    chat = client.chat(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}], options=opts)
+    assert chat.done and chat.message.role == "assistant" and chat.eval_count > 0
+    parts = list(client.generate(model="gemma3:270m", prompt="Once upon a time", options=opts, stream=True))
+    assert parts[-1].done and not any(p.done for p in parts[:-1])
+    emb = client.embed(model="all-minilm:l6-v2", input=["hello", "world"])
+    assert len(emb.embeddings) == 2 and len(emb.embeddings[0]) == 384
+
+    # pulling a bundled model reports Ollama's stages with a complete layer, downloads nothing
+    progress = list(client.pull("gemma3:270m", stream=True))
+    assert progress[0].status == "pulling manifest" and progress[-1].status == "success"
+    layer = next(p for p in progress if p.total)
+    assert layer.completed == layer.total > 100_000_000 and layer.digest.startswith("sha256:")
+
+    shown = client.show("gemma3:270m")
+    assert shown.details.family == "gemma3" and "completion" in shown.capabilities
+    assert any(m.model == "gemma3:270m" for m in client.ps().models)
+
+    oa = openai.OpenAI(base_url=standalone_engine.base_url + "/v1", api_key="unused")
+    done = oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                      max_tokens=6, temperature=0)
+    assert done.choices[0].finish_reason in ("stop", "length") and done.usage.completion_tokens > 0
+    chunks = list(oa.completions.create(model="gemma3:270m", prompt="Once", max_tokens=4, stream=True))
+    assert chunks and chunks[-1].choices[0].finish_reason in ("stop", "length")
+    vecs = oa.embeddings.create(model="all-minilm:l6-v2", input=["a"])
+    assert len(vecs.data[0].embedding) == 384
+    assert "gemma3:270m" in {m.id for m in oa.models.list()}
