@@ -35,6 +35,7 @@ from loom_common.grpc_auth import ServiceTokenInterceptor
 from loom_common.health import Readiness, admin_router, instrument_http
 from loom_common.logging import configure_logging, get_logger
 from loom_common.migrations import apply_migrations
+from loom_common.read_replica import Reads
 from loom_common.settings import ServiceSettings
 from loom_common.telemetry import setup_tracing
 
@@ -127,6 +128,9 @@ class ServiceRuntime:
                 log_level=logging.DEBUG,
             )
         self.pool: asyncpg.Pool | None = None
+        # Where read-heavy queries go: the read replica while it keeps up, else `pool`.
+        self.reads: Reads | None = None
+        self._replica_probe: asyncio.Task | None = None
         # FastAPI's own OpenTelemetry keeps the request's server span (the trace a run carries
         # onwards); its per-dependency "operation" spans cost ~7 % of a small request's CPU.
         self.http = FastAPI(title=f"loom-{name}", version=version, telemetry={"operation_spans": False})
@@ -181,6 +185,13 @@ class ServiceRuntime:
                                              min_size=s.db_pool_min, max_size=s.db_pool_max)
             pool = self.pool
             self.readiness.add("postgres", lambda: pool.fetchval("SELECT true"))
+            replica = None
+            if s.database_read_url:  # connected lazily (min_size 0): a replica down is no reason not to start
+                replica = await db.create_pool(s.database_read_url, schema=self.schema, min_size=0,
+                                               max_size=s.db_pool_max)
+            self.reads = Reads(self.pool, replica, max_lag_s=s.database_read_max_lag_s)
+            if replica is not None:
+                self._replica_probe = asyncio.create_task(self.reads.run())
         if self.broker is not None:
             broker = self.broker
             await _until_up("nats", broker.connect)
@@ -214,6 +225,12 @@ class ServiceRuntime:
         for server in (self._http_server, self._admin_server):
             if server is not None:
                 server.should_exit = True
+        if self._replica_probe is not None:
+            self._replica_probe.cancel()
+            with contextlib.suppress(BaseException):
+                await self._replica_probe
+        if self.reads is not None and self.reads.replica is not None:
+            await self.reads.replica.close()
         if self.pool is not None:
             await self.pool.close()
         self.log.info("service stopped")

@@ -72,6 +72,11 @@ class LoomSettings(BaseSettings):
     redis_url_file: Path | None = _shared("redis_url_file", None)
     # A DSN with this service's own role and password (devstack.db_roles), never the superuser's.
     database_url: str = _shared("database_url", DEFAULT_DATABASE_URL, repr=False)
+    # A hot standby of that database (loom_common.read_replica): read-heavy queries go there while
+    # it keeps up, writes never; None = every read on the primary.
+    database_read_url: str | None = _shared("database_read_url", None, repr=False)
+    # A replica that has not caught up with the primary for this long gets no reads.
+    database_read_max_lag_s: float = _shared("database_read_max_lag_s", 5.0, gt=0)
     # The seed's names for the same database, used only without LOOM_DATABASE_URL.
     db_host: str | None = _seed("DB_HOST")
     db_port: int | None = _seed("DB_PORT", gt=0, lt=65536)
