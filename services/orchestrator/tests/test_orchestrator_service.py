@@ -122,13 +122,16 @@ async def test_stop_cancels_a_running_run(nats_url, database_url, run_service) -
 class SlowServer:
     """A loopback HTTP server whose every request takes `delay_s`; counts hits per path."""
 
-    def __init__(self, delay_s: float) -> None:
+    def __init__(self, delay_s: float, hold: str | None = None) -> None:
         hits: dict[str, int] = {}
         self.hits = hits
+        self.released = released = threading.Event()  # `hold` (a path) waits for it, at most 120 s
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 hits[self.path] = hits.get(self.path, 0) + 1
+                if self.path == hold:
+                    released.wait(120)
                 time.sleep(delay_s)
                 body = b'{"ok": true}'
                 self.send_response(200)
@@ -147,7 +150,7 @@ class SlowServer:
 
 @pytest.mark.slow
 async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, database_url, run_service) -> None:
-    slow = SlowServer(delay_s=1.0)
+    slow = SlowServer(delay_s=1.0, hold="/h3")
     tools_port = infra.free_port()
     run_service(
         "tools",
@@ -157,7 +160,7 @@ async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, 
             "LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED": "true",
         },
     )
-    env = {"LOOM_TOOLS_ADDR": f"127.0.0.1:{tools_port}", "LOOM_ORCHESTRATOR_RUNS_ACK_WAIT_S": "3"}
+    env = {"LOOM_TOOLS_ADDR": f"127.0.0.1:{tools_port}"}  # the default ack wait (4 s)
     steps = [f"h{i}" for i in range(1, 7)]
     g = {
         "nodes": [
@@ -171,11 +174,17 @@ async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, 
     async with BusClient(nats_url) as client:
         run_id = await client.request(g)
         deadline = time.monotonic() + 60
-        while slow.hits.get("/h3", 0) == 0:  # h1 and h2 are done, h3 is in flight
+        while slow.hits.get("/h3", 0) == 0:  # h1 and h2 are done, h3 is in flight (held)
             assert time.monotonic() < deadline, first.log()
             await asyncio.sleep(0.05)
+        run_service("orchestrator", env=env)  # the worker that takes over, ready before the kill
         first.kill()  # SIGKILL: no drain, no nack
-        run_service("orchestrator", env=env)
+        killed_at = time.monotonic()
+        slow.released.set()
+        while slow.hits.get("/h3", 0) < 2:  # the other worker restarted the node in flight
+            assert time.monotonic() < killed_at + 60, "no worker took the run over"
+            await asyncio.sleep(0.05)
+        print(f"takeover_s_after_sigkill={time.monotonic() - killed_at:.2f}")
         assert await _wait_status(database_url, run_id, ("succeeded", "failed"), timeout_s=90) == "succeeded"
         events = await client.all_events(run_id)
     assert slow.hits["/h1"] == 1 and slow.hits["/h2"] == 1  # finished nodes were not re-run

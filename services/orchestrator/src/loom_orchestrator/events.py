@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
 from loom_common import bus, messaging
+from loom_common.errors import Superseded
 from loom_common.events import RunEvent
 from loom_common.logging import get_logger
 from loom_common.telemetry import outgoing_headers
@@ -65,8 +67,10 @@ class RunEventPublisher:
     that can break wire order: an event refused by the server while later ones were stored;
     it is then stored after them when a retry succeeds (readers that need order use seq)."""
 
-    def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0) -> None:
+    def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0,
+                 guard: Callable[[], None] | None = None) -> None:
         self.broker, self.run_id, self.tenant_id = broker, run_id, tenant_id
+        self._guard = guard  # raises once this worker no longer holds the run (lease.Lease.check)
         self.seq = start_seq
         self.subject = bus.run_events(run_id)
         # Trace context and ids of the run, made once (every event of a run carries the same).
@@ -85,6 +89,12 @@ class RunEventPublisher:
         js = _jetstream(self.broker)
         try:
             while (event := await self._queue.get()) is not None:
+                if self._guard is not None:
+                    try:
+                        self._guard()
+                    except Superseded:  # another worker may own the run: its events are its own now
+                        log.warning("run events dropped: the run's lease is lost", from_seq=event.seq)
+                        return
                 try:
                     ack = await js.publish_async(self.subject, event.model_dump_json().encode(),
                                                  stream=bus.RUN_EVENTS.name,

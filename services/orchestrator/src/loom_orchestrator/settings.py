@@ -16,9 +16,12 @@ class OrchestratorSettings(ServiceSettings, StorageSettings):
     # Runs one worker process executes at once (FastStream max_workers on the runs consumer).
     max_concurrent_runs: int = 8
     # A run's message is redelivered if its worker neither acks nor marks it in progress
-    # within this; a live run heartbeats every third of it, so this is also how long a
-    # crashed worker's run waits before another worker resumes it.
-    runs_ack_wait_s: float = 30.0
+    # within this; a live run heartbeats every quarter of it (`lease.py`), so a crashed
+    # worker's run moves to another worker 3 to 4 s after the crash, and a worker stalled for
+    # up to ~2.75 s (CPU starvation, GC, a blocked loop) keeps its runs. Longer: a stall must
+    # last longer to lose a run, and a crash costs that much more. Applied to an existing
+    # consumer at start (handlers.align_consumer).
+    runs_ack_wait_s: float = 4.0
     # Per-run limits (RunLimits).
     max_steps: int = 1000
     max_wall_s: float = 600.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,21 +111,27 @@ class PgRunStore:
             event.run_id, event.tenant_id, event.app_id, event.model_dump_json(), trace_id, event.conversation_id)
         return bool(inserted)
 
-    async def finish(self, run_id: str, outcome: Any) -> None:
-        await self.pool.execute(
+    async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1) -> None:
+        """Record the outcome, fenced like the claim: refused (Superseded) when a higher-numbered
+        delivery has claimed the run since (this worker stalled past its lease)."""
+        done = await self.pool.execute(
             """UPDATE runs SET status = $2, outputs = $3::jsonb, answer = $4, error = $5, prompt_tokens = $6,
                       completion_tokens = $7, total_steps = $8, elapsed_s = $9, updated_at = now(),
-                      finished_at = now() WHERE id = $1""",
+                      finished_at = now() WHERE id = $1 AND claimed_delivery <= $10""",
             run_id, outcome.status, _j(outcome.outputs), outcome.answer, outcome.error, outcome.prompt_tokens,
-            outcome.completion_tokens, outcome.steps, outcome.elapsed_s)
+            outcome.completion_tokens, outcome.steps, outcome.elapsed_s, delivery)
+        if done == "UPDATE 0":
+            raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
 
 class PgJournal:
     """`Journal` on the node_executions table. `fresh`: the run was recorded by this very
     delivery, so it has no node records yet and loading them is skipped."""
 
-    def __init__(self, pool: asyncpg.Pool, tenant_id: str, *, fresh: bool = False) -> None:
+    def __init__(self, pool: asyncpg.Pool, tenant_id: str, *, fresh: bool = False,
+                 guard: Callable[[], None] | None = None) -> None:
         self.pool, self.tenant_id, self.fresh = pool, tenant_id, fresh
+        self._guard = guard or (lambda: None)  # raises once this worker no longer holds the run
 
     async def load(self, run_id: str) -> dict[str, NodeRecord]:
         if self.fresh:
@@ -140,6 +147,7 @@ class PgJournal:
             for r in rows}
 
     async def started(self, run_id: str, record: NodeRecord) -> int:
+        self._guard()
         return await self.pool.fetchval(
             """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status)
                VALUES ($1, $2, $3, $4, $5, $6, 'running')
@@ -149,9 +157,11 @@ class PgJournal:
             run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index)
 
     async def finished(self, run_id: str, r: NodeRecord) -> None:
+        self._guard()
         await self.pool.execute(_FINISHED, *self._finished_args(run_id, r))
 
     async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
+        self._guard()
         await self.pool.executemany(_FINISHED, [self._finished_args(run_id, r) for r in records])
 
     def _finished_args(self, run_id: str, r: NodeRecord) -> tuple:

@@ -2,12 +2,14 @@
 persist the outcome, and settle the message.
 
 Ack design: the runs.requested message stays unacked for the whole run. It is recorded
-(the runs row) before anything else, a heartbeat marks it in progress every third of
-`runs_ack_wait_s` so a live run is never redelivered, and it is acked only after the
-outcome is persisted and its events are published. If the worker dies, JetStream
-redelivers the message after `runs_ack_wait_s` to another worker, which finds the run
-recorded and its finished nodes journaled and resumes. A redelivery of a run whose outcome
-is already recorded is acked without doing anything (a run completes exactly once).
+(the runs row) before anything else, a heartbeat (`lease.py`) marks it in progress every
+quarter of `runs_ack_wait_s` so a live run is never redelivered, and it is acked only after
+the outcome is persisted and its events are published. If the worker dies, JetStream
+redelivers the message after `runs_ack_wait_s` (4 s) to another worker, which finds the run
+recorded and its finished nodes journaled and resumes. A worker that stalled past its ack
+wait (its lease lost) writes nothing more of the run and leaves the message unsettled.
+A redelivery of a run whose outcome is already recorded is acked without doing anything (a
+run completes exactly once).
 Fencing: the claim records the message's delivery number and refuses a lower one, so a
 delivery that sat in FastStream's buffer (all slots busy) past the ack wait, while JetStream
 redelivered it to another worker, is stale: it runs nothing and leaves the message unsettled.
@@ -32,6 +34,7 @@ from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
 from loom_orchestrator.events import RunEventPublisher, cancel_requested
+from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
 from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
@@ -59,10 +62,16 @@ class Worker:
         if event.run_id in self.active:  # a redelivery of a run this worker is still running
             log.warning("redelivery of a live run ignored", run_id=event.run_id)
             return
+        lease = Lease(event.run_id, self.settings.runs_ack_wait_s)
         async with messaging.handling(msg, self.consumer, self.broker):
-            beat = asyncio.create_task(self._heartbeat(msg))
+            # Marked at once: the message may have waited in FastStream's buffer for a free slot,
+            # so the server's ack-wait clock started before this lease's did.
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+            beat = asyncio.create_task(lease.keep(msg.in_progress))
             try:
-                await self.run(event, delivery=messaging.deliveries(msg), stored_at=messaging.stored_at(msg))
+                await self.run(event, delivery=messaging.deliveries(msg), stored_at=messaging.stored_at(msg),
+                               lease=lease)
             finally:
                 beat.cancel()
 
@@ -75,16 +84,10 @@ class Worker:
         task.cancel()  # cancels the node tasks, and with them any gRPC call (generation stops upstream)
         return True
 
-    async def _heartbeat(self, msg: NatsMessage) -> None:
-        while True:
-            await asyncio.sleep(self.settings.runs_ack_wait_s / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
     # ---- one run -------------------------------------------------------------------------
 
-    async def run(self, event: RunRequested, *, delivery: int = 1, stored_at: float | None = None
-                  ) -> RunOutcome | None:
+    async def run(self, event: RunRequested, *, delivery: int = 1, stored_at: float | None = None,
+                  lease: Lease | None = None) -> RunOutcome | None:
         """Latency matters here (time to first token): all a run waits for before its first
         node is one statement, the claim (record + mark running and, for chats, the
         conversation's turns and variables). A run this delivery recorded has no journal and
@@ -92,7 +95,8 @@ class Worker:
         for a stale `delivery` (a higher-numbered one claimed the run): nothing runs, and the
         message is left unsettled for the delivery that owns it. A stop requested before this
         worker took the run is found in the stops it heard, or looked up when it may not have
-        heard it (`stops.py`; `stored_at`: when JetStream stored the request)."""
+        heard it (`stops.py`; `stored_at`: when JetStream stored the request). Every write of
+        the run (events, journal, outcome) first checks `lease`: once lost, LeaseLost."""
         pool = self._pool()
         store = PgRunStore(pool)
         chat = event.app_mode in ("chatflow", "chat", "agent")
@@ -104,7 +108,8 @@ class Worker:
             return None
         metrics.RUNS_STARTED.inc()
         seq = 0 if claim.created else await messaging.last_run_event_seq(self.broker, event.run_id)
-        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq)
+        guard = lease.check if lease is not None else None
+        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard)
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id,
                          message_id=(event.message_id or event.run_id) if chat else None,
@@ -114,23 +119,30 @@ class Worker:
         metrics.RUNS_ACTIVE.inc()
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
-                journal = PgJournal(pool, event.tenant_id, fresh=claim.created)
+                journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
-                                              announce_start=seq == 0, stored_at=stored_at)
-        except BaseException:
+                                              announce_start=seq == 0, stored_at=stored_at, lease=lease)
+        except BaseException as exc:
             # The run will be redelivered and resumed, and its resumption does not announce the
-            # nodes it replays: publish what was emitted so far (briefly), then let go.
+            # nodes it replays: publish what was emitted so far (briefly), then let go. (With the
+            # lease lost, the publisher sends nothing more: the run's new owner announces.)
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(events.flush(), 5.0)
             await events.close()
+            if lease is not None and lease.lost and not isinstance(exc, LeaseLost):
+                raise LeaseLost(f"run {event.run_id}: lease lost") from exc
             raise
         finally:
             metrics.RUNS_ACTIVE.dec()
+        if guard is not None:
+            guard()  # no turn, events or outcome from a worker that lost the run
         if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
             await conversations.save_turn(event.tenant_id, event.conversation_id, event.run_id, event.query or "",
                                           outcome.answer, outcome.total_tokens, outcome.conversation_variables)
         await events.flush()  # events before the outcome: a crash in between replays, never loses them
-        await store.finish(event.run_id, outcome)
+        if guard is not None:
+            guard()
+        await store.finish(event.run_id, outcome, delivery=delivery)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
         if outcome.status == "failed":
             metrics.RUNS_FAILED.inc()
@@ -140,7 +152,7 @@ class Worker:
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
-                       stored_at: float | None = None) -> RunOutcome:
+                       stored_at: float | None = None, lease: Lease | None = None) -> RunOutcome:
         # A stop published before the run is registered below was not heard as a stop of an active
         # run: remembered by this worker, or (when it may not have heard it) kept by RUN_CONTROL.
         reason = self.stops.reason(event.run_id)
@@ -149,6 +161,8 @@ class Worker:
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
                                                announce_start=announce_start, observer=metrics.Observer()))
         self.active[event.run_id] = task
+        if lease is not None:
+            lease.on_lost(task.cancel)
         try:
             if not self.stops.covers(stored_at):  # looked up while the run starts
                 reason = await cancel_requested(self.broker, event.run_id)
