@@ -11,8 +11,11 @@
  *
  * Settings: LOOM_CONSOLE_HOST (default 127.0.0.1), LOOM_CONSOLE_PORT (3000),
  * LOOM_CONSOLE_DIST (./dist beside this file), LOOM_GATEWAY_URL.
+ * TLS, as every Loom process (docs/operations.md): LOOM_TLS_CERT_FILE + LOOM_TLS_KEY_FILE serve
+ * HTTPS (TLS 1.3 only unless LOOM_TLS_MIN_VERSION=1.2); LOOM_TLS_CA_FILE is the CA an https
+ * LOOM_GATEWAY_URL is verified against.
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -25,6 +28,18 @@ const PORT = Number(process.env.LOOM_CONSOLE_PORT ?? 3000);
 const DIST = path.resolve(process.env.LOOM_CONSOLE_DIST ?? path.join(here, "dist"));
 const GATEWAY = new URL(process.env.LOOM_GATEWAY_URL ?? "http://127.0.0.1:8080");
 const PROXIED = ["/console/api/", "/v1/", "/openapi.json"];
+const TLS_VERSIONS = { "1.3": "TLSv1.3", "1.2": "TLSv1.2" };
+
+function tlsOptions(env) {
+  const { LOOM_TLS_CERT_FILE: cert, LOOM_TLS_KEY_FILE: key, LOOM_TLS_MIN_VERSION: min = "1.3" } = env;
+  if (!cert && !key) return null;
+  if (!cert || !key) throw new Error("LOOM_TLS_CERT_FILE and LOOM_TLS_KEY_FILE go together: set both or neither");
+  if (!TLS_VERSIONS[min]) throw new Error(`LOOM_TLS_MIN_VERSION: ${min} is not 1.3 or 1.2`);
+  return { cert: readFileSync(cert), key: readFileSync(key), minVersion: TLS_VERSIONS[min], ALPNProtocols: ["http/1.1"] };
+}
+const TLS = tlsOptions(process.env);
+// Loom's own CA, for an https gateway (the system's CAs are not asked: the gateway is ours).
+const GATEWAY_CA = process.env.LOOM_TLS_CA_FILE ? readFileSync(process.env.LOOM_TLS_CA_FILE) : undefined;
 
 const TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -51,7 +66,8 @@ function proxy(req, res) {
   headers["x-forwarded-for"] = req.socket.remoteAddress ?? "";
   headers["x-forwarded-host"] = req.headers.host ?? "";
   const upstream = client.request(
-    { protocol: GATEWAY.protocol, hostname: GATEWAY.hostname, port: GATEWAY.port, method: req.method, path: req.url, headers },
+    { protocol: GATEWAY.protocol, hostname: GATEWAY.hostname, port: GATEWAY.port, method: req.method, path: req.url, headers,
+      ...(GATEWAY.protocol === "https:" && GATEWAY_CA ? { ca: GATEWAY_CA } : {}) },
     (up) => {
       const out = hopless(up.headers);
       // Tell any proxy in front of us not to buffer the stream either.
@@ -119,7 +135,7 @@ async function serveStatic(req, res) {
   createReadStream(file.full).pipe(res);
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const url = req.url ?? "/";
   if (PROXIED.some((p) => url.startsWith(p) || url === p.replace(/\/$/, ""))) return proxy(req, res);
   // Probes, as the Python services have them: alive, and ready once there is a build to serve.
@@ -138,10 +154,11 @@ const server = http.createServer((req, res) => {
     if (!res.headersSent) res.writeHead(500);
     res.end();
   });
-});
+}
+const server = TLS ? https.createServer(TLS, handle) : http.createServer(handle);
 // SSE streams live long: no request timeout for them (Node's default is 5 minutes).
 server.requestTimeout = 0;
 server.listen(PORT, HOST, () => {
-  console.log(JSON.stringify({ event: "console listening", url: `http://${HOST}:${PORT}`, gateway: GATEWAY.origin, dist: DIST }));
+  console.log(JSON.stringify({ event: "console listening", url: `${TLS ? "https" : "http"}://${HOST}:${PORT}`, gateway: GATEWAY.origin, dist: DIST }));
 });
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => server.close(() => process.exit(0)));

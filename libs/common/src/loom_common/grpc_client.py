@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import grpc
 
-from loom_common import service_auth
+from loom_common import service_auth, tls
 from loom_common.grpc_auth import bearer
 from loom_common.telemetry import grpc_metadata
 
@@ -31,8 +31,13 @@ _OPTIONS = [
 
 
 def channel(addr: str) -> grpc.aio.Channel:
-    """A plaintext channel (inside the cluster: the service token in each call's metadata, not the
-    channel, says who calls; TLS belongs to the mesh); must be created inside a running loop."""
+    """A channel to a Loom service; must be created inside a running loop. With LOOM_TLS_CA_FILE
+    set it is TLS and verifies the server's certificate against that CA (loom_common.tls);
+    otherwise plaintext. Either way the service token in each call's metadata, not the channel,
+    says who calls."""
+    credentials = tls.grpc_channel_credentials()
+    if credentials is not None:
+        return grpc.aio.secure_channel(addr, credentials, options=_OPTIONS)
     return grpc.aio.insecure_channel(addr, options=_OPTIONS)
 
 

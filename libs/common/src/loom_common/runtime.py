@@ -23,16 +23,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-import uvicorn
 from fastapi import FastAPI
 from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from prometheus_client import REGISTRY
 
-from loom_common import db, messaging, service_auth
+from loom_common import db, messaging, service_auth, tls
 from loom_common.grpc_auth import ServiceTokenInterceptor
 from loom_common.health import Readiness, admin_router, instrument_http
+from loom_common.http_server import HttpServer, make_server
 from loom_common.logging import configure_logging, get_logger
 from loom_common.migrations import apply_migrations
 from loom_common.read_replica import Reads
@@ -83,14 +83,6 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return None  # asyncio's own
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the runtime decides when HTTP stops."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
-
-
 class ServiceRuntime:
     def __init__(self, name: str, settings: ServiceSettings, *, version: str = "0.0.0",
                  schema: str | None = None, migrations: str | None = None,
@@ -104,6 +96,8 @@ class ServiceRuntime:
         configure_logging(name, level=settings.log_level, fmt=settings.log_format)
         # This process's service identity: signs its gRPC calls, verifies the calls it serves.
         self.auth = service_auth.configure(name)
+        # TLS on every listener when the settings name a certificate (loom_common.tls).
+        self.tls = tls.server_tls(settings)
         self.tracer_provider = setup_tracing(name, otlp_endpoint=settings.otlp_endpoint)
 
         self.readiness = Readiness()
@@ -151,8 +145,8 @@ class ServiceRuntime:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._stop = asyncio.Event()
-        self._http_server: _Uvicorn | None = None
-        self._admin_server: _Uvicorn | None = None
+        self._http_server: HttpServer | None = None
+        self._admin_server: HttpServer | None = None
 
     # ---- registration ----------------------------------------------------------------
 
@@ -208,9 +202,14 @@ class ServiceRuntime:
                                         options=GRPC_EXCLUSIVE_PORT)
             for register in self._grpc_services:
                 register(self.grpc)
-            self.grpc.add_insecure_port(f"{s.http_host}:{self.grpc_port}")
+            address = f"{s.http_host}:{self.grpc_port}"
+            if self.tls is not None:
+                self.grpc.add_secure_port(address, self.tls.grpc_credentials())
+            else:
+                self.grpc.add_insecure_port(address)
             await self.grpc.start()
-        self.log.info("service started", http_port=s.http_port, grpc_port=self.grpc_port)
+        self.log.info("service started", http_port=s.http_port, grpc_port=self.grpc_port,
+                      tls=self.tls is not None, http_server=s.http_server)
 
     async def stop(self) -> None:
         self.readiness.draining = True
@@ -224,7 +223,7 @@ class ServiceRuntime:
                 await hook(self)
         for server in (self._http_server, self._admin_server):
             if server is not None:
-                server.should_exit = True
+                server.stop()
         if self._replica_probe is not None:
             self._replica_probe.cancel()
             with contextlib.suppress(BaseException):
@@ -245,14 +244,13 @@ class ServiceRuntime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         await self.start()
-        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
-                                log_config=None, access_log=False, lifespan="off")
-        self._http_server = _Uvicorn(config)
+        s = self.settings
+        self._http_server = make_server(s.http_server, self.http, s.http_host, s.http_port, self.tls)
         servers = [asyncio.create_task(self._http_server.serve())]
         if self.admin_http is not None:
-            admin = uvicorn.Config(self.admin_http, host=self.settings.admin_host, port=self.settings.admin_port,
-                                   log_config=None, access_log=False, lifespan="off")
-            self._admin_server = _Uvicorn(admin)
+            # The admin port (probes, metrics): HTTP/1.1 under uvicorn whatever the public port
+            # runs, encrypted like it when the service has a certificate.
+            self._admin_server = make_server("uvicorn", self.admin_http, s.admin_host, s.admin_port, self.tls)
             servers.append(asyncio.create_task(self._admin_server.serve()))
         stop_task = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({*servers, stop_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -106,6 +106,13 @@ class LoomSettings(BaseSettings):
     graceful_timeout_s: float = _shared("graceful_timeout_s", 15.0)
     # The asyncio event loop a service runs on: uvloop (default) or Python's own ("asyncio").
     event_loop: Literal["uvloop", "asyncio"] = _shared("event_loop", "uvloop")
+    # TLS (loom_common.tls): this process's certificate and key (both set: its HTTP and gRPC
+    # listeners serve TLS), the oldest version they accept, and the CA internal clients verify
+    # Loom's servers against (set: every internal client speaks TLS).
+    tls_cert_file: str | None = _shared("tls_cert_file", None)
+    tls_key_file: str | None = _shared("tls_key_file", None)
+    tls_min_version: Literal["1.3", "1.2"] = _shared("tls_min_version", "1.3")
+    tls_ca_file: str | None = _shared("tls_ca_file", None)
 
     @field_validator("nats_password_file", "database_url_file", "redis_url_file", mode="before")
     @classmethod
@@ -153,3 +160,6 @@ class ServiceSettings(LoomSettings):
     # gateway's); None = they are served on http_port (services whose HTTP port is internal).
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
+    # The ASGI server (loom_common.http_server): uvicorn (HTTP/1.1) or granian (HTTP/1.1 and
+    # HTTP/2: h2 over TLS, h2c in the clear), e.g. LOOM_GATEWAY_HTTP_SERVER=granian.
+    http_server: Literal["uvicorn", "granian"] = "uvicorn"

@@ -27,7 +27,7 @@ import grpc
 import httpx
 import pytest
 
-from loom_common import db, service_auth
+from loom_common import db, service_auth, tls
 from loom_common.devstack import db_roles, infra
 from loom_common.grpc_client import call_metadata
 from loom_common.migrations import apply_migrations
@@ -153,12 +153,23 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
 
     @property
+    def scheme(self) -> str:
+        """https when the process was given a certificate (loom_common.tls)."""
+        return "https" if self.env.get("LOOM_TLS_CERT_FILE") else "http"
+
+    @property
+    def verify(self):
+        """httpx's `verify=` for this process: its CA when it serves TLS."""
+        ca = self.env.get("LOOM_TLS_CA_FILE")
+        return tls.client_context(Path(ca)) if ca else True
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"{self.scheme}://127.0.0.1:{self.admin_port}"
 
     def start(self, timeout_s: float = 60.0) -> ServiceProcess:
         exe = Path(sys.executable).parent / f"loom-{self.name}"
@@ -169,7 +180,7 @@ class ServiceProcess:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise infra.GaveUp(f"loom-{self.name} exited {self.proc.returncode}:\n{self.log()}")
-            return httpx.get(self.admin_url + "/readyz", timeout=2.0).status_code == 200
+            return httpx.get(self.admin_url + "/readyz", timeout=2.0, verify=self.verify).status_code == 200
 
         infra.wait_until(ready, timeout_s, f"loom-{self.name}", interval_s=0.2)
         return self
@@ -231,5 +242,9 @@ class _SignUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
 
 def service_channel(addr: str) -> grpc.aio.Channel:
     """A test's channel to a Loom service, acting as a trusted Loom service would: each call is
-    signed for the tenant its request names (tests of the refusals build their own metadata)."""
+    signed for the tenant its request names (tests of the refusals build their own metadata);
+    TLS verified against LOOM_TLS_CA_FILE when that is set, as the services' own channels."""
+    credentials = tls.grpc_channel_credentials()
+    if credentials is not None:
+        return grpc.aio.secure_channel(addr, credentials, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])
     return grpc.aio.insecure_channel(addr, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])

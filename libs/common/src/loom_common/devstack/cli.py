@@ -30,16 +30,19 @@ def up(timeout: float = typer.Option(120.0, help="Seconds to wait for every /rea
     table.add_column("URL")
     table.add_column("gRPC")
     for svc in ports.SERVICES:
-        table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"http://127.0.0.1:{svc.http}",
+        table.add_row(svc.name, "yes" if ready[svc.name] else "NO", f"{stack.scheme()}://127.0.0.1:{svc.http}",
                       f"127.0.0.1:{svc.grpc}" if svc.grpc else f"admin :{svc.admin}" if svc.admin else "")
     if "console" in ready:
-        table.add_row("console", "yes" if ready["console"] else "NO", f"http://127.0.0.1:{ports.CONSOLE}", "")
+        table.add_row("console", "yes" if ready["console"] else "NO",
+                      f"{stack.scheme()}://127.0.0.1:{ports.CONSOLE}", "")
     table.add_row("nats", "", f"nats://127.0.0.1:{ports.NATS}", f"monitor :{ports.NATS_MONITOR}")
     table.add_row("postgres", "", infra.postgres_url(ports.POSTGRES), "")
     console.print(table)
     console.print(f"internal credentials (Postgres, NATS, gRPC): {paths.state / 'secrets'} (mode 0600)")
     if "console" in ready:
-        console.print(f"open the console: http://127.0.0.1:{ports.CONSOLE}")
+        console.print(f"open the console: {stack.scheme()}://127.0.0.1:{ports.CONSOLE}")
+    if stack.tls_requested():
+        console.print(f"TLS 1.3 everywhere; clients trust the local CA: {paths.ca_file}")
     else:
         console.print("console not started: it needs Node 20 and a build (make setup runs npm ci and vite build)")
     console.print(f"logs: {paths.logs}   stop: make down")

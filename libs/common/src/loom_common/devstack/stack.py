@@ -15,6 +15,10 @@ NATS user's, and the gRPC service-token key (by the services themselves, `servic
 embedded Postgres comes up first; `up` then runs the one database bootstrap (`db_roles`:
 a role per service owning its schema) and only then starts the services, each logging in to
 Postgres and NATS as itself. supervisord.conf names those passwords, so it is 0600 too.
+
+With `LOOM_TLS=1`, `up` also makes a local CA and a certificate per process (devstack.certs,
+`.loom/tls/`) and every HTTP and gRPC listener serves TLS 1.3 with its own, every internal
+client verifying against the CA (loom_common.tls): https://127.0.0.1:8080 and so on.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from loom_common.devstack import db_roles, infra, nats_auth, ports
+from loom_common import tls
+from loom_common.devstack import certs, db_roles, infra, nats_auth, ports
 from loom_common.settings import external_database_url
 
 
@@ -60,6 +65,14 @@ class StackPaths:
     @property
     def secrets(self) -> Path:
         return self.state / "secrets"
+
+    @property
+    def tls(self) -> Path:
+        return self.state / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls / "ca.pem"
 
     @property
     def console(self) -> Path:
@@ -95,6 +108,16 @@ def _program(name: str, command: list[str], *, logs: Path, env: dict[str, str] |
 
 def _quote(arg: str) -> str:
     return f'"{arg}"' if (" " in arg or not arg) else arg
+
+
+def tls_requested() -> bool:
+    """`LOOM_TLS=1 make up`: the whole stack over TLS with a local CA."""
+    return os.environ.get("LOOM_TLS", "").lower() in {"1", "true", "yes", "on"}
+
+
+def tls_env(paths: StackPaths, name: str) -> dict[str, str]:
+    """`name`'s certificate settings (made on first use) when the stack runs TLS, else none."""
+    return certs.ensure_server_cert(paths.tls, name).env() if tls_requested() else {}
 
 
 def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str | None) -> str:
@@ -148,14 +171,14 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
             own[f"LOOM_{svc.name.upper()}_ADMIN_PORT"] = str(svc.admin)
         # With the embedded Postgres, `up` starts the services after the database bootstrap.
         parts.append(_program(svc.name, [str(bin_dir / f"loom-{svc.name}")], logs=paths.logs,
-                              env={**env, **own, **credentials[svc.name]}, priority=50,
+                              env={**env, **own, **credentials[svc.name], **tls_env(paths, svc.name)}, priority=50,
                               autostart=not embedded_db))
     console = console_command(paths)
     if console:
         gateway = next(s for s in ports.SERVICES if s.name == "gateway")
         parts.append(_program("console", console, logs=paths.logs, priority=60,
-                              env={"LOOM_CONSOLE_PORT": str(ports.CONSOLE),
-                                   "LOOM_GATEWAY_URL": f"http://127.0.0.1:{gateway.http}"}))
+                              env={"LOOM_CONSOLE_PORT": str(ports.CONSOLE), **tls_env(paths, "console"),
+                                   "LOOM_GATEWAY_URL": f"{scheme()}://127.0.0.1:{gateway.http}"}))
     return "\n".join(parts)
 
 
@@ -191,17 +214,22 @@ def supervisord_running(paths: StackPaths) -> bool:
         return False
 
 
-def _ready(url: str) -> bool:
+def scheme() -> str:
+    return "https" if tls_requested() else "http"
+
+
+def _ready(url: str, paths: StackPaths) -> bool:
+    verify = tls.client_context(paths.ca_file) if url.startswith("https:") else True
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
+        return httpx.get(url, timeout=2.0, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def readiness_urls(paths: StackPaths | None = None) -> dict[str, str]:
-    urls = {svc.name: svc.readyz for svc in ports.SERVICES}
+    urls = {svc.name: svc.readyz.replace("http:", f"{scheme()}:", 1) for svc in ports.SERVICES}
     if paths is not None and console_command(paths):
-        urls["console"] = f"http://127.0.0.1:{ports.CONSOLE}/readyz"
+        urls["console"] = f"{scheme()}://127.0.0.1:{ports.CONSOLE}/readyz"
     return urls
 
 
@@ -224,7 +252,7 @@ def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         for name, url in list(pending.items()):
-            if _ready(url):
+            if _ready(url, paths):
                 status[name] = True
                 del pending[name]
         time.sleep(0.5)

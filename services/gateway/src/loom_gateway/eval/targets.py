@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from loom_common import tls
 from loom_gateway.eval.checker import ModelCall
 
 MAX_ANSWER_CHARS = 200_000   # a runaway stream is cut here rather than held in memory
@@ -84,7 +85,7 @@ class OpenAITarget:
         self.temperature = temperature
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers,
-                                       limits=httpx.Limits(max_connections=256))
+                                       limits=httpx.Limits(max_connections=256), verify=tls.httpx_verify())
 
     def describe(self) -> dict:  # never the key
         return {"kind": "openai", "base_url": self.base_url, "model": self.model}
@@ -170,7 +171,7 @@ class DifyAppTarget:
         self.user = user
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0),
                                        headers={"Authorization": f"Bearer {app_key}"},
-                                       limits=httpx.Limits(max_connections=256))
+                                       limits=httpx.Limits(max_connections=256), verify=tls.httpx_verify())
 
     def describe(self) -> dict:
         return {"kind": "dify-app", "base_url": self.base_url}

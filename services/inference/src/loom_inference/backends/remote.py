@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from loom_common import tls
 from loom_inference.engine.types import BackendError, InvalidRequest, ModelInfo, Overloaded, ToolSpec
 
 
@@ -33,7 +34,9 @@ class RemoteHttpBackend:
         self.info.loaded = True
         self.url = url.rstrip("/")
         self.remote_model = remote_model
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers or {})
+        # verify: the system's CAs plus Loom's own (LOOM_TLS_CA_FILE), for another Loom's model API.
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers or {},
+                                         verify=tls.httpx_verify())
         self._active = 0
 
     async def start(self) -> None:

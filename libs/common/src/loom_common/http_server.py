@@ -1,0 +1,95 @@
+"""The ASGI server a service's HTTP port runs on, inside the service's own event loop (beside
+its gRPC server and NATS consumers), with or without TLS:
+
+    uvicorn  HTTP/1.1 (the default: the faster of the two for HTTP/1.1 clients)
+    granian  HTTP/1.1 and HTTP/2: h2 over TLS (ALPN) and h2c in the clear (prior knowledge);
+             its embedded mode runs on the caller's loop
+
+Both take TLS 1.3 only unless the settings allow 1.2 (loom_common.tls). Hypercorn was measured
+too and left out: it answered ~10x fewer HTTP/2 requests than Granian (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from typing import Protocol
+
+import uvicorn
+
+from loom_common.tls import ServerTls
+
+
+class HttpServer(Protocol):
+    async def serve(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime decides when HTTP stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class _UvicornConfig(uvicorn.Config):
+    """uvicorn's own TLS context has no minimum version: ours replaces it once loaded."""
+
+    def __init__(self, *args, tls_context: ssl.SSLContext | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._tls_context = tls_context
+
+    def load(self) -> None:
+        super().load()
+        if self._tls_context is not None:
+            self.ssl = self._tls_context
+
+
+class UvicornServer:
+    def __init__(self, app, host: str, port: int, tls: ServerTls | None) -> None:
+        kwargs = {}
+        if tls is not None:  # is_ssl must hold for uvicorn to wrap the socket; the context is ours
+            kwargs = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file),
+                      "tls_context": tls.ssl_context(("http/1.1",))}
+        config = _UvicornConfig(app, host=host, port=port, log_config=None, access_log=False,
+                                lifespan="off", **kwargs)
+        self._server = _Uvicorn(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+class GranianServer:
+    def __init__(self, app, host: str, port: int, tls: ServerTls | None) -> None:
+        from granian.constants import HTTPModes, Interfaces, SSLProtocols
+        from granian.server.embed import Server
+
+        tls_kwargs = {}
+        if tls is not None:
+            tls_kwargs = {"ssl_cert": tls.cert_file, "ssl_key": tls.key_file,
+                          "ssl_protocol_min": SSLProtocols.tls13 if tls.min_version == "1.3" else SSLProtocols.tls12}
+        # ASGINL: no lifespan (the runtime starts and stops everything itself, as with uvicorn).
+        self._server = Server(app, address=host, port=port, interface=Interfaces.ASGINL, http=HTTPModes.auto,
+                              websockets=False, log_enabled=False, backlog=1024, **tls_kwargs)
+        # "Embedded server is experimental!" on every start: known, and not the operator's business.
+        logging.getLogger("granian").setLevel(logging.ERROR)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def make_server(kind: str, app, host: str, port: int, tls: ServerTls | None) -> HttpServer:
+    if kind == "granian":
+        return GranianServer(app, host, port, tls)
+    if kind == "uvicorn":
+        return UvicornServer(app, host, port, tls)
+    raise ValueError(f"http_server: {kind!r} is not one of uvicorn, granian")
