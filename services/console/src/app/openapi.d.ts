@@ -609,6 +609,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/console/api/workspaces/{workspace_id}/models/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Models.Pull
+         * @description Pull a model into the local engine (its models serve every workspace) and stream the
+         *     progress: `pull_progress` events `{status, digest, total, completed, percent}` (bytes;
+         *     `percent` null while the size is unknown), then `pull_finished` `{model, status: success}`,
+         *     or an `error` event. A name the engine refuses is a 400 naming `model`, before the stream.
+         */
+        post: operations["models_pull_console_api_workspaces__workspace_id__models_pull_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/console/api/workspaces/{workspace_id}/settings/default-models": {
         parameters: {
             query?: never;
@@ -1920,6 +1943,14 @@ export interface components {
             usage?: components["schemas"]["Usage"] | {
                 [key: string]: unknown;
             };
+        };
+        /** ModelPullBody */
+        ModelPullBody: {
+            /**
+             * Model
+             * @description what the engine's /api/pull takes: a library name[:tag] (e.g. qwen2.5:0.5b), hf.co/<user>/<repo>/<file>.gguf, an http(s) URL, or pkg:<catalog package>
+             */
+            model: string;
         };
         /** NodeRunBody */
         NodeRunBody: {
@@ -5202,6 +5233,104 @@ export interface operations {
             };
             /** @description Not found, or not the caller's workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    models_pull_console_api_workspaces__workspace_id__models_pull_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelPullBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No or an invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role lacks the permission (`x-loom-perm`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service behind the gateway (or the run) did not answer in time */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

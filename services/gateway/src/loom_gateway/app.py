@@ -92,7 +92,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     http.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                         upload_paths=("/files/upload", "create-by-file", "create_by_file", "update-by-file",
                                       "update_by_file"), upload_max_bytes=settings.max_upload_bytes)
-    inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s)
+    inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s, settings.model_pull_timeout_s)
     rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
     tasks: list[asyncio.Task] = []
 

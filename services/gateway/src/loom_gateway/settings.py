@@ -50,6 +50,7 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     ping_interval_s: float = 10.0       # SSE keep-alive (Dify sends `event: ping` every 10 s)
     stream_idle_timeout_s: float = 300.0  # an SSE stream ends (error run_timeout) after this long without an event
     inference_timeout_s: float = 300.0
+    model_pull_timeout_s: float = 6 * 3600.0  # the console's model pull (a multi-GB download)
     rag_timeout_s: float = 60.0
 
     # Uploaded files: `StorageSettings` (storage_backend, storage_dir, s3_*), shared with the

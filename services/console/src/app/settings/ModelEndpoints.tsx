@@ -1,6 +1,7 @@
 /**
  * A workspace's model endpoints (Dify's model providers): remote OpenAI-compatible or Ollama
- * servers, with "Test connection" making a real call through the gateway before saving.
+ * servers, with "Test connection" making a real call through the gateway before saving; above
+ * them, pulling a model into the local engine with its progress (ModelPull).
  * Routes: GET/POST /workspaces/{ws}/model-endpoints, DELETE …/{id}, POST …/test. The API key is
  * sent once and never shown again (the gateway keeps it encrypted and returns only a hint).
  */
@@ -10,6 +11,7 @@ import { api } from "../api";
 import type { Schema } from "../schemas";
 import { Empty, ErrorMessage, Field, Loading } from "../ui";
 import { useWorkspaceModels } from "./DefaultModels";
+import { ModelPull } from "./ModelPull";
 
 export interface ModelEndpoint {
   id: string;
@@ -81,6 +83,7 @@ export function ModelEndpoints({ workspaceId, canManage = true }: { workspaceId:
           : "."}{" "}
         Add remote OpenAI-compatible or Ollama servers here.
       </p>
+      {canManage && <ModelPull workspaceId={workspaceId} />}
       {list.isLoading ? (
         <Loading />
       ) : list.error ? (

@@ -1,16 +1,20 @@
-"""Console: a workspace's settings (the setup wizard's later steps): model endpoints, file
-storage and default models. Stored in Postgres and read on every use (no restart needed);
-secrets are sealed at rest and never returned."""
+"""Console: a workspace's settings (the setup wizard's later steps): model endpoints, pulling a
+model into the local engine, file storage and default models. Stored in Postgres and read on
+every use (no restart needed); secrets are sealed at rest and never returned."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from loom_gateway.api import sse
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain.errors import ApiError, BadRequest
+from loom_gateway.clients.inference import PullProgress
+from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
 from loom_gateway.domain.model_endpoints import EndpointSpec
 from loom_gateway.domain.rbac import Perm, Principal
 
@@ -32,6 +36,12 @@ class EndpointTestBody(BaseModel):
     kind: Literal["openai", "ollama"] | None = None
     base_url: str | None = Field(None, max_length=2048)
     api_key: str | None = Field(None, max_length=512)
+
+
+class ModelPullBody(BaseModel):
+    model: str = Field(min_length=1, max_length=2048, description="what the engine's /api/pull takes: a "
+                       "library name[:tag] (e.g. qwen2.5:0.5b), hf.co/<user>/<repo>/<file>.gguf, an http(s) "
+                       "URL, or pkg:<catalog package>")
 
 
 class S3Body(BaseModel):
@@ -71,6 +81,56 @@ async def list_models(request: Request, p: Principal = require(Perm.WORKSPACE_RE
     except ApiError:  # the engine is down or starting: the endpoints' models still list
         engine = None
     return await g.model_endpoints.models(p.tenant_id, engine)
+
+
+def _pull_frame(p: PullProgress) -> dict:
+    percent = round(100 * p.completed / p.total, 1) if p.total else None
+    return {"data": json.dumps({"event": "pull_progress", "status": p.status, "digest": p.digest or None,
+                                "total": p.total or None, "completed": p.completed or None, "percent": percent})}
+
+
+async def _pull_events(request: Request, model: str, first: PullProgress, rest: AsyncIterator[PullProgress]
+                       ) -> AsyncIterator[dict]:
+    audit = request.state.audit_detail = {"model": model, "outcome": "cancelled"}
+    last = first
+    try:
+        yield _pull_frame(first)
+        async for p in rest:
+            last = p
+            yield _pull_frame(p)
+    except ApiError as exc:  # mid-download (the source broke off): the stream's last event
+        audit["outcome"] = "error"
+        yield {"data": json.dumps({"event": "error", "status": exc.status, "code": exc.code, "message": exc.message})}
+        return
+    finally:
+        await rest.aclose()  # a browser that left cancels the RPC: the engine stops downloading
+    audit["outcome"] = last.status
+    yield {"data": json.dumps({"event": "pull_finished", "model": model, "status": last.status})}
+
+
+@router.post("/models/pull", name="models.pull")  # text/event-stream (openapi.py says so)
+async def pull_model(body: ModelPullBody, request: Request, p: Principal = require(Perm.WORKSPACE_MANAGE)):
+    """Pull a model into the local engine (its models serve every workspace) and stream the
+    progress: `pull_progress` events `{status, digest, total, completed, percent}` (bytes;
+    `percent` null while the size is unknown), then `pull_finished` `{model, status: success}`,
+    or an `error` event. A name the engine refuses is a 400 naming `model`, before the stream."""
+    model = body.model.strip()
+    if not model or any(c.isspace() or not c.isprintable() for c in model):
+        raise BadRequest("model must be a name or URL without spaces or control characters", field="model")
+    g = gw(request)
+    progress = g.inference.pull(model, p.tenant_id)
+    try:
+        # The engine refuses a bad name before any progress, and a registry name it cannot find
+        # right after "pulling manifest": both answer a 400 here rather than a stream that breaks.
+        first = await anext(progress, None)
+        while first is not None and first.status == "pulling manifest":
+            first = await anext(progress, None)
+        if first is None:
+            raise Upstream("the engine ended the pull without a word", code="bad_gateway", status=502)
+    except BaseException:
+        await progress.aclose()
+        raise
+    return sse.response(_pull_events(request, model, first, progress), g.settings.ping_interval_s)
 
 
 @router.post("/model-endpoints", status_code=201, name="model_endpoints.create")

@@ -74,9 +74,11 @@ def require(perm: Perm):
         if principal.kind == "account" and request.method not in ("GET", "HEAD", "OPTIONS"):
             route = request.scope.get("route")
             target = next(iter(reversed(list(request.path_params.values()))), None)
+            # A route may add to the entry (request.state.audit_detail), e.g. what a stream did.
+            detail = {"method": request.method, "path": request.url.path,
+                      **getattr(request.state, "audit_detail", {})}
             await gw(request).audit.record(principal, getattr(route, "name", request.url.path),
-                                           target_id=target, detail={"method": request.method,
-                                                                     "path": request.url.path},
+                                           target_id=target, detail=detail,
                                            ip=request.client.host if request.client else None)
 
     gate.__perm__ = perm

@@ -1,5 +1,6 @@
 """inference.v1 client for the OpenAI-compatible API: Generate (streamed), Embed, ListModels;
-and the workspace model endpoints' registration (RegisterRemoteModel, RemoveRemoteModel).
+the workspace model endpoints' registration (RegisterRemoteModel, RemoveRemoteModel); and the
+console's model pull (PullModel, its progress streamed).
 
 Plain dataclasses go in and out, so the OpenAI router never touches protobuf. Cancelling the
 async iterator of `generate` cancels the RPC, which aborts the sequence in the engine.
@@ -50,10 +51,19 @@ class GenerateArgs:
     request_id: str = ""
 
 
+@dataclass
+class PullProgress:
+    status: str
+    digest: str = ""
+    total: int = 0        # bytes; 0 while unknown
+    completed: int = 0
+
+
 class InferenceClient:
-    def __init__(self, addr: str, timeout_s: float):
+    def __init__(self, addr: str, timeout_s: float, pull_timeout_s: float = 6 * 3600.0):
         self.addr = addr
         self.timeout_s = timeout_s
+        self.pull_timeout_s = pull_timeout_s  # a model download: far longer than any generation
         self._stub: pb_grpc.InferenceStub | None = None
         self._channel = None
 
@@ -138,3 +148,16 @@ class InferenceClient:
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "inference") from exc
         return res.removed
+
+    async def pull(self, model: str, tenant_id: str) -> AsyncIterator[PullProgress]:
+        """Pull a model into the engine's store; a refused name raises (BadRequest naming
+        `model`) on the first step, before any progress. Closing the iterator cancels the RPC."""
+        call = self._get().PullModel(pb.PullModelRequest(model=model), timeout=self.pull_timeout_s,
+                                     metadata=call_metadata(tenant_id=tenant_id))
+        try:
+            async for p in call:
+                yield PullProgress(p.status, p.digest, p.total, p.completed)
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, "inference") from exc
+        finally:
+            call.cancel()

@@ -31,6 +31,7 @@ from loom_inference.engine.types import (
     ToolCall,
     ToolSpec,
 )
+from loom_inference.models import ModelManager
 
 _FINISH = {FinishReason.STOP: pb.FINISH_REASON_STOP, FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
            FinishReason.TOOL_CALLS: pb.FINISH_REASON_TOOL_CALLS, FinishReason.ABORTED: pb.FINISH_REASON_ABORTED,
@@ -126,13 +127,16 @@ def _tenant(context) -> str:
 
 
 REMOTE_BACKENDS = ("openai", "ollama")
+MAX_PULL_NAME = 2048  # a URL with its #sha256= pin fits
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, client: EngineClient, build_remote: Callable[..., object] | None = None) -> None:
+    def __init__(self, client: EngineClient, build_remote: Callable[..., object] | None = None,
+                 manager: ModelManager | None = None) -> None:
         self.client = client
         # (name, backend, base_url, api_key, remote_model) -> a Backend; None: registration refused
         self.build_remote = build_remote
+        self.manager = manager  # None: pulls refused
 
     async def Generate(self, request, context):
         try:
@@ -183,6 +187,18 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         except InferenceError as exc:
             await context.abort(status_of(exc), str(exc))
         return pb.RemoveRemoteModelResponse(removed=removed)
+
+    async def PullModel(self, request, context):
+        """The model API's pull (same manager, same confined policy), its progress streamed."""
+        try:
+            if self.manager is None:
+                raise InvalidRequest("this server does not pull models", "model")
+            if not request.model or len(request.model) > MAX_PULL_NAME:
+                raise InvalidRequest(f"is required (at most {MAX_PULL_NAME} characters)", "model")
+            async for p in self.manager.pull(request.model, insecure=request.insecure):
+                yield pb.PullProgress(status=p.status, digest=p.digest, total=p.total, completed=p.completed)
+        except InferenceError as exc:
+            await context.abort(status_of(exc), str(exc))
 
 
 def _check_remote(r: pb.RegisterRemoteModelRequest, caller: str) -> None:
