@@ -14,10 +14,14 @@
    streams its first token at once. Measured: `runs.requested` published -> the first
    `message` event received on `run.<id>.events`, at 1 and 8 concurrent runs; the baseline,
    in the same run, is a direct Generate call on the fake (request -> first chunk).
+5. Recovery after SIGKILL: a worker running a chatflow's llm call is killed while a second
+   worker is ready; `recovery_s_after_sigkill` is the median time from the kill to the run's
+   `message_end` (the second worker resumed it and restarted the llm node). Target <= 5 s.
 
     .venv/bin/python bench/orchestrator.py --quick    # < 1 minute
     .venv/bin/python bench/orchestrator.py
     .venv/bin/python bench/orchestrator.py --ttft-only  # part 4 alone
+    .venv/bin/python bench/orchestrator.py --recovery-only  # part 5 alone
 
 The last line printed is one JSON object with every figure (`ms_per_node` is the in-process
 engine overhead per node of the chain; `runs_per_s` is with 2 workers; `ttft_overhead_ms_c1`
@@ -268,6 +272,108 @@ async def ttft_overhead(nats_url: str, database_url: str, workdir: Path, rounds:
         await server.stop(0)
 
 
+class HangingFirstInference(inference_pb2_grpc.InferenceServicer):
+    """The first Generate of each round streams one token and then hangs (the worker running it
+    gets killed); any later call streams TOKENS tokens at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []  # perf_counter of each call
+        self.called = asyncio.Event()
+
+    async def Generate(self, request, context):
+        self.calls.append(time.perf_counter())
+        self.called.set()
+        if len(self.calls) % 2 == 1:
+            yield ipb.GenerateChunk(text="first ")
+            await asyncio.sleep(3600)
+        for i in range(TOKENS):
+            yield ipb.GenerateChunk(text=f"t{i} ")
+        yield ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_STOP, model="fake",
+                                usage=ipb.Usage(prompt_tokens=3, completion_tokens=TOKENS))
+
+
+async def recovery_after_sigkill(nats_url: str, database_url: str, workdir: Path, rounds: int) -> dict:
+    """Per round: one `loom-orchestrator` (default settings: 4 s ack wait) takes a chatflow run
+    whose llm call hangs after its first token; a second process is started and ready; the
+    first is SIGKILLed. Clock: kill -> the run's `message_end` event (recovery), and kill -> the
+    second Generate call (takeover: the new worker restarted the node in flight)."""
+    import grpc
+    import httpx
+    from faststream.nats import NatsBroker
+
+    from loom_common import bus
+    from loom_common.events import RunRequested
+    from loom_common.ids import new_id
+
+    fake = HangingFirstInference()
+    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
+    inference_pb2_grpc.add_InferenceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    env = {**os.environ, "LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": database_url, "LOOM_HOME": str(workdir),
+           "LOOM_LOG_LEVEL": "WARNING", "LOOM_INFERENCE_ADDR": f"127.0.0.1:{port}"}
+    exe = str(Path(sys.executable).parent / "loom-orchestrator")
+
+    def start(i: int) -> subprocess.Popen:
+        http_port = infra.free_port()
+        log = open(workdir / f"recovery-worker{i}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([exe], env={**env, "LOOM_ORCHESTRATOR_HTTP_PORT": str(http_port)}, stdout=log,
+                                stderr=subprocess.STDOUT)
+        infra.wait_until(lambda: httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status_code == 200,
+                         60, "orchestrator")
+        return proc
+
+    graph = {"nodes": [node("start", "start"),
+                       node("llm", "llm", model={"name": "fake"}, prompt_template=[{"role": "user", "text": "hi"}]),
+                       node("ans", "answer", answer="{{#llm.text#}}")],
+             "edges": chain("start", "llm", "ans")}
+    broker = NatsBroker(nats_url)
+    procs = [await asyncio.to_thread(start, 0)]
+    recovery, takeover = [], []
+    try:
+        await broker.connect()
+        await messaging.ensure_streams(broker)
+        loop = asyncio.get_running_loop()
+        for r in range(rounds):
+            run_id, end = new_id(), loop.create_future()
+
+            async def on_event(msg, end=end) -> None:
+                if b'"event":"message_end"' in msg.data and not end.done():
+                    end.set_result(time.perf_counter())
+
+            sub = await broker.connection.subscribe(bus.run_events(run_id), cb=on_event)
+            calls = len(fake.calls)
+            fake.called.clear()
+            await messaging.publish(broker, bus.RUNS_REQUESTED, RunRequested(
+                tenant_id="bench", run_id=run_id, app_id="bench-recovery", app_mode="chatflow", graph=graph,
+                query="hi", conversation_id=new_id()), stream=bus.RUNS.name)
+            await asyncio.wait_for(fake.called.wait(), 60)  # the llm node is in flight on the only worker
+            procs.append(await asyncio.to_thread(start, r + 1))  # the one that takes over
+            victim = procs[-2]
+            victim.kill()
+            killed = time.perf_counter()
+            victim.wait()
+            finished = await asyncio.wait_for(end, 120)
+            recovery.append(finished - killed)
+            takeover.append(fake.calls[calls + 1] - killed)
+            await sub.unsubscribe()
+    finally:
+        await broker.stop()
+        for p in procs:
+            infra.stop_process(p)
+        await server.stop(0)
+    return {"recovery_s_after_sigkill": round(statistics.median(recovery), 2),
+            "recovery_s_after_sigkill_max": round(max(recovery), 2),
+            "takeover_s_after_sigkill": round(statistics.median(takeover), 2), "recovery_rounds": rounds}
+
+
+def recovery_rows(t: dict) -> list[tuple[str, str, str]]:
+    return [("recovery after SIGKILL of the worker mid-llm (kill -> message_end)",
+             f"{t['recovery_s_after_sigkill']:.2f} s",
+             f"median of {t['recovery_rounds']}, max {t['recovery_s_after_sigkill_max']:.2f} s; takeover "
+             f"(kill -> node restarted) {t['takeover_s_after_sigkill']:.2f} s")]
+
+
 async def with_infra(fn, *args):
     workdir = Path(tempfile.mkdtemp(prefix="loom-bench-orch-"))
     nats = infra.EmbeddedNats(workdir / "nats").start()
@@ -300,8 +406,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ttft-only", action="store_true", help="only the time-to-first-token figures")
+    ap.add_argument("--recovery-only", action="store_true", help="only the recovery-after-SIGKILL figures")
     args = ap.parse_args()
     rounds = 5 if args.quick else 15
+    if args.recovery_only:
+        t = await with_infra(recovery_after_sigkill, 3 if args.quick else 5)
+        table(recovery_rows(t))
+        print(json.dumps(t))
+        return
     if args.ttft_only:
         t = await with_infra(ttft_overhead, rounds)
         table(ttft_rows(t))
@@ -317,9 +429,10 @@ async def main() -> None:
     async def durable(nats_url, database_url, workdir):
         return (await durable_chain(nats_url, database_url, chain_n),
                 await runs_per_second(nats_url, database_url, runs, workdir),
-                await ttft_overhead(nats_url, database_url, workdir, rounds))
+                await ttft_overhead(nats_url, database_url, workdir, rounds),
+                await recovery_after_sigkill(nats_url, database_url, workdir, 3 if args.quick else 5))
 
-    durable_ms, rps, ttft = await with_infra(durable)
+    durable_ms, rps, ttft, recovery = await with_infra(durable)
 
     rows = [
         ("chain of 500 templates, engine (in-memory ports)", f"{chain_ms:.3f} ms/node",
@@ -329,11 +442,13 @@ async def main() -> None:
         ("chain of 500, durable (Postgres journal + JetStream events)", f"{durable_ms:.3f} ms/node", ""),
         (f"runs/s, 2 worker processes, {runs} runs of 3 nodes", f"{rps:.1f} runs/s", ""),
         *ttft_rows(ttft),
+        *recovery_rows(recovery),
     ]
     table(rows)
     print(json.dumps({"ms_per_node": round(chain_ms - chain_base, 4), "ms_per_node_engine_total": round(chain_ms, 4),
                       "ms_per_node_fanout": round(fan_ms - fan_base, 4), "ms_per_node_durable": round(durable_ms, 4),
-                      "runs_per_s": round(rps, 2), "workers": 2, "runs": runs, **ttft, "quick": args.quick}))
+                      "runs_per_s": round(rps, 2), "workers": 2, "runs": runs, **ttft, **recovery,
+                      "quick": args.quick}))
 
 
 if __name__ == "__main__":
