@@ -5,6 +5,7 @@ the benchmark. Nothing here is a fake."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from loom_common import db
+from loom_common import db, tls
 from loom_common.devstack import db_roles, infra
 from loom_common.devstack.nats_auth import NatsUsers
 from loom_common.testing import ServiceProcess
@@ -29,10 +30,15 @@ class Stack:
     admin_url: str = ""  # the gateway's internal admin port: /readyz, /metrics
     token: str = ""
     workspace_id: str = ""
+    verify: ssl.SSLContext | bool = True  # httpx's verify= for the gateway (its CA when it serves TLS)
 
     @property
     def console(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def http(self) -> httpx.Client:
+        """A client for the gateway (verifying its certificate when the stack runs TLS)."""
+        return httpx.Client(verify=self.verify)
 
     def ws(self, path: str = "") -> str:
         return f"{self.gateway_url}/console/api/workspaces/{self.workspace_id}{path}"
@@ -52,9 +58,10 @@ class Stack:
 
 def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: dict | None = None,
                 inference_env: dict | None = None, role_passwords: dict[str, str] | None = None,
-                nats_users: NatsUsers | None = None) -> Stack:
+                nats_users: NatsUsers | None = None, service_env: dict | None = None) -> Stack:
     """With `role_passwords` (devstack.db_roles) every service logs in to Postgres as its own role,
-    with `nats_users` (devstack.nats_auth) to NATS as its own user, as under `make up`."""
+    with `nats_users` (devstack.nats_auth) to NATS as its own user, as under `make up`;
+    `service_env` goes to every service (e.g. a certificate's settings: the whole stack on TLS)."""
     home.mkdir(parents=True, exist_ok=True)
     # The database first: services starting together would race on CREATE DATABASE
     # (ensure_database catches DuplicateDatabaseError, a concurrent create raises UniqueViolation).
@@ -67,6 +74,8 @@ def start_stack(nats_url: str, database_url: str, home: Path, *, gateway_env: di
     if nats_users:
         for name in own:
             own[name] |= {"LOOM_NATS_USER": name, "LOOM_NATS_PASSWORD": nats_users.passwords[name]}
+    for name in own:
+        own[name] |= service_env or {}
     try:
         stack = _start_processes(nats_url, database_url, home, gateway_env, inference_env, own)
     except infra.GaveUp:
@@ -95,8 +104,11 @@ def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: 
     extra = {"rag": {"LOOM_RAG_INGEST_ACK_WAIT_S": "30"},
              "gateway": {"LOOM_GATEWAY_ADMIN_PORT": str(gateway_admin), **(gateway_env or {})},
              "inference": inference_env or {}}
-    stack = Stack(gateway_url=f"http://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"],
-                  admin_url=f"http://127.0.0.1:{gateway_admin}")
+    tls_on = "LOOM_TLS_CERT_FILE" in own["gateway"]
+    scheme = "https" if tls_on else "http"
+    stack = Stack(gateway_url=f"{scheme}://127.0.0.1:{ports['gateway'][0]}", inference_addr=addr["inference"],
+                  admin_url=f"{scheme}://127.0.0.1:{gateway_admin}",
+                  verify=tls.client_context(Path(own["gateway"]["LOOM_TLS_CA_FILE"])) if tls_on else True)
     for name in names:
         http, grpc = ports[name]
         prefix = f"LOOM_{name.upper()}_"
@@ -120,17 +132,18 @@ def _start_processes(nats_url: str, database_url: str, home: Path, gateway_env: 
 
 
 def _sign_in(stack: Stack) -> None:
-    r = httpx.post(f"{stack.gateway_url}/console/api/setup", json={"email": "admin@example.com", "name": "Admin",
-                                                                   "password": PASSWORD, "workspace_name": "E2E"})
-    if r.status_code == 403:  # a stack on a database set up before: log in instead
-        r = httpx.post(f"{stack.gateway_url}/console/api/login", json={"email": "admin@example.com",
-                                                                       "password": PASSWORD})
-        stack.token = r.json()["access_token"]
-        stack.workspace_id = httpx.get(f"{stack.gateway_url}/console/api/workspaces",
-                                       headers=stack.console).json()["data"][0]["id"]
-    else:
-        r.raise_for_status()
-        stack.token, stack.workspace_id = r.json()["access_token"], r.json()["workspace"]["id"]
+    with stack.http() as http:
+        r = http.post(f"{stack.gateway_url}/console/api/setup", json={"email": "admin@example.com", "name": "Admin",
+                                                                      "password": PASSWORD, "workspace_name": "E2E"})
+        if r.status_code == 403:  # a stack on a database set up before: log in instead
+            r = http.post(f"{stack.gateway_url}/console/api/login", json={"email": "admin@example.com",
+                                                                          "password": PASSWORD})
+            stack.token = r.json()["access_token"]
+            stack.workspace_id = http.get(f"{stack.gateway_url}/console/api/workspaces",
+                                          headers=stack.console).json()["data"][0]["id"]
+        else:
+            r.raise_for_status()
+            stack.token, stack.workspace_id = r.json()["access_token"], r.json()["workspace"]["id"]
 
 
 def app_with_key(stack: Stack, mode: str, dsl: dict | None = None, name: str = "app",
@@ -139,19 +152,20 @@ def app_with_key(stack: Stack, mode: str, dsl: dict | None = None, name: str = "
     every LLM node capped at `max_tokens`: the tests assert structure, and a loaded 2-core box
     decodes ~10 tokens/s)."""
     h = stack.console
-    app_id = httpx.post(stack.ws("/apps"), json={"name": name, "mode": mode}, headers=h).json()["id"]
-    if dsl is not None or max_tokens is not None or features is not None:
-        draft = httpx.get(stack.ws(f"/apps/{app_id}/draft"), headers=h).json()["dsl"]
-        if dsl is not None:
-            draft["workflow"]["graph"] = dsl
-        if features is not None:
-            draft["workflow"]["features"] = features
-        if max_tokens is not None:
-            for node in draft["workflow"]["graph"]["nodes"]:
-                if "model" in node["data"]:
-                    node["data"]["model"].setdefault("completion_params", {})["max_tokens"] = max_tokens
-        r = httpx.put(stack.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=h)
-        r.raise_for_status()
-    httpx.post(stack.ws(f"/apps/{app_id}/publish"), headers=h).raise_for_status()
-    key = httpx.post(stack.ws(f"/apps/{app_id}/api-keys"), json={"name": "e2e"}, headers=h).json()["token"]
+    with stack.http() as http:
+        app_id = http.post(stack.ws("/apps"), json={"name": name, "mode": mode}, headers=h).json()["id"]
+        if dsl is not None or max_tokens is not None or features is not None:
+            draft = http.get(stack.ws(f"/apps/{app_id}/draft"), headers=h).json()["dsl"]
+            if dsl is not None:
+                draft["workflow"]["graph"] = dsl
+            if features is not None:
+                draft["workflow"]["features"] = features
+            if max_tokens is not None:
+                for node in draft["workflow"]["graph"]["nodes"]:
+                    if "model" in node["data"]:
+                        node["data"]["model"].setdefault("completion_params", {})["max_tokens"] = max_tokens
+            r = http.put(stack.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=h)
+            r.raise_for_status()
+        http.post(stack.ws(f"/apps/{app_id}/publish"), headers=h).raise_for_status()
+        key = http.post(stack.ws(f"/apps/{app_id}/api-keys"), json={"name": "e2e"}, headers=h).json()["token"]
     return app_id, key
