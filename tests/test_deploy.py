@@ -111,7 +111,8 @@ def test_compose_services_check_readyz_and_get_the_shared_settings(compose: dict
         assert f"127.0.0.1:{ADMIN[name]}/readyz" in check, name
         env = _env(svc["environment"])
         assert env["LOOM_NATS_URL"].startswith("nats://nats:")
-        assert "@postgres:5432/" in env["LOOM_DATABASE_URL"]
+        # its own DSN from a file of its own (test_deploy_network: compose credentials)
+        assert env["LOOM_DATABASE_URL_FILE"].startswith("/run/loom/") and "LOOM_DATABASE_URL" not in env
         for target, key in (("inference", "LOOM_INFERENCE_ADDR"), ("rag", "LOOM_RAG_ADDR"),
                             ("tools", "LOOM_TOOLS_ADDR")):
             assert env[key] == f"{target}:{GRPC[target]}", (name, key)

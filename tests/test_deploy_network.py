@@ -4,23 +4,29 @@ and what the outside world reaches. Pure Python over the YAML: a small evaluator
 NetworkPolicy rules (default allow until a policy selects a pod; a connection needs the source's
 egress and the destination's ingress; peers by pod labels, namespace labels or IP block; ports by
 number or container port name). Also: each pod reads only its own Secrets, and the NATS users in
-the cluster's config are the ones `devstack.nats_auth` defines.
+the cluster's config are the ones `devstack.nats_auth` defines; in compose, each service mounts
+only its own database DSN and NATS password, which `devstack.compose_secrets` generates.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
-from loom_common.devstack import nats_auth
+from loom_common.devstack import compose_secrets, nats_auth
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode=importlib
-from test_deploy import K8S, OVERLAYS, _base_as_written, _by_kind, _kustomize
+from test_deploy import COMPOSE, K8S, OVERLAYS, _base_as_written, _by_kind, _kustomize
+
+COMPOSE_DIR = COMPOSE.parent
 
 NAMESPACE = "loom"
 INTERNET = "203.0.113.7"  # TEST-NET-3: any address outside the cluster
@@ -275,3 +281,81 @@ def test_the_cluster_nats_users_are_the_ones_nats_auth_defines(cluster) -> None:
                     if c["name"] == "nats"]
     names = {e["name"] for e in container["env"]}
     assert {nats_auth.password_env(u) for u in nats_auth.PERMISSIONS} <= names
+
+
+# ---- compose: each service its own database role and NATS user ------------------------------
+
+def _compose(*names: str) -> dict:
+    services: dict = {}
+    for name in names:
+        for svc, spec in yaml.safe_load((COMPOSE_DIR / name).read_text())["services"].items():
+            merged = services.setdefault(svc, {})
+            for key, value in spec.items():
+                merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return services
+
+
+def _secret_mounts(svc: dict) -> list[tuple[str | None, bool]]:
+    """(subpath, read_only) of each mount of the loom-secrets volume; subpath None = all of it."""
+    out = []
+    for v in svc.get("volumes", []):
+        if isinstance(v, dict) and v.get("source") == "loom-secrets":
+            out.append(((v.get("volume") or {}).get("subpath"), bool(v.get("read_only"))))
+        elif isinstance(v, str) and v.startswith("loom-secrets:"):
+            out.append((None, v.endswith(":ro")))
+    return out
+
+
+def test_compose_gives_each_service_only_its_own_credentials(tmp_path) -> None:
+    services = _compose("docker-compose.yml", "redis.yml")
+    mounts = {name: _secret_mounts(svc) for name, svc in services.items() if _secret_mounts(svc)}
+    # each consumer mounts its own folder, read-only; the whole volume: the generator (once, before
+    # anything starts) and the database bootstrap (the superuser's work, read-only)
+    assert mounts == {**{s: [(s, True)] for s in SERVICES}, "postgres": [("postgres", True)],
+                      "nats": [("nats", True)], "redis": [("redis", True)],
+                      "secrets-init": [(None, False)], "db-bootstrap": [(None, True)]}
+    text = "\n".join((COMPOSE_DIR / n).read_text() for n in ("docker-compose.yml", "redis.yml"))
+    assert "loom:loom@" not in text and "POSTGRES_PASSWORD:" not in text  # no committed password
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert env["LOOM_NATS_USER"] == name
+        assert env["LOOM_DATABASE_URL_FILE"] == "/run/loom/database_url"
+        assert env["LOOM_NATS_PASSWORD_FILE"] == "/run/loom/nats_password"
+        assert not {"LOOM_DATABASE_URL", "LOOM_NATS_PASSWORD", "DB_PASSWORD"} & set(env), name
+        assert services[name]["depends_on"]["db-bootstrap"]["condition"] == "service_completed_successfully"
+    assert services["gateway"]["environment"]["LOOM_REDIS_URL_FILE"] == "/run/loom/redis_url"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/loom/password"
+    assert services["nats"]["command"][:2] == ["-c", "/run/loom/nats.conf"]
+    assert services["redis"]["command"][:2] == ["redis-server", "/run/loom/redis.conf"]
+    assert str(compose_secrets.REDIS_UID) == services["redis"]["user"].split(":")[0]
+
+    # What the generator lays out behind those mounts: each service's folder holds its own role's
+    # DSN and its own NATS password, nothing of another service's.
+    dsns = compose_secrets.write(tmp_path)
+    generated = nats_auth.load_users(tmp_path / "generated").passwords
+    for name in SERVICES:
+        folder = {p.name: p.read_text().strip() for p in (tmp_path / name).iterdir()}
+        assert set(folder) == {"database_url", "nats_password"} | ({"redis_url"} if name == "gateway" else set())
+        dsn = urlsplit(folder["database_url"])
+        assert (dsn.username, dsn.hostname, dsn.port, dsn.path) == (f"loom_{name}", "postgres", 5432, "/loom")
+        assert folder["database_url"] == dsns[name] and folder["nats_password"] == generated[name]
+        others = [generated[o] for o in SERVICES if o != name] + [generated["admin"]]
+        assert not any(pw in "".join(folder.values()) for pw in others), name
+        assert all((p.stat().st_mode & 0o077) == 0 for p in (tmp_path / name).iterdir())
+    assert (tmp_path / "postgres" / "password").read_text().strip() in compose_secrets.admin_dsn(tmp_path)
+    # a second run (a restart) keeps every password
+    assert compose_secrets.write(tmp_path) == dsns
+
+
+def test_compose_nats_users_and_permissions_are_the_embedded_stacks(tmp_path) -> None:
+    compose_secrets.write(tmp_path)
+    conf = json.loads((tmp_path / "nats" / "nats.conf").read_text())
+    users = nats_auth.load_users(tmp_path / "generated")
+    embedded = json.loads(nats_auth.render_config(port=4222, monitor_port=8222, store_dir=Path("/data"),
+                                                  users=users))
+    assert conf["authorization"] == embedded["authorization"]  # one table: devstack/nats_auth.py
+    assert {u["user"] for u in conf["authorization"]["users"]} == {"admin", *SERVICES}
+    assert all("permissions" in u for u in conf["authorization"]["users"] if u["user"] != "admin")
+    assert conf["listen"] == "0.0.0.0:4222" and conf["jetstream"]["store_dir"] == "/data"
+    nats = _compose("docker-compose.yml")["nats"]
+    assert "nats-data:/data" in nats["volumes"]  # the store the config names is the volume

@@ -89,3 +89,18 @@ def provision_db() -> None:
         passwords[service] = unquote(dsn.password)
     db_roles.provision_sync(admin, passwords)
     console.print(f"roles and schemas ready: {', '.join(map(db_roles.role_name, passwords))}")
+
+
+@app.command("compose-secrets")
+def compose_secrets(root: Path = typer.Argument(..., help="The compose deployment's secrets volume."),
+                    provision: bool = typer.Option(False, "--provision-db",
+                                                   help="Make the services' roles (Postgres is up).")) -> None:
+    """The internal credentials of deploy/compose (devstack.compose_secrets): generate them into
+    ROOT once and lay out each container's folder; with --provision-db, make each service's
+    database role and schema."""
+    from loom_common.devstack import compose_secrets as cs
+
+    if provision:
+        console.print(f"roles and schemas ready: {', '.join(cs.provision_db(root))}")
+    else:
+        console.print(f"secrets ready for: {', '.join(cs.write(root))}")

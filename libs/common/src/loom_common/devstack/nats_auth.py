@@ -71,12 +71,14 @@ def _user_entry(user: str, password: str) -> dict:
     }}
 
 
-def render_config(*, port: int, monitor_port: int, store_dir: Path, users: NatsUsers) -> str:
-    """nats-server's config (its format accepts JSON): loopback only, the monitor too."""
+def render_config(*, port: int, monitor_port: int, store_dir: Path, users: NatsUsers,
+                  host: str = "127.0.0.1") -> str:
+    """nats-server's config (its format accepts JSON): loopback only, the monitor too, unless a
+    container's network is the boundary (compose: host 0.0.0.0, nothing published)."""
     config = {
-        "listen": f"127.0.0.1:{port}",
+        "listen": f"{host}:{port}",
         # The monitor has no authentication in nats-server: it listens on loopback only.
-        "http": f"127.0.0.1:{monitor_port}",
+        "http": f"{host}:{monitor_port}",
         "jetstream": {"store_dir": str(store_dir)},
         "authorization": {"users": [_user_entry(u, pw) for u, pw in users.passwords.items()]},
     }
