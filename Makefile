@@ -26,7 +26,7 @@ LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium wheelhouse
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl wheelhouse
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -64,6 +64,10 @@ test-console: console
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
 	  || sudo apt-get install -y -q chromium
+# Debian's kubectl (client 1.32, Kustomize 5.5): tests/test_deploy_validate.py renders the overlays.
+kubectl:
+	@command -v kubectl >/dev/null || { apt-get update -q && apt-get install -y -q kubectl; } \
+	  || sudo apt-get install -y -q kubectl
 
 # The engine on its own (docs/inference.md, "Install"): wheels of loom-protos, loom-common and
 # loom-inference (the first two are on no index) plus this CPU's llama.cpp wheel, so that
@@ -89,11 +93,11 @@ status:
 	$(VENV)/bin/loom-stack status
 
 # pytest's exit 5 (nothing collected: a marker or -k that matches no test) fails too, with a hint.
-test: setup chromium test-console
+test: setup chromium kubectl test-console
 	$(PYTEST) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test (exit 5): check PYTEST_ARGS" >&2; exit $$rc; }
 
 # Everything but the tests marked slow (real model, many processes).
-test-fast: setup
+test-fast: setup kubectl
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test (exit 5): check PYTEST_ARGS" >&2; exit $$rc; }
 
 lint: setup
