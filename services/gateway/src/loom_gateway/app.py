@@ -98,9 +98,9 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
 
     @rt.on_start
     async def wire(rt: ServiceRuntime) -> None:
-        pool = rt.pool
+        pool, reads = rt.pool, rt.reads
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
-        conversations = Conversations(pool)
+        conversations = Conversations(pool, reads)
         # Workspace settings (console): read on every use, so a change needs no restart.
         sealer = sealing.Sealer(sealing.load_key(settings.secret_key, settings.home()))
         policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
@@ -110,14 +110,14 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s)),
                     apps=Apps(pool, settings.default_chat_model, sealer), conversations=conversations,
-                    execution=Execution(pool, conversations, NatsRunBus(rt.broker)),
+                    execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),
                     limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
                                                  settings.workspace_tokens_per_day)),
                     audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
                     model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
-                    workspace_settings=workspace_settings)
+                    workspace_settings=workspace_settings, reads=reads)
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
             log.info("sealed stored app secrets", rows=sealed)

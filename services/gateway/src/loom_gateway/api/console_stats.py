@@ -19,4 +19,4 @@ async def workspace_statistics(request: Request, p: Principal = require(Perm.RUN
     g = gw(request)
     if app_id:
         await g.apps.get(p.tenant_id, app_id)  # another workspace's app is not found
-    return await statistics.statistics(g.execution.pool, p.tenant_id, app_id or None, days)
+    return await statistics.statistics(g.reads.pool(p.tenant_id), p.tenant_id, app_id or None, days)

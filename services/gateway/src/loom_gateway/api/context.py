@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from loom_common.read_replica import Reads
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
 from loom_gateway.domain.accounts import Accounts
@@ -33,5 +34,7 @@ class Gateway:
     rag: RagClient
     model_endpoints: ModelEndpoints
     workspace_settings: WorkspaceSettings
+    # Where read-heavy routes read (the replica while it keeps up); writes mark their workspace.
+    reads: Reads
     # Runs whose client went away before the end: watched to their end, then recorded.
     watchers: set[asyncio.Task] = field(default_factory=set)

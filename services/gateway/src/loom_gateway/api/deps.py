@@ -70,7 +70,12 @@ def require(perm: Perm):
             raise Forbidden(f"Role '{principal.role.value}' lacks permission '{perm.value}'.")
         request.state.principal = principal
         timing.mark(request, "auth")
-        yield principal
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            yield principal
+        else:  # a write: its workspace's and app's reads go to the primary until the replica has it
+            reads = gw(request).reads
+            with reads.writing(principal.tenant_id), reads.writing(principal.app_id or principal.tenant_id):
+                yield principal
         if principal.kind == "account" and request.method not in ("GET", "HEAD", "OPTIONS"):
             route = request.scope.get("route")
             target = next(iter(reversed(list(request.path_params.values()))), None)

@@ -152,8 +152,8 @@ async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
         raise wrong_app_mode("not_workflow_app")
 
     async def read() -> dict:
-        return await run_logs.page(g.execution.pool, p.tenant_id, p.app_id, status=status, keyword=keyword,
-                                   session=created_by_end_user_session_id, page=page, limit=limit)
+        return await run_logs.page(g.reads.pool(p.tenant_id), p.tenant_id, p.app_id, status=status,
+                                   keyword=keyword, session=created_by_end_user_session_id, page=page, limit=limit)
 
     logs = await read()
     running = [log["id"] for log in logs["data"] if log["workflow_run"]["status"] == "running"]

@@ -13,6 +13,7 @@ import uuid
 import asyncpg
 
 from loom_common.ids import new_id
+from loom_common.read_replica import Reads
 from loom_gateway.domain.errors import BadRequest, NotFound
 
 
@@ -111,12 +112,16 @@ def check_user(user: str | None) -> str:
 
 
 class Conversations:
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, reads: Reads | None = None):
         self.pool = pool
+        # Lists and history read the replica (loom_common.read_replica), scoped by app: a run or
+        # a change through the app's key marks it written, so its caller reads it back.
+        self.reads = reads or Reads(pool)
 
-    async def end_user(self, tenant_id: str, app_id: str, user: str | None, *, create: bool = True) -> str | None:
+    async def end_user(self, tenant_id: str, app_id: str, user: str | None, *, create: bool = True,
+                       pool: asyncpg.Pool | None = None) -> str | None:
         session = check_user(user)
-        found = await self.pool.fetchval("SELECT id FROM end_users WHERE app_id = $1 AND session_id = $2",
+        found = await (pool or self.pool).fetchval("SELECT id FROM end_users WHERE app_id = $1 AND session_id = $2",
                                          app_id, session)
         if found or not create:
             return found
@@ -138,7 +143,8 @@ class Conversations:
                 "session_id": row["session_id"], "created_at": created, "updated_at": created}
 
     async def list(self, app_id: str, user: str | None, last_id: str | None, limit: int, sort_by: str) -> dict:
-        end_user = await self.end_user("", app_id, user, create=False)
+        pool = self.reads.pool(app_id)
+        end_user = await self.end_user("", app_id, user, create=False, pool=pool)
         order = {"created_at": "created_at ASC", "-created_at": "created_at DESC",
                  "updated_at": "updated_at ASC", "-updated_at": "updated_at DESC"}.get(sort_by)
         if order is None:
@@ -146,8 +152,8 @@ class Conversations:
                              field="sort_by")
         if end_user is None:
             return {"limit": limit, "has_more": False, "data": []}
-        rows = await self.pool.fetch(f"SELECT {_CONV} FROM conversations WHERE app_id = $1 AND end_user_id = $2"
-                                     f" AND deleted_at IS NULL ORDER BY {order}, id", app_id, end_user)
+        rows = await pool.fetch(f"SELECT {_CONV} FROM conversations WHERE app_id = $1 AND end_user_id = $2"
+                                f" AND deleted_at IS NULL ORDER BY {order}, id", app_id, end_user)
         if last_id:
             ids = [r["id"] for r in rows]
             if last_id not in ids:
@@ -155,9 +161,11 @@ class Conversations:
             rows = rows[ids.index(last_id) + 1:]
         return {"limit": limit, "has_more": len(rows) > limit, "data": [conversation_body(r) for r in rows[:limit]]}
 
-    async def _owned(self, app_id: str, user: str | None, conversation_id: str) -> str:
-        end_user = await self.end_user("", app_id, user, create=False)
-        found = await self.pool.fetchval("SELECT id FROM conversations WHERE id = $1 AND app_id = $2 AND"
+    async def _owned(self, app_id: str, user: str | None, conversation_id: str,
+                     pool: asyncpg.Pool | None = None) -> str:
+        pool = pool or self.pool
+        end_user = await self.end_user("", app_id, user, create=False, pool=pool)
+        found = await pool.fetchval("SELECT id FROM conversations WHERE id = $1 AND app_id = $2 AND"
                                          " end_user_id = $3 AND deleted_at IS NULL", conversation_id, app_id,
                                          end_user)
         if found is None:
@@ -225,16 +233,17 @@ class Conversations:
                        limit: int) -> dict:
         if not conversation_id:
             raise BadRequest("conversation_id is required", field="conversation_id")
-        await self._owned(app_id, user, conversation_id)
+        pool = self.reads.pool(app_id)
+        await self._owned(app_id, user, conversation_id, pool)
         before = None
         if first_id:
-            before = await self.pool.fetchval("SELECT created_at FROM messages WHERE id = $1 AND conversation_id"
+            before = await pool.fetchval("SELECT created_at FROM messages WHERE id = $1 AND conversation_id"
                                               " = $2", first_id, conversation_id)
             if before is None:
                 raise NotFound("First Message Not Exists.", code="first_message_not_exists")
-        rows = await self.pool.fetch(f"SELECT {_MSG} FROM messages WHERE conversation_id = $1 AND"
-                                     f" ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC"
-                                     f" LIMIT $3", conversation_id, before, limit + 1)
+        rows = await pool.fetch(f"SELECT {_MSG} FROM messages WHERE conversation_id = $1 AND"
+                                f" ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC"
+                                f" LIMIT $3", conversation_id, before, limit + 1)
         page = list(reversed(rows[:limit]))
         return {"limit": limit, "has_more": len(rows) > limit, "data": [message_body(r) for r in page]}
 

@@ -22,6 +22,7 @@ import asyncpg
 from loom_common.dsl.inputs import InputError, check_inputs
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
+from loom_common.read_replica import Reads
 from loom_gateway.domain import dsl, limits, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
@@ -201,8 +202,10 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
 
 
 class Execution:
-    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus):
+    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None):
         self.pool = pool
+        # Run detail and lists read the replica (loom_common.read_replica); see run_detail.
+        self.reads = reads or Reads(pool)
         self.conversations = conversations
         self.bus = bus
 
@@ -282,14 +285,18 @@ class Execution:
 
     async def record(self, run_id: str, fold: Fold) -> None:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins)."""
+        written: list[str] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
+            row = await conn.fetchrow(
                 "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
                 " finished_at = now(),"
                 " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
-                " WHERE id = $1 AND status = 'running' RETURNING message_id",
+                " WHERE id = $1 AND status = 'running' RETURNING message_id, tenant_id, app_id",
                 run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
                 fold.total_tokens, fold.total_steps, fold.first_text_at)
+            updated = row["message_id"] if row else None
+            if row:  # its workspace's and app's next reads come from the primary until the replica has it
+                written.extend((row["tenant_id"], row["app_id"]))
             if updated:
                 await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
                                    " WHERE id = $1", updated, fold.answer,
@@ -300,6 +307,8 @@ class Execution:
                 await record_turn_variables(conn, run_id, fold.conversation_variables)
             if fold.finished:  # the tokens it held of a quota become those it used (once: the first recorder)
                 await limits.settle_run(conn, run_id, fold.total_tokens)
+        for scope in written:
+            self.reads.wrote(scope)
 
     async def replay(self, run_id: str, chat: bool) -> Fold:
         """Fold a finished run from its stored events (used when no client watched its end)."""
@@ -336,9 +345,16 @@ class Execution:
         await self.bus.cancel(RunCancelRequested(tenant_id=tenant_id, run_id=task_id))
 
     async def run_detail(self, tenant_id: str, app_id: str, run_id: str) -> dict:
-        await self.owned_run(tenant_id, app_id, run_id)
-        await self.refresh(tenant_id, app_id, [run_id])
-        r = await self.owned_run(tenant_id, app_id, run_id)
+        """A run's record. Read from the replica when it may serve this workspace; a run it does
+        not have yet, or has as still running, is read again from the primary (which a run's end
+        is written to: another gateway replica may have recorded it a moment ago), and brought up
+        to date there. A finished run's record never changes again, so the replica's is final."""
+        r = await self.reads.pool(tenant_id).fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2"
+                                                      " AND app_id = $3", run_id, tenant_id, app_id)
+        if r is None or r["status"] == "running":
+            await self.owned_run(tenant_id, app_id, run_id)
+            await self.refresh(tenant_id, app_id, [run_id])
+            r = await self.owned_run(tenant_id, app_id, run_id)
         finished = r["finished_at"]
         return {"id": r["id"], "workflow_id": r["app_id"], "status": r["status"],
                 "inputs": json.loads(r["inputs"]), "outputs": json.loads(r["outputs"]) if r["outputs"] else {},
@@ -352,10 +368,10 @@ class Execution:
                         ) -> list[dict]:
         """The app's runs, newest first: those of `invoke_from`, else all but single-node runs
         (the editor's node tests are not the app's runs)."""
-        rows = await self.pool.fetch("SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2 AND"
-                                     " CASE WHEN $4::text IS NULL THEN invoke_from <> 'single-node'"
-                                     " ELSE invoke_from = $4 END ORDER BY created_at DESC LIMIT $3",
-                                     tenant_id, app_id, limit, invoke_from)
+        rows = await self.reads.pool(tenant_id).fetch(
+            "SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2 AND"
+            " CASE WHEN $4::text IS NULL THEN invoke_from <> 'single-node'"
+            " ELSE invoke_from = $4 END ORDER BY created_at DESC LIMIT $3", tenant_id, app_id, limit, invoke_from)
         return [await self.run_detail(tenant_id, app_id, r["id"]) for r in rows]
 
     async def started(self, tenant_id: str, app_id: str, run_id: str) -> StartedRun:
