@@ -10,6 +10,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from loom_common.devstack import ports, stack
+from loom_common.tls import client_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,8 +30,8 @@ GATEWAY_PUBLIC = 8080
 CONSOLE_PORT = 3000
 
 
-def _stack(root: Path, offset: int, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LOOM_ROOT": str(root), "LOOM_STACK_PORT_OFFSET": str(offset)}
+def _stack(root: Path, offset: int, *args: str, tls: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LOOM_ROOT": str(root), "LOOM_STACK_PORT_OFFSET": str(offset), "LOOM_TLS": "1" if tls else ""}
     for var in ("LOOM_NATS_URL", "LOOM_DATABASE_URL", "LOOM_SERVICE_TOKEN_SECRET"):  # as `make up` runs
         env.pop(var, None)
     exe = Path(sys.executable).parent / "loom-stack"
@@ -113,3 +115,52 @@ def _internal_credentials_in_use(state: Path, offset: int) -> None:
             await conn.close()
 
     assert {"loom_gateway", "loom_orchestrator", "loom_rag", "loom_inference", "loom_tools"} <= asyncio.run(logins())
+
+
+def _handshake(port: int, ca: Path, max_version: ssl.TLSVersion) -> str:
+    ctx = client_context(ca)
+    ctx.maximum_version = max_version
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname="localhost") as conn:
+            return conn.version() or ""
+    except (ssl.SSLError, ConnectionResetError):
+        return "refused"
+
+
+def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
+    """`LOOM_TLS=1 make up`: a local CA and a certificate per process (keys 0600), every HTTP port
+    on TLS 1.3 (a TLS 1.2-only client refused), the console proxying to the gateway over verified
+    TLS, every service ready (their gRPC hops verified against the CA)."""
+    offset = _free_offset()
+    with_console = stack.console_command(stack.StackPaths(tmp_path)) is not None
+    up = _stack(tmp_path, offset, "up", "--timeout", "180", tls=True)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        tls_dir = tmp_path / ".loom" / "tls"
+        ca = tls_dir / "ca.pem"
+        assert tls_dir.stat().st_mode & 0o777 == 0o700
+        for key in tls_dir.glob("*-key.pem"):
+            assert key.stat().st_mode & 0o777 == 0o600, key.name
+        verify = client_context(ca)
+        for name, port in {**BASE_PORTS, **({"console": CONSOLE_PORT} if with_console else {})}.items():
+            r = httpx.get(f"https://127.0.0.1:{port + offset}/readyz", timeout=5, verify=verify)
+            assert r.status_code == 200, (name, r.text)
+        public = {"gateway": GATEWAY_PUBLIC, "model API": BASE_PORTS["inference"],
+                  **({"console": CONSOLE_PORT} if with_console else {})}
+        for name, port in public.items():
+            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3", name
+            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_2) == "refused", name
+        with pytest.raises(httpx.HTTPError):  # plaintext gets nothing
+            httpx.get(f"http://127.0.0.1:{GATEWAY_PUBLIC + offset}/v1/parameters", timeout=5)
+        if with_console:
+            assert f"https://127.0.0.1:{CONSOLE_PORT + offset}" in up.stdout
+            r = httpx.get(f"https://127.0.0.1:{CONSOLE_PORT + offset}/console/api/setup", timeout=5, verify=verify)
+            assert r.status_code == 200 and r.json()["step"] == "not_started", r.text
+        # Idempotent: a second `up` of the running stack keeps the CA as it is.
+        before = ca.read_bytes()
+        assert _stack(tmp_path, offset, "up", "--timeout", "60", tls=True).returncode == 0
+        assert ca.read_bytes() == before
+    finally:
+        down = _stack(tmp_path, offset, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
