@@ -192,6 +192,9 @@ def test_the_pods_reach_exactly_what_they_call(cluster) -> None:
         for name in (*SERVICES, "db-bootstrap"):
             expected[name] = expected[name] | {("postgres", 5432)}
         expected["postgres"] = set()
+    if "redis" in pods:  # the optional Redis (components/redis): the gateway's alone
+        expected["gateway"] = expected["gateway"] | {("redis", 6379)}
+        expected["redis"] = set()
     for name, pod in pods.items():
         assert _reachable(policies, pods, pod) == expected[name], (overlay, name)
     nats = pods["nats"]
@@ -207,6 +210,22 @@ def test_the_model_service_is_separated_from_the_console(cluster) -> None:
     for port in console.ports.values():
         assert not policies.allows(inference, console, port)
     assert {src for src in pods if policies.allows(pods[src], inference, 50051)} == {"gateway", "orchestrator", "rag"}
+
+
+def test_the_optional_redis_answers_the_gateway_alone(cluster) -> None:
+    overlay, docs, policies, pods = cluster
+    if "redis" not in pods:
+        assert overlay != "dev", "the dev overlay includes components/redis"
+        return
+    redis = pods["redis"]
+    assert {src for src in pods if policies.allows(pods[src], redis, 6379)} == {"gateway"}
+    for outsider in (_outside(INTERNET), _from_namespace("default"), _from_namespace("monitoring")):
+        assert not policies.allows(outsider, redis, 6379)
+    # its password: a config file from its own Secret, never an argument or an environment variable
+    pod = _workloads(docs)["redis"]["spec"]["template"]["spec"]
+    assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] and all(
+        _is(v["secret"]["secretName"], "loom-redis") for v in pod["volumes"] if "secret" in v)
+    assert not any("requirepass" in " ".join(c.get("args", [])) or c.get("env") for c in pod["containers"])
 
 
 def test_tools_reach_the_internet_but_no_private_metadata_or_cluster_address(cluster) -> None:
