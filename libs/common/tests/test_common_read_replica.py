@@ -6,14 +6,10 @@ a loaded machine replays WAL: the tests wait for the replica with `eventually`, 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from loom_common import db
-from loom_common.devstack import infra, pg_replica
+from loom_common.devstack import infra
 from loom_common.read_replica import Reads
 from loom_common.testing import eventually
 
@@ -21,19 +17,8 @@ pytestmark = pytest.mark.slow  # two servers and a base backup
 
 
 @pytest.fixture(scope="module")
-def servers():
-    root = Path(tempfile.mkdtemp(prefix="loom-replica-"))
-    primary = infra.EmbeddedPostgres(root / "primary").start()
-    replica = None
-    try:
-        pg_replica.allow_replication(primary)
-        replica = pg_replica.start_replica(primary, root / "replica")
-        yield primary, replica
-    finally:
-        if replica is not None:
-            replica.stop()
-        primary.stop()
-        shutil.rmtree(root, ignore_errors=True)
+def servers(replicated_postgres):
+    return replicated_postgres
 
 
 class Clock:

@@ -9,10 +9,7 @@ made straight on the primary (no gateway marks it) is absent from the replica's 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,7 +17,7 @@ import pytest
 from gateway_testkit import Console, Gw, make_app
 
 from loom_common.db import _with_database
-from loom_common.devstack import infra, pg_replica
+from loom_common.devstack import infra
 from loom_common.testing import eventually
 from loom_gateway.app import build
 from loom_gateway.settings import GatewaySettings
@@ -29,19 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240
 
 
 @pytest.fixture(scope="module")
-def servers():
-    root = Path(tempfile.mkdtemp(prefix="loom-gw-replica-"))
-    primary = infra.EmbeddedPostgres(root / "primary").start()
-    replica = None
-    try:
-        pg_replica.allow_replication(primary)
-        replica = pg_replica.start_replica(primary, root / "replica")
-        yield primary, replica
-    finally:
-        if replica is not None:
-            replica.stop()
-        primary.stop()
-        shutil.rmtree(root, ignore_errors=True)
+def servers(replicated_postgres):
+    return replicated_postgres
 
 
 @pytest.fixture

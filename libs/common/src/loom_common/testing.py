@@ -119,6 +119,26 @@ def database_url(loom_state_dir: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def replicated_postgres() -> Iterator[tuple[infra.EmbeddedPostgres, infra.EmbeddedPostgres]]:
+    """(primary, replica): a Postgres of the module's own and a hot standby streaming from it,
+    made with pg_basebackup -R (loom_common.devstack.pg_replica), for the read/write split."""
+    from loom_common.devstack import pg_replica
+
+    root = _state_root()
+    primary = infra.EmbeddedPostgres(root / "primary").start()
+    replica = None
+    try:
+        pg_replica.allow_replication(primary)
+        replica = pg_replica.start_replica(primary, root / "replica")
+        yield primary, replica
+    finally:
+        if replica is not None:
+            replica.stop()
+        primary.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def service_role_passwords(loom_state_dir: Path) -> dict[str, str]:
     """The session's passwords of the services' database roles (devstack.db_roles): stable for

@@ -67,7 +67,7 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
                                          wall_s=settings.parse_wall_s, max_text_chars=settings.parse_max_text_chars,
                                          max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20)))
         late.retriever = Retriever(db, inference, LexicalOverlapReranker(), ef_search=settings.hnsw_ef_search,
-                                   candidates_per_method=settings.candidates_per_method)
+                                   candidates_per_method=settings.candidates_per_method, reads=rt.reads)
         late.management = Management(db=db, files=files, queue=BusIngestQueue(rt.broker), embedder=inference,
                                      catalog=inference, tokenizer=tokenizer,
                                      default_embedding_model=settings.default_embedding_model,

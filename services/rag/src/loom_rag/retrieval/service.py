@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import defaultdict
 
+from loom_common.read_replica import Reads
 from loom_rag import metrics
 from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument
 from loom_rag.domain.models import Dataset, Hit, RetrievalQuery, SearchMethod
@@ -31,15 +32,19 @@ MAX_TOP_K = 100
 
 class Retriever:
     def __init__(self, db: TenantDb, embedder: Embedder, reranker: Reranker, *, ef_search: int = 64,
-                 candidates_per_method: int = 40):
+                 candidates_per_method: int = 40, reads: Reads | None = None):
         self.db, self.embedder, self.reranker = db, embedder, reranker
+        # Searches read the replica while it keeps up (loom_common.read_replica); without one,
+        # the primary. Documents become searchable asynchronously anyway (ingestion is a queue).
+        self.reads = reads or Reads(db.pool)
         self.ef_search, self.candidates = ef_search, candidates_per_method
 
     async def retrieve(self, q: RetrievalQuery) -> list[Hit]:
         started = time.perf_counter()
         _validate(q)
         ids = [uuid_("dataset_ids", d) for d in dict.fromkeys(q.dataset_ids)]
-        async with self.db.pool.acquire() as conn:  # one round trip; filtered on tenant_id
+        db = TenantDb(self.reads.pool(q.tenant_id), rls_role=self.db.rls_role)
+        async with db.pool.acquire() as conn:  # one round trip; filtered on tenant_id
             found = await datasets_store.lookup_many(conn, q.tenant_id, ids)
         method = q.method or found[0].search_method
         groups: dict[tuple[str, int, str], list[Dataset]] = defaultdict(list)
@@ -49,7 +54,7 @@ class Retriever:
         hits: list[Hit] = []
         for (model, dim, ts_config), members in groups.items():
             vector = await self._query_vector(q, model, dim) if method != SearchMethod.FULL_TEXT else None
-            hits.extend(await self._search(q, method, [d.id for d in members], dim, ts_config, vector, want))
+            hits.extend(await self._search(db, q, method, [d.id for d in members], dim, ts_config, vector, want))
         hits.sort(key=lambda h: (-h.score, h.segment_id))
         hits = await self.reranker.rerank(q.query, hits, want) if q.rerank else hits
         if q.score_threshold is not None:
@@ -71,7 +76,7 @@ class Retriever:
                                     f"was indexed with {dim}-d ones: re-create it")
         return got.vectors[0]
 
-    async def _search(self, q: RetrievalQuery, method: SearchMethod, dataset_ids: list[str], dim: int,
+    async def _search(self, db: TenantDb, q: RetrievalQuery, method: SearchMethod, dataset_ids: list[str], dim: int,
                       ts_config: str, vector: list[float] | None, want: int) -> list[Hit]:
         n = max(want, self.candidates) if method == SearchMethod.HYBRID else want
         # Custom plans: a cached generic plan cannot see the query's tsquery or vector and picks
@@ -80,12 +85,12 @@ class Retriever:
                     "plan_cache_mode": "force_custom_plan"}
 
         async def by_vector() -> list[Hit]:
-            async with self.db.transaction(q.tenant_id, rls=False, **settings) as conn:
+            async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
                 return await search.vector(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids, dim=dim,
                                            query_vector=vector, limit=n, filters=q.filters)
 
         async def by_text() -> list[Hit]:
-            async with self.db.transaction(q.tenant_id, rls=False, **settings) as conn:
+            async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
                 return await search.full_text(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids,
                                               text_search_config=ts_config, query=q.query, limit=n,
                                               filters=q.filters)
