@@ -139,3 +139,21 @@ async def test_a_worker_frozen_past_its_lease_loses_the_run_and_writes_nothing_m
     assert (row["status"], row["answer"], row["deliveries"], row["claimed_delivery"]) == \
         ("succeeded", "call2 done", 2, 2)
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+async def test_an_existing_runs_consumer_gets_the_deployments_ack_wait_on_start(nats, run_service) -> None:
+    """A durable created by an older deployment (30 s, the former default) is brought to 4 s when
+    a worker starts: the lease's arithmetic holds only if the server's ack wait is the worker's."""
+    from nats.js.api import ConsumerConfig
+
+    from loom_common import bus
+
+    async with BusClient(nats) as client:
+        js = client.broker.connection.jetstream()
+        c = bus.ORCHESTRATOR_RUNS
+        await js.add_consumer(c.stream.name, config=ConsumerConfig(
+            durable_name=c.durable, filter_subject=c.subject, ack_wait=30.0, max_deliver=c.max_deliver,
+            ack_policy="explicit"))
+        run_service("orchestrator", env={"LOOM_NATS_URL": nats})
+        info = await js.consumer_info(c.stream.name, c.durable)
+    assert info.config.ack_wait == 4.0
