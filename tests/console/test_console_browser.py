@@ -261,6 +261,8 @@ def test_api_key_created_in_the_console_answers_chat_messages(signed_in, console
     page.keyboard.press("ArrowRight")
     expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_role("tab", name="Logs")).to_be_focused()
+    expect(page.get_by_role("table", name="Conversations")).to_contain_text("tester")  # a chat app opens on them
+    page.get_by_role("button", name="Runs", exact=True).click()
     page.get_by_role("table").get_by_role("button").first.click()
     trace = page.get_by_test_id("run-trace")
     expect(trace).to_contain_text("succeeded")

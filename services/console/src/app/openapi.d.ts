@@ -234,6 +234,49 @@ export interface paths {
         patch: operations["app_keys_update_console_api_workspaces__workspace_id__apps__app_id__api_keys__key_id__patch"];
         trace?: never;
     };
+    "/console/api/workspaces/{workspace_id}/apps/{app_id}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Apps.Conversations
+         * @description Every end user's conversations with the app, most recently active first: `{data: [{id, name,
+         *     status, end_user, message_count, likes, dislikes, created_at, updated_at}], total, page, limit,
+         *     has_more}`.
+         */
+        get: operations["apps_conversations_console_api_workspaces__workspace_id__apps__app_id__conversations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/api/workspaces/{workspace_id}/apps/{app_id}/conversations/{conversation_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Apps.Conversation Messages
+         * @description A conversation's messages, oldest first, each with its run (for the trace) and the end
+         *     user's feedback `{rating: like|dislike, content}` or null.
+         */
+        get: operations["apps_conversation_messages_console_api_workspaces__workspace_id__apps__app_id__conversations__conversation_id__messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/console/api/workspaces/{workspace_id}/apps/{app_id}/draft": {
         parameters: {
             query?: never;
@@ -664,7 +707,9 @@ export interface paths {
         get: operations["settings_storage_console_api_workspaces__workspace_id__settings_storage_get"];
         /**
          * Settings.Update Storage
-         * @description Where the workspace's uploaded files go from now on (the S3 secret key is write-only).
+         * @description Where the workspace's uploaded files go from now on (the S3 secret key is write-only). A
+         *     bucket is tested first (the same probe as .../test): settings it refuses, a wrong secret
+         *     say, are a 400 and the stored ones stay, so uploads never start failing on a typo.
          */
         put: operations["settings_update_storage_console_api_workspaces__workspace_id__settings_storage_put"];
         post?: never;
@@ -3514,6 +3559,140 @@ export interface operations {
             };
             /** @description The request body is too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    apps_conversations_console_api_workspaces__workspace_id__apps__app_id__conversations_get: {
+        parameters: {
+            query?: {
+                /** @description in the name, a query or an answer */
+                keyword?: string;
+                /** @description one end user (the id the app's caller sent; the console's own debugger runs: console:<account id>) */
+                user?: string;
+                /** @description only conversations with a message rated so (any: rated at all) */
+                feedback?: ("like" | "dislike" | "any") | null;
+                page?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                app_id: string;
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No or an invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role lacks the permission (`x-loom-perm`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    apps_conversation_messages_console_api_workspaces__workspace_id__apps__app_id__conversations__conversation_id__messages_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                app_id: string;
+                conversation_id: string;
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid parameter (the body's `field` names it), or an app mode that does not fit the route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No or an invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role lacks the permission (`x-loom-perm`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not the caller's workspace */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

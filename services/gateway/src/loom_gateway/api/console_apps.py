@@ -1,5 +1,6 @@
-"""Console: apps (CRUD, draft DSL, publish, versions, import/export), their API keys and runs,
-and the workspace's dataset API keys."""
+"""Console: apps (CRUD, draft DSL, publish, versions, import/export), their API keys, runs and
+conversations (the logs: messages with their end users' feedback), and the workspace's dataset
+API keys."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl, limits
+from loom_gateway.domain.conversation_logs import ConversationFilter, ConversationLogs
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: apps"])
@@ -129,6 +131,34 @@ async def runs(app_id: str, request: Request, p: Principal = require(Perm.RUNS_R
                    None, description="only runs from there; default: all but single-node runs")) -> dict:
     await gw(request).apps.get(p.tenant_id, app_id)
     return {"data": await gw(request).execution.list_runs(p.tenant_id, app_id, limit, invoke_from)}
+
+
+@router.get("/apps/{app_id}/conversations", name="apps.conversations")
+async def conversations(app_id: str, request: Request, p: Principal = require(Perm.RUNS_READ),
+                        keyword: str = Query("", max_length=200, description="in the name, a query or an answer"),
+                        user: str = Query("", max_length=255, description="one end user (the id the app's "
+                                          "caller sent; the console's own debugger runs: console:<account id>)"),
+                        feedback: Literal["like", "dislike", "any"] | None = Query(
+                            None, description="only conversations with a message rated so (any: rated at all)"),
+                        page: int = Query(1, ge=1, le=100_000), limit: int = Query(20, ge=1, le=100)) -> dict:
+    """Every end user's conversations with the app, most recently active first: `{data: [{id, name,
+    status, end_user, message_count, likes, dislikes, created_at, updated_at}], total, page, limit,
+    has_more}`."""
+    g = gw(request)
+    await g.apps.get(p.tenant_id, app_id)
+    f = ConversationFilter(keyword.strip(), user.strip(), feedback, page, limit)
+    return await ConversationLogs(g.conversations.pool).conversations(p.tenant_id, app_id, f)
+
+
+@router.get("/apps/{app_id}/conversations/{conversation_id}/messages", name="apps.conversation_messages")
+async def conversation_messages(app_id: str, conversation_id: str, request: Request,
+                                p: Principal = require(Perm.RUNS_READ), limit: int = Query(100, ge=1, le=500)
+                                ) -> dict:
+    """A conversation's messages, oldest first, each with its run (for the trace) and the end
+    user's feedback `{rating: like|dislike, content}` or null."""
+    g = gw(request)
+    await g.apps.get(p.tenant_id, app_id)
+    return await ConversationLogs(g.conversations.pool).messages(p.tenant_id, app_id, conversation_id, limit)
 
 
 @router.get("/apps/{app_id}/api-keys", name="app_keys.list")

@@ -1,6 +1,8 @@
 /**
- * An app's runs (newest first, filtered by status and origin) and, for the one picked, its
- * per-node trace read back from the run's stored events (GET …/runs/{id}/events).
+ * An app's logs: for chat, chatflow and agent apps its conversations with their messages and
+ * feedback (ConversationsLog.tsx), and for every app its runs (newest first, filtered by status
+ * and origin) and, for the one picked, its per-node trace read back from the run's stored events
+ * (GET …/runs/{id}/events).
  */
 import { useMemo, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
@@ -8,6 +10,7 @@ import { api } from "../../api";
 import { Empty, ErrorMessage, Loading, formatTime } from "../../ui";
 import { useWorkspace } from "../../workspace";
 import type { AppSummary } from "../AppsPage";
+import { ConversationsLog } from "./ConversationsLog";
 
 interface Run {
   id: string;
@@ -43,7 +46,27 @@ interface TraceEvent {
   message?: string;
 }
 
+const CONVERSATIONAL = new Set(["chat", "chatflow", "agent"]);
+
 export function LogsTab({ app }: { app: AppSummary }) {
+  const conversational = CONVERSATIONAL.has(app.mode);
+  const [view, setView] = useState<"conversations" | "runs">(conversational ? "conversations" : "runs");
+  return (
+    <div className="stack">
+      {conversational && (
+        <div className="row" role="group" aria-label="Logs view">
+          <button type="button" className={view === "conversations" ? "" : "secondary"} aria-pressed={view === "conversations"}
+            onClick={() => setView("conversations")}>Conversations</button>
+          <button type="button" className={view === "runs" ? "" : "secondary"} aria-pressed={view === "runs"}
+            onClick={() => setView("runs")}>Runs</button>
+        </div>
+      )}
+      {view === "conversations" ? <ConversationsLog appId={app.id} /> : <RunsLog app={app} />}
+    </div>
+  );
+}
+
+function RunsLog({ app }: { app: AppSummary }) {
   const { workspaceId } = useWorkspace();
   const [status, setStatus] = useState("");
   const [origin, setOrigin] = useState("");
