@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 import asyncpg
-import boto3
+import moto_s3
 import pytest
 from gateway_testkit import make_app
 
@@ -49,17 +49,17 @@ def inference(nats_url, database_url, tmp_path):
 
 @pytest.fixture
 def s3_server():
-    """moto's S3 server on a free loopback port, with a bucket."""
-    from moto.server import ThreadedMotoServer
+    """moto's S3 server on a free loopback port, with a bucket (any key accepted)."""
+    server = moto_s3.start()
+    yield server.url, server.client
+    server.stop()
 
-    port = infra.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="ak",
-                          aws_secret_access_key="sk")
-    client.create_bucket(Bucket="loom-files")
-    yield url, client
+
+@pytest.fixture
+def s3_checking_keys():
+    """The same, checking request signatures: a wrong secret is refused."""
+    server = moto_s3.start(check_keys=True)
+    yield server
     server.stop()
 
 
@@ -225,6 +225,24 @@ async def test_storage_moves_to_s3_without_a_restart(loopback_allowed, gateway, 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="loom-files").get("Contents", [])]
     assert keys == [f"ws/{admin.workspace_id}/{up.json()['id']}.txt"]
     assert (await c.get(f"/v1/files/{up.json()['id']}/preview", headers=h)).content == b"in the bucket"
+
+
+async def test_storage_with_a_wrong_secret_is_not_saved(loopback_allowed, gateway, admin, s3_checking_keys) -> None:
+    c, s3 = gateway.client, s3_checking_keys
+    good = {"backend": "s3", "s3": {"bucket": moto_s3.BUCKET, "prefix": "ws", "endpoint_url": s3.url,
+                                    "region": moto_s3.REGION, "access_key_id": s3.access_key_id,
+                                    "secret_access_key": s3.secret_access_key}}
+    wrong = {**good, "s3": {**good["s3"], "secret_access_key": "not-the-secret"}}
+    assert (await c.post(admin.ws("/settings/storage/test"), json=good, headers=admin.headers)).json()["ok"] is True
+    tested = (await c.post(admin.ws("/settings/storage/test"), json=wrong, headers=admin.headers)).json()
+    assert tested["ok"] is False
+    assert tested["error"] == "the secret access key does not match the access key ID (SignatureDoesNotMatch)"
+    assert (await c.put(admin.ws("/settings/storage"), json=good, headers=admin.headers)).status_code == 200
+    r = await c.put(admin.ws("/settings/storage"), json=wrong, headers=admin.headers)
+    assert r.status_code == 400 and r.json()["field"] == "s3" and "SignatureDoesNotMatch" in r.json()["message"]
+    assert "not-the-secret" not in r.text and s3.secret_access_key not in r.text
+    # The stored settings are the good ones still.
+    assert (await c.post(admin.ws("/settings/storage/test"), headers=admin.headers)).json()["ok"] is True
 
 
 async def test_default_models_apply_to_new_apps(gateway, admin) -> None:

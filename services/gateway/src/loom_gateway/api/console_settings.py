@@ -177,9 +177,15 @@ def _raw(body: StorageBody) -> dict[str, Any]:
 
 @router.put("/settings/storage", name="settings.update_storage")
 async def set_storage(body: StorageBody, request: Request, p: Principal = require(Perm.WORKSPACE_MANAGE)) -> dict:
-    """Where the workspace's uploaded files go from now on (the S3 secret key is write-only)."""
+    """Where the workspace's uploaded files go from now on (the S3 secret key is write-only). A
+    bucket is tested first (the same probe as .../test): settings it refuses, a wrong secret
+    say, are a 400 and the stored ones stay, so uploads never start failing on a typo."""
     ws = gw(request).workspace_settings
-    return await ws.set_storage(p.tenant_id, await ws.parse_storage(p.tenant_id, _raw(body)))
+    s3 = await ws.parse_storage(p.tenant_id, _raw(body))
+    if s3 is not None and not (probe := await ws.test_storage(s3))["ok"]:
+        raise BadRequest(f"Not saved: the bucket could not be used: {probe['error']}", field="s3",
+                         code="storage_unusable")
+    return await ws.set_storage(p.tenant_id, s3)
 
 
 @router.post("/settings/storage/test", name="settings.test_storage")

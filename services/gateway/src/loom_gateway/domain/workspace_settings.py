@@ -159,10 +159,19 @@ class WorkspaceSettings:
         return (await self.default_models(tenant_id))["default_chat_model"]
 
 
+# What an S3 error code means to the person filling the form (the code stays in the message).
+_S3_CODES = {"SignatureDoesNotMatch": "the secret access key does not match the access key ID",
+             "InvalidAccessKeyId": "the server knows no such access key ID",
+             "AccessDenied": "the key may not write to this bucket",
+             "NoSuchBucket": "the bucket does not exist"}
+
+
 def _storage_reason(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {S3_TIMEOUT_S:.0f} s"
     code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    if code in _S3_CODES:
+        return f"{_S3_CODES[code]} ({code})"
     return f"{type(exc).__name__}: {code or str(exc)[:300]}"
 
 
