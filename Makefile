@@ -26,7 +26,7 @@ LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl wheelhouse
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl redis wheelhouse
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -69,6 +69,12 @@ kubectl:
 	@command -v kubectl >/dev/null || { apt-get update -q && apt-get install -y -q kubectl; } \
 	  || sudo apt-get install -y -q kubectl
 
+# Debian's redis-server (and redis-cli): the gateway's Redis tests run it, alone and as a cluster;
+# they skip, saying why, only where apt cannot install it.
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; } \
+	  || sudo apt-get install -y -q redis-server || echo "redis-server not installed: its tests will skip" >&2
+
 # The engine on its own (docs/inference.md, "Install"): wheels of loom-protos, loom-common and
 # loom-inference (the first two are on no index) plus this CPU's llama.cpp wheel, so that
 # `pip install --find-links $(WHEELHOUSE) loom-inference` gives a working `llm-engine`.
@@ -93,11 +99,11 @@ status:
 	$(VENV)/bin/loom-stack status
 
 # pytest's exit 5 (nothing collected: a marker or -k that matches no test) fails too, with a hint.
-test: setup chromium kubectl test-console
+test: setup chromium kubectl redis test-console
 	$(PYTEST) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test (exit 5): check PYTEST_ARGS" >&2; exit $$rc; }
 
 # Everything but the tests marked slow (real model, many processes).
-test-fast: setup kubectl
+test-fast: setup kubectl redis
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test (exit 5): check PYTEST_ARGS" >&2; exit $$rc; }
 
 lint: setup
