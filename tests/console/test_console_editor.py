@@ -315,3 +315,89 @@ def test_nodes_dropped_into_an_iteration_run_inside_it_and_leave_with_it(signed_
     page.keyboard.press("Control+z")
     expect(page.get_by_test_id("node-code")).to_be_visible()
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+
+
+def _box(page, test_id: str) -> dict:
+    box = page.get_by_test_id(test_id).bounding_box()
+    assert box is not None, test_id
+    return box
+
+
+def _saved_graph(page, console_stack, admin, app_id: str) -> dict:
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-state", "saved", timeout=15_000)
+    return console_stack.api("GET", f"/console/api/workspaces/{admin.workspace_id}/apps/{app_id}/draft",
+                             admin.token).json()["dsl"]["workflow"]["graph"]
+
+
+def test_a_node_on_the_canvas_dragged_into_an_iteration_becomes_its_child_and_dragged_out_is_top_level(
+        signed_in, console_stack, admin) -> None:
+    """Containers take nodes already on the canvas: a code node dragged by the mouse onto an
+    iteration becomes its child (parent_id and a position relative to it in the saved DSL, the
+    edges that crossed the border dropped), and dragged out again is top-level."""
+    page = signed_in
+    page.set_viewport_size(WIDE)
+    ws = admin.workspace_id
+    app = console_stack.api("POST", f"/console/api/workspaces/{ws}/apps", admin.token,
+                            json={"name": f"Containers {uuid.uuid4().hex[:4]}", "mode": "workflow"}).json()
+    path = f"/console/api/workspaces/{ws}/apps/{app['id']}/draft"
+    dsl = console_stack.api("GET", path, admin.token).json()["dsl"]
+    code = {"type": "code", "title": "Outer", "code": "def main():\n    return {'result': 1}\n",
+            "outputs": {"result": {"type": "number"}}, "variables": []}
+    dsl["workflow"]["graph"] = {
+        "version": "1", "conversation_variables": [], "environment_variables": [],
+        "nodes": [
+            {"id": "start", "data": {"type": "start", "title": "Start", "variables": []}, "position": {"x": 0, "y": 0}},
+            {"id": "it", "data": {"type": "iteration", "title": "Each file", "start_node_id": "it_start",
+                                  "iterator_selector": ["sys", "files"], "output_selector": ["inner", "result"]},
+             "position": {"x": 320, "y": 0}},
+            {"id": "it_start", "data": {"type": "iteration-start", "title": ""}, "parent_id": "it",
+             "position": {"x": 24, "y": 56}},
+            {"id": "inner", "data": {**code, "title": "Inner"}, "parent_id": "it", "position": {"x": 24, "y": 140}},
+            {"id": "c", "data": code, "position": {"x": 0, "y": 320}},
+            {"id": "end", "data": {"type": "end", "title": "End", "outputs": []}, "position": {"x": 900, "y": 0}},
+        ],
+        "edges": [{"id": "e1", "source": "start", "target": "it"}, {"id": "e2", "source": "it", "target": "end"},
+                  {"id": "e3", "source": "start", "target": "c"},
+                  {"id": "e4", "source": "it_start", "target": "inner"}],
+    }
+    r = console_stack.api("PUT", path, admin.token, json={"dsl": dsl})
+    assert r.status_code == 200, r.text
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    expect(page.get_by_test_id("node-c")).to_be_visible()
+
+    # Into the iteration: press on the node's title bar, release over the container's empty right part.
+    node, it = _box(page, "node-c"), _box(page, "node-it")
+    grab = (node["x"] + 40, node["y"] + 10)
+    page.mouse.move(*grab)
+    page.mouse.down()
+    page.mouse.move(it["x"] + it["width"] * 0.55 + 40, it["y"] + it["height"] * 0.45 + 10, steps=15)
+    page.mouse.up()
+    graph = _saved_graph(page, console_stack, admin, app["id"])
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert nodes["c"].get("parent_id") == "it", nodes["c"]
+    inner = nodes["c"]["position"]  # relative to the iteration, inside it
+    assert 0 < inner["x"] < 600 and 0 < inner["y"] < 300, inner
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert edges == {("start", "it"), ("it", "end"), ("it_start", "inner")}, edges  # start -> c crossed the border
+    node, it = _box(page, "node-c"), _box(page, "node-it")  # drawn inside the container
+    assert it["x"] < node["x"] and node["x"] + node["width"] <= it["x"] + it["width"] + 1, (node, it)
+    assert it["y"] < node["y"] and node["y"] + node["height"] <= it["y"] + it["height"] + 1, (node, it)
+    page.screenshot(path=str(ARTIFACTS / "editor-node-dragged-into-iteration.png"))
+
+    # Out again: released below the iteration, it is top-level (no parent_id), where it was dropped.
+    # (Pressed at its right end: the curve of it_start -> inner, drawn above the children, is left of it.)
+    page.mouse.move(node["x"] + node["width"] - 15, node["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(it["x"] + node["width"], it["y"] + it["height"] + 120, steps=15)
+    page.mouse.up()
+    graph = _saved_graph(page, console_stack, admin, app["id"])
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert "parent_id" not in nodes["c"], nodes["c"]
+    assert nodes["c"]["position"]["y"] > 200, nodes["c"]  # a canvas position now, below the container
+    node, it = _box(page, "node-c"), _box(page, "node-it")
+    assert node["y"] > it["y"] + it["height"], (node, it)
+    # Undo puts it back inside the iteration.
+    page.get_by_test_id("canvas").click(position={"x": 10, "y": 10})
+    page.keyboard.press("Control+z")
+    graph = _saved_graph(page, console_stack, admin, app["id"])
+    assert {n["id"]: n.get("parent_id") for n in graph["nodes"]}["c"] == "it"

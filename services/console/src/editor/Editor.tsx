@@ -4,10 +4,10 @@
  * graph/convert.ts) plus the graph's other fields; every edit goes through here so it can be
  * undone, marks the draft dirty and is autosaved (with a conflict check, drafts.ts).
  */
-import { useCallback, useDeferredValue, useEffect, useMemo, useRef, useState } from 'react'
+import { useCallback, useDeferredValue, useEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react'
 import {
   applyEdgeChanges, applyNodeChanges, Background, Controls, MiniMap, ReactFlow, useReactFlow, useStore,
-  type Connection, type EdgeChange, type NodeChange, type OnSelectionChangeParams,
+  type Connection, type EdgeChange, type NodeChange, type OnNodeDrag, type OnSelectionChangeParams,
 } from '@xyflow/react'
 import '@xyflow/react/dist/style.css'
 import './editor.css'
@@ -20,6 +20,7 @@ import { DraftConflict, DraftStore, stableJson } from './drafts'
 import { CONTAINER_START, spec } from './dsl/nodeTypes'
 import type { AppDoc, DslNode, Graph, ModelConfig, NodeData, NodeType } from './dsl/types'
 import { copy, isClip, paste, type Clip } from './graph/clipboard'
+import { freeChildren, placeNodes, planDrop, scopeEdges, withExtents } from './graph/containers'
 import {
   CONTAINER_MIN, CONTAINER_PAD, containerSizes, edgeId, toFlow, toFlowNode, toGraph, type GraphMeta, type LoomEdge,
   type LoomNode,
@@ -367,7 +368,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   // Undo and redo put a snapshot of the history back (nothing when there is none).
   const restore = useCallback((snap: Snap | undefined) => {
     if (!snap) return
-    setNodes(snap.nodes)
+    setNodes(withExtents(snap.nodes))
     setEdges(snap.edges)
     setMeta(snap.meta)
     touch()
@@ -472,7 +473,38 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   }, [rf])
 
   const closePanel = useCallback(() => selectNode(''), [selectNode])
-  const onDragStart = useCallback(() => remember(`drag:${Date.now()}`), [remember])
+  // Moving a node that is on the canvas into an iteration or loop, or out of one: a child's
+  // `extent` is lifted when it is pressed (React Flow reads it as the drag starts), and the drop
+  // decides where it belongs (graph/containers.ts).
+  const dragging = useRef(false)
+  const onPointerDown = useCallback((e: ReactPointerEvent) => {
+    if (!canEdit || e.button !== 0) return
+    const id = (e.target as HTMLElement).closest?.('.react-flow__node')?.getAttribute('data-id')
+    const pressed = id ? refs.current.nodes.find((n) => n.id === id) : undefined
+    if (!pressed) return
+    const ids = new Set([id!, ...(pressed.selected ? refs.current.nodes.filter((n) => n.selected).map((n) => n.id) : [])])
+    if (freeChildren(refs.current.nodes, ids) !== refs.current.nodes) setNodes((ns) => freeChildren(ns, ids))
+  }, [canEdit])
+  const onPointerUp = useCallback(() => {
+    if (!dragging.current) setNodes((ns) => withExtents(ns)) // a click, not a drag
+  }, [])
+  const onDragStart = useCallback(() => {
+    dragging.current = true
+    remember(`drag:${Date.now()}`)
+  }, [remember])
+  const onDragStop: OnNodeDrag<LoomNode> = useCallback((_e, _node, dropped) => {
+    dragging.current = false
+    const positions = new Map(dropped.map((n) => [n.id, n.position]))
+    const moves = planDrop(refs.current.nodes, positions)
+    const ids = new Set(positions.keys())
+    setNodes((ns) => placeNodes(ns, moves, ids))
+    if (moves.length) {
+      const parents = placeNodes(refs.current.nodes, moves, ids)
+      setEdges((es) => scopeEdges(es, parents))
+      touch()
+    }
+    fitContainers()
+  }, [fitContainers, touch])
   const toggleDebug = useCallback(() => setDebugOpen((o) => !o), [])
   const closeDebug = useCallback(() => setDebugOpen(false), [])
   const saveNow = useCallback(() => void flush(), [flush])
@@ -514,12 +546,13 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
           )}
           <div className="ed-main">
             {canEdit && <Palette onDrop={dropNode} onAdd={addInView} hasStart={hasStart} />}
-            <div className="ed-canvas" ref={wrapper} data-testid="canvas">
+            <div className="ed-canvas" ref={wrapper} data-testid="canvas" onPointerDownCapture={onPointerDown}
+              onPointerUpCapture={onPointerUp}>
               <ReactFlow<LoomNode, LoomEdge>
                 nodes={nodes} edges={edges} nodeTypes={nodeTypes}
                 onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
                 isValidConnection={isValidConnection} onSelectionChange={onSelectionChange}
-                onNodeDragStart={onDragStart} onNodeDragStop={fitContainers}
+                onNodeDragStart={onDragStart} onNodeDragStop={onDragStop}
                 nodesDraggable={canEdit} nodesConnectable={canEdit} edgesReconnectable={false}
                 deleteKeyCode={canEdit ? DELETE_KEYS : null}
                 onInit={onInit} minZoom={0.1} onlyRenderVisibleElements
