@@ -16,7 +16,7 @@ import secrets
 
 from starlette.middleware.cors import CORSMiddleware
 
-from loom_common import blobs, secret_files
+from loom_common import blobs, redis_link, secret_files
 from loom_common.logging import get_logger
 from loom_common.runtime import ServiceRuntime
 from loom_gateway import __version__
@@ -48,9 +48,11 @@ from loom_gateway.domain.conversations import Conversations
 from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files
+from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
+from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
 
@@ -95,10 +97,15 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s, settings.model_pull_timeout_s)
     rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
     tasks: list[asyncio.Task] = []
+    # Optional Redis (LOOM_REDIS_URL): cached key admissions and rate counters the replicas
+    # share; never the only copy, so Postgres answers whenever Redis cannot.
+    link = redis_link.open_link(settings.redis_url)
 
     @rt.on_start
     async def wire(rt: ServiceRuntime) -> None:
         pool, reads = rt.pool, rt.reads
+        key_cache = KeyCache(link)
+        counters = RateCounters(link, pool) if link is not None else None
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool, reads)
         # Workspace settings (console): read on every use, so a change needs no restart.
@@ -108,13 +115,13 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                                                settings.default_chat_model, settings.default_embedding_model)
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
-                        settings.login_failure_window_s)),
-                    apps=Apps(pool, settings.default_chat_model, sealer), conversations=conversations,
+                        settings.login_failure_window_s), key_cache=key_cache),
+                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache), conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),
                     limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
-                                                 settings.workspace_tokens_per_day)),
+                                                 settings.workspace_tokens_per_day), keys=key_cache, counters=counters),
                     audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
                     model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
                     workspace_settings=workspace_settings, reads=reads)
@@ -123,6 +130,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
             log.info("sealed stored app secrets", rows=sealed)
         tasks.append(asyncio.create_task(_sweep(g)))
         tasks.append(asyncio.create_task(_register_endpoints(g)))
+        if counters is not None:  # Redis's counts, mirrored to Postgres in batches
+            tasks.append(asyncio.create_task(counters.run()))
 
     @rt.on_stop
     async def unwire(rt: ServiceRuntime) -> None:
@@ -134,6 +143,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                 await task
         await inference.close()
         await rag.close()
+        if link is not None:
+            await link.close()
 
     return rt
 

@@ -15,6 +15,7 @@ import asyncpg
 from loom_common.ids import new_id
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.login_throttle import LoginPolicy, LoginThrottle
 from loom_gateway.domain.rbac import ASSIGNABLE_ROLES, Role
 
@@ -50,8 +51,9 @@ def workspace_body(row) -> dict:
 
 class Accounts:
     def __init__(self, pool: asyncpg.Pool, issuer: security.TokenIssuer, invitation_ttl_s: int,
-                 login_policy: LoginPolicy = LoginPolicy()):
+                 login_policy: LoginPolicy = LoginPolicy(), key_cache: KeyCache | None = None):
         self.pool = pool
+        self.key_cache = key_cache or KeyCache(None)  # a workspace's limits are in its keys' entries
         self.issuer = issuer
         self.invitation_ttl_s = invitation_ttl_s
         self.throttle = LoginThrottle(pool, login_policy)
@@ -165,10 +167,14 @@ class Accounts:
             "UPDATE tenants SET name = COALESCE($2, name), rpm_limit = COALESCE($3, rpm_limit),"
             " tokens_per_day = COALESCE($4, tokens_per_day) WHERE id = $1",
             tenant_id, name.strip() if name else None, rpm_limit, tokens_per_day)
+        if rpm_limit is not None or tokens_per_day is not None:
+            await self.key_cache.forget(await self.key_cache.digests(self.pool, tenant_id=tenant_id))
         return await self.workspace(tenant_id)
 
     async def delete_workspace(self, tenant_id: str) -> None:
+        keys = await self.key_cache.digests(self.pool, tenant_id=tenant_id)
         await self.pool.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
+        await self.key_cache.forget(keys)
 
     # ---- members and invitations ---------------------------------------------------------
 

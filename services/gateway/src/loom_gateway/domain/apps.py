@@ -19,6 +19,7 @@ from loom_common.dsl.flow_nodes import InputVariable
 from loom_common.ids import new_id
 from loom_gateway.domain import app_secrets, dsl, security
 from loom_gateway.domain.errors import BadRequest, NotFound
+from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.sealing import Sealer
 
 
@@ -59,8 +60,10 @@ class Apps:
     # the last few it ran, parsed: a run start whose key named the version skips the query.
     PUBLISHED_CACHE = 256
 
-    def __init__(self, pool: asyncpg.Pool, default_chat_model: str, sealer: Sealer):
+    def __init__(self, pool: asyncpg.Pool, default_chat_model: str, sealer: Sealer, key_cache: KeyCache | None = None):
         self.pool = pool
+        # Cached key admissions (Redis): what a publish, a delete or a key change makes stale.
+        self.key_cache = key_cache or KeyCache(None)
         self.default_chat_model = default_chat_model
         self.sealer = sealer  # secret environment variables (app_secrets.py)
         self._published: OrderedDict[tuple[str, str, int], PublishedApp] = OrderedDict()
@@ -112,9 +115,11 @@ class Apps:
         return app_body(row)
 
     async def delete(self, tenant_id: str, app_id: str) -> None:
+        keys = await self.key_cache.digests(self.pool, app_id=app_id)  # its keys go with it
         if await self.pool.execute("DELETE FROM apps WHERE tenant_id = $1 AND id = $2", tenant_id, app_id) \
                 == "DELETE 0":
             raise NotFound("App not found.", code="app_not_exists")
+        await self.key_cache.forget(keys)
 
     # ---- DSL: draft, publish, versions, import/export ---------------------------------------
 
@@ -174,6 +179,8 @@ class Apps:
                                " VALUES ($1, $2, $3, $4, $5)", app_id, tenant_id, version, row["draft"], account_id)
             await conn.execute("UPDATE apps SET published_version = $3, updated_at = now() WHERE tenant_id = $1"
                                " AND id = $2", tenant_id, app_id, version)
+        # The app's keys admit to the new version from their next request on, on every replica.
+        await self.key_cache.forget(await self.key_cache.digests(self.pool, app_id=app_id))
         return {"version": version}
 
     async def versions(self, tenant_id: str, app_id: str) -> list[dict]:
@@ -288,9 +295,12 @@ class Apps:
                 " WHERE tenant_id = $1 AND id = $2", tenant_id, key_id, rpm, changes.get("rpm_limit"), tokens,
                 changes.get("tokens_per_day")) == "UPDATE 0":
             raise NotFound("API key not found.", code="api_key_not_exists")
+        await self.key_cache.forget(await self.key_cache.digests(self.pool, key_id=key_id))
 
     async def delete_key(self, tenant_id: str, kind: str, key_id: str, app_id: str | None = None) -> None:
-        status = await self.pool.execute("DELETE FROM api_keys WHERE tenant_id = $1 AND kind = $2 AND id = $3"
-                                         " AND ($4::text IS NULL OR app_id = $4)", tenant_id, kind, key_id, app_id)
-        if status == "DELETE 0":
+        gone = await self.pool.fetchval("DELETE FROM api_keys WHERE tenant_id = $1 AND kind = $2 AND id = $3"
+                                        " AND ($4::text IS NULL OR app_id = $4) RETURNING key_hash",
+                                        tenant_id, kind, key_id, app_id)
+        if gone is None:
             raise NotFound("API key not found.", code="api_key_not_exists")
+        await self.key_cache.forget([gone])  # revoked on every replica from the next request on

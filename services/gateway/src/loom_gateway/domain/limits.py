@@ -13,6 +13,11 @@ in the same statement, so concurrent requests cannot all pass the last tokens le
 ends, the reservation is replaced by the tokens it used (`settle`). One request may still end
 over the quota, by at most its own budget.
 
+With Redis (optional, `LOOM_REDIS_URL`), admission reads the key from the shared key cache
+(key_cache.py) and counts the minute in Redis (rate_counters.py), with the same rules; when
+Redis cannot answer, the statement below admits and counts in Postgres: never open.
+Token quotas stay in Postgres either way (reserved and settled with the run's record).
+
 A key's limits: a number >= 1, or unlimited. 0 is not "unlimited" (it was); unlimited is
 explicit (`null` in the API) and only the workspace's owner may set it (`check_key_limits`).
 """
@@ -24,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from loom_common.redis_link import RedisDown
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import BadRequest, Forbidden, NotFound, QuotaExceeded, RateLimited, Unauthorized
+from loom_gateway.domain.key_cache import KEY_ROW, KeyCache
+from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.rbac import Principal, Role
 
 
@@ -128,10 +136,21 @@ def check_key_limits(role: Role, changes: dict[str, int | None]) -> None:
             raise BadRequest(f"{field} must be at least 1 (null = unlimited, owner only)", field=field)
 
 
+_TOKENS_USED = """
+SELECT (SELECT value FROM usage_counters WHERE scope = 'tenant:' || $1 AND metric = 'tokens' AND window_start = $3)
+           AS ws_used,
+       (SELECT value FROM usage_counters WHERE scope = 'key:' || $2 AND metric = 'tokens' AND window_start = $3)
+           AS key_used
+"""
+
+
 class Limits:
-    def __init__(self, pool: asyncpg.Pool, defaults: Defaults):
+    def __init__(self, pool: asyncpg.Pool, defaults: Defaults, *, keys: KeyCache | None = None,
+                 counters: RateCounters | None = None):
         self.pool = pool
         self.defaults = defaults
+        self.keys = keys  # with counters: Redis is configured
+        self.counters = counters
 
     async def admit_key(self, secret: str, named_workspace: str | None = None) -> Principal:
         """The API key a secret is, admitted: one request counted against the key's and its
@@ -140,28 +159,51 @@ class Limits:
         now = datetime.now(UTC)
         minute = now.replace(second=0, microsecond=0)
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        digest = security.digest(secret)
+        if self.counters is not None and self.keys is not None:
+            try:
+                return await self._admit_with_redis(digest, named_workspace, now, minute, day)
+            except RedisDown:  # counted in Postgres instead, after this process's Redis counts reach it
+                await self.counters.flush()
         d = self.defaults
-        r = await self.pool.fetchrow(_ADMIT, security.digest(secret), minute, day, d.key_rpm, d.workspace_rpm,
+        r = await self.pool.fetchrow(_ADMIT, digest, minute, day, d.key_rpm, d.workspace_rpm,
                                      d.workspace_tokens_per_day, named_workspace)
         if r is None:
             raise Unauthorized("Access token is invalid")
         if not r["counted"]:  # a key never reaches another workspace
             raise NotFound("Workspace not found.", code="workspace_not_exists")
-        retry = 60 - now.second
-        if r["key_n"] is not None and r["key_n"] > r["key_rpm"]:
-            raise RateLimited(f"Rate limit of {r['key_rpm']} requests per minute exceeded for this key.",
-                              retry_after_s=retry)
-        if r["ws_n"] is not None and r["ws_n"] > r["ws_rpm"]:
-            raise RateLimited(f"Rate limit of {r['ws_rpm']} requests per minute exceeded for this workspace.",
-                              retry_after_s=retry)
-        for used, limit in ((r["ws_used"], r["ws_tok"]), (r["key_used"], r["key_tok"])):
-            if limit and (used or 0) >= limit:
-                raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
-                                    retry_after_s=int(86400 - (now - day).total_seconds()))
-        role = Role.APP_KEY if r["kind"] == "app" else Role.DATASET_KEY
-        return Principal(kind=f"{r['kind']}_key", tenant_id=r["tenant_id"], role=role, key_id=r["id"],
-                         app_id=r["app_id"], app_version=r["published_version"],
-                         token_quota=bool(r["key_tok"] or r["ws_tok"]))
+        if self.counters is not None:
+            self.counters.counted_in_postgres(r["tenant_id"], r["id"], minute)
+        return _decide(r, now, day)
+
+    async def _admit_with_redis(self, digest: str, named_workspace: str | None, now: datetime, minute: datetime,
+                                day: datetime) -> Principal:
+        """admit_key with the key from the cache and the minute counted in Redis (same rules)."""
+        assert self.keys is not None and self.counters is not None
+        row = await self.keys.get(digest)
+        if row is None:
+            found = await self.pool.fetchrow(KEY_ROW, digest)
+            if found is None:
+                raise Unauthorized("Access token is invalid")
+            row = dict(found)
+            await self.keys.put(digest, row)
+        d = self.defaults
+        r = {**row, "key_rpm": 0 if row["rpm_unlimited"] else (row["rpm_limit"] if row["rpm_limit"] is not None
+                                                                else d.key_rpm),
+             "key_tok": row["key_tokens"] or 0,
+             "ws_rpm": row["ws_rpm"] if row["ws_rpm"] is not None else d.workspace_rpm,
+             "ws_tok": row["ws_tokens"] if row["ws_tokens"] is not None else d.workspace_tokens_per_day}
+        if named_workspace is not None and named_workspace != r["tenant_id"]:
+            raise NotFound("Workspace not found.", code="workspace_not_exists")
+        r["key_n"], r["ws_n"] = await self.counters.count(r["tenant_id"], r["id"], minute, r["key_rpm"], r["ws_rpm"])
+        r["ws_used"] = r["key_used"] = None
+        if r["ws_tok"] > 0 or r["key_tok"] > 0:
+            used = await self.pool.fetchrow(_TOKENS_USED, r["tenant_id"], r["id"], day)
+            r["ws_used"] = used["ws_used"] if r["ws_tok"] > 0 else None
+            r["key_used"] = used["key_used"] if r["key_tok"] > 0 else None
+        return _decide(r, now, day)
+
+
 
     async def reserve(self, principal: Principal, tokens: int, *, run_id: str | None = None) -> Reservation | None:
         """Hold `tokens` of today's quotas for an API key's request, or raise QuotaExceeded.
@@ -224,6 +266,25 @@ class Limits:
                                 " now() - interval '10 minutes') OR window_start < now() - interval '3 days'")
         # Runs no one recorded (the gateway died meanwhile): their reservation lapses with its day.
         await self.pool.execute("DELETE FROM token_reservations WHERE day < now() - interval '3 days'")
+
+
+def _decide(r, now: datetime, day: datetime) -> Principal:
+    """The admission's answer from the key's limits and its counts (Postgres's or Redis's)."""
+    retry = 60 - now.second
+    if r["key_n"] is not None and r["key_n"] > r["key_rpm"]:
+        raise RateLimited(f"Rate limit of {r['key_rpm']} requests per minute exceeded for this key.",
+                          retry_after_s=retry)
+    if r["ws_n"] is not None and r["ws_n"] > r["ws_rpm"]:
+        raise RateLimited(f"Rate limit of {r['ws_rpm']} requests per minute exceeded for this workspace.",
+                          retry_after_s=retry)
+    for used, limit in ((r["ws_used"], r["ws_tok"]), (r["key_used"], r["key_tok"])):
+        if limit and (used or 0) >= limit:
+            raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
+                                retry_after_s=int(86400 - (now - day).total_seconds()))
+    role = Role.APP_KEY if r["kind"] == "app" else Role.DATASET_KEY
+    return Principal(kind=f"{r['kind']}_key", tenant_id=r["tenant_id"], role=role, key_id=r["id"],
+                     app_id=r["app_id"], app_version=r["published_version"],
+                     token_quota=bool(r["key_tok"] or r["ws_tok"]))
 
 
 async def settle_reservation(conn: asyncpg.Connection, reservation: Reservation, used: int) -> None:

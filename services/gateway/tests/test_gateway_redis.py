@@ -1,0 +1,195 @@
+"""The gateway with Redis (LOOM_REDIS_URL) on a real Debian `redis-server`, alone and as a
+three-node cluster: cached key admission invalidated at once (revoke, key limits, publish),
+rate counters counted in Redis with limits.py's rules, a Redis stopped and restarted empty in
+the middle of a minute (Postgres counts meanwhile, nothing is admitted past the limit, Redis
+starts again from Postgres's count), and the Redis counts mirrored to Postgres.
+
+The limits' clock is frozen at the test's start, so every request falls in one minute however
+slow the machine is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from gateway_testkit import PASSWORD, Console, Gw, make_app, republish
+
+from loom_common.db import _with_database
+from loom_common.devstack.redis_server import EmbeddedRedis, redis_binary, start_cluster
+from loom_common.testing import eventually
+from loom_gateway.app import build
+from loom_gateway.domain import limits as limits_module
+from loom_gateway.settings import GatewaySettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180),
+              pytest.mark.skipif(redis_binary() is None,
+                                 reason="redis-server not installed and apt-get could not install it "
+                                        "(make test installs Debian's redis-server package)")]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory):
+    nodes = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+def frozen_minute(monkeypatch):
+    """limits.py's `datetime.now` fixed at this moment (a minute's counters stay one minute's)."""
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr(limits_module, "datetime", Frozen)
+    return now
+
+
+@contextlib.asynccontextmanager
+async def gateway_with(redis_url: str, nats_url, database_url, tmp_path, monkeypatch, **settings):
+    db = _with_database(database_url, f"gw_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("LOOM_HOME", str(tmp_path / "home"))
+    s = GatewaySettings(nats_url=nats_url, database_url=db, redis_url=redis_url, log_level="WARNING",
+                        inference_addr="127.0.0.1:1", rag_addr="127.0.0.1:1", inference_timeout_s=2.0,
+                        rag_timeout_s=2.0, **settings)
+    rt = build(s)
+    await rt.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.http), base_url="http://gw") as client:
+            yield Gw(client, rt, db, "")
+    finally:
+        await rt.stop()
+
+
+async def console(c: httpx.AsyncClient) -> Console:
+    r = await c.post("/console/api/setup", json={"email": "admin@example.com", "name": "Admin",
+                                                 "password": PASSWORD, "workspace_name": "A"})
+    assert r.status_code == 201, r.text
+    return Console(r.json()["access_token"], r.json()["workspace"]["id"], r.json()["account_id"])
+
+
+async def key_id_of(c: httpx.AsyncClient, admin: Console, app_id: str) -> str:
+    return (await c.get(admin.ws(f"/apps/{app_id}/api-keys"), headers=admin.headers)).json()["data"][0]["id"]
+
+
+async def postgres_count(gw: Gw, scope: str) -> int:
+    return await gw.rt.pool.fetchval("SELECT COALESCE(sum(value), 0) FROM usage_counters WHERE scope = $1"
+                                     " AND metric = 'requests'", scope) or 0
+
+
+async def check_invalidation(gw: Gw) -> None:
+    c = gw.client
+    admin = await console(c)
+    app_id, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""
+    limits = gw.rt.http.state.gw.limits
+    assert await limits.keys.get(limits_module.security.digest(key)) is not None  # admitted from the cache now
+
+    # Publish: the key's next request sees the new version, on every replica (the entry is gone).
+    await republish(c, admin, app_id, lambda dsl: dsl["workflow"].setdefault("features", {}).update(
+        opening_statement="Hello again"))
+    assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == "Hello again"
+
+    # A key's own limit changed: in force from the next request (two made already this minute).
+    kid = await key_id_of(c, admin, app_id)
+    r = await c.patch(admin.ws(f"/apps/{app_id}/api-keys/{kid}"), json={"rpm_limit": 3}, headers=admin.headers)
+    assert r.is_success, r.text
+    statuses = [(await c.get("/v1/parameters", headers=h)).status_code for _ in range(2)]
+    assert statuses == [200, 429]
+
+    # Revoked: refused at once, although Redis had it cached a moment ago.
+    assert (await c.delete(admin.ws(f"/apps/{app_id}/api-keys/{kid}"), headers=admin.headers)).status_code == 204
+    r = await c.get("/v1/parameters", headers=h)
+    assert r.status_code == 401, r.text
+
+
+async def test_revoked_key_and_published_app_take_effect_at_once(redis_server, nats_url, database_url, tmp_path,
+                                                                 monkeypatch, frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        await check_invalidation(gw)
+
+
+@pytest.mark.slow
+async def test_redis_cluster_serves_the_cache_and_the_counters(redis_cluster, nats_url, database_url, tmp_path,
+                                                               monkeypatch, frozen_minute):
+    async with gateway_with(redis_cluster[0].url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        await check_invalidation(gw)
+        link = gw.rt.http.state.gw.limits.counters.link
+        assert link.cluster  # redis-py's RedisCluster, found by asking the node
+        # Keys of many workspaces spread over the three masters' slots.
+        counters = gw.rt.http.state.gw.limits.counters
+        for i in range(30):
+            assert await counters.count(f"t{i}", f"k{i}", frozen_minute, 5, 10) == (1, 1)
+        holding = [int(n.cli("DBSIZE").strip() or 0) for n in redis_cluster]
+        assert sum(1 for n in holding if n > 0) == 3, holding
+
+
+async def test_rate_limit_stays_exact_when_redis_stops_and_restarts_empty(redis_server, nats_url, database_url,
+                                                                         tmp_path, monkeypatch, frozen_minute):
+    # Flushes to Postgres only when asked: the test decides what Postgres holds at each step.
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch,
+                            key_rpm=6, workspace_rpm=1000) as gw:
+        c = gw.client
+        admin = await console(c)
+        app_id, key = await make_app(c, admin, "chat")
+        h = {"Authorization": f"Bearer {key}"}
+        kid = await key_id_of(c, admin, app_id)
+        limits = gw.rt.http.state.gw.limits
+
+        async def request() -> int:
+            return (await c.get("/v1/parameters", headers=h)).status_code
+
+        assert [await request() for _ in range(2)] == [200, 200]
+        probe = aioredis.from_url(redis_server.url, decode_responses=True)
+        names = [n async for n in probe.scan_iter(match=f"loom:rl:*key:{kid}:*")]
+        assert len(names) == 1 and await probe.get(names[0]) == "2"  # counted in Redis
+        await probe.aclose()
+
+        redis_server.stop()  # Redis gone mid-minute: Postgres admits and counts, after the mirror
+        assert [await request() for _ in range(2)] == [200, 200]
+        assert await postgres_count(gw, f"key:{kid}") == 4
+
+        redis_server.start()  # back, empty (no persistence): seeded from Postgres's 4
+        await asyncio.sleep(limits.counters.link.retry_s)  # past the back-off: Redis is asked again
+        assert [await request() for _ in range(4)] == [200, 200, 429, 429]  # the 5th and 6th, then refused
+        assert await limits.keys.get(limits_module.security.digest(key)) is not None  # Redis in use again
+        await limits.counters.flush()
+        assert await postgres_count(gw, f"key:{kid}") == 8  # every request counted once
+
+        # Down again with the limit reached: refused from Postgres too (never open).
+        redis_server.stop()
+        assert await request() == 429
+
+
+async def test_redis_counts_reach_postgres(redis_server, nats_url, database_url, tmp_path, monkeypatch,
+                                           frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        app_id, key = await make_app(c, admin, "chat")
+        kid = await key_id_of(c, admin, app_id)
+        for _ in range(3):
+            assert (await c.get("/v1/parameters", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+
+        async def mirrored() -> bool:  # by the flusher, in the background
+            return await postgres_count(gw, f"key:{kid}") == 3
+
+        await eventually(mirrored, "the Redis counts are mirrored to Postgres")
+        assert await postgres_count(gw, f"tenant:{admin.workspace_id}") == 3
