@@ -1,7 +1,10 @@
 /** Panels of the model-backed nodes: llm, knowledge-retrieval, question-classifier,
  *  parameter-extractor, agent. */
-import { useEffect, useState } from 'react'
-import { api, authFetch } from '../../app/api'
+import { useState } from 'react'
+import { useQuery } from '@tanstack/react-query'
+import { api } from '../../app/api'
+import { useWorkspaceModels, type WorkspaceModel } from '../../app/settings/DefaultModels'
+import { kbHeaders } from '../../app/workspace'
 import { useEditor, useGraph } from '../context'
 import type { ModelConfig, PromptMessage } from '../dsl/types'
 import { Check, Field, ListEditor, NumberInput, Section, Select, TemplateInput, TextInput, VarSelect } from './fields'
@@ -18,38 +21,15 @@ export function useModelNames(): string[] {
   return [...names]
 }
 
-interface ModelOption { name: string; kind?: string; source?: string; endpoint_name?: string | null }
-
-// One request per workspace while the editor is open: every model panel shares it.
-const modelLists = new Map<string, Promise<ModelOption[]>>()
-
-/** What the workspace's apps can name: the engine's models and its endpoints' (GET .../models). */
-function useWorkspaceModels(workspaceId: string): ModelOption[] {
-  const [models, setModels] = useState<ModelOption[]>([])
-  useEffect(() => {
-    let live = true
-    if (!modelLists.has(workspaceId)) {
-      modelLists.set(workspaceId, api<{ data: ModelOption[] }>('GET', `/console/api/workspaces/${workspaceId}/models`)
-        .then((r) => r.data ?? []).catch(() => {
-          modelLists.delete(workspaceId) // try again next time; the name stays free text meanwhile
-          return []
-        }))
-    }
-    void modelLists.get(workspaceId)!.then((m) => live && setModels(m))
-    return () => {
-      live = false
-    }
-  }, [workspaceId])
-  return models
-}
-
 export function ModelSection({ id, data, set, disabled, errors }: PanelProps) {
   const { workspaceId } = useEditor()
   const model = (data.model as ModelConfig) ?? { name: '' }
   const params = model.completion_params ?? {}
   const used = useModelNames()
-  const listed = useWorkspaceModels(workspaceId)
-  const where = (m: ModelOption) => `${m.source === 'endpoint' ? m.endpoint_name ?? 'endpoint' : 'engine'}${m.kind ? ` · ${m.kind}` : ''}`
+  // The engine's models and the workspace's endpoints' (the Settings page's query, shared); the
+  // name stays free text while they load or when the list cannot be read.
+  const listed = useWorkspaceModels(workspaceId).data?.data ?? []
+  const where = (m: WorkspaceModel) => `${m.source === 'endpoint' ? m.endpoint_name ?? 'endpoint' : 'engine'}${m.kind ? ` · ${m.kind}` : ''}`
   const names = [
     ...listed.map((m) => ({ name: m.name, label: where(m) })),
     ...used.filter((n) => !listed.some((m) => m.name === n)).map((n) => ({ name: n, label: 'used in this graph' })),
@@ -174,29 +154,19 @@ export function JsonField({ label, value, onChange, disabled }: {
 
 interface Dataset { id: string; name: string; document_count?: number }
 
-/** The workspace's knowledge bases, from the datasets API (a console token names the workspace). */
-function useDatasets(workspaceId: string): { data: Dataset[]; error: string } {
-  const [state, setState] = useState<{ data: Dataset[]; error: string }>({ data: [], error: '' })
-  useEffect(() => {
-    let live = true
-    authFetch('/v1/datasets?page=1&limit=100', { method: 'GET', headers: { 'X-Workspace-Id': workspaceId } })
-      .then(async (res) => {
-        const body = await res.json().catch(() => ({}))
-        if (!live) return
-        if (!res.ok) setState({ data: [], error: body.message ?? `datasets: HTTP ${res.status}` })
-        else setState({ data: body.data ?? [], error: '' })
-      })
-      .catch((err) => live && setState({ data: [], error: String(err) }))
-    return () => {
-      live = false
-    }
-  }, [workspaceId])
-  return state
+/** The workspace's knowledge bases, from the datasets API (a console token names the workspace);
+ *  the same query as the Knowledge page's, so either fills the other's cache. */
+function useDatasets(workspaceId: string) {
+  return useQuery({
+    queryKey: ['datasets', workspaceId],
+    queryFn: () => api<{ data: Dataset[] }>('GET', '/v1/datasets?limit=100', undefined, { headers: kbHeaders(workspaceId) }),
+  })
 }
 
 export function KnowledgePanel({ id, data, set, disabled, errors }: PanelProps) {
   const { workspaceId } = useEditor()
   const datasets = useDatasets(workspaceId)
+  const found = datasets.data?.data ?? []
   const chosen = (data.dataset_ids as string[]) ?? []
   const config = (data.multiple_retrieval_config as { top_k?: number; score_threshold?: number | null }) ?? {}
   return (
@@ -208,14 +178,15 @@ export function KnowledgePanel({ id, data, set, disabled, errors }: PanelProps) 
         </Field>
       </Section>
       <Section title="Knowledge bases">
-        {datasets.error && <p className="ed-field-error" role="alert">{datasets.error}</p>}
-        {!datasets.error && datasets.data.length === 0 && <p className="ed-muted">No knowledge bases in this workspace yet.</p>}
+        {datasets.error && <p className="ed-field-error" role="alert">{datasets.error.message}</p>}
+        {datasets.isPending && <p className="ed-muted" role="status">Loading knowledge bases…</p>}
+        {datasets.isSuccess && found.length === 0 && <p className="ed-muted">No knowledge bases in this workspace yet.</p>}
         <div className="ed-checklist" data-testid="dataset-list">
-          {datasets.data.map((ds) => (
+          {found.map((ds) => (
             <Check key={ds.id} label={ds.name} checked={chosen.includes(ds.id)} disabled={disabled}
               onChange={(on) => set('dataset_ids', on ? [...chosen, ds.id] : chosen.filter((x) => x !== ds.id))} />
           ))}
-          {chosen.filter((x) => !datasets.data.some((d) => d.id === x)).map((x) => (
+          {chosen.filter((x) => datasets.isSuccess && !found.some((d) => d.id === x)).map((x) => (
             <Check key={x} label={`${x} (not found)`} checked disabled={disabled}
               onChange={() => set('dataset_ids', chosen.filter((y) => y !== x))} />
           ))}
