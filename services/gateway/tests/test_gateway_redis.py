@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -193,3 +194,27 @@ async def test_redis_counts_reach_postgres(redis_server, nats_url, database_url,
 
         await eventually(mirrored, "the Redis counts are mirrored to Postgres")
         assert await postgres_count(gw, f"tenant:{admin.workspace_id}") == 3
+
+
+async def test_a_published_version_is_shared_through_redis(redis_server, nats_url, database_url, tmp_path,
+                                                           monkeypatch, frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        app_id, key = await make_app(c, admin, "chat")
+        h = {"Authorization": f"Bearer {key}"}
+        assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""
+        probe = aioredis.from_url(redis_server.url, decode_responses=True)
+        entry = json.loads(await probe.get(f"loom:app:{app_id}:v1"))
+        await probe.aclose()
+        stored = await gw.rt.pool.fetchval("SELECT dsl::text FROM app_versions WHERE app_id = $1", app_id)
+        assert json.loads(entry["dsl"]) == json.loads(stored)  # as Postgres holds it (secrets sealed)
+
+        # A replica that has not run the version (no copy in memory) takes Redis's: the row
+        # changed behind the gateway's back in Postgres is not what it answers.
+        await gw.rt.pool.execute("UPDATE app_versions SET dsl = jsonb_set(dsl, '{workflow,features}',"
+                                 " '{\"opening_statement\": \"from postgres\"}') WHERE app_id = $1", app_id)
+        assert "from postgres" in await gw.rt.pool.fetchval("SELECT dsl::text FROM app_versions WHERE app_id = $1",
+                                                            app_id)
+        gw.rt.http.state.gw.apps._published.clear()
+        assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""

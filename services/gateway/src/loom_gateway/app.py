@@ -52,6 +52,7 @@ from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
+from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
@@ -116,7 +117,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s), key_cache=key_cache),
-                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache), conversations=conversations,
+                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link)),
+                    conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),

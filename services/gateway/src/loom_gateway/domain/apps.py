@@ -20,6 +20,7 @@ from loom_common.ids import new_id
 from loom_gateway.domain import app_secrets, dsl, security
 from loom_gateway.domain.errors import BadRequest, NotFound
 from loom_gateway.domain.key_cache import KeyCache
+from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.sealing import Sealer
 
 
@@ -60,10 +61,13 @@ class Apps:
     # the last few it ran, parsed: a run start whose key named the version skips the query.
     PUBLISHED_CACHE = 256
 
-    def __init__(self, pool: asyncpg.Pool, default_chat_model: str, sealer: Sealer, key_cache: KeyCache | None = None):
+    def __init__(self, pool: asyncpg.Pool, default_chat_model: str, sealer: Sealer, key_cache: KeyCache | None = None,
+                 published_cache: PublishedCache | None = None):
         self.pool = pool
         # Cached key admissions (Redis): what a publish, a delete or a key change makes stale.
         self.key_cache = key_cache or KeyCache(None)
+        # Published versions in Redis for replicas that have not run them yet (then in memory).
+        self.published_cache = published_cache or PublishedCache(None)
         self.default_chat_model = default_chat_model
         self.sealer = sealer  # secret environment variables (app_secrets.py)
         self._published: OrderedDict[tuple[str, str, int], PublishedApp] = OrderedDict()
@@ -220,12 +224,15 @@ class Apps:
         if cached is not None:
             self._published.move_to_end((tenant_id, app_id, version))
             return cached
+        if version is not None and (shared := await self.published_cache.get(tenant_id, app_id, version)):
+            return self._opened(tenant_id, app_id, shared)
         row = await self.pool.fetchrow(
             "SELECT a.id, a.tenant_id, a.mode, a.name, v.version, v.dsl FROM apps a JOIN app_versions v"
             " ON v.app_id = a.id AND v.version = a.published_version WHERE a.tenant_id = $1 AND a.id = $2",
             tenant_id, app_id)
         if row is None:
             raise BadRequest("App unavailable: it has not been published.", code="app_unavailable")
+        await self.published_cache.put(row)
         return self._opened(tenant_id, app_id, row)
 
     async def published_version(self, tenant_id: str, app_id: str, version: int) -> PublishedApp:
