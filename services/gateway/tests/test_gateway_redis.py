@@ -195,6 +195,14 @@ async def test_redis_counts_reach_postgres(redis_server, nats_url, database_url,
         await eventually(mirrored, "the Redis counts are mirrored to Postgres")
         assert await postgres_count(gw, f"tenant:{admin.workspace_id}") == 3
 
+        # limits.py's rules, in Redis: a key over its own limit does not eat its workspace's
+        # minute; an unlimited key (0) is not counted, its workspace is.
+        counters = gw.rt.http.state.gw.limits.counters
+        assert await counters.count("tr", "k1", frozen_minute, 1, 10) == (1, 1)
+        assert await counters.count("tr", "k1", frozen_minute, 1, 10) == (2, None)
+        assert await counters.count("tr", "k2", frozen_minute, 0, 10) == (None, 2)
+        assert await counters.count("tr", "k3", frozen_minute, 5, 0) == (1, None)
+
 
 async def test_a_published_version_is_shared_through_redis(redis_server, nats_url, database_url, tmp_path,
                                                            monkeypatch, frozen_minute):
