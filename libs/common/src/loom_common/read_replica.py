@@ -147,7 +147,9 @@ class _ReplicaOrPrimary:
             return await getattr(self._reads.replica, method)(*args, **kw)
         except UNREACHABLE:
             self._reads.replica_failed()
-            return await getattr(self._reads.primary, method)(*args, **kw)
+        except asyncpg.SerializationError:  # cancelled by a conflict with the standby's replay
+            pass
+        return await getattr(self._reads.primary, method)(*args, **kw)
 
     async def fetch(self, *args, **kw):
         return await self._call("fetch", *args, **kw)
