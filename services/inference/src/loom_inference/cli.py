@@ -3,7 +3,8 @@
     llm-engine serve                 run the service (gRPC + the 11434 HTTP APIs)
     llm-engine library list          catalog: size, quantization, RAM/VRAM needed, fits here?
     llm-engine pull SOURCE           registry name, hf.co/..., http(s) URL, local path, pkg:<package>
-    llm-engine list | ps | show M | rm M
+    llm-engine list | ps | show M | rm M | stop M
+    llm-engine create NAME -f Modelfile | cp SRC DST
     llm-engine run MODEL [PROMPT]    answer once (stdin piped: the prompt); no prompt: the shell
     llm-engine shell MODEL           multi-turn chat: /set, /show, /load, /clear, /stats, /bye
 
@@ -14,17 +15,19 @@ and `shell` talk to a running server (--host, default $LOOM_INFERENCE_URL or 127
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
-from loom_inference import library
+from loom_inference import library, modelfile
 from loom_inference.cli_chat import HELP, ChatError, ChatSession
 from loom_inference.cli_tables import Column, fit_table
 from loom_inference.engine.types import InferenceError
@@ -121,14 +124,13 @@ def pull_cmd(source: str, name: str = typer.Option(None, help="store it under th
 @app.command("list")
 def list_cmd() -> None:
     """Models in the local store (plus the two bundled ones)."""
-    table = Table()
-    for col in ("NAME", "SIZE", "FAMILY", "QUANT", "DIGEST"):
-        table.add_column(col)
-    table.add_row("gemma3:270m", "253 MB", "gemma3", "Q4_K_M", "(bundled)")
-    table.add_row("all-minilm:l6-v2", "90 MB", "bert", "F32", "(bundled)")
-    for m in ModelStore(InferenceSettings().model_store).list():
-        table.add_row(m.name, _gb(m.size_bytes), m.family, m.quantization, m.sha256[:12])
-    console.print(table)
+    rows = [("gemma3:270m", "253 MB", "gemma3", "Q4_K_M", "(bundled)"),
+            ("all-minilm:l6-v2", "90 MB", "bert", "F32", "(bundled)")]
+    rows += [(m.name, _gb(m.size_bytes), m.family, m.quantization, m.sha256[:12])
+             for m in ModelStore(InferenceSettings().model_store).list()]
+    columns = [Column(h, keep=h == "NAME", priority=p, cells=[r[i] for r in rows])
+               for i, (h, p) in enumerate((("NAME", 0), ("SIZE", 3), ("FAMILY", 1), ("QUANT", 0), ("DIGEST", 2)))]
+    console.print(fit_table(columns, console.width))
 
 
 @app.command()
@@ -140,17 +142,119 @@ def rm(model: str) -> None:
     console.print(f"deleted '{model}'")
 
 
+def _until(expires_at: str) -> str:
+    """Ollama's UNTIL column: "4 minutes from now", "Forever"."""
+    try:
+        when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return expires_at
+    left = (when - datetime.now(UTC)).total_seconds()
+    if left > 100 * 365 * 86400:
+        return "Forever"
+    if left < 60:
+        return "Less than a minute from now" if left > 0 else "Stopping..."
+    minutes = left / 60
+    return f"{minutes:.0f} minutes from now" if minutes < 120 else f"{minutes / 60:.0f} hours from now"
+
+
 @app.command()
 def ps(host: str = HostOpt) -> None:
-    """Models loaded in the running server, with running and waiting requests."""
-    data = httpx.get(_host(host) + "/api/ps", headers=_auth(), timeout=10).json()
-    table = Table()
-    for col in ("NAME", "SIZE", "CONTEXT", "RUNNING", "WAITING", "UNTIL"):
-        table.add_column(col)
-    for m in data["models"]:
-        table.add_row(m["name"], _gb(m.get("size", 0)), str(m.get("context_length", "")), str(m.get("running", 0)),
-                      str(m.get("waiting", 0)), m.get("expires_at", ""))
-    console.print(table)
+    """Models loaded in the running server: memory, context, requests, when each unloads."""
+    resp = _request("GET", host, "/api/ps")
+    models = resp.json()["models"]
+    columns = [Column("NAME", keep=True, cells=[m["name"] for m in models]),
+               Column("SIZE", priority=3, cells=[_gb(m.get("size", 0)) for m in models]),
+               Column("PROCESSOR", priority=0, cells=["100% GPU" if m.get("size_vram") else "100% CPU"
+                                                      for m in models]),
+               Column("CONTEXT", priority=1, cells=[str(m.get("context_length", "")) for m in models]),
+               Column("RUNNING", priority=2, cells=[str(m.get("running", 0)) for m in models]),
+               Column("UNTIL", keep=True, cells=[_until(m.get("expires_at", "")) for m in models])]
+    console.print(fit_table(columns, console.width))
+
+
+@app.command()
+def stop(model: str, host: str = HostOpt) -> None:
+    """Unload MODEL from the running server now (its memory is freed; the next request loads it)."""
+    _request("POST", host, "/api/generate", json={"model": model, "keep_alive": 0})
+    console.print(f"stopped '{model}'")
+
+
+@app.command()
+def create(name: str, file: Path = typer.Option(Path("Modelfile"), "-f", "--file", help="the Modelfile"),
+           host: str = HostOpt) -> None:
+    """Make model NAME from a Modelfile (FROM a model, a local .gguf or @sha256:..; PARAMETER, SYSTEM,
+    TEMPLATE, MESSAGE, LICENSE). A local GGUF is uploaded to the server as a blob first."""
+    try:
+        spec = modelfile.parse(file.read_text())
+    except OSError as exc:
+        err_console.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except InferenceError as exc:
+        err_console.print(f"[red]Error:[/red] {file}: {exc}")
+        raise typer.Exit(1) from exc
+    body: dict = {"model": name, "stream": True, "parameters": spec.parameters, "messages": spec.messages,
+                  "license": spec.license, "system": spec.system, "template": spec.template}
+    local = (file.parent / Path(spec.from_).expanduser()) if not spec.from_.startswith("@") else None
+    if local is not None and local.is_file():
+        body["files"] = {local.name: _upload_blob(local, host)}
+    else:
+        body["from"] = spec.from_
+    body = {k: v for k, v in body.items() if v not in (None, [], {})}
+    try:
+        with httpx.stream("POST", _host(host) + "/api/create", json=body, headers=_auth(), timeout=600) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                _fail(resp)
+            for line in resp.iter_lines():
+                if line:
+                    obj = json.loads(line)
+                    if "error" in obj:
+                        err_console.print(f"[red]Error:[/red] {obj['error']}")
+                        raise typer.Exit(1)
+                    console.print(obj.get("status", ""))
+    except httpx.TransportError as exc:
+        raise _unreachable(host, exc) from exc
+
+
+def _upload_blob(path: Path, host: str | None) -> str:
+    """Send a local file to the server's blob store (unless it has it); its digest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    digest = f"sha256:{h.hexdigest()}"
+    if _request("HEAD", host, f"/api/blobs/{digest}", ok=(200, 404)).status_code == 404:
+        console.print(f"uploading {path.name}")
+        with open(path, "rb") as f:
+            _request("POST", host, f"/api/blobs/{digest}", ok=(200, 201), content=f)
+    return digest
+
+
+@app.command()
+def cp(source: str, destination: str, host: str = HostOpt) -> None:
+    """Copy model SOURCE to DESTINATION (the same weights and profile; nothing is duplicated)."""
+    _request("POST", host, "/api/copy", json={"source": source, "destination": destination})
+    console.print(f"copied '{source}' to '{destination}'")
+
+
+def _fail(resp: httpx.Response) -> None:
+    try:
+        message = resp.json().get("error", resp.text)
+    except ValueError:
+        message = resp.text
+    err_console.print(f"[red]Error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _request(method: str, host: str | None, path: str, ok: tuple[int, ...] = (200,), **kwargs) -> httpx.Response:
+    """One call to the running server; its error, or its absence, ends the command clearly."""
+    try:
+        resp = httpx.request(method, _host(host) + path, headers=_auth(), timeout=600, **kwargs)
+    except httpx.TransportError as exc:
+        raise _unreachable(host, exc) from exc
+    if resp.status_code not in ok:
+        _fail(resp)
+    return resp
 
 
 @app.command()

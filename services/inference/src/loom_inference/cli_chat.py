@@ -17,12 +17,7 @@ from collections.abc import Callable
 
 import httpx
 
-# Ollama's option names a user may /set, with the type each value is parsed as.
-PARAMETER_TYPES: dict[str, type] = {
-    "temperature": float, "top_p": float, "top_k": int, "min_p": float, "repeat_penalty": float,
-    "repeat_last_n": int, "presence_penalty": float, "frequency_penalty": float, "seed": int,
-    "num_predict": int, "num_ctx": int, "stop": str,
-}
+from loom_inference.modelfile import PARAMETER_TYPES
 
 HELP = ("Commands: /set parameter NAME VALUE, /set system TEXT, /set format json, /set noformat, "
         "/show info|parameters|template|system|modelfile|license, /load MODEL, /clear, /stats, /bye")

@@ -52,6 +52,14 @@ class Performance(BaseModel):
     max_waiting: int = 64            # queued requests per model beyond max_parallel
     prefix_cache: bool = True        # start a prompt from the longest prefix some slot's KV still holds
     default_max_tokens: int = 512    # when a request names none
+    # How long a local model stays loaded after its last request when the request names no
+    # keep_alive ("5m", "1h", seconds; 0 = unload at once; -1 = forever). None: 5 minutes
+    # standalone (as Ollama), forever in the platform (its default models must stay ready).
+    keep_alive: str | None = None
+    # Local models loaded at once; the least recently used idle one is unloaded to make room
+    # (0 = no limit). A budget in MiB of weights + KV cache works the same way (0 = none).
+    max_loaded_models: int = Field(3, ge=0)
+    max_loaded_memory_mb: int = Field(0, ge=0)
 
 
 class ModelRoute(BaseModel):
@@ -69,6 +77,13 @@ class ModelRoute(BaseModel):
     family: str = ""
     quantization: str = ""
     embedding_dimension: int = 0
+    # A Modelfile's profile (modelfile.py); config.toml routes may set them too.
+    system: str = ""
+    template: str = ""
+    parameters: dict[str, Any] = {}
+    messages: list[dict[str, str]] = []
+    license: list[str] = []
+    parent: str = ""
 
 
 class Network(BaseModel):
@@ -153,6 +168,8 @@ class InferenceSettings(ServiceSettings):
     # (the configured registry_url and hf_endpoint hosts are always allowed).
     pull_dir: Path | None = None
     pull_allow_hosts: Annotated[list[str], NoDecode] = []
+    # The largest blob /api/blobs accepts (a GGUF for a Modelfile's FROM).
+    max_blob_bytes: int = Field(64 * 1024**3, ge=1)
 
     @field_validator("allowed_hosts", "pull_allow_hosts", mode="before")
     @classmethod

@@ -28,6 +28,13 @@ class StoredModel:
     kind: str = "chat"
     source: str = ""
     pulled_at: float = field(default_factory=time.time)
+    # A model made by a Modelfile (/api/create, /api/copy): FROM and what it sets.
+    parent: str = ""
+    system: str = ""
+    template: str = ""
+    parameters: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    license: list = field(default_factory=list)
 
 
 def _safe(name: str) -> str:
@@ -66,16 +73,21 @@ class ModelStore:
         tmp.write_text(json.dumps(asdict(model), indent=2))
         tmp.replace(self._manifest(model.name))
 
-    def remove(self, name: str) -> bool:
+    def remove(self, name: str, keep: frozenset[str] = frozenset()) -> bool:
+        """Forget a model, and its blob when no other model uses it and it is not in `keep`
+        (paths: the bundled GGUF, which other models may be made from, stays)."""
         model = self.get(name)
         if model is None:
             return False
         self._manifest(model.name).unlink(missing_ok=True)
-        still_used = any(m.path == model.path for m in self.list())
+        still_used = any(m.path == model.path for m in self.list()) or model.path in keep
         path = Path(model.path)
         if not still_used and path.is_relative_to(self.blobs):
             path.unlink(missing_ok=True)
         return True
+
+    def has(self, name: str) -> bool:
+        return self._manifest(name).exists()
 
     def blob_path(self, sha256: str) -> Path:
         self.blobs.mkdir(parents=True, exist_ok=True)

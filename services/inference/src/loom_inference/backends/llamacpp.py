@@ -160,6 +160,18 @@ class LlamaCppRunner:
         # about the argmax alone first (see _grammar_argmax).
         self._grammar_argmax: dict[int, ctypes.c_void_p] = {}
 
+    def memory_bytes(self) -> int:
+        """What it holds in memory: the weights plus the KV cache (f16 K and V for every cell
+        of every layer), as Ollama's /api/ps `size` counts."""
+        m = self.model.ptr
+        meta = self.model.metadata()
+        arch = meta.get("general.architecture", "")
+        head_dim = L.llama_model_n_embd(m) // max(1, L.llama_model_n_head(m))
+        k = int(meta.get(f"{arch}.attention.key_length", head_dim))
+        v = int(meta.get(f"{arch}.attention.value_length", head_dim))
+        kv = self.n_ctx * L.llama_model_n_layer(m) * L.llama_model_n_head_kv(m) * (k + v) * 2
+        return int(L.llama_model_size(m)) + kv
+
     # ---- ModelRunner -----------------------------------------------------------------
 
     def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:

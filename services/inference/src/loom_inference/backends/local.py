@@ -21,6 +21,7 @@ from loom_inference.engine.engine import Engine
 from loom_inference.engine.sequence import EngineRequest
 from loom_inference.engine.types import (
     BackendError,
+    ChatMessage,
     ContextTooLong,
     Delta,
     GenerateRequest,
@@ -72,13 +73,16 @@ class LocalBackend:
         t0 = time.perf_counter()
         runner = await asyncio.get_running_loop().run_in_executor(self._bridge, self._load_runner)
         meta = runner.metadata()
-        self._render, _ = templates.renderer_for(meta, runner.chat_template())
+        # A Modelfile's TEMPLATE first, then the GGUF's own, then the family's format.
+        self._render, _ = templates.renderer_for(meta, self.info.template or runner.chat_template())
         self._stops = templates.stops_for(meta)
         self.runner = runner
         self.engine = Engine(runner, model_name=self.info.name, max_waiting=self._max_waiting, bridge=self._bridge,
                              prefix_cache=self._prefix_cache)
         self.engine.start()
         self.info.context_length = self.context_limit
+        memory = getattr(runner, "memory_bytes", None)
+        self.info.memory_bytes = memory() if memory is not None else self.info.size_bytes
         self.info.loaded = True
         self.load_ms = (time.perf_counter() - t0) * 1000
 
@@ -109,6 +113,28 @@ class LocalBackend:
             await self.engine.close()
         self.info.loaded = False
 
+    @property
+    def resident(self) -> bool:
+        """Loaded or loading: it holds (or is about to hold) its memory."""
+        return self._loading is not None
+
+    async def unload(self) -> None:
+        """Free the model and its KV cache (router/lifecycle.py decides when); the next request
+        loads it again. Only called while no request uses it."""
+        loading = self._loading
+        if loading is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.shield(loading)  # a load on the bridge thread cannot be cut short
+        engine = self.engine
+        self._loading, self.engine, self.runner, self._render = None, None, None, None
+        self.info.loaded, self.info.memory_bytes = False, 0
+        if engine is not None:
+            await engine.close()  # frees the context and the weights on the bridge, ends the bridge
+        else:
+            self._bridge.shutdown(wait=False)
+        self._bridge = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bridge-{self.info.name}")
+
     # ---- generation ------------------------------------------------------------------
 
     def _prompt(self, req: GenerateRequest) -> tuple[str, str, bool]:
@@ -116,8 +142,36 @@ class LocalBackend:
         messages, schema, envelope = tools.constrain(req)
         if req.messages:
             assert self._render is not None
-            return self._render(messages), schema, envelope
+            return self._render(self._with_profile(messages)), schema, envelope
         return req.prompt, schema, envelope
+
+    @staticmethod
+    def _request_window(num_ctx: int, prompt_tokens: int, limit: int) -> int:
+        """A request's own context window (Ollama's num_ctx) within the model's. Beyond it, a
+        clear 400: the model's context is one KV cache shared by every running sequence, so a
+        bigger one means a reload with a bigger n_ctx, which would break every running stream."""
+        field = "options.num_ctx"
+        if num_ctx < 1:
+            raise InvalidRequest("must be a positive number of tokens", field)
+        if num_ctx > limit:
+            raise InvalidRequest(f"{num_ctx} is more than this model's context of {limit} tokens "
+                                 "(the engine's [performance] n_ctx, or the model's own)", field)
+        if prompt_tokens >= num_ctx:
+            raise InvalidRequest(f"the prompt has {prompt_tokens} tokens, num_ctx is {num_ctx}", field)
+        return num_ctx
+
+    def _with_profile(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        """A Modelfile's SYSTEM (unless the request brings its own) and MESSAGE turns, before
+        the request's conversation."""
+        info = self.info
+        if not info.system and not info.messages:
+            return messages
+        lead = 0
+        while lead < len(messages) and messages[lead].role == "system":
+            lead += 1
+        system = messages[:lead] or ([ChatMessage("system", info.system)] if info.system else [])
+        preset = [ChatMessage(m["role"], m["content"]) for m in info.messages]
+        return [*system, *preset, *messages[lead:]]
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
         engine = await self.ready()
@@ -134,11 +188,15 @@ class LocalBackend:
             raise InvalidRequest("empty prompt", "prompt")
         limit = self.context_limit
         field = "messages" if req.messages else "prompt"
+        if req.num_ctx is not None:
+            limit = self._request_window(req.num_ctx, len(prompt_ids), limit)
         if len(prompt_ids) >= limit:
             raise ContextTooLong(len(prompt_ids) + 1, limit, field)
         max_tokens = req.sampling.max_tokens
         if max_tokens is not None and max_tokens > 0:
-            if len(prompt_ids) + max_tokens > limit:
+            if req.num_ctx is not None:  # Ollama: the answer stops where the window ends
+                max_tokens = min(max_tokens, limit - len(prompt_ids))
+            elif len(prompt_ids) + max_tokens > limit:
                 raise ContextTooLong(len(prompt_ids) + max_tokens, limit, "sampling.max_tokens")
         else:
             max_tokens = min(self._default_max_tokens, limit - len(prompt_ids))

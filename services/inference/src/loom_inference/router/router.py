@@ -28,6 +28,7 @@ from loom_inference.engine.types import (
     ModelNotFound,
     Overloaded,
 )
+from loom_inference.router.lifecycle import Lifecycle, managed
 
 log = get_logger("inference.router")
 
@@ -52,8 +53,11 @@ class Route:
 class Router:
     """All that the APIs see (the `EngineClient` of engine/client.py)."""
 
-    def __init__(self, remote_factory: Callable[[str], Backend] | None = None) -> None:
+    def __init__(self, remote_factory: Callable[[str], Backend] | None = None,
+                 lifecycle: Lifecycle | None = None) -> None:
         self.routes: dict[str, Route] = {}
+        # When local models load and unload (keep_alive, max_loaded_models): lifecycle.py.
+        self.lifecycle = lifecycle or Lifecycle()
         self.tenant_routes: dict[str, dict[str, Route]] = {}  # workspace -> its remote models
         # MODEL_API_URL: names no route claims go to this remote provider, created on first use.
         self.remote_factory = remote_factory
@@ -104,6 +108,23 @@ class Router:
             raise ModelNotFound(name)
         return route
 
+    async def load(self, name: str, keep_alive: float | str | None = "default", tenant_id: str = "") -> bool:
+        """Ollama's request with no prompt: load the model and set its keep-alive; with
+        keep_alive 0, unload it (`llm-engine stop`). True when it is loaded afterwards."""
+        backend = self.resolve(name, tenant_id).backend
+        if not managed(backend):
+            return True
+        if keep_alive == 0 and not backend.resident:  # type: ignore[attr-defined]
+            return False
+        async with self.lifecycle.use(backend, keep_alive):
+            if keep_alive != 0:
+                await backend.ready()  # type: ignore[attr-defined]
+        return bool(backend.info.loaded)
+
+    def expires_at(self, name: str) -> float | None:
+        """When the model unloads if left idle (None: never); for /api/ps."""
+        return self.lifecycle.expires_at(self.resolve(name).backend)
+
     def list_models(self) -> list[ModelInfo]:
         seen: dict[int, ModelInfo] = {}
         for route in self.routes.values():
@@ -133,6 +154,7 @@ class Router:
                 ready = getattr(backend, "ready", None)  # local models: wait until it is loaded
                 if ready is not None:
                     await ready()
+                self.lifecycle.loaded(backend)  # its idle clock (keep_alive) starts now
 
     async def close(self) -> None:
         seen = set()
@@ -167,14 +189,15 @@ class Router:
             route.active += 1
             started = False
             try:
-                stream = route.backend.generate(req)  # type: ignore[union-attr]
-                try:
-                    async for delta in stream:
-                        started = True
-                        delta.model = route.info.name
-                        yield delta
-                finally:
-                    await stream.aclose()
+                async with self.lifecycle.use(route.backend, req.keep_alive):
+                    stream = route.backend.generate(req)  # type: ignore[union-attr]
+                    try:
+                        async for delta in stream:
+                            started = True
+                            delta.model = route.info.name
+                            yield delta
+                    finally:
+                        await stream.aclose()
                 return
             except (BackendError, Overloaded) as exc:
                 if started:

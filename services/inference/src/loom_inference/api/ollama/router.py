@@ -1,5 +1,6 @@
 """The Ollama API: /api/generate, /api/chat (NDJSON streams), /api/embed, /api/embeddings,
-/api/tags, /api/show, /api/ps, /api/pull (progress stream), /api/delete, /api/version."""
+/api/tags, /api/show, /api/ps, /api/pull and /api/create (progress streams), /api/copy,
+/api/blobs/:digest, /api/delete, /api/version."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from loom_inference import __version__
+from loom_inference import __version__, modelfile
 from loom_inference.api.common import ns, prime, schema_from_format
 from loom_inference.api.ollama import schemas as w
 from loom_inference.engine.client import EngineClient
@@ -27,6 +28,9 @@ from loom_inference.engine.types import (
     ToolSpec,
 )
 from loom_inference.models import ModelManager
+from loom_inference.prompting import templates
+from loom_inference.pull import Progress
+from loom_inference.router.lifecycle import parse_keep_alive
 
 NDJSON = "application/x-ndjson"
 
@@ -35,18 +39,35 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _sampling(o: w.Options | None) -> SamplingParams:
+def _options(o: w.Options | None, model: dict) -> dict:
+    """A request's options over its model's Modelfile PARAMETERs (the request's own win)."""
+    mine = o.model_dump(exclude_none=True) if o is not None else {}
+    return {**model, **mine}
+
+
+def _sampling(options: dict) -> SamplingParams:
     # Ollama's defaults, which differ from OpenAI's.
     s = SamplingParams(temperature=0.8, top_p=0.9, top_k=40, repeat_penalty=1.1)
-    if o is None:
-        return s
     for f in ("temperature", "top_p", "top_k", "repeat_penalty", "seed"):
-        if getattr(o, f) is not None:
-            setattr(s, f, getattr(o, f))
-    if o.num_predict is not None and o.num_predict > 0:
-        s.max_tokens = o.num_predict
-    s.stop = list(o.stop or [])
+        if options.get(f) is not None:
+            setattr(s, f, options[f])
+    if options.get("num_predict") is not None and options["num_predict"] > 0:
+        s.max_tokens = options["num_predict"]
+    s.stop = list(options.get("stop") or [])
     return s
+
+
+def _keep_alive(value) -> float | str | None:
+    """A request's keep_alive for the router ("default" when it names none)."""
+    return "default" if value is None else parse_keep_alive(value)
+
+
+
+
+def _iso(ts: float | None) -> str:
+    # Ollama's "forever" is its clock's farthest time; clients parse the date, so one far ahead.
+    when = datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC) + timedelta(days=365 * 290)
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _final_stats(d: Delta) -> dict:
@@ -57,8 +78,8 @@ def _final_stats(d: Delta) -> dict:
             "eval_count": u.completion_tokens if u else 0, "eval_duration": ns(t.decode_ms) if t else 0}
 
 
-def _details(m: ModelInfo) -> dict:
-    return {"parent_model": "", "format": "gguf" if m.backend.startswith("llamacpp") else m.backend,
+def _details(m: ModelInfo, parent: str = "") -> dict:
+    return {"parent_model": parent, "format": "gguf" if m.backend.startswith("llamacpp") else m.backend,
             "family": m.family, "families": [m.family] if m.family else None,
             "parameter_size": m.parameter_size, "quantization_level": m.quantization}
 
@@ -81,6 +102,47 @@ def _messages(msgs: list[w.Message]) -> list[ChatMessage]:
 
 def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type=NDJSON)
+
+
+def _preset_messages(messages: list[dict]) -> list[dict[str, str]]:
+    out = []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in modelfile.ROLES or not isinstance(content, str):
+            raise InvalidRequest(f"needs a role ({', '.join(modelfile.ROLES)}) and a text content",
+                                 f"messages.{i}")
+        out.append({"role": role, "content": content})
+    return out
+
+
+async def _progress(progress: AsyncIterator[Progress], stream: bool):
+    """A pull's or create's progress: an NDJSON stream, or its last line. Errors before the
+    first line are HTTP errors; later ones a line with `error`, as Ollama reports them."""
+    first = await progress.__anext__()  # bad names and sources fail here, as HTTP errors
+
+    def frame(p: Progress) -> dict:
+        out: dict = {"status": p.status}
+        if p.digest:
+            out["digest"] = p.digest
+        if p.total:
+            out.update(total=p.total, completed=p.completed)
+        return out
+
+    if not stream:
+        last = first
+        async for p in progress:
+            last = p
+        return frame(last)
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield (json.dumps(frame(first)) + "\n").encode()
+        try:
+            async for p in progress:
+                yield (json.dumps(frame(p)) + "\n").encode()
+        except InferenceError as exc:
+            yield (json.dumps({"error": str(exc)}) + "\n").encode()
+
+    return _stream(lines())
 
 
 def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
@@ -115,32 +177,41 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
         last.text = "".join(text)
         return JSONResponse(frame(last))
 
+    async def _load(model: str, keep_alive) -> str:
+        """Ollama: a request with nothing to answer loads the model, or with keep_alive 0 unloads it."""
+        keep = _keep_alive(keep_alive)
+        await manager.router.load(model, keep)
+        return "unload" if keep == 0 else "load"
+
     @api.post("/generate")
     async def generate(body: w.GenerateRequest):
-        if not body.prompt:  # Ollama: an empty prompt just loads the model
-            manager.router.resolve(body.model)
+        if not body.prompt:  # Ollama: an empty prompt just loads (or, keep_alive 0, unloads) the model
+            reason = await _load(body.model, body.keep_alive)
             return JSONResponse({"model": body.model, "created_at": _now(), "response": "", "done": True,
-                                 "done_reason": "load"})
+                                 "done_reason": reason})
+        options = _options(body.options, manager.parameters(body.model))
         messages = []
         if not body.raw:
             if body.system:
                 messages.append(ChatMessage("system", body.system))
             messages.append(ChatMessage("user", body.prompt))
         req = GenerateRequest(model=body.model, prompt=body.prompt if body.raw else "", messages=messages,
-                              sampling=_sampling(body.options), json_schema=schema_from_format(body.format, "format"),
-                              raw=body.raw)
+                              sampling=_sampling(options), json_schema=schema_from_format(body.format, "format"),
+                              raw=body.raw, keep_alive=_keep_alive(body.keep_alive), num_ctx=options.get("num_ctx"))
         return await _run(req, chat=False, stream=body.stream)
 
     @api.post("/chat")
     async def chat(body: w.ChatRequest):
         if not body.messages:
-            manager.router.resolve(body.model)
-            return JSONResponse({"model": body.model, "created_at": _now(), "done": True, "done_reason": "load",
+            reason = await _load(body.model, body.keep_alive)
+            return JSONResponse({"model": body.model, "created_at": _now(), "done": True, "done_reason": reason,
                                  "message": {"role": "assistant", "content": ""}})
         tools = [ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []]
-        req = GenerateRequest(model=body.model, messages=_messages(body.messages), sampling=_sampling(body.options),
+        options = _options(body.options, manager.parameters(body.model))
+        req = GenerateRequest(model=body.model, messages=_messages(body.messages), sampling=_sampling(options),
                               json_schema=schema_from_format(body.format, "format"), tools=tools,
-                              tool_choice="auto" if tools else "")
+                              tool_choice="auto" if tools else "", keep_alive=_keep_alive(body.keep_alive),
+                              num_ctx=options.get("num_ctx"))
         return await _run(req, chat=True, stream=body.stream)
 
     @api.post("/embed")
@@ -168,52 +239,71 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     @api.post("/show")
     async def show(body: w.ModelRequest):
-        info, meta = manager.show(body.target)
+        info, meta = await manager.show(body.target)
         model_info = {k: v for k, v in meta.items() if not str(v).startswith("[") and k != "tokenizer.chat_template"}
         if info.context_length:
             model_info.setdefault("general.context_length", info.context_length)
         if info.embedding_dimension:
             model_info["embedding_length"] = info.embedding_dimension
         caps = ["embedding"] if info.kind == "embedding" else ["completion", "tools"]
-        return {"modelfile": f"FROM {info.path or info.name}\n", "parameters": "", "template": info.template,
-                "details": _details(info), "model_info": model_info, "capabilities": caps, "modified_at": _now()}
+        params = dict(info.parameters)
+        family_stops = templates.stops_for({"general.architecture": meta.get("general.architecture", "")})
+        if family_stops and "stop" not in params:
+            params["stop"] = family_stops  # what every chat request of this model stops at
+        template = info.template or str(meta.get("tokenizer.chat_template", "")) or (
+            f"(built-in {info.family} turn format)" if info.kind != "embedding" and info.family else "")
+        spec = modelfile.ModelSpec(from_=info.parent or info.path or info.name, parameters=info.parameters,
+                                   system=info.system or None, template=info.template or None,
+                                   messages=info.messages, license=info.license)
+        return {"modelfile": modelfile.render(spec), "parameters": modelfile.parameters_text(params),
+                "template": template, "system": info.system, "license": "\n".join(info.license),
+                "messages": info.messages or None, "details": _details(info, parent=info.parent),
+                "model_info": model_info, "capabilities": caps, "modified_at": _now()}
+
+    @api.post("/create")
+    async def create(body: w.CreateRequest):
+        if body.quantize:
+            raise InvalidRequest("quantizing is not supported by this engine", "quantize")
+        if body.adapters:
+            raise InvalidRequest("adapters (LoRA) are not supported by this engine", "adapters")
+        if body.modelfile:
+            spec = modelfile.parse(body.modelfile)
+        else:
+            license_ = [body.license] if isinstance(body.license, str) else list(body.license or [])
+            spec = modelfile.ModelSpec(from_=body.from_ or "", system=body.system, template=body.template,
+                                       parameters=modelfile.coerce_parameters(body.parameters or {}),
+                                       messages=_preset_messages(body.messages or []), license=license_)
+        if not body.target:
+            raise InvalidRequest("is required", "model")
+        return await _progress(manager.create(body.target, spec, body.files), body.stream)
+
+    @api.post("/copy")
+    async def copy(body: w.CopyRequest):
+        await manager.copy(body.source, body.destination)
+        return Response(status_code=200)
+
+    @api.head("/blobs/{digest}")
+    async def blob_exists(digest: str):
+        return Response(status_code=200 if manager.has_blob(digest) else 404)
+
+    @api.post("/blobs/{digest}")
+    async def blob_upload(digest: str, request: Request):
+        created = await manager.receive_blob(digest, request.stream())
+        return Response(status_code=201 if created else 200)
 
     @api.get("/ps")
     async def ps():
-        expires = (datetime.now(UTC) + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
-        return {"models": [{"name": m.name, "model": m.name, "size": m.size_bytes, "digest": m.digest,
-                            "details": _details(m), "expires_at": expires, "size_vram": 0,
+        # size: weights + KV cache while loaded; size_vram: what of it is on a GPU (this CPU
+        # engine offloads nothing unless a route sets n_gpu_layers, and then it is not measured).
+        return {"models": [{"name": m.name, "model": m.name, "size": m.memory_bytes or m.size_bytes,
+                            "digest": m.digest, "details": _details(m),
+                            "expires_at": _iso(manager.router.expires_at(m.name)), "size_vram": 0,
                             "context_length": m.context_length, "running": running, "waiting": waiting}
                            for m, running, waiting in client.running()]}
 
     @api.post("/pull")
     async def pull(body: w.ModelRequest):
-        progress = manager.pull(body.target, insecure=body.insecure)
-        first = await progress.__anext__()  # bad names fail here, as HTTP errors
-
-        def frame(p) -> dict:
-            out = {"status": p.status}
-            if p.digest:
-                out["digest"] = p.digest
-            if p.total:
-                out.update(total=p.total, completed=p.completed)
-            return out
-
-        if not body.stream:
-            last = first
-            async for p in progress:
-                last = p
-            return frame(last)
-
-        async def lines() -> AsyncIterator[bytes]:
-            yield (json.dumps(frame(first)) + "\n").encode()
-            try:
-                async for p in progress:
-                    yield (json.dumps(frame(p)) + "\n").encode()
-            except InferenceError as exc:  # mid-stream: Ollama reports errors as a line
-                yield (json.dumps({"error": str(exc)}) + "\n").encode()
-
-        return _stream(lines())
+        return await _progress(manager.pull(body.target, insecure=body.insecure), body.stream)
 
     @api.delete("/delete")
     async def delete(body: w.ModelRequest):

@@ -93,3 +93,30 @@ class ModelRequest(_Wire):
     @property
     def target(self) -> str:
         return self.model or self.name or ""
+
+
+class CreateRequest(_Wire):
+    """/api/create: the ollama client's structured fields, or (older clients) a Modelfile's text."""
+
+    model: str | None = Field(None, max_length=300)
+    name: str | None = Field(None, max_length=300)
+    from_: str | None = Field(None, alias="from", max_length=4096)
+    files: dict[str, str] | None = Field(None, max_length=16)
+    adapters: dict[str, str] | None = None
+    template: str | None = Field(None, max_length=1_000_000)
+    license: str | list[str] | None = None
+    system: str | None = Field(None, max_length=1_000_000)
+    parameters: dict[str, Any] | None = Field(None, max_length=64)
+    messages: list[dict[str, Any]] | None = Field(None, max_length=256)
+    modelfile: str | None = Field(None, max_length=1_000_000)
+    quantize: str | None = None
+    stream: bool = True
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name or ""
+
+
+class CopyRequest(_Wire):
+    source: str = Field(max_length=300)
+    destination: str = Field(max_length=300)
