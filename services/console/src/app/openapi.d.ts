@@ -1754,6 +1754,13 @@ export interface components {
             name: string;
             /** Permission */
             permission?: string | null;
+            /**
+             * Process Rule
+             * @description how documents added without their own process_rule are split (Dify's shape); default: automatic
+             */
+            process_rule?: {
+                [key: string]: unknown;
+            } | null;
             /** Retrieval Model */
             retrieval_model?: {
                 [key: string]: unknown;
@@ -1765,7 +1772,17 @@ export interface components {
             description?: string | null;
             /** Name */
             name?: string | null;
-            /** Retrieval Model */
+            /**
+             * Process Rule
+             * @description the dataset's chunking (Dify's process_rule: mode automatic | custom | hierarchical, rules.segmentation {separator, max_tokens, chunk_overlap}, ...); applies to documents added later without their own
+             */
+            process_rule?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Retrieval Model
+             * @description {search_method: semantic_search | full_text_search | hybrid_search}
+             */
             retrieval_model?: {
                 [key: string]: unknown;
             } | null;

@@ -11,6 +11,7 @@ import { Empty, ErrorMessage, Field, Loading, Modal, MutationForm, formatTime } 
 import { kbHeaders, useWorkspace } from "../workspace";
 import { DatasetKeys } from "./knowledge/DatasetKeys";
 import type { Schema } from "../schemas";
+import type { ProcessRule } from "./knowledge/chunking";
 
 export interface Dataset {
   id: string;
@@ -21,6 +22,7 @@ export interface Dataset {
   embedding_model: string;
   created_at: number;
   retrieval_model_dict: { search_method: string; top_k: number };
+  process_rule?: ProcessRule;
 }
 
 export const SEARCH_METHODS = [

@@ -26,12 +26,19 @@ class DatasetCreate(BaseModel):
     embedding_model: str | None = Field(None, max_length=200)
     embedding_model_provider: str | None = Field(None, max_length=200)
     retrieval_model: dict[str, Any] | None = None
+    process_rule: dict[str, Any] | None = Field(None, description="how documents added without their own "
+                                                "process_rule are split (Dify's shape); default: automatic")
 
 
 class DatasetPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=40)
     description: str | None = Field(None, max_length=400)
-    retrieval_model: dict[str, Any] | None = None
+    retrieval_model: dict[str, Any] | None = Field(None, description="{search_method: semantic_search | "
+                                                   "full_text_search | hybrid_search}")
+    process_rule: dict[str, Any] | None = Field(None, description="the dataset's chunking (Dify's process_rule: "
+                                                "mode automatic | custom | hierarchical, rules.segmentation "
+                                                "{separator, max_tokens, chunk_overlap}, ...); applies to "
+                                                "documents added later without their own")
 
 
 class TextDocument(BaseModel):
@@ -78,16 +85,12 @@ class RetrieveBody(BaseModel):
     retrieval_model: dict[str, Any] | None = None
 
 
-def _search_method(model: dict | None) -> str | None:
-    return (model or {}).get("search_method") if isinstance(model, dict) else None
-
-
 @router.post("", name="datasets.create")
 async def create_dataset(body: DatasetCreate, request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
     g = gw(request)  # no model named: the workspace's default embedding model, if it set one (else rag's)
     model = body.embedding_model or await g.workspace_settings.embedding_model(p.tenant_id)
-    return await g.rag.create_dataset(p.tenant_id, body.name, body.description, _search_method(body.retrieval_model),
-                                      model)
+    return await g.rag.create_dataset(p.tenant_id, body.name, body.description, body.retrieval_model, model,
+                                      body.process_rule)
 
 
 @router.get("", name="datasets.list")
@@ -106,7 +109,7 @@ async def get_dataset(dataset_id: str, request: Request, p: Principal = require(
 async def update_dataset(dataset_id: str, body: DatasetPatch, request: Request,
                          p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
     return await gw(request).rag.update_dataset(p.tenant_id, dataset_id, body.name, body.description,
-                                                _search_method(body.retrieval_model))
+                                                body.retrieval_model, body.process_rule)
 
 
 @router.delete("/{dataset_id}", status_code=204, name="datasets.delete")

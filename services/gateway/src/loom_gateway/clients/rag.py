@@ -22,21 +22,81 @@ SEARCH_NAME = {pb.SEARCH_METHOD_UNSPECIFIED: "semantic_search", pb.SEARCH_METHOD
                pb.SEARCH_METHOD_FULL_TEXT: "full_text_search", pb.SEARCH_METHOD_HYBRID: "hybrid_search"}
 
 
+def _int(value, field: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
+            or int(value) > 1_000_000:
+        raise BadRequest(f"{field} must be a whole number of tokens", field=field)
+    return int(value)
+
+
+def _text(value, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 100:
+        raise BadRequest(f"{field} must be text of at most 100 characters", field=field)
+    return value
+
+
+def _object(value, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object", field=field)
+    return value
+
+
 def process_rule(rule: dict | None) -> pb.ProcessRule | None:
-    """Dify's process_rule -> rag's ProcessRule (None = the dataset's)."""
+    """Dify's process_rule -> rag's ProcessRule (None = the dataset's). The shape is checked here
+    (a 400 naming the field); the values (mode, sizes, overlaps) by rag."""
     if not rule:
         return None
-    rules = rule.get("rules") or {}
-    pre = {r.get("id"): bool(r.get("enabled")) for r in rules.get("pre_processing_rules") or []}
-    seg = rules.get("segmentation") or {}
-    sub = rules.get("subchunk_segmentation") or {}
+    rule = _object(rule, "process_rule")
+    rules = _object(rule.get("rules"), "process_rule.rules")
+    pre_rules = rules.get("pre_processing_rules") or []
+    if not isinstance(pre_rules, list) or not all(isinstance(r, dict) for r in pre_rules):
+        raise BadRequest("process_rule.rules.pre_processing_rules must be a list of {id, enabled}",
+                         field="process_rule.rules.pre_processing_rules")
+    pre = {r.get("id"): bool(r.get("enabled")) for r in pre_rules}
+    seg = _object(rules.get("segmentation"), "process_rule.rules.segmentation")
+    sub = _object(rules.get("subchunk_segmentation"), "process_rule.rules.subchunk_segmentation")
+    at, sub_at = "process_rule.rules.segmentation.", "process_rule.rules.subchunk_segmentation."
+    separator, sub_separator = _text(seg.get("separator"), at + "separator"), _text(sub.get("separator"),
+                                                                                   sub_at + "separator")
     return pb.ProcessRule(
-        mode=rule.get("mode") or "automatic", remove_extra_spaces=pre.get("remove_extra_spaces", True),
+        mode=_text(rule.get("mode"), "process_rule.mode") or "automatic",
+        remove_extra_spaces=pre.get("remove_extra_spaces", True),
         remove_urls_emails=pre.get("remove_urls_emails", False),
-        separators=[seg["separator"]] if seg.get("separator") else [], max_tokens=int(seg.get("max_tokens") or 0),
-        chunk_overlap=int(seg.get("chunk_overlap") or 0), parent_mode=rules.get("parent_mode") or "",
-        subchunk_separators=[sub["separator"]] if sub.get("separator") else [],
-        subchunk_max_tokens=int(sub.get("max_tokens") or 0), subchunk_chunk_overlap=int(sub.get("chunk_overlap") or 0))
+        separators=[separator] if separator else [], max_tokens=_int(seg.get("max_tokens"), at + "max_tokens"),
+        chunk_overlap=_int(seg.get("chunk_overlap"), at + "chunk_overlap"),
+        parent_mode=_text(rules.get("parent_mode"), "process_rule.rules.parent_mode"),
+        subchunk_separators=[sub_separator] if sub_separator else [],
+        subchunk_max_tokens=_int(sub.get("max_tokens"), sub_at + "max_tokens"),
+        subchunk_chunk_overlap=_int(sub.get("chunk_overlap"), sub_at + "chunk_overlap"))
+
+
+def process_rule_body(r: pb.ProcessRule) -> dict:
+    """rag's ProcessRule -> Dify's process_rule (a dataset's: what documents added without one use)."""
+    return {"mode": r.mode or "automatic",
+            "rules": {"pre_processing_rules": [{"id": "remove_extra_spaces", "enabled": r.remove_extra_spaces},
+                                               {"id": "remove_urls_emails", "enabled": r.remove_urls_emails}],
+                      "segmentation": {"separator": r.separators[0] if r.separators else "",
+                                       "max_tokens": r.max_tokens, "chunk_overlap": r.chunk_overlap},
+                      "parent_mode": r.parent_mode or "paragraph",
+                      "subchunk_segmentation": {"separator": r.subchunk_separators[0] if r.subchunk_separators else "",
+                                                "max_tokens": r.subchunk_max_tokens,
+                                                "chunk_overlap": r.subchunk_chunk_overlap}}}
+
+
+def search_method(model: dict | None) -> int:
+    """Dify's retrieval_model.search_method -> rag's (absent: UNSPECIFIED, the dataset's)."""
+    name = (model or {}).get("search_method") if isinstance(model, dict) else None
+    if name in (None, ""):
+        return pb.SEARCH_METHOD_UNSPECIFIED
+    if name not in SEARCH:
+        raise BadRequest(f"search_method must be one of {sorted(SEARCH)}", field="retrieval_model.search_method")
+    return SEARCH[name]
 
 
 def dataset_body(d: pb.Dataset) -> dict:
@@ -46,7 +106,9 @@ def dataset_body(d: pb.Dataset) -> dict:
             "document_count": d.document_count, "word_count": d.word_count, "created_by": None,
             "created_at": d.created_at, "updated_by": None, "updated_at": d.updated_at,
             "embedding_model": d.embedding_model, "embedding_model_provider": d.embedding_model_provider or "loom",
-            "embedding_available": True, "tags": [], "doc_form": "text_model",
+            "embedding_available": True, "tags": [],
+            "doc_form": "hierarchical_model" if d.process_rule.mode == "hierarchical" else "text_model",
+            "process_rule": process_rule_body(d.process_rule),
             "retrieval_model_dict": {"search_method": SEARCH_NAME.get(d.search_method, "semantic_search"),
                                      "reranking_enable": False, "top_k": 4, "score_threshold_enabled": False,
                                      "score_threshold": None}}
@@ -113,11 +175,13 @@ class RagClient:
 
     # ---- datasets ------------------------------------------------------------------------
 
-    async def create_dataset(self, t: str, name: str, description: str, search_method: str | None,
-                             embedding_model: str | None) -> dict:
+    async def create_dataset(self, t: str, name: str, description: str, retrieval_model: dict | None,
+                             embedding_model: str | None, rule: dict | None = None) -> dict:
         req = pb.CreateDatasetRequest(tenant_id=t, name=name, description=description or "",
                                       embedding_model=embedding_model or "",
-                                      search_method=SEARCH.get(search_method or "", pb.SEARCH_METHOD_UNSPECIFIED))
+                                      search_method=search_method(retrieval_model))
+        if (pr := process_rule(rule)) is not None:
+            req.process_rule.CopyFrom(pr)
         return dataset_body(await self._call("CreateDataset", req, t))
 
     async def list_datasets(self, t: str, keyword: str, page: int, limit: int) -> dict:
@@ -129,9 +193,11 @@ class RagClient:
         return dataset_body(await self._call("GetDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id), t))
 
     async def update_dataset(self, t: str, dataset_id: str, name: str | None, description: str | None,
-                             search_method: str | None) -> dict:
-        req = pb.UpdateDatasetRequest(tenant_id=t, dataset_id=dataset_id,
-                                      search_method=SEARCH.get(search_method or "", pb.SEARCH_METHOD_UNSPECIFIED))
+                             retrieval_model: dict | None, rule: dict | None = None) -> dict:
+        """Only what is given changes; a new process rule applies to documents added later."""
+        req = pb.UpdateDatasetRequest(tenant_id=t, dataset_id=dataset_id, search_method=search_method(retrieval_model))
+        if (pr := process_rule(rule)) is not None:
+            req.process_rule.CopyFrom(pr)
         if name is not None:
             req.name = name
         if description is not None:

@@ -1,4 +1,4 @@
-/** A dataset's name, description and retrieval method (PATCH /v1/datasets/{id}), and deleting it. */
+/** A dataset's name, description, chunking and retrieval method (PATCH /v1/datasets/{id}), and deleting it. */
 import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router-dom";
@@ -7,6 +7,7 @@ import { ConfirmButton, ErrorMessage, Field } from "../../ui";
 import { kbHeaders, useWorkspace } from "../../workspace";
 import { SearchMethodSelect, type Dataset } from "../KnowledgePage";
 import type { Schema } from "../../schemas";
+import { ChunkingFields, formFromRule, ruleFromForm } from "./chunking";
 
 export function DatasetSettings({ dataset }: { dataset: Dataset }) {
   const { workspaceId, base } = useWorkspace();
@@ -16,10 +17,19 @@ export function DatasetSettings({ dataset }: { dataset: Dataset }) {
   const [name, setName] = useState(dataset.name);
   const [description, setDescription] = useState(dataset.description ?? "");
   const [method, setMethod] = useState(dataset.retrieval_model_dict?.search_method ?? "semantic_search");
+  const [chunking, setChunking] = useState(() => formFromRule(dataset.process_rule));
   const save = useMutation({
     mutationFn: () =>
-      api<Dataset>("PATCH", `/v1/datasets/${dataset.id}`, { name, description, retrieval_model: { search_method: method } } satisfies Schema<"DatasetPatch">, { headers }),
-    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["dataset", workspaceId, dataset.id] }),
+      api<Dataset>(
+        "PATCH",
+        `/v1/datasets/${dataset.id}`,
+        { name, description, retrieval_model: { search_method: method }, process_rule: { ...ruleFromForm(chunking) } } satisfies Schema<"DatasetPatch">,
+        { headers },
+      ),
+    onSuccess: (saved) => {
+      queryClient.setQueryData(["dataset", workspaceId, dataset.id], saved);
+      void queryClient.invalidateQueries({ queryKey: ["dataset", workspaceId, dataset.id] });
+    },
   });
   const remove = useMutation({
     mutationFn: () => api("DELETE", `/v1/datasets/${dataset.id}`, undefined, { headers }),
@@ -43,7 +53,8 @@ export function DatasetSettings({ dataset }: { dataset: Dataset }) {
         <Field label="Retrieval method" hint="Used by retrieval testing and knowledge-retrieval nodes that do not choose one.">
           {(id) => <SearchMethodSelect id={id} value={method} onChange={setMethod} />}
         </Field>
-        <p className="muted small">Chunking mode and sizes are chosen per upload on the Documents tab.</p>
+        <ChunkingFields value={chunking} onChange={setChunking} />
+        <p className="muted small">Chunking applies to documents added from now on; those indexed already keep their chunks.</p>
         <ErrorMessage error={save.error} />
         {save.isSuccess && <p className="success" role="status">Saved.</p>}
         <div className="row">

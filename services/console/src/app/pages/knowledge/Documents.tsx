@@ -12,6 +12,7 @@ import { ConfirmButton, Empty, ErrorMessage, Field, Loading, formatTime } from "
 import { kbHeaders, useWorkspace } from "../../workspace";
 import type { Dataset } from "../KnowledgePage";
 import { Chunks } from "./Chunks";
+import { describeRule } from "./chunking";
 
 export interface DocumentRow {
   id: string;
@@ -47,7 +48,8 @@ export function Documents({ dataset }: { dataset: Dataset }) {
     refetchInterval: (q) => ((q.state.data?.data ?? []).some((d) => !FINAL.has(d.indexing_status)) ? 1000 : false),
   });
   const [uploads, setUploads] = useState<UploadItem[]>([]);
-  const [mode, setMode] = useState<"automatic" | "custom">("automatic");
+  // "dataset": no rule sent, so the dataset's own chunking (its Settings tab) applies.
+  const [mode, setMode] = useState<"dataset" | "automatic" | "custom">("dataset");
   const [maxTokens, setMaxTokens] = useState(500);
   const [overlap, setOverlap] = useState(50);
   const [selected, setSelected] = useState<string | null>(null);
@@ -67,14 +69,16 @@ export function Documents({ dataset }: { dataset: Dataset }) {
     const rule =
       mode === "custom"
         ? { mode: "custom", rules: { segmentation: { separator: "\n\n", max_tokens: maxTokens, chunk_overlap: overlap }, pre_processing_rules: [{ id: "remove_extra_spaces", enabled: true }] } }
-        : { mode: "automatic" };
+        : mode === "automatic"
+          ? { mode: "automatic" }
+          : undefined;
     const batch = Array.from(files).map((file, i) => ({ file, key: `${Date.now()}-${i}-${file.name}` }));
     setUploads((items) => [...batch.map(({ file, key }) => ({ key, name: file.name, progress: 0, state: "uploading" as const })), ...items]);
     await Promise.all(
       batch.map(async ({ file, key }) => {
         const form = new FormData();
         form.append("file", file, file.name);
-        form.append("data", JSON.stringify({ indexing_technique: "high_quality", process_rule: rule }));
+        form.append("data", JSON.stringify({ indexing_technique: "high_quality", ...(rule ? { process_rule: rule } : {}) }));
         try {
           await upload(`${path}/document/create-by-file`, form, (p) => patchUpload(key, { progress: p }), headers);
           patchUpload(key, { state: "done", progress: 1 });
@@ -105,7 +109,8 @@ export function Documents({ dataset }: { dataset: Dataset }) {
           <div className="row">
             <Field label="Chunking">
               {(id) => (
-                <select id={id} value={mode} onChange={(e) => setMode(e.target.value as "automatic" | "custom")}>
+                <select id={id} value={mode} onChange={(e) => setMode(e.target.value as "dataset" | "automatic" | "custom")}>
+                  <option value="dataset">The dataset's ({describeRule(dataset.process_rule)})</option>
                   <option value="automatic">Automatic</option>
                   <option value="custom">Custom sizes</option>
                 </select>
