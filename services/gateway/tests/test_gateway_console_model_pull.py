@@ -67,7 +67,7 @@ async def test_pull_streams_real_progress_and_is_audited(gateway, admin, engine)
 
         # Bad names: 400 naming the field, before any stream (the gateway's own check, then the engine's).
         for bad in ("", "two words", "tab\tname", "pkg:not_a_catalog_package", "/etc/passwd", "../x.gguf",
-                    "no-such-model", "x" * 2049):
+                    "no-such-model", "http://127.0.0.1:9/x.gguf", "x" * 2049):  # a loopback URL: refused unasked
             r = await c.post(admin.ws("/models/pull"), json={"model": bad}, headers=admin.headers)
             assert r.status_code == 400 and r.json()["field"] == "model", (bad, r.text)
             assert r.headers["content-type"].startswith("application/json")

@@ -29,6 +29,9 @@ SKIP = {("POST", "/console/api/logout"), ("DELETE", "/console/api/workspaces/{wo
         ("POST", "/console/api/workspaces/{workspace_id}/model-endpoints"),
         ("POST", "/console/api/workspaces/{workspace_id}/model-endpoints/test"),
         ("PUT", "/console/api/workspaces/{workspace_id}/settings/storage"),
+        # A model pull downloads from the engine's library (registry.ollama.ai here): tested in
+        # test_gateway_console_model_pull.py against a loopback registry.
+        ("POST", "/console/api/workspaces/{workspace_id}/models/pull"),
         ("POST", "/console/api/workspaces/{workspace_id}/settings/storage/test")}
 
 

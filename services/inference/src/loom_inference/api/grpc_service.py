@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 
 import grpc
+import httpx
 
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
@@ -199,6 +200,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 yield pb.PullProgress(status=p.status, digest=p.digest, total=p.total, completed=p.completed)
         except InferenceError as exc:
             await context.abort(status_of(exc), str(exc))
+        except httpx.HTTPError as exc:  # the registry's manifest could not be fetched: a name this engine cannot pull
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"model: the model's source could not be reached ({type(exc).__name__})")
 
 
 def _check_remote(r: pb.RegisterRemoteModelRequest, caller: str) -> None:
