@@ -60,10 +60,14 @@ def _gb(n: float) -> str:
 
 @app.command()
 def serve(platform: bool = typer.Option(
-        False, "--platform", help="join the Loom platform (NATS + Postgres), as loom-inference does under make up")
-          ) -> None:
+        False, "--platform", help="join the Loom platform (NATS + Postgres), as loom-inference does under make up"),
+          bind: str = typer.Option(None, "--bind", help="HTTP and gRPC bind address (config: [network] bind_address)"),
+          port: int = typer.Option(None, "--port", help="HTTP port (config: [network] port)"),
+          grpc_port: int = typer.Option(None, "--grpc-port", help="gRPC port (config: grpc_port)"),
+          config: Path = typer.Option(None, "--config", help="a config.toml instead of $LOOM_HOME's")) -> None:
     """Run the engine until Ctrl-C / SIGTERM: standalone (no NATS, no Postgres, state in files
-    under $LOOM_HOME) unless --platform."""
+    under $LOOM_HOME) unless --platform. Settings: these flags, then LOOM_INFERENCE_* variables,
+    then $LOOM_HOME/inference/config.toml (or --config), then /etc/llm-engine/config.toml."""
     from loom_inference.api.access import BindRefused
     from loom_inference.app import build
     from loom_inference.settings import loom_home
@@ -71,7 +75,10 @@ def serve(platform: bool = typer.Option(
     # One home for everything it writes (model store, the service-token secret), not the
     # working directory: under systemd that is /, read-only.
     os.environ.setdefault("LOOM_HOME", str(loom_home()))
-    settings = InferenceSettings()
+    if config is not None:
+        os.environ["LOOM_INFERENCE_CONFIG"] = str(config)
+    flags = {k: v for k, v in {"http_host": bind, "http_port": port, "grpc_port": grpc_port}.items() if v is not None}
+    settings = InferenceSettings(**flags)  # init arguments rank above the environment
     if not platform:
         settings.standalone = True
     try:

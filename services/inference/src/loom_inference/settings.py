@@ -1,9 +1,11 @@
 """Settings of the inference service.
 
-Sources, highest priority first: environment (`LOOM_INFERENCE_*`; nested with `__`, e.g.
-`LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL=4`; shared ones keep `LOOM_`), then `config.toml`
-(path in `LOOM_INFERENCE_CONFIG`, else `$LOOM_HOME/inference/config.toml` when it exists),
-then the defaults below. config.toml follows the seed:
+Sources, highest priority first: `llm-engine serve` flags, environment (`LOOM_INFERENCE_*`;
+nested with `__`, e.g. `LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL=4`; shared ones keep `LOOM_`),
+then `config.toml` (path in `LOOM_INFERENCE_CONFIG`, else `$LOOM_HOME/inference/config.toml`
+when it exists), then the system-wide `/etc/llm-engine/config.toml` (the service's, written
+by deploy/llm-engine/install.sh), then the defaults below; a file's table overrides the same
+table's keys of the files below it. config.toml follows the seed:
 
     [network]
     bind_address = "127.0.0.1"
@@ -92,12 +94,28 @@ class Network(BaseModel):
     cors_origins: list[str] = []
 
 
+SYSTEM_CONFIG = Path("/etc/llm-engine/config.toml")
+
+
 def config_path() -> Path | None:
     explicit = os.environ.get("LOOM_INFERENCE_CONFIG")
     if explicit:
         return Path(explicit)
     candidate = loom_home() / "inference" / "config.toml"
     return candidate if candidate.exists() else None
+
+
+def config_paths() -> list[Path]:
+    """The config files that exist, lowest priority first: /etc's, then the user's."""
+    system = Path(os.environ.get("LOOM_INFERENCE_SYSTEM_CONFIG") or SYSTEM_CONFIG)
+    return [p for p in (system, config_path()) if p is not None and p.is_file()]
+
+
+def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for key, value in high.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def loom_home() -> Path:
@@ -111,10 +129,9 @@ class _TomlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = config_path()
-        if path is None or not path.exists():
-            return {}
-        data = tomllib.loads(path.read_text())
+        data: dict[str, Any] = {}
+        for path in config_paths():
+            data = _merge(data, tomllib.loads(path.read_text()))
         out: dict[str, Any] = {}
         net = data.get("network", {})
         if net:
