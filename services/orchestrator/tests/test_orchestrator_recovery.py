@@ -13,51 +13,21 @@ import signal
 import time
 
 import asyncpg
-import grpc
 import pytest
 
-from loom.inference.v1 import inference_pb2 as ipb
-from loom.inference.v1 import inference_pb2_grpc
 from loom_common.ids import new_id
-from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_common.testing import eventually
-from loom_orchestrator.testkit import BusClient, chain, node
+from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, HeldModel, serve_held_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-GRAPH = {"nodes": [node("start", "start"),
-                   node("llm", "llm", model={"name": "fake"}, prompt_template=[{"role": "user", "text": "hi"}]),
-                   node("ans", "answer", answer="{{#llm.text#}}")],
-         "edges": chain("start", "llm", "ans")}
-
-
-class HeldModel(inference_pb2_grpc.InferenceServicer):
-    """Each call streams "call<n> " and then waits for `release` before finishing."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.release = asyncio.Event()
-
-    async def Generate(self, request, context):
-        self.calls += 1
-        n = self.calls
-        yield ipb.GenerateChunk(text=f"call{n} ")
-        await self.release.wait()
-        yield ipb.GenerateChunk(text="done")
-        yield ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_STOP, model="fake",
-                                usage=ipb.Usage(prompt_tokens=1, completion_tokens=2))
+GRAPH = CHAT_GRAPH
 
 
 @pytest.fixture
 async def model():
-    fake = HeldModel()
-    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
-    inference_pb2_grpc.add_InferenceServicer_to_server(fake, server)
-    fake.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    await server.start()
-    yield fake
-    fake.release.set()
-    await server.stop(0)
+    async with serve_held_model() as held:
+        yield held
 
 
 async def _run_row(database_url: str, run_id: str):

@@ -22,6 +22,9 @@ class OrchestratorSettings(ServiceSettings, StorageSettings):
     # last longer to lose a run, and a crash costs that much more. Applied to an existing
     # consumer at start (handlers.align_consumer).
     runs_ack_wait_s: float = 4.0
+    # How long a worker waits out Postgres being unreachable (a restart, a failover) before it
+    # gives a run back to the queue (Worker._run_through_db_outages).
+    db_outage_patience_s: float = 60.0
     # Per-run limits (RunLimits).
     max_steps: int = 1000
     max_wall_s: float = 600.0

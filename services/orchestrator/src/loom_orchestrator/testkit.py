@@ -1,9 +1,13 @@
-"""Graph builders and an in-memory run harness, for the orchestrator's tests and benchmark."""
+"""Graph builders, an in-memory run harness, a bus client and a held model, for the
+orchestrator's tests, the fault tests of the whole stack and the benchmark."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from faststream.nats import NatsBroker
@@ -104,3 +108,50 @@ class BusClient:
         finally:
             await sub.unsubscribe()
         return out
+
+
+# start -> llm (model "fake") -> answer: a chatflow whose only side effect is its model call.
+CHAT_GRAPH = {"nodes": [node("start", "start"),
+                        node("llm", "llm", model={"name": "fake"}, prompt_template=[{"role": "user", "text": "hi"}]),
+                        node("ans", "answer", answer="{{#llm.text#}}")],
+              "edges": chain("start", "llm", "ans")}
+
+
+class HeldModel:
+    """An inference service stand-in (gRPC, in the test's process): each Generate call streams
+    "call<n> ", then waits for `release` and ends with "done". `addr` once served."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.addr = ""
+
+    async def Generate(self, request, context):
+        from loom.inference.v1 import inference_pb2 as ipb
+
+        self.calls += 1
+        yield ipb.GenerateChunk(text=f"call{self.calls} ")
+        await self.release.wait()
+        yield ipb.GenerateChunk(text="done")
+        yield ipb.GenerateChunk(finish_reason=ipb.FINISH_REASON_STOP, model="fake",
+                                usage=ipb.Usage(prompt_tokens=1, completion_tokens=2))
+
+
+@contextlib.asynccontextmanager
+async def serve_held_model() -> AsyncIterator[HeldModel]:
+    import grpc
+
+    from loom.inference.v1 import inference_pb2_grpc
+    from loom_common.runtime import GRPC_EXCLUSIVE_PORT
+
+    model = HeldModel()
+    server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
+    servicer = type("HeldInference", (inference_pb2_grpc.InferenceServicer,), {"Generate": model.Generate})()
+    inference_pb2_grpc.add_InferenceServicer_to_server(servicer, server)
+    model.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        yield model
+    finally:
+        model.release.set()
+        await server.stop(0)

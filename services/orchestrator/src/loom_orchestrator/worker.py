@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -30,6 +31,8 @@ from loom_common import bus, messaging
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
 from loom_common.logging import get_logger
+from loom_common.read_replica import UNREACHABLE as DB_UNREACHABLE
+from loom_common.retry import RetryPolicy
 from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
@@ -41,6 +44,8 @@ from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunS
 from loom_orchestrator.workflow import RunOutcome, execute_run, stopped
 
 log = get_logger(__name__)
+
+DB_OUTAGE_BACKOFF = RetryPolicy(initial_interval_s=0.5, backoff_coefficient=2.0, maximum_interval_s=2.0)
 
 
 class Worker:
@@ -70,10 +75,33 @@ class Worker:
                 await msg.in_progress()
             beat = asyncio.create_task(lease.keep(msg.in_progress))
             try:
-                await self.run(event, delivery=messaging.deliveries(msg), stored_at=messaging.stored_at(msg),
-                               lease=lease)
+                await self._run_through_db_outages(event, msg, lease)
             finally:
                 beat.cancel()
+
+    async def _run_through_db_outages(self, event: RunRequested, msg: NatsMessage, lease: Lease) -> None:
+        """Postgres unreachable (restarting, failing over): the run is tried again here, from its
+        claim (the same delivery claims again and resumes from the journal), with back-off, for up to
+        `db_outage_patience_s`, the heartbeat keeping the message meanwhile. Redelivering instead
+        would spend the message's `max_deliver` on the outage (5 deliveries back off 7.5 s in all)
+        and dead-letter a run that only had to wait."""
+        deadline = time.monotonic() + self.settings.db_outage_patience_s
+        attempt = 0
+        while True:
+            try:
+                await self.run(event, delivery=messaging.deliveries(msg), stored_at=messaging.stored_at(msg),
+                               lease=lease)
+                return
+            except DB_UNREACHABLE as exc:
+                attempt += 1
+                if lease.lost:
+                    raise LeaseLost(f"run {event.run_id}: lease lost") from exc
+                if time.monotonic() >= deadline:
+                    raise
+                delay = DB_OUTAGE_BACKOFF.delay_for(attempt)
+                log.warning("postgres unreachable; the run will be tried again here", run_id=event.run_id,
+                            attempt=attempt, delay_s=delay, error=repr(exc))
+                await asyncio.sleep(delay)
 
     def cancel(self, run_id: str, reason: str) -> bool:
         task = self.active.get(run_id)

@@ -1,0 +1,163 @@
+"""Components killed in the middle of a live run, on the real stack (docs/reliability.md).
+
+Each test gives the fault its own NATS or Postgres (the session's are shared by every test), a
+real `loom-orchestrator` process, and a chatflow whose model is a gRPC stand-in in this process
+that streams one token and then holds until the test releases it, so the fault lands while the
+run is in flight. Each checks: the run is not lost (it finishes, recorded succeeded), no answer
+is doubled (one `message_end`, seq 1..n once each), and prints the time from the fault to the
+run's end (`recovery_s`)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from loom_common import bus
+from loom_common.devstack import infra
+from loom_common.ids import new_id
+from loom_common.testing import eventually
+from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def own_nats(tmp_path):
+    server = infra.EmbeddedNats(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_pg():
+    # Not under pytest's tmp_path: Postgres runs as its own user when we are root, and pytest makes
+    # /tmp/pytest-of-root private again whenever any pytest session starts.
+    root = Path(tempfile.mkdtemp(prefix="loom-test-"))
+    server = infra.EmbeddedPostgres(root / "pg").start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def _chat(client: BusClient) -> str:
+    return await client.request(CHAT_GRAPH, app_mode="chatflow", query="hi", conversation_id=new_id())
+
+
+async def _finished_row(database_url: str, run_id: str):
+    async def finished():
+        try:
+            conn = await asyncpg.connect(database_url)
+        except (OSError, asyncpg.PostgresError):
+            return None  # not back yet
+        try:
+            row = await conn.fetchrow("SELECT status, answer, deliveries FROM orchestrator.runs WHERE id = $1", run_id)
+        finally:
+            await conn.close()
+        return row if row is not None and row["status"] != "running" else None
+
+    return await eventually(finished, f"run {run_id} recorded finished")
+
+
+def _one_answer(events) -> None:
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"seqs not 1..n once each: {seqs}"
+    names = [e.event for e in events]
+    assert names.count("message_end") == 1 and names.count("workflow_finished") == 1, names
+
+
+async def _jetstream_answers(client: BusClient) -> bool:
+    try:
+        await client.broker.connection.jetstream().stream_info("RUN_EVENTS")
+        return True
+    except Exception:
+        return False
+
+
+def _restart(server, sig: int = signal.SIGKILL, down_s: float = 0.0) -> None:
+    infra.stop_process(server.proc, sig, 20)
+    time.sleep(down_s)
+    server.start()
+
+
+async def test_nats_restarted_mid_run(own_nats, database_url, run_service) -> None:
+    """NATS SIGKILLed and restarted on its file store while a run's model call is in flight: the
+    streams and the durable consumer survive, the worker and the client reconnect, the run ends
+    once, and a run requested after the restart is served."""
+    async with serve_held_model() as model:
+        orchestrator = run_service("orchestrator", env={"LOOM_NATS_URL": own_nats.url,
+                                                        "LOOM_INFERENCE_ADDR": model.addr})
+        async with BusClient(own_nats.url) as client:
+            run_id = await _chat(client)
+            await eventually(lambda: model.calls == 1, "the run's model call")
+            t0 = time.monotonic()
+            _restart(own_nats)
+            model.release.set()
+            await eventually(lambda: _jetstream_answers(client), "this client to reconnect to JetStream")
+            events = await client.events(run_id, until="message_end")
+            row = await _finished_row(database_url, run_id)
+            print(f"recovery_s={time.monotonic() - t0:.2f} (NATS restart -> run recorded finished), "
+                  f"model calls {model.calls}, deliveries {row['deliveries']}")
+            later = await _chat(client)
+            assert (await client.events(later, until="message_end"))[-1].event == "message_end"
+            replay = await client.all_events(run_id)  # the stream kept what was published before the kill
+    _one_answer(events)
+    assert [e.seq for e in replay] == [e.seq for e in events]
+    assert row["status"] == "succeeded" and row["answer"].endswith("done")
+    assert (await _finished_row(database_url, later))["status"] == "succeeded"
+    assert orchestrator.proc.poll() is None, orchestrator.log()
+
+
+def _long_loop(rounds: int) -> dict:
+    """A workflow of `rounds` loop rounds (an assigner and a template each): thousands of
+    journal writes, no other service."""
+    return {"nodes": [node("start", "start"),
+                      node("lp", "loop", loop_count=rounds, loop_variables=[{"label": "n", "value": 0}]),
+                      node("ls", "loop-start", parent="lp"),
+                      node("inc", "assigner", parent="lp",
+                           items=[{"variable_selector": ["lp", "n"], "operation": "+=", "value": 1}]),
+                      tpl("t", "{{n}}", n=["lp", "n"]) | {"parent_id": "lp"},
+                      node("end", "end", outputs=[{"variable": "n", "value_selector": ["lp", "n"]}])],
+            "edges": [*chain("start", "lp", "end"), *chain("ls", "inc", "t")]}
+
+
+async def test_postgres_restarted_mid_run(own_nats, own_pg, run_service) -> None:
+    """Postgres stopped at once (immediate shutdown: crash recovery at the next start), down for
+    10 s, and restarted while a long run writes its journal: the worker waits the outage out
+    (before: the message's 5 deliveries were spent in 7.5 s and the run dead-lettered, lost),
+    its pool reconnects, the run resumes from the journal and ends once with the right result.
+    (No gRPC server in this test's process: forking Postgres as its own user beside one can crash
+    the child before it execs.)"""
+    database_url = own_pg.url("loom_faults")
+    rounds = 1000  # the most a loop node allows
+    orchestrator = run_service("orchestrator", env={"LOOM_NATS_URL": own_nats.url, "LOOM_DATABASE_URL": database_url,
+                                                    "LOOM_ORCHESTRATOR_MAX_STEPS": "100000"})
+    async with BusClient(own_nats.url) as client:
+        run_id = await client.request(_long_loop(rounds))
+        js = client.broker.connection.jetstream()
+        sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+        for _ in range(30):  # well into the loop
+            await sub.next_msg(timeout=60)
+        await sub.unsubscribe()
+        # Down for 10 s: longer than the message's redeliveries with back-off last (0.5+1+2+4 s
+        # for 5 deliveries), so the run survives only if the worker waits the outage out.
+        await asyncio.to_thread(_restart, own_pg, signal.SIGQUIT, 10.0)
+        back = time.monotonic()
+        events = await client.events(run_id, timeout_s=120)
+        row = await _finished_row(database_url, run_id)
+        print(f"recovery_s={time.monotonic() - back:.2f} (Postgres accepting again -> run recorded finished, "
+              f"the rest of the run included), claims {row['deliveries']}")
+        later = await client.request(_long_loop(3))
+        assert (await client.events(later))[-1].data["status"] == "succeeded"
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"seqs not 1..n once each: {seqs}"
+    assert [e.event for e in events].count("workflow_finished") == 1
+    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"n": rounds}
+    assert row["status"] == "succeeded"
+    assert orchestrator.proc.poll() is None, orchestrator.log()
