@@ -401,3 +401,39 @@ def test_a_node_on_the_canvas_dragged_into_an_iteration_becomes_its_child_and_dr
     page.keyboard.press("Control+z")
     graph = _saved_graph(page, console_stack, admin, app["id"])
     assert {n["id"]: n.get("parent_id") for n in graph["nodes"]}["c"] == "it"
+
+
+def test_agent_debug_preview_shows_each_round_with_its_tool_call_and_observation(signed_in, console_stack,
+                                                                                admin) -> None:
+    """An agent app configured through its panel (the calculator tool, a forced first tool call:
+    the grammar-constrained call the orchestrator's own agent test relies on with the bundled
+    model) and run in the chat preview: the rounds streamed as agent_thought events are shown,
+    the first with its tool call and the tool's observation."""
+    page = signed_in
+    page.set_viewport_size(WIDE)
+    ws = admin.workspace_id
+    app = console_stack.api("POST", f"/console/api/workspaces/{ws}/apps", admin.token,
+                            json={"name": f"Calculator agent {uuid.uuid4().hex[:4]}", "mode": "agent"}).json()
+    page.goto(f"{console_stack.url}/w/{ws}/apps/{app['id']}/editor")
+    agent = _panel(page, "agent")
+    agent.get_by_label("Max tokens").fill("48")
+    agent.get_by_label("Instruction").fill("Use the calculator.")
+    agent.get_by_role("button", name="+ Tool").click()
+    agent.get_by_label("Tool 1").fill("math.eval")
+    agent.get_by_label("First call").select_option("required")
+    agent.get_by_label("Max rounds").fill("2")
+    graph = _saved_graph(page, console_stack, admin, app["id"])
+    data = next(n["data"] for n in graph["nodes"] if n["id"] == "agent")
+    assert [t["tool_name"] for t in data["tools"]] == ["math.eval"], data
+    assert (data["tool_choice"], data["max_iterations"]) == ("required", 2), data
+
+    page.get_by_test_id("debug").click()
+    page.get_by_test_id("chat-input").fill("What is 2 + 3?")
+    page.get_by_test_id("chat-send").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=240_000)
+    # Agent apps stream messages and rounds, not node events (as Dify's agent-chat apps do).
+    first = page.get_by_test_id("agent-round-1")
+    expect(first).to_contain_text("Tool call: math.eval")
+    expect(first).to_contain_text("expression")  # its own arguments, decoded
+    expect(first).to_contain_text("Observation:")
+    page.screenshot(path=str(ARTIFACTS / "editor-agent-rounds.png"))

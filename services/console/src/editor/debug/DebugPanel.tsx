@@ -9,7 +9,7 @@ import { api, ApiError, stream } from '../../app/api'
 import type { AppMode, Graph, InputVariable } from '../dsl/types'
 import { Field, Section, TextInput } from '../panels/fields'
 import { TraceView } from '../panels/NodePanel'
-import { emptyTrace, fold, foldAll, type RunTrace } from '../run/trace'
+import { emptyTrace, fold, foldAll, roundCalls, type RunTrace } from '../run/trace'
 
 interface Turn { query: string; answer: string; error?: string }
 interface PastRun { id: string; status: string; created_at: number; invoke_from?: string; total_tokens?: number }
@@ -159,17 +159,24 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
           <Section title="Agent rounds">
             <ol className="ed-rounds" data-testid="agent-rounds">
               {trace.rounds.map((r) => (
-                <li key={r.position}>
+                <li key={r.position} data-testid={`agent-round-${r.position}`}>
                   {r.thought && <p><strong>Thought:</strong> {r.thought}</p>}
-                  {r.tool && <p><strong>Tool call:</strong> <code>{r.tool}</code> <code>{r.toolInput}</code></p>}
-                  {r.observation && <p><strong>Observation:</strong> {r.observation}</p>}
+                  {roundCalls(r).map((c, i) => (
+                    <div key={i} className="ed-round-call">
+                      <p><strong>Tool call:</strong> <code>{c.tool}</code>{c.input && <> <code>{c.input}</code></>}</p>
+                      {c.observation && <p><strong>Observation:</strong> <code>{c.observation}</code></p>}
+                    </div>
+                  ))}
+                  {!r.thought && !r.tool && <p className="ed-muted">(no text)</p>}
                 </li>
               ))}
             </ol>
           </Section>
         )}
         <Section title={`Trace${trace.totalTokens ? ` · ${trace.totalTokens} tokens` : ''}`}>
-          {order.length === 0 && <p className="ed-muted">Run the draft to see each node's inputs and outputs.</p>}
+          {order.length === 0 && <p className="ed-muted">{trace.status === 'idle' || trace.status === 'running'
+            ? 'Run the draft to see each node\'s inputs and outputs.'
+            : 'This run streamed no node events (chat and agent apps answer with messages and agent rounds).'}</p>}
           <ol className="ed-trace-list" data-testid="trace-list">
             {order.map((id) => {
               const t = trace.nodes[id]

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { emptyTrace, foldAll } from './trace'
+import { emptyTrace, foldAll, roundCalls } from './trace'
 
 describe('run trace', () => {
   it('folds a chatflow run: nodes light up, finish with outputs, time and tokens', () => {
@@ -49,5 +49,24 @@ describe('run trace', () => {
     ], emptyTrace())
     expect(t.nodes.x).toMatchObject({ runs: 2, tokens: 5 })
     expect(t.rounds.map((r) => [r.position, r.tool, r.observation])).toEqual([[1, 'time.now', '12:00'], [2, '', '']])
+  })
+})
+
+describe('agent rounds', () => {
+  it('splits a round into its tool calls, arguments and observations decoded from Dify\'s JSON-in-JSON', () => {
+    const t = foldAll([
+      { event: 'agent_thought', position: 1, thought: '', tool: 'math.eval;time.now',
+        tool_input: JSON.stringify({ 'math.eval': '{"expression": "2 + 3"}', 'time.now': '{}' }),
+        observation: JSON.stringify({ 'math.eval': '{"expression": "2 + 3", "result": 5}', 'time.now': 'error: timeout' }) },
+      { event: 'agent_thought', position: 2, thought: 'It is 5.', tool: '', tool_input: '', observation: '' },
+    ])
+    expect(t.rounds.map((r) => r.position)).toEqual([1, 2])
+    expect(roundCalls(t.rounds[0])).toEqual([
+      { tool: 'math.eval', input: '{"expression":"2 + 3"}', observation: '{"expression":"2 + 3","result":5}' },
+      { tool: 'time.now', input: '{}', observation: 'error: timeout' },
+    ])
+    expect(roundCalls(t.rounds[1])).toEqual([])
+    expect(roundCalls({ position: 3, thought: '', tool: 'x', toolInput: 'not json', observation: 'plain' }))
+      .toEqual([{ tool: 'x', input: 'not json', observation: 'plain' }])
   })
 })

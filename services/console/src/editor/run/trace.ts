@@ -114,3 +114,36 @@ export function fold(state: RunTrace, ev: Ev): RunTrace {
 }
 
 export const foldAll = (events: Ev[], start: RunTrace = emptyTrace()) => events.reduce(fold, start)
+
+export interface ToolCall {
+  tool: string
+  input: string
+  observation: string
+}
+
+/** A string that holds JSON, decoded; anything else as it is. */
+function decoded(v: unknown): unknown {
+  if (typeof v !== 'string') return v
+  try {
+    return JSON.parse(v)
+  } catch {
+    return v
+  }
+}
+
+const shown = (v: unknown) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v))
+
+/** The calls of one round, each with its own arguments and observation: an agent_thought names
+ *  its tools joined by ';', and its tool_input and observation are JSON objects keyed by tool
+ *  (Dify's shape) whose values are often JSON strings again. Unparsable parts stay as text. */
+export function roundCalls(round: AgentRound): ToolCall[] {
+  if (!round.tool) return []
+  const tools = round.tool.split(';').filter(Boolean)
+  const inputs = decoded(round.toolInput)
+  const observations = decoded(round.observation)
+  const keyed = (all: unknown, tool: string, whole: string) =>
+    (all && typeof all === 'object' && !Array.isArray(all) ? shown(decoded((all as Record<string, unknown>)[tool])) : whole)
+  return tools.map((tool) => ({
+    tool, input: keyed(inputs, tool, round.toolInput), observation: keyed(observations, tool, round.observation),
+  }))
+}
