@@ -46,3 +46,20 @@ def test_inference_standalone_serves_ollama_and_openai_without_nats_or_postgres(
     vecs = oa.embeddings.create(model="all-minilm:l6-v2", input=["a"])
     assert len(vecs.data[0].embedding) == 384
     assert "gemma3:270m" in {m.id for m in oa.models.list()}
+
+
+def test_inference_images_to_a_text_model_are_refused_naming_the_field(standalone_engine) -> None:
+    client = ollama.Client(host=standalone_engine.base_url)
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+    with pytest.raises(ollama.ResponseError) as chat:
+        client.chat(model="gemma3:270m", messages=[{"role": "user", "content": "What is this?", "images": [png]}])
+    assert chat.value.status_code == 400 and "cannot read images" in chat.value.error
+    raw = httpx.post(standalone_engine.base_url + "/api/generate",
+                     json={"model": "gemma3:270m", "prompt": "What is this?", "images": [png], "stream": False})
+    assert raw.status_code == 400 and raw.json()["field"] == "images"
+    oa = openai.OpenAI(base_url=standalone_engine.base_url + "/v1", api_key="unused")
+    with pytest.raises(openai.BadRequestError) as vision:
+        oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]}])
+    assert vision.value.body["param"] == "messages.0.content.1.image_url"

@@ -91,3 +91,9 @@ def schema_from_format(fmt, field: str) -> str:
     if isinstance(fmt, dict):
         return json.dumps(fmt)
     raise InvalidRequest("must be 'json' or a JSON schema object", field)
+
+
+def refuse_images(model: str, field: str) -> None:
+    """Images sent to a model that cannot read them are refused, never dropped: no model this
+    engine serves has a vision projector (llama.cpp's mmproj) wired in yet."""
+    raise InvalidRequest(f"{model} cannot read images (it has no vision projector); send text only", field)

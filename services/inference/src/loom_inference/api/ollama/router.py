@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from loom_inference import __version__, modelfile
-from loom_inference.api.common import ns, prime, schema_from_format
+from loom_inference.api.common import ns, prime, refuse_images, schema_from_format
 from loom_inference.api.ollama import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -185,6 +185,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     @api.post("/generate")
     async def generate(body: w.GenerateRequest):
+        if body.images:
+            refuse_images(body.model, "images")
         if not body.prompt:  # Ollama: an empty prompt just loads (or, keep_alive 0, unloads) the model
             reason = await _load(body.model, body.keep_alive)
             return JSONResponse({"model": body.model, "created_at": _now(), "response": "", "done": True,
@@ -202,6 +204,9 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     @api.post("/chat")
     async def chat(body: w.ChatRequest):
+        for i, m in enumerate(body.messages):
+            if m.images:
+                refuse_images(body.model, f"messages.{i}.images")
         if not body.messages:
             reason = await _load(body.model, body.keep_alive)
             return JSONResponse({"model": body.model, "created_at": _now(), "done": True, "done_reason": reason,

@@ -54,6 +54,7 @@ class GenerateRequest(_Wire):
     model: str
     prompt: str = ""
     system: str | None = None
+    images: list[str] | None = None
     raw: bool = False
     stream: bool = True
     format: str | dict[str, Any] | None = None

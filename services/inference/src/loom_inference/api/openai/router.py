@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from loom_common.ids import new_id
-from loom_inference.api.common import prime
+from loom_inference.api.common import prime, refuse_images
 from loom_inference.api.openai import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -68,7 +68,13 @@ def _sse(obj: dict | str) -> bytes:
 
 def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
     messages = []
-    for m in body.messages:
+    for i, m in enumerate(body.messages):
+        for j, part in enumerate(m.content if isinstance(m.content, list) else []):
+            if part.type == "image_url":
+                refuse_images(body.model, f"messages.{i}.content.{j}.image_url")
+            if part.type != "text":
+                raise InvalidRequest(f"content parts of type {part.type!r} are not supported",
+                                     f"messages.{i}.content.{j}.type")
         calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or []]
         content = m.text
         if calls and not content:
