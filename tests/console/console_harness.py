@@ -100,7 +100,7 @@ class ConsoleStack:
         return httpx.request(method, self.url + path, headers=headers, timeout=120, **kw)
 
 
-def start_all(database_url: str, home: Path, dist: Path
+def start_all(database_url: str, home: Path, dist: Path, inference_env: dict | None = None
               ) -> tuple[infra.EmbeddedNats, gateway_stack.Stack, ConsoleServer]:
     # Its own NATS: its orchestrator and rag join durable consumers that every orchestrator and
     # rag share (see services/gateway/tests/conftest.py), so they must not meet other tests' ones.
@@ -113,7 +113,8 @@ def start_all(database_url: str, home: Path, dist: Path
         # console test walks the setup wizard on this fresh database. In a thread: Playwright's
         # sync API keeps an event loop running on this one, and start_stack uses asyncio.run.
         with mock.patch.object(gateway_stack, "_sign_in", lambda stack: None), ThreadPoolExecutor(1) as pool:
-            stack = pool.submit(gateway_stack.start_stack, nats.url, url, home, gateway_env=env).result()
+            stack = pool.submit(gateway_stack.start_stack, nats.url, url, home, gateway_env=env,
+                                inference_env=inference_env).result()
     except BaseException:
         nats.stop()
         raise

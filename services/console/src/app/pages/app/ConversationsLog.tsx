@@ -93,8 +93,8 @@ export function ConversationsLog({ appId }: { appId: string }) {
                   <th>Conversation</th>
                   <th>End user</th>
                   <th>Messages</th>
-                  <th><span aria-hidden>👍</span><span className="sr-only">Likes</span></th>
-                  <th><span aria-hidden>👎</span><span className="sr-only">Dislikes</span></th>
+                  <th>Likes</th>
+                  <th>Dislikes</th>
                   <th>Last active</th>
                 </tr>
               </thead>
@@ -158,7 +158,7 @@ function Messages({ appId, conversationId }: { appId: string; conversationId: st
               <span className="muted">{formatTime(m.created_at)}</span>
               {m.feedback ? (
                 <span className={`status status-${m.feedback.rating === "like" ? "succeeded" : "failed"}`} data-testid="message-feedback">
-                  {m.feedback.rating === "like" ? "👍 Liked" : "👎 Disliked"}
+                  {m.feedback.rating === "like" ? "Liked" : "Disliked"}
                   {m.feedback.content ? `: “${m.feedback.content}”` : ""}
                 </span>
               ) : (
