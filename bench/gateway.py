@@ -168,6 +168,43 @@ async def non_llm_rps(base_url: str, key: str, seconds: float, clients: int = 16
     return done / elapsed, statistics.median(lat)
 
 
+def non_llm_with_redis(stack, redis_dir: Path, rounds_n: int, seconds: float, pg_pid: int) -> dict:
+    """GET /v1/parameters with rate limits counted (high limits, never reached), the gateway
+    restarted without and with Redis (Debian's redis-server), interleaved round by round:
+    {"postgres" | "redis": {rps, p50_ms, postgres_cpu_ms_per_1k, gateway_cpu_ms_per_1k}}."""
+    from loom_common.devstack.redis_server import EmbeddedRedis, redis_binary
+    from loom_common.testing import ServiceProcess
+
+    if redis_binary() is None:
+        sys.exit("--redis needs Debian's redis-server: apt-get install redis-server (make test installs it)")
+    _, key = app_with_key(stack, "chat", name="bench-redis")
+    redis = EmbeddedRedis(redis_dir).start()
+    counted = {"LOOM_GATEWAY_KEY_RPM": "100000000", "LOOM_GATEWAY_WORKSPACE_RPM": "100000000"}
+    runs: dict[str, list[tuple[float, float, float, float]]] = {"postgres": [], "redis": []}
+    try:
+        for _ in range(rounds_n):
+            for variant in runs:
+                old = next(p for p in stack.procs if p.name == "gateway")
+                old.stop(15)
+                env = {k: v for k, v in old.env.items() if k != "LOOM_REDIS_URL"} | counted
+                if variant == "redis":
+                    env["LOOM_REDIS_URL"] = redis.url
+                new = ServiceProcess("gateway", env, old.http_port, old.log_path, old.admin_port).start(120)
+                stack.procs[stack.procs.index(old)] = new
+                asyncio.run(non_llm_rps(stack.gateway_url, key, 1))  # warm-up: pools, caches
+                procs = {"postgres": pg_pid, "gateway": new.proc.pid}
+                before = cpu_seconds(procs)
+                rps, lat = asyncio.run(non_llm_rps(stack.gateway_url, key, seconds))
+                used = {k: v - before[k] for k, v in cpu_seconds(procs).items()}
+                n = rps * seconds / 1000  # thousands of requests (about: rps is over the run's own time)
+                runs[variant].append((rps, lat, used["postgres"] * 1000 / n, used["gateway"] * 1000 / n))
+    finally:
+        redis.stop()
+    return {v: {"rps": p50([r[0] for r in rs]), "p50_ms": p50([r[1] for r in rs]),
+                "postgres_cpu_ms_per_1k": p50([r[2] for r in rs]), "gateway_cpu_ms_per_1k": p50([r[3] for r in rs])}
+            for v, rs in runs.items()}
+
+
 def p50(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -235,6 +272,8 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--redis", action="store_true",
+                    help="also the non-LLM rate with rate limits counted in Postgres and in Redis (redis-server)")
     args = ap.parse_args()
     t_start = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="loom-bench-gw-"))
@@ -250,6 +289,9 @@ def main() -> None:
         t_ready = time.perf_counter()
         try:
             res = asyncio.run(measure(stack, args.quick, {"nats": nats.proc.pid, "postgres": pg.proc.pid}))
+            if args.redis:
+                res["by_redis"] = non_llm_with_redis(stack, root / "redis", 1 if args.quick else 3,
+                                                      3 if args.quick else 8, pg.proc.pid)
         finally:
             stack.stop()
     finally:
@@ -286,6 +328,11 @@ def main() -> None:
     print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
           f"p50 {res['non_llm']['p50_ms']:.1f} ms")
     print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
+    by_redis = res.get("by_redis", {})
+    for variant, r in by_redis.items():
+        print(f"non-LLM, rate limits counted in {variant}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
+              f"CPU per 1k requests: postgres {r['postgres_cpu_ms_per_1k']:.0f} ms, "
+              f"gateway {r['gateway_cpu_ms_per_1k']:.0f} ms")
     print(json.dumps({
         "added_ttft_ms_p50_c1": round(res["c1"]["stack_p50"] - res["c1"]["direct_p50"], 2),
         "added_ttft_ms_p50_c8": round(res["c8"]["stack_p50"] - res["c8"]["direct_p50"], 2),
@@ -301,6 +348,7 @@ def main() -> None:
         "sse_relay_ms_mean_c8": round(res["c8"]["breakdown"]["relay"], 3),
         **{f"cpu_ms_per_run_c1_{name}": round(ms, 1) for name, ms in cpu.items()},
         "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
+        **({f"non_llm_{k}_counted_in_{v}": round(x, 1) for v, r in by_redis.items() for k, x in r.items()}),
         "quick": args.quick}))
 
 
