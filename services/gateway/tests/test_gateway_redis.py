@@ -226,3 +226,28 @@ async def test_a_published_version_is_shared_through_redis(redis_server, nats_ur
                                                             app_id)
         gw.rt.http.state.gw.apps._published.clear()
         assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""
+
+
+async def test_replicas_share_counts_and_a_revoke_on_one_is_refused_at_once_by_another(
+        redis_server, nats_url, database_url, tmp_path, monkeypatch, frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch, key_rpm=3) as a:
+        # A second gateway on the same database and Redis: another replica of the service.
+        s = a.rt.settings.model_copy()
+        b_rt = build(s)
+        await b_rt.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=b_rt.http), base_url="http://gw") as b:
+                admin = await console(a.client)
+                app_id, key = await make_app(a.client, admin, "chat")
+                h = {"Authorization": f"Bearer {key}"}
+                assert (await b.get("/v1/parameters", headers=h)).status_code == 200  # cached by B
+                assert (await a.client.get("/v1/parameters", headers=h)).status_code == 200  # A: from Redis
+                # One minute's count across both: the third request passes, the fourth is refused.
+                assert (await b.get("/v1/parameters", headers=h)).status_code == 200
+                assert (await a.client.get("/v1/parameters", headers=h)).status_code == 429
+                kid = await key_id_of(a.client, admin, app_id)
+                r = await b.delete(admin.ws(f"/apps/{app_id}/api-keys/{kid}"), headers=admin.headers)
+                assert r.status_code == 204
+                assert (await a.client.get("/v1/parameters", headers=h)).status_code == 401
+        finally:
+            await b_rt.stop()
