@@ -56,6 +56,12 @@ async def test_retrieval_reads_the_replica_and_falls_back_for_a_fresh_write(repl
             await rag.drain()
             # Unmarked, the search goes to the paused replica, which lacks the new document.
             assert "b.txt" not in await names(RetrievalQuery(t, [ds.id], "lanterns canals"))
+            # A dataset the replica has not got at all (made through another rag replica, say):
+            # the lookup falls back to the primary rather than answering "not found".
+            ds2 = await rag.m.create_dataset(t, name="fresh")
+            await rag.m.create_document(t, ds2.id, name="c.txt", source=rag_text("Kites over the dunes."))
+            await rag.drain()
+            assert await names(RetrievalQuery(t, [ds2.id], "kites dunes")) == {"c.txt"}
             reads.wrote(t)  # the tenant's write: its searches read the primary until the replica has it
             assert "b.txt" in await names(RetrievalQuery(t, [ds.id], "lanterns canals"))
             await admin.execute("SELECT pg_wal_replay_resume()")

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from loom_common.read_replica import Reads
 from loom_rag import metrics
-from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument
+from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument, NotFound
 from loom_rag.domain.models import Dataset, Hit, RetrievalQuery, SearchMethod
 from loom_rag.domain.ports import Embedder
 from loom_rag.domain.validation import uuid_
@@ -44,8 +44,17 @@ class Retriever:
         _validate(q)
         ids = [uuid_("dataset_ids", d) for d in dict.fromkeys(q.dataset_ids)]
         db = TenantDb(self.reads.pool(q.tenant_id), rls_role=self.db.rls_role)
-        async with db.pool.acquire() as conn:  # one round trip; filtered on tenant_id
-            found = await datasets_store.lookup_many(conn, q.tenant_id, ids)
+        try:
+            async with db.pool.acquire() as conn:  # one round trip; filtered on tenant_id
+                found = await datasets_store.lookup_many(conn, q.tenant_id, ids)
+        except NotFound:
+            if db.pool is self.db.pool:
+                raise
+            # A dataset the replica lacks may be one created a moment ago (through another rag
+            # replica): the primary decides, and the search follows it there.
+            db = self.db
+            async with db.pool.acquire() as conn:
+                found = await datasets_store.lookup_many(conn, q.tenant_id, ids)
         method = q.method or found[0].search_method
         groups: dict[tuple[str, int, str], list[Dataset]] = defaultdict(list)
         for ds in found:
