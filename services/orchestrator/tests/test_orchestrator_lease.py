@@ -71,3 +71,17 @@ async def test_a_mark_that_fails_does_not_renew() -> None:
     finally:
         beat.cancel()
     assert lease.lost
+
+
+def test_the_end_of_a_run_is_recognised_so_a_resumption_does_not_announce_it_twice() -> None:
+    from loom_common.events import RunEvent
+    from loom_orchestrator.events import announces_end
+
+    def ev(name: str, **data) -> RunEvent:
+        return RunEvent(tenant_id="t", run_id="r", seq=9, event=name, task_id="r", data=data)
+
+    assert announces_end(ev("message_end"), chat=True)
+    assert not announces_end(ev("workflow_finished", status="succeeded"), chat=True)  # message_end follows
+    assert announces_end(ev("workflow_finished", status="failed"), chat=True)  # no message_end after a failure
+    assert announces_end(ev("workflow_finished", status="succeeded"), chat=False)
+    assert not announces_end(ev("node_finished"), chat=False)

@@ -75,3 +75,16 @@ async def test_claim_is_fenced_by_delivery_number(pool) -> None:
     with pytest.raises(Superseded):
         await store.claim(stale, None, "w", chat=True, delivery=4)
     assert await pool.fetchval("SELECT count(*) FROM conversations WHERE id = $1", stale.conversation_id) == 0
+
+
+async def test_finish_is_fenced_by_delivery_number(pool) -> None:
+    """A worker that lost its lease (stalled while delivery 2 took the run) cannot record an outcome."""
+    store = PgRunStore(pool)
+    req = _request()
+    await store.claim(req, None, "w1", delivery=1)
+    await store.claim(req, None, "w2", delivery=2)
+    with pytest.raises(Superseded):
+        await store.finish(req.run_id, RunOutcome("succeeded", answer="from the stalled worker"), delivery=1)
+    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2)
+    row = await pool.fetchrow("SELECT status, answer FROM runs WHERE id = $1", req.run_id)
+    assert (row["status"], row["answer"]) == ("succeeded", "from its owner")

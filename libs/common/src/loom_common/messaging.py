@@ -130,18 +130,24 @@ def stored_at(msg: NatsMessage) -> float | None:
         return None
 
 
-async def last_run_event_seq(broker: NatsBroker, run_id: str) -> int:
-    """The seq of the last event stored on the run's subject (0 if none, or unreadable): where a
-    resumed run goes on numbering, and how a reader knows it has missed some."""
+async def last_run_event(broker: NatsBroker, run_id: str) -> RunEvent | None:
+    """The last event stored on the run's subject (None if none, or unreadable)."""
     js = broker.connection.jetstream()
     try:
         msg = await js.get_last_msg(bus.RUN_EVENTS.name, bus.run_events(run_id))
     except Exception:  # nats.js.errors.NotFoundError: nothing published yet
-        return 0
+        return None
     try:
-        return RunEvent.model_validate_json(msg.data).seq
+        return RunEvent.model_validate_json(msg.data)
     except ValueError:
-        return 0
+        return None
+
+
+async def last_run_event_seq(broker: NatsBroker, run_id: str) -> int:
+    """The seq of the last event stored on the run's subject (0 if none, or unreadable): where a
+    resumed run goes on numbering, and how a reader knows it has missed some."""
+    last = await last_run_event(broker, run_id)
+    return last.seq if last is not None else 0
 
 
 @contextlib.asynccontextmanager

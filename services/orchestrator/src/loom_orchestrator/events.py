@@ -29,6 +29,14 @@ log = get_logger(__name__)
 ACK_TIMEOUT_S = 5.0
 
 
+def announces_end(last: RunEvent, *, chat: bool) -> bool:
+    """Whether `last` is a run's final event (workflow.py's `_finish`): message_end in a chat
+    that did not fail, else workflow_finished."""
+    if last.event == "message_end":
+        return True
+    return last.event == "workflow_finished" and (not chat or last.data.get("status") == "failed")
+
+
 async def cancel_requested(broker: NatsBroker, run_id: str) -> str | None:
     """A stop published before this worker took the run (kept by the RUN_CONTROL stream)."""
     from loom_common.events import RunCancelRequested
@@ -68,8 +76,11 @@ class RunEventPublisher:
     it is then stored after them when a retry succeeds (readers that need order use seq)."""
 
     def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0,
-                 guard: Callable[[], None] | None = None) -> None:
+                 guard: Callable[[], None] | None = None, muted: bool = False) -> None:
         self.broker, self.run_id, self.tenant_id = broker, run_id, tenant_id
+        # Muted: the run's end is already on the subject (a redelivery after the events were
+        # flushed, before the outcome was recorded): everything it would announce was announced.
+        self.muted = muted
         self._guard = guard  # raises once this worker no longer holds the run (lease.Lease.check)
         self.seq = start_seq
         self.subject = bus.run_events(run_id)
@@ -81,6 +92,8 @@ class RunEventPublisher:
         self._confirmer = asyncio.create_task(self._confirm_all())
 
     def emit(self, event: str, data: dict[str, Any], node_id: str | None = None) -> None:
+        if self.muted:
+            return
         self.seq += 1
         self._queue.put_nowait(RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=self.seq, event=event,
                                         task_id=self.run_id, node_id=node_id, data=data))

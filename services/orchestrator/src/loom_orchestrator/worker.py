@@ -36,7 +36,7 @@ from loom_common.retry import RetryPolicy
 from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
-from loom_orchestrator.events import RunEventPublisher, cancel_requested
+from loom_orchestrator.events import RunEventPublisher, announces_end, cancel_requested
 from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
@@ -58,26 +58,44 @@ class Worker:
                                 default_timeout_s=settings.node_timeout_s, model_timeout_s=settings.model_timeout_s,
                                 max_parallel=settings.max_parallel_nodes)
         self.active: dict[str, asyncio.Task] = {}  # run id -> the task executing its graph
+        self.handling: set[str] = set()  # runs whose delivery this worker is handling, end to end
         self.stop_reasons: dict[str, str] = {}
         self.stops = StopsHeard()  # stops heard for runs not running here (yet)
 
     # ---- bus entry points ----------------------------------------------------------------
 
     async def handle(self, event: RunRequested, msg: NatsMessage) -> None:
-        if event.run_id in self.active:  # a redelivery of a run this worker is still running
+        if event.run_id in self.handling:  # a redelivery of a run this worker is still on (running,
+            # flushing its events or recording its outcome): that delivery settles the message
             log.warning("redelivery of a live run ignored", run_id=event.run_id)
             return
         lease = Lease(event.run_id, self.settings.runs_ack_wait_s)
-        async with messaging.handling(msg, self.consumer, self.broker):
-            # Marked at once: the message may have waited in FastStream's buffer for a free slot,
-            # so the server's ack-wait clock started before this lease's did.
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-            beat = asyncio.create_task(lease.keep(msg.in_progress))
-            try:
-                await self._run_through_db_outages(event, msg, lease)
-            finally:
-                beat.cancel()
+        self.handling.add(event.run_id)
+        try:
+            async with messaging.handling(msg, self.consumer, self.broker):
+                # Marked at once: the message may have waited in FastStream's buffer for a free
+                # slot, so the server's ack-wait clock started before this lease's did.
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+                beat = asyncio.create_task(lease.keep(lambda: self._mark_in_progress(msg)))
+                try:
+                    await self._run_through_db_outages(event, msg, lease)
+                finally:
+                    beat.cancel()
+        finally:
+            self.handling.discard(event.run_id)
+
+    async def _mark_in_progress(self, msg: NatsMessage) -> None:
+        """Mark the message in progress and wait until the server has it: a ping answered after the
+        mark (one connection keeps order). While NATS is unreachable the client only buffers the
+        mark, which must not count as a renewal of the lease."""
+        nc = self.broker.connection
+        if not nc.is_connected:  # reconnecting: a mark or a ping would only be buffered
+            raise ConnectionError("NATS unreachable: the run's message cannot be marked")
+        await msg.in_progress()
+        await nc.flush(timeout=max(0.5, self.settings.runs_ack_wait_s / 4))
+        if not nc.is_connected:
+            raise ConnectionError("NATS connection lost while marking the run's message")
 
     async def _run_through_db_outages(self, event: RunRequested, msg: NatsMessage, lease: Lease) -> None:
         """Postgres unreachable (restarting, failing over): the run is tried again here, from its
@@ -135,9 +153,11 @@ class Worker:
             log.info("run already finished; redelivery acked", run_id=event.run_id)
             return None
         metrics.RUNS_STARTED.inc()
-        seq = 0 if claim.created else await messaging.last_run_event_seq(self.broker, event.run_id)
+        last = None if claim.created else await messaging.last_run_event(self.broker, event.run_id)
+        seq = last.seq if last is not None else 0
         guard = lease.check if lease is not None else None
-        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard)
+        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard,
+                                   muted=last is not None and announces_end(last, chat=chat))
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id,
                          message_id=(event.message_id or event.run_id) if chat else None,
