@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from loom_common import pool_metrics
 from loom_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -66,10 +67,11 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
         if vector:
             await register_vector(conn)
 
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
         server_settings={"search_path": f"{schema},public", "application_name": f"loom-{schema}"},
     )
+    return pool_metrics.POOLS.track(pool, service=schema, dsn=dsn)  # /metrics: in use, idle, waiting
 
 
 @contextlib.asynccontextmanager
