@@ -139,3 +139,12 @@ async def test_conversation_history_reads_back_a_fresh_turn(split_gateway, serve
         history = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv},
                                headers=h)).json()["data"]
         assert [(m["query"], m["answer"]) for m in history] == [("hi", "tok0 tok1 tok2 ")]
+
+        # Opened through another gateway (no mark here): the replica has neither the end user nor
+        # the conversation, so both reads go on to the primary rather than answer empty or 404.
+        g.reads._written.clear()
+        assert g.reads.replica_usable(app_id)
+        convs = (await c.get("/v1/conversations", params={"user": "u1"}, headers=h)).json()["data"]
+        assert [x["id"] for x in convs] == [conv]
+        r = await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)
+        assert r.status_code == 200 and [m["query"] for m in r.json()["data"]] == ["hi"], r.text

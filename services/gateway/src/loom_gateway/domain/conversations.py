@@ -145,6 +145,9 @@ class Conversations:
     async def list(self, app_id: str, user: str | None, last_id: str | None, limit: int, sort_by: str) -> dict:
         pool = self.reads.pool(app_id)
         end_user = await self.end_user("", app_id, user, create=False, pool=pool)
+        if end_user is None and pool is not self.pool:  # a new end user the replica has not got yet
+            pool = self.pool
+            end_user = await self.end_user("", app_id, user, create=False, pool=pool)
         order = {"created_at": "created_at ASC", "-created_at": "created_at DESC",
                  "updated_at": "updated_at ASC", "-updated_at": "updated_at DESC"}.get(sort_by)
         if order is None:
@@ -234,7 +237,14 @@ class Conversations:
         if not conversation_id:
             raise BadRequest("conversation_id is required", field="conversation_id")
         pool = self.reads.pool(app_id)
-        await self._owned(app_id, user, conversation_id, pool)
+        try:
+            await self._owned(app_id, user, conversation_id, pool)
+        except NotFound:
+            if pool is self.pool:
+                raise
+            # Not on the replica: maybe opened a moment ago through another gateway replica.
+            pool = self.pool
+            await self._owned(app_id, user, conversation_id, pool)
         before = None
         if first_id:
             before = await pool.fetchval("SELECT created_at FROM messages WHERE id = $1 AND conversation_id"
