@@ -3,6 +3,8 @@ its home; the unmodified `ollama` and `openai` clients drive it."""
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import ollama
 import openai
@@ -63,3 +65,34 @@ def test_inference_images_to_a_text_model_are_refused_naming_the_field(standalon
             {"type": "text", "text": "What is this?"},
             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]}])
     assert vision.value.body["param"] == "messages.0.content.1.image_url"
+
+
+def test_inference_logprobs_on_both_apis(standalone_engine) -> None:
+    client = ollama.Client(host=standalone_engine.base_url)
+    out = client.generate(model="gemma3:270m", prompt="The capital of France is", logprobs=True, top_logprobs=3,
+                          options={"temperature": 0, "num_predict": 4})
+    assert len(out.logprobs) == out.eval_count > 0
+    for step in out.logprobs:
+        tops = [t.logprob for t in step.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True) and step.logprob <= tops[0] <= 0
+        assert sum(math.exp(t) for t in tops) <= 1.0 + 1e-6  # a distribution's share, not raw logits
+    plain = client.generate(model="gemma3:270m", prompt="Hi", options={"num_predict": 2})
+    assert not plain.logprobs  # only when asked
+
+    oa = openai.OpenAI(base_url=standalone_engine.base_url + "/v1", api_key="unused")
+    chat = oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                      max_tokens=4, temperature=0, logprobs=True, top_logprobs=2)
+    content = chat.choices[0].logprobs.content
+    assert len(content) == chat.usage.completion_tokens and all(len(t.top_logprobs) == 2 for t in content)
+    streamed = list(oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                               max_tokens=4, temperature=0, logprobs=True, stream=True))
+    tokens = [t for c in streamed if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert 0 < len(tokens) <= 4
+    done = oa.completions.create(model="gemma3:270m", prompt="The sky is", max_tokens=3, temperature=0, logprobs=2)
+    lp = done.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == done.usage.completion_tokens
+    assert lp.text_offset == sorted(lp.text_offset) and all(len(t) == 2 for t in lp.top_logprobs)
+    with pytest.raises(openai.BadRequestError) as bad:
+        oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                   logprobs=True, top_logprobs=50)
+    assert bad.value.body["param"] == "top_logprobs"

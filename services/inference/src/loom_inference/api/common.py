@@ -15,12 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from loom_inference.engine.types import (
+    MAX_TOP_LOGPROBS,
     BackendError,
     Delta,
     InferenceError,
     InvalidRequest,
     ModelNotFound,
     Overloaded,
+    TokenLogprob,
 )
 
 
@@ -97,3 +99,25 @@ def refuse_images(model: str, field: str) -> None:
     """Images sent to a model that cannot read them are refused, never dropped: no model this
     engine serves has a vision projector (llama.cpp's mmproj) wired in yet."""
     raise InvalidRequest(f"{model} cannot read images (it has no vision projector); send text only", field)
+
+
+def logprobs_wanted(enabled: bool | int | None, top: int | None, field: str = "top_logprobs") -> int | None:
+    """A request's logprobs settings -> SamplingParams.logprobs (None: off; N: N alternatives)."""
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"must be between 0 and {MAX_TOP_LOGPROBS}", field)
+    if enabled is None or enabled is False:
+        if top:
+            raise InvalidRequest("needs logprobs to be true", field)
+        return None
+    if enabled is True:
+        return top or 0
+    if not 0 <= enabled <= MAX_TOP_LOGPROBS:  # the completions API's logprobs=N
+        raise InvalidRequest(f"must be between 0 and {MAX_TOP_LOGPROBS}", "logprobs")
+    return enabled
+
+
+def token_logprobs(lps: list[TokenLogprob]) -> list[dict]:
+    """OpenAI's chat `logprobs.content` items (Ollama's `logprobs` take the same shape)."""
+    return [{"token": t.token, "logprob": t.logprob, "bytes": t.bytes,
+             "top_logprobs": [{"token": a.token, "logprob": a.logprob, "bytes": a.bytes} for a in t.top]}
+            for t in lps]

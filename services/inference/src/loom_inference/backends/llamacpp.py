@@ -154,6 +154,7 @@ class LlamaCppRunner:
         # sequence (slot -> [(token, logit), (token, logit)]): used to explain why a batched
         # greedy stream may differ from its solo run (a near tie flipped by float rounding).
         self.record_top2: list[dict[int, list[tuple[int, float]]]] | None = None
+        self._want_logprobs: dict[int, int] = {}  # slot -> how many top alternatives
         # Slots sampled greedily with no grammar and no penalty: they skip the sampler chain.
         self._argmax: set[int] = set()
         # Greedy slots under a grammar (no penalty): the grammar sampler of their chain, asked
@@ -194,6 +195,7 @@ class LlamaCppRunner:
         result = StepResult()
         for slot in batch.close:
             self._argmax.discard(slot)
+            self._want_logprobs.pop(slot, None)
             self._grammar_argmax.pop(slot, None)
             sampler = self._samplers.pop(slot, None)
             if sampler:
@@ -212,6 +214,8 @@ class LlamaCppRunner:
                 chain, grammar = self._sampler_chain(spec)
                 self._samplers[spec.slot] = chain
                 s = spec.sampling
+                if s.logprobs is not None:
+                    self._want_logprobs[spec.slot] = s.logprobs
                 if s.greedy and s.repeat_penalty in (0.0, 1.0):
                     if grammar is None:
                         self._argmax.add(spec.slot)
@@ -251,7 +255,21 @@ class LlamaCppRunner:
                 result.sampled[slot] = self._grammar_argmax_sample(slot, idx)
             else:
                 result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
+            if slot in self._want_logprobs:
+                result.logprobs[slot] = self._logprobs(idx, result.sampled[slot], self._want_logprobs[slot])
         return result
+
+    def _logprobs(self, idx: int, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+        """log-softmax of the raw logits: the sampled token's, and the `top` most likely."""
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
+        peak = float(logits.max())
+        log_z = peak + math.log(float(np.exp(logits - peak, dtype=np.float64).sum()))
+        best: list[tuple[int, float]] = []
+        if top > 0:
+            ids = np.argpartition(logits, -top)[-top:]
+            ids = ids[np.argsort(-logits[ids])]
+            best = [(int(t), float(logits[t]) - log_z) for t in ids]
+        return float(logits[token]) - log_z, best
 
     def _grammar_argmax_sample(self, slot: int, idx: int) -> int:
         """Greedy under a grammar, as llama.cpp's own common sampler does it: ask the grammar about

@@ -24,7 +24,7 @@ from loom_inference.engine import metrics
 from loom_inference.engine.output import Detokenizer
 from loom_inference.engine.scheduler import Scheduler
 from loom_inference.engine.sequence import EngineRequest, Sequence, SequenceStatus
-from loom_inference.engine.types import ContextTooLong, Delta, Timings, Usage
+from loom_inference.engine.types import ContextTooLong, Delta, Timings, TokenLogprob, Usage
 
 log = get_logger("inference.engine")
 
@@ -34,6 +34,11 @@ class _Stream:
     seq: Sequence
     detok: Detokenizer
     queue: asyncio.Queue[Delta] = field(default_factory=asyncio.Queue)
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet handed out with a delta
+
+    def take_logprobs(self) -> list[TokenLogprob]:
+        out, self.logprobs = self.logprobs, []
+        return out
 
 
 def _ms(a: float, b: float) -> float:
@@ -143,6 +148,8 @@ class Engine:
             for seq, token in self.scheduler.update(batch, result):
                 stream = self._streams.get(seq.request_id)
                 if stream is not None and not seq.status.finished:
+                    if seq.slot in result.logprobs:
+                        stream.logprobs.append(self._token_logprob(token, *result.logprobs[seq.slot]))
                     self._on_token(stream, token)
             self._gauges()
 
@@ -156,11 +163,14 @@ class Engine:
         seq.last_token = now
         if self.runner.is_eog(token):
             seq.output_ids.pop()  # the end-of-generation token is not part of the answer
+            if stream.logprobs:
+                stream.logprobs.pop()
             self._finish(stream, SequenceStatus.FINISHED_STOPPED)
             return
         text = stream.detok.add(token)
         if text:
-            stream.queue.put_nowait(Delta(text=text, token_ids=[token], model=self.model_name))
+            stream.queue.put_nowait(Delta(text=text, token_ids=[token], model=self.model_name,
+                                          logprobs=stream.take_logprobs()))
         if stream.detok.stopped:
             self._finish(stream, SequenceStatus.FINISHED_STOPPED)
         elif len(seq.output_ids) >= seq.req.max_tokens:
@@ -176,10 +186,18 @@ class Engine:
         timings = self._timings(seq)
         usage = Usage(prompt_tokens=seq.prompt_len, completion_tokens=len(seq.output_ids))
         stream.queue.put_nowait(Delta(text=tail, finish_reason=seq.status.reason, usage=usage,
-                                      timings=timings, model=self.model_name))
+                                      timings=timings, model=self.model_name, logprobs=stream.take_logprobs()))
         self._observe(seq, timings, usage)
         if error:
             log.warning("sequence failed", request_id=seq.request_id, error=error)
+
+    def _token_logprob(self, token: int, logprob: float, top: list[tuple[int, float]]) -> TokenLogprob:
+        def one(t: int, lp: float) -> TokenLogprob:
+            raw = self.runner.token_bytes(t)
+            return TokenLogprob(raw.decode("utf-8", errors="replace"), lp, list(raw))
+        out = one(token, logprob)
+        out.top = [one(t, lp) for t, lp in top]
+        return out
 
     @staticmethod
     def _timings(seq: Sequence) -> Timings:

@@ -68,6 +68,9 @@ class Batch:
 class StepResult:
     sampled: dict[int, int] = field(default_factory=dict)   # slot -> new token
     failed: dict[int, str] = field(default_factory=dict)    # slot -> error (e.g. bad grammar)
+    # slot -> (log-probability of the sampled token, [(token, log-probability)] most likely first),
+    # for the slots whose request asked for logprobs
+    logprobs: dict[int, tuple[float, list[tuple[int, float]]]] = field(default_factory=dict)
 
 
 class Scheduler:

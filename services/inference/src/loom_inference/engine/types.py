@@ -63,6 +63,9 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int | None = None   # None: until the context or the engine's default cap
     stop: list[str] = field(default_factory=list)
+    # Log-probabilities of the sampled tokens (of the model's distribution, before sampling's
+    # penalties and temperature): None = off, N = also the N most likely tokens (<= 20).
+    logprobs: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -130,6 +133,17 @@ class Timings:
     load_ms: float = 0.0
 
 
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: list[int] = field(default_factory=list)
+    top: list[TokenLogprob] = field(default_factory=list)  # the most likely tokens at this step
+
+
 @dataclass
 class Delta:
     """One piece of a stream. The last one has `finish_reason`, `usage` and `timings` set."""
@@ -141,6 +155,7 @@ class Delta:
     timings: Timings | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     model: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # one per token this delta carries
 
     @property
     def finished(self) -> bool:

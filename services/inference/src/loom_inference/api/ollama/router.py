@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from loom_inference import __version__, modelfile
-from loom_inference.api.common import ns, prime, refuse_images, schema_from_format
+from loom_inference.api.common import logprobs_wanted, ns, prime, refuse_images, schema_from_format, token_logprobs
 from loom_inference.api.ollama import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -162,6 +162,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                 base["response"] = d.text
             if d.finished:
                 base.update(_final_stats(d))
+            if req.sampling.logprobs is not None and d.logprobs:
+                base["logprobs"] = token_logprobs(d.logprobs)
             return base
 
         if stream:
@@ -170,11 +172,12 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                     if d.text or d.finished:
                         yield (json.dumps(frame(d)) + "\n").encode()
             return _stream(body())
-        text, last = [], first
+        text, last, lps = [], first, []
         async for d in deltas:
             text.append(d.text)
+            lps += d.logprobs
             last = d
-        last.text = "".join(text)
+        last.text, last.logprobs = "".join(text), lps
         return JSONResponse(frame(last))
 
     async def _load(model: str, keep_alive) -> str:
@@ -200,6 +203,7 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
         req = GenerateRequest(model=body.model, prompt=body.prompt if body.raw else "", messages=messages,
                               sampling=_sampling(options), json_schema=schema_from_format(body.format, "format"),
                               raw=body.raw, keep_alive=_keep_alive(body.keep_alive), num_ctx=options.get("num_ctx"))
+        req.sampling.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
         return await _run(req, chat=False, stream=body.stream)
 
     @api.post("/chat")
@@ -217,6 +221,7 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                               json_schema=schema_from_format(body.format, "format"), tools=tools,
                               tool_choice="auto" if tools else "", keep_alive=_keep_alive(body.keep_alive),
                               num_ctx=options.get("num_ctx"))
+        req.sampling.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
         return await _run(req, chat=True, stream=body.stream)
 
     @api.post("/embed")

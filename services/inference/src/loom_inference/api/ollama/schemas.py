@@ -60,6 +60,8 @@ class GenerateRequest(_Wire):
     format: str | dict[str, Any] | None = None
     options: Options | None = None
     keep_alive: str | float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 class ChatRequest(_Wire):
@@ -70,6 +72,8 @@ class ChatRequest(_Wire):
     format: str | dict[str, Any] | None = None
     options: Options | None = None
     keep_alive: str | float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 class EmbedRequest(_Wire):

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from loom_common.ids import new_id
-from loom_inference.api.common import prime, refuse_images
+from loom_inference.api.common import logprobs_wanted, prime, refuse_images, token_logprobs
 from loom_inference.api.openai import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -23,6 +23,7 @@ from loom_inference.engine.types import (
     GenerateRequest,
     InvalidRequest,
     SamplingParams,
+    TokenLogprob,
     ToolCall,
     ToolSpec,
 )
@@ -39,7 +40,18 @@ def _sampling(body: w._Sampling, max_tokens: int | None) -> SamplingParams:
     s.seed = body.seed
     s.max_tokens = max_tokens
     s.stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    s.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
     return s
+
+
+def _completion_logprobs(lps: list[TokenLogprob], offset: int) -> dict:
+    """The legacy completions API's logprobs object."""
+    offsets, at = [], offset
+    for t in lps:
+        offsets.append(at)
+        at += len(t.token)
+    return {"tokens": [t.token for t in lps], "token_logprobs": [t.logprob for t in lps],
+            "top_logprobs": [{a.token: a.logprob for a in t.top} for t in lps], "text_offset": offsets}
 
 
 def _finish(d: Delta) -> str:
@@ -97,14 +109,15 @@ def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
                            json_schema=schema, tools=tools, tool_choice=choice or ("auto" if tools else ""))
 
 
-async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
-    """A whole answer (non-streaming response): its text and the final delta."""
-    text, last = [], None
+async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta, list[TokenLogprob]]:
+    """A whole answer (non-streaming response): its text, the final delta, every token's logprob."""
+    text, last, lps = [], None, []
     async for d in deltas:
         text.append(d.text)
+        lps += d.logprobs
         last = d
     assert last is not None  # the engine always ends a stream with a finished delta
-    return "".join(text), last
+    return "".join(text), last, lps
 
 
 def openai_router(client: EngineClient) -> APIRouter:
@@ -115,25 +128,28 @@ def openai_router(client: EngineClient) -> APIRouter:
         req = _chat_request(body)
         _, deltas = await prime(client.generate(req))
         cid, created = f"chatcmpl-{new_id()}", int(time.time())
+        wants = req.sampling.logprobs is not None
         if not body.stream:
-            text, last = await _collect(deltas)
+            text, last, lps = await _collect(deltas)
             msg: dict = {"role": "assistant", "content": None if last.tool_calls else text}
             if last.tool_calls:
                 msg["tool_calls"] = _calls(last.tool_calls)
+            logprobs = {"content": token_logprobs(lps)} if wants else None
             return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": req.model,
                                  "choices": [{"index": 0, "message": msg, "finish_reason": _finish(last),
-                                              "logprobs": None}], "usage": _usage(last)})
+                                              "logprobs": logprobs}], "usage": _usage(last)})
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-        def chunk(delta: dict, finish: str | None = None) -> dict:
+        def chunk(delta: dict, finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict:
+            logprobs = {"content": token_logprobs(lps)} if wants and lps else None
             return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]}
 
         async def events() -> AsyncIterator[bytes]:
             yield _sse(chunk({"role": "assistant", "content": ""}))
             async for d in deltas:
                 if d.text:  # with tools too: backends hand back answer text, never the JSON envelope
-                    yield _sse(chunk({"content": d.text}))
+                    yield _sse(chunk({"content": d.text}, lps=d.logprobs))
                 if d.finished:
                     if d.tool_calls:
                         yield _sse(chunk({"tool_calls": _calls(d.tool_calls, with_index=True)}))
@@ -154,20 +170,26 @@ def openai_router(client: EngineClient) -> APIRouter:
         _, deltas = await prime(client.generate(req))
         cid, created = f"cmpl-{new_id()}", int(time.time())
 
-        def obj(text: str, finish: str | None, usage: dict | None = None) -> dict:
+        wants = req.sampling.logprobs is not None
+
+        def obj(text: str, finish: str | None, usage: dict | None = None, lps: list[TokenLogprob] | None = None,
+                offset: int = 0) -> dict:
+            logprobs = _completion_logprobs(lps or [], offset) if wants else None
             out = {"id": cid, "object": "text_completion", "created": created, "model": req.model,
-                   "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+                   "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}]}
             if usage:
                 out["usage"] = usage
             return out
 
         if not body.stream:
-            text, last = await _collect(deltas)
-            return obj(text, _finish(last), _usage(last))
+            text, last, lps = await _collect(deltas)
+            return obj(text, _finish(last), _usage(last), lps)
 
         async def events() -> AsyncIterator[bytes]:
+            offset = 0
             async for d in deltas:
-                yield _sse(obj(d.text, _finish(d) if d.finished else None))
+                yield _sse(obj(d.text, _finish(d) if d.finished else None, lps=d.logprobs, offset=offset))
+                offset += len(d.text)
             yield _sse("[DONE]")
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -88,6 +88,8 @@ class _Sampling(_Wire):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = 1
+    logprobs: bool | int | None = None   # chat: a bool (+ top_logprobs); completions: N alternatives
+    top_logprobs: int | None = None
 
 
 class ChatCompletionRequest(_Sampling):
