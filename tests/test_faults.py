@@ -164,3 +164,55 @@ async def test_postgres_restarted_mid_run(own_nats, own_pg, run_service) -> None
     assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"n": rounds}
     assert row["status"] == "succeeded"
     assert orchestrator.proc.poll() is None, orchestrator.log()
+
+
+def _real_chat(retry: dict | None) -> dict:
+    """start -> llm (the bundled gemma3:270m, a long greedy answer cut at 48 tokens) -> answer."""
+    llm = node("llm", "llm", model={"name": "gemma3:270m", "completion_params": {"temperature": 0, "max_tokens": 48}},
+               prompt_template=[{"role": "user", "text": "Tell a very long story about a lighthouse."}])
+    if retry is not None:
+        llm["data"]["retry_config"] = retry
+    return {"nodes": [node("start", "start"), llm, node("ans", "answer", answer="{{#llm.text#}}")],
+            "edges": chain("start", "llm", "ans")}
+
+
+async def test_inference_killed_mid_generation(own_nats, database_url, run_service) -> None:
+    """The real inference service SIGKILLed while two runs generate: the run whose llm node has no
+    retry policy fails at once, naming the node; the one with a retry policy retries until the
+    restarted engine answers and succeeds. Neither hangs; each ends once. The tokens streamed
+    before the kill stay streamed: `node_retry` tells the client that the text after it is the
+    answer (the answer recorded is that text alone)."""
+    grpc_port, http_port = infra.free_port(), infra.free_port()
+    inference_env = {"LOOM_NATS_URL": own_nats.url, "LOOM_INFERENCE_GRPC_PORT": str(grpc_port),
+                     "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "2"}
+    inference = run_service("inference", env=inference_env, http_port=http_port, timeout_s=180)
+    run_service("orchestrator", env={"LOOM_NATS_URL": own_nats.url, "LOOM_INFERENCE_ADDR": f"127.0.0.1:{grpc_port}"})
+    async with BusClient(own_nats.url) as client:
+        plain = await client.request(_real_chat(None), app_mode="chatflow", query="go", conversation_id=new_id())
+        patient = await client.request(_real_chat({"retry_enabled": True, "max_retries": 10, "retry_interval": 2000}),
+                                       app_mode="chatflow", query="go", conversation_id=new_id())
+        js = client.broker.connection.jetstream()
+        for run_id in (plain, patient):  # both are generating
+            sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
+            while b'"event":"message"' not in (await sub.next_msg(timeout=120)).data:
+                pass
+            await sub.unsubscribe()
+        inference.kill()
+        t0 = time.monotonic()
+        failed = await client.events(plain, timeout_s=60)
+        print(f"failed_s={time.monotonic() - t0:.2f} (inference SIGKILL -> the run without retries failed)")
+        run_service("inference", env=inference_env, http_port=http_port, timeout_s=180)
+        retried = await client.events(patient, until="message_end", timeout_s=180)
+        row = await _finished_row(database_url, patient)
+        print(f"recovery_s={time.monotonic() - t0:.2f} (inference SIGKILL -> the retried run finished, the "
+              f"engine's restart and model load included)")
+    assert failed[-1].event == "workflow_finished" and failed[-1].data["status"] == "failed"
+    assert "llm" in failed[-1].data["error"]
+    assert [e.event for e in failed].count("workflow_finished") == 1
+    _one_answer(retried)
+    names = [e.event for e in retried]
+    assert "node_retry" in names
+    after_retry = retried[len(names) - 1 - names[::-1].index("node_retry"):]
+    assert row["status"] == "succeeded"
+    assert row["answer"] == "".join(e.data["answer"] for e in after_retry if e.event == "message")
+    assert (await _finished_row(database_url, plain))["status"] == "failed"
