@@ -32,6 +32,10 @@ async def test_all_five_services_run_and_drain(run_service, database_url) -> Non
         metrics = httpx.get(proc.admin_url + "/metrics").text
         assert "python_info" in metrics
         assert f'loom_http_requests_total{{method="GET",route="/healthz",service="{name}",status="200"}}' in metrics
+        # every service exports its database pool (loom_common.pool_metrics)
+        pool = {line.split("{")[0] for line in metrics.splitlines()
+                if line.startswith("loom_db_pool_") and f'service="{name}"' in line}
+        assert pool == {"loom_db_pool_connections", "loom_db_pool_max_connections", "loom_db_pool_waiting"}, name
     # The gateway's port is public: its admin routes are on the internal admin port only.
     gateway = procs["gateway"]
     assert gateway.admin_port != gateway.http_port
