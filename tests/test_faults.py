@@ -21,6 +21,7 @@ import pytest
 
 from loom_common import bus
 from loom_common.devstack import infra
+from loom_common.events import RunEvent
 from loom_common.ids import new_id
 from loom_common.testing import eventually
 from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
@@ -216,3 +217,57 @@ async def test_inference_killed_mid_generation(own_nats, database_url, run_servi
     assert row["status"] == "succeeded"
     assert row["answer"] == "".join(e.data["answer"] for e in after_retry if e.event == "message")
     assert (await _finished_row(database_url, plain))["status"] == "failed"
+
+
+def _slow_code(retry: dict | None) -> dict:
+    code = node("code", "code", code="import time\n\ndef main():\n    time.sleep(3)\n    return {'ok': 1}",
+                variables=[], outputs={"ok": {"type": "number"}})
+    if retry is not None:
+        code["data"]["retry_config"] = retry
+    return {"nodes": [node("start", "start"), code,
+                      node("end", "end", outputs=[{"variable": "ok", "value_selector": ["code", "ok"]}])],
+            "edges": chain("start", "code", "end")}
+
+
+async def _until_started(client: BusClient, run_id: str, node_id: str) -> None:
+    sub = await client.broker.connection.jetstream().subscribe(bus.run_events(run_id), ordered_consumer=True)
+    try:
+        while True:
+            ev = RunEvent.model_validate_json((await sub.next_msg(timeout=60)).data)
+            if ev.event == "node_started" and ev.node_id == node_id:
+                return
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_tools_killed_mid_code_node(own_nats, database_url, run_service) -> None:
+    """The tools service SIGKILLed while two runs' code nodes run in its sandbox: the node without
+    a retry policy fails its run at once, naming the node; the one with retries runs again on the
+    restarted service and its run succeeds. Neither hangs; each ends once."""
+    grpc_port, http_port = infra.free_port(), infra.free_port()
+    tools_env = {"LOOM_NATS_URL": own_nats.url, "LOOM_TOOLS_GRPC_PORT": str(grpc_port),
+                 "LOOM_TOOLS_SANDBOX_ALLOW_DEGRADED": "true"}
+    tools = run_service("tools", env=tools_env, http_port=http_port)
+    run_service("orchestrator", env={"LOOM_NATS_URL": own_nats.url, "LOOM_TOOLS_ADDR": f"127.0.0.1:{grpc_port}"})
+    async with BusClient(own_nats.url) as client:
+        plain = await client.request(_slow_code(None))
+        patient = await client.request(_slow_code({"retry_enabled": True, "max_retries": 10,
+                                                   "retry_interval": 1000}))
+        for run_id in (plain, patient):
+            await _until_started(client, run_id, "code")
+        await asyncio.sleep(0.5)  # inside the sandbox's 3 s
+        tools.kill()
+        t0 = time.monotonic()
+        failed = await client.events(plain, timeout_s=60)
+        print(f"failed_s={time.monotonic() - t0:.2f} (tools SIGKILL -> the run without retries failed)")
+        run_service("tools", env=tools_env, http_port=http_port)
+        retried = await client.events(patient, timeout_s=120)
+        print(f"recovery_s={time.monotonic() - t0:.2f} (tools SIGKILL -> the retried run finished, the "
+              f"service's restart included)")
+    assert failed[-1].data["status"] == "failed" and "code" in failed[-1].data["error"]
+    for events in (failed, retried):
+        seqs = [e.seq for e in events]
+        assert seqs == list(range(1, len(seqs) + 1)) and [e.event for e in events].count("workflow_finished") == 1
+    assert "node_retry" in [e.event for e in retried]
+    assert retried[-1].data["status"] == "succeeded" and retried[-1].data["outputs"] == {"ok": 1}
+    assert (await _finished_row(database_url, patient))["status"] == "succeeded"
