@@ -112,7 +112,7 @@ def test_inference_modelfile_parses_every_command() -> None:
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ("PARAMETER temperature 1", "FROM"), ("FROM x\nPARAMETER mirostat 1", "mirostat"),
+    ("PARAMETER temperature 1", "FROM"), ("FROM x\nPARAMETER typical_p 0.5", "typical_p"),
     ("FROM x\nPARAMETER top_k many", "int"), ("FROM x\nADAPTER ./lora.gguf", "ADAPTER"),
     ("FROM x\nMESSAGE robot hi", "role"), ('FROM x\nSYSTEM """never closed', "unterminated"),
     ("FROM x\nFLY away", "unknown command")])

@@ -88,8 +88,8 @@ def test_inference_modelfile_create_show_copy_delete_with_the_ollama_client(engi
     assert client.chat(model="pirate", messages=[{"role": "user", "content": "Hi"}]).done
 
     with pytest.raises(ollama.ResponseError) as bad:
-        client.create(model="broken", from_="gemma3:270m", parameters={"mirostat": 2})
-    assert bad.value.status_code == 400 and "mirostat" in bad.value.error
+        client.create(model="broken", from_="gemma3:270m", parameters={"typical_p": 0.5})
+    assert bad.value.status_code == 400 and "typical_p" in bad.value.error
     with pytest.raises(ollama.ResponseError) as missing:
         client.copy("nope:1b", "x")
     assert missing.value.status_code == 404

@@ -23,8 +23,9 @@ from loom_inference.engine.types import InvalidRequest
 
 # The options a PARAMETER (or a request) may set, with their types: the ones this engine honours.
 PARAMETER_TYPES: dict[str, type] = {
-    "temperature": float, "top_p": float, "top_k": int, "repeat_penalty": float, "seed": int,
-    "num_predict": int, "num_ctx": int, "stop": str,
+    "temperature": float, "top_p": float, "top_k": int, "min_p": float, "repeat_penalty": float,
+    "repeat_last_n": int, "presence_penalty": float, "frequency_penalty": float, "mirostat": int,
+    "mirostat_tau": float, "mirostat_eta": float, "seed": int, "num_predict": int, "num_ctx": int, "stop": str,
 }
 MAX_MODELFILE_CHARS = 1_000_000
 MAX_MESSAGES = 256

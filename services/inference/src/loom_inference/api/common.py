@@ -22,6 +22,7 @@ from loom_inference.engine.types import (
     InvalidRequest,
     ModelNotFound,
     Overloaded,
+    SamplingParams,
     TokenLogprob,
 )
 
@@ -121,3 +122,16 @@ def token_logprobs(lps: list[TokenLogprob]) -> list[dict]:
     return [{"token": t.token, "logprob": t.logprob, "bytes": t.bytes,
              "top_logprobs": [{"token": a.token, "logprob": a.logprob, "bytes": a.bytes} for a in t.top]}
             for t in lps]
+
+
+def check_sampling(s: SamplingParams, prefix: str = "") -> None:
+    """Values llama.cpp's samplers cannot take are a 400 naming the option, not a surprise."""
+    if s.mirostat not in (0, 1, 2):
+        raise InvalidRequest("must be 0 (off), 1 or 2", f"{prefix}mirostat")
+    if not 0.0 <= s.min_p <= 1.0:
+        raise InvalidRequest("must be between 0 and 1", f"{prefix}min_p")
+    if s.repeat_last_n < -1:
+        raise InvalidRequest("must be -1 (the whole context), 0 (off) or a number of tokens", f"{prefix}repeat_last_n")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if not -2.0 <= getattr(s, name) <= 2.0:
+            raise InvalidRequest("must be between -2 and 2", f"{prefix}{name}")

@@ -216,7 +216,7 @@ class LlamaCppRunner:
                 s = spec.sampling
                 if s.logprobs is not None:
                     self._want_logprobs[spec.slot] = s.logprobs
-                if s.greedy and s.repeat_penalty in (0.0, 1.0):
+                if s.greedy and not s.penalized:
                     if grammar is None:
                         self._argmax.add(spec.slot)
                     else:
@@ -305,20 +305,31 @@ class LlamaCppRunner:
                 L.llama_sampler_free(chain)
                 raise BackendError("the grammar did not compile")
             L.llama_sampler_chain_add(chain, grammar)
-        if s.repeat_penalty and s.repeat_penalty != 1.0:
-            # This binding still takes n_vocab first (upstream dropped it); last 64 tokens count.
-            penalties = L.llama_sampler_init_penalties(self.model.n_vocab, 64, s.repeat_penalty, 0.0, 0.0)
+        if s.penalized:
+            # This library's penalties sampler takes n_vocab first, then the look-back window
+            # (checked: a window of 1 penalizes only the last accepted token).
+            last_n = self.n_ctx if s.repeat_last_n < 0 else s.repeat_last_n
+            penalties = L.llama_sampler_init_penalties(self.model.n_vocab, last_n, s.repeat_penalty or 1.0,
+                                                       s.frequency_penalty, s.presence_penalty)
             L.llama_sampler_chain_add(chain, penalties)
         if s.greedy:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+            return chain, grammar
+        seed = (s.seed if s.seed is not None and s.seed >= 0 else L.LLAMA_DEFAULT_SEED) & 0xFFFFFFFF
+        if s.mirostat:  # Mirostat picks the token itself, in place of top-k/top-p and dist
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(s.temperature))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_mirostat(
+                self.model.n_vocab, seed, s.mirostat_tau, s.mirostat_eta, 100) if s.mirostat == 1
+                else L.llama_sampler_init_mirostat_v2(seed, s.mirostat_tau, s.mirostat_eta))
             return chain, grammar
         if s.top_k and s.top_k > 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(s.top_k))
         if s.top_p and s.top_p < 1.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
+        if s.min_p > 0.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(s.min_p, 1))
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(s.temperature))
-        seed = s.seed if s.seed is not None and s.seed >= 0 else L.LLAMA_DEFAULT_SEED
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
         return chain, grammar
 
     def close(self) -> None:

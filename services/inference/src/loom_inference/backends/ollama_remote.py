@@ -23,7 +23,10 @@ from loom_inference.engine.types import (
 def ollama_body(req: GenerateRequest, remote_model: str) -> dict:
     s = req.sampling
     options: dict = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
-                     "repeat_penalty": s.repeat_penalty}
+                     "repeat_penalty": s.repeat_penalty, "repeat_last_n": s.repeat_last_n,
+                     "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
+                     "min_p": s.min_p, "mirostat": s.mirostat, "mirostat_tau": s.mirostat_tau,
+                     "mirostat_eta": s.mirostat_eta}
     if s.max_tokens:
         options["num_predict"] = s.max_tokens
     if s.seed is not None:

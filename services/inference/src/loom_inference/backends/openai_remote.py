@@ -17,6 +17,8 @@ def openai_body(req: GenerateRequest, remote_model: str) -> dict:
     s = req.sampling
     body: dict = {"model": remote_model, "stream": True, "temperature": s.temperature, "top_p": s.top_p,
                   "stream_options": {"include_usage": True}}
+    if s.presence_penalty or s.frequency_penalty:
+        body.update(presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty)
     if req.messages:
         body["messages"] = [{"role": m.role, "content": m.content} for m in req.messages]
     else:

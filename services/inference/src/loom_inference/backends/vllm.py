@@ -64,7 +64,8 @@ class VllmBackend:
         s = req.sampling
         kw = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k if s.top_k > 0 else -1,
               "repetition_penalty": s.repeat_penalty, "seed": s.seed, "max_tokens": s.max_tokens or 512,
-              "stop": s.stop or None}
+              "stop": s.stop or None, "presence_penalty": s.presence_penalty,
+              "frequency_penalty": s.frequency_penalty, "min_p": s.min_p}
         if schema:
             import json
 

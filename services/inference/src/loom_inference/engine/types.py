@@ -60,6 +60,13 @@ class SamplingParams:
     top_p: float = 0.95
     top_k: int = 40
     repeat_penalty: float = 1.0
+    repeat_last_n: int = 64         # tokens the penalties look back over (0: off, -1: the whole context)
+    presence_penalty: float = 0.0   # subtracted once from every token already generated
+    frequency_penalty: float = 0.0  # subtracted per occurrence
+    min_p: float = 0.0              # drop tokens below min_p x the best token's probability
+    mirostat: int = 0               # 1 or 2: Mirostat (perplexity control) instead of top-k/top-p
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
     seed: int | None = None
     max_tokens: int | None = None   # None: until the context or the engine's default cap
     stop: list[str] = field(default_factory=list)
@@ -70,6 +77,11 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    @property
+    def penalized(self) -> bool:
+        return self.repeat_last_n != 0 and (self.repeat_penalty not in (0.0, 1.0) or bool(self.presence_penalty)
+                                            or bool(self.frequency_penalty))
 
 
 @dataclass

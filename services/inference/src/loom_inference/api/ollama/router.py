@@ -13,7 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from loom_inference import __version__, modelfile
-from loom_inference.api.common import logprobs_wanted, ns, prime, refuse_images, schema_from_format, token_logprobs
+from loom_inference.api.common import (
+    check_sampling,
+    logprobs_wanted,
+    ns,
+    prime,
+    refuse_images,
+    schema_from_format,
+    token_logprobs,
+)
 from loom_inference.api.ollama import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -48,9 +56,11 @@ def _options(o: w.Options | None, model: dict) -> dict:
 def _sampling(options: dict) -> SamplingParams:
     # Ollama's defaults, which differ from OpenAI's.
     s = SamplingParams(temperature=0.8, top_p=0.9, top_k=40, repeat_penalty=1.1)
-    for f in ("temperature", "top_p", "top_k", "repeat_penalty", "seed"):
+    for f in ("temperature", "top_p", "top_k", "repeat_penalty", "seed", "repeat_last_n", "presence_penalty",
+              "frequency_penalty", "min_p", "mirostat", "mirostat_tau", "mirostat_eta"):
         if options.get(f) is not None:
             setattr(s, f, options[f])
+    check_sampling(s, "options.")
     if options.get("num_predict") is not None and options["num_predict"] > 0:
         s.max_tokens = options["num_predict"]
     s.stop = list(options.get("stop") or [])

@@ -16,6 +16,13 @@ class Options(_Wire):
     top_p: float | None = None
     top_k: int | None = None
     repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    min_p: float | None = None
+    mirostat: int | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
     seed: int | None = None
     num_predict: int | None = None
     stop: list[str] | None = None

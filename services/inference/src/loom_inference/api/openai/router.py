@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from loom_common.ids import new_id
-from loom_inference.api.common import logprobs_wanted, prime, refuse_images, token_logprobs
+from loom_inference.api.common import check_sampling, logprobs_wanted, prime, refuse_images, token_logprobs
 from loom_inference.api.openai import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -41,6 +41,10 @@ def _sampling(body: w._Sampling, max_tokens: int | None) -> SamplingParams:
     s.max_tokens = max_tokens
     s.stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     s.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
+    for f in ("presence_penalty", "frequency_penalty", "min_p", "top_k"):
+        if getattr(body, f) is not None:
+            setattr(s, f, getattr(body, f))
+    check_sampling(s)
     return s
 
 

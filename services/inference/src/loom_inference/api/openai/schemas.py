@@ -88,6 +88,10 @@ class _Sampling(_Wire):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = 1
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    min_p: float | None = None            # beyond OpenAI's API, as vLLM's server takes it
+    top_k: int | None = None              # likewise
     logprobs: bool | int | None = None   # chat: a bool (+ top_logprobs); completions: N alternatives
     top_logprobs: int | None = None
 
