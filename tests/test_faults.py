@@ -271,3 +271,55 @@ async def test_tools_killed_mid_code_node(own_nats, database_url, run_service) -
     assert "node_retry" in [e.event for e in retried]
     assert retried[-1].data["status"] == "succeeded" and retried[-1].data["outputs"] == {"ok": 1}
     assert (await _finished_row(database_url, patient))["status"] == "succeeded"
+
+
+def _retrieval(dataset_id: str, retry: dict | None) -> dict:
+    kr = node("kr", "knowledge-retrieval", query_variable_selector=["sys", "query"], dataset_ids=[dataset_id],
+              retrieval_mode="multiple", multiple_retrieval_config={"top_k": 1})
+    if retry is not None:
+        kr["data"]["retry_config"] = retry
+    return {"nodes": [node("start", "start"), kr,
+                      node("end", "end", outputs=[{"variable": "found", "value_selector": ["kr", "result"]}])],
+            "edges": chain("start", "kr", "end")}
+
+
+async def test_rag_killed_mid_retrieval(own_nats, database_url, run_service) -> None:
+    """The rag service SIGKILLed while two runs' knowledge-retrieval nodes wait in it (for the
+    query's embedding, held by the model stand-in): without a retry policy the run fails at once
+    naming the node; with one, the node retrieves again from the restarted service and its run
+    succeeds. Neither hangs; each ends once."""
+    from loom.rag.v1 import rag_pb2 as pb
+    from loom.rag.v1 import rag_pb2_grpc
+    from loom_common.testing import service_channel
+
+    grpc_port, http_port = infra.free_port(), infra.free_port()
+    async with serve_held_model() as model:
+        rag_env = {"LOOM_NATS_URL": own_nats.url, "LOOM_RAG_GRPC_PORT": str(grpc_port),
+                   "LOOM_INFERENCE_ADDR": model.addr}
+        rag = run_service("rag", env=rag_env, http_port=http_port)
+        async with service_channel(f"127.0.0.1:{grpc_port}") as channel:
+            dataset = await rag_pb2_grpc.DatasetsStub(channel).CreateDataset(pb.CreateDatasetRequest(
+                tenant_id="t-svc", name="faults", embedding_model="fake-embed",
+                embedding_dimension=model.EMBED_DIM))
+        run_service("orchestrator", env={"LOOM_NATS_URL": own_nats.url, "LOOM_RAG_ADDR": f"127.0.0.1:{grpc_port}"})
+        async with BusClient(own_nats.url) as client:
+            plain = await client.request(_retrieval(dataset.id, None), query="gulls")
+            patient = await client.request(_retrieval(dataset.id, {"retry_enabled": True, "max_retries": 10,
+                                                                   "retry_interval": 1000}), query="gulls")
+            await eventually(lambda: model.embeds == 2, "both retrievals to wait for their query's embedding")
+            rag.kill()
+            t0 = time.monotonic()
+            model.release.set()
+            failed = await client.events(plain, timeout_s=60)
+            print(f"failed_s={time.monotonic() - t0:.2f} (rag SIGKILL -> the run without retries failed)")
+            run_service("rag", env=rag_env, http_port=http_port)
+            retried = await client.events(patient, timeout_s=120)
+            print(f"recovery_s={time.monotonic() - t0:.2f} (rag SIGKILL -> the retried run finished, the "
+                  f"service's restart included)")
+    assert failed[-1].data["status"] == "failed" and "kr" in failed[-1].data["error"]
+    for events in (failed, retried):
+        seqs = [e.seq for e in events]
+        assert seqs == list(range(1, len(seqs) + 1)) and [e.event for e in events].count("workflow_finished") == 1
+    assert "node_retry" in [e.event for e in retried]
+    assert retried[-1].data["status"] == "succeeded" and retried[-1].data["outputs"] == {"found": []}
+    assert model.embeds == 3  # the retry embedded the query again on the restarted service

@@ -119,12 +119,24 @@ CHAT_GRAPH = {"nodes": [node("start", "start"),
 
 class HeldModel:
     """An inference service stand-in (gRPC, in the test's process): each Generate call streams
-    "call<n> ", then waits for `release` and ends with "done". `addr` once served."""
+    "call<n> ", then waits for `release` and ends with "done"; each Embed call waits for `release`
+    and answers EMBED_DIM-dimensional vectors. `addr` once served."""
+
+    EMBED_DIM = 8
 
     def __init__(self) -> None:
         self.calls = 0
+        self.embeds = 0
         self.release = asyncio.Event()
         self.addr = ""
+
+    async def Embed(self, request, context):
+        from loom.inference.v1 import inference_pb2 as ipb
+
+        self.embeds += 1
+        await self.release.wait()
+        return ipb.EmbedResponse(model=request.model, dimension=self.EMBED_DIM, embeddings=[
+            ipb.Embedding(values=[1.0] + [0.0] * (self.EMBED_DIM - 1)) for _ in request.inputs])
 
     async def Generate(self, request, context):
         from loom.inference.v1 import inference_pb2 as ipb
@@ -146,7 +158,8 @@ async def serve_held_model() -> AsyncIterator[HeldModel]:
 
     model = HeldModel()
     server = grpc.aio.server(options=GRPC_EXCLUSIVE_PORT)
-    servicer = type("HeldInference", (inference_pb2_grpc.InferenceServicer,), {"Generate": model.Generate})()
+    servicer = type("HeldInference", (inference_pb2_grpc.InferenceServicer,), {"Generate": model.Generate,
+                                                                            "Embed": model.Embed})()
     inference_pb2_grpc.add_InferenceServicer_to_server(servicer, server)
     model.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
