@@ -54,19 +54,21 @@ def _password(root: Path, name: str) -> str:
                                        lambda: secrets.token_urlsafe(24).encode()).decode().strip()
 
 
-def admin_dsn(root: Path) -> str:
-    return f"postgresql://{SUPERUSER}:{_password(root, 'postgres-superuser')}@{POSTGRES_HOST}:5432/{DATABASE}"
+def admin_dsn(root: Path, *, host: str = POSTGRES_HOST, port: int = 5432, superuser: str = SUPERUSER) -> str:
+    """The superuser's DSN (compose's Postgres by default; the keywords are for tests)."""
+    return f"postgresql://{superuser}:{_password(root, 'postgres-superuser')}@{host}:{port}/{DATABASE}"
 
 
-def write(root: Path) -> dict[str, str]:
-    """Generate what is missing and lay out every consumer's folder; returns each service's DSN."""
+def write(root: Path, **server) -> dict[str, str]:
+    """Generate what is missing and lay out every consumer's folder; returns each service's DSN.
+    `server`: admin_dsn's keywords (another Postgres than compose's, in tests)."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)
     generated = root / "generated"
     _write(root / "postgres" / "password", _password(root, "postgres-superuser") + "\n")
     db_passwords = db_roles.load_passwords(generated)
     users = nats_auth.load_users(generated)
-    dsns = {svc: db_roles.service_dsn(admin_dsn(root), svc, pw) for svc, pw in db_passwords.items()}
+    dsns = {svc: db_roles.service_dsn(admin_dsn(root, **server), svc, pw) for svc, pw in db_passwords.items()}
     for svc, dsn in dsns.items():
         _write(root / svc / "database_url", dsn + "\n")
         _write(root / svc / "nats_password", users.passwords[svc] + "\n")
@@ -81,8 +83,8 @@ def write(root: Path) -> dict[str, str]:
     return dsns
 
 
-def provision_db(root: Path) -> list[str]:
+def provision_db(root: Path, **server) -> list[str]:
     """Each service's role and schema (db_roles), as the superuser; returns the roles."""
     passwords = db_roles.load_passwords(root / "generated")
-    db_roles.provision_sync(admin_dsn(root), passwords)
+    db_roles.provision_sync(admin_dsn(root, **server), passwords)
     return [db_roles.role_name(svc) for svc in passwords]
