@@ -26,7 +26,7 @@ LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl redis wheelhouse
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl redis h2load wheelhouse
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -69,6 +69,11 @@ kubectl:
 	@command -v kubectl >/dev/null || { apt-get update -q && apt-get install -y -q kubectl; } \
 	  || sudo apt-get install -y -q kubectl
 
+# Debian's h2load (nghttp2-client): bench/gateway.py's load generator for HTTP/1.1 and HTTP/2.
+h2load:
+	@command -v h2load >/dev/null || { apt-get update -q && apt-get install -y -q nghttp2-client; } \
+	  || sudo apt-get install -y -q nghttp2-client
+
 # Debian's redis-server (and redis-cli): the gateway's Redis tests run it, alone and as a cluster;
 # they skip, saying why, only where apt cannot install it.
 redis:
@@ -110,7 +115,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-bench: setup
+bench: setup h2load
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 clean: down
