@@ -14,12 +14,17 @@ with --inference-addr and a console token of a running `make up` stack).
    Added TTFT = full-stack p50 - direct p50, at 1 and at 8 concurrent streams (each run of the
    two is interleaved in the same rounds, so machine noise hits both alike).
 3. Non-LLM throughput: GET /v1/parameters with an app key (auth, rate-limit counters, app
-   lookup) from 16 concurrent clients for a fixed time.
+   lookup) from 16 concurrent clients for a fixed time (httpx, the gateway as started).
+   Then per HTTP server and protocol (`--servers`, default uvicorn and granian): the gateway is
+   restarted on each server (in the clear, then with a certificate) and `h2load` (Debian's
+   nghttp2-client, in C: not the bottleneck) drives it over HTTP/1.1 and, where the server
+   speaks it, HTTP/2 (h2c in the clear, h2 over TLS 1.3); servers interleaved round by round.
 4. CPU per chat run of each process (gateway, orchestrator, inference, NATS, Postgres) over the
    single-stream rounds: steadier than latency on a shared machine, and what 8 streams share.
 
-    .venv/bin/python bench/gateway.py --quick     # under a minute (~45 s on 2 cores)
+    .venv/bin/python bench/gateway.py --quick     # ~2 minutes on 2 cores
     .venv/bin/python bench/gateway.py
+    .venv/bin/python bench/gateway.py --quick --servers uvicorn,granian,hypercorn
 
 The last line printed is one JSON object with every figure.
 """
@@ -30,8 +35,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,8 +55,8 @@ from gateway_stack import app_with_key, start_stack  # noqa: E402
 
 from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
 from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
-from loom_common.devstack import infra  # noqa: E402
-from loom_common.testing import service_channel  # noqa: E402 - signs each call (service_auth)
+from loom_common.devstack import certs, infra  # noqa: E402
+from loom_common.testing import ServiceProcess, service_channel  # noqa: E402 - signs each call (service_auth)
 
 PROMPT = "Write one sentence about the sea."
 MAX_TOKENS = 8
@@ -168,6 +175,76 @@ async def non_llm_rps(base_url: str, key: str, seconds: float, clients: int = 16
     return done / elapsed, statistics.median(lat)
 
 
+# (protocol label, h2load flags, TLS?) that each server speaks; uvicorn has no HTTP/2.
+# "_mux": the same 16 requests in flight as 16 streams on one connection (what HTTP/2 is for).
+PROTOCOLS = {"h1": (["--h1"], False), "h2c": ([], False), "h2c_mux": (["-c", "1", "-m", "16"], False),
+             "h1_tls": (["--h1"], True), "h2_tls": ([], True), "h2_tls_mux": (["-c", "1", "-m", "16"], True)}
+# Hypercorn's HTTP/1.1 status line has an empty reason phrase ("HTTP/1.1 200 \r\n"), which
+# h2load counts as a failed response: its HTTP/2 alone is measured.
+SERVER_PROTOCOLS = {"uvicorn": ("h1", "h1_tls"), "granian": tuple(PROTOCOLS),
+                    "hypercorn": ("h2c", "h2c_mux", "h2_tls", "h2_tls_mux")}
+
+
+def _ms(value: str) -> float:
+    """h2load's durations ("850us", "1.23ms", "1.2s") in ms."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def h2load(url: str, key: str, seconds: float, flags: list[str]) -> dict:
+    """One h2load run (by default 16 connections of one stream each, like the 16 httpx clients;
+    `flags` may say otherwise): req/s, mean latency."""
+    out = subprocess.run(["h2load", "-D", str(int(seconds)), "-c", "16", "-m", "1", "-t", "1", *flags,
+                          "-H", f"Authorization: Bearer {key}", url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    ok, failed = map(int, re.search(r"(\d+) succeeded, (\d+) failed", out).groups())
+    bad = sum(map(int, re.search(r"(\d+) 4xx, (\d+) 5xx", out).groups()))
+    protocol = re.search(r"Application protocol: (\S+)", out)
+    # The requests in flight when the time is up end as failed (16 at the most): not errors.
+    if ok == 0 or bad or failed > 16:
+        raise RuntimeError(f"h2load: {ok} succeeded, {failed} failed, {bad} 4xx/5xx:\n{out[-1500:]}")
+    mean = _ms(re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1))
+    return {"rps": rps, "mean_ms": mean, "protocol": protocol.group(1) if protocol else "h1"}
+
+
+def restart_gateway(stack, server: str, cert: certs.ServerCert | None) -> ServiceProcess:
+    """The stack's gateway again, on the same ports, under `server` (with a certificate or not).
+    Cert and key only: the gateway's own gRPC clients stay plaintext to this stack's services."""
+    old = next(p for p in stack.procs if p.name == "gateway")
+    old.stop(15)
+    env = {k: v for k, v in old.env.items() if not k.startswith("LOOM_TLS_")}
+    env["LOOM_GATEWAY_HTTP_SERVER"] = server
+    if cert is not None:
+        env |= {"LOOM_TLS_CERT_FILE": str(cert.cert_file), "LOOM_TLS_KEY_FILE": str(cert.key_file)}
+    new = ServiceProcess("gateway", env, old.http_port, old.log_path, old.admin_port,
+                         ca_file=cert.ca_file if cert else None).start(120)
+    stack.procs[stack.procs.index(old)] = new
+    return new
+
+
+def non_llm_by_server(stack, key: str, servers: list[str], rounds_n: int, seconds: float, tls_dir: Path) -> dict:
+    """{server: {protocol: {rps, mean_ms}}}: medians over interleaved rounds."""
+    if shutil.which("h2load") is None:
+        sys.exit("bench/gateway.py needs h2load: apt-get install nghttp2-client (make bench installs it)")
+    cert = certs.ensure_server_cert(tls_dir, "gateway")
+    started_on = next(p for p in stack.procs if p.name == "gateway").env.get("LOOM_GATEWAY_HTTP_SERVER", "uvicorn")
+    runs: dict[str, dict[str, list[dict]]] = {s: {p: [] for p in SERVER_PROTOCOLS[s]} for s in servers}
+    for _ in range(rounds_n):
+        for server in servers:
+            for tls_on in (False, True):
+                gateway = restart_gateway(stack, server, cert if tls_on else None)
+                url = f"{'https' if tls_on else 'http'}://127.0.0.1:{gateway.http_port}/v1/parameters"
+                for proto in SERVER_PROTOCOLS[server]:
+                    flags, needs_tls = PROTOCOLS[proto]
+                    if needs_tls == tls_on:
+                        runs[server][proto].append(h2load(url, key, seconds, flags))
+    restart_gateway(stack, started_on, None)  # as it was, for what the bench measures next
+    return {server: {proto: {"rps": p50([r["rps"] for r in rs]), "mean_ms": p50([r["mean_ms"] for r in rs]),
+                             "protocol": rs[0]["protocol"]} for proto, rs in by_proto.items()}
+            for server, by_proto in runs.items()}
+
+
 def non_llm_with_redis(stack, redis_dir: Path, rounds_n: int, seconds: float, pg_pid: int) -> dict:
     """GET /v1/parameters with rate limits counted (high limits, never reached), the gateway
     restarted without and with Redis (Debian's redis-server), interleaved round by round:
@@ -226,7 +303,7 @@ def cpu_seconds(procs: dict[str, int]) -> dict[str, float]:
     return out
 
 
-async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) -> dict:
+async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) -> tuple[dict, str]:
     _, chat_key = app_with_key(stack, "chatflow", GRAPH, name="bench")
     _, param_key = app_with_key(stack, "chat", name="bench-params")
     procs = {p.name: p.proc.pid for p in stack.procs if p.proc is not None} | (infra_pids or {})
@@ -266,7 +343,34 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
     await channel.close()
     rps, lat = await non_llm_rps(stack.gateway_url, param_key, 3 if quick else 15)
     results["non_llm"] = {"rps": rps, "p50_ms": lat}
-    return results
+    return results, param_key
+
+
+def print_by_server(res: dict) -> dict:
+    by_server = res.get("by_server", {})
+    if by_server:
+        print("non-LLM GET /v1/parameters by server (h2load; 16 connections x 1 stream, _mux: 1 connection x "
+              "16 streams; req/s, mean latency):")
+        for server, protos in by_server.items():
+            print(f"  {server:<10}" + "  ".join(f"{proto} {r['rps']:.0f}/s {r['mean_ms']:.1f} ms"
+                                                for proto, r in protos.items()))
+    return by_server
+
+
+def by_server_keys(by_server: dict) -> dict:
+    """The JSON keys: HTTP/1.1 on the server best at it, HTTP/2 on the one Loom serves it with (granian)."""
+    h1 = max(((p["h1"]["rps"], s) for s, p in by_server.items() if "h1" in p), default=(None, None))
+    h2 = by_server.get("granian", {})
+
+    def rps(proto: str) -> float | None:
+        return round(h2[proto]["rps"], 1) if proto in h2 else None
+
+    return {"non_llm_rps_http1": round(h1[0], 1) if h1[0] is not None else None, "non_llm_http1_server": h1[1],
+            "non_llm_rps_http2": rps("h2c"), "non_llm_rps_http2_mux": rps("h2c_mux"),
+            "non_llm_rps_http1_tls": rps("h1_tls"), "non_llm_rps_http2_tls": rps("h2_tls"),
+            "non_llm_rps_http2_tls_mux": rps("h2_tls_mux"),
+            "non_llm_by_server": {s: {p: round(r["rps"], 1) for p, r in protos.items()}
+                                  for s, protos in by_server.items()}}
 
 
 def main() -> None:
@@ -274,7 +378,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--redis", action="store_true",
                     help="also the non-LLM rate with rate limits counted in Postgres and in Redis (redis-server)")
+    ap.add_argument("--non-llm-only", action="store_true",
+                    help="only the non-LLM rates by server and protocol (no model, no TTFT rounds)")
+    ap.add_argument("--servers", default="uvicorn,granian",
+                    help="HTTP servers the non-LLM rate is measured on, comma-separated "
+                         "(uvicorn, granian, hypercorn); empty: skip that part")
     args = ap.parse_args()
+    servers = [s for s in args.servers.split(",") if s]
     t_start = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="loom-bench-gw-"))
     nats = infra.EmbeddedNats(root / "nats").start()
@@ -288,7 +398,18 @@ def main() -> None:
                             inference_env={"LOOM_INFERENCE_LOAD_MODELS_AT_START": "false"})
         t_ready = time.perf_counter()
         try:
-            res = asyncio.run(measure(stack, args.quick, {"nats": nats.proc.pid, "postgres": pg.proc.pid}))
+            if args.non_llm_only:
+                res, param_key = {}, app_with_key(stack, "chat", name="bench-params")[1]
+            else:
+                res, param_key = asyncio.run(measure(stack, args.quick,
+                                                     {"nats": nats.proc.pid, "postgres": pg.proc.pid}))
+            if servers:
+                try:
+                    res["by_server"] = non_llm_by_server(stack, param_key, servers, 1 if args.quick else 3,
+                                                         3 if args.quick else 8, root / "tls")
+                except BaseException:
+                    res = None  # keep the logs
+                    raise
             if args.redis:
                 res["by_redis"] = non_llm_with_redis(stack, root / "redis", 1 if args.quick else 3,
                                                       3 if args.quick else 8, pg.proc.pid)
@@ -301,6 +422,9 @@ def main() -> None:
             print(f"logs kept in {root / 'home'}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)  # ~50 MB a run (Postgres, JetStream, logs)
+    if args.non_llm_only:
+        print(json.dumps({**by_server_keys(print_by_server(res)), "quick": args.quick}))
+        return
     rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added", "OpenAI route p50",
              "added")]
     for c in ("c1", "c8"):
@@ -327,6 +451,7 @@ def main() -> None:
           + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items()))
     print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
           f"p50 {res['non_llm']['p50_ms']:.1f} ms")
+    by_server = print_by_server(res)
     print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
     by_redis = res.get("by_redis", {})
     for variant, r in by_redis.items():
@@ -348,6 +473,7 @@ def main() -> None:
         "sse_relay_ms_mean_c8": round(res["c8"]["breakdown"]["relay"], 3),
         **{f"cpu_ms_per_run_c1_{name}": round(ms, 1) for name, ms in cpu.items()},
         "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
+        **by_server_keys(by_server),
         **({f"non_llm_{k}_counted_in_{v}": round(x, 1) for v, r in by_redis.items() for k, x in r.items()}),
         "quick": args.quick}))
 
