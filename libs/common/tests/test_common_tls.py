@@ -71,20 +71,21 @@ async def _serving(tmp_path: Path, http_server: str = "uvicorn", min_version: st
         await asyncio.wait_for(task, 30)
 
 
-@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian", "hypercorn"])
 async def test_http_port_negotiates_tls13_and_refuses_a_tls12_only_client(tmp_path, http_server) -> None:
     async with _serving(tmp_path, http_server) as (rt, cert):
         port = rt.settings.http_port
         version, alpn = await asyncio.to_thread(_tls_version, port, cert.ca_file)
         assert version == "TLSv1.3"
-        # HTTP/2 is Granian's alone (uvicorn speaks HTTP/1.1).
-        assert alpn == ("h2" if http_server == "granian" else "http/1.1")
+        # HTTP/2 is Granian's and Hypercorn's (uvicorn speaks HTTP/1.1).
+        h2 = http_server != "uvicorn"
+        assert alpn == ("h2" if h2 else "http/1.1")
         refused, _ = await asyncio.to_thread(_tls_version, port, cert.ca_file, max_version=ssl.TLSVersion.TLSv1_2)
         assert refused == "refused"
         async with httpx.AsyncClient(verify=client_context(cert.ca_file), http2=True) as client:
             r = await client.get(f"https://127.0.0.1:{port}/readyz")
         assert r.status_code == 200
-        assert r.http_version == ("HTTP/2" if http_server == "granian" else "HTTP/1.1")
+        assert r.http_version == ("HTTP/2" if h2 else "HTTP/1.1")
 
 
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])

@@ -11,6 +11,7 @@ too and left out: it answered ~10x fewer HTTP/2 requests than Granian (docs/oper
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -87,9 +88,38 @@ class GranianServer:
         self._server.stop()
 
 
+class HypercornServer:
+    """Hypercorn (HTTP/1.1, h2, h2c in pure Python): kept to be measured against the other two
+    (bench/gateway.py --servers), not recommended: see the module's docstring."""
+
+    def __init__(self, app, host: str, port: int, tls: ServerTls | None) -> None:
+        from hypercorn.config import Config
+
+        self._app = app
+        self._config = Config()
+        self._config.bind = [f"{host}:{port}"]
+        self._config.accesslog = None
+        self._config.errorlog = logging.getLogger("hypercorn.error")
+        if tls is not None:
+            self._config.certfile, self._config.keyfile = str(tls.cert_file), str(tls.key_file)
+            context = tls.ssl_context(("h2", "http/1.1"))
+            self._config.create_ssl_context = lambda: context  # ours: with its minimum version
+        self._stop = asyncio.Event()
+
+    async def serve(self) -> None:
+        from hypercorn.asyncio import serve
+
+        await serve(self._app, self._config, shutdown_trigger=self._stop.wait, mode="asgi")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def make_server(kind: str, app, host: str, port: int, tls: ServerTls | None) -> HttpServer:
     if kind == "granian":
         return GranianServer(app, host, port, tls)
+    if kind == "hypercorn":
+        return HypercornServer(app, host, port, tls)
     if kind == "uvicorn":
         return UvicornServer(app, host, port, tls)
-    raise ValueError(f"http_server: {kind!r} is not one of uvicorn, granian")
+    raise ValueError(f"http_server: {kind!r} is not one of uvicorn, granian, hypercorn")

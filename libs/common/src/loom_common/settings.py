@@ -161,5 +161,6 @@ class ServiceSettings(LoomSettings):
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     # The ASGI server (loom_common.http_server): uvicorn (HTTP/1.1) or granian (HTTP/1.1 and
-    # HTTP/2: h2 over TLS, h2c in the clear), e.g. LOOM_GATEWAY_HTTP_SERVER=granian.
-    http_server: Literal["uvicorn", "granian"] = "uvicorn"
+    # HTTP/2: h2 over TLS, h2c in the clear), e.g. LOOM_GATEWAY_HTTP_SERVER=granian; hypercorn
+    # (HTTP/2 too, slower) is there to be measured.
+    http_server: Literal["uvicorn", "granian", "hypercorn"] = "uvicorn"

@@ -167,9 +167,10 @@ class ServiceProcess:
     """A Loom service run as its own process (its console script), stopped with SIGTERM."""
 
     def __init__(self, name: str, env: dict[str, str], http_port: int, log_path: Path,
-                 admin_port: int | None = None):
+                 admin_port: int | None = None, ca_file: Path | None = None):
         self.name, self.env, self.http_port, self.log_path = name, env, http_port, log_path
         self.admin_port = admin_port or http_port  # where /readyz and /metrics are
+        self.ca_file = ca_file  # what its certificate chains to, if not its LOOM_TLS_CA_FILE
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -180,7 +181,7 @@ class ServiceProcess:
     @property
     def verify(self):
         """httpx's `verify=` for this process: its CA when it serves TLS."""
-        ca = self.env.get("LOOM_TLS_CA_FILE")
+        ca = self.ca_file or self.env.get("LOOM_TLS_CA_FILE")
         return tls.client_context(Path(ca)) if ca else True
 
     @property
