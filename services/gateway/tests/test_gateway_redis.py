@@ -213,7 +213,7 @@ async def test_a_published_version_is_shared_through_redis(redis_server, nats_ur
         h = {"Authorization": f"Bearer {key}"}
         assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""
         probe = aioredis.from_url(redis_server.url, decode_responses=True)
-        entry = json.loads(await probe.get(f"loom:app:{app_id}:v1"))
+        entry = json.loads((await probe.get(f"loom:app:{app_id}:v1")).split(".", 1)[1])  # after its HMAC
         await probe.aclose()
         stored = await gw.rt.pool.fetchval("SELECT dsl::text FROM app_versions WHERE app_id = $1", app_id)
         assert json.loads(entry["dsl"]) == json.loads(stored)  # as Postgres holds it (secrets sealed)
@@ -251,3 +251,31 @@ async def test_replicas_share_counts_and_a_revoke_on_one_is_refused_at_once_by_a
                 assert (await a.client.get("/v1/parameters", headers=h)).status_code == 401
         finally:
             await b_rt.stop()
+
+
+async def test_entries_written_into_redis_without_the_secret_are_ignored(redis_server, nats_url, database_url,
+                                                                         tmp_path, monkeypatch, frozen_minute):
+    """Write access to Redis is not a way in: a forged admission for a made-up key, or a forged
+    graph for a real app, fails the HMAC and is read as absent (Postgres decides)."""
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        app_id, key = await make_app(c, admin, "chat")
+        h = {"Authorization": f"Bearer {key}"}
+        assert (await c.get("/v1/parameters", headers=h)).status_code == 200
+        probe = aioredis.from_url(redis_server.url, decode_responses=True)
+        genuine = await probe.get(f"loom:key:{limits_module.security.digest(key)}")
+        row = json.loads(genuine.split(".", 1)[1])
+        forged_secret = "app-" + "x" * 32
+        name = f"loom:key:{limits_module.security.digest(forged_secret)}"
+        await probe.set(name, "0" * 64 + "." + json.dumps(row))  # a real workspace's row, no valid MAC
+        assert (await c.get("/v1/parameters", headers={"Authorization": f"Bearer {forged_secret}"})).status_code == 401
+
+        graph = json.loads((await probe.get(f"loom:app:{app_id}:v1")).split(".", 1)[1])
+        dsl = json.loads(graph["dsl"])
+        dsl["workflow"]["features"] = {"opening_statement": "forged"}
+        graph["dsl"] = json.dumps(dsl)
+        await probe.set(f"loom:app:{app_id}:v1", "0" * 64 + "." + json.dumps(graph))
+        await probe.aclose()
+        gw.rt.http.state.gw.apps._published.clear()
+        assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""

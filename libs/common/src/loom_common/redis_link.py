@@ -16,6 +16,8 @@ its only copy, so a caller never waits on a Redis that is down:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -90,6 +92,31 @@ class RedisLink:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+class Signed:
+    """Values that decide access (a cached key admission, an app's DSL) are stored with an
+    HMAC: whoever can write to Redis but does not hold the service's secret cannot mint an API
+    key or swap an app's graph; a value that fails the check is treated as absent."""
+
+    def __init__(self, secret: bytes, purpose: str):
+        self._key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+    def _mac(self, name: str, payload: str) -> str:
+        return hmac.new(self._key, f"{name}\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+    def seal(self, name: str, payload: str) -> str:
+        """`payload` for the Redis key `name` (bound to it: not replayable under another key)."""
+        return f"{self._mac(name, payload)}.{payload}"
+
+    def open(self, name: str, value: str | None) -> str | None:
+        if not value or "." not in value:
+            return None
+        mac, payload = value.split(".", 1)
+        if not hmac.compare_digest(mac, self._mac(name, payload)):
+            log.warning("redis value with a bad signature ignored", key=name)
+            return None
+        return payload
 
 
 def open_link(url: str | None, **kw) -> RedisLink | None:

@@ -105,7 +105,9 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     @rt.on_start
     async def wire(rt: ServiceRuntime) -> None:
         pool, reads = rt.pool, rt.reads
-        key_cache = KeyCache(link)
+        # Cached admissions and graphs are signed with the replicas' shared secret (redis_link.Signed).
+        cache_secret = jwt_secret(settings).encode()
+        key_cache = KeyCache(link, cache_secret)
         counters = RateCounters(link, pool) if link is not None else None
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool, reads)
@@ -117,7 +119,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s), key_cache=key_cache),
-                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link)),
+                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link, cache_secret)),
                     conversations=conversations,
                     execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),

@@ -21,7 +21,7 @@ import json
 import asyncpg
 
 from loom_common.logging import get_logger
-from loom_common.redis_link import Client, RedisDown, RedisLink
+from loom_common.redis_link import Client, RedisDown, RedisLink, Signed
 
 log = get_logger(__name__)
 
@@ -40,8 +40,9 @@ def _name(digest: str) -> str:
 
 
 class KeyCache:
-    def __init__(self, link: RedisLink | None, *, ttl_s: int = 60, tombstone_s: int = 30):
+    def __init__(self, link: RedisLink | None, secret: bytes = b"", *, ttl_s: int = 60, tombstone_s: int = 30):
         self.link, self.ttl_s, self.tombstone_s = link, ttl_s, tombstone_s
+        self.signed = Signed(secret, "loom key cache")  # an entry written without the secret is a miss
         self._pending: set[str] = set()  # digests whose invalidation found Redis down
         if link is not None:
             link.on_recovered.append(self._forget_pending)
@@ -51,13 +52,15 @@ class KeyCache:
         Raises RedisDown."""
         assert self.link is not None
         raw = await self.link.call(lambda r: r.get(_name(digest)))
-        return None if raw is None or raw == TOMBSTONE else json.loads(raw)
+        payload = None if raw is None or raw == TOMBSTONE else self.signed.open(_name(digest), raw)
+        return json.loads(payload) if payload else None
 
     async def put(self, digest: str, row: dict) -> None:
         if self.link is None:
             return
         with contextlib.suppress(RedisDown):  # not cached: the next admission reads Postgres again
-            await self.link.call(lambda r: r.set(_name(digest), json.dumps(row), nx=True, ex=self.ttl_s))
+            value = self.signed.seal(_name(digest), json.dumps(row))
+            await self.link.call(lambda r: r.set(_name(digest), value, nx=True, ex=self.ttl_s))
 
     async def forget(self, digests: list[str]) -> None:
         """After a committed change of these keys: no replica admits them from the old entry."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from loom_common.redis_link import RedisDown, RedisLink
+from loom_common.redis_link import RedisDown, RedisLink, Signed
 
 TTL_S = 3600
 
@@ -21,8 +21,9 @@ def _name(app_id: str, version: int) -> str:
 
 
 class PublishedCache:
-    def __init__(self, link: RedisLink | None):
+    def __init__(self, link: RedisLink | None, secret: bytes = b""):
         self.link = link
+        self.signed = Signed(secret, "loom published apps")  # a graph written without the secret is a miss
 
     async def get(self, tenant_id: str, app_id: str, version: int) -> dict | None:
         """The stored row (id, tenant_id, mode, name, version, dsl as sealed JSON text), or None."""
@@ -32,12 +33,15 @@ class PublishedCache:
             raw = await self.link.call(lambda r: r.get(_name(app_id, version)))
         except RedisDown:
             return None
-        row = json.loads(raw) if raw else None
+        payload = self.signed.open(_name(app_id, version), raw)
+        row = json.loads(payload) if payload else None
         return row if row and row["tenant_id"] == tenant_id else None
 
     async def put(self, row) -> None:
         if self.link is None:
             return
-        entry = json.dumps({k: row[k] for k in ("id", "tenant_id", "mode", "name", "version", "dsl")})
+        name = _name(row["id"], row["version"])
+        entry = self.signed.seal(name, json.dumps({k: row[k] for k in ("id", "tenant_id", "mode", "name", "version",
+                                                                        "dsl")}))
         with contextlib.suppress(RedisDown):
-            await self.link.call(lambda r: r.set(_name(row["id"], row["version"]), entry, ex=TTL_S))
+            await self.link.call(lambda r: r.set(name, entry, ex=TTL_S))
