@@ -59,3 +59,17 @@ async def test_compose_bootstrap_gives_each_service_its_own_role(pg_root, monkey
             await asyncpg.connect(dsn.replace(dsn.split(":")[2].split("@")[0], "guess"))
     finally:
         pg.stop()
+
+
+def test_the_compose_commands_print_no_secret(tmp_path) -> None:
+    """`loom-stack compose-secrets DIR` as compose's secrets-init runs it: names, never values."""
+    from typer.testing import CliRunner
+
+    from loom_common.devstack.cli import app
+
+    result = CliRunner().invoke(app, ["compose-secrets", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "secrets ready for: gateway, orchestrator, rag, inference, tools" in result.output
+    for path in (tmp_path / "s" / "generated").iterdir():
+        assert path.read_text().strip() not in result.output
+    assert (tmp_path / "s").stat().st_mode & 0o077 == 0
