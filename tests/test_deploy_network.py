@@ -347,6 +347,8 @@ def test_compose_gives_each_service_only_its_own_credentials(tmp_path) -> None:
     assert services["nats"]["command"][:2] == ["-c", "/run/loom/nats.conf"]
     assert services["redis"]["command"][:2] == ["redis-server", "/run/loom/redis.conf"]
     assert str(compose_secrets.REDIS_UID) == services["redis"]["user"].split(":")[0]
+    redis_override = yaml.safe_load((COMPOSE_DIR / "redis.yml").read_text())["services"]
+    assert not any("ports" in svc for svc in redis_override.values())  # Redis is never published
 
     # What the generator lays out behind those mounts: each service's folder holds its own role's
     # DSN and its own NATS password, nothing of another service's.
