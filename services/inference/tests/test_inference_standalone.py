@@ -96,3 +96,22 @@ def test_inference_logprobs_on_both_apis(standalone_engine) -> None:
         oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
                                    logprobs=True, top_logprobs=50)
     assert bad.value.body["param"] == "top_logprobs"
+
+
+def test_inference_openai_n_choices_are_separate_sequences(standalone_engine) -> None:
+    oa = openai.OpenAI(base_url=standalone_engine.base_url + "/v1", api_key="unused")
+    three = oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                       max_tokens=5, n=3, seed=7, temperature=1.0)
+    assert [c.index for c in three.choices] == [0, 1, 2]
+    assert all(c.finish_reason in ("stop", "length") for c in three.choices)
+    # the prompt counted once, every choice's tokens counted
+    assert three.usage.prompt_tokens > 0 and 3 <= three.usage.completion_tokens <= 15
+    chunks = list(oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                                             max_tokens=5, n=2, stream=True, stream_options={"include_usage": True}))
+    finished = {ch.index for c in chunks for ch in c.choices if ch.finish_reason}
+    assert finished == {0, 1} and chunks[-1].usage.completion_tokens >= 2
+    legacy = oa.completions.create(model="gemma3:270m", prompt="Once upon", max_tokens=3, n=2)
+    assert [c.index for c in legacy.choices] == [0, 1]
+    with pytest.raises(openai.BadRequestError) as err:
+        oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}], n=9)
+    assert err.value.body["param"] == "n"

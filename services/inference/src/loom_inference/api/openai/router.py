@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import struct
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,11 +31,67 @@ from loom_inference.engine.types import (
     ToolSpec,
 )
 
+MAX_CHOICES = 8  # n: each choice is one more sequence in the engine's batch
+
+
+async def _choices(client: EngineClient, req: GenerateRequest, n: int) -> list[AsyncIterator[Delta]]:
+    """n sequences for one request (OpenAI's `n`), each primed so an early error is an HTTP one.
+    With a seed, choice i samples with seed + i: the same seed in every choice would give n
+    copies of one answer."""
+    streams: list[AsyncIterator[Delta]] = []
+    try:
+        for i in range(n):
+            sampling = replace(req.sampling, seed=req.sampling.seed + i if req.sampling.seed is not None and i
+                               else req.sampling.seed)
+            _, deltas = await prime(client.generate(replace(req, sampling=sampling)))
+            streams.append(deltas)
+    except BaseException:
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    return streams
+
+
+async def _merged(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
+    """(choice index, delta) from every stream as they come."""
+    if len(streams) == 1:
+        async for d in streams[0]:
+            yield 0, d
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(i: int, stream: AsyncIterator[Delta]) -> None:
+        try:
+            async for d in stream:
+                await queue.put((i, d))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            await queue.put((i, exc))
+        finally:
+            await queue.put((i, None))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        open_streams = len(streams)
+        while open_streams:
+            i, item = await queue.get()
+            if item is None:
+                open_streams -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield i, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+
 
 def _sampling(body: w._Sampling, max_tokens: int | None) -> SamplingParams:
     s = SamplingParams(temperature=1.0, top_p=1.0, top_k=0)  # OpenAI's defaults
-    if body.n != 1:
-        raise InvalidRequest("only n=1 is supported", "n")
+    if not 1 <= body.n <= MAX_CHOICES:
+        raise InvalidRequest(f"must be between 1 and {MAX_CHOICES}", "n")
     if body.temperature is not None:
         s.temperature = body.temperature
     if body.top_p is not None:
@@ -66,6 +125,16 @@ def _usage(d: Delta) -> dict:
     u = d.usage
     p, c = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _add_usage(total: dict | None, d: Delta) -> dict:
+    """Usage over n choices: the prompt once (as OpenAI counts it), every choice's completion."""
+    one = _usage(d)
+    if total is None:
+        return one
+    c = total["completion_tokens"] + one["completion_tokens"]
+    return {"prompt_tokens": total["prompt_tokens"], "completion_tokens": c,
+            "total_tokens": total["prompt_tokens"] + c}
 
 
 def _calls(calls: list[ToolCall], with_index: bool = False) -> list[dict]:
@@ -130,37 +199,42 @@ def openai_router(client: EngineClient) -> APIRouter:
     @api.post("/chat/completions")
     async def chat_completions(body: w.ChatCompletionRequest):
         req = _chat_request(body)
-        _, deltas = await prime(client.generate(req))
+        streams = await _choices(client, req, body.n)
         cid, created = f"chatcmpl-{new_id()}", int(time.time())
         wants = req.sampling.logprobs is not None
         if not body.stream:
-            text, last, lps = await _collect(deltas)
-            msg: dict = {"role": "assistant", "content": None if last.tool_calls else text}
-            if last.tool_calls:
-                msg["tool_calls"] = _calls(last.tool_calls)
-            logprobs = {"content": token_logprobs(lps)} if wants else None
+            choices, usage = [], None
+            for i, (text, last, lps) in enumerate(await asyncio.gather(*map(_collect, streams))):
+                msg: dict = {"role": "assistant", "content": None if last.tool_calls else text}
+                if last.tool_calls:
+                    msg["tool_calls"] = _calls(last.tool_calls)
+                logprobs = {"content": token_logprobs(lps)} if wants else None
+                choices.append({"index": i, "message": msg, "finish_reason": _finish(last), "logprobs": logprobs})
+                usage = _add_usage(usage, last)
             return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": req.model,
-                                 "choices": [{"index": 0, "message": msg, "finish_reason": _finish(last),
-                                              "logprobs": logprobs}], "usage": _usage(last)})
+                                 "choices": choices, "usage": usage})
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-        def chunk(delta: dict, finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict:
+        def chunk(i: int, delta: dict, finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict:
             logprobs = {"content": token_logprobs(lps)} if wants and lps else None
             return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]}
+                    "choices": [{"index": i, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]}
 
         async def events() -> AsyncIterator[bytes]:
-            yield _sse(chunk({"role": "assistant", "content": ""}))
-            async for d in deltas:
+            for i in range(len(streams)):
+                yield _sse(chunk(i, {"role": "assistant", "content": ""}))
+            usage = None
+            async for i, d in _merged(streams):
                 if d.text:  # with tools too: backends hand back answer text, never the JSON envelope
-                    yield _sse(chunk({"content": d.text}, lps=d.logprobs))
+                    yield _sse(chunk(i, {"content": d.text}, lps=d.logprobs))
                 if d.finished:
                     if d.tool_calls:
-                        yield _sse(chunk({"tool_calls": _calls(d.tool_calls, with_index=True)}))
-                    yield _sse(chunk({}, _finish(d)))
-                    if include_usage:
-                        yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                    "model": req.model, "choices": [], "usage": _usage(d)})
+                        yield _sse(chunk(i, {"tool_calls": _calls(d.tool_calls, with_index=True)}))
+                    yield _sse(chunk(i, {}, _finish(d)))
+                    usage = _add_usage(usage, d)
+            if include_usage:
+                yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                            "model": req.model, "choices": [], "usage": usage})
             yield _sse("[DONE]")
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -171,29 +245,33 @@ def openai_router(client: EngineClient) -> APIRouter:
         if prompt is None:
             raise InvalidRequest("give exactly one prompt", "prompt")
         req = GenerateRequest(model=body.model, prompt=prompt, sampling=_sampling(body, body.max_tokens or 16))
-        _, deltas = await prime(client.generate(req))
+        streams = await _choices(client, req, body.n)
         cid, created = f"cmpl-{new_id()}", int(time.time())
-
         wants = req.sampling.logprobs is not None
 
-        def obj(text: str, finish: str | None, usage: dict | None = None, lps: list[TokenLogprob] | None = None,
-                offset: int = 0) -> dict:
-            logprobs = _completion_logprobs(lps or [], offset) if wants else None
+        def choice(i: int, text: str, finish: str | None, lps: list[TokenLogprob], offset: int = 0) -> dict:
+            logprobs = _completion_logprobs(lps, offset) if wants else None
+            return {"index": i, "text": text, "finish_reason": finish, "logprobs": logprobs}
+
+        def obj(choices: list[dict], usage: dict | None = None) -> dict:
             out = {"id": cid, "object": "text_completion", "created": created, "model": req.model,
-                   "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}]}
+                   "choices": choices}
             if usage:
                 out["usage"] = usage
             return out
 
         if not body.stream:
-            text, last, lps = await _collect(deltas)
-            return obj(text, _finish(last), _usage(last), lps)
+            choices, usage = [], None
+            for i, (text, last, lps) in enumerate(await asyncio.gather(*map(_collect, streams))):
+                choices.append(choice(i, text, _finish(last), lps))
+                usage = _add_usage(usage, last)
+            return obj(choices, usage)
 
         async def events() -> AsyncIterator[bytes]:
-            offset = 0
-            async for d in deltas:
-                yield _sse(obj(d.text, _finish(d) if d.finished else None, lps=d.logprobs, offset=offset))
-                offset += len(d.text)
+            offsets = [0] * len(streams)
+            async for i, d in _merged(streams):
+                yield _sse(obj([choice(i, d.text, _finish(d) if d.finished else None, d.logprobs, offsets[i])]))
+                offsets[i] += len(d.text)
             yield _sse("[DONE]")
 
         return StreamingResponse(events(), media_type="text/event-stream")
