@@ -158,6 +158,10 @@ def test_chatflow_built_by_mouse_runs_traced_publishes_and_answers_an_api_key(si
     # Publish from the editor, then a key from the API access tab answers /v1/chat-messages.
     page.get_by_test_id("publish").click()
     expect(page.get_by_test_id("notice")).to_contain_text("Published version 1")
+    expect(page.get_by_test_id("published-version")).to_have_text("published v1")  # the app's header follows
+    page.get_by_test_id("versions").click()
+    expect(page.get_by_role("dialog", name="Published versions")).to_contain_text("v1 ·")
+    page.get_by_test_id("versions").click()
     page.get_by_role("tab", name="API access").click()
     page.get_by_label("Key name").fill("editor test")
     page.get_by_role("button", name="Create key").click()

@@ -9,6 +9,7 @@ import {
   applyEdgeChanges, applyNodeChanges, Background, Controls, MiniMap, ReactFlow, useReactFlow, useStore,
   type Connection, type EdgeChange, type NodeChange, type OnNodeDrag, type OnSelectionChangeParams,
 } from '@xyflow/react'
+import { useQueryClient } from '@tanstack/react-query'
 import '@xyflow/react/dist/style.css'
 import './editor.css'
 import { api, ApiError } from '../app/api'
@@ -62,6 +63,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
   const mode = doc.app.mode
   const base = DraftStore.path(workspaceId, appId)
   const rf = useReactFlow<LoomNode, LoomEdge>()
+  const queryClient = useQueryClient()
   const initial = useMemo(() => {
     const g = doc.workflow.graph
     return toFlow(needsLayout(g) ? autoLayout(g) : g)
@@ -439,10 +441,14 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     try {
       const r = await api<{ version: number }>('POST', `${base}/publish`)
       setNotice(`Published version ${r.version}.`)
+      // The app's header, the app list and the versions menu show what is published.
+      void queryClient.invalidateQueries({ queryKey: ['app', workspaceId, appId] })
+      void queryClient.invalidateQueries({ queryKey: ['apps', workspaceId] })
+      void queryClient.invalidateQueries({ queryKey: ['versions', base] })
     } catch (err) {
       setNotice(err instanceof Error ? err.message : String(err))
     }
-  }, [base, flush, local.length])
+  }, [appId, base, flush, local.length, queryClient, workspaceId])
 
   const loadDoc = useCallback((d: AppDoc) => {
     docMeta.current = d

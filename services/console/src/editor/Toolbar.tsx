@@ -1,5 +1,6 @@
 /** The editor's toolbar: save state, undo/redo, layout, fit, DSL export, versions, debug, publish. */
 import { memo, useState } from 'react'
+import { useQuery } from '@tanstack/react-query'
 import { api } from '../app/api'
 import type { AppDoc, AppMode } from './dsl/types'
 
@@ -15,34 +16,37 @@ interface Version { version: number; published_by?: string | null; published_at:
 function Versions({ base, onRestore, onNotice, canEdit }: {
   base: string; onRestore: (d: AppDoc) => void; onNotice: (s: string) => void; canEdit: boolean
 }) {
-  const [list, setList] = useState<Version[] | null>(null)
-  const [error, setError] = useState('')
-  const load = async () => {
-    try {
-      setList((await api<{ data: Version[] }>('GET', `${base}/versions`)).data)
-    } catch (err) {
-      setError((err as Error).message)
-    }
-  }
+  const [open, setOpen] = useState(false)
+  // Read when the list opens (and again on each opening: a publish may have added one).
+  const versions = useQuery({
+    queryKey: ['versions', base],
+    queryFn: () => api<{ data: Version[] }>('GET', `${base}/versions`),
+    enabled: open,
+    staleTime: 0,
+  })
+  const list = open ? versions.data?.data : undefined
+  const error = open && versions.error ? versions.error.message : ''
   const restore = async (v: number) => {
     try {
       // The version's document as JSON (GET .../versions/{n}); restoring makes it the draft.
       const { dsl } = await api<{ dsl: AppDoc }>('GET', `${base}/versions/${v}`)
       onRestore(dsl)
       onNotice(`Version ${v} restored into the draft.`)
-      setList(null)
+      setOpen(false)
     } catch (err) {
       onNotice(`Could not restore version ${v}: ${(err as Error).message}`)
     }
   }
   return (
     <div className="ed-menu">
-      <button type="button" className="ed-btn" onClick={() => (list ? setList(null) : void load())} data-testid="versions">
+      <button type="button" className="ed-btn" onClick={() => setOpen((o) => !o)}
+        aria-expanded={open} data-testid="versions">
         Versions
       </button>
-      {(list || error) && (
+      {open && (
         <div className="ed-popover" role="dialog" aria-label="Published versions">
-          {error && <p className="ed-field-error">{error}</p>}
+          {error && <p className="ed-field-error" role="alert">{error}</p>}
+          {versions.isPending && <p className="ed-muted" role="status">Loading…</p>}
           {list?.length === 0 && <p className="ed-muted">Not published yet.</p>}
           <ul>
             {list?.map((v) => (

@@ -5,7 +5,9 @@
  * ran with their status, time and tokens; an agent's rounds; and any past run's trace.
  */
 import { memo, useRef, useState } from 'react'
+import { useQuery, useQueryClient } from '@tanstack/react-query'
 import { api, ApiError, stream } from '../../app/api'
+import { useEditor } from '../context'
 import type { AppMode, Graph, InputVariable } from '../dsl/types'
 import { Field, Section, TextInput } from '../panels/fields'
 import { TraceView } from '../panels/NodePanel'
@@ -26,7 +28,18 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
   const [turns, setTurns] = useState<Turn[]>([])
   const [conversationId, setConversationId] = useState<string | undefined>()
   const [error, setError] = useState('')
-  const [past, setPast] = useState<PastRun[] | null>(null)
+  // The app's latest runs, read once "Load" is pressed; a finished debug run refreshes them (and
+  // the Logs tab's list, which shares the ['runs', appId] prefix).
+  const [showPast, setShowPast] = useState(false)
+  const queryClient = useQueryClient()
+  const { appId } = useEditor()
+  const runsKey = ['runs', appId, 'latest']
+  const pastRuns = useQuery({
+    queryKey: runsKey,
+    queryFn: () => api<{ data: PastRun[] }>('GET', `${base}/runs?limit=10`),
+    enabled: showPast,
+  })
+  const past = showPast ? pastRuns.data?.data ?? null : null
   const abort = useRef<AbortController | null>(null)
   const running = trace.status === 'running'
 
@@ -70,6 +83,7 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
         local = { ...local, status: local.error ? 'failed' : 'succeeded' }
         setTrace(() => local)
       }
+      void queryClient.invalidateQueries({ queryKey: runsKey.slice(0, 2) })
       if (chat && local.error) setTurns((t) => t.map((turn, i) => (i === t.length - 1 ? { ...turn, error: local.error } : turn)))
     } catch (err) {
       const message = err instanceof ApiError ? err.message : (err as Error).name === 'AbortError' ? 'stopped' : String(err)
@@ -78,12 +92,9 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
     }
   }
 
-  const loadPast = async () => {
-    try {
-      setPast((await api<{ data: PastRun[] }>('GET', `${base}/runs?limit=10`)).data)
-    } catch (err) {
-      setError((err as Error).message)
-    }
+  const loadPast = () => {
+    if (showPast) void pastRuns.refetch()
+    else setShowPast(true)
   }
   const openPast = async (id: string) => {
     try {
@@ -196,7 +207,9 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
             })}
           </ol>
         </Section>
-        <Section title="Past runs" actions={<button type="button" className="ed-link-btn" onClick={() => void loadPast()}>Load</button>}>
+        <Section title="Past runs" actions={<button type="button" className="ed-link-btn" onClick={loadPast}>Load</button>}>
+          {showPast && pastRuns.isPending && <p className="ed-muted" role="status">Loading…</p>}
+          {showPast && pastRuns.error && <p className="ed-field-error" role="alert">{pastRuns.error.message}</p>}
           {past?.length === 0 && <p className="ed-muted">No runs yet.</p>}
           <ul>
             {past?.map((r) => (
