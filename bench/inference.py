@@ -7,6 +7,7 @@ Rows, all in one run and one process tree, one system at a time (they share the 
   server   llama-cpp-python's bundled OpenAI server (`--interrupt_requests False`), /v1/completions SSE
   grpc     Loom's inference service process, inference.v1 Generate stream
   http     the same service, OpenAI /v1/completions SSE on its HTTP port
+  alone    `llm-engine serve` standalone (no NATS, no Postgres), the same HTTP requests
 at concurrency 1, 4 and 8 (raw: 1 only). Every request is the same kind of prompt (Gemma turn
 format, a different topic each), temperature 0, a fixed max_tokens. Reported per row: TTFT
 p50/p99 and aggregate generated tokens per second (all tokens / wall time of the wave).
@@ -16,7 +17,7 @@ p50/p99 and aggregate generated tokens per second (all tokens / wall time of the
 The last line is one JSON object: tok_s_c1, tok_s_c8 (Loom gRPC), batching_speedup_c8 (Loom c8 /
 Loom c1), vs_llamacpp_server_c8 (Loom c8 / server c8), stack_vs_raw_c1 (Loom c1 / raw c1),
 ttft_ms_p50_c1, ttft_ms_p50_c8, engine_vs_raw_c1 (in-process engine c1 / raw c1), plus the same
-for HTTP.
+for HTTP, and alone_tok_s_c1/c8, alone_vs_http_c8 (standalone c8 / platform HTTP c8).
 """
 
 from __future__ import annotations
@@ -253,6 +254,29 @@ async def bench_loom(path: str, n_tokens: int, concs: list[int], waves: int, sta
     return out
 
 
+async def bench_standalone(path: str, n_tokens: int, concs: list[int], waves: int, state: Path) -> list[Result]:
+    """`llm-engine serve` alone (no NATS, no Postgres), over HTTP as the `http` rows: what a
+    laptop user runs, to compare with the platform's process."""
+    http_port, grpc_port = free_port(), free_port()
+    env = {**os.environ, "LOOM_HOME": str(state / "standalone-home"), "LOOM_INFERENCE_HTTP_PORT": str(http_port),
+           "LOOM_INFERENCE_GRPC_PORT": str(grpc_port), "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "8",
+           "LOOM_INFERENCE_BUNDLED_MODEL_PATH": path}
+    proc = spawn([str(Path(sys.executable).parent / "llm-engine"), "serve"], state / "standalone.log", env)
+    out = []
+    try:
+        url = f"http://127.0.0.1:{http_port}"
+        wait_http(url + "/readyz")
+        async with httpx.AsyncClient(timeout=600) as client:
+            await sse_one(client, url, "gemma3:270m", 99, 4)  # warm-up
+            for c in concs:
+                out.append(await wave("alone", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
+                                      waves if c == 1 else 1))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer and shorter requests (about two minutes)")
@@ -266,6 +290,7 @@ def main() -> None:
         state = Path(tmp)
         results = asyncio.run(bench_server(path, n_tokens, concs, waves, state / "server.log"))
         results += asyncio.run(bench_loom(path, n_tokens, concs, waves, state))
+        results += asyncio.run(bench_standalone(path, n_tokens, concs, waves, state))
 
     print(f"\nInference bench ({'quick' if args.quick else 'full'}): gemma3:270m Q4_K_M, {n_tokens} tokens/request, "
           f"temperature 0, {THREADS} threads")
@@ -288,7 +313,9 @@ def main() -> None:
         "http_tok_s_c1": round(h1.tok_s, 1), "http_tok_s_c8": round(h8.tok_s, 1),
         "http_vs_llamacpp_server_c8": round(h8.tok_s / s8.tok_s, 2),
         "raw_tok_s_c1": round(raw.tok_s, 1), "server_tok_s_c1": round(by[("server", 1)].tok_s, 1),
-        "server_tok_s_c8": round(s8.tok_s, 1), "quick": args.quick,
+        "server_tok_s_c8": round(s8.tok_s, 1),
+        "alone_tok_s_c1": round(by[("alone", 1)].tok_s, 1), "alone_tok_s_c8": round(by[("alone", 8)].tok_s, 1),
+        "alone_vs_http_c8": round(by[("alone", 8)].tok_s / h8.tok_s, 2), "quick": args.quick,
     }
     print(json.dumps(figures))
 
