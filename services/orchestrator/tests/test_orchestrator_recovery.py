@@ -2,8 +2,10 @@
 NATS JetStream and Postgres (lease.py): a worker frozen (SIGSTOP, the outside view of CPU
 starvation, a long GC pause or a blocked event loop) for less than its lease keeps its run; one
 frozen for longer loses it to another worker, and when it wakes it writes nothing more of the
-run. The model is a gRPC stand-in in this process whose calls the test holds and releases.
-The lease's arithmetic itself is tested on a fake clock in test_orchestrator_lease.py."""
+run. Each test has a NATS server of its own (`nats`): on the session's, its workers would also
+take runs other tests left in the shared work queue. The model is a gRPC stand-in in this
+process whose calls the test holds and releases. The lease's arithmetic itself is tested on a
+fake clock in test_orchestrator_lease.py."""
 
 from __future__ import annotations
 
@@ -60,11 +62,10 @@ def _check_one_answer(events) -> None:
     assert names.count("message_end") == 1 and names.count("workflow_finished") == 1
 
 
-async def test_a_worker_frozen_shorter_than_its_lease_keeps_its_run(nats_url, database_url, run_service,
-                                                                     model) -> None:
+async def test_a_worker_frozen_shorter_than_its_lease_keeps_its_run(nats, database_url, run_service, model) -> None:
     # An 8 s ack wait: marks every 2 s, so a freeze of 3 s leaves ~2.75 s of slack for a loaded box.
-    env = {"LOOM_INFERENCE_ADDR": model.addr, "LOOM_ORCHESTRATOR_RUNS_ACK_WAIT_S": "8"}
-    async with BusClient(nats_url) as client:
+    env = {"LOOM_NATS_URL": nats, "LOOM_INFERENCE_ADDR": model.addr, "LOOM_ORCHESTRATOR_RUNS_ACK_WAIT_S": "8"}
+    async with BusClient(nats) as client:
         a, _b, run_id = await _in_flight_on_a_then_b_ready(run_service, client, model, env)
         os.kill(a.proc.pid, signal.SIGSTOP)
         try:
@@ -82,9 +83,9 @@ async def test_a_worker_frozen_shorter_than_its_lease_keeps_its_run(nats_url, da
 
 
 async def test_a_worker_frozen_past_its_lease_loses_the_run_and_writes_nothing_more(
-        nats_url, database_url, run_service, model) -> None:
-    env = {"LOOM_INFERENCE_ADDR": model.addr}  # the default ack wait, 4 s
-    async with BusClient(nats_url) as client:
+        nats, database_url, run_service, model) -> None:
+    env = {"LOOM_NATS_URL": nats, "LOOM_INFERENCE_ADDR": model.addr}  # the default ack wait, 4 s
+    async with BusClient(nats) as client:
         a, b, run_id = await _in_flight_on_a_then_b_ready(run_service, client, model, env)
         os.kill(a.proc.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
