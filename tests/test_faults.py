@@ -394,12 +394,22 @@ async def test_gateway_killed_mid_stream_the_client_resumes_with_last_event_id(
             async with http.stream("GET", f"/runs/{task_id}/events", headers={"Last-Event-ID": str(last)}) as r:
                 assert r.status_code == 200, await r.aread()
                 await _sse(r.aiter_lines(), after, until="message_end")
-        print(f"recovery_s={time.monotonic() - killed:.2f} (gateway SIGKILL -> the resumed stream's message_end, "
-              f"the gateway's restart included)")
+            print(f"recovery_s={time.monotonic() - killed:.2f} (gateway SIGKILL -> the resumed stream's "
+                  f"message_end, the gateway's restart included)")
+            # The gateway's own record of the turn: one message, with the whole answer.
+            conversation = before[0][1]["conversation_id"]
+
+            async def recorded():
+                r = await http.get("/messages", params={"conversation_id": conversation, "user": "u"})
+                data = r.json().get("data") if r.status_code == 200 else None
+                return data if data and data[0].get("answer") else None
+
+            messages = await eventually(recorded, "the restarted gateway to record the turn")
     seqs = [s for s, _ in before + after]
     assert seqs == list(range(1, len(seqs) + 1)), f"every event once, in order: {seqs}"
     names = [d["event"] for _, d in before + after]
     assert names.count("message_end") == 1 and names[-1] == "message_end"
     answer = "".join(d["answer"] for _, d in before + after if d["event"] == "message")
     assert answer == "call1 done" and model.calls == 1  # the run was not disturbed
+    assert [m["answer"] for m in messages] == ["call1 done"]
     assert restarted.proc.poll() is None
