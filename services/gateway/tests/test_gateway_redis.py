@@ -138,8 +138,8 @@ async def test_redis_cluster_serves_the_cache_and_the_counters(redis_cluster, na
         counters = gw.rt.http.state.gw.limits.counters
         for i in range(30):
             assert await counters.count(f"t{i}", f"k{i}", frozen_minute, 5, 10) == (1, 1)
-        holding = [int(n.cli("DBSIZE").strip() or 0) for n in redis_cluster]
-        assert sum(1 for n in holding if n > 0) == 3, holding
+        holding = [len(n.cli("--scan", "--pattern", "loom:rl:{t*").split()) for n in redis_cluster]
+        assert sum(holding) == 60 and all(holding), holding  # 30 keys' and 30 workspaces' counters
 
 
 async def test_rate_limit_stays_exact_when_redis_stops_and_restarts_empty(redis_server, nats_url, database_url,

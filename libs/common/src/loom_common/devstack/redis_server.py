@@ -72,10 +72,15 @@ def start_cluster(root: Path, masters: int = 3, timeout_s: float = 30.0) -> list
         subprocess.run([redis_binary("redis-cli") or "redis-cli", "--cluster", "create",
                         *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, capture_output=True, timeout=60)
+        # Ready when every node knows every other and sees all slots served, and a client
+        # following redirections can write a key on each node's slots.
+        ready = ("cluster_state:ok", f"cluster_known_nodes:{masters}", "cluster_slots_ok:16384")
         deadline = time.monotonic() + timeout_s
-        while not all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in nodes):
+        while not (all(all(r in n.cli("CLUSTER", "INFO") for r in ready) for n in nodes)
+                   and all(n.cli("-c", "SET", f"loom:probe:{i}", "1").strip() == "OK"
+                           for n in nodes for i in range(masters * 4))):
             if time.monotonic() > deadline:
-                raise infra.GaveUp("redis cluster did not reach cluster_state:ok")
+                raise infra.GaveUp("redis cluster did not become ready")
             time.sleep(0.1)
     except BaseException:
         for n in nodes:
