@@ -115,3 +115,16 @@ def test_inference_openai_n_choices_are_separate_sequences(standalone_engine) ->
     with pytest.raises(openai.BadRequestError) as err:
         oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}], n=9)
     assert err.value.body["param"] == "n"
+
+
+def test_inference_embed_with_a_chat_model_as_ollama_does(standalone_engine) -> None:
+    client = ollama.Client(host=standalone_engine.base_url)
+    out = client.embed(model="gemma3:270m", input=["The cat sat on the mat.", "Stock markets fell today."])
+    a, b = out.embeddings
+    assert len(a) == len(b) == 640  # Gemma 3 270M's hidden size: mean-pooled hidden states
+    assert abs(sum(x * x for x in a) - 1.0) < 1e-3 and a != b  # normalized, one per input
+    oa = openai.OpenAI(base_url=standalone_engine.base_url + "/v1", api_key="unused")
+    assert len(oa.embeddings.create(model="gemma3:270m", input=["x"]).data[0].embedding) == 640
+    chat = client.chat(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
+                       options={"num_predict": 2})
+    assert chat.done  # the chat model still serves chats beside its embedding context

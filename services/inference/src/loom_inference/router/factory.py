@@ -135,7 +135,19 @@ def build_router(settings: InferenceSettings) -> Router:
     lifecycle = Lifecycle(parse_keep_alive(default_keep_alive, "performance.keep_alive"),
                           max_loaded_models=perf.max_loaded_models,
                           max_loaded_bytes=perf.max_loaded_memory_mb * 1024 * 1024)
-    router = Router(remote_factory=remote, lifecycle=lifecycle)
+    def chat_embedder(info: ModelInfo):
+        """A local chat model's GGUF in an embedding context (Ollama embeds with chat models)."""
+        if info.backend != "llamacpp":
+            return None
+        path = info.path or (bundled_gguf_path(settings) if info.name == BUNDLED_CHAT else "")
+        if not path:
+            return None
+        from loom_inference.backends.sentence_transformers import LlamaCppEmbeddingBackend
+
+        return LlamaCppEmbeddingBackend(ModelInfo(name=info.name, backend="llamacpp", kind="embedding",
+                                                  family=info.family, path=path), path)
+
+    router = Router(remote_factory=remote, lifecycle=lifecycle, chat_embedder=chat_embedder)
     configured = {r.name: r for r in default_routes(settings)}
     configured.update({r.name: r for r in settings.models})  # config.toml overrides defaults
     for route in configured.values():

@@ -12,6 +12,7 @@ finds them first, and no other workspace sees them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Route:
     fallbacks: list[str] = field(default_factory=list)
     active: int = 0
     source: tuple = ()  # a registered remote model: what it was built from (a same one is kept)
+    embedder: Embedder | None = None  # a chat model's own embedding context (made on first embed)
 
     @property
     def info(self) -> ModelInfo:
@@ -54,10 +56,14 @@ class Router:
     """All that the APIs see (the `EngineClient` of engine/client.py)."""
 
     def __init__(self, remote_factory: Callable[[str], Backend] | None = None,
-                 lifecycle: Lifecycle | None = None) -> None:
+                 lifecycle: Lifecycle | None = None,
+                 chat_embedder: Callable[[ModelInfo], Embedder | None] | None = None) -> None:
         self.routes: dict[str, Route] = {}
         # When local models load and unload (keep_alive, max_loaded_models): lifecycle.py.
         self.lifecycle = lifecycle or Lifecycle()
+        # /api/embed with a chat model, as Ollama does: its GGUF in an embedding context (mean-
+        # pooled hidden states); None for models that cannot (remote ones).
+        self.chat_embedder = chat_embedder
         self.tenant_routes: dict[str, dict[str, Route]] = {}  # workspace -> its remote models
         # MODEL_API_URL: names no route claims go to this remote provider, created on first use.
         self.remote_factory = remote_factory
@@ -163,6 +169,9 @@ class Router:
                 seen.add(id(route))
                 with contextlib.suppress(Exception):
                     await route.backend.close()
+                if route.embedder is not None:
+                    with contextlib.suppress(Exception):
+                        await route.embedder.close()
 
     # ---- requests --------------------------------------------------------------------
 
@@ -213,20 +222,29 @@ class Router:
                     tenant_id: str = "") -> EmbedResult:
         last_error: Exception | None = None
         for route in self._chain(model, tenant_id):
-            if not route.is_embedder:
+            embedder = route.backend if route.is_embedder else await self._chat_embedder(route)
+            if embedder is None:
                 raise InvalidRequest(f"{route.info.name} is not an embedding model", "model")
             if route.max_concurrency and route.active >= route.max_concurrency:
                 last_error = Overloaded(f"{route.info.name} is at its concurrency limit")
                 continue
             route.active += 1
             try:
-                return await route.backend.embed(inputs, normalize=normalize)  # type: ignore[union-attr]
+                result = await embedder.embed(inputs, normalize=normalize)  # type: ignore[union-attr]
+                result.model = route.info.name
+                return result
             except BackendError as exc:
                 last_error = exc
             finally:
                 route.active -= 1
         assert last_error is not None
         raise last_error
+
+
+    async def _chat_embedder(self, route: Route) -> Embedder | None:
+        if route.embedder is None and self.chat_embedder is not None:
+            route.embedder = await asyncio.to_thread(self.chat_embedder, route.info)  # may join a GGUF
+        return route.embedder
 
 
 async def _retire(route: Route) -> None:
