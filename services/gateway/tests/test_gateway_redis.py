@@ -66,7 +66,9 @@ def frozen_minute(monkeypatch):
 async def gateway_with(redis_url: str, nats_url, database_url, tmp_path, monkeypatch, **settings):
     db = _with_database(database_url, f"gw_{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv("LOOM_HOME", str(tmp_path / "home"))
-    s = GatewaySettings(nats_url=nats_url, database_url=db, redis_url=redis_url, log_level="WARNING",
+    # A loaded test machine may take a while to answer: a slow Redis is not what is tested here.
+    s = GatewaySettings(nats_url=nats_url, database_url=db, redis_url=redis_url, redis_timeout_s=10.0,
+                        log_level="WARNING",
                         inference_addr="127.0.0.1:1", rag_addr="127.0.0.1:1", inference_timeout_s=2.0,
                         rag_timeout_s=2.0, **settings)
     rt = build(s)

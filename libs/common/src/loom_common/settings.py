@@ -89,6 +89,8 @@ class LoomSettings(BaseSettings):
     redis_host: str | None = _seed("REDIS_HOST")
     redis_port: int | None = _seed("REDIS_PORT", gt=0, lt=65536)
     redis_password: SecretStr | None = _seed("REDIS_PASSWORD")
+    # A Redis call slower than this counts as Redis down: the caller falls back to Postgres.
+    redis_timeout_s: float = _shared("redis_timeout_s", 0.5, gt=0)
     log_level: str = _shared("log_level", "INFO")
     log_format: str = _shared("log_format", "json", description="json | console")
     # OTLP/gRPC collector, e.g. http://otel-collector:4317; unset = traces stay in-process.

@@ -100,7 +100,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     tasks: list[asyncio.Task] = []
     # Optional Redis (LOOM_REDIS_URL): cached key admissions and rate counters the replicas
     # share; never the only copy, so Postgres answers whenever Redis cannot.
-    link = redis_link.open_link(settings.redis_url)
+    link = redis_link.open_link(settings.redis_url, timeout_s=settings.redis_timeout_s)
 
     @rt.on_start
     async def wire(rt: ServiceRuntime) -> None:
