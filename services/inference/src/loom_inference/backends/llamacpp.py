@@ -187,6 +187,12 @@ class LlamaCppRunner:
     def metadata(self) -> dict[str, str]:
         return self.model.metadata()
 
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """(prefix, suffix, middle) tokens of a fill-in-the-middle model; None when it has none."""
+        v = self.model.vocab
+        ids = (L.llama_vocab_fim_pre(v), L.llama_vocab_fim_suf(v), L.llama_vocab_fim_mid(v))
+        return None if min(ids) < 0 else ids
+
     def chat_template(self) -> str | None:
         raw = L.llama_model_chat_template(self.model.ptr, None)
         return raw.decode() if raw else None

@@ -145,6 +145,18 @@ class LocalBackend:
             return self._render(self._with_profile(messages)), schema, envelope
         return req.prompt, schema, envelope
 
+    def _fill_in_the_middle(self, prefix: str, suffix: str) -> list[int]:
+        """BOS <fim_pre> prefix <fim_suf> suffix <fim_mid>: the model writes what goes between,
+        when its vocabulary has those tokens (code models); a 400 naming `suffix` otherwise."""
+        fim = getattr(self.runner, "fim_tokens", lambda: None)()
+        if fim is None:
+            raise InvalidRequest(f"{self.info.name} has no fill-in-the-middle tokens; suffix needs a model "
+                                 "that has them (a code model such as qwen2.5-coder)", "suffix")
+        pre, suf, mid = fim
+        bos = self.runner.tokenize("", add_bos=True)
+        return [*bos, pre, *self.runner.tokenize(prefix, add_bos=False), suf,
+                *self.runner.tokenize(suffix, add_bos=False), mid]
+
     @staticmethod
     def _request_window(num_ctx: int, prompt_tokens: int, limit: int) -> int:
         """A request's own context window (Ollama's num_ctx) within the model's. Beyond it, a
@@ -183,7 +195,10 @@ class LocalBackend:
                 grammar = self._grammar(schema)
             except Exception as exc:
                 raise InvalidRequest(f"not a usable JSON schema: {exc}", "json_schema") from exc
-        prompt_ids = self.runner.tokenize(text, add_bos=True)  # raw = no template, BOS still
+        if req.suffix:
+            prompt_ids = self._fill_in_the_middle(req.prompt, req.suffix)
+        else:
+            prompt_ids = self.runner.tokenize(text, add_bos=True)  # raw = no template, BOS still
         if not prompt_ids:
             raise InvalidRequest("empty prompt", "prompt")
         limit = self.context_limit

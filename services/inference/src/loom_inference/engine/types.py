@@ -125,6 +125,7 @@ class GenerateRequest:
     # engine's default; router/lifecycle.py). Ollama's keep_alive.
     keep_alive: float | str | None = "default"
     num_ctx: int | None = None   # this request's context window (Ollama's options.num_ctx)
+    suffix: str = ""             # fill-in-the-middle: the text after the gap (`prompt` is before it)
 
 
 @dataclass

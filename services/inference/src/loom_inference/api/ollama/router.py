@@ -206,11 +206,12 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                                  "done_reason": reason})
         options = _options(body.options, manager.parameters(body.model))
         messages = []
-        if not body.raw:
+        if not body.raw and not body.suffix:  # fill-in-the-middle takes prefix and suffix as they are
             if body.system:
                 messages.append(ChatMessage("system", body.system))
             messages.append(ChatMessage("user", body.prompt))
-        req = GenerateRequest(model=body.model, prompt=body.prompt if body.raw else "", messages=messages,
+        req = GenerateRequest(model=body.model, prompt=body.prompt if body.raw or body.suffix else "",
+                              messages=messages, suffix=body.suffix or "",
                               sampling=_sampling(options), json_schema=schema_from_format(body.format, "format"),
                               raw=body.raw, keep_alive=_keep_alive(body.keep_alive), num_ctx=options.get("num_ctx"))
         req.sampling.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)

@@ -60,6 +60,7 @@ class Tool(_Wire):
 class GenerateRequest(_Wire):
     model: str
     prompt: str = ""
+    suffix: str | None = None
     system: str | None = None
     images: list[str] | None = None
     raw: bool = False

@@ -244,7 +244,8 @@ def openai_router(client: EngineClient) -> APIRouter:
         prompt = body.prompt if isinstance(body.prompt, str) else (body.prompt[0] if len(body.prompt) == 1 else None)
         if prompt is None:
             raise InvalidRequest("give exactly one prompt", "prompt")
-        req = GenerateRequest(model=body.model, prompt=prompt, sampling=_sampling(body, body.max_tokens or 16))
+        req = GenerateRequest(model=body.model, prompt=prompt, sampling=_sampling(body, body.max_tokens or 16),
+                              suffix=body.suffix or "")
         streams = await _choices(client, req, body.n)
         cid, created = f"cmpl-{new_id()}", int(time.time())
         wants = req.sampling.logprobs is not None

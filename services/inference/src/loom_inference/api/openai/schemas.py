@@ -106,6 +106,7 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
+    suffix: str | None = None
 
 
 class EmbeddingRequest(_Wire):
