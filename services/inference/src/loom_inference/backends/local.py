@@ -28,7 +28,7 @@ from loom_inference.engine.types import (
     InvalidRequest,
     ModelInfo,
 )
-from loom_inference.prompting import templates, tools
+from loom_inference.prompting import templates, thinking, tools
 from loom_inference.prompting.tool_output import read_tool_output
 
 
@@ -76,6 +76,7 @@ class LocalBackend:
         # A Modelfile's TEMPLATE first, then the GGUF's own, then the family's format.
         self._render, _ = templates.renderer_for(meta, self.info.template or runner.chat_template())
         self._stops = templates.stops_for(meta)
+        self.info.thinking = thinking.is_reasoning_model(meta, self.info.template or runner.chat_template() or "")
         self.runner = runner
         self.engine = Engine(runner, model_name=self.info.name, max_waiting=self._max_waiting, bridge=self._bridge,
                              prefix_cache=self._prefix_cache)
@@ -188,6 +189,8 @@ class LocalBackend:
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Delta]:
         engine = await self.ready()
         assert self.runner is not None
+        if req.think and not self.info.thinking:
+            raise InvalidRequest(f"{self.info.name} does not support thinking", "think")
         text, schema, envelope = self._prompt(req)
         grammar = None
         if schema:
@@ -223,6 +226,8 @@ class LocalBackend:
         stream = engine.generate(ereq)
         if envelope:
             stream = read_tool_output(stream)  # the JSON envelope off: answer text, or a whole call
+        elif self.info.thinking and not req.suffix:
+            stream = thinking.split_thinking(stream, keep=req.think is not False)
         async with contextlib.aclosing(stream):  # closed with us: the engine aborts the sequence now
             async for delta in stream:
                 yield delta

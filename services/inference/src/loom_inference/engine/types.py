@@ -126,6 +126,7 @@ class GenerateRequest:
     keep_alive: float | str | None = "default"
     num_ctx: int | None = None   # this request's context window (Ollama's options.num_ctx)
     suffix: str = ""             # fill-in-the-middle: the text after the gap (`prompt` is before it)
+    think: bool | None = None    # a reasoning model's thinking: apart (None/True) or dropped (False)
 
 
 @dataclass
@@ -169,6 +170,7 @@ class Delta:
     tool_calls: list[ToolCall] = field(default_factory=list)
     model: str = ""
     logprobs: list[TokenLogprob] = field(default_factory=list)  # one per token this delta carries
+    thinking: str = ""           # a reasoning model's thinking (prompting/thinking.py), apart from text
 
     @property
     def finished(self) -> bool:
@@ -199,6 +201,7 @@ class ModelInfo:
     digest: str = ""
     template: str = ""
     memory_bytes: int = 0        # while loaded: weights + KV cache (Ollama's ps `size`)
+    thinking: bool = False       # a reasoning model (writes <think>...</think>); known once loaded
     # A Modelfile's profile (modelfile.py): applied to every request of this model.
     system: str = ""
     parameters: dict = field(default_factory=dict)

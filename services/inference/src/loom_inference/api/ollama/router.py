@@ -165,11 +165,15 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
             base = {"model": req.model, "created_at": _now(), "done": d.finished}
             if chat:
                 msg = {"role": "assistant", "content": d.text}
+                if d.thinking:
+                    msg["thinking"] = d.thinking
                 if d.tool_calls:
                     msg["tool_calls"], msg["content"] = _tool_calls(d.tool_calls), ""
                 base["message"] = msg
             else:
                 base["response"] = d.text
+                if d.thinking:
+                    base["thinking"] = d.thinking
             if d.finished:
                 base.update(_final_stats(d))
             if req.sampling.logprobs is not None and d.logprobs:
@@ -179,15 +183,16 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
         if stream:
             async def body() -> AsyncIterator[bytes]:
                 async for d in deltas:  # with tools too: answer text streams, a call comes whole at the end
-                    if d.text or d.finished:
+                    if d.text or d.thinking or d.finished:
                         yield (json.dumps(frame(d)) + "\n").encode()
             return _stream(body())
-        text, last, lps = [], first, []
+        text, thought, last, lps = [], [], first, []
         async for d in deltas:
             text.append(d.text)
+            thought.append(d.thinking)
             lps += d.logprobs
             last = d
-        last.text, last.logprobs = "".join(text), lps
+        last.text, last.thinking, last.logprobs = "".join(text), "".join(thought), lps
         return JSONResponse(frame(last))
 
     async def _load(model: str, keep_alive) -> str:
@@ -215,6 +220,7 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                               sampling=_sampling(options), json_schema=schema_from_format(body.format, "format"),
                               raw=body.raw, keep_alive=_keep_alive(body.keep_alive), num_ctx=options.get("num_ctx"))
         req.sampling.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
+        req.think = body.think
         return await _run(req, chat=False, stream=body.stream)
 
     @api.post("/chat")
@@ -233,6 +239,7 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
                               tool_choice="auto" if tools else "", keep_alive=_keep_alive(body.keep_alive),
                               num_ctx=options.get("num_ctx"))
         req.sampling.logprobs = logprobs_wanted(body.logprobs, body.top_logprobs)
+        req.think = body.think
         return await _run(req, chat=True, stream=body.stream)
 
     @api.post("/embed")
@@ -266,7 +273,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
             model_info.setdefault("general.context_length", info.context_length)
         if info.embedding_dimension:
             model_info["embedding_length"] = info.embedding_dimension
-        caps = ["embedding"] if info.kind == "embedding" else ["completion", "tools"]
+        caps = ["embedding"] if info.kind == "embedding" else ["completion", "tools"] + (
+            ["thinking"] if info.thinking else [])
         params = dict(info.parameters)
         family_stops = templates.stops_for({"general.architecture": meta.get("general.architecture", "")})
         if family_stops and "stop" not in params:

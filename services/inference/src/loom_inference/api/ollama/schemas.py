@@ -70,6 +70,7 @@ class GenerateRequest(_Wire):
     keep_alive: str | float | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    think: bool | None = None
 
 
 class ChatRequest(_Wire):
@@ -82,6 +83,7 @@ class ChatRequest(_Wire):
     keep_alive: str | float | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    think: bool | None = None
 
 
 class EmbedRequest(_Wire):

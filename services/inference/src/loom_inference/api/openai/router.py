@@ -184,12 +184,14 @@ def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
 
 async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta, list[TokenLogprob]]:
     """A whole answer (non-streaming response): its text, the final delta, every token's logprob."""
-    text, last, lps = [], None, []
+    text, thought, last, lps = [], [], None, []
     async for d in deltas:
         text.append(d.text)
+        thought.append(d.thinking)
         lps += d.logprobs
         last = d
     assert last is not None  # the engine always ends a stream with a finished delta
+    last.thinking = "".join(thought)  # a reasoning model's thinking, whole
     return "".join(text), last, lps
 
 
@@ -206,6 +208,8 @@ def openai_router(client: EngineClient) -> APIRouter:
             choices, usage = [], None
             for i, (text, last, lps) in enumerate(await asyncio.gather(*map(_collect, streams))):
                 msg: dict = {"role": "assistant", "content": None if last.tool_calls else text}
+                if last.thinking:
+                    msg["reasoning_content"] = last.thinking
                 if last.tool_calls:
                     msg["tool_calls"] = _calls(last.tool_calls)
                 logprobs = {"content": token_logprobs(lps)} if wants else None
@@ -225,6 +229,8 @@ def openai_router(client: EngineClient) -> APIRouter:
                 yield _sse(chunk(i, {"role": "assistant", "content": ""}))
             usage = None
             async for i, d in _merged(streams):
+                if d.thinking:
+                    yield _sse(chunk(i, {"reasoning_content": d.thinking}))
                 if d.text:  # with tools too: backends hand back answer text, never the JSON envelope
                     yield _sse(chunk(i, {"content": d.text}, lps=d.logprobs))
                 if d.finished:
