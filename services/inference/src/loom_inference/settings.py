@@ -59,8 +59,10 @@ class Performance(BaseModel):
     # standalone (as Ollama), forever in the platform (its default models must stay ready).
     keep_alive: str | None = None
     # Local models loaded at once; the least recently used idle one is unloaded to make room
-    # (0 = no limit). A budget in MiB of weights + KV cache works the same way (0 = none).
-    max_loaded_models: int = Field(3, ge=0)
+    # (0 = no limit; None: 3 standalone, as Ollama on a CPU, no limit in the platform, which
+    # keeps its default models loaded). A budget in MiB of weights + KV cache works the same
+    # way (0 = none).
+    max_loaded_models: int | None = Field(None, ge=0)
     max_loaded_memory_mb: int = Field(0, ge=0)
 
 

@@ -133,7 +133,8 @@ def build_router(settings: InferenceSettings) -> Router:
     perf = settings.performance
     default_keep_alive = perf.keep_alive if perf.keep_alive is not None else ("5m" if settings.standalone else "-1")
     lifecycle = Lifecycle(parse_keep_alive(default_keep_alive, "performance.keep_alive"),
-                          max_loaded_models=perf.max_loaded_models,
+                          max_loaded_models=perf.max_loaded_models if perf.max_loaded_models is not None
+                          else (3 if settings.standalone else 0),
                           max_loaded_bytes=perf.max_loaded_memory_mb * 1024 * 1024)
     def chat_embedder(info: ModelInfo):
         """A local chat model's GGUF in an embedding context (Ollama embeds with chat models)."""
