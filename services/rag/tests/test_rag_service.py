@@ -55,11 +55,16 @@ class Client:
         self.rt = rag_pb2_grpc.RetrievalStub(self.channel)
 
     async def wait_done(self, tenant: str, dataset_id: str, doc_id: str, timeout_s: float = 90.0) -> pb.Document:
-        deadline = time.monotonic() + timeout_s
+        """Waits for the document's end. The limit counts from its last progress, not from the
+        start: on a loaded machine a long document indexes slowly but steadily, and only a
+        document that stops moving for `timeout_s` is a hang."""
+        deadline, seen = time.monotonic() + timeout_s, None
         while True:
             doc = await self.ds.GetDocument(pb.DocumentRef(tenant_id=tenant, dataset_id=dataset_id, document_id=doc_id))
             if doc.indexing_status in ("completed", "error") or time.monotonic() > deadline:
                 return doc
+            if (doc.indexing_status, doc.completed_segments) != seen:
+                seen, deadline = (doc.indexing_status, doc.completed_segments), time.monotonic() + timeout_s
             await asyncio.sleep(0.1)
 
 
