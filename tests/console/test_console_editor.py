@@ -389,10 +389,11 @@ def test_a_node_on_the_canvas_dragged_into_an_iteration_becomes_its_child_and_dr
     page.screenshot(path=str(ARTIFACTS / "editor-node-dragged-into-iteration.png"))
 
     # Out again: released below the iteration, it is top-level (no parent_id), where it was dropped.
-    # (Pressed at its right end: the curve of it_start -> inner, drawn above the children, is left of it.)
-    page.mouse.move(node["x"] + node["width"] - 15, node["y"] + 10)
+    # (Pressed where the curve of it_start -> inner passes under it: children are drawn above the
+    # container's edges.)
+    page.mouse.move(node["x"] + 40, node["y"] + 10)
     page.mouse.down()
-    page.mouse.move(it["x"] + node["width"], it["y"] + it["height"] + 120, steps=15)
+    page.mouse.move(it["x"] + 40, it["y"] + it["height"] + 120, steps=15)
     page.mouse.up()
     graph = _saved_graph(page, console_stack, admin, app["id"])
     nodes = {n["id"]: n for n in graph["nodes"]}

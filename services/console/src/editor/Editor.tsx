@@ -343,7 +343,7 @@ export function Editor({ workspaceId, appId, role, doc }: { workspaceId: string;
     const id = edgeId(dsl)
     setEdges((es) => [...es.filter((e) => e.id !== id), {
       id, source: c.source, target: c.target, sourceHandle: dsl.source_handle, targetHandle: 'target',
-      data: { edge: { id, ...dsl } }, ...(refs.current.nodes.find((n) => n.id === c.source)?.parentId ? { zIndex: 1001 } : {}),
+      data: { edge: { id, ...dsl } },
     }])
     touch()
   }, [isValidConnection, remember, touch])

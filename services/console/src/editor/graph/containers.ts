@@ -101,24 +101,6 @@ export function applyMoves(nodes: LoomNode[], moves: Move[]): LoomNode[] {
   return [...moved.filter((n) => !lateIds.has(n.id)), ...late]
 }
 
-/** The edges still valid after the moves: both ends in the same container (or both top-level). */
-export function edgesWithinScopes(edges: LoomEdge[], nodes: LoomNode[]): LoomEdge[] {
-  const parent = new Map(nodes.map((n) => [n.id, n.parentId ?? null]))
-  const kept = edges.filter((e) => parent.get(e.source) === parent.get(e.target))
-  return kept.length === edges.length ? edges : kept
-}
-
-/** Edges are drawn above containers when they join two children of one. */
-export function withEdgeLayers(edges: LoomEdge[], nodes: LoomNode[]): LoomEdge[] {
-  const parent = new Map(nodes.map((n) => [n.id, n.parentId ?? null]))
-  return edges.map((e) => {
-    const inside = Boolean(parent.get(e.source))
-    if (inside === (e.zIndex === 1001)) return e
-    const { zIndex: _z, ...rest } = e
-    return inside ? { ...rest, zIndex: 1001 } : rest
-  })
-}
-
 /** The nodes with `extent` lifted from these children, so the mouse can carry them out of
  *  their container (React Flow reads a node's extent when its drag starts). */
 export function freeChildren(nodes: LoomNode[], ids: Set<string>): LoomNode[] {
@@ -156,10 +138,12 @@ export function placeNodes(nodes: LoomNode[], moves: Move[], dropped: Set<string
   return withExtents(clampChildren(applyMoves(nodes, moves), dropped))
 }
 
-/** Edges left after nodes changed container: none crosses a container's border. */
+/** Edges left after nodes changed container: those with both ends in the same container (or
+ *  both top-level); none crosses a container's border. */
 export function scopeEdges(edges: LoomEdge[], nodes: LoomNode[]): LoomEdge[] {
-  const kept = edgesWithinScopes(edges, nodes)
-  return kept === edges ? edges : withEdgeLayers(kept, nodes)
+  const parent = new Map(nodes.map((n) => [n.id, n.parentId ?? null]))
+  const kept = edges.filter((e) => parent.get(e.source) === parent.get(e.target))
+  return kept.length === edges.length ? edges : kept
 }
 
 /** A whole drop (what the editor does in two state updates): nodes dropped with their centre

@@ -113,8 +113,10 @@ export function toFlowNode(node: DslNode, size?: { width: number; height: number
   return out
 }
 
-export function toFlowEdge(edge: DslEdge, parentOf?: (id: string) => string | null | undefined): LoomEdge {
-  const inside = parentOf?.(edge.source)
+/** React Flow draws an edge between children of a container at their height (above the
+ *  container, level with the children, which come later in the page and so stay on top: pressing
+ *  a child never grabs an edge curving under it). No zIndex of its own. */
+export function toFlowEdge(edge: DslEdge): LoomEdge {
   return {
     id: edge.id || edgeId(edge),
     source: edge.source,
@@ -122,8 +124,6 @@ export function toFlowEdge(edge: DslEdge, parentOf?: (id: string) => string | nu
     sourceHandle: edge.source_handle ?? 'source',
     targetHandle: edge.target_handle ?? 'target',
     data: { edge },
-    // Edges inside a container are drawn above it.
-    ...(inside ? { zIndex: 1001 } : {}),
   }
 }
 
@@ -131,10 +131,9 @@ export function toFlow(graph: Graph): { nodes: LoomNode[]; edges: LoomEdge[]; me
   const { nodes, edges, ...meta } = graph
   const ordered = parentsFirst(nodes ?? [])
   const sizes = containerSizes(ordered)
-  const parent = new Map(ordered.map((n) => [n.id, n.parent_id]))
   return {
     nodes: ordered.map((n) => toFlowNode(n, sizes.get(n.id))),
-    edges: (edges ?? []).map((e) => toFlowEdge(e, (id) => parent.get(id))),
+    edges: (edges ?? []).map((e) => toFlowEdge(e)),
     meta,
   }
 }
