@@ -7,7 +7,12 @@ import { useEditor } from '../context'
 import { sourceHandles, spec } from '../dsl/nodeTypes'
 import type { LoomNode } from '../graph/convert'
 
-function Body({ id, data, selected, container }: NodeProps<LoomNode> & { container?: boolean }) {
+type BodyProps = Pick<NodeProps<LoomNode>, 'id' | 'data' | 'selected'> & { container?: boolean }
+
+// Memoised on what it draws: React Flow re-renders a node's view with new props (its position,
+// `dragging`) on every frame of a drag; the body re-renders only when its data, selection or
+// the editor's problems/trace change.
+const Body = memo(function Body({ id, data, selected, container }: BodyProps) {
   const { problems, trace } = useEditor()
   const node = data.node
   const s = spec(node.data.type)
@@ -49,9 +54,13 @@ function Body({ id, data, selected, container }: NodeProps<LoomNode> & { contain
       </div>
     </div>
   )
-}
+})
 
-export const LoomNodeView = memo((props: NodeProps<LoomNode>) => <Body {...props} />)
-export const ContainerView = memo((props: NodeProps<LoomNode>) => <Body {...props} container />)
+export function LoomNodeView({ id, data, selected }: NodeProps<LoomNode>) {
+  return <Body id={id} data={data} selected={selected} />
+}
+export function ContainerView({ id, data, selected }: NodeProps<LoomNode>) {
+  return <Body id={id} data={data} selected={selected} container />
+}
 
 export const nodeTypes = { loom: LoomNodeView, container: ContainerView }
