@@ -118,20 +118,22 @@ def _internal_credentials_in_use(state: Path, offset: int) -> None:
 
 
 def _handshake(port: int, ca: Path, max_version: ssl.TLSVersion) -> str:
+    """The TLS version and ALPN protocol a real handshake agreed on ("TLSv1.3 h2"), or "refused"."""
     ctx = client_context(ca)
     ctx.maximum_version = max_version
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
                 ctx.wrap_socket(raw, server_hostname="localhost") as conn:
-            return conn.version() or ""
+            return f"{conn.version()} {conn.selected_alpn_protocol()}"
     except (ssl.SSLError, ConnectionResetError):
         return "refused"
 
 
 def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
     """`LOOM_TLS=1 make up`: a local CA and a certificate per process (keys 0600), every HTTP port
-    on TLS 1.3 (a TLS 1.2-only client refused), the console proxying to the gateway over verified
-    TLS, every service ready (their gRPC hops verified against the CA)."""
+    on TLS 1.3 (a TLS 1.2-only client refused), the gateway on Granian (h2), the console proxying
+    to the gateway over verified TLS, every service ready (their gRPC hops verified against the CA)."""
     offset = _free_offset()
     with_console = stack.console_command(stack.StackPaths(tmp_path)) is not None
     up = _stack(tmp_path, offset, "up", "--timeout", "180", tls=True)
@@ -148,8 +150,9 @@ def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
             assert r.status_code == 200, (name, r.text)
         public = {"gateway": GATEWAY_PUBLIC, "model API": BASE_PORTS["inference"],
                   **({"console": CONSOLE_PORT} if with_console else {})}
-        for name, port in public.items():
-            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3", name
+        for name, port in public.items():  # the gateway on Granian: HTTP/2 over TLS
+            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_3) == \
+                f"TLSv1.3 {'h2' if name == 'gateway' else 'http/1.1'}", name
             assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_2) == "refused", name
         with pytest.raises(httpx.HTTPError):  # plaintext gets nothing
             httpx.get(f"http://127.0.0.1:{GATEWAY_PUBLIC + offset}/v1/parameters", timeout=5)

@@ -116,8 +116,15 @@ def tls_requested() -> bool:
 
 
 def tls_env(paths: StackPaths, name: str) -> dict[str, str]:
-    """`name`'s certificate settings (made on first use) when the stack runs TLS, else none."""
-    return certs.ensure_server_cert(paths.tls, name).env() if tls_requested() else {}
+    """`name`'s certificate settings (made on first use) when the stack runs TLS, else none. The
+    gateway then runs on Granian (HTTP/2, and the faster TLS: docs/operations.md) unless
+    LOOM_GATEWAY_HTTP_SERVER says otherwise."""
+    if not tls_requested():
+        return {}
+    env = certs.ensure_server_cert(paths.tls, name).env()
+    if name == "gateway":
+        env["LOOM_GATEWAY_HTTP_SERVER"] = os.environ.get("LOOM_GATEWAY_HTTP_SERVER", "granian")
+    return env
 
 
 def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str | None) -> str:
