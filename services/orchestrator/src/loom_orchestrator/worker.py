@@ -93,7 +93,9 @@ class Worker:
         if not nc.is_connected:  # reconnecting: a mark or a ping would only be buffered
             raise ConnectionError("NATS unreachable: the run's message cannot be marked")
         await msg.in_progress()
-        await nc.flush(timeout=max(0.5, self.settings.runs_ack_wait_s / 4))
+        # The lease counts from the send time, so a slow answer (a loaded box) costs no safety;
+        # a generous wait only spares a false loss.
+        await nc.flush(timeout=max(0.5, self.settings.runs_ack_wait_s / 2))
         if not nc.is_connected:
             raise ConnectionError("NATS connection lost while marking the run's message")
 
