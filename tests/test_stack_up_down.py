@@ -133,7 +133,8 @@ def _handshake(port: int, ca: Path, max_version: ssl.TLSVersion) -> str:
 def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
     """`LOOM_TLS=1 make up`: a local CA and a certificate per process (keys 0600), every HTTP port
     on TLS 1.3 (a TLS 1.2-only client refused), the gateway on Granian (h2), the console proxying
-    to the gateway over verified TLS, every service ready (their gRPC hops verified against the CA)."""
+    to the gateway over verified TLS, every service ready (their gRPC hops verified against the CA),
+    NATS on TLS 1.3 only (the embedded Postgres has no TLS build: loopback only)."""
     offset = _free_offset()
     with_console = stack.console_command(stack.StackPaths(tmp_path)) is not None
     up = _stack(tmp_path, offset, "up", "--timeout", "180", tls=True)
@@ -160,6 +161,7 @@ def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
             assert f"https://127.0.0.1:{CONSOLE_PORT + offset}" in up.stdout
             r = httpx.get(f"https://127.0.0.1:{CONSOLE_PORT + offset}/console/api/setup", timeout=5, verify=verify)
             assert r.status_code == 200 and r.json()["step"] == "not_started", r.text
+        _nats_on_tls(tmp_path / ".loom", offset, ca)
         # Idempotent: a second `up` of the running stack keeps the CA as it is.
         before = ca.read_bytes()
         assert _stack(tmp_path, offset, "up", "--timeout", "60", tls=True).returncode == 0
@@ -167,3 +169,24 @@ def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
     finally:
         down = _stack(tmp_path, offset, "down")
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def _nats_on_tls(state: Path, offset: int, ca: Path) -> None:
+    """NATS takes TLS 1.3 clients only (every service connected through it to be ready)."""
+    import asyncio
+
+    import nats
+
+    async def check() -> None:
+        nats_port = 4222 + offset
+        assert _handshake(nats_port, ca, ssl.TLSVersion.TLSv1_2) == "refused"
+        password = (state / "secrets" / "nats-admin").read_text().strip()
+        nc = await nats.connect(f"tls://admin:{password}@127.0.0.1:{nats_port}", tls=client_context(ca),
+                                allow_reconnect=False, connect_timeout=10)
+        assert nc.is_connected
+        await nc.close()
+        with pytest.raises(Exception):  # noqa: B017 - plaintext: nats-py refuses a server requiring TLS
+            await nats.connect(f"nats://admin:{password}@127.0.0.1:{nats_port}", allow_reconnect=False,
+                               connect_timeout=5, max_reconnect_attempts=0)
+
+    asyncio.run(check())

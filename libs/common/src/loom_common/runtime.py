@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.security import BaseSecurity
 from prometheus_client import REGISTRY
 
 from loom_common import db, messaging, service_auth, tls
@@ -69,6 +70,13 @@ def _nats_servers(settings: ServiceSettings) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def _nats_security(settings: ServiceSettings) -> BaseSecurity | None:
+    ssl_context = tls.client_context() if settings.nats_url.startswith("tls://") else None
+    if settings.nats_user:
+        return NatsUserPassword(settings.nats_user, settings.nats_password or "", ssl_context=ssl_context)
+    return BaseSecurity(ssl_context=ssl_context) if ssl_context else None
+
+
 # A gRPC port belongs to one process: with gRPC's default SO_REUSEPORT a second server started
 # on the same port binds silently and the kernel splits connections between the two. Without
 # it, a clash fails loudly at start-up.
@@ -105,9 +113,9 @@ class ServiceRuntime:
         if use_nats:
             self.broker = NatsBroker(
                 _nats_servers(settings),
-                # This service's own NATS user (devstack.nats_auth), when it has one.
-                security=NatsUserPassword(settings.nats_user, settings.nats_password or "")
-                if settings.nats_user else None,
+                # This service's own NATS user (devstack.nats_auth), when it has one; over TLS
+                # (a tls:// URL) verified against Loom's CA.
+                security=_nats_security(settings),
                 name=f"loom-{name}",
                 graceful_timeout=settings.graceful_timeout_s,
                 middlewares=[

