@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from loom_common.devstack import infra
-from loom_inference import gguf
+from loom_common.testing import write_header_only_gguf
 
 MODEL = "tiny"
 
@@ -20,7 +20,7 @@ MODEL = "tiny"
 class TinyRegistry:
     def __init__(self, root: Path, size_mib: int = 4) -> None:
         blob_path = root / "tiny.gguf"
-        gguf.write_minimal(blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
+        write_header_only_gguf(blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
                                        "general.size_label": "1M"}, padding=size_mib << 20)
         self.blob = blob_path.read_bytes()
         self.digest = hashlib.sha256(self.blob).hexdigest()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from loom_common.devstack import infra
-from loom_common.testing import ServiceProcess
-from loom_inference import gguf
+from loom_common.testing import ServiceProcess, write_header_only_gguf
 
 
 class ModelServer:
@@ -24,7 +23,7 @@ class ModelServer:
 
     def __init__(self, root: Path) -> None:
         self.blob_path = root / "tiny.gguf"
-        gguf.write_minimal(self.blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
+        write_header_only_gguf(self.blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
                                             "general.size_label": "1M"}, padding=3 << 20)
         self.blob = self.blob_path.read_bytes()
         self.digest = hashlib.sha256(self.blob).hexdigest()

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -269,3 +270,21 @@ def service_channel(addr: str) -> grpc.aio.Channel:
     if credentials is not None:
         return grpc.aio.secure_channel(addr, credentials, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])
     return grpc.aio.insecure_channel(addr, interceptors=[_SignUnaryUnary(), _SignUnaryStream()])
+
+
+def write_header_only_gguf(path: str | Path, kv: dict[str, str | int], padding: int = 0) -> None:
+    """A GGUF with metadata and no tensors (string and u32 values), then `padding` bytes: a
+    model file the engine can register, pull and describe without loading weights. Here, not
+    in loom_inference, because tests of other services serve it too (services never import
+    each other)."""
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)))
+        for k, v in kv.items():
+            kb = k.encode()
+            f.write(struct.pack("<Q", len(kb)) + kb)
+            if isinstance(v, int):
+                f.write(struct.pack("<II", 4, v))  # 4: GGUF's uint32 type
+            else:
+                vb = v.encode()
+                f.write(struct.pack("<IQ", 8, len(vb)) + vb)  # 8: GGUF's string type
+        f.write(b"\0" * padding)

@@ -79,17 +79,3 @@ def describe(meta: dict[str, object]) -> dict[str, str]:
     return {"family": arch, "quantization": FILE_TYPES.get(int(ft), str(ft)) if isinstance(ft, int) else "",
             "parameter_size": str(meta.get("general.size_label", "")), "kind": kind}
 
-
-def write_minimal(path: str | Path, kv: dict[str, str | int], padding: int = 0) -> None:
-    """A header-only GGUF (for tests and tooling): string and u32 values, then `padding` bytes."""
-    with open(path, "wb") as f:
-        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)))
-        for k, v in kv.items():
-            kb = k.encode()
-            f.write(struct.pack("<Q", len(kb)) + kb)
-            if isinstance(v, int):
-                f.write(struct.pack("<II", 4, v))
-            else:
-                vb = v.encode()
-                f.write(struct.pack("<IQ", STRING, len(vb)) + vb)
-        f.write(b"\0" * padding)
