@@ -1,12 +1,13 @@
 """The ASGI server a service's HTTP port runs on, inside the service's own event loop (beside
 its gRPC server and NATS consumers), with or without TLS:
 
-    uvicorn  HTTP/1.1 (the default: the faster of the two for HTTP/1.1 clients)
-    granian  HTTP/1.1 and HTTP/2: h2 over TLS (ALPN) and h2c in the clear (prior knowledge);
-             its embedded mode runs on the caller's loop
+    uvicorn    HTTP/1.1 (the default: as fast as Granian for the gateway's HTTP/1.1 in the clear)
+    granian    HTTP/1.1 and HTTP/2: h2 over TLS (ALPN) and h2c in the clear (prior knowledge);
+               its embedded mode runs on the caller's loop; its TLS (Rust) is the cheaper one
+    hypercorn  HTTP/1.1 and HTTP/2, in Python: there to be measured (bench/gateway.py --servers);
+               slower than Granian, on one HTTP/2 connection by far (docs/operations.md, HTTP/2)
 
-Both take TLS 1.3 only unless the settings allow 1.2 (loom_common.tls). Hypercorn was measured
-too and left out: it answered ~10x fewer HTTP/2 requests than Granian (docs/operations.md).
+Each takes TLS 1.3 only unless the settings allow 1.2 (loom_common.tls).
 """
 
 from __future__ import annotations
