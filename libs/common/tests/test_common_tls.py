@@ -155,3 +155,26 @@ def test_local_ca_is_idempotent_with_private_keys_0600(tmp_path) -> None:
     renewed = certs.ensure_server_cert(d, "gateway")
     new_leaf = x509.load_pem_x509_certificate(renewed.cert_file.read_bytes())
     new_leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(renewed.ca_file.read_bytes()))
+
+
+async def test_granian_refuses_a_port_another_server_holds(tmp_path) -> None:
+    """Granian binds with SO_REUSEPORT; a taken port must still fail loudly, not share traffic."""
+    from fastapi import FastAPI
+
+    from loom_common.http_server import make_server
+
+    port = infra.free_port()
+    first = make_server("granian", FastAPI(), "127.0.0.1", port, None)
+    task = asyncio.create_task(first.serve())
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/")).status_code == 404:
+                        break
+                await asyncio.sleep(0.05)
+        with pytest.raises(OSError):
+            await make_server("granian", FastAPI(), "127.0.0.1", port, None).serve()
+    finally:
+        first.stop()
+        await asyncio.wait_for(task, 30)

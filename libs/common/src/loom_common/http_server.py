@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from typing import Protocol
 
@@ -76,6 +77,7 @@ class GranianServer:
         if tls is not None:
             tls_kwargs = {"ssl_cert": tls.cert_file, "ssl_key": tls.key_file,
                           "ssl_protocol_min": SSLProtocols.tls13 if tls.min_version == "1.3" else SSLProtocols.tls12}
+        self._host, self._port = host, port
         # ASGINL: no lifespan (the runtime starts and stops everything itself, as with uvicorn).
         self._server = Server(app, address=host, port=port, interface=Interfaces.ASGINL, http=HTTPModes.auto,
                               websockets=False, log_enabled=False, backlog=1024, **tls_kwargs)
@@ -83,6 +85,12 @@ class GranianServer:
         logging.getLogger("granian").setLevel(logging.ERROR)
 
     async def serve(self) -> None:
+        # Granian binds with SO_REUSEPORT: a second server on a taken port would bind silently
+        # and the kernel split connections between the two. A bind without it fails loudly first
+        # (SO_REUSEADDR: old connections in TIME_WAIT after a restart do not count, a listener does).
+        with socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((self._host, self._port))
         await self._server.serve()
 
     def stop(self) -> None:
