@@ -17,6 +17,7 @@ import threading
 import llama_cpp as L
 import numpy as np
 
+from loom_inference.backends.logits import kv_cache_bytes, log_probs, normalized
 from loom_inference.engine.scheduler import Batch, SlotOpen, StepResult
 from loom_inference.engine.types import BackendError, EmbedResult, ModelInfo
 
@@ -162,15 +163,11 @@ class LlamaCppRunner:
         self._grammar_argmax: dict[int, ctypes.c_void_p] = {}
 
     def memory_bytes(self) -> int:
-        """What it holds in memory: the weights plus the KV cache (f16 K and V for every cell
-        of every layer), as Ollama's /api/ps `size` counts."""
+        """The weights plus the KV cache, as Ollama's /api/ps `size` counts."""
         m = self.model.ptr
-        meta = self.model.metadata()
-        arch = meta.get("general.architecture", "")
         head_dim = L.llama_model_n_embd(m) // max(1, L.llama_model_n_head(m))
-        k = int(meta.get(f"{arch}.attention.key_length", head_dim))
-        v = int(meta.get(f"{arch}.attention.value_length", head_dim))
-        kv = self.n_ctx * L.llama_model_n_layer(m) * L.llama_model_n_head_kv(m) * (k + v) * 2
+        kv = kv_cache_bytes(self.model.metadata(), self.n_ctx, L.llama_model_n_layer(m), L.llama_model_n_head_kv(m),
+                            head_dim)
         return int(L.llama_model_size(m)) + kv
 
     # ---- ModelRunner -----------------------------------------------------------------
@@ -262,20 +259,9 @@ class LlamaCppRunner:
             else:
                 result.sampled[slot] = L.llama_sampler_sample(self._samplers[slot], self.ctx, idx)
             if slot in self._want_logprobs:
-                result.logprobs[slot] = self._logprobs(idx, result.sampled[slot], self._want_logprobs[slot])
+                logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
+                result.logprobs[slot] = log_probs(logits, result.sampled[slot], self._want_logprobs[slot])
         return result
-
-    def _logprobs(self, idx: int, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
-        """log-softmax of the raw logits: the sampled token's, and the `top` most likely."""
-        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.model.n_vocab,))
-        peak = float(logits.max())
-        log_z = peak + math.log(float(np.exp(logits - peak, dtype=np.float64).sum()))
-        best: list[tuple[int, float]] = []
-        if top > 0:
-            ids = np.argpartition(logits, -top)[-top:]
-            ids = ids[np.argsort(-logits[ids])]
-            best = [(int(t), float(logits[t]) - log_z) for t in ids]
-        return float(logits[token]) - log_z, best
 
     def _grammar_argmax_sample(self, slot: int, idx: int) -> int:
         """Greedy under a grammar, as llama.cpp's own common sampler does it: ask the grammar about
@@ -399,7 +385,7 @@ class LlamaCppEmbedder:
                     for seq, idx in enumerate(group):
                         ptr = L.llama_get_embeddings_seq(self.ctx, seq)
                         vec = [float(ptr[d]) for d in range(self.dimension)]
-                        vectors.append(_normalized(vec) if normalize else vec)
+                        vectors.append(normalized(vec) if normalize else vec)
                         total += len(toks[idx])
                 finally:
                     L.llama_batch_free(batch)
@@ -411,7 +397,3 @@ class LlamaCppEmbedder:
             self.ctx = None
         self.model.close()
 
-
-def _normalized(vec: list[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-    return [v / norm for v in vec]
