@@ -96,12 +96,6 @@ def schema_from_format(fmt, field: str) -> str:
     raise InvalidRequest("must be 'json' or a JSON schema object", field)
 
 
-def refuse_images(model: str, field: str) -> None:
-    """Images sent to a model that cannot read them are refused, never dropped: no model this
-    engine serves has a vision projector (llama.cpp's mmproj) wired in yet."""
-    raise InvalidRequest(f"{model} cannot read images (it has no vision projector); send text only", field)
-
-
 def logprobs_wanted(enabled: bool | int | None, top: int | None, field: str = "top_logprobs") -> int | None:
     """A request's logprobs settings -> SamplingParams.logprobs (None: off; N: N alternatives)."""
     if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:

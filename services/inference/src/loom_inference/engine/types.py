@@ -99,12 +99,23 @@ class ToolCall:
 
 
 @dataclass
+class Image:
+    """One image of a message, decoded (api/images.py); `field` names where the request sent
+    it, so a model that cannot read it is refused naming that field."""
+
+    data: bytes
+    field: str
+    mime: str = "image/png"
+
+
+@dataclass
 class ChatMessage:
     role: str
     content: str = ""
     name: str = ""
     tool_call_id: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)  # in the order the request sent them
 
 
 @dataclass
@@ -127,6 +138,10 @@ class GenerateRequest:
     num_ctx: int | None = None   # this request's context window (Ollama's options.num_ctx)
     suffix: str = ""             # fill-in-the-middle: the text after the gap (`prompt` is before it)
     think: bool | None = None    # a reasoning model's thinking: apart (None/True) or dropped (False)
+
+    @property
+    def images(self) -> list[Image]:
+        return [img for m in self.messages for img in m.images]
 
 
 @dataclass
@@ -202,6 +217,8 @@ class ModelInfo:
     template: str = ""
     memory_bytes: int = 0        # while loaded: weights + KV cache (Ollama's ps `size`)
     thinking: bool = False       # a reasoning model (writes <think>...</think>); known once loaded
+    vision: bool = False         # reads images (a llama.cpp model with its projector, mmproj)
+    projector: str = ""          # the projector's GGUF (Ollama's image.projector layer)
     # A Modelfile's profile (modelfile.py): applied to every request of this model.
     system: str = ""
     parameters: dict = field(default_factory=dict)

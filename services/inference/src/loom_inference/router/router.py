@@ -190,8 +190,14 @@ class Router:
         chain = self._chain(req.model, req.tenant_id)
         if chain[0].is_embedder:
             raise InvalidRequest(f"{req.model} is an embedding model", "model")
+        images = req.images
+        if images and not chain[0].info.vision:
+            raise _no_vision(req.model, images[0].field)
         last_error: Exception | None = None
         for route in chain:
+            if images and not route.info.vision:  # a fallback that cannot see is no fallback
+                last_error = _no_vision(route.info.name, images[0].field)
+                continue
             if route.max_concurrency and route.active >= route.max_concurrency:
                 last_error = Overloaded(f"{route.info.name} is at its concurrency limit ({route.max_concurrency})")
                 continue
@@ -245,6 +251,11 @@ class Router:
         if route.embedder is None and self.chat_embedder is not None:
             route.embedder = await asyncio.to_thread(self.chat_embedder, route.info)  # may join a GGUF
         return route.embedder
+
+
+def _no_vision(model: str, field: str) -> InvalidRequest:
+    """Images sent to a model that cannot read them are refused, never dropped."""
+    return InvalidRequest(f"{model} cannot read images (it has no vision projector); send text only", field)
 
 
 async def _retire(route: Route) -> None:

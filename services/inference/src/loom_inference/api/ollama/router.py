@@ -18,16 +18,17 @@ from loom_inference.api.common import (
     logprobs_wanted,
     ns,
     prime,
-    refuse_images,
     schema_from_format,
     token_logprobs,
 )
+from loom_inference.api.images import ImageBudget, decode_base64
 from loom_inference.api.ollama import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
     ChatMessage,
     Delta,
     GenerateRequest,
+    Image,
     InferenceError,
     InvalidRequest,
     ModelInfo,
@@ -98,15 +99,28 @@ def _tool_calls(calls: list[ToolCall]) -> list[dict]:
     return [{"function": {"name": c.name, "arguments": json.loads(c.arguments_json)}} for c in calls]
 
 
-def _messages(msgs: list[w.Message]) -> list[ChatMessage]:
+async def _images(items: list[str] | None, field: str, budget: ImageBudget) -> list[Image]:
+    """Ollama's `images` (base64), decoded in order. A bad one is a 400 naming `<field>.<i>`;
+    a model that cannot see is refused naming `<field>` (the list)."""
     out = []
-    for m in msgs:
+    for i, item in enumerate(items or []):
+        budget.take(f"{field}.{i}")
+        image = await decode_base64(item, f"{field}.{i}")
+        image.field = field
+        out.append(image)
+    return out
+
+
+async def _messages(msgs: list[w.Message]) -> list[ChatMessage]:
+    out, budget = [], ImageBudget()
+    for i, m in enumerate(msgs):
         calls = [ToolCall("", c.function.name, c.function.arguments if isinstance(c.function.arguments, str)
                           else json.dumps(c.function.arguments)) for c in (m.tool_calls or [])]
         content = m.content or ""
         if calls and not content:
             content = json.dumps({"name": calls[0].name, "arguments": json.loads(calls[0].arguments_json)})
-        out.append(ChatMessage(m.role, content, m.tool_name or "", tool_calls=calls))
+        out.append(ChatMessage(m.role, content, m.tool_name or "", tool_calls=calls,
+                               images=await _images(m.images, f"messages.{i}.images", budget)))
     return out
 
 
@@ -203,8 +217,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     @api.post("/generate")
     async def generate(body: w.GenerateRequest):
-        if body.images:
-            refuse_images(body.model, "images")
+        if body.images and (body.raw or body.suffix):
+            raise InvalidRequest("images go with a templated prompt, not a raw or fill-in-the-middle one", "images")
         if not body.prompt:  # Ollama: an empty prompt just loads (or, keep_alive 0, unloads) the model
             reason = await _load(body.model, body.keep_alive)
             return JSONResponse({"model": body.model, "created_at": _now(), "response": "", "done": True,
@@ -214,7 +228,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
         if not body.raw and not body.suffix:  # fill-in-the-middle takes prefix and suffix as they are
             if body.system:
                 messages.append(ChatMessage("system", body.system))
-            messages.append(ChatMessage("user", body.prompt))
+            messages.append(ChatMessage("user", body.prompt, images=await _images(body.images, "images",
+                                                                                    ImageBudget())))
         req = GenerateRequest(model=body.model, prompt=body.prompt if body.raw or body.suffix else "",
                               messages=messages, suffix=body.suffix or "",
                               sampling=_sampling(options), json_schema=schema_from_format(body.format, "format"),
@@ -225,16 +240,13 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
 
     @api.post("/chat")
     async def chat(body: w.ChatRequest):
-        for i, m in enumerate(body.messages):
-            if m.images:
-                refuse_images(body.model, f"messages.{i}.images")
         if not body.messages:
             reason = await _load(body.model, body.keep_alive)
             return JSONResponse({"model": body.model, "created_at": _now(), "done": True, "done_reason": reason,
                                  "message": {"role": "assistant", "content": ""}})
         tools = [ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []]
         options = _options(body.options, manager.parameters(body.model))
-        req = GenerateRequest(model=body.model, messages=_messages(body.messages), sampling=_sampling(options),
+        req = GenerateRequest(model=body.model, messages=await _messages(body.messages), sampling=_sampling(options),
                               json_schema=schema_from_format(body.format, "format"), tools=tools,
                               tool_choice="auto" if tools else "", keep_alive=_keep_alive(body.keep_alive),
                               num_ctx=options.get("num_ctx"))

@@ -16,7 +16,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from loom_common.ids import new_id
-from loom_inference.api.common import check_sampling, logprobs_wanted, prime, refuse_images, token_logprobs
+from loom_inference.api.common import check_sampling, logprobs_wanted, prime, token_logprobs
+from loom_inference.api.images import ImageBudget, decode_url
 from loom_inference.api.openai import schemas as w
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
@@ -151,20 +152,25 @@ def _sse(obj: dict | str) -> bytes:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
 
 
-def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
-    messages = []
+async def _chat_request(body: w.ChatCompletionRequest) -> GenerateRequest:
+    messages, budget = [], ImageBudget()
     for i, m in enumerate(body.messages):
+        images = []
         for j, part in enumerate(m.content if isinstance(m.content, list) else []):
+            field = f"messages.{i}.content.{j}.image_url"
             if part.type == "image_url":
-                refuse_images(body.model, f"messages.{i}.content.{j}.image_url")
-            if part.type != "text":
+                budget.take(field)
+                if part.image_url is None or not part.image_url.url:
+                    raise InvalidRequest("needs a url", field)
+                images.append(await decode_url(part.image_url.url, field))
+            elif part.type != "text":
                 raise InvalidRequest(f"content parts of type {part.type!r} are not supported",
                                      f"messages.{i}.content.{j}.type")
         calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or []]
         content = m.text
         if calls and not content:
             content = json.dumps({"name": calls[0].name, "arguments": json.loads(calls[0].arguments or "{}")})
-        messages.append(ChatMessage(m.role, content, m.name or "", m.tool_call_id or "", calls))
+        messages.append(ChatMessage(m.role, content, m.name or "", m.tool_call_id or "", calls, images))
     tools = [ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []]
     choice = body.tool_choice
     if isinstance(choice, w.NamedToolChoice):
@@ -200,7 +206,7 @@ def openai_router(client: EngineClient) -> APIRouter:
 
     @api.post("/chat/completions")
     async def chat_completions(body: w.ChatCompletionRequest):
-        req = _chat_request(body)
+        req = await _chat_request(body)
         streams = await _choices(client, req, body.n)
         cid, created = f"chatcmpl-{new_id()}", int(time.time())
         wants = req.sampling.logprobs is not None

@@ -22,9 +22,15 @@ class ToolCall(_Wire):
     function: FunctionCall
 
 
+class ImageUrl(_Wire):
+    url: str = ""
+    detail: str | None = None  # OpenAI's resolution hint; llama.cpp's projector has one size
+
+
 class ContentPart(_Wire):
     type: str
     text: str | None = None
+    image_url: ImageUrl | None = None
 
 
 class Message(_Wire):
