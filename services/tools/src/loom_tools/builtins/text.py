@@ -1,9 +1,13 @@
-"""Text utilities: statistics, case and whitespace transforms, regex extraction, truncation."""
+"""Text utilities: statistics, case and whitespace transforms, regex extraction, truncation,
+and a lexicon sentiment score (VADER) that works without any model."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from loom_tools.domain.types import ToolSpec
 from loom_tools.errors import InvalidArguments
@@ -39,6 +43,26 @@ def truncate(args: dict[str, Any]) -> dict[str, Any]:
     return {"text": t if len(t) <= n else t[: max(n - 1, 0)] + "…", "truncated": len(t) > n}
 
 
+# VADER's compound score is in [-1, 1]; its authors call |score| >= 0.05 non-neutral. Below -0.5
+# the text is strongly negative (insults, "furious", "ridiculous"): called angry here.
+ANGRY_BELOW, NEGATIVE_BELOW, POSITIVE_ABOVE = -0.5, -0.05, 0.05
+SENTIMENT_MAX_CHARS = 20_000
+
+
+@functools.cache
+def _analyzer() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()  # reads its lexicon file once (~7,500 words)
+
+
+def sentiment(args: dict[str, Any]) -> dict[str, Any]:
+    scores = _analyzer().polarity_scores(args["text"])
+    c = scores["compound"]
+    label = ("angry" if c <= ANGRY_BELOW else "negative" if c <= NEGATIVE_BELOW
+             else "positive" if c >= POSITIVE_ABOVE else "neutral")
+    return {"label": label, "compound": c, "negative": scores["neg"], "neutral": scores["neu"],
+            "positive": scores["pos"], "angry": label == "angry"}
+
+
 TOOLS = [
     (ToolSpec("text.stats", "Count characters, words and lines of a text.", "builtin",
               {"type": "object", "properties": {"text": _TEXT}, "required": ["text"],
@@ -54,4 +78,8 @@ TOOLS = [
     (ToolSpec("text.truncate", "Shorten a text to at most max_chars characters.", "builtin",
               {"type": "object", "properties": {"text": _TEXT, "max_chars": {"type": "integer", "minimum": 1}},
                "required": ["text", "max_chars"], "additionalProperties": False}), truncate),
+    (ToolSpec("text.sentiment", "Score a text's sentiment with the VADER lexicon: label angry | negative | "
+              "neutral | positive, the compound score in [-1, 1] and the shares of each polarity.", "builtin",
+              {"type": "object", "properties": {"text": {"type": "string", "maxLength": SENTIMENT_MAX_CHARS}},
+               "required": ["text"], "additionalProperties": False}), sentiment),
 ]
