@@ -257,7 +257,9 @@ def up(paths: StackPaths, *, timeout_s: float = 120.0) -> dict[str, bool]:
         paths.conf.write_text(conf)
         subprocess.run([str(bin_dir / "supervisord"), "-c", str(paths.conf)], check=True)
         if database_url is None:
-            bootstrap_database(paths)
+            # The caller's one budget covers Postgres too: a first start on a loaded machine
+            # (initdb, then start) can take longer than any fixed wait.
+            bootstrap_database(paths, timeout_s=timeout_s)
             subprocess.run([str(bin_dir / "supervisorctl"), "-c", str(paths.conf), "start",
                             *(svc.name for svc in ports.SERVICES)], check=True, capture_output=True)
     pending = readiness_urls(paths)
