@@ -4,6 +4,7 @@ in a real bounded child process."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -40,6 +41,10 @@ async def test_a_chart_of_sql_rows_renders_to_svg_and_png(executor) -> None:
     assert body.startswith(b"<svg") and len(body) == file["size"] and b"2024-02" in body
     assert svg.result["markdown"].startswith("![Revenue per month](data:image/svg+xml;base64,")
 
+    fenced = "```json\n" + json.dumps(BAR) + "\n```"  # as a model writes it
+    text = await executor.invoke(Call("t1", "chart.render", {"spec": fenced, "rows": ROWS, "columns": COLUMNS}))
+    assert text.ok and _payload(text.result["file"]["url"]).startswith(b"<svg"), text
+
     png = await executor.invoke(Call("t1", "chart.render", {"spec": BAR, "format": "png",
                                                             "rows": [{"month": "a", "revenue_eur": 1}]}))
     assert png.ok, png.error_message
@@ -53,6 +58,8 @@ async def test_a_chart_of_sql_rows_renders_to_svg_and_png(executor) -> None:
       "rows": [{"a": 1}]}, "spec"),
     ({"spec": {**BAR, "transform": [{"sequence": {"start": 0, "stop": 1}, "data": {}}]}, "rows": [{"a": 1}]}, "spec"),
     ({"spec": BAR, "rows": []}, "rows"),
+    ({"spec": "SELECT 1", "rows": [{"a": 1}]}, "spec"),
+    ({"spec": "[1, 2]", "rows": [{"a": 1}]}, "spec"),
     ({"spec": BAR, "rows": [[1, 2]]}, "columns"),
     ({"spec": BAR, "rows": [[1]], "columns": ["month", "revenue_eur"]}, "rows"),
     ({"spec": BAR, "rows": [{"a": 1}] * (chart_mod.MAX_ROWS + 1)}, "rows"),

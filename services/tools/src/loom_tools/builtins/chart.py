@@ -35,7 +35,9 @@ MIME = {"svg": "image/svg+xml", "png": "image/png"}
 PARAMETERS = {
     "type": "object",
     "properties": {
-        "spec": {"type": "object", "description": "a Vega-Lite v5 spec without data (mark, encoding, title...)"},
+        # An object, or its JSON text as a model writes it (fenced in ```json or not).
+        "spec": {"type": ["object", "string"], "maxLength": MAX_SPEC_BYTES,
+                 "description": "a Vega-Lite v5 spec without data (mark, encoding, title...)"},
         "rows": {"type": "array", "maxItems": MAX_ROWS,
                  "items": {"type": ["object", "array"]},
                  "description": "the data: objects, or arrays in the order of `columns`"},
@@ -78,9 +80,24 @@ def _values(rows: list[Any], columns: list[Any] | None) -> list[dict[str, Any]]:
     return out
 
 
+def _spec_object(spec: Any) -> dict[str, Any]:
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.startswith("```"):  # a model's fenced block: drop the fence lines
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+            text = text.rsplit("```", 1)[0]
+        try:
+            spec = json.loads(text)
+        except ValueError as exc:
+            raise InvalidArguments(f"argument 'spec': not JSON: {exc}", field="spec") from exc
+    if not isinstance(spec, dict):
+        raise InvalidArguments("argument 'spec': a Vega-Lite spec is a JSON object", field="spec")
+    return spec
+
+
 def build_spec(args: dict[str, Any]) -> dict[str, Any]:
     """The spec to render, with the rows inlined; InvalidArguments naming what is wrong."""
-    spec = args["spec"]
+    spec = _spec_object(args["spec"])
     if len(json.dumps(spec)) > MAX_SPEC_BYTES:
         raise InvalidArguments(f"argument 'spec': larger than {MAX_SPEC_BYTES} bytes", field="spec")
     _refuse_external_data(spec)
