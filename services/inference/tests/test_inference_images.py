@@ -161,3 +161,82 @@ def test_inference_image_urls_other_than_base64_data_are_refused(url) -> None:
     with pytest.raises(images.InvalidRequest) as refused:
         asyncio.run(images.decode_url(url, "messages.0.content.0.image_url"))
     assert refused.value.field == "messages.0.content.0.image_url"
+
+
+class _Registry:
+    """A loopback Ollama-style registry whose `vis` model has a projector layer (mmproj)."""
+
+    def __init__(self, root) -> None:
+        import hashlib
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from loom_common.devstack import infra
+        from loom_common.testing import write_header_only_gguf
+
+        write_header_only_gguf(root / "model.gguf", {"general.architecture": "gemma3", "general.file_type": 15})
+        self.blobs = {"model": (root / "model.gguf").read_bytes(), "mmproj": b"GGUF projector weights"}
+        digests = {k: hashlib.sha256(v).hexdigest() for k, v in self.blobs.items()}
+        by_digest = {digests[k]: v for k, v in self.blobs.items()}
+        manifest = json.dumps({"schemaVersion": 2, "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digests['model']}"},
+            {"mediaType": "application/vnd.ollama.image.projector", "digest": f"sha256:{digests['mmproj']}"},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64}]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = manifest if self.path.endswith("/library/vis/manifests/latest") else by_digest.get(
+                    self.path.rsplit("sha256:", 1)[-1]) if "/blobs/sha256:" in self.path else None
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", infra.free_port()), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+
+
+def test_inference_pull_stores_the_projector_beside_a_vision_model(tmp_path) -> None:
+    from pathlib import Path
+
+    from loom_inference.backends.llamacpp_vision import LlamaVisionBackend
+    from loom_inference.pull import PullConfig, pull
+    from loom_inference.router.factory import build_backend, route_for
+    from loom_inference.store import ModelStore
+
+    registry = _Registry(tmp_path)
+    store = ModelStore(tmp_path / "models")
+
+    async def main():
+        return [p.status async for p in pull("vis", store, PullConfig(registry_url=registry.url))]
+    try:
+        statuses = asyncio.run(main())
+    finally:
+        registry.httpd.shutdown()
+    assert statuses[-1] == "success"
+    stored = store.get("vis:latest")
+    assert stored is not None and Path(stored.projector).read_bytes() == registry.blobs["mmproj"]
+    assert Path(stored.path).read_bytes() == registry.blobs["model"] and stored.projector != stored.path
+    route = route_for(stored)
+    assert route.backend == "llamacpp-vision" and route.projector == stored.projector
+    backend = build_backend(route, InferenceSettings(models_dir=tmp_path / "models"))
+    assert isinstance(backend, LlamaVisionBackend) and backend.info.vision and not backend.info.loaded
+    store.remove("vis:latest")  # the projector goes with its model
+    assert not Path(stored.projector).exists() and not Path(stored.path).exists()
+
+
+def test_inference_vision_backend_hands_images_to_the_projector_in_order() -> None:
+    from loom_inference.backends.llamacpp_vision import chat_messages
+    from loom_inference.engine.types import ChatMessage, Image
+
+    two = [Image(PNG, "f"), Image(JPEG, "f", "image/jpeg")]
+    msgs = chat_messages([ChatMessage("system", "Be brief."), ChatMessage("user", "Which is first?", images=two)])
+    assert msgs[0] == {"role": "system", "content": "Be brief."}
+    parts = msgs[1]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"] and parts[2]["text"] == "Which is first?"
+    assert parts[0]["image_url"]["url"] == _data_url(PNG)
+    assert parts[1]["image_url"]["url"] == _data_url(JPEG, "image/jpeg")

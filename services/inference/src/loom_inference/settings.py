@@ -36,7 +36,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from loom_common.settings import ServiceSettings
 
-BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding"]
+BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding",
+                      "llamacpp-vision"]
 
 
 class Performance(BaseModel):
@@ -88,6 +89,7 @@ class ModelRoute(BaseModel):
     messages: list[dict[str, str]] = []
     license: list[str] = []
     parent: str = ""
+    projector: str | None = None       # llamacpp-vision: the multimodal projector GGUF (mmproj)
 
 
 class Network(BaseModel):

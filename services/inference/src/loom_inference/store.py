@@ -1,7 +1,7 @@
 """The local model store under `$LOOM_HOME/models`: blobs plus one JSON manifest per model.
 
     models/
-      blobs/<sha256>.gguf            the weights, named by content
+      blobs/<sha256>.gguf            the weights (and a vision model's projector), named by content
       manifests/<safe name>.json     name, path, size, sha256, family, quantization, source
 
 Files, not the database: the `llm-engine` CLI works with no server running, like Ollama's.
@@ -35,6 +35,7 @@ class StoredModel:
     parameters: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
     license: list = field(default_factory=list)
+    projector: str = ""   # a vision model's multimodal projector (mmproj) blob, pulled beside it
 
 
 def _safe(name: str) -> str:
@@ -80,10 +81,12 @@ class ModelStore:
         if model is None:
             return False
         self._manifest(model.name).unlink(missing_ok=True)
-        still_used = any(m.path == model.path for m in self.list()) or model.path in keep
-        path = Path(model.path)
-        if not still_used and path.is_relative_to(self.blobs):
-            path.unlink(missing_ok=True)
+        others = self.list()
+        for blob in filter(None, (model.path, model.projector)):
+            still_used = any(blob in (m.path, m.projector) for m in others) or blob in keep
+            path = Path(blob)
+            if not still_used and path.is_relative_to(self.blobs):
+                path.unlink(missing_ok=True)
         return True
 
     def has(self, name: str) -> bool:

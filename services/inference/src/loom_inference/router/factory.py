@@ -76,6 +76,13 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
                      embedding_dimension=route.embedding_dimension, template=route.template, system=route.system,
                      parameters=dict(route.parameters), messages=list(route.messages),
                      license=list(route.license), parent=route.parent)
+    if route.backend == "llamacpp-vision":
+        from loom_inference.backends.llamacpp_vision import LlamaVisionBackend
+
+        if not route.projector:
+            raise ValueError(f"model {route.name}: a llamacpp-vision route needs its projector (mmproj)")
+        return LlamaVisionBackend(info, lambda: route.path or bundled_gguf_path(settings), route.projector,
+                                  n_ctx=settings.performance.n_ctx, n_threads=settings.performance.n_threads or None)
     if route.backend == "llamacpp":
         return _llamacpp(route, settings, info)
     if route.backend == "sentence-transformers":
@@ -126,7 +133,8 @@ def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
 def route_for(m: StoredModel) -> ModelRoute:
     """The route of a model in the local store (pulled, or made by a Modelfile)."""
     kind = m.kind if m.kind in ("chat", "completion", "embedding") else "chat"
-    return ModelRoute(name=m.name, backend="llamacpp-embedding" if kind == "embedding" else "llamacpp",
+    backend = "llamacpp-embedding" if kind == "embedding" else "llamacpp-vision" if m.projector else "llamacpp"
+    return ModelRoute(name=m.name, backend=backend, projector=m.projector or None,
                       kind=kind, path=m.path, family=m.family, quantization=m.quantization, system=m.system,
                       template=m.template, parameters=m.parameters, messages=m.messages, license=m.license,
                       parent=m.parent)

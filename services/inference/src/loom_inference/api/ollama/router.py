@@ -285,7 +285,8 @@ def ollama_router(client: EngineClient, manager: ModelManager) -> APIRouter:
             model_info.setdefault("general.context_length", info.context_length)
         if info.embedding_dimension:
             model_info["embedding_length"] = info.embedding_dimension
-        caps = ["embedding"] if info.kind == "embedding" else ["completion", "tools"] + (
+        caps = ["embedding"] if info.kind == "embedding" else (
+            ["completion", "vision"] if info.vision else ["completion", "tools"]) + (
             ["thinking"] if info.thinking else [])
         params = dict(info.parameters)
         family_stops = templates.stops_for({"general.architecture": meta.get("general.architecture", "")})
