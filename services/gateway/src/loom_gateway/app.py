@@ -26,6 +26,7 @@ from loom_gateway.api import (
     console_runs,
     console_settings,
     console_stats,
+    console_templates,
     console_workspaces,
     errors,
     openai_compat,
@@ -61,7 +62,7 @@ log = get_logger(__name__)
 
 # Routes are matched in order, one by one: the API that apps call on every request comes first.
 ROUTERS = (service_runs, service_app, openai_compat, service_datasets, console_auth, console_workspaces,
-           console_apps, console_runs, console_stats, console_settings)
+           console_apps, console_templates, console_runs, console_stats, console_settings)
 
 
 def jwt_secret(settings: GatewaySettings) -> str:

@@ -66,5 +66,8 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     # How often the workspaces' model endpoints are registered with the inference service again.
     endpoint_sync_interval_s: float = 60.0
 
+    # The app template catalogue (domain/templates.py); unset: the repository's templates/.
+    templates_dir: Path | None = None
+
     def home(self) -> Path:
         return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"
