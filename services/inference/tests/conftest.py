@@ -3,85 +3,13 @@ inference service process shared by the HTTP, SDK and CLI tests."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from loom_common.devstack import infra
-from loom_common.testing import ServiceProcess, write_header_only_gguf
-
-
-class ModelServer:
-    """Serves one tiny GGUF as an Ollama-style registry (/v2/...), as a plain file (/files/)
-    with Range support, as a file whose first download breaks half-way (/flaky/), and
-    redirects anywhere (/redirect?to=URL)."""
-
-    def __init__(self, root: Path) -> None:
-        self.blob_path = root / "tiny.gguf"
-        write_header_only_gguf(self.blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
-                                            "general.size_label": "1M"}, padding=3 << 20)
-        self.blob = self.blob_path.read_bytes()
-        self.digest = hashlib.sha256(self.blob).hexdigest()
-        self.flaky_served = 0
-        self.ranges: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send_blob(self, cut: int | None = None):
-                start = 0
-                rng = self.headers.get("Range")
-                if rng:
-                    server.ranges.append(rng)
-                    start = int(rng.split("=")[1].split("-")[0])
-                body = server.blob[start:]
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Checksum-Sha256", server.digest)
-                self.end_headers()
-                self.wfile.write(body if cut is None else body[:cut])
-
-            def do_GET(self):
-                if self.path.endswith("/manifests/latest") and "/tiny/" in self.path:
-                    data = json.dumps({"schemaVersion": 2, "layers": [
-                        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{server.digest}",
-                         "size": len(server.blob)}]}).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                elif "/blobs/sha256:" in self.path or self.path.startswith("/files/"):
-                    self._send_blob()
-                elif self.path.startswith("/redirect?to="):
-                    self.send_response(302)
-                    self.send_header("Location", self.path.split("=", 1)[1])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                elif self.path.startswith("/flaky/"):
-                    server.flaky_served += 1
-                    self._send_blob(cut=len(server.blob) // 2 if server.flaky_served == 1 else None)
-                else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+from loom_common.testing import ModelServer, ServiceProcess
 
 
 @pytest.fixture(scope="session")

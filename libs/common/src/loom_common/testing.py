@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
+import json
 import os
 import secrets
 import shutil
@@ -19,9 +21,11 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -288,3 +292,75 @@ def write_header_only_gguf(path: str | Path, kv: dict[str, str | int], padding: 
                 vb = v.encode()
                 f.write(struct.pack("<IQ", 8, len(vb)) + vb)  # 8: GGUF's string type
         f.write(b"\0" * padding)
+
+
+class ModelServer:
+    """A loopback model source for tests of the engine and of the console's pull (no test leaves
+    the machine). Serves one tiny GGUF as an Ollama-style registry (/v2/...), as a plain file (/files/)
+    with Range support, as a file whose first download breaks half-way (/flaky/), and
+    redirects anywhere (/redirect?to=URL)."""
+
+    MODEL = "tiny"
+
+    def __init__(self, root: Path, size_mib: int = 3) -> None:
+        # A few MiB: the engine reads 1 MiB at a time, so a pull reports several progress steps.
+        self.blob_path = root / "tiny.gguf"
+        write_header_only_gguf(self.blob_path, {"general.architecture": "gemma3", "general.file_type": 15,
+                                                "general.size_label": "1M"}, padding=size_mib << 20)
+        self.blob = self.blob_path.read_bytes()
+        self.digest = hashlib.sha256(self.blob).hexdigest()
+        self.flaky_served = 0
+        self.ranges: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send_blob(self, cut: int | None = None):
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    server.ranges.append(rng)
+                    start = int(rng.split("=")[1].split("-")[0])
+                body = server.blob[start:]
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Checksum-Sha256", server.digest)
+                self.end_headers()
+                self.wfile.write(body if cut is None else body[:cut])
+
+            def do_GET(self):
+                if self.path.endswith("/manifests/latest") and "/tiny/" in self.path:
+                    data = json.dumps({"schemaVersion": 2, "layers": [
+                        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{server.digest}",
+                         "size": len(server.blob)}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif "/blobs/sha256:" in self.path or self.path.startswith("/files/"):
+                    self._send_blob()
+                elif self.path.startswith("/redirect?to="):
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("=", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif self.path.startswith("/flaky/"):
+                    server.flaky_served += 1
+                    self._send_blob(cut=len(server.blob) // 2 if server.flaky_served == 1 else None)
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+        self.port = infra.free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
