@@ -1,6 +1,7 @@
 /**
- * The workspace's apps: search and filter, create (blank in one of the five modes, or from a
- * template: a DSL document in templates.json, imported), import a Dify DSL file, duplicate
+ * The workspace's apps: search and filter, create (blank in one of the five modes, from a
+ * starter: a DSL document in templates.json, imported, or from the gateway's template catalogue:
+ * installed with its datasets in one call), import a Dify DSL file, duplicate
  * (export + import), export as YAML, delete. Write controls appear only for
  * roles with `apps.write`.
  */
@@ -166,29 +167,66 @@ export function AppsPage() {
   );
 }
 
+/** A template of the gateway's catalogue (GET .../templates; docs/templates/README.md). */
+export interface CatalogueTemplate {
+  id: string;
+  name: string;
+  description: string;
+  mode: Mode;
+  datasets: { key: string; name: string; files: number }[];
+}
+
+const CATALOGUE = "catalogue:"; // the select's value for a catalogue template, beside the starters' ids
+
+/** What "Start from" offers: the starters of templates.json first, then the catalogue's. */
+export function startOptions(catalogue: CatalogueTemplate[]): { value: string; label: string; about: string }[] {
+  return [
+    ...templates.map((t) => ({ value: t.id, label: `Template: ${t.label}`, about: t.about })),
+    ...catalogue.map((t) => ({
+      value: `${CATALOGUE}${t.id}`,
+      label: `Template: ${t.name}`,
+      about: t.datasets.length ? `${t.description} Also creates: ${t.datasets.map((d) => d.name).join(", ")}.` : t.description,
+    })),
+  ];
+}
+
 function CreateApp({ appsPath, onCreated }: { appsPath: string; onCreated: (id: string) => string }) {
   const [name, setName] = useState("");
   const [mode, setMode] = useState<Mode>("chatflow");
   const [template, setTemplate] = useState("");
   const [description, setDescription] = useState("");
   const navigate = useNavigate();
-  const chosen = templates.find((t) => t.id === template);
+  const templatesPath = appsPath.replace(/\/apps$/, "/templates");
+  const catalogue = useQuery({
+    queryKey: ["templates", templatesPath],
+    queryFn: () => api<{ data: CatalogueTemplate[] }>("GET", templatesPath),
+  });
+  const options = startOptions(catalogue.data?.data ?? []);
+  const picked = options.find((o) => o.value === template);
+  const starter = templates.find((t) => t.id === template);
   const create = useMutation({
-    mutationFn: () =>
-      chosen
-        ? api<AppSummary>("POST", `${appsPath}/import`, { data: JSON.stringify(chosen.dsl), name: name || null } satisfies Schema<"ImportBody">)
-        : api<AppSummary>("POST", appsPath, { name, mode, description, icon: "" } satisfies Schema<"AppCreate">),
+    mutationFn: async () => {
+      if (template.startsWith(CATALOGUE)) {
+        const id = template.slice(CATALOGUE.length);
+        const out = await api<{ app: AppSummary }>("POST", `${templatesPath}/${id}/install`, { name: name || null } satisfies Schema<"InstallBody">);
+        return out.app;
+      }
+      return starter
+        ? api<AppSummary>("POST", `${appsPath}/import`, { data: JSON.stringify(starter.dsl), name: name || null } satisfies Schema<"ImportBody">)
+        : api<AppSummary>("POST", appsPath, { name, mode, description, icon: "" } satisfies Schema<"AppCreate">);
+    },
     onSuccess: (app) => navigate(onCreated(app.id)),
   });
+  const chosen = picked ? { label: picked.label.replace(/^Template: /, ""), about: picked.about } : undefined;
   return (
     <MutationForm mutation={create} label="Create" busyLabel="Creating…">
       <Field label="Start from">
         {(id) => (
           <select id={id} value={template} onChange={(e) => setTemplate(e.target.value)}>
             <option value="">A blank app</option>
-            {templates.map((t) => (
-              <option key={t.id} value={t.id}>
-                Template: {t.label}
+            {options.map((o) => (
+              <option key={o.value} value={o.value}>
+                {o.label}
               </option>
             ))}
           </select>
