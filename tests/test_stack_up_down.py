@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from loom_common.devstack import ports, stack
+from loom_common.testing import tls_handshake
 from loom_common.tls import client_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -117,19 +118,6 @@ def _internal_credentials_in_use(state: Path, offset: int) -> None:
     assert {"loom_gateway", "loom_orchestrator", "loom_rag", "loom_inference", "loom_tools"} <= asyncio.run(logins())
 
 
-def _handshake(port: int, ca: Path, max_version: ssl.TLSVersion) -> str:
-    """The TLS version and ALPN protocol a real handshake agreed on ("TLSv1.3 h2"), or "refused"."""
-    ctx = client_context(ca)
-    ctx.maximum_version = max_version
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-                ctx.wrap_socket(raw, server_hostname="localhost") as conn:
-            return f"{conn.version()} {conn.selected_alpn_protocol()}"
-    except (ssl.SSLError, ConnectionResetError):
-        return "refused"
-
-
 def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
     """`LOOM_TLS=1 make up`: a local CA and a certificate per process (keys 0600), every HTTP port
     on TLS 1.3 (a TLS 1.2-only client refused), the gateway on Granian (h2), the console proxying
@@ -152,9 +140,10 @@ def test_stack_up_with_tls_serves_every_port_encrypted(tmp_path: Path) -> None:
         public = {"gateway": GATEWAY_PUBLIC, "model API": BASE_PORTS["inference"],
                   **({"console": CONSOLE_PORT} if with_console else {})}
         for name, port in public.items():  # the gateway on Granian: HTTP/2 over TLS
-            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_3) == \
-                f"TLSv1.3 {'h2' if name == 'gateway' else 'http/1.1'}", name
-            assert _handshake(port + offset, ca, ssl.TLSVersion.TLSv1_2) == "refused", name
+            assert tls_handshake(port + offset, ca, max_version=ssl.TLSVersion.TLSv1_3, server_hostname="localhost") \
+                == ("TLSv1.3", "h2" if name == "gateway" else "http/1.1"), name
+            assert tls_handshake(port + offset, ca, max_version=ssl.TLSVersion.TLSv1_2,
+                                 server_hostname="localhost")[0] == "refused", name
         with pytest.raises(httpx.HTTPError):  # plaintext gets nothing
             httpx.get(f"http://127.0.0.1:{GATEWAY_PUBLIC + offset}/v1/parameters", timeout=5)
         if with_console:
@@ -179,7 +168,8 @@ def _nats_on_tls(state: Path, offset: int, ca: Path) -> None:
 
     async def check() -> None:
         nats_port = 4222 + offset
-        assert _handshake(nats_port, ca, ssl.TLSVersion.TLSv1_2) == "refused"
+        refused, _ = tls_handshake(nats_port, ca, max_version=ssl.TLSVersion.TLSv1_2, server_hostname="localhost")
+        assert refused == "refused"
         password = (state / "secrets" / "nats-admin").read_text().strip()
         nc = await nats.connect(f"tls://admin:{password}@127.0.0.1:{nats_port}", tls=client_context(ca),
                                 allow_reconnect=False, connect_timeout=10)

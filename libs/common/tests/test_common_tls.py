@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from pathlib import Path
 
@@ -18,26 +17,10 @@ from loom_common import grpc_client
 from loom_common.devstack import certs, infra
 from loom_common.runtime import ServiceRuntime
 from loom_common.settings import ServiceSettings
+from loom_common.testing import tls_handshake
 from loom_common.tls import client_context
 
 METHOD = "/loom.test.Echo/Say"
-
-
-def _tls_version(port: int, ca: Path, *, max_version: ssl.TLSVersion | None = None,
-                 min_version: ssl.TLSVersion | None = None) -> tuple[str, str | None]:
-    """(negotiated version, ALPN protocol) of a real handshake, or ("refused", reason)."""
-    ctx = client_context(ca)
-    if max_version:
-        ctx.maximum_version = max_version
-    if min_version:
-        ctx.minimum_version = min_version
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
-            return conn.version() or "", conn.selected_alpn_protocol()
-    except (ssl.SSLError, ConnectionResetError) as exc:
-        return "refused", getattr(exc, "reason", None) or type(exc).__name__
 
 
 def _echo(server: grpc.aio.Server) -> None:
@@ -75,12 +58,12 @@ async def _serving(tmp_path: Path, http_server: str = "uvicorn", min_version: st
 async def test_http_port_negotiates_tls13_and_refuses_a_tls12_only_client(tmp_path, http_server) -> None:
     async with _serving(tmp_path, http_server) as (rt, cert):
         port = rt.settings.http_port
-        version, alpn = await asyncio.to_thread(_tls_version, port, cert.ca_file)
+        version, alpn = await asyncio.to_thread(tls_handshake, port, cert.ca_file)
         assert version == "TLSv1.3"
         # HTTP/2 is Granian's and Hypercorn's (uvicorn speaks HTTP/1.1).
         h2 = http_server != "uvicorn"
         assert alpn == ("h2" if h2 else "http/1.1")
-        refused, _ = await asyncio.to_thread(_tls_version, port, cert.ca_file, max_version=ssl.TLSVersion.TLSv1_2)
+        refused, _ = await asyncio.to_thread(tls_handshake, port, cert.ca_file, max_version=ssl.TLSVersion.TLSv1_2)
         assert refused == "refused"
         async with httpx.AsyncClient(verify=client_context(cert.ca_file), http2=True) as client:
             r = await client.get(f"https://127.0.0.1:{port}/readyz")
@@ -91,7 +74,7 @@ async def test_http_port_negotiates_tls13_and_refuses_a_tls12_only_client(tmp_pa
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_tls12_only_when_the_settings_allow_it(tmp_path, http_server) -> None:
     async with _serving(tmp_path, http_server, min_version="1.2") as (rt, cert):
-        version, _ = await asyncio.to_thread(_tls_version, rt.settings.http_port, cert.ca_file,
+        version, _ = await asyncio.to_thread(tls_handshake, rt.settings.http_port, cert.ca_file,
                                              max_version=ssl.TLSVersion.TLSv1_2)
         assert version == "TLSv1.2"
 
@@ -99,7 +82,7 @@ async def test_tls12_only_when_the_settings_allow_it(tmp_path, http_server) -> N
 async def test_a_client_with_another_ca_refuses_the_server(tmp_path) -> None:
     other = certs.ensure_ca(tmp_path / "other")  # noqa: F841 - writes other/ca.pem
     async with _serving(tmp_path) as (rt, _cert):
-        refused, reason = await asyncio.to_thread(_tls_version, rt.settings.http_port, tmp_path / "other" / "ca.pem")
+        refused, reason = await asyncio.to_thread(tls_handshake, rt.settings.http_port, tmp_path / "other" / "ca.pem")
         assert refused == "refused" and "CERTIFICATE_VERIFY_FAILED" in str(reason)
 
 

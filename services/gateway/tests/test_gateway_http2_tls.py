@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +16,7 @@ from gateway_stack import app_with_key, start_stack
 
 from loom_common.db import _with_database
 from loom_common.devstack import certs, infra
-from loom_common.testing import ServiceProcess
+from loom_common.testing import ServiceProcess, tls_handshake
 from loom_common.tls import client_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,27 +63,15 @@ def h2c_gateway(tls_stack, tmp_path_factory):
     proc.stop()
 
 
-def _handshake(port: int, ca: Path, max_version: ssl.TLSVersion) -> tuple[str, str | None]:
-    ctx = client_context(ca)
-    ctx.maximum_version = max_version
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
-            return conn.version() or "", conn.selected_alpn_protocol()
-    except (ssl.SSLError, ConnectionResetError) as exc:
-        return "refused", getattr(exc, "reason", None) or type(exc).__name__
-
-
 def test_gateway_and_model_api_negotiate_tls13_and_refuse_tls12(tls_stack) -> None:
     stack, cert = tls_stack
     procs = {p.name: p for p in stack.procs}
     for name in ("gateway", "inference"):  # the public API and the model API (Ollama/OpenAI port)
         port = procs[name].http_port
-        version, alpn = _handshake(port, cert.ca_file, ssl.TLSVersion.TLSv1_3)
+        version, alpn = tls_handshake(port, cert.ca_file, max_version=ssl.TLSVersion.TLSv1_3)
         assert version == "TLSv1.3", name
         assert alpn == ("h2" if name == "gateway" else "http/1.1"), name
-        assert _handshake(port, cert.ca_file, ssl.TLSVersion.TLSv1_2)[0] == "refused", name
+        assert tls_handshake(port, cert.ca_file, max_version=ssl.TLSVersion.TLSv1_2)[0] == "refused", name
     # The model API answers over TLS to a verifying client.
     r = httpx.get(f"{procs['inference'].base_url}/api/tags", verify=client_context(cert.ca_file), timeout=30)
     assert r.status_code == 200 and "models" in r.json()

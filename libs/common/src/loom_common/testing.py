@@ -17,6 +17,8 @@ import os
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -364,3 +366,24 @@ class ModelServer:
 
     def close(self) -> None:
         self.httpd.shutdown()
+
+
+def tls_handshake(port: int, ca: Path, *, max_version: ssl.TLSVersion | None = None,
+                  min_version: ssl.TLSVersion | None = None,
+                  server_hostname: str = "127.0.0.1") -> tuple[str, str | None]:
+    """A real TLS handshake with a loopback port, offering h2 and http/1.1: (the version agreed,
+    the ALPN protocol chosen), or ("refused", why)."""
+    from loom_common.tls import client_context
+
+    ctx = client_context(ca)
+    if max_version:
+        ctx.maximum_version = max_version
+    if min_version:
+        ctx.minimum_version = min_version
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname=server_hostname) as conn:
+            return conn.version() or "", conn.selected_alpn_protocol()
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        return "refused", getattr(exc, "reason", None) or type(exc).__name__
