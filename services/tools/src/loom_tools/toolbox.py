@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from loom_tools import tickets
 from loom_tools.builtins import BuiltinRunner
 from loom_tools.builtins import catalog as builtin_catalog
 from loom_tools.catalog import Catalog
@@ -52,7 +53,7 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
                            max_bytes=s.http_max_response_bytes, max_redirects=s.http_max_redirects)
     sandbox = sandbox or build_sandbox(s)
     builtins = {name: spec for name, (spec, _) in builtin_catalog().items()}
-    builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON)})
+    builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON, tickets.SPEC)})
     if sandbox.node is not None:
         builtins[code_tools.JAVASCRIPT.name] = code_tools.JAVASCRIPT
     sql = SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms, sample_rows=s.sql_sample_rows,
@@ -63,6 +64,7 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
         "openapi": OpenApiRunner(client),
         "sql": sql,
         "code": CodeRunner(sandbox),
+        "tickets": tickets.TicketRunner(pool),
     }
     executor = Executor(registry, builtins, runners, PgAudit(pool), default_timeout_s=s.default_timeout_s,
                         max_timeout_s=s.max_timeout_s)

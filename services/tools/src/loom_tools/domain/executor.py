@@ -78,7 +78,10 @@ class Executor:
             runner = self._runners[spec.kind]
             try:
                 # The runners enforce their own (tighter) limits; this is the backstop.
-                result = await asyncio.wait_for(runner.run(spec, call.arguments, timeout), timeout + 1.0)
+                # A runner that needs the tenant or run (tickets.create writes a row) takes the call.
+                running = (runner.run_call(call, spec, timeout) if hasattr(runner, "run_call")
+                           else runner.run(spec, call.arguments, timeout))
+                result = await asyncio.wait_for(running, timeout + 1.0)
             except TimeoutError as exc:
                 raise ToolTimeout(f"tool {call.tool!r} ran past {timeout:g}s") from exc
             json.dumps(result)  # a result that cannot cross the wire is the tool's bug

@@ -19,7 +19,7 @@ from loom_tools.errors import Conflict, InvalidArguments, NotFound
 def check_spec(spec: ToolSpec) -> None:
     if not NAME_RE.match(spec.name):
         raise InvalidArguments(f"tool name {spec.name!r} must match {NAME_RE.pattern}", field="name")
-    if spec.kind not in KINDS or spec.kind == "builtin":
+    if spec.kind not in KINDS or spec.kind in ("builtin", "tickets"):  # served by the service itself
         raise InvalidArguments(f"kind {spec.kind!r} cannot be registered", field="kind")
     check_schema(spec.parameters)
 
