@@ -85,3 +85,21 @@ def test_inference_sampling_options_through_both_apis(standalone_engine) -> None
         oa.chat.completions.create(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
                                    presence_penalty=3.0)
     assert err.value.body["param"] == "presence_penalty"
+
+
+def test_inference_grpc_sampling_takes_min_p_penalties_and_mirostat() -> None:
+    from loom.inference.v1 import inference_pb2 as pb
+    from loom_inference.api.grpc_service import _sampling
+    from loom_inference.engine.types import InvalidRequest
+
+    s = _sampling(pb.SamplingParams(min_p=0.25, presence_penalty=0.5, frequency_penalty=-0.5, repeat_last_n=-1,
+                                    mirostat=2, mirostat_tau=4.0, mirostat_eta=0.2))
+    assert (s.min_p, s.presence_penalty, s.frequency_penalty, s.repeat_last_n) == (0.25, 0.5, -0.5, -1)
+    assert (s.mirostat, s.mirostat_tau, s.mirostat_eta) == (2, 4.0, pytest.approx(0.2))
+    assert _sampling(pb.SamplingParams()).min_p == SamplingParams().min_p  # unset: the engine's defaults
+    for bad, field in ((pb.SamplingParams(min_p=1.5), "sampling.min_p"),
+                       (pb.SamplingParams(presence_penalty=3), "sampling.presence_penalty"),
+                       (pb.SamplingParams(mirostat=3), "sampling.mirostat")):
+        with pytest.raises(InvalidRequest) as refused:
+            _sampling(bad)
+        assert refused.value.field == field

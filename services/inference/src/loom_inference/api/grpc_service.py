@@ -16,6 +16,7 @@ import httpx
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.telemetry import TENANT_HEADER
+from loom_inference.api.common import check_sampling
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
     BackendError,
@@ -59,8 +60,10 @@ def _sampling(p: pb.SamplingParams) -> SamplingParams:
         s.top_p = p.top_p
     if p.HasField("top_k"):
         s.top_k = p.top_k
-    if p.HasField("repeat_penalty"):
-        s.repeat_penalty = p.repeat_penalty
+    for name in ("repeat_penalty", "min_p", "presence_penalty", "frequency_penalty", "repeat_last_n", "mirostat",
+                 "mirostat_tau", "mirostat_eta"):
+        if p.HasField(name):
+            setattr(s, name, getattr(p, name))
     if p.HasField("seed"):
         s.seed = p.seed
     if p.HasField("max_tokens"):
@@ -72,6 +75,7 @@ def _sampling(p: pb.SamplingParams) -> SamplingParams:
         raise InvalidRequest("must be >= 0", "sampling.temperature")
     if not 0.0 < s.top_p <= 1.0:
         raise InvalidRequest("must be in (0, 1]", "sampling.top_p")
+    check_sampling(s, "sampling.")
     return s
 
 
