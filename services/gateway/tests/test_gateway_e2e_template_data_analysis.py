@@ -9,7 +9,7 @@ when the question asks to delete, one that returns no rows when it says "nothing
 prompt a good SQL, the chart prompt a fixed Vega-Lite spec. It records the prompts, so the
 assertions are on behaviour and structure: the schema reaches the prompt, the answer carries an
 SVG chart file, a writing query is refused by the SQL tool before it runs (the data unchanged),
-an empty result is asked again exactly once."""
+an empty result or an unknown column is asked again exactly once."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ GOOD_SQL = ("SELECT strftime('%Y-%m', o.ordered_at) AS month, "
             "GROUP BY month ORDER BY month LIMIT 200")
 EMPTY_SQL = "SELECT id, status FROM orders WHERE status = 'lost' LIMIT 200"
 WRITE_SQL = "DELETE FROM orders WHERE status = 'refunded'"
+UNKNOWN_SQL = "SELECT region, count(*) AS n FROM orders GROUP BY region"  # orders has no region
 SPEC = {"mark": "line", "title": "Revenue per month",
         "encoding": {"x": {"field": "month", "type": "ordinal"}, "y": {"field": "revenue_eur", "type": "quantitative"}}}
 
@@ -99,6 +100,8 @@ class ScriptedModel:
             return GOOD_SQL
         if "delete" in question:
             return WRITE_SQL
+        if "region" in question:
+            return UNKNOWN_SQL
         return f"```sql\n{EMPTY_SQL if 'nothing' in question else GOOD_SQL}\n```"
 
     def kinds(self) -> list[str]:
@@ -196,3 +199,10 @@ def test_data_analysis_template_answers_with_a_chart_and_refuses_a_write(stack, 
         assert scripted_model.kinds()[before:] == ["sql", "retry", "chart"]
         assert "returned no rows" in scripted_model.prompts[before + 1][0]["content"]
         assert _chart_svg(retried).startswith(b"<svg") and GOOD_SQL in retried
+
+        # An unknown column is not a refusal but a mistake: the database's message goes back once.
+        before = len(scripted_model.prompts)
+        fixed = ask("Orders per region?")
+        assert scripted_model.kinds()[before:] == ["sql", "retry", "chart"]
+        assert "no such column: region" in scripted_model.prompts[before + 1][0]["content"]
+        assert _chart_svg(fixed).startswith(b"<svg")
