@@ -8,6 +8,7 @@ import { memo, useRef, useState } from 'react'
 import { useQuery, useQueryClient } from '@tanstack/react-query'
 import { api, ApiError, stream } from '../../app/api'
 import { useEditor } from '../context'
+import { AnswerText } from '../../app/AnswerText'
 import type { AppMode, Graph, InputVariable } from '../dsl/types'
 import { Field, Section, TextInput } from '../panels/fields'
 import { TraceView } from '../panels/NodePanel'
@@ -140,7 +141,7 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
               {turns.map((t, i) => (
                 <div key={i}>
                   <p className="ed-msg ed-msg-user">{t.query}</p>
-                  <p className="ed-msg ed-msg-bot" data-testid="chat-answer">{t.answer || (running && i === turns.length - 1 ? '…' : '')}</p>
+                  <p className="ed-msg ed-msg-bot" data-testid="chat-answer">{t.answer ? <AnswerText answer={t.answer} /> : (running && i === turns.length - 1 ? '…' : '')}</p>
                   {t.error && <p className="ed-field-error">{t.error}</p>}
                 </div>
               ))}

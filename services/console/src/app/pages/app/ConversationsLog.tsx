@@ -9,6 +9,7 @@ import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api } from "../../api";
 import { Empty, ErrorMessage, Loading, formatTime } from "../../ui";
 import { useWorkspace } from "../../workspace";
+import { AnswerText } from "../../AnswerText";
 import { RunTrace } from "./LogsTab";
 
 interface ConversationRow {
@@ -152,7 +153,7 @@ function Messages({ appId, conversationId }: { appId: string; conversationId: st
         {(messages.data?.data ?? []).map((m) => (
           <li key={m.id} className="stack" data-testid="conversation-message">
             <p><strong>User:</strong> {m.query}</p>
-            <p className="answer"><strong>Answer:</strong> {m.answer || <span className="muted">({m.status})</span>}</p>
+            <p className="answer"><strong>Answer:</strong> {m.answer ? <AnswerText answer={m.answer} /> : <span className="muted">({m.status})</span>}</p>
             {m.error && <div className="error">{m.error}</div>}
             <div className="row">
               <span className="muted">{formatTime(m.created_at)}</span>
