@@ -6,7 +6,8 @@ The model is a SCRIPTED OpenAI-compatible server on loopback, registered with th
 service for the workspace (it is not a model): it answers the question classifier by keywords
 and every other prompt with a fixed sentence, and records the prompts it got. So the assertions
 are on behaviour and structure, never on wording: the FAQ reaches the answering prompt, the
-first turn is in the second turn's prompt (memory), the lexicon labels every turn, and an angry
+first turn is in the second turn's prompt (memory), a FAQ document updated through the knowledge
+API is what the next turn retrieves, the lexicon labels every turn, and an angry
 message, or one asking for a human, flags the handoff on the conversation and opens a ticket
 (a row of the tools service's tickets table, written by the built-in tickets.create)."""
 
@@ -173,6 +174,22 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         contents = [m["content"] for m in prompt]
         assert "How long does standard shipping take?" in contents and ANSWER in contents
         assert "30 days" in prompt[0]["content"]
+
+        # The FAQ updated through the knowledge API: the next turn retrieves the new text (the
+        # app names the dataset, not its contents: nothing is redeployed).
+        dh = {**stack.console, "X-Workspace-Id": ws}
+        kb = f"{stack.gateway_url}/v1/datasets/{faq}"
+        [doc] = http.get(f"{kb}/documents", headers=dh).json()["data"]
+        r = http.post(f"{kb}/documents/{doc['id']}/update-by-text", headers=dh, timeout=60, json={
+            "text": "## What does the warranty cover?\nEvery product carries a seven-year platinum warranty."})
+        assert r.status_code == 200, r.text
+        for _ in range(240):
+            hits = http.post(f"{kb}/retrieve", json={"query": "warranty"}, headers=dh).json()["records"]
+            if any("platinum" in h["segment"]["content"] for h in hits):
+                break
+            time.sleep(0.5)
+        chat("What does the warranty cover?", conv)
+        assert "seven-year platinum warranty" in scripted_model.answering_prompts()[-1][0]["content"]
         answered = len(scripted_model.answering_prompts())
 
         # An angry message: the lexicon labels it angry, the conversation is handed off, and the
@@ -194,3 +211,34 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         tickets = asyncio.run(_tickets(stack, ws))
         assert [t["priority"] for t in tickets] == ["high", "normal"]
         assert str(tickets[1]["id"]) in asked["answer"]
+
+
+def test_customer_service_template_on_the_bundled_model_hands_off_an_angry_customer(stack) -> None:
+    """The second pass, on the real bundled model (a base model: structure only). The handoff
+    holds whatever its classifier picks: the lexicon flags the anger, or the model's class
+    `human` does; either way the conversation is flagged and one ticket is opened."""
+    with stack.http() as http:
+        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "cs-bundled"},
+                       headers=stack.console).json()["id"]
+        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
+        r = http.post(f"{base}/templates/customer-service/install", headers=stack.console, timeout=60)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["app"]["id"]
+        draft = http.get(f"{base}/apps/{app_id}/draft", headers=stack.console).json()["dsl"]
+        models = {n["data"]["model"]["name"] for n in draft["workflow"]["graph"]["nodes"] if "model" in n["data"]}
+        assert models and "{{" not in "".join(models)  # the workspace's chat model filled in
+        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
+        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
+        h = {"Authorization": f"Bearer {key}"}
+        r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers=h, timeout=240, json={
+            "inputs": {}, "user": "cust-2", "response_mode": "blocking",
+            "query": "My parcel arrived broken and nobody answers. This is ridiculous, I am furious!"})
+        assert r.status_code == 200, r.text
+        conv = r.json()["conversation_id"]
+        body = http.get(f"{stack.gateway_url}/v1/conversations/{conv}/variables", params={"user": "cust-2"},
+                        headers=h).json()
+        state = {v["name"]: str(v["value"]).lower() for v in body["data"]}
+        assert state["handoff"] == "true" and state["last_emotion"] == "angry"
+        assert state["handoff_reason"] in ("angry", "asked")
+        [ticket] = asyncio.run(_tickets(stack, ws))
+        assert ticket["customer"] == "cust-2" and str(ticket["id"]) in r.json()["answer"]
