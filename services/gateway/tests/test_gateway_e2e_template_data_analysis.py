@@ -206,3 +206,46 @@ def test_data_analysis_template_answers_with_a_chart_and_refuses_a_write(stack, 
         assert scripted_model.kinds()[before:] == ["sql", "retry", "chart"]
         assert "no such column: region" in scripted_model.prompts[before + 1][0]["content"]
         assert _chart_svg(fixed).startswith(b"<svg")
+
+
+# Every way the template's graph can end, by the answer node that ends it.
+ENDINGS = ("rows from:", "The chart could not be drawn", "The query was not run", "The corrected query was not run",
+           "Even after a second try")
+
+
+def test_data_analysis_template_runs_on_the_bundled_model(stack) -> None:
+    """The real bundled model (a 270M base model: it cannot write SQL) drives the same graph:
+    structure only, the run ends on one of the template's answers and the data is unchanged."""
+    db = _sample_db(stack)
+    with stack.http() as http:
+        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "da-bundled"},
+                       headers=stack.console).json()["id"]
+        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
+        tools_addr = next(p for p in stack.procs if p.name == "tools").env["LOOM_TOOLS_ADDR"]
+
+        async def connect() -> None:
+            async with service_channel(tools_addr) as channel:
+                await tools_pb2_grpc.ToolsStub(channel).AddConnection(pb.AddConnectionRequest(
+                    tenant_id=ws, name="shop", driver="sqlite", path=str(db)), timeout=30)
+
+        asyncio.run(connect())
+        r = http.post(f"{base}/templates/data-analysis/install", json={"model": "gemma3:270m"},
+                      headers=stack.console, timeout=60)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["app"]["id"]
+        # A loaded 2-core box decodes ~10 tokens/s: a short budget per model node (structure only).
+        draft = http.get(f"{base}/apps/{app_id}/draft", headers=stack.console).json()["dsl"]
+        for node in draft["workflow"]["graph"]["nodes"]:
+            if "model" in node["data"]:
+                node["data"]["model"]["completion_params"]["max_tokens"] = 24
+        http.put(f"{base}/apps/{app_id}/draft", json={"dsl": draft}, headers=stack.console).raise_for_status()
+        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
+        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
+        r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
+                      timeout=240, json={"inputs": {}, "query": "How many orders were shipped?", "user": "analyst",
+                                         "response_mode": "blocking"})
+        assert r.status_code == 200, r.text
+        answer = r.json()["answer"]
+        assert any(e in answer for e in ENDINGS), answer[:500]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 4000
