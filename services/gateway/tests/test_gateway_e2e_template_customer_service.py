@@ -9,7 +9,8 @@ are on behaviour and structure, never on wording: the FAQ reaches the answering 
 first turn is in the second turn's prompt (memory), a FAQ document updated through the knowledge
 API is what the next turn retrieves, the lexicon labels every turn, and an angry
 message, or one asking for a human, flags the handoff on the conversation and opens a ticket
-(a row of the tools service's tickets table, written by the built-in tickets.create)."""
+(a row of the tools service's tickets table, written by the built-in tickets.create); while
+flagged the bot stays out, until the agent clears the flag through the API."""
 
 from __future__ import annotations
 
@@ -202,6 +203,20 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         assert len(scripted_model.answering_prompts()) == answered
         state = variables(conv)
         assert state["handoff"] == "true" and state["handoff_reason"] == "angry" and state["last_emotion"] == "angry"
+
+        # While the agent has it, the bot stays out: a fixed answer, no model call, no new ticket;
+        # the agent gives the conversation back through the conversation variables API.
+        prompts = len(scripted_model.prompts)
+        waiting = chat("Hello? Anyone there?", conv)
+        assert waiting["answer"] != angry["answer"] and len(scripted_model.prompts) == prompts
+        assert len(asyncio.run(_tickets(stack, ws))) == 1
+        listed = http.get(f"{stack.gateway_url}/v1/conversations/{conv}/variables", params={"user": "cust-1"},
+                          headers=h).json()["data"]
+        flag = next(v for v in listed if v["name"] == "handoff")
+        r = http.put(f"{stack.gateway_url}/v1/conversations/{conv}/variables/{flag['id']}", headers=h,
+                     json={"value": False, "user": "cust-1"})
+        assert r.status_code == 200, r.text
+        assert chat("Thanks. Do you ship abroad?", conv)["answer"] == ANSWER
 
         # A calm request for a person: the classifier's class hands off a new conversation.
         asked = chat("Can I talk to a person please?")
