@@ -281,3 +281,159 @@ async def test_entries_written_into_redis_without_the_secret_are_ignored(redis_s
         await probe.aclose()
         gw.rt.http.state.gw.apps._published.clear()
         assert (await c.get("/v1/parameters", headers=h)).json()["opening_statement"] == ""
+
+
+# Token quotas (limits.reserve / settle) counted in Redis: token_counters.py.
+
+def model_stand_in(gw: Gw, used: int = 3):
+    """The model's answer held back until `release` is set (a completion holds its reservation
+    meanwhile), then `used` tokens: the test is about the gateway's counting, on real Postgres and
+    Redis."""
+    from loom_gateway.clients.inference import Chunk
+
+    release, entered = asyncio.Event(), []
+
+    async def generate(args, tenant_id):
+        entered.append(args.sampling.get("max_tokens"))
+        await release.wait()
+        yield Chunk(text="hi", model="m", finish_reason="stop", prompt_tokens=used - 1, completion_tokens=1)
+
+    gw.rt.http.state.gw.inference.generate = generate
+    return release, entered
+
+
+def completion(c: httpx.AsyncClient, key: str, max_tokens: int):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+    return asyncio.create_task(c.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body))
+
+
+async def tokens_in_postgres(gw: Gw, scope: str) -> int:
+    await gw.rt.http.state.gw.limits.counters.flush()
+    return await gw.rt.pool.fetchval("SELECT COALESCE(sum(value), 0) FROM usage_counters WHERE scope = $1"
+                                     " AND metric = 'tokens'", scope) or 0
+
+
+async def tokens_in_redis(url: str, scope: str) -> list[str]:
+    probe = aioredis.from_url(url, decode_responses=True)
+    try:
+        return [await probe.get(n) async for n in probe.scan_iter(match=f"loom:tok:*:{scope}:*")]
+    finally:
+        await probe.aclose()
+
+
+async def until_entered(entered: list, n: int) -> None:
+    async def arrived() -> bool:
+        return len(entered) >= n
+
+    await eventually(arrived, f"{n} completions in the model")
+
+
+async def test_concurrent_completions_cannot_all_pass_a_token_quota_in_redis(redis_server, nats_url, database_url,
+                                                                            tmp_path, monkeypatch, frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        _, key = await make_app(c, admin, "chat")
+        assert (await c.patch(admin.ws(""), json={"tokens_per_day": 1}, headers=admin.headers)).status_code == 200
+        release, entered = model_stand_in(gw)
+        calls = [completion(c, key, 50) for _ in range(4)]
+        pending = set(calls)
+        async with asyncio.timeout(60):  # a bound on a hang, not on speed
+            while len(pending) > 1:  # three refused while one is in the model, holding its 50
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        assert await tokens_in_redis(redis_server.url, f"tenant:{admin.workspace_id}") == ["50"]
+        release.set()
+        answers = await asyncio.gather(*calls)
+        assert sorted(r.status_code for r in answers) == [200, 429, 429, 429], [r.text for r in answers]
+        assert entered == [50]
+        # Settled: the unused 47 given back, in Redis and (mirrored) in Postgres.
+        assert await tokens_in_redis(redis_server.url, f"tenant:{admin.workspace_id}") == ["3"]
+        assert await tokens_in_postgres(gw, f"tenant:{admin.workspace_id}") == 3
+        assert (await c.get(admin.ws("/usage"), headers=admin.headers)).json()["tokens_today"] == 3
+        assert (await completion(c, key, 50)).status_code == 429  # used up
+
+
+async def test_token_quota_stays_exact_when_redis_stops_and_restarts_empty(redis_server, nats_url, database_url,
+                                                                          tmp_path, monkeypatch, frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        _, key = await make_app(c, admin, "chat")
+        ws = f"tenant:{admin.workspace_id}"
+        assert (await c.patch(admin.ws(""), json={"tokens_per_day": 100}, headers=admin.headers)).status_code == 200
+        release, entered = model_stand_in(gw, used=10)
+        limits = gw.rt.http.state.gw.limits
+
+        held = completion(c, key, 30)  # reserved in Redis: 30
+        await until_entered(entered, 1)
+        assert await tokens_in_redis(redis_server.url, ws) == ["30"]
+        redis_server.stop()  # Redis gone while it runs: settled in Postgres (30 -> 10)
+        release.set()
+        assert (await held).status_code == 200
+        assert await tokens_in_postgres(gw, ws) == 10
+        assert (await completion(c, key, 30)).status_code == 200  # reserved and settled in Postgres
+        assert await tokens_in_postgres(gw, ws) == 20
+
+        redis_server.start()  # back, empty: seeded from Postgres's 20
+        await asyncio.sleep(limits.counters.link.retry_s)  # past the back-off: Redis is asked again
+        codes = [(await completion(c, key, 30)).status_code for _ in range(10)]
+        assert codes == [200] * 8 + [429] * 2  # 20 + 8 x 10 = 100: the quota, not more
+        assert await tokens_in_redis(redis_server.url, ws) == ["100"]
+        assert await tokens_in_postgres(gw, ws) == 100  # every change counted once
+
+        redis_server.stop()  # down again with the quota used up: refused from Postgres too (never open)
+        assert (await completion(c, key, 30)).status_code == 429
+
+
+async def test_two_gateways_share_one_token_budget(redis_server, nats_url, database_url, tmp_path, monkeypatch,
+                                                  frozen_minute):
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as a:
+        b_rt = build(a.rt.settings.model_copy())
+        await b_rt.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=b_rt.http), base_url="http://gw") as b:
+                b_gw = Gw(b, b_rt, a.database_url, "")
+                admin = await console(a.client)
+                _, key = await make_app(a.client, admin, "chat")
+                r = await a.client.patch(admin.ws(""), json={"tokens_per_day": 100}, headers=admin.headers)
+                assert r.status_code == 200
+                release_a, entered_a = model_stand_in(a)
+                release_b, entered_b = model_stand_in(b_gw)
+                on_a = completion(a.client, key, 50)
+                await until_entered(entered_a, 1)
+                on_b = completion(b, key, 50)
+                await until_entered(entered_b, 1)
+                # 100 held across both replicas: a third request on either is refused.
+                assert (await completion(a.client, key, 50)).status_code == 429
+                assert (await completion(b, key, 50)).status_code == 429
+                release_a.set()
+                release_b.set()
+                assert [(await on_a).status_code, (await on_b).status_code] == [200, 200]
+                # Each gave back its unused 47: 6 used, room again on either replica.
+                assert await tokens_in_redis(redis_server.url, f"tenant:{admin.workspace_id}") == ["6"]
+                assert (await completion(b, key, 50)).status_code == 200
+        finally:
+            await b_rt.stop()
+
+
+async def test_a_runs_reservation_is_kept_in_postgres_and_given_back_through_redis(
+        redis_server, nats_url, database_url, tmp_path, monkeypatch, frozen_minute):
+    """A run's reservation is recorded in Postgres (whoever records its end claims it once);
+    the tokens themselves are held and given back in Redis."""
+    from loom_gateway.domain.rbac import Principal, Role
+
+    async with gateway_with(redis_server.url, nats_url, database_url, tmp_path, monkeypatch) as gw:
+        c = gw.client
+        admin = await console(c)
+        app_id, _ = await make_app(c, admin, "chat")
+        assert (await c.patch(admin.ws(""), json={"tokens_per_day": 1000}, headers=admin.headers)).status_code == 200
+        kid = await key_id_of(c, admin, app_id)
+        limits = gw.rt.http.state.gw.limits
+        p = Principal("app_key", admin.workspace_id, Role.APP_KEY, key_id=kid, token_quota=True)
+        await limits.reserve(p, 256, run_id="run-1")
+        assert await tokens_in_redis(redis_server.url, f"tenant:{admin.workspace_id}") == ["256"]
+        assert await gw.rt.pool.fetchval("SELECT tokens FROM token_reservations WHERE run_id = 'run-1'") == 256
+        await limits.release_run("run-1")
+        await limits.release_run("run-1")  # claimed once: the second finds nothing to give back
+        assert await tokens_in_redis(redis_server.url, f"tenant:{admin.workspace_id}") == ["0"]
+        assert await tokens_in_postgres(gw, f"tenant:{admin.workspace_id}") == 0

@@ -117,16 +117,17 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
         workspace_settings = WorkspaceSettings(pool, sealer, policy, str(settings.storage_root()),
                                                settings.default_chat_model, settings.default_embedding_model)
+        gate = Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm, settings.workspace_tokens_per_day),
+                      keys=key_cache, counters=counters)
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s), key_cache=key_cache),
                     apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link, cache_secret)),
                     conversations=conversations,
-                    execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads),
+                    execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads, gate),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),
-                    limits=Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm,
-                                                 settings.workspace_tokens_per_day), keys=key_cache, counters=counters),
+                    limits=gate,
                     audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
                     model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
                     workspace_settings=workspace_settings, reads=reads)

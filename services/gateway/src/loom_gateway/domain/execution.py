@@ -202,8 +202,10 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
 
 
 class Execution:
-    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None):
+    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None,
+                 quotas: limits.Limits | None = None):
         self.pool = pool
+        self.limits = quotas  # settles a finished run's token reservation (None: in Postgres alone)
         # Run detail and lists read the replica (loom_common.read_replica); see run_detail.
         self.reads = reads or Reads(pool)
         self.conversations = conversations
@@ -286,6 +288,7 @@ class Execution:
     async def record(self, run_id: str, fold: Fold) -> None:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins)."""
         written: list[str] = []
+        held = None
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
@@ -306,7 +309,13 @@ class Execution:
             if updated and fold.conversation_variables is not None:
                 await record_turn_variables(conn, run_id, fold.conversation_variables)
             if fold.finished:  # the tokens it held of a quota become those it used (once: the first recorder)
-                await limits.settle_run(conn, run_id, fold.total_tokens)
+                if self.limits is None:
+                    await limits.settle_run(conn, run_id, fold.total_tokens)
+                else:
+                    held = await self.limits.settle_run(conn, run_id, fold.total_tokens)
+        if held is not None:  # claimed above; counted in Redis once the claim is committed
+            assert self.limits is not None
+            await self.limits.settle_claimed(held, fold.total_tokens)
         for scope in written:
             self.reads.wrote(scope)
 

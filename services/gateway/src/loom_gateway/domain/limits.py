@@ -14,9 +14,10 @@ ends, the reservation is replaced by the tokens it used (`settle`). One request 
 over the quota, by at most its own budget.
 
 With Redis (optional, `LOOM_REDIS_URL`), admission reads the key from the shared key cache
-(key_cache.py) and counts the minute in Redis (rate_counters.py), with the same rules; when
-Redis cannot answer, the statement below admits and counts in Postgres: never open.
-Token quotas stay in Postgres either way (reserved and settled with the run's record).
+(key_cache.py), counts the minute in Redis (rate_counters.py) and reserves and settles tokens
+there (token_counters.py), with the same rules; when Redis cannot answer, the statements below
+admit, count and reserve in Postgres: never open. A run's reservation is recorded in Postgres
+either way (`token_reservations`), so that whoever records the run's end settles it once.
 
 A key's limits: a number >= 1, or unlimited. 0 is not "unlimited" (it was); unlimited is
 explicit (`null` in the API) and only the workspace's owner may set it (`check_key_limits`).
@@ -24,6 +25,7 @@ explicit (`null` in the API) and only the workspace's owner may set it (`check_k
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +37,7 @@ from loom_gateway.domain.errors import BadRequest, Forbidden, NotFound, QuotaExc
 from loom_gateway.domain.key_cache import KEY_ROW, KeyCache
 from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.rbac import Principal, Role
+from loom_gateway.domain.token_counters import TokenCounters
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ def check_key_limits(role: Role, changes: dict[str, int | None]) -> None:
             raise BadRequest(f"{field} must be at least 1 (null = unlimited, owner only)", field=field)
 
 
+_QUOTAS = """
+SELECT k.tenant_id, COALESCE(k.tokens_per_day, 0) AS key_tok, COALESCE(t.tokens_per_day, $2) AS ws_tok
+FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1
+"""
+
 _TOKENS_USED = """
 SELECT (SELECT value FROM usage_counters WHERE scope = 'tenant:' || $1 AND metric = 'tokens' AND window_start = $3)
            AS ws_used,
@@ -151,6 +159,7 @@ class Limits:
         self.defaults = defaults
         self.keys = keys  # with counters: Redis is configured
         self.counters = counters
+        self.tokens = TokenCounters(counters.link, counters) if counters is not None else None
 
     async def admit_key(self, secret: str, named_workspace: str | None = None) -> Principal:
         """The API key a secret is, admitted: one request counted against the key's and its
@@ -198,7 +207,11 @@ class Limits:
         r["key_n"], r["ws_n"] = await self.counters.count(r["tenant_id"], r["id"], minute, r["key_rpm"], r["ws_rpm"])
         r["ws_used"] = r["key_used"] = None
         if r["ws_tok"] > 0 or r["key_tok"] > 0:
-            used = await self.pool.fetchrow(_TOKENS_USED, r["tenant_id"], r["id"], day)
+            key_used, ws_used = await self.tokens.used(r["tenant_id"], r["id"], day)
+            used = {"ws_used": ws_used, "key_used": key_used}
+            if (r["ws_tok"] > 0 and ws_used is None) or (r["key_tok"] > 0 and key_used is None):
+                await self.counters.flush()  # not in Redis (yet): Postgres has it all, this process's part once flushed
+                used = await self.pool.fetchrow(_TOKENS_USED, r["tenant_id"], r["id"], day)
             r["ws_used"] = used["ws_used"] if r["ws_tok"] > 0 else None
             r["key_used"] = used["key_used"] if r["key_tok"] > 0 else None
         return _decide(r, now, day)
@@ -214,6 +227,12 @@ class Limits:
         tokens = max(1, tokens)
         now = datetime.now(UTC)
         day = _day(now)
+        if self.tokens is not None:
+            try:
+                return await self._reserve_with_redis(principal, tokens, now, day, run_id)
+            except RedisDown:  # reserved in Postgres instead, after this process's Redis changes reach it
+                await self.counters.flush()
+                self.tokens.changed_in_postgres(principal.tenant_id, principal.key_id, day)
         async with self.pool.acquire() as conn, conn.transaction():
             r = await conn.fetchrow(_RESERVE, principal.key_id, day, self.defaults.workspace_tokens_per_day, tokens)
             if r is None:
@@ -226,34 +245,98 @@ class Limits:
                                               (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
             reservation = Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
             if run_id is not None:
-                await conn.execute("INSERT INTO token_reservations (run_id, key_id, tenant_id, day, tokens, scopes)"
-                                   " VALUES ($1, $2, $3, $4, $5, $6)", run_id, reservation.key_id,
-                                   reservation.tenant_id, day, tokens, list(scopes))
+                await _keep_with_run(conn, run_id, reservation)
+        if self.tokens is not None:
+            self.tokens.changed_in_postgres(reservation.tenant_id, reservation.key_id, day)
+        return reservation
+
+    async def _reserve_with_redis(self, principal: Principal, tokens: int, now: datetime, day: datetime,
+                                  run_id: str | None) -> Reservation:
+        """reserve, with the day's counts in Redis (same rules; the quotas read from Postgres,
+        so that a changed quota is in force at once)."""
+        assert self.tokens is not None
+        r = await self.pool.fetchrow(_QUOTAS, principal.key_id, self.defaults.workspace_tokens_per_day)
+        if r is None:
+            raise Unauthorized("Access token is invalid")
+        refused = await self.tokens.reserve(r["tenant_id"], principal.key_id, day, r["key_tok"], r["ws_tok"], tokens)
+        if refused:
+            limit = r["ws_tok"] if refused == 2 else r["key_tok"]
+            raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
+                                retry_after_s=int((day + timedelta(days=1) - now).total_seconds()))
+        scopes = tuple(s for s, limit in ((f"key:{principal.key_id}", r["key_tok"]),
+                                          (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
+        reservation = Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
+        if run_id is not None:
+            try:
+                async with self.pool.acquire() as conn:
+                    await _keep_with_run(conn, run_id, reservation)
+            except BaseException:  # not kept: given back, or no one would ever settle it
+                await asyncio.shield(self._settle_held(reservation, 0))
+                raise
         return reservation
 
     async def release_run(self, run_id: str) -> None:
         """A run that never started (its request was refused or failed): its tokens go back."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await settle_run(conn, run_id, 0)
+            held = await self.settle_run(conn, run_id, 0)
+        await self.settle_claimed(held, 0)
+
+    async def settle_run(self, conn: asyncpg.Connection, run_id: str, used: int) -> Reservation | None:
+        """A run's end, recorded once (execution.record, inside its transaction): its reservation
+        is claimed; without Redis it becomes the tokens used right there, with Redis it is
+        returned, for `settle_claimed` once the transaction is committed."""
+        if self.tokens is None:
+            await settle_run(conn, run_id, used)
+            return None
+        row = await conn.fetchrow("DELETE FROM token_reservations WHERE run_id = $1"
+                                  " RETURNING key_id, tenant_id, day, tokens, scopes", run_id)
+        return Reservation(row["key_id"], row["tenant_id"], row["day"], row["tokens"], tuple(row["scopes"])) \
+            if row is not None else None
+
+    async def settle_claimed(self, held: Reservation | None, used: int) -> None:
+        """settle_run's reservation, after its transaction (with Redis)."""
+        if held is not None:
+            await self._settle_held(held, used)
 
     async def settle(self, reservation: Reservation | None, principal: Principal, used: int) -> None:
         """A request's end: its reservation is replaced by the tokens it used (a key without a
         quota is charged as before, so its usage shows)."""
         if reservation is None:
             await self.charge_tokens(principal, used)
-            return
+        else:
+            await self._settle_held(reservation, used)
+
+    async def _settle_held(self, reservation: Reservation, used: int) -> None:
+        if self.tokens is not None:
+            try:
+                key_delta, ws_delta = _settle_deltas(reservation, used)
+                await self.tokens.change(reservation.tenant_id, reservation.key_id, reservation.day, key_delta,
+                                         ws_delta)
+                return
+            except RedisDown:  # settled in Postgres; Redis's copy is seeded again when it answers
+                self.tokens.changed_in_postgres(reservation.tenant_id, reservation.key_id, reservation.day)
         async with self.pool.acquire() as conn:
             await settle_reservation(conn, reservation, used)
+        if self.tokens is not None:
+            self.tokens.changed_in_postgres(reservation.tenant_id, reservation.key_id, reservation.day)
 
     async def charge_tokens(self, principal: Principal, tokens: int) -> None:
         """Add tokens a request used to the key's and the workspace's day."""
         if tokens <= 0:
             return
         day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.tokens is not None:
+            try:
+                await self.tokens.change(principal.tenant_id, principal.key_id, day, tokens, tokens)
+                return
+            except RedisDown:
+                self.tokens.changed_in_postgres(principal.tenant_id, principal.key_id, day)
         async with self.pool.acquire() as conn:
             if principal.key_id:
                 await conn.fetchval(_BUMP, f"key:{principal.key_id}", "tokens", day, tokens)
             await conn.fetchval(_BUMP, f"tenant:{principal.tenant_id}", "tokens", day, tokens)
+        if self.tokens is not None:
+            self.tokens.changed_in_postgres(principal.tenant_id, principal.key_id, day)
 
     async def usage(self, scope: str) -> dict:
         day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -287,21 +370,32 @@ def _decide(r, now: datetime, day: datetime) -> Principal:
                      token_quota=bool(r["key_tok"] or r["ws_tok"]))
 
 
-async def settle_reservation(conn: asyncpg.Connection, reservation: Reservation, used: int) -> None:
-    """Replace a reservation by the tokens used, on the day it was held; counters of the key and
-    its workspace that had no quota get the tokens used."""
+def _settle_deltas(reservation: Reservation, used: int) -> tuple[int, int]:
+    """The key's and the workspace's change when a reservation becomes the tokens used: a
+    counter with a quota held the reservation, one without gets the tokens used."""
     delta = max(0, used) - reservation.tokens
-    for scope in (f"key:{reservation.key_id}", f"tenant:{reservation.tenant_id}"):
-        change = delta if scope in reservation.scopes else max(0, used)
+    return tuple(delta if scope in reservation.scopes else max(0, used)  # type: ignore[return-value]
+                 for scope in (f"key:{reservation.key_id}", f"tenant:{reservation.tenant_id}"))
+
+
+async def settle_reservation(conn: asyncpg.Connection, reservation: Reservation, used: int) -> None:
+    """Replace a reservation by the tokens used, on the day it was held (in Postgres)."""
+    for scope, change in zip((f"key:{reservation.key_id}", f"tenant:{reservation.tenant_id}"),
+                             _settle_deltas(reservation, used), strict=True):
         if change:
             await conn.fetchval(_BUMP, scope, "tokens", reservation.day, change)
 
 
 async def settle_run(conn: asyncpg.Connection, run_id: str, used: int) -> None:
-    """A run's end, recorded once (execution.record): its reservation, if it had one, becomes
-    the tokens it used."""
+    """A run's end in Postgres alone (no Redis): see Limits.settle_run."""
     row = await conn.fetchrow("DELETE FROM token_reservations WHERE run_id = $1"
                               " RETURNING key_id, tenant_id, day, tokens, scopes", run_id)
     if row is not None:
         await settle_reservation(conn, Reservation(row["key_id"], row["tenant_id"], row["day"], row["tokens"],
                                                    tuple(row["scopes"])), used)
+
+
+async def _keep_with_run(conn: asyncpg.Connection, run_id: str, reservation: Reservation) -> None:
+    await conn.execute("INSERT INTO token_reservations (run_id, key_id, tenant_id, day, tokens, scopes)"
+                       " VALUES ($1, $2, $3, $4, $5, $6)", run_id, reservation.key_id, reservation.tenant_id,
+                       reservation.day, reservation.tokens, list(reservation.scopes))

@@ -15,6 +15,9 @@ Postgres stays the record (`usage_counters`); Redis takes the per-request work o
               minutes counted in Postgres meanwhile are dropped from Redis before anything else,
               so they are seeded again from Postgres, which holds both parts.
 
+The same batch carries the token counters' changes (token_counters.py), and `stale_in_redis`
+marks their counters too.
+
 Across replicas the only gap is another replica's unflushed batch at the moment Redis fails
 (at most `flush_s` of its requests); one replica alone is exact.
 """
@@ -54,7 +57,7 @@ return {key_n, ws_n}
 
 _MIRROR = """
 INSERT INTO usage_counters (scope, metric, window_start, value)
-SELECT s, 'requests', w, v FROM unnest($1::text[], $2::timestamptz[], $3::bigint[]) AS t(s, w, v)
+SELECT s, m, w, v FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS t(s, m, w, v)
 ON CONFLICT (scope, metric, window_start) DO UPDATE SET value = usage_counters.value + EXCLUDED.value
 """
 
@@ -69,10 +72,11 @@ class RateCounters:
     def __init__(self, link: RedisLink, pool: asyncpg.Pool, *, flush_s: float = 0.1):
         self.link, self.pool, self.flush_s = link, pool, flush_s
         self._script = None
-        self._mirror: Counter[tuple[str, datetime]] = Counter()  # counted in Redis, not yet in Postgres
-        self._in_postgres: set[tuple[str, str, datetime]] = set()  # (tenant, scope, minute) counted there
+        # (scope, metric, window): counted in Redis, not yet in Postgres (token_counters.py's too)
+        self._mirror: Counter[tuple[str, str, datetime]] = Counter()
+        self._in_postgres: set[str] = set()  # Redis counters whose scope was counted in Postgres meanwhile
         self._flushing = asyncio.Lock()
-        link.on_recovered.append(self._drop_counted_in_postgres)
+        link.on_recovered.append(self.drop_stale)
 
     async def count(self, tenant_id: str, key_id: str, minute: datetime, key_rpm: int, ws_rpm: int
                     ) -> tuple[int | None, int | None]:
@@ -82,39 +86,52 @@ class RateCounters:
         args = [key_rpm, ws_rpm, EXPIRE_S, "0", 0, 0]
         got = await self.link.call(lambda r: self._run(r, keys, args))
         if got[0] == -1:  # a counter Redis lacks: start it from Postgres's count of that minute
-            seeds = await self._postgres_counts([f"key:{key_id}", f"tenant:{tenant_id}"], minute)
+            seeds = await self.postgres_counts([f"key:{key_id}", f"tenant:{tenant_id}"], "requests", minute)
             args[3:] = ["1", *seeds]
             got = await self.link.call(lambda r: self._run(r, keys, args))
         key_n, ws_n = (n or None for n in got)
         for scope, n in ((f"key:{key_id}", key_n), (f"tenant:{tenant_id}", ws_n)):
             if n is not None:
-                self._mirror[(scope, minute)] += 1
+                self._mirror[(scope, "requests", minute)] += 1
         return key_n, ws_n
 
+    def mirror(self, scope: str, metric: str, window: datetime, n: int) -> None:
+        """A change made in Redis, to be added to Postgres with the next batch."""
+        self._mirror[(scope, metric, window)] += n
+
     async def _run(self, client: Client, keys: list[str], args: list) -> list[int]:
+        await self.drop_stale(client)
         if self._script is None:
             self._script = client.register_script(_COUNT)
         return await self._script(keys=keys, args=args, client=client)
 
-    async def _postgres_counts(self, scopes: list[str], minute: datetime) -> list[int]:
+    async def postgres_counts(self, scopes: list[str], metric: str, window: datetime) -> list[int]:
+        """Postgres's counts (the seed of counters Redis lacks), this process's batch included."""
         await self.flush()  # this process's own counts first: the seed must include them
         rows = await self.pool.fetch("SELECT scope, value FROM usage_counters WHERE scope = ANY($1)"
-                                     " AND metric = 'requests' AND window_start = $2", scopes, minute)
+                                     " AND metric = $2 AND window_start = $3", scopes, metric, window)
         found = {r["scope"]: r["value"] for r in rows}
         return [found.get(s, 0) for s in scopes]
 
     def counted_in_postgres(self, tenant_id: str, key_id: str, minute: datetime) -> None:
         """A fallback admission counted this minute in Postgres: Redis's copy (if it kept one)
         misses it and must be seeded again."""
-        self._in_postgres.add((tenant_id, f"key:{key_id}", minute))
-        self._in_postgres.add((tenant_id, f"tenant:{tenant_id}", minute))
+        self.stale_in_redis([redis_key(tenant_id, f"key:{key_id}", minute),
+                             redis_key(tenant_id, f"tenant:{tenant_id}", minute)])
 
-    async def _drop_counted_in_postgres(self, client: Client) -> None:
+    def stale_in_redis(self, names: list[str]) -> None:
+        """Redis counters that miss a change made in Postgres: dropped (so seeded again) as
+        soon as Redis answers this process again."""
+        self._in_postgres.update(names)
+
+    async def drop_stale(self, client: Client) -> None:
+        """Drop the counters marked stale (on recovery, and before each use: a change made in
+        Postgres while another task already found Redis again is not missed)."""
         if not self._in_postgres:
             return
         done = list(self._in_postgres)
-        for tenant_id, scope, minute in done:  # one key at a time: they may lie in several slots
-            await client.delete(redis_key(tenant_id, scope, minute))
+        for name in done:  # one key at a time: they may lie in several slots
+            await client.delete(name)
         self._in_postgres.difference_update(done)
 
     async def flush(self) -> None:
@@ -124,7 +141,8 @@ class RateCounters:
                 return
             batch, self._mirror = self._mirror, Counter()
             try:
-                await self.pool.execute(_MIRROR, [s for s, _ in batch], [m for _, m in batch], list(batch.values()))
+                await self.pool.execute(_MIRROR, [s for s, _, _ in batch], [m for _, m, _ in batch],
+                                        [w for _, _, w in batch], list(batch.values()))
             except BaseException:
                 self._mirror.update(batch)  # kept for the next flush
                 raise
