@@ -2,7 +2,9 @@
 three-node cluster: cached key admission invalidated at once (revoke, key limits, publish),
 rate counters counted in Redis with limits.py's rules, a Redis stopped and restarted empty in
 the middle of a minute (Postgres counts meanwhile, nothing is admitted past the limit, Redis
-starts again from Postgres's count), and the Redis counts mirrored to Postgres.
+starts again from Postgres's count), the Redis counts mirrored to Postgres, and token quotas
+reserved and settled in Redis (concurrent completions, two gateways, Redis stopped and
+restarted empty, a run's reservation).
 
 The limits' clock is frozen at the test's start, so every request falls in one minute however
 slow the machine is."""
