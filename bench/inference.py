@@ -7,7 +7,8 @@ Rows, all in one run and one process tree, one system at a time (they share the 
   server   llama-cpp-python's bundled OpenAI server (`--interrupt_requests False`), /v1/completions SSE
   grpc     Loom's inference service process, inference.v1 Generate stream
   http     the same service, OpenAI /v1/completions SSE on its HTTP port
-  alone    `llm-engine serve` standalone (no NATS, no Postgres), the same HTTP requests
+  alone    `llm-engine serve` standalone (no NATS, no Postgres), the same HTTP requests, taking
+           turns with `http` wave by wave (both processes up, each idle while the other runs)
 at concurrency 1, 4 and 8 (raw: 1 only). Every request is the same kind of prompt (Gemma turn
 format, a different topic each), temperature 0, a fixed max_tokens. Reported per row: TTFT
 p50/p99 and aggregate generated tokens per second (all tokens / wall time of the wave).
@@ -210,10 +211,12 @@ async def bench_loom(path: str, n_tokens: int, concs: list[int], waves: int, sta
            "LOOM_INFERENCE_GRPC_PORT": str(grpc_port), "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "8"}
     exe = Path(sys.executable).parent / "loom-inference"
     proc = spawn([str(exe)], state / "loom.log", env)
+    alone, alone_url = spawn_standalone(path, state)
     out = []
     try:
         url = f"http://127.0.0.1:{http_port}"
         wait_http(url + "/readyz")
+        wait_http(alone_url + "/readyz")
         async with service_channel(f"127.0.0.1:{grpc_port}") as ch:
             stub = inference_pb2_grpc.InferenceStub(ch)
             # warm-up: wait for both background model loads, so they don't steal CPU mid-wave
@@ -243,38 +246,42 @@ async def bench_loom(path: str, n_tokens: int, concs: list[int], waves: int, sta
             for c in concs[1:]:
                 out.append(await wave("grpc", c, lambda i: grpc_one(stub, pb, i, n_tokens), 1))
         async with httpx.AsyncClient(timeout=600) as client:
+            await sse_one(client, alone_url, "gemma3:270m", 99, 4)  # warm-up
+            # The platform's HTTP and the standalone engine take turns wave by wave (request by
+            # request at c1): the box is shared, so load from elsewhere hits both alike.
             for c in concs:
-                out.append(await wave("http", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
-                                      waves if c == 1 else 1))
+                out += await interleaved([("http", lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens)),
+                                          ("alone", lambda i: sse_one(client, alone_url, "gemma3:270m", i, n_tokens))],
+                                         c, waves if c == 1 else 1)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for p in (proc, alone):
+            p.terminate()
+            p.wait(30)
         pg.stop()
         nats.stop()
     return out
 
 
-async def bench_standalone(path: str, n_tokens: int, concs: list[int], waves: int, state: Path) -> list[Result]:
-    """`llm-engine serve` alone (no NATS, no Postgres), over HTTP as the `http` rows: what a
-    laptop user runs, to compare with the platform's process."""
+def spawn_standalone(path: str, state: Path) -> tuple[subprocess.Popen, str]:
+    """`llm-engine serve` alone (no NATS, no Postgres): what a laptop user runs."""
     http_port, grpc_port = free_port(), free_port()
     env = {**os.environ, "LOOM_HOME": str(state / "standalone-home"), "LOOM_INFERENCE_HTTP_PORT": str(http_port),
            "LOOM_INFERENCE_GRPC_PORT": str(grpc_port), "LOOM_INFERENCE_PERFORMANCE__MAX_PARALLEL": "8",
            "LOOM_INFERENCE_BUNDLED_MODEL_PATH": path}
     proc = spawn([str(Path(sys.executable).parent / "llm-engine"), "serve"], state / "standalone.log", env)
-    out = []
-    try:
-        url = f"http://127.0.0.1:{http_port}"
-        wait_http(url + "/readyz")
-        async with httpx.AsyncClient(timeout=600) as client:
-            await sse_one(client, url, "gemma3:270m", 99, 4)  # warm-up
-            for c in concs:
-                out.append(await wave("alone", c, lambda i: sse_one(client, url, "gemma3:270m", i, n_tokens),
-                                      waves if c == 1 else 1))
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    return out
+    return proc, f"http://127.0.0.1:{http_port}"
+
+
+async def interleaved(systems: list, conc: int, waves: int) -> list[Result]:
+    """Rows of systems that take turns, one wave each in turn."""
+    rows = {name: Result(name, conc, [], 0, 0.0) for name, _ in systems}
+    for w in range(waves):
+        for name, one in systems:
+            r = await wave(name, conc, lambda i, one=one, w=w: one(w * conc + i), 1)
+            row = rows[name]
+            row.ttfts += r.ttfts
+            row.tokens, row.wall = row.tokens + r.tokens, row.wall + r.wall
+    return list(rows.values())
 
 
 def main() -> None:
@@ -290,7 +297,6 @@ def main() -> None:
         state = Path(tmp)
         results = asyncio.run(bench_server(path, n_tokens, concs, waves, state / "server.log"))
         results += asyncio.run(bench_loom(path, n_tokens, concs, waves, state))
-        results += asyncio.run(bench_standalone(path, n_tokens, concs, waves, state))
 
     print(f"\nInference bench ({'quick' if args.quick else 'full'}): gemma3:270m Q4_K_M, {n_tokens} tokens/request, "
           f"temperature 0, {THREADS} threads")
