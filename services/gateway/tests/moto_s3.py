@@ -9,6 +9,7 @@ restored by `stop()`), so a wrong secret is refused with SignatureDoesNotMatch."
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 
 import boto3
@@ -47,10 +48,11 @@ def start(check_keys: bool = False) -> MotoS3:
     if check_keys:
         iam = boto3.client("iam", endpoint_url=url, region_name=REGION, aws_access_key_id="setup",
                            aws_secret_access_key="setup")
-        iam.create_user(UserName="loom")
-        iam.put_user_policy(UserName="loom", PolicyName="s3", PolicyDocument=json.dumps({
+        user = f"loom-{uuid.uuid4().hex[:8]}"  # moto's state is process-wide: another server may have made "loom"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-        made = iam.create_access_key(UserName="loom")["AccessKey"]
+        made = iam.create_access_key(UserName=user)["AccessKey"]
         key_id, secret = made["AccessKeyId"], made["SecretAccessKey"]
     client = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=key_id,
                           aws_secret_access_key=secret)

@@ -260,14 +260,14 @@ async def test_default_models_apply_to_new_apps(gateway, admin) -> None:
     # A dataset created without a model gets the workspace's embedding model (rag recorded here).
     asked: list = []
 
-    async def create_dataset(*args):
-        asked.append(args)
+    async def create_dataset(t, name, description, retrieval_model, embedding_model, rule=None):
+        asked.append(embedding_model)
         return {"id": "d1"}
 
     gateway.rt.http.state.gw.rag.create_dataset = create_dataset
     r = await c.post("/v1/datasets", json={"name": "kb"}, headers={**admin.headers, "X-Workspace-Id":
                                                                      admin.workspace_id})
-    assert r.status_code == 200 and asked[-1][-1] == "nomic-embed", r.text
+    assert r.status_code == 200 and asked == ["nomic-embed"], r.text
     r = await c.put(url, json={"default_chat_model": None}, headers=admin.headers)
     assert r.json() == first  # a PUT sets both: null is the service default again
     r = await c.put(url, json={"default_chat_model": "m" * 201}, headers=admin.headers)
