@@ -55,3 +55,18 @@ def test_inference_ollama_client_works_unchanged(inference_service, model_server
     assert err.value.status_code == 404
     bad = httpx.post(inference_service.base_url + "/api/chat", json={"model": "gemma3:270m", "messages": "x"})
     assert bad.status_code == 400 and bad.json()["field"].startswith("messages")
+
+
+def test_inference_curl_style_bodies_are_json_as_in_ollama(inference_service) -> None:
+    """Ollama's docs call the API with `curl URL -d '{...}'`, whose Content-Type is a form's: the
+    body is JSON all the same (a blob upload keeps its raw bytes)."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"model": "gemma3:270m", "prompt": "Hi", "stream": False,
+                       "options": {"temperature": 0, "num_predict": 4}})
+    r = httpx.post(f"{inference_service.base_url}/api/generate", content=body, headers=form, timeout=120)
+    assert r.status_code == 200 and r.json()["done"] is True, r.text
+    r = httpx.post(f"{inference_service.base_url}/api/show", content=json.dumps({"model": "gemma3:270m"}),
+                   timeout=30)  # no Content-Type at all
+    assert r.status_code == 200 and r.json()["details"]["family"], r.text
+    r = httpx.post(f"{inference_service.base_url}/api/generate", content=b"not json", headers=form, timeout=30)
+    assert r.status_code == 400 and "error" in r.json(), r.text

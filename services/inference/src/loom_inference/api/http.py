@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from loom_inference.api.access import AccessMiddleware, AccessPolicy
 from loom_inference.api.common import on_inference_error, on_validation_error
+from loom_inference.api.ollama.any_content_type import AnyContentTypeIsJson
 from loom_inference.api.ollama.router import ollama_router, root
 from loom_inference.api.openai.router import openai_router
 from loom_inference.engine.client import EngineClient
@@ -30,6 +31,7 @@ def mount(app: FastAPI, client: EngineClient, manager: ModelManager, settings: I
     if settings.network.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.network.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    app.add_middleware(AnyContentTypeIsJson)  # `curl -d` bodies, as Ollama takes them
     # Added last, so it runs first: a refused Host or token never reaches CORS or a route.
     app.add_middleware(AccessMiddleware, policy=access_policy(settings))
     app.add_exception_handler(InferenceError, on_inference_error)
