@@ -28,9 +28,9 @@ def test_inference_engine_core_imports_no_transport_or_model_library() -> None:
         assert not (_imports(path) & FORBIDDEN_IN_CORE), path.name
 
 
-def test_inference_only_the_llamacpp_backend_imports_llama_cpp() -> None:
+def test_inference_only_the_llamacpp_backends_import_llama_cpp() -> None:
     importers = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if "llama_cpp" in _imports(p)}
-    assert importers == {"backends/llamacpp.py"}
+    assert importers == {"backends/llamacpp.py", "backends/llamacpp_vision.py"}  # text (batched) and vision
 
 
 def test_inference_modules_are_small_and_documented() -> None:
