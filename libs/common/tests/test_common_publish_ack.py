@@ -153,3 +153,30 @@ async def test_no_ack_at_all_is_a_typed_retryable_error_not_a_decode_error(nats_
     finally:
         await rogue.stop()
     assert err.value.code == "bus_unavailable"
+
+
+@pytest.mark.parametrize("responder", ["none", "slow"])
+async def test_no_reply_in_time_is_the_same_typed_error(nats_url, stream, responder):
+    """Nobody on the subject (nats-py: no responders), or a reply that comes after the timeout
+    (nats-py: TimeoutError; on a loaded machine even the rogue above can be that late): the same
+    PublishNotAcknowledged as a missing ack, never a raw nats error."""
+    broker, name, _ = stream
+    orphan = f"test.noack.{uuid.uuid4().hex[:10]}"
+    slow = None
+    if responder == "slow":
+        slow = NatsBroker(nats_url)
+
+        @slow.subscriber(orphan)
+        async def late(event: RunCancelRequested) -> None:
+            await asyncio.sleep(2)
+
+        await slow.start()
+        await slow.connection.flush()
+    try:
+        with pytest.raises(messaging.PublishNotAcknowledged, match=orphan) as err:
+            await messaging.publish(broker, orphan, RunCancelRequested(tenant_id="t", run_id="r"), stream=name,
+                                    timeout_s=0.3)
+    finally:
+        if slow is not None:
+            await slow.stop()
+    assert err.value.code == "bus_unavailable"

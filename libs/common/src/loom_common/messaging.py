@@ -43,6 +43,7 @@ REDELIVERY_BACKOFF = RetryPolicy(initial_interval_s=0.5, backoff_coefficient=2.0
 # default when a message has a reply subject, as every JetStream publish has) sends such a reply,
 # and whichever of the two comes first wins the request.
 _NOT_AN_ACK = (json.JSONDecodeError, AttributeError, TypeError)
+_NO_REPLY = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)
 
 
 class PublishNotAcknowledged(RetryableError):
@@ -65,6 +66,16 @@ async def publish(broker: NatsBroker, subject: str, event: Event, *, stream: str
         # again under the same Nats-Msg-Id (stored once) and this time wait for the ack itself.
         log.warning("a publish reply was not the stream's ack; awaiting the ack", subject=subject, error=repr(exc))
         await _publish_awaiting_ack(broker, subject, event, {**headers, "Nats-Expected-Stream": stream}, timeout_s)
+    except _NO_REPLY as exc:
+        if stream is None:
+            raise
+        # Nothing answered in time (NATS slow or down, no stream on the subject): the same typed,
+        # retryable error as an ack that never came, whichever way nats-py reports it.
+        raise _not_acknowledged(subject, timeout_s) from exc
+
+
+def _not_acknowledged(subject: str, timeout_s: float) -> PublishNotAcknowledged:
+    return PublishNotAcknowledged(f"no ack from the stream for {subject} within {timeout_s} s", next_retry_delay_s=1.0)
 
 
 async def _publish_awaiting_ack(broker: NatsBroker, subject: str, event: Event, headers: dict[str, str],
@@ -90,8 +101,7 @@ async def _publish_awaiting_ack(broker: NatsBroker, subject: str, event: Event, 
                 raise nats.js.errors.APIError.from_error(reply["error"])
             if isinstance(reply, dict) and "stream" in reply and "seq" in reply:
                 return PubAck.from_response(reply)
-        raise PublishNotAcknowledged(f"no ack from the stream for {subject} within {timeout_s} s",
-                                     next_retry_delay_s=1.0)
+        raise _not_acknowledged(subject, timeout_s)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
