@@ -125,6 +125,18 @@ class Reservation:
     scopes: tuple[str, ...]  # the counters it was added to (only scopes with a quota)
 
 
+def _quota_used_up(limit: int, day: datetime, now: datetime) -> QuotaExceeded:
+    return QuotaExceeded(f"Token quota of {limit} per day is used up.",
+                         retry_after_s=int((day + timedelta(days=1) - now).total_seconds()))
+
+
+def _reservation(principal: Principal, r, day: datetime, tokens: int) -> Reservation:
+    """The reservation a row of quotas gives: held on each scope that has a quota (0: unlimited)."""
+    scopes = tuple(s for s, limit in ((f"key:{principal.key_id}", r["key_tok"]),
+                                      (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
+    return Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
+
+
 def _day(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -239,11 +251,8 @@ class Limits:
                 raise Unauthorized("Access token is invalid")
             for limit, ok in ((r["ws_tok"], r["ws_ok"]), (r["key_tok"], r["key_ok"])):
                 if limit > 0 and not ok:  # raising rolls the other scope's reservation back
-                    raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
-                                        retry_after_s=int((day + timedelta(days=1) - now).total_seconds()))
-            scopes = tuple(s for s, limit in ((f"key:{principal.key_id}", r["key_tok"]),
-                                              (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
-            reservation = Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
+                    raise _quota_used_up(limit, day, now)
+            reservation = _reservation(principal, r, day, tokens)
             if run_id is not None:
                 await _keep_with_run(conn, run_id, reservation)
         if self.tokens is not None:
@@ -260,12 +269,8 @@ class Limits:
             raise Unauthorized("Access token is invalid")
         refused = await self.tokens.reserve(r["tenant_id"], principal.key_id, day, r["key_tok"], r["ws_tok"], tokens)
         if refused:
-            limit = r["ws_tok"] if refused == 2 else r["key_tok"]
-            raise QuotaExceeded(f"Token quota of {limit} per day is used up.",
-                                retry_after_s=int((day + timedelta(days=1) - now).total_seconds()))
-        scopes = tuple(s for s, limit in ((f"key:{principal.key_id}", r["key_tok"]),
-                                          (f"tenant:{r['tenant_id']}", r["ws_tok"])) if limit > 0)
-        reservation = Reservation(principal.key_id, r["tenant_id"], day, tokens, scopes)
+            raise _quota_used_up(r["ws_tok"] if refused == 2 else r["key_tok"], day, now)
+        reservation = _reservation(principal, r, day, tokens)
         if run_id is not None:
             try:
                 async with self.pool.acquire() as conn:
