@@ -3,6 +3,7 @@
 from loom_common.events.base import Event
 from loom_common.events.documents import DocumentIngestRequested, DocumentProgress, DocumentStatus
 from loom_common.events.runs import (
+    AnnotationReply,
     RunCancelRequested,
     RunEvent,
     RunEventAdapter,
@@ -11,6 +12,7 @@ from loom_common.events.runs import (
 from loom_common.events.system import DeadLetter
 
 __all__ = [
+    "AnnotationReply",
     "DeadLetter",
     "DocumentIngestRequested",
     "DocumentProgress",

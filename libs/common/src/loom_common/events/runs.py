@@ -21,6 +21,17 @@ InvokeFrom = Literal["service-api", "debugger", "single-node"]
 ResponseMode = Literal["streaming", "blocking"]
 
 
+class AnnotationReply(BaseModel):
+    """An annotated answer the gateway matched to a chat query (Dify's annotation reply): the run
+    streams it as the answer and calls no model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str                      # the annotation's id (the gateway's app_annotations row)
+    answer: str
+    score: float                 # cosine similarity of the query to the annotated question
+
+
 class RunRequested(Event):
     type: Literal["run.requested"] = "run.requested"
     version: Literal[1] = 1
@@ -44,6 +55,8 @@ class RunRequested(Event):
     # Conversation variables a client set through the API since the conversation's last turn
     # (Dify's PUT .../variables/{id}): they override the values the orchestrator kept.
     conversation_variables: dict[str, JsonValue] | None = None
+    # Set by the gateway when an annotation answers the query: no graph runs (workflow.py).
+    annotation_reply: AnnotationReply | None = None
 
 
 class RunCancelRequested(Event):
