@@ -35,6 +35,7 @@ class RunOutcome:
     elapsed_s: float = 0.0
     conversation_variables: dict[str, Any] = field(default_factory=dict)
     retriever_resources: list[dict[str, Any]] = field(default_factory=list)  # Dify's citations of the answer
+    annotation_reply: dict[str, Any] | None = None  # message_end metadata of an annotation's answer
 
     @property
     def total_tokens(self) -> int:
@@ -65,6 +66,8 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
         events.emit("workflow_started", {"id": run.run_id, "workflow_run_id": run.run_id, "app_id": run.app_id,
                                          "inputs": dict(req.inputs), "created_at": int(run.accepted_at or t0),
                                          "conversation_id": run.conversation_id, "message_id": run.message_id})
+    if req.annotation_reply is not None and run.chat:
+        return _annotated(req, run, events, t0, conversation or {})
     try:
         graph = parse_graph(req.graph)
     except DSLError as exc:
@@ -105,6 +108,25 @@ def retriever_resources(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _annotated(req: RunRequested, run: RunContext, events: EventSink, t0: float,
+               conversation: dict[str, Any]) -> RunOutcome:
+    """Dify's annotation reply: the gateway matched the query to an annotated question (it owns
+    the annotations and embeds the query once, before dispatch); the run streams that answer in
+    the usual message events and calls no model. It still runs here, not in the gateway, because
+    the orchestrator alone publishes run events: the answer is then resumable and recorded like
+    any other (the gateway may not publish on run.*.events)."""
+    reply = req.annotation_reply
+    assert reply is not None
+    events.emit("message", {"id": run.message_id, "message_id": run.message_id,
+                            "conversation_id": run.conversation_id, "answer": reply.answer,
+                            "created_at": int(run.clock())})
+    outcome = RunOutcome("succeeded", answer=reply.answer,
+                         annotation_reply={"id": reply.id, "account": {"id": None, "name": "annotation"}})
+    # The conversation's variables are kept as they were (no node ran to change them).
+    outcome.conversation_variables = {**conversation, **(req.conversation_variables or {})}
+    return _finish(run, events, outcome, t0, None)
+
+
 def stopped(run: RunContext, events: EventSink, reason: str) -> RunOutcome:
     """Announce a run stopped by the user (its task was cancelled)."""
     return _finish(run, events, RunOutcome("stopped", error=reason), run.clock(), None)
@@ -127,6 +149,8 @@ def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, 
                                       "completion_tokens": outcome.completion_tokens,
                                       "total_tokens": outcome.total_tokens},
                             "retriever_resources": outcome.retriever_resources}}
+        if outcome.annotation_reply is not None:
+            end["metadata"]["annotation_reply"] = outcome.annotation_reply
         if graph is not None and graph.conversation_variables:
             # The conversation's variables after this turn, for the gateway's record of the
             # conversation (Dify's GET /conversations/{id}/variables); not part of the SSE event.
