@@ -23,7 +23,7 @@ from loom_tools.settings import ToolsSettings
 from loom_tools.sql.runner import connection_tools
 
 # Names under these prefixes belong to the built-ins: a tenant's tool must not shadow one.
-RESERVED_PREFIXES = ("time.", "math.", "json.", "text.", "http.", "code.", "chart.", "tickets.")
+RESERVED_PREFIXES = ("time.", "math.", "json.", "text.", "http.", "code.", "chart.", "tickets.", "medkg.")
 
 
 def _check_name(name: str, field: str = "name") -> None:

@@ -17,6 +17,7 @@ from loom_tools.domain.audit import PgAudit
 from loom_tools.domain.executor import Executor
 from loom_tools.domain.registry import Registry
 from loom_tools.domain.secrets import SecretBox, load_key
+from loom_tools.medkg import tools as medkg
 from loom_tools.net.client import GuardedClient
 from loom_tools.net.ssrf import Guard
 from loom_tools.net.tools import REQUEST_SPEC, HttpRunner
@@ -53,7 +54,7 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
                            max_bytes=s.http_max_response_bytes, max_redirects=s.http_max_redirects)
     sandbox = sandbox or build_sandbox(s)
     builtins = {name: spec for name, (spec, _) in builtin_catalog().items()}
-    builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON, tickets.SPEC)})
+    builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON, tickets.SPEC, *medkg.SPECS)})
     if sandbox.node is not None:
         builtins[code_tools.JAVASCRIPT.name] = code_tools.JAVASCRIPT
     sql = SqlRunner(max_rows=s.sql_max_rows, timeout_ms=s.sql_statement_timeout_ms, sample_rows=s.sql_sample_rows,
@@ -65,6 +66,7 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
         "sql": sql,
         "code": CodeRunner(sandbox),
         "tickets": tickets.TicketRunner(pool),
+        "medkg": medkg.MedkgRunner(pool),
     }
     executor = Executor(registry, builtins, runners, PgAudit(pool), default_timeout_s=s.default_timeout_s,
                         max_timeout_s=s.max_timeout_s)
