@@ -27,6 +27,7 @@ from loom_gateway.api import (
     console_settings,
     console_stats,
     console_templates,
+    console_triggers,
     console_workspaces,
     errors,
     openai_compat,
@@ -34,6 +35,7 @@ from loom_gateway.api import (
     service_app,
     service_datasets,
     service_runs,
+    service_webhooks,
 )
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.middleware import BodyLimit, SecurityHeaders
@@ -55,14 +57,18 @@ from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
 from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.rate_counters import RateCounters
+from loom_gateway.domain.schedules import Due, Scheduler, Schedules
+from loom_gateway.domain.trigger_runs import TriggerRuns
+from loom_gateway.domain.webhooks import Webhooks
 from loom_gateway.domain.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
 # Routes are matched in order, one by one: the API that apps call on every request comes first.
-ROUTERS = (service_runs, service_app, openai_compat, service_datasets, console_auth, console_workspaces,
-           console_apps, console_templates, console_runs, console_stats, console_settings)
+ROUTERS = (service_runs, service_app, openai_compat, service_datasets, service_webhooks, console_auth,
+           console_workspaces, console_apps, console_templates, console_runs, console_stats, console_settings,
+           console_triggers)
 
 
 def jwt_secret(settings: GatewaySettings) -> str:
@@ -131,11 +137,15 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                     audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
                     model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
                     workspace_settings=workspace_settings, reads=reads)
+        g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
+        g.triggers = TriggerRuns(g.apps, g.execution, gate)
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
             log.info("sealed stored app secrets", rows=sealed)
         tasks.append(asyncio.create_task(_sweep(g)))
         tasks.append(asyncio.create_task(_register_endpoints(g)))
+        if settings.scheduler_enabled:
+            tasks.append(asyncio.create_task(scheduler(g).run()))
         if counters is not None:  # Redis's counts, mirrored to Postgres in batches
             tasks.append(asyncio.create_task(counters.run()))
 
@@ -155,11 +165,25 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     return rt
 
 
+def scheduler(g: Gateway) -> Scheduler:
+    """The schedule triggers' loop: each claimed tick starts its app's run, followed to its end."""
+    assert g.schedules is not None and g.triggers is not None
+
+    async def fire(due: Due) -> str:
+        run = await g.triggers.start(due.tenant_id, due.app_id, due.inputs, source="schedule")
+        await service_webhooks.follow_in_background(g, run)
+        return run.run_id
+
+    return Scheduler(g.schedules, fire, g.settings.schedule_poll_s)
+
+
 async def _sweep(g: Gateway) -> None:
     """Retention: old audit rows and spent rate-limit windows go, once per interval."""
     while True:
         try:
             removed = await g.audit.sweep()
+            if g.webhooks is not None:
+                await g.webhooks.sweep()
             await g.limits.sweep()
             if removed:
                 log.info("audit retention sweep", removed=removed)

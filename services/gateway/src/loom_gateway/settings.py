@@ -66,6 +66,15 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     # How often the workspaces' model endpoints are registered with the inference service again.
     endpoint_sync_interval_s: float = 60.0
 
+    # Triggers of workflow apps (domain/schedules.py, domain/webhooks.py). Every replica runs
+    # the scheduler (a tick is claimed by one); it looks for due ticks every schedule_poll_s.
+    scheduler_enabled: bool = True
+    schedule_poll_s: float = 10.0
+    # A webhook request's body at most (bytes), and how far its signed timestamp may be from
+    # the gateway's clock (seconds; also how long a seen signature is remembered).
+    webhook_max_body_bytes: int = 256 * 1024
+    webhook_replay_window_s: int = 300
+
     # The app template catalogue (domain/templates.py); unset: the repository's templates/.
     templates_dir: Path | None = None
 

@@ -16,8 +16,8 @@ from loom_common.events.base import Event
 
 AppMode = Literal["chat", "chatflow", "workflow", "agent", "completion"]
 # Where a run comes from (Dify's names): an app key's call, the console's run of the draft, or
-# the console's run of one node of it (a one-node graph).
-InvokeFrom = Literal["service-api", "debugger", "single-node"]
+# the console's run of one node of it (a one-node graph), a schedule's tick or a webhook call (triggers).
+InvokeFrom = Literal["service-api", "debugger", "single-node", "schedule", "webhook"]
 ResponseMode = Literal["streaming", "blocking"]
 
 

@@ -127,7 +127,7 @@ async def export(app_id: str, request: Request, p: Principal = require(Perm.APPS
 @router.get("/apps/{app_id}/runs", name="apps.runs")
 async def runs(app_id: str, request: Request, p: Principal = require(Perm.RUNS_READ),
                limit: int = Query(20, ge=1, le=100),
-               invoke_from: Literal["service-api", "debugger", "single-node"] | None = Query(
+               invoke_from: Literal["service-api", "debugger", "single-node", "schedule", "webhook"] | None = Query(
                    None, description="only runs from there; default: all but single-node runs")) -> dict:
     await gw(request).apps.get(p.tenant_id, app_id)
     return {"data": await gw(request).execution.list_runs(p.tenant_id, app_id, limit, invoke_from)}

@@ -16,6 +16,9 @@ from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files
 from loom_gateway.domain.limits import Limits
 from loom_gateway.domain.model_endpoints import ModelEndpoints
+from loom_gateway.domain.schedules import Schedules
+from loom_gateway.domain.trigger_runs import TriggerRuns
+from loom_gateway.domain.webhooks import Webhooks
 from loom_gateway.domain.workspace_settings import WorkspaceSettings
 from loom_gateway.settings import GatewaySettings
 
@@ -38,3 +41,7 @@ class Gateway:
     reads: Reads
     # Runs whose client went away before the end: watched to their end, then recorded.
     watchers: set[asyncio.Task] = field(default_factory=set)
+    # Triggers of workflow apps (schedules, webhooks) and the runs they start.
+    schedules: Schedules | None = None
+    webhooks: Webhooks | None = None
+    triggers: TriggerRuns | None = None

@@ -371,7 +371,7 @@ class Execution:
                 "created_at": int(r["created_at"].timestamp()),
                 "finished_at": int(finished.timestamp()) if finished else None,
                 "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None,
-                "invoke_from": r["invoke_from"], "debug": r["invoke_from"] != "service-api"}
+                "invoke_from": r["invoke_from"], "debug": r["invoke_from"] in ("debugger", "single-node")}
 
     async def list_runs(self, tenant_id: str, app_id: str, limit: int, invoke_from: str | None = None
                         ) -> list[dict]:

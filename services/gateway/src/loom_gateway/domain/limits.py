@@ -114,6 +114,25 @@ FROM cfg
 """
 
 
+# A request no key makes (a schedule's tick, a webhook call), admitted for its workspace: its
+# minute counted where a rate limit applies, and today's tokens read where a quota applies.
+#   $1 workspace  $2 minute  $3 day  $4 default workspace rpm  $5 default workspace tokens per day
+_ADMIT_WORKSPACE = """
+WITH cfg AS (
+    SELECT t.id AS tenant_id, COALESCE(t.rpm_limit, $4) AS ws_rpm, COALESCE(t.tokens_per_day, $5) AS ws_tok
+    FROM tenants t WHERE t.id = $1),
+ws_count AS (
+    INSERT INTO usage_counters (scope, metric, window_start, value)
+    SELECT 'tenant:' || cfg.tenant_id, 'requests', $2, 1 FROM cfg WHERE cfg.ws_rpm > 0
+    ON CONFLICT (scope, metric, window_start) DO UPDATE SET value = usage_counters.value + 1
+    RETURNING value)
+SELECT cfg.*, (SELECT value FROM ws_count) AS ws_n, NULL::bigint AS key_n, 0 AS key_rpm, 0 AS key_tok,
+       NULL::bigint AS key_used,
+       CASE WHEN cfg.ws_tok > 0 THEN (SELECT value FROM usage_counters WHERE scope = 'tenant:' || cfg.tenant_id
+                                      AND metric = 'tokens' AND window_start = $3) END AS ws_used
+FROM cfg
+"""
+
 @dataclass(frozen=True)
 class Reservation:
     """Tokens held on today's counters for one request, until it settles."""
@@ -229,6 +248,18 @@ class Limits:
         return _decide(r, now, day)
 
 
+
+    async def admit_workspace(self, tenant_id: str) -> None:
+        """A trigger's run (schedule, webhook: no key) admitted under its workspace's limits:
+        refused (429) over the workspace's rate, or once its day's token quota is used up. Counted
+        in Postgres (with Redis too: triggers are rare next to API calls)."""
+        now = datetime.now(UTC)
+        d = self.defaults
+        r = await self.pool.fetchrow(_ADMIT_WORKSPACE, tenant_id, now.replace(second=0, microsecond=0), _day(now),
+                                     d.workspace_rpm, d.workspace_tokens_per_day)
+        if r is None:
+            raise NotFound("Workspace not found.", code="workspace_not_exists")
+        _decide({**r, "kind": "app", "id": None, "app_id": None, "published_version": None}, now, _day(now))
 
     async def reserve(self, principal: Principal, tokens: int, *, run_id: str | None = None) -> Reservation | None:
         """Hold `tokens` of today's quotas for an API key's request, or raise QuotaExceeded.
