@@ -192,6 +192,15 @@ async def test_tools_sql_connection_checks(toolbox_factory, tenant, tmp_path):
     with pytest.raises(InvalidArguments) as err:
         await box.catalog.add_connection(tenant, name="x", driver="sqlite", path="/etc/passwd")
     assert err.value.field == "path"
+    # A relative path names a file under the first SQLite root, never one outside it.
+    root = box.catalog._settings.sqlite_dirs()[0]
+    root.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(root / "rel.sqlite").close()
+    [query, _] = await box.catalog.add_connection(tenant, name="rel", driver="sqlite", path="rel.sqlite")
+    assert query.config["path"] == str((root / "rel.sqlite").resolve())
+    with pytest.raises(InvalidArguments) as err:
+        await box.catalog.add_connection(tenant, name="x", driver="sqlite", path="../../etc/passwd")
+    assert err.value.field == "path"
     with pytest.raises(InvalidArguments) as err:
         await box.catalog.add_connection(tenant, name="x", driver="oracle")
     assert err.value.field == "driver"

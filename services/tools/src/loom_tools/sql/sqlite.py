@@ -19,7 +19,10 @@ from loom_tools.sql.values import jsonable, quote_ident
 
 
 def check_path(path: str, roots: list[Path]) -> Path:
-    p = Path(path).resolve()
+    # A relative path is a file under the first root (how a template names its sample database
+    # without knowing where the operator keeps them); it must still resolve inside a root.
+    p = Path(path)
+    p = (p if p.is_absolute() or not roots else roots[0] / p).resolve()
     if not any(p.is_relative_to(r.resolve()) for r in roots):
         raise InvalidArguments(f"argument 'path': SQLite files must be under {[str(r) for r in roots]}",
                                field="path")
