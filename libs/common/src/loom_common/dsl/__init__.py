@@ -6,6 +6,7 @@
                     iteration, loop
     ai_nodes.py     llm, knowledge-retrieval, question-classifier, parameter-extractor, agent
     list_nodes.py   list-operator, document-extractor
+    human_input.py  human-input (the run pauses on a form) and the check of an answer
     references.py   `{{#node_id.field#}}` templates and selectors
     dify.py         import of a Dify DSL export
 """

@@ -57,7 +57,8 @@ def import_dify(source: str | dict[str, Any]) -> DifyImport:
         raise DSLError(problems)
     kept = {n["id"] for n in nodes}
     edges = [{"id": e.get("id", ""), "source": e["source"], "target": e["target"],
-              "source_handle": e.get("sourceHandle") or "source", "target_handle": e.get("targetHandle") or "target"}
+              "source_handle": _handle(e.get("sourceHandle") or "source"),
+              "target_handle": e.get("targetHandle") or "target"}
              for e in graph.get("edges") or [] if e.get("source") in kept and e.get("target") in kept]
     ours = {
         "version": "1", "nodes": nodes, "edges": edges,
@@ -131,5 +132,40 @@ def _agent(data: dict[str, Any]) -> dict[str, Any]:
             "tools": tools, "strategy": strategy, "max_iterations": params.get("maximum_iterations") or 5}
 
 
+# Dify's form inputs by type -> Loom's field types (a type Loom has no widget for is a text).
+_FIELD_TYPES = {"text_input": "text", "text-input": "text", "paragraph": "paragraph", "select": "select",
+                "number": "number", "checkbox": "boolean", "boolean": "boolean"}
+# Branch handles Dify spells otherwise (its human-input's timeout branch).
+_DIFY_HANDLES = {"__timeout": "timeout"}
+
+
+def _handle(name: str) -> str:
+    return _DIFY_HANDLES.get(name, name)
+
+
+def _human_input(data: dict[str, Any]) -> dict[str, Any]:
+    """Dify's `inputs` ({type, output_variable_name, default}) become Loom's `fields`; its
+    delivery methods (web app, e-mail) have no Loom counterpart: answers come through the
+    service API or the console."""
+    fields = []
+    for item in data.get("inputs") or []:
+        if not isinstance(item, dict):
+            continue
+        default = item.get("default")
+        if isinstance(default, dict):  # Dify: {type: constant|variable, value|selector}
+            default = default.get("value") if default.get("type", "constant") == "constant" else None
+        field = {"name": item.get("output_variable_name") or item.get("variable") or "",
+                 "type": _FIELD_TYPES.get(str(item.get("type", "")), "text"),
+                 "label": item.get("label") or item.get("output_variable_name") or "",
+                 "required": bool(item.get("required", True)), "default": default}
+        if item.get("options"):
+            field["options"] = [o if isinstance(o, str) else str((o or {}).get("value", "")) for o in item["options"]]
+        fields.append(field)
+    out = {k: v for k, v in data.items() if k not in ("inputs", "delivery_methods", "recipients_spec",
+                                                      "message_template", "debug_mode")}
+    out["fields"] = fields
+    return out
+
+
 _MAPPERS = {"if-else": _if_else, "assigner": _assigner, "http-request": _http,
-            "knowledge-retrieval": _retrieval, "agent": _agent}
+            "knowledge-retrieval": _retrieval, "agent": _agent, "human-input": _human_input}

@@ -41,6 +41,7 @@ from loom_common.dsl.flow_nodes import (
     VariableAggregatorData,
     VariableAssignerData,
 )
+from loom_common.dsl.human_input import HumanInputData
 from loom_common.dsl.list_nodes import DocumentExtractorData, ListOperatorData
 from loom_common.dsl.references import references
 
@@ -50,14 +51,14 @@ AnyNodeData = Annotated[
     StartData | EndData | AnswerData | LLMData | KnowledgeRetrievalData | IfElseData | QuestionClassifierData
     | ParameterExtractorData | CodeData | TemplateTransformData | HttpRequestData | ToolData
     | VariableAggregatorData | VariableAssignerData | IterationData | IterationStartData | LoopData
-    | LoopStartData | LoopEndData | AgentData | ListOperatorData | DocumentExtractorData,
+    | LoopStartData | LoopEndData | AgentData | ListOperatorData | DocumentExtractorData | HumanInputData,
     Field(discriminator="type"),
 ]
 NODE_TYPES: tuple[str, ...] = (
     "start", "end", "answer", "llm", "knowledge-retrieval", "if-else", "question-classifier",
     "parameter-extractor", "code", "template-transform", "http-request", "tool", "variable-aggregator",
     "assigner", "iteration", "iteration-start", "loop", "loop-start", "loop-end", "agent", "list-operator",
-    "document-extractor",
+    "document-extractor", "human-input",
 )
 _DATA = TypeAdapter(AnyNodeData)
 # Node types whose outgoing edges are chosen by a handle; all others use "source".

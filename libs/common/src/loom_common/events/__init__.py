@@ -4,6 +4,7 @@ from loom_common.events.base import Event
 from loom_common.events.documents import DocumentIngestRequested, DocumentProgress, DocumentStatus
 from loom_common.events.runs import (
     AnnotationReply,
+    HumanInputAnswer,
     RunCancelRequested,
     RunEvent,
     RunEventAdapter,
@@ -18,6 +19,7 @@ __all__ = [
     "DocumentProgress",
     "DocumentStatus",
     "Event",
+    "HumanInputAnswer",
     "RunCancelRequested",
     "RunEvent",
     "RunEventAdapter",

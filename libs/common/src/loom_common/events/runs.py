@@ -32,6 +32,21 @@ class AnnotationReply(BaseModel):
     score: float                 # cosine similarity of the query to the annotated question
 
 
+class HumanInputAnswer(BaseModel):
+    """The answer to a paused run's human-input form (or its timeout): a run request carrying
+    one resumes the paused run instead of starting it (worker.py). The gateway checked the
+    values against the form; the orchestrator takes the first answer of a form, or its timeout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    form_id: str                 # the node execution's id (`human_input_required`'s form_id)
+    node_key: str                # the node's key in the run (node id, qualified inside iterations)
+    values: dict[str, JsonValue] = Field(default_factory=dict)
+    action: str = "source"       # the branch taken: a user action's id, `source`, or `timeout`
+    timed_out: bool = False
+    answered_by: str = ""        # who answered: "service-api:<user>", "console:<account id>", "timer"
+
+
 class RunRequested(Event):
     type: Literal["run.requested"] = "run.requested"
     version: Literal[1] = 1
@@ -57,6 +72,9 @@ class RunRequested(Event):
     conversation_variables: dict[str, JsonValue] | None = None
     # Set by the gateway when an annotation answers the query: no graph runs (workflow.py).
     annotation_reply: AnnotationReply | None = None
+    # Set when this request resumes a paused run with a human-input answer (the run's other
+    # fields are the orchestrator's own record of its first request, not these).
+    resume: HumanInputAnswer | None = None
 
 
 class RunCancelRequested(Event):
@@ -85,6 +103,11 @@ RunEventType = Literal[
     "loop_started",
     "loop_next",
     "loop_completed",
+    # A human-input node waits for an answer: its form, the run paused (no worker holds it),
+    # and the run taken up again after an answer or a timeout.
+    "human_input_required",
+    "workflow_paused",
+    "workflow_resumed",
 ]
 
 

@@ -300,6 +300,53 @@ export const NODE_SPECS: Record<NodeType, NodeSpec> = {
     handles: () => SOURCE,
     required: (d) => needSelector(d, 'variable_selector'),
   },
+  'human-input': {
+    type: 'human-input', label: 'Human input', category: 'logic', palette: true, target: true,
+    defaults: () => ({
+      title: 'Human input', form_content: '', fields: [{ name: 'reply', type: 'paragraph', label: 'Reply', required: true }],
+      user_actions: [], timeout: 0, timeout_unit: 'hour', answerable_by: ['service-api', 'console'],
+    }),
+    outputs: (d) => [
+      ...((d.fields as FormField[] | undefined) ?? []).map((f) => ({
+        name: f.name, type: f.type === 'number' ? 'number' : f.type === 'boolean' ? 'boolean' : 'string',
+      })),
+      { name: 'action_id', type: 'string' }, { name: 'timed_out', type: 'boolean' }, ...errorOutputs(d),
+    ],
+    handles: (d) => {
+      const actions = (d.user_actions as UserAction[] | undefined) ?? []
+      const own = actions.length ? actions.map((a) => ({ id: a.id, label: (a.title || a.id).toUpperCase() })) : SOURCE
+      return Number(d.timeout) > 0 ? [...own, { id: 'timeout', label: 'TIMEOUT' }] : own
+    },
+    required: (d) => {
+      const fields = (d.fields as FormField[] | undefined) ?? []
+      const names = fields.map((f) => f.name)
+      return [
+        ...fields.flatMap((f, i) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(f.name ?? '')
+          ? (names.indexOf(f.name) !== i ? [{ field: `fields.${i}`, message: `duplicated name '${f.name}'` }] : [])
+          : [{ field: `fields.${i}`, message: 'a field name is a letter or _ then letters, digits or _' }]),
+        ...fields.flatMap((f, i) => f.type === 'select' && !f.options?.length
+          ? [{ field: `fields.${i}`, message: 'a select field needs options' }] : []),
+        ...((d.user_actions as UserAction[] | undefined) ?? []).flatMap((a, i) =>
+          /^[A-Za-z_][A-Za-z0-9_]{0,19}$/.test(a.id ?? '') && a.id !== 'timeout' ? []
+            : [{ field: `user_actions.${i}`, message: 'an action id is an identifier (not "timeout")' }]),
+      ]
+    },
+  },
+}
+
+/** A human-input form's field and action (`loom_common/dsl/human_input.py`). */
+export interface FormField {
+  name: string
+  type: 'text' | 'paragraph' | 'number' | 'select' | 'boolean'
+  label?: string
+  required?: boolean
+  options?: string[]
+  max_length?: number
+  default?: unknown
+}
+export interface UserAction {
+  id: string
+  title?: string
 }
 
 export function spec(type: string): NodeSpec | undefined {

@@ -10,7 +10,7 @@ export const NODE_TYPES = [
   'start', 'end', 'answer', 'llm', 'knowledge-retrieval', 'if-else', 'question-classifier',
   'parameter-extractor', 'code', 'template-transform', 'http-request', 'tool', 'variable-aggregator',
   'assigner', 'iteration', 'iteration-start', 'loop', 'loop-start', 'loop-end', 'agent', 'list-operator',
-  'document-extractor',
+  'document-extractor', 'human-input',
 ] as const
 
 export type NodeType = (typeof NODE_TYPES)[number]

@@ -14,6 +14,7 @@ import {
   AggregatorPanel, AnswerPanel, AssignerPanel, CodePanel, EndPanel, HttpPanel, IfElsePanel, IterationPanel, LoopPanel,
   NoSettings, StartPanel, TemplatePanel, ToolPanel,
 } from './flowPanels'
+import { HumanInputPanel } from './humanInputPanel'
 import { DocumentExtractorPanel, ListOperatorPanel } from './listPanels'
 import { errorAt, type PanelProps } from './types'
 
@@ -23,7 +24,7 @@ const PANELS: Record<NodeType, ComponentType<PanelProps>> = {
   code: CodePanel, 'template-transform': TemplatePanel, 'http-request': HttpPanel, tool: ToolPanel,
   'variable-aggregator': AggregatorPanel, assigner: AssignerPanel, iteration: IterationPanel,
   'iteration-start': NoSettings, loop: LoopPanel, 'loop-start': NoSettings, 'loop-end': NoSettings, agent: AgentPanel,
-  'list-operator': ListOperatorPanel, 'document-extractor': DocumentExtractorPanel,
+  'list-operator': ListOperatorPanel, 'document-extractor': DocumentExtractorPanel, 'human-input': HumanInputPanel,
 }
 
 // Nodes whose failure policy the engine applies (containers' starts and ends have none).
