@@ -1,4 +1,5 @@
-"""Managing a tenant's registry: plain HTTP tools, OpenAPI imports, SQL connections, deletes.
+"""Managing a tenant's registry: plain HTTP tools, OpenAPI imports, SQL connections, MCP servers,
+deletes.
 
 This is what the console (through the gateway) calls; the executor only reads the registry.
 Every input is checked here and refused with a typed `InvalidArguments` naming the field.
@@ -17,6 +18,8 @@ from jsonschema import Draft202012Validator
 from loom_tools.domain.registry import Registry
 from loom_tools.domain.types import NAME_RE, ToolSpec
 from loom_tools.errors import InvalidArguments
+from loom_tools.mcp.runner import headers_of
+from loom_tools.mcp.session import McpSessions, local_name
 from loom_tools.net.tools import AUTH_SCHEMA, METHODS
 from loom_tools.openapi import importer
 from loom_tools.settings import ToolsSettings
@@ -55,9 +58,10 @@ def _listing(specs: list[ToolSpec]) -> list[ToolSpec]:
 
 
 class Catalog:
-    def __init__(self, registry: Registry, settings: ToolsSettings) -> None:
+    def __init__(self, registry: Registry, settings: ToolsSettings, mcp: McpSessions | None = None) -> None:
         self._registry = registry
         self._settings = settings
+        self._mcp = mcp
 
     async def register_http(self, tenant_id: str, *, name: str, description: str, method: str, url: str,
                             parameters: dict[str, Any] | None, headers: dict[str, str] | None = None,
@@ -91,6 +95,36 @@ class Catalog:
         specs = connection_tools(name, driver, description=description, dsn=dsn or None, path=path or None,
                                  sqlite_roots=self._settings.sqlite_dirs())
         await self._registry.add(tenant_id, specs, replace=replace)
+        return _listing(specs)
+
+    async def add_mcp_server(self, tenant_id: str, *, name: str, url: str, headers: dict[str, str] | None = None,
+                             credentials: dict[str, Any] | None = None, description: str = "",
+                             replace: bool = False) -> list[ToolSpec]:
+        """List the server's tools now (through the SSRF guard) and register each as `<name>.<tool>`.
+
+        `replace` re-lists: the tools under `<name>.` are dropped first, so a tool the server no
+        longer offers goes too. A server that cannot be reached is refused (nothing registered)."""
+        _check_name(name)
+        _check_url(url, "url")
+        _check_credentials(credentials)
+        if self._mcp is None:
+            raise InvalidArguments("MCP servers are not enabled in this tools service", field="url")
+        config = {"url": url, "headers": dict(headers or {})}
+        remote = await self._mcp.list_tools(url, headers_of(config, credentials))
+        if not remote:
+            raise InvalidArguments("argument 'url': the MCP server lists no tools", field="url")
+        specs, seen = [], set()
+        for tool in remote:
+            local = f"{name}.{local_name(tool.name)}"
+            if local in seen:  # two remote names that differ only in unsafe characters
+                raise InvalidArguments(f"argument 'url': the MCP server's tool names clash as {local!r}",
+                                       field="url")
+            seen.add(local)
+            desc = tool.description or f"{tool.name} (MCP server {name})"
+            specs.append(ToolSpec(local, desc if not description else f"{desc} [{description}]"[:2000], "mcp",
+                                  tool.input_schema or {"type": "object"}, {**config, "tool": tool.name},
+                                  credentials))
+        await self._registry.add(tenant_id, specs, replace_prefix=name if replace else None)
         return _listing(specs)
 
     async def delete(self, tenant_id: str, name: str) -> int:

@@ -43,6 +43,9 @@ class ToolsSettings(ServiceSettings):
     http_timeout_s: float = 15.0
     http_max_response_bytes: int = 2 * 1024 * 1024
     http_max_redirects: int = 5
+    # MCP servers (kind `mcp`): the longest one session (list or call) may take. Their responses
+    # share http_max_response_bytes and the private-target rules above.
+    mcp_timeout_s: float = 30.0
 
     # ---- invocation ----------------------------------------------------------------------
     default_timeout_s: float = 30.0

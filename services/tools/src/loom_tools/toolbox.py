@@ -17,6 +17,8 @@ from loom_tools.domain.audit import PgAudit
 from loom_tools.domain.executor import Executor
 from loom_tools.domain.registry import Registry
 from loom_tools.domain.secrets import SecretBox, load_key
+from loom_tools.mcp.runner import McpRunner
+from loom_tools.mcp.session import McpSessions
 from loom_tools.medkg import tools as medkg
 from loom_tools.net.client import GuardedClient
 from loom_tools.net.ssrf import Guard
@@ -50,8 +52,10 @@ def build_sandbox(s: ToolsSettings) -> Sandbox:
 def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | None = None) -> Toolbox:
     registry = Registry(pool, SecretBox(load_key(s.secret_key, s.home)))
     private = s.private_targets()
-    client = GuardedClient(Guard(s.allowlist(), private=private), timeout_s=s.http_timeout_s,
-                           max_bytes=s.http_max_response_bytes, max_redirects=s.http_max_redirects)
+    guard = Guard(s.allowlist(), private=private)
+    client = GuardedClient(guard, timeout_s=s.http_timeout_s, max_bytes=s.http_max_response_bytes,
+                           max_redirects=s.http_max_redirects)
+    mcp = McpSessions(guard, max_bytes=s.http_max_response_bytes, timeout_s=s.mcp_timeout_s)
     sandbox = sandbox or build_sandbox(s)
     builtins = {name: spec for name, (spec, _) in builtin_catalog().items()}
     builtins.update({t.name: t for t in (REQUEST_SPEC, code_tools.PYTHON, tickets.SPEC, *medkg.SPECS)})
@@ -67,7 +71,8 @@ def build_toolbox(s: ToolsSettings, pool: asyncpg.Pool, *, sandbox: Sandbox | No
         "code": CodeRunner(sandbox),
         "tickets": tickets.TicketRunner(pool),
         "medkg": medkg.MedkgRunner(pool),
+        "mcp": McpRunner(mcp),
     }
     executor = Executor(registry, builtins, runners, PgAudit(pool), default_timeout_s=s.default_timeout_s,
                         max_timeout_s=s.max_timeout_s)
-    return Toolbox(executor, Catalog(registry, s), sandbox, sql)
+    return Toolbox(executor, Catalog(registry, s, mcp), sandbox, sql)

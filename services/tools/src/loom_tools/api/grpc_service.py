@@ -120,6 +120,14 @@ class ToolsServicer(tools_pb2_grpc.ToolsServicer):
                 replace=r.replace)
         return pb.RegisterToolResponse(tools=[_info(s) for s in await _guarded(context, call())])
 
+    async def AddMcpServer(self, r: pb.AddMcpServerRequest, context) -> pb.RegisterToolResponse:
+        async def call():
+            return await self.catalog.add_mcp_server(
+                _tenant(r), name=r.name, url=r.url, headers=dict(r.headers),
+                credentials=_credentials(r.credentials, r.HasField("credentials")), description=r.description,
+                replace=r.replace)
+        return pb.RegisterToolResponse(tools=[_info(s) for s in await _guarded(context, call())])
+
     async def DeleteTool(self, r: pb.DeleteToolRequest, context) -> pb.DeleteToolResponse:
         async def call():
             return await self.catalog.delete(_tenant(r), r.name)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 # A tool name is safe in logs, URLs and LLM function-calling (which allows [A-Za-z0-9_.-]).
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-KINDS = ("builtin", "http", "openapi", "sql", "code", "tickets")
+KINDS = ("builtin", "http", "openapi", "sql", "code", "tickets", "mcp")
 
 
 @dataclass(frozen=True)
