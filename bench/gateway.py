@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
 import shutil
@@ -46,11 +45,11 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
 
+from benchkit import PROMPT, chat_graph, cpu_seconds  # noqa: E402
 from gateway_stack import app_with_key, start_stack  # noqa: E402
 
 from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
@@ -58,15 +57,8 @@ from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 from loom_common.devstack import certs, infra  # noqa: E402
 from loom_common.testing import ServiceProcess, service_channel  # noqa: E402 - signs each call (service_auth)
 
-PROMPT = "Write one sentence about the sea."
 MAX_TOKENS = 8
-GRAPH = {"nodes": [
-    {"id": "start", "data": {"type": "start"}},
-    {"id": "llm", "data": {"type": "llm", "model": {"name": "gemma3:270m", "completion_params":
-                                                    {"max_tokens": MAX_TOKENS, "temperature": 0}},
-                           "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
-    {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
-    "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
+GRAPH = chat_graph(max_tokens=MAX_TOKENS)
 
 
 async def direct_ttft(stub: pb_grpc.InferenceStub) -> float:
@@ -284,23 +276,6 @@ def non_llm_with_redis(stack, redis_dir: Path, rounds_n: int, seconds: float, pg
 
 def p50(xs: list[float]) -> float:
     return statistics.median(xs)
-
-
-def cpu_seconds(procs: dict[str, int]) -> dict[str, float]:
-    """CPU time (user + system) of each named process and its children so far."""
-    out = {}
-    for name, pid in procs.items():
-        total = 0.0
-        try:
-            root = psutil.Process(pid)
-            for p in (root, *root.children(recursive=True)):
-                with contextlib.suppress(psutil.Error):
-                    t = p.cpu_times()
-                    total += t.user + t.system
-        except psutil.Error:
-            pass
-        out[name] = total
-    return out
 
 
 async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) -> tuple[dict, str]:

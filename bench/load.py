@@ -18,11 +18,23 @@ Without --url it starts its own stack (embedded NATS and Postgres, every service
 as bench/gateway.py does). With --url it signs in to the console API with --email/--password
 and creates what it needs (two apps with keys, a dataset with a dataset key and one document).
 
-`--mode` picks the mix (MODES below). The faults-and-scale issue adds its 200-stream mode
-there: a mode is a name, the weight of each task and a default number of users, nothing else.
+`--mode` picks the mix (MODES below): a mode is a name, the weight of each task and a default
+number of users, nothing else.
+
+    streams     200 users, each holding one streaming chat after another (`chat` alone). With
+                its own stack the chat model is the inference service's fake route (`--model
+                fake`, the default in this mode: no model, tokens paced at `--token-gap` s, so a
+                stream lasts ~`--stream-tokens` x gap, long enough for all users to hold theirs
+                at once) and the stack is sized for the users: orchestrator slots
+                (LOOM_ORCHESTRATOR_MAX_CONCURRENT_RUNS) and the engine's max_parallel/max_waiting.
+                `--model bundled` runs it on the real model (50 users: `--users 50`).
+
+    .venv/bin/python bench/load.py --mode streams --quick                  # 200 streams, ~2 minutes
+    .venv/bin/python bench/load.py --mode streams --model bundled --users 50 --quick
 
 The last line printed is one JSON object: per kind {requests, failures, error_rate, rps, p50_ms,
-p95_ms, p99_ms, max_ms}, and the totals.
+p95_ms, p99_ms, max_ms}, the totals, `streams_held` (the most streams open at once, each past its
+first token), TTFT p50/p95 and, with its own stack, each process's peak RSS and CPU use.
 
 Locust patches the standard library with gevent when imported, which neither asyncio nor the
 stack's own start-up tolerate: the load itself runs in a child process (this file again, with
@@ -37,26 +49,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from benchkit import BUNDLED_CHAT, FAKE_CHAT, PROMPT, chat_graph, cpu_seconds, fake_model_config, rss_mb, stack_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # mode -> (task weights, default users). A task's weight is how often a user picks it.
 MODES: dict[str, tuple[dict[str, int], int]] = {
     "mixed": ({"chat": 4, "workflow": 3, "retrieval": 3, "upload": 1}, 8),
-    # "streams": ({"chat": 1}, 200),  <- the faults-and-scale issue's 200 concurrent streams go here
+    "streams": ({"chat": 1}, 200),  # concurrent streaming chats held (faults-and-scale issue)
 }
 MAX_TOKENS = 8  # a chat answer's length: the load is on the platform, a 2-core box decodes ~70 tok/s
-CHAT_GRAPH = {"nodes": [
-    {"id": "start", "data": {"type": "start"}},
-    {"id": "llm", "data": {"type": "llm", "model": {"name": "gemma3:270m", "completion_params":
-                                                    {"max_tokens": MAX_TOKENS, "temperature": 0}},
-                           "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
-    {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
-    "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
 WORKFLOW_GRAPH = {"nodes": [
     {"id": "start", "data": {"type": "start", "variables": [{"variable": "city", "type": "text-input"}]}},
     {"id": "t", "data": {"type": "template-transform", "template": "Hello {{ city }}!",
@@ -81,6 +89,8 @@ class Target:
     weights: dict[str, int] = field(default_factory=dict)
     users: int = 8
     duration_s: float = 60.0
+    chat_model: str = BUNDLED_CHAT
+    chat_tokens: int = MAX_TOKENS
 
 
 # ---- set-up (parent process) -------------------------------------------------------------------
@@ -112,7 +122,10 @@ def prepare(target: Target, email: str, password: str) -> Target:
     tag = uuid.uuid4().hex[:6]
     with httpx.Client(verify=verify, timeout=60) as http:
         headers, ws = _console_login(http, target.url, email, password)
-        target.chat_key = _app_key(http, ws, headers, "chatflow", CHAT_GRAPH, f"load-chat-{tag}")
+        target.chat_key = _app_key(http, ws, headers, "chatflow", chat_graph(target.chat_model, target.chat_tokens),
+                                   f"load-chat-{tag}")
+        if not ({"retrieval", "upload", "workflow"} & set(target.weights)):
+            return target  # chats alone: no dataset (nor the embedding model's load) needed
         target.workflow_key = _app_key(http, ws, headers, "workflow", WORKFLOW_GRAPH, f"load-workflow-{tag}")
         target.dataset_key = http.post(f"{ws}/dataset-api-keys", headers=headers).json()["token"]
         h = {"Authorization": f"Bearer {target.dataset_key}"}
@@ -143,6 +156,7 @@ def locust_child(target: Target) -> dict:
     from locust.log import setup_logging
 
     setup_logging("WARNING")
+    streams = {"open": 0, "held": 0}  # streams past their first token and not yet ended; the most at once
 
     class LoomUser(HttpUser):
         host = target.url
@@ -159,12 +173,12 @@ def locust_child(target: Target) -> dict:
 
         def chat(self) -> None:
             self.n += 1
-            started, first, error, events = time.perf_counter(), None, None, 0
+            started, first, error, events, ended = time.perf_counter(), None, None, 0, False
             r = None
             try:  # Locust times the response head ("chat (headers)"); the stream is timed here
                 r = self.client.post("/v1/chat-messages", name="chat (headers)", stream=True, timeout=300,
                                      headers={"Authorization": f"Bearer {target.chat_key}"},
-                                     json={"inputs": {}, "query": "Write one sentence about the sea.",
+                                     json={"inputs": {}, "query": PROMPT,
                                            "user": f"load-{id(self)}", "response_mode": "streaming"})
                 r.raise_for_status()
                 for line in r.iter_lines(decode_unicode=True):
@@ -175,13 +189,21 @@ def locust_child(target: Target) -> dict:
                     if event.get("event") == "message" and first is None:
                         first = time.perf_counter()
                         self._fire("chat ttft", started, None)
+                        streams["open"] += 1
+                        streams["held"] = max(streams["held"], streams["open"])
+                    elif event.get("event") == "message_end":
+                        ended = True
                     elif event.get("event") == "error":
                         error = RuntimeError(event.get("message", "error event"))
                 if first is None and error is None:
                     error = RuntimeError("the stream ended without a message event")
+                elif not ended and error is None:
+                    error = RuntimeError("the stream ended without message_end")
             except Exception as exc:  # every failure counts, whatever it is
                 error = exc
             finally:
+                if first is not None:
+                    streams["open"] -= 1
                 if r is not None:
                     r.close()
             self._fire("chat stream", started, error, events)
@@ -233,36 +255,81 @@ def locust_child(target: Target) -> dict:
                      **{f"p{p}_ms": round(e.get_response_time_percentile(p / 100), 1) for p in (50, 95, 99)},
                      "max_ms": round(e.max_response_time or 0, 1)}
     errors = {f"{e.name}: {e.error}"[:300]: e.occurrences for e in env.stats.errors.values()}
-    return {"kinds": out, "errors": errors, "elapsed_s": round(elapsed, 1)}
+    return {"kinds": out, "errors": errors, "elapsed_s": round(elapsed, 1), "streams_held": streams["held"]}
 
 
 # ---- the parent: a stack, the set-up, the child, the report ------------------------------------
 
-def run_load(target: Target) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--locust-child"], input=json.dumps(asdict(target)),
-                       capture_output=True, text=True, timeout=target.duration_s + 600)
+class Sampler:
+    """Each process's resident memory (peak) and CPU time over the load, sampled once a second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            for name, mb in rss_mb(self.pids).items():
+                self.peak[name] = max(self.peak[name], mb)
+
+    def __enter__(self) -> Sampler:
+        self.cpu0, self.t0 = cpu_seconds(self.pids), time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        elapsed = time.monotonic() - self.t0
+        used = {k: v - self.cpu0[k] for k, v in cpu_seconds(self.pids).items()}
+        self.result = {name: {"rss_mb_peak": self.peak[name], "cpu_s": round(used[name], 1),
+                              "cpu_pct": round(100 * used[name] / elapsed, 1)} for name in self.pids}
+
+
+def run_load(target: Target, pids: dict[str, int] | None = None) -> dict:
+    with Sampler(pids or {}) as sampler:
+        r = subprocess.run([sys.executable, __file__, "--locust-child"], input=json.dumps(asdict(target)),
+                           capture_output=True, text=True, timeout=target.duration_s + 600)
     if r.returncode != 0:
         sys.exit(f"the load's process failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return {**json.loads(r.stdout.strip().splitlines()[-1]), "processes": sampler.result}
 
 
-def own_stack(root: Path):
+def stack_env(root: Path, users: int, chat_model: str, token_gap_s: float) -> dict[str, dict[str, str]]:
+    """Settings sized for `users` concurrent chats: orchestrator slots for each, the engine's
+    batch and queue (the fake route's, or the bundled model's queue), Postgres pools."""
+    env = {"gateway": {"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"},
+           "inference": {}, "service": {"LOOM_ORCHESTRATOR_MAX_CONCURRENT_RUNS": str(max(8, users))}}
+    if chat_model == FAKE_CHAT:
+        (root / "home").mkdir(parents=True, exist_ok=True)
+        env["inference"] = fake_model_config(root / "home" / "inference-fake.toml", streams=max(8, users),
+                                             step_delay_s=token_gap_s)
+    else:  # the bundled model decodes 8 at once (its KV cache is real): the rest wait in its queue
+        env["inference"] = {"LOOM_INFERENCE_PERFORMANCE__MAX_WAITING": str(max(64, users))}
+    return env
+
+
+def own_stack(root: Path, env: dict[str, dict[str, str]] | None = None):
     """NATS, Postgres and every service on free ports (bench/gateway.py's way)."""
     sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
     from gateway_stack import PASSWORD, start_stack
 
     from loom_common.devstack import infra
 
+    env = env or {"gateway": {"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"}}
     nats = infra.EmbeddedNats(root / "nats").start()
     pg = infra.EmbeddedPostgres(root / "pg").start()
     try:
-        stack = start_stack(nats.url, pg.url("loom_load"), root / "home",
-                            gateway_env={"LOOM_GATEWAY_KEY_RPM": "0", "LOOM_GATEWAY_WORKSPACE_RPM": "0"})
+        stack = start_stack(nats.url, pg.url("loom_load"), root / "home", gateway_env=env.get("gateway"),
+                            inference_env=env.get("inference"), service_env=env.get("service"))
     except BaseException:
         pg.stop()
         nats.stop()
         raise
-    return stack, (stack, pg, nats), "admin@example.com", PASSWORD
+    pids = stack_pids(stack, {"nats": nats.proc.pid, "postgres": pg.proc.pid})
+    return stack, (stack, pg, nats), "admin@example.com", PASSWORD, pids
 
 
 def report(result: dict, target: Target, mode: str) -> None:
@@ -280,9 +347,18 @@ def report(result: dict, target: Target, mode: str) -> None:
     counted = {n: k for n, k in kinds.items() if n not in ("chat ttft", "chat (headers)")}
     requests = sum(k["requests"] for k in counted.values())
     failures = sum(k["failures"] for k in counted.values())
-    print(json.dumps({"mode": mode, "users": target.users, "duration_s": result["elapsed_s"],
+    ttft = kinds.get("chat ttft", {})
+    print(f"streams held at once: {result['streams_held']} of {target.users} users; chat TTFT p50 "
+          f"{ttft.get('p50_ms', 0):.0f} ms, p95 {ttft.get('p95_ms', 0):.0f} ms (model {target.chat_model})")
+    for name, p in result.get("processes", {}).items():
+        print(f"  {name:<13} RSS peak {p['rss_mb_peak']:>7.0f} MiB   CPU {p['cpu_s']:>6.1f} s ({p['cpu_pct']:.0f} %)")
+    print(json.dumps({"mode": mode, "users": target.users, "chat_model": target.chat_model,
+                      "duration_s": result["elapsed_s"],
                       "total_rps": round(requests / result["elapsed_s"], 2), "total_requests": requests,
-                      "error_rate": round(failures / requests, 4) if requests else None, "kinds": kinds}))
+                      "error_rate": round(failures / requests, 4) if requests else None,
+                      "streams_held": result["streams_held"],
+                      "ttft_p50_ms": ttft.get("p50_ms"), "ttft_p95_ms": ttft.get("p95_ms"),
+                      "processes": result.get("processes", {}), "kinds": kinds}))
 
 
 def main() -> None:
@@ -296,28 +372,40 @@ def main() -> None:
     ap.add_argument("--ca-file", help="the CA of a TLS gateway (LOOM_TLS=1 make up: .loom/tls/ca.pem)")
     ap.add_argument("--email", default="admin@example.com", help="a console user of --url's workspace")
     ap.add_argument("--password", help="that user's password (with --url)")
+    ap.add_argument("--model", choices=("fake", "bundled"),
+                    help="the chat model (default: fake in the streams mode, else the bundled gemma3:270m)")
+    ap.add_argument("--stream-tokens", type=int, default=64, help="streams mode: tokens per answer")
+    ap.add_argument("--token-gap", type=float, default=0.1, help="streams mode, fake model: seconds between tokens")
     args = ap.parse_args()
     if args.locust_child:
         print(json.dumps(locust_child(Target(**json.loads(sys.stdin.read())))))
         return
     weights, default_users = MODES[args.mode]
+    streams = args.mode == "streams"
+    fake = (args.model or ("fake" if streams else "bundled")) == "fake"
+    if fake and args.url:
+        sys.exit("--model fake needs the bench's own stack (the fake route is configured at its start)")
     target = Target(url=args.url or "", ca_file=args.ca_file, weights=weights,
-                    users=args.users or (4 if args.quick else default_users),
-                    duration_s=45.0 if args.quick else args.duration)
+                    users=args.users or (default_users if streams else 4 if args.quick else default_users),
+                    duration_s=45.0 if args.quick else args.duration,
+                    chat_model=FAKE_CHAT if fake else BUNDLED_CHAT,
+                    chat_tokens=args.stream_tokens if streams and fake else MAX_TOKENS)
     if args.url and not args.password:
         sys.exit("--url needs --password (and --email): the load test creates its apps and dataset")
     root = Path(tempfile.mkdtemp(prefix="loom-bench-load-"))
     owned = None
     ok = False
+    pids: dict[str, int] = {}
     try:
         email, password = args.email, args.password
         if not args.url:
-            stack, owned, email, password = own_stack(root)
+            env = stack_env(root, target.users, target.chat_model, args.token_gap) if streams else None
+            stack, owned, email, password, pids = own_stack(root, env)
             target.url = stack.gateway_url
         t0 = time.perf_counter()
         prepare(target, email, password)
         print(f"set-up (apps, dataset, one indexed document) {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        result = run_load(target)
+        result = run_load(target, pids)
         ok = True
     finally:
         if owned is not None:

@@ -37,7 +37,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from loom_common.settings import ServiceSettings
 
 BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding",
-                      "llamacpp-vision"]
+                      "llamacpp-vision", "fake"]  # fake: an instant model for load tests (backends/fake.py)
 
 
 class Performance(BaseModel):

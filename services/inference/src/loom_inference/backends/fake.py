@@ -1,5 +1,8 @@
 """A deterministic `ModelRunner` for unit tests: no model, same batching contract.
 
+Also a route's `backend = "fake"` (router/factory.py): an instant model behind the real engine
+(queue, scheduler, `max_waiting`), so load tests measure the platform's control plane alone.
+
 Tokens are words of a tiny vocabulary; the next token is a pure function of the sequence's
 last token and its own seed, so batching can never change a sequence's output, and a test
 can tell streams apart. Token 0 is end-of-generation; it is produced after `eos_after` tokens
@@ -17,12 +20,13 @@ VOCAB = ["<eos>"] + [f"w{i} " for i in range(1, 100)]
 
 class FakeRunner:
     def __init__(self, *, n_ctx: int = 4096, max_seqs: int = 4, n_batch: int = 64, eos_after: int | None = None,
-                 step_delay_s: float = 0.0, fail_grammar: str | None = None) -> None:
+                 step_delay_s: float = 0.0, fail_grammar: str | None = None, record: bool = True) -> None:
         self.n_ctx, self.max_seqs, self.n_batch = n_ctx, max_seqs, n_batch
         self.context_length = n_ctx
         self.eos_after = eos_after
         self.step_delay_s = step_delay_s
         self.fail_grammar = fail_grammar
+        self.record = record  # off for a served fake: a long load would keep every step
         self.batches: list[Batch] = []          # every step, for assertions
         self.open_slots: set[int] = set()
         self.threads: set[str] = set()
@@ -46,7 +50,8 @@ class FakeRunner:
 
     def execute(self, batch: Batch) -> StepResult:
         self.threads.add(threading.current_thread().name)
-        self.batches.append(batch)
+        if self.record:
+            self.batches.append(batch)
         if self.step_delay_s:
             threading.Event().wait(self.step_delay_s)
         out = StepResult()

@@ -70,6 +70,20 @@ def _llamacpp(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
                         prefix_cache=perf.prefix_cache)
 
 
+def _fake(route: ModelRoute, settings: InferenceSettings, info: ModelInfo):
+    """No model: the real engine over FakeRunner, whose steps take no time (or
+    `parameters.step_delay_s`). Answers run to the request's max_tokens."""
+    from loom_inference.backends.fake import FakeRunner
+    from loom_inference.backends.local import LocalBackend
+
+    perf = settings.performance
+    delay = float(route.parameters.get("step_delay_s", 0.0))
+    return LocalBackend(info, lambda: FakeRunner(n_ctx=perf.n_ctx, max_seqs=perf.max_parallel, n_batch=perf.n_batch,
+                                                 step_delay_s=delay, record=False),
+                        grammar_from_schema=lambda schema: "", max_waiting=perf.max_waiting,
+                        default_max_tokens=perf.default_max_tokens, prefix_cache=False)
+
+
 def build_backend(route: ModelRoute, settings: InferenceSettings):
     info = ModelInfo(name=route.name, backend=route.backend, kind=route.kind, family=route.family,
                      quantization=route.quantization, path=route.path or "",
@@ -85,6 +99,8 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
                                   n_ctx=settings.performance.n_ctx, n_threads=settings.performance.n_threads or None)
     if route.backend == "llamacpp":
         return _llamacpp(route, settings, info)
+    if route.backend == "fake":
+        return _fake(route, settings, info)
     if route.backend == "sentence-transformers":
         from loom_inference.backends.sentence_transformers import SentenceTransformerEmbedder
 

@@ -1,0 +1,82 @@
+"""What the stack benchmarks share: the chat app's graph, the fake model's inference config, and
+what each process of a stack costs (resident memory, CPU time).
+
+bench/gateway.py, bench/load.py and bench/soak.py import it (they run as scripts, so bench/ is
+on their sys.path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import psutil
+
+PROMPT = "Write one sentence about the sea."
+BUNDLED_CHAT = "gemma3:270m"
+FAKE_CHAT = "fake"  # the inference service's `backend = "fake"` route (no model: the control plane alone)
+
+
+def chat_graph(model: str = BUNDLED_CHAT, max_tokens: int = 8) -> dict:
+    """A chatflow start -> llm -> answer on `model`, the query as the prompt, `max_tokens` long."""
+    return {"nodes": [
+        {"id": "start", "data": {"type": "start"}},
+        {"id": "llm", "data": {"type": "llm", "model": {"name": model, "completion_params":
+                                                        {"max_tokens": max_tokens, "temperature": 0}},
+                               "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
+        {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
+        "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
+
+
+def fake_model_config(path: Path, *, streams: int, step_delay_s: float = 0.0,
+                      max_waiting: int | None = None) -> dict[str, str]:
+    """Write an inference config.toml with the fake route sized for `streams` sequences at once
+    (the fake model holds no KV cache: n_ctx costs nothing) and return inference's env for it.
+    `step_delay_s` paces its tokens (every sequence advances once per step)."""
+    waiting = streams if max_waiting is None else max_waiting
+    path.write_text(
+        "[performance]\n"
+        f"max_parallel = {streams}\nmax_waiting = {waiting}\nn_ctx = {max(8192, 512 * streams)}\n\n"
+        f'[[models]]\nname = "{FAKE_CHAT}"\nbackend = "fake"\n'
+        f"parameters = {{ step_delay_s = {step_delay_s} }}\n")
+    # The bundled chat model still loads at start unless told otherwise: not needed here.
+    return {"LOOM_INFERENCE_CONFIG": str(path), "LOOM_INFERENCE_LOAD_MODELS_AT_START": "false"}
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(procs: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) of each named process and its children so far."""
+    out = {}
+    for name, pid in procs.items():
+        total = 0.0
+        for p in process_tree(pid):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        out[name] = total
+    return out
+
+
+def rss_mb(procs: dict[str, int]) -> dict[str, float]:
+    """Resident memory (MiB) of each named process and its children now."""
+    out = {}
+    for name, pid in procs.items():
+        total = 0
+        for p in process_tree(pid):
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        out[name] = round(total / 2**20, 1)
+    return out
+
+
+def stack_pids(stack, infra_pids: dict[str, int] | None = None) -> dict[str, int]:
+    """Each service of a gateway_stack.Stack (and NATS, Postgres) by name -> its pid."""
+    pids = {p.name: p.proc.pid for p in stack.procs if p.proc is not None}
+    return {**pids, **(infra_pids or {})}
