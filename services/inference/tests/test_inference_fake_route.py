@@ -31,8 +31,8 @@ async def test_inference_fake_route_answers_to_max_tokens_and_bounds_its_queue(t
         first, second = backend.generate(long), backend.generate(long)
         await anext(first)
         waiter = asyncio.ensure_future(anext(second))
-        while len(backend.engine.scheduler.waiting) < 1:  # queued behind the first
-            await asyncio.sleep(0.01)  # noqa: ASYNC110 - the engine has no event for it
+        while len(backend.engine.scheduler.waiting) < 1:  # noqa: ASYNC110 - the engine has no event for it
+            await asyncio.sleep(0.01)
         with pytest.raises(Overloaded):
             await anext(backend.generate(long))
         waiter.cancel()
