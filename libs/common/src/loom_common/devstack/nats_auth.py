@@ -6,7 +6,8 @@ only the subjects it owns in `bus.py`'s table; `admin` (operators, tests) may do
 
     user          publishes                                   subscribes (besides _INBOX.>)
     gateway       runs.requested, runs.cancel.*               run.*.events (live SSE feed)
-    orchestrator  run.*.events, dlq.*                         runs.cancel.*
+    orchestrator  run.*.events, dlq.*, runs.requested         runs.cancel.*
+                  (runs.requested: a human-input form's timeout resumes its paused run)
     rag           documents.ingest, document.*.events, dlq.*  -
     inference     -                                           -
     tools         -                                           -
@@ -35,7 +36,7 @@ _INBOX = "_INBOX.>"
 # user -> (subjects it publishes, subjects it subscribes to), from bus.py's table.
 PERMISSIONS: dict[str, tuple[list[str], list[str]]] = {
     "gateway": ([bus.RUNS_REQUESTED, bus.RUN_CANCEL_ALL], [bus.run_events("*")]),
-    "orchestrator": ([bus.run_events("*"), bus.dead_letter("*")], [bus.RUN_CANCEL_ALL]),
+    "orchestrator": ([bus.run_events("*"), bus.dead_letter("*"), bus.RUNS_REQUESTED], [bus.RUN_CANCEL_ALL]),
     "rag": ([bus.DOCUMENTS_INGEST, bus.document_events("*"), bus.dead_letter("*")], []),
     "inference": ([], []),
     "tools": ([], []),
