@@ -21,6 +21,7 @@ from loom_common.logging import get_logger
 from loom_common.runtime import ServiceRuntime
 from loom_gateway import __version__
 from loom_gateway.api import (
+    console_annotations,
     console_apps,
     console_auth,
     console_runs,
@@ -32,6 +33,7 @@ from loom_gateway.api import (
     errors,
     openai_compat,
     openapi,
+    service_annotations,
     service_app,
     service_datasets,
     service_runs,
@@ -45,6 +47,7 @@ from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
 from loom_gateway.domain import sealing, security
 from loom_gateway.domain.accounts import Accounts
+from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.apps import Apps
 from loom_gateway.domain.audit import AuditLog
 from loom_gateway.domain.conversations import Conversations
@@ -68,7 +71,7 @@ log = get_logger(__name__)
 # Routes are matched in order, one by one: the API that apps call on every request comes first.
 ROUTERS = (service_runs, service_app, openai_compat, service_datasets, service_webhooks, console_auth,
            console_workspaces, console_apps, console_templates, console_runs, console_stats, console_settings,
-           console_triggers)
+           console_triggers, service_annotations, console_annotations)
 
 
 def jwt_secret(settings: GatewaySettings) -> str:
@@ -139,6 +142,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                     workspace_settings=workspace_settings, reads=reads)
         g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
         g.triggers = TriggerRuns(g.apps, g.execution, gate)
+        g.annotations = Annotations(pool, inference)
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
             log.info("sealed stored app secrets", rows=sealed)

@@ -9,6 +9,7 @@ from loom_common.read_replica import Reads
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
 from loom_gateway.domain.accounts import Accounts
+from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.apps import Apps
 from loom_gateway.domain.audit import AuditLog
 from loom_gateway.domain.conversations import Conversations
@@ -41,6 +42,8 @@ class Gateway:
     reads: Reads
     # Runs whose client went away before the end: watched to their end, then recorded.
     watchers: set[asyncio.Task] = field(default_factory=set)
+    # An app's annotations and the match of chat queries against them (annotation reply).
+    annotations: Annotations | None = None
     # Triggers of workflow apps (schedules, webhooks) and the runs they start.
     schedules: Schedules | None = None
     webhooks: Webhooks | None = None

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
+from loom_common.events import AnnotationReply
 from loom_common.ids import new_id
 from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
@@ -84,6 +85,13 @@ async def _start(request: Request, p: Principal, kind: str, *, version: int | No
     app = await (g.apps.published_version(p.tenant_id, p.app_id, version) if version is not None
                  else g.apps.published(p.tenant_id, p.app_id, p.app_version))
     timing.mark(request, "app")
+    # Annotation reply: matched here, before dispatch (domain/annotations.py says why); a hit
+    # rides on the request and the orchestrator streams it without calling a model.
+    hit = None
+    if kind == "chat" and app.mode in dsl.CHAT_MODES and g.annotations is not None and (kw.get("query") or "").strip():
+        hit = await g.annotations.match(p.tenant_id, p.app_id, kw["query"])
+        if hit is not None:
+            kw["annotation_reply"] = AnnotationReply(id=hit.annotation_id, answer=hit.answer, score=hit.score)
     if kw.get("files"):  # uploaded files must be this workspace's (Dify's 400 otherwise)
         kw["files"] = await g.files.resolve(p.tenant_id, kw["files"])
     if kw.get("inputs"):  # and so must file inputs
@@ -92,12 +100,15 @@ async def _start(request: Request, p: Principal, kind: str, *, version: int | No
     run_id = new_id()
     await g.limits.reserve(p, dsl.token_budget(app.dsl, g.settings.token_reservation_default), run_id=run_id)
     try:
-        return await g.execution.start(app, kind=kind, run_id=run_id, mark=lambda stage: timing.mark(request, stage),
-                                       **kw)
+        run = await g.execution.start(app, kind=kind, run_id=run_id, mark=lambda stage: timing.mark(request, stage),
+                                      **kw)
     except BaseException:
         if p.token_quota:  # refused or failed before it ran: the tokens go back
             await asyncio.shield(g.limits.release_run(run_id))
         raise
+    if hit is not None and run.message_id:  # the message records its annotation; the hit is counted
+        await g.annotations.record_hit(p.tenant_id, p.app_id, hit, run.message_id, kw.get("query") or "")
+    return run
 
 
 @router.post("/chat-messages", name="service.chat")

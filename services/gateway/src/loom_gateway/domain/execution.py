@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from loom_common.dsl.inputs import InputError, check_inputs
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_common.read_replica import Reads
 from loom_gateway.domain import dsl, limits, run_records
@@ -214,7 +214,8 @@ class Execution:
     async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
                     conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming",
                     run_id: str | None = None,
-                    mark: Callable[[str], None] = _no_mark, invoke_from: str = "service-api") -> StartedRun:
+                    mark: Callable[[str], None] = _no_mark, invoke_from: str = "service-api",
+                    annotation_reply: AnnotationReply | None = None) -> StartedRun:
         """Record the run (and its conversation/message) and publish the request; the run's
         event feed is open on return. `mark("start")` is told when that is done. `app` is a
         published version, or the draft (`version` None) for the console's debugger runs."""
@@ -234,7 +235,8 @@ class Execution:
             graph=dsl.run_graph(app.dsl), inputs=inputs, query=query,
             conversation_id=rows.conversation_id or rows.new_conversation_id, message_id=run.message_id,
             user=user, files=files,
-            response_mode=response_mode, invoke_from=invoke_from)
+            response_mode=response_mode, invoke_from=invoke_from,
+            annotation_reply=annotation_reply if kind == "chat" else None)
         run.conversation_id, run.feed = await self._record_and_request(rows, request)
         run.published_at = time.perf_counter()
         mark("start")
