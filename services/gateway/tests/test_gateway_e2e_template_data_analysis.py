@@ -1,10 +1,12 @@
 """The data-analysis template end to end on the real stack (inference, rag, tools, orchestrator,
 gateway as processes; real NATS and Postgres): the sample database written by the template's
-script under the tools service's SQLite root and registered as the workspace's SQL connection
-`shop`, the template installed in one call, published, and asked through the Dify API.
+script under the tools service's SQLite root, the template installed in one call (which
+registers that database as the workspace's SQL connection `shop`), published, and asked
+through the Dify API.
 
-The model is a SCRIPTED OpenAI-compatible server on loopback, registered with the real inference
-service for the workspace (it is not a model): the text-to-SQL prompt gets a fixed SQL (a DELETE
+The model is the template tests' scripted backend (template_testkit.ScriptedModel: a SCRIPTED
+OpenAI-compatible server on loopback, registered with the real inference service for the
+workspace; it is not a model): the text-to-SQL prompt gets a fixed SQL (a DELETE
 when the question asks to delete, one that returns no rows when it says "nothing"), the retry
 prompt a good SQL, the chart prompt a fixed Vega-Lite spec. It records the prompts, so the
 assertions are on behaviour and structure: the schema reaches the prompt, the answer carries an
@@ -19,17 +21,14 @@ import importlib.util
 import json
 import re
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from template_testkit import ScriptedModel, install_template
 
 from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
-from loom_common.devstack import infra
 from loom_common.testing import service_channel
-from loom_gateway.clients.inference import InferenceClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -46,77 +45,29 @@ SPEC = {"mark": "line", "title": "Revenue per month",
         "encoding": {"x": {"field": "month", "type": "ordinal"}, "y": {"field": "revenue_eur", "type": "quantitative"}}}
 
 
-class ScriptedModel:
-    """A scripted OpenAI-compatible chat endpoint (streaming and not), answering by prompt kind."""
+def _answer(messages: list[dict]) -> str:
+    """The scripted backend's reply, by prompt kind."""
+    system, question = messages[0]["content"], messages[-1]["content"].lower()
+    if system.startswith("You choose a chart"):
+        return "```json\n" + json.dumps(SPEC) + "\n```"
+    if "Your previous query was" in system:  # asked again after a failed check
+        return GOOD_SQL
+    if "delete" in question:
+        return WRITE_SQL
+    if "region" in question:
+        return UNKNOWN_SQL
+    return f"```sql\n{EMPTY_SQL if 'nothing' in question else GOOD_SQL}\n```"
 
-    def __init__(self) -> None:
-        self.prompts: list[list[dict]] = []
-        scripted = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # /v1/models
-                self._json({"object": "list", "data": [{"id": SCRIPTED, "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                messages = body["messages"]
-                scripted.prompts.append(messages)
-                text = scripted.answer(messages[0]["content"], messages[-1]["content"].lower())
-                if not body.get("stream"):
-                    self._json({"id": "x", "object": "chat.completion", "model": SCRIPTED,
-                                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                             "finish_reason": "stop"}],
-                                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
-                    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-
-            def _json(self, obj):
-                raw = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def answer(system: str, question: str) -> str:
-        if system.startswith("You choose a chart"):
-            return "```json\n" + json.dumps(SPEC) + "\n```"
-        if "Your previous query was" in system:  # asked again after a failed check
-            return GOOD_SQL
-        if "delete" in question:
-            return WRITE_SQL
-        if "region" in question:
-            return UNKNOWN_SQL
-        return f"```sql\n{EMPTY_SQL if 'nothing' in question else GOOD_SQL}\n```"
-
-    def kinds(self) -> list[str]:
-        return ["chart" if p[0]["content"].startswith("You choose a chart") else
-                "retry" if "Your previous query was" in p[0]["content"] else "sql" for p in self.prompts]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+def _kinds(model: ScriptedModel) -> list[str]:
+    return ["chart" if p[0]["content"].startswith("You choose a chart") else
+            "retry" if "Your previous query was" in p[0]["content"] else "sql" for p in model.prompts]
 
 
 @pytest.fixture
 def scripted_model():
-    model = ScriptedModel()
-    yield model
-    model.close()
+    with ScriptedModel(SCRIPTED, _answer) as model:
+        yield model
 
 
 def _sample_db(stack) -> Path:
@@ -130,18 +81,13 @@ def _sample_db(stack) -> Path:
     return path
 
 
-async def _setup(stack, workspace_id: str, port: int, db: Path) -> None:
-    client = InferenceClient(stack.inference_addr, timeout_s=10.0)
-    try:
-        await client.register_remote(workspace_id, SCRIPTED, "openai", f"http://127.0.0.1:{port}/v1", None)
-    finally:
-        await client.close()
+async def _tools(stack, workspace_id: str) -> set[str]:
+    """The workspace's tools, as the tools service lists them."""
     tools_addr = next(p for p in stack.procs if p.name == "tools").env["LOOM_TOOLS_ADDR"]
     async with service_channel(tools_addr) as channel:
-        added = await tools_pb2_grpc.ToolsStub(channel).AddConnection(pb.AddConnectionRequest(
-            tenant_id=workspace_id, name="shop", driver="sqlite", path=str(db), description="sample shop"),
-            timeout=30)
-    assert {t.name for t in added.tools} == {"shop.query", "shop.schema"}
+        listed = await tools_pb2_grpc.ToolsStub(channel).ListTools(pb.ListToolsRequest(tenant_id=workspace_id),
+                                                                   timeout=30)
+    return {t.name for t in listed.tools}
 
 
 def _chart_svg(answer: str) -> bytes:
@@ -153,19 +99,10 @@ def _chart_svg(answer: str) -> bytes:
 def test_data_analysis_template_answers_with_a_chart_and_refuses_a_write(stack, scripted_model) -> None:
     db = _sample_db(stack)
     with stack.http() as http:
-        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "da-template"},
-                       headers=stack.console).json()["id"]
-        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
-        listed = http.get(f"{base}/templates", headers=stack.console).json()["data"]
-        assert "data-analysis" in {t["id"] for t in listed}
-        asyncio.run(_setup(stack, ws, scripted_model.port, db))
-
-        r = http.post(f"{base}/templates/data-analysis/install", json={"model": SCRIPTED},
-                      headers=stack.console, timeout=60)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["app"]["id"]
-        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
-        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
+        # The install registers the template's connection `shop` (the sample database above).
+        app = install_template(stack, http, "data-analysis", workspace="da-template", scripted=scripted_model)
+        assert {"shop.query", "shop.schema"} <= asyncio.run(_tools(stack, app.workspace_id))
+        key = app.key
 
         def ask(query: str) -> str:
             r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
@@ -176,7 +113,7 @@ def test_data_analysis_template_answers_with_a_chart_and_refuses_a_write(stack, 
 
         # A question: the schema reaches the text-to-SQL prompt, the query runs, the chart comes back.
         answer = ask("What was the revenue per month in 2024?")
-        assert scripted_model.kinds() == ["sql", "chart"]
+        assert _kinds(scripted_model) == ["sql", "chart"]
         schema_prompt = scripted_model.prompts[0][0]["content"]
         assert all(t in schema_prompt for t in ("order_items", "unit_price_cents", "customers"))
         assert answer.startswith("12 rows") and GOOD_SQL in answer
@@ -196,14 +133,14 @@ def test_data_analysis_template_answers_with_a_chart_and_refuses_a_write(stack, 
         # An empty result fails the check: asked again exactly once, with the problem, then charted.
         before = len(scripted_model.prompts)
         retried = ask("Show nothing but the lost orders per month.")
-        assert scripted_model.kinds()[before:] == ["sql", "retry", "chart"]
+        assert _kinds(scripted_model)[before:] == ["sql", "retry", "chart"]
         assert "returned no rows" in scripted_model.prompts[before + 1][0]["content"]
         assert _chart_svg(retried).startswith(b"<svg") and GOOD_SQL in retried
 
         # An unknown column is not a refusal but a mistake: the database's message goes back once.
         before = len(scripted_model.prompts)
         fixed = ask("Orders per region?")
-        assert scripted_model.kinds()[before:] == ["sql", "retry", "chart"]
+        assert _kinds(scripted_model)[before:] == ["sql", "retry", "chart"]
         assert "no such column: region" in scripted_model.prompts[before + 1][0]["content"]
         assert _chart_svg(fixed).startswith(b"<svg")
 
@@ -218,29 +155,10 @@ def test_data_analysis_template_runs_on_the_bundled_model(stack) -> None:
     structure only, the run ends on one of the template's answers and the data is unchanged."""
     db = _sample_db(stack)
     with stack.http() as http:
-        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "da-bundled"},
-                       headers=stack.console).json()["id"]
-        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
-        tools_addr = next(p for p in stack.procs if p.name == "tools").env["LOOM_TOOLS_ADDR"]
-
-        async def connect() -> None:
-            async with service_channel(tools_addr) as channel:
-                await tools_pb2_grpc.ToolsStub(channel).AddConnection(pb.AddConnectionRequest(
-                    tenant_id=ws, name="shop", driver="sqlite", path=str(db)), timeout=30)
-
-        asyncio.run(connect())
-        r = http.post(f"{base}/templates/data-analysis/install", json={"model": "gemma3:270m"},
-                      headers=stack.console, timeout=60)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["app"]["id"]
         # A loaded 2-core box decodes ~10 tokens/s: a short budget per model node (structure only).
-        draft = http.get(f"{base}/apps/{app_id}/draft", headers=stack.console).json()["dsl"]
-        for node in draft["workflow"]["graph"]["nodes"]:
-            if "model" in node["data"]:
-                node["data"]["model"]["completion_params"]["max_tokens"] = 24
-        http.put(f"{base}/apps/{app_id}/draft", json={"dsl": draft}, headers=stack.console).raise_for_status()
-        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
-        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
+        app = install_template(stack, http, "data-analysis", workspace="da-bundled", body={"model": "gemma3:270m"},
+                               max_tokens=24)
+        key = app.key
         r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
                       timeout=240, json={"inputs": {}, "query": "How many orders were shipped?", "user": "analyst",
                                          "response_mode": "blocking"})

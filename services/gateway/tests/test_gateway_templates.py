@@ -169,3 +169,66 @@ async def test_console_routes_list_install_and_audit(gateway, admin, tmp_path) -
     assert kb["data"]["dataset_ids"] == [r.json()["datasets"]["faq"]]
     logs = (await c.get(admin.ws("/audit-logs"), params={"action": "templates.install"}, headers=h)).json()["data"]
     assert len(logs) == 1 and logs[0]["detail"]["app_id"] == app_id
+
+
+class FakeConnections:
+    """Records the SQL connections an install registers (the real tools service: the data-analysis e2e test)."""
+
+    def __init__(self, existing: set[str] = frozenset(), missing: set[str] = frozenset()) -> None:
+        self.added: list[tuple[str, str, str]] = []
+        self.deleted: list[str] = []
+        self.existing, self.missing = set(existing), set(missing)
+
+    async def add_sqlite(self, tenant_id, name, path, description):
+        if path in self.missing:
+            raise BadRequest(f"invalid_arguments: argument 'path': no SQLite file at /x/{path}")
+        if name in self.existing:
+            return False
+        self.added.append((tenant_id, name, path))
+        return True
+
+    async def delete(self, tenant_id, name):
+        self.deleted.append(name)
+
+
+SHOP = [{"name": "shop", "driver": "sqlite", "path": "shop.sqlite", "description": "sample"}]
+
+
+async def test_install_registers_the_template_connections_and_undoes_them(tmp_path) -> None:
+    _write(tmp_path, connections=SHOP)
+    conns = FakeConnections()
+    t = templates.Templates(tmp_path, FakeRag(), FakeApps(), conns)
+    [card] = await t.list()
+    assert card["connections"] == [{"name": "shop", "driver": "sqlite", "path": "shop.sqlite"}]
+    await t.install("t1", None, "tiny", name=None, chat_model="m", embedding_model=None, env={})
+    assert conns.added == [("t1", "shop", "shop.sqlite")]
+    # A workspace that has a connection of that name keeps it (it may be the operator's own), and
+    # a failed install does not delete what it did not make.
+    kept = FakeConnections(existing={"shop"})
+    t = templates.Templates(tmp_path, FakeRag(), FakeApps(fail=True), kept)
+    with pytest.raises(BadRequest):
+        await t.install("t1", None, "tiny", name=None, chat_model="m", embedding_model=None, env={})
+    assert kept.added == [] and kept.deleted == []
+    # One it made is deleted again when a later step fails.
+    made = FakeConnections()
+    t = templates.Templates(tmp_path, FakeRag(), FakeApps(fail=True), made)
+    with pytest.raises(BadRequest):
+        await t.install("t1", None, "tiny", name=None, chat_model="m", embedding_model=None, env={})
+    assert made.deleted == ["shop"]
+    # The sample database was never written where the tools service looks: the field is named,
+    # and nothing else was made.
+    rag = FakeRag()
+    t = templates.Templates(tmp_path, rag, FakeApps(), FakeConnections(missing={"shop.sqlite"}))
+    with pytest.raises(BadRequest) as err:
+        await t.install("t1", None, "tiny", name=None, chat_model="m", embedding_model=None, env={})
+    assert err.value.field == "connections.shop" and "no SQLite file" in err.value.message and rag.datasets == {}
+
+
+@pytest.mark.parametrize("conn", [
+    {"name": "shop", "path": "/etc/passwd"}, {"name": "shop", "path": "../x.sqlite"},
+    {"name": "Shop!", "path": "x.sqlite"}, {"name": "pg", "driver": "postgresql", "path": "x"},
+])
+def test_a_template_connection_must_be_a_relative_sqlite_file(tmp_path, conn) -> None:
+    _write(tmp_path, connections=[conn])
+    with pytest.raises(templates.TemplateError, match="connections"):
+        templates.load_template(tmp_path / "tiny")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
+from loom_gateway.clients.tool_connections import ToolConnections
 from loom_gateway.domain import templates
 from loom_gateway.domain.rbac import Perm, Principal
 
@@ -23,9 +24,9 @@ class InstallBody(BaseModel):
                                 "settings (its `env`), by name")
 
 
-def _templates(request: Request) -> templates.Templates:
+def _templates(request: Request, connections: ToolConnections | None = None) -> templates.Templates:
     g = gw(request)
-    return templates.Templates(g.settings.templates_dir or templates.default_root(), g.rag, g.apps)
+    return templates.Templates(g.settings.templates_dir or templates.default_root(), g.rag, g.apps, connections)
 
 
 @router.get("/templates", name="templates.list")
@@ -37,15 +38,15 @@ async def list_templates(request: Request, p: Principal = require(Perm.APPS_READ
 @router.post("/templates/{template_id}/install", status_code=201, name="templates.install")
 async def install(request: Request, body: InstallBody | None = None, template_id: str = TemplateId,
                   p: Principal = require(Perm.APPS_WRITE)) -> dict:
-    """Create the template's datasets (their documents index in the background), then its app:
-    `{template, app: {id, ...}, datasets: {key: dataset id}}`."""
+    """Register the template's SQL connections with the tools service, create its datasets (their
+    documents index in the background), then its app: `{template, app: {id, ...}, datasets: {key: dataset id}}`."""
     body = body or InstallBody()
     g = gw(request)
     chat_model = body.model or await g.workspace_settings.chat_model(p.tenant_id)
-    out = await _templates(request).install(p.tenant_id, p.account_id, template_id, name=body.name,
-                                            chat_model=chat_model,
-                                            embedding_model=await g.workspace_settings.embedding_model(p.tenant_id),
-                                            env=body.env)
+    async with ToolConnections(g.settings.tools_addr) as connections:
+        out = await _templates(request, connections).install(
+            p.tenant_id, p.account_id, template_id, name=body.name, chat_model=chat_model,
+            embedding_model=await g.workspace_settings.embedding_model(p.tenant_id), env=body.env)
     request.state.audit_detail = {"template": template_id, "app_id": out["app"]["id"],
                                   "datasets": list(out["datasets"].values())}
     return out

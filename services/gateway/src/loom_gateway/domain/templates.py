@@ -2,16 +2,18 @@
 
 A template is a folder `templates/<id>/` (docs/templates/README.md describes the format):
 
-    template.yml   id, name, description, mode, app (the DSL file), datasets, tools, env
+    template.yml   id, name, description, mode, app (the DSL file), datasets, connections, tools, env
     app.yml        the app's DSL, as `POST /apps/import` takes it (Loom or Dify format), with
                    placeholders: {{dataset:<key>}} (the id of the dataset the install created),
                    {{model:chat}} (the model the install names, else the workspace's chat model)
                    and {{env:<NAME>}} (a value the install sends, else the template's default)
     <files>        knowledge documents the datasets are made of
 
-Installing creates each dataset and adds its files (rag indexes them in the background), then
-imports the DSL with the placeholders filled in. If a step fails, the datasets made so far are
-deleted again, so a failed install leaves nothing half-made behind.
+Installing registers the template's SQL connections with the tools service (a sample SQLite
+database under the tools service's SQLite roots; one the workspace has already is kept),
+creates each dataset and adds its files (rag indexes them in the background), then imports the
+DSL with the placeholders filled in. If a step fails, the connections and datasets made so far
+are deleted again, so a failed install leaves nothing half-made behind.
 
 The catalogue is read from disk on each call (a few small files): a template added to the
 folder is listed without a restart. The folder is `LOOM_GATEWAY_TEMPLATES_DIR`, by default the
@@ -36,6 +38,8 @@ log = get_logger(__name__)
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
+CONNECTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SQLITE_PATH_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,199}$")
 PLACEHOLDER_RE = re.compile(r"\{\{(dataset|model|env):([A-Za-z0-9_-]{1,63})\}\}")
 MAX_FILE_BYTES = 5 * 1024 * 1024   # one shipped knowledge document or DSL file
 MAX_ENV_VALUE = 2000
@@ -56,6 +60,16 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class ConnectionSpec:
+    """A SQL connection the install registers: a SQLite file, relative to the tools service's
+    first SQLite root (LOOM_TOOLS_SQLITE_ROOTS), which the tools service resolves and checks."""
+    name: str          # the tools <name>.query and <name>.schema
+    path: str
+    description: str = ""
+    driver: str = "sqlite"
+
+
+@dataclass(frozen=True)
 class EnvSpec:
     name: str
     default: str
@@ -70,6 +84,7 @@ class Template:
     mode: str
     app_file: Path
     datasets: tuple[DatasetSpec, ...] = ()
+    connections: tuple[ConnectionSpec, ...] = ()
     tools: tuple[str, ...] = ()      # the built-in tools the app calls (listed for the reader)
     env: tuple[EnvSpec, ...] = ()
     doc: str = ""                    # docs/templates/<id>.md, relative to the repository
@@ -79,6 +94,7 @@ class Template:
         return {"id": self.id, "name": self.name, "description": self.description, "mode": self.mode,
                 "tags": list(self.tags), "datasets": [{"key": d.key, "name": d.name, "files": len(d.files)}
                                                       for d in self.datasets],
+                "connections": [{"name": c.name, "driver": c.driver, "path": c.path} for c in self.connections],
                 "tools": list(self.tools), "doc": self.doc,
                 "env": [{"name": e.name, "default": e.default, "description": e.description} for e in self.env]}
 
@@ -125,6 +141,17 @@ def load_template(folder: Path) -> Template:
             raise TemplateError(f"{at}: process_rule must be a mapping")
         datasets.append(DatasetSpec(_str(d, "key", at), _str(d, "name", at)[:40], _str(d, "description", at, ""),
                                     tuple(_inside(folder, f, at) for f in d["files"]), rule))
+    connections = []
+    for i, c in enumerate(meta.get("connections") or []):
+        at = f"{where}: connections[{i}]"
+        # SQLite only: a PostgreSQL DSN carries a credential, which has no place in a template.
+        if not isinstance(c, dict) or c.get("driver", "sqlite") != "sqlite":
+            raise TemplateError(f"{at}: a mapping with name and path (driver sqlite)")
+        name, path = str(c.get("name", "")), str(c.get("path", ""))
+        if not CONNECTION_RE.match(name) or not SQLITE_PATH_RE.match(path) or ".." in path.split("/"):
+            raise TemplateError(f"{at}: name must match {CONNECTION_RE.pattern}, path be relative "
+                                f"({SQLITE_PATH_RE.pattern}, no '..')")
+        connections.append(ConnectionSpec(name, path, str(c.get("description", ""))))
     env = []
     for i, e in enumerate(meta.get("env") or []):
         at = f"{where}: env[{i}]"
@@ -136,7 +163,7 @@ def load_template(folder: Path) -> Template:
         raise TemplateError(f"{where}: tools must be a list of tool names")
     t = Template(id=tid, name=_str(meta, "name", where), description=_str(meta, "description", where, ""),
                  mode=_str(meta, "mode", where), app_file=_inside(folder, _str(meta, "app", where, "app.yml"), where),
-                 datasets=tuple(datasets), tools=tuple(tools), env=tuple(env),
+                 datasets=tuple(datasets), connections=tuple(connections), tools=tuple(tools), env=tuple(env),
                  doc=f"docs/templates/{tid}.md", tags=tuple(str(x) for x in meta.get("tags") or []))
     _check_placeholders(t, t.app_file.read_text())
     return t
@@ -177,6 +204,11 @@ class Rag(Protocol):
     async def delete_dataset(self, t: str, dataset_id: str) -> None: ...
 
 
+class Connections(Protocol):
+    async def add_sqlite(self, tenant_id: str, name: str, path: str, description: str) -> bool: ...
+    async def delete(self, tenant_id: str, name: str) -> None: ...
+
+
 class AppImporter(Protocol):
     async def import_dsl(self, tenant_id: str, account_id: str | None, text: str, name: str | None) -> dict: ...
 
@@ -194,8 +226,8 @@ def _env_values(t: Template, given: dict[str, str]) -> dict[str, str]:
 
 
 class Templates:
-    def __init__(self, root: Path, rag: Rag, apps: AppImporter):
-        self.root, self.rag, self.apps = root, rag, apps
+    def __init__(self, root: Path, rag: Rag, apps: AppImporter, connections: Connections | None = None):
+        self.root, self.rag, self.apps, self.connections = root, rag, apps, connections
 
     async def catalogue(self) -> dict[str, Template]:
         return await asyncio.to_thread(load_catalogue, self.root)
@@ -211,7 +243,11 @@ class Templates:
         values: dict[tuple[str, str], str] = {("model", "chat"): chat_model}
         values |= {("env", k): v for k, v in _env_values(t, env).items()}
         created: list[str] = []
+        connected: list[str] = []
         try:
+            for c in t.connections:
+                if await self._connect(tenant_id, c):
+                    connected.append(c.name)
             for d in t.datasets:
                 ds = await self._create_dataset(tenant_id, d, embedding_model)
                 created.append(ds["id"])
@@ -224,8 +260,21 @@ class Templates:
             for dataset_id in created:  # best effort: the error that stopped the install is the answer
                 with contextlib.suppress(Exception):
                     await self.rag.delete_dataset(tenant_id, dataset_id)
+            for name in connected:
+                with contextlib.suppress(Exception):
+                    await self.connections.delete(tenant_id, name)
             raise
         return {"template": t.id, "app": app, "datasets": {d.key: values[("dataset", d.key)] for d in t.datasets}}
+
+    async def _connect(self, tenant_id: str, c: ConnectionSpec) -> bool:
+        """Register the connection; False when the workspace has one of that name (kept as it is)."""
+        if self.connections is None:
+            raise ApiError("this gateway cannot reach the tools service to register SQL connections",
+                           code="tools_unavailable", status=503)
+        try:
+            return await self.connections.add_sqlite(tenant_id, c.name, c.path, c.description)
+        except BadRequest as exc:  # e.g. the sample database was never written where the tools service looks
+            raise BadRequest(f"connection {c.name!r}: {exc.message}", field=f"connections.{c.name}") from exc
 
     async def _create_dataset(self, tenant_id: str, d: DatasetSpec, embedding_model: str | None) -> dict:
         # Dataset names are unique in a workspace: a second install of the template gets "<name> 2".
