@@ -1,6 +1,7 @@
 """OpenAI-compatible API (app keys): /v1/chat/completions (tools, streaming), /v1/embeddings,
 /v1/models, routed to inference's gRPC with the caller's key counted against its limits and
-token quota. Errors keep the gateway's shape `{code, message, status}` (the SDKs read any JSON body).
+token quota. With `model` set to the key's app id, a chat completion runs the app (openai_apps.py).
+Errors keep the gateway's shape `{code, message, status}` (the SDKs read any JSON body).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class ChatCompletionBody(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=255)
+    # Loom extensions, read when `model` is the key's app (openai_apps.py): its inputs, and the
+    # conversation to continue (an answer returns its conversation_id).
+    inputs: dict[str, Any] | None = None
+    conversation_id: str | None = Field(None, max_length=64)
 
 
 class EmbeddingsBody(BaseModel):
@@ -122,6 +127,10 @@ def _calls(tool_calls) -> list[dict]:
 
 @router.post("/chat/completions", name="openai.chat_completions")
 async def chat_completions(body: ChatCompletionBody, request: Request, p: Principal = require(Perm.MODELS_USE)):
+    if p.app_id and body.model == p.app_id:  # the app itself, not a model: run it
+        from loom_gateway.api import openai_apps  # (it builds on this module's helpers)
+
+        return await openai_apps.answer(body, request, p)
     g = gw(request)
     args = _args(body)
     cid, created = f"chatcmpl-{args.request_id}", int(time.time())
@@ -198,6 +207,14 @@ async def embeddings(body: EmbeddingsBody, request: Request, p: Principal = requ
 
 @router.get("/models", name="openai.models")
 async def models(request: Request, p: Principal = require(Perm.MODELS_USE)) -> dict:
-    found = await gw(request).inference.list_models()
-    return {"object": "list", "data": [{"id": m["name"], "object": "model", "created": 0, "owned_by": m["backend"]
-                                        or "loom"} for m in found]}
+    """The models an app key may name, its own app first (`model` = the app's id runs the app)."""
+    g = gw(request)
+    apps = []
+    if p.app_id:
+        app = await g.apps.get(p.tenant_id, p.app_id)
+        if app["mode"] in ("chat", "chatflow", "agent"):
+            apps.append({"id": app["id"], "object": "model", "created": app["created_at"], "owned_by": "loom-app",
+                         "name": app["name"]})
+    found = await g.inference.list_models()
+    return {"object": "list", "data": apps + [{"id": m["name"], "object": "model", "created": 0,
+                                               "owned_by": m["backend"] or "loom"} for m in found]}

@@ -42,9 +42,9 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-@router.post("/webhooks/{webhook_id}", status_code=202, name="service.webhook",
-             responses={202: {"description": "The run started: `{workflow_run_id, task_id}`"},
-                        401: {"description": "Unsigned, wrongly signed, stale or replayed"}})
+# Public to the key check: the request's HMAC signature is its credential (webhooks.verify).
+@router.post("/webhooks/{webhook_id}", status_code=202, name="service.webhook", openapi_extra={"x-loom-perm": "public"},
+             responses={202: {"description": "The run started: `{workflow_run_id, task_id}`"}})
 async def webhook(webhook_id: str, request: Request,
                   response_mode: Literal["async", "blocking"] = Query("async")):
     g = gw(request)
