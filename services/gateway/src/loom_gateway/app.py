@@ -28,9 +28,11 @@ from loom_gateway.api import (
     console_settings,
     console_stats,
     console_templates,
+    console_tools,
     console_triggers,
     console_workspaces,
     errors,
+    mcp_server,
     openai_compat,
     openapi,
     service_annotations,
@@ -45,6 +47,7 @@ from loom_gateway.api.timing import ServerTiming
 from loom_gateway.bus.runs import NatsRunBus
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
+from loom_gateway.clients.tools import ToolsClient
 from loom_gateway.domain import sealing, security
 from loom_gateway.domain.accounts import Accounts
 from loom_gateway.domain.annotations import Annotations
@@ -72,6 +75,7 @@ log = get_logger(__name__)
 ROUTERS = (service_runs, service_app, openai_compat, service_datasets, service_webhooks, console_auth,
            console_workspaces, console_apps, console_templates, console_runs, console_stats, console_settings,
            console_triggers, service_annotations, console_annotations)
+ROUTERS += (console_tools,)  # a workspace's tools: the tools service's registry
 
 
 def jwt_secret(settings: GatewaySettings) -> str:
@@ -107,6 +111,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                                       "update_by_file"), upload_max_bytes=settings.max_upload_bytes)
     inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s, settings.model_pull_timeout_s)
     rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
+    tools = ToolsClient(settings.tools_addr, settings.tools_timeout_s)
+    mcp_server.install(rt, settings.max_body_bytes)  # /v1/mcp: every published app as an MCP server
     tasks: list[asyncio.Task] = []
     # Optional Redis (LOOM_REDIS_URL): cached key admissions and rate counters the replicas
     # share; never the only copy, so Postgres answers whenever Redis cannot.
@@ -143,6 +149,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
         g.triggers = TriggerRuns(g.apps, g.execution, gate)
         g.annotations = Annotations(pool, inference)
+        g.tools = tools
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
             log.info("sealed stored app secrets", rows=sealed)
@@ -163,6 +170,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                 await task
         await inference.close()
         await rag.close()
+        await tools.close()
         if link is not None:
             await link.close()
 

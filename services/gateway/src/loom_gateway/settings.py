@@ -52,6 +52,8 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     inference_timeout_s: float = 300.0
     model_pull_timeout_s: float = 6 * 3600.0  # the console's model pull (a multi-GB download)
     rag_timeout_s: float = 60.0
+    # The console's tool routes (registering an MCP server lists its tools meanwhile).
+    tools_timeout_s: float = 60.0
 
     # Uploaded files: `StorageSettings` (storage_backend, storage_dir, s3_*), shared with the
     # orchestrator's settings.

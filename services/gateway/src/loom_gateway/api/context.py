@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from loom_common.read_replica import Reads
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
+from loom_gateway.clients.tools import ToolsClient
 from loom_gateway.domain.accounts import Accounts
 from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.apps import Apps
@@ -42,6 +43,8 @@ class Gateway:
     reads: Reads
     # Runs whose client went away before the end: watched to their end, then recorded.
     watchers: set[asyncio.Task] = field(default_factory=set)
+    # The tools service's registry (the console's tool routes); None where none is wired.
+    tools: ToolsClient | None = None
     # An app's annotations and the match of chat queries against them (annotation reply).
     annotations: Annotations | None = None
     # Triggers of workflow apps (schedules, webhooks) and the runs they start.

@@ -1,0 +1,127 @@
+"""tools.v1 client for the console's tool routes: list, register (HTTP, OpenAPI, SQL, MCP),
+delete and test-invoke a workspace's tools.
+
+The tools service refuses management calls with a gRPC status whose details read
+"<code>: <message> (field: <field>)" (its grpc_service.py); that is turned back into the
+gateway's `{code, message, status, field}` here. Credentials go in once and never come back:
+the service's `ToolInfo` says only whether a tool has some.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import grpc
+
+from loom.tools.v1 import tools_pb2 as pb
+from loom.tools.v1 import tools_pb2_grpc as pb_grpc
+from loom_common.grpc_client import call_metadata, channel
+from loom_gateway.clients.errors import translate
+from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, NotFound, Upstream
+
+_DETAIL = re.compile(r"^(?P<code>[a-z_]+): (?P<message>.*?)(?: \(field: (?P<field>[^)]+)\))?$", re.S)
+# The tools service's refusal codes -> (HTTP status, error class). Everything a caller can fix
+# by changing the request is a 4xx naming the field.
+_STATUS = {"invalid_arguments": 400, "sql_refused": 400, "ssrf_blocked": 400, "upstream_error": 400,
+           "response_too_large": 400, "not_found": 404, "conflict": 409, "timeout": 504}
+
+
+def _error(exc: grpc.aio.AioRpcError) -> ApiError:
+    m = _DETAIL.match(exc.details() or "")
+    if m is None or m["code"] not in _STATUS:
+        return translate(exc, "tools")
+    code, message, field = m["code"], m["message"], m["field"]
+    status = _STATUS[code]
+    if status == 404:
+        return NotFound(message, code="tool_not_found")
+    if status == 409:
+        return Conflict(message, code="tool_exists")
+    if status == 504:
+        return Upstream(message, code="gateway_timeout", status=504)
+    return BadRequest(message, field=field, code=code if code != "invalid_arguments" else None)
+
+
+def _credentials(creds: dict[str, Any] | None) -> pb.Credentials | None:
+    if not creds:
+        return None
+    if creds["type"] == "bearer":
+        return pb.Credentials(bearer_token=creds["token"])
+    return pb.Credentials(api_key=pb.ApiKey(header=creds["header"], value=creds["value"]))
+
+
+def tool_body(t: pb.ToolInfo) -> dict[str, Any]:
+    """A tool as the console sees it: its name is its id (what tool and agent nodes name)."""
+    return {"id": t.name, "name": t.name, "kind": t.kind, "description": t.description,
+            "provider": t.name.split(".", 1)[0] if "." in t.name else t.name,
+            "parameters": json.loads(t.parameters_json_schema or "{}"), "has_credentials": t.has_credentials}
+
+
+class ToolsClient:
+    def __init__(self, addr: str, timeout_s: float) -> None:
+        self.addr, self.timeout_s = addr, timeout_s
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.ToolsStub | None = None
+
+    def _tools(self) -> pb_grpc.ToolsStub:
+        if self._stub is None:
+            self._channel = channel(self.addr)
+            self._stub = pb_grpc.ToolsStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _call(self, name: str, req, tenant_id: str, timeout_s: float | None = None):
+        try:
+            return await getattr(self._tools(), name)(req, timeout=timeout_s or self.timeout_s,
+                                                      metadata=call_metadata(tenant_id=tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+
+    async def list(self, tenant_id: str, kind: str = "") -> list[dict[str, Any]]:
+        resp = await self._call("ListTools", pb.ListToolsRequest(tenant_id=tenant_id, kind=kind), tenant_id)
+        return [tool_body(t) for t in resp.tools]
+
+    async def register_http(self, tenant_id: str, *, name: str, description: str, method: str, url: str,
+                            parameters: dict | None, headers: dict[str, str], credentials: dict | None,
+                            replace: bool) -> list[dict[str, Any]]:
+        req = pb.RegisterToolRequest(tenant_id=tenant_id, name=name, description=description, method=method,
+                                     url=url, parameters_json_schema=json.dumps(parameters) if parameters else "",
+                                     headers=headers, credentials=_credentials(credentials), replace=replace)
+        return [tool_body(t) for t in (await self._call("RegisterTool", req, tenant_id)).tools]
+
+    async def import_openapi(self, tenant_id: str, *, prefix: str, spec: str, base_url: str,
+                             credentials: dict | None, replace: bool) -> list[dict[str, Any]]:
+        req = pb.ImportOpenAPIRequest(tenant_id=tenant_id, prefix=prefix, spec=spec, base_url=base_url,
+                                      credentials=_credentials(credentials), replace=replace)
+        return [tool_body(t) for t in (await self._call("ImportOpenAPI", req, tenant_id)).tools]
+
+    async def add_connection(self, tenant_id: str, *, name: str, driver: str, dsn: str, path: str,
+                             description: str, replace: bool) -> list[dict[str, Any]]:
+        req = pb.AddConnectionRequest(tenant_id=tenant_id, name=name, driver=driver, dsn=dsn, path=path,
+                                      description=description, replace=replace)
+        return [tool_body(t) for t in (await self._call("AddConnection", req, tenant_id)).tools]
+
+    async def add_mcp_server(self, tenant_id: str, *, name: str, url: str, headers: dict[str, str],
+                             credentials: dict | None, description: str, replace: bool) -> list[dict[str, Any]]:
+        req = pb.AddMcpServerRequest(tenant_id=tenant_id, name=name, url=url, headers=headers,
+                                     credentials=_credentials(credentials), description=description,
+                                     replace=replace)
+        return [tool_body(t) for t in (await self._call("AddMcpServer", req, tenant_id)).tools]
+
+    async def delete(self, tenant_id: str, name: str) -> int:
+        return (await self._call("DeleteTool", pb.DeleteToolRequest(tenant_id=tenant_id, name=name),
+                                 tenant_id)).deleted
+
+    async def invoke(self, tenant_id: str, name: str, arguments: dict[str, Any], timeout_s: float,
+                     node_id: str) -> dict[str, Any]:
+        """One call, as a node would make it (audited by the tools service); a refusal is data."""
+        req = pb.InvokeRequest(tenant_id=tenant_id, tool=name, arguments_json=json.dumps(arguments),
+                               node_id=node_id, timeout_s=timeout_s)
+        r = await self._call("Invoke", req, tenant_id, timeout_s=timeout_s + 5.0)
+        return {"ok": r.ok, "result": json.loads(r.result_json) if r.ok and r.result_json else None,
+                "error_code": r.error_code or None, "error_message": r.error_message or None,
+                "error_field": r.error_field or None, "duration_ms": round(r.duration_ms, 2)}
