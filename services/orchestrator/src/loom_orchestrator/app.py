@@ -1,5 +1,6 @@
 """Composition root of the orchestrator: the runs consumer, the stop listener, the gRPC
-clients of inference, rag and tools, the file store, Postgres, metrics and the backlog watcher."""
+clients of inference, rag and tools, the file store, Postgres, metrics, the backlog watcher and
+the human-input timer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from loom_orchestrator.clients.rag import RagClient
 from loom_orchestrator.clients.tools import ToolsClient
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import align_consumer, build_router, runs_consumer, watch_backlog
+from loom_orchestrator.human_inputs import PgHumanInputs
+from loom_orchestrator.human_timer import run_timer
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.worker import Worker
 
@@ -46,6 +49,8 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
         await align_consumer(rt.broker, settings.runs_ack_wait_s)
         worker.stops.listening()  # the broker started: the stop subscription is live
         tasks.append(asyncio.create_task(watch_backlog(rt.broker, settings.backlog_every_s, metrics.QUEUE_BACKLOG)))
+        tasks.append(asyncio.create_task(run_timer(lambda: PgHumanInputs(pool()), rt.broker,
+                                                   settings.human_input_timer_s)))
 
     @rt.on_stop
     async def _stop(rt: ServiceRuntime) -> None:

@@ -38,3 +38,6 @@ class OrchestratorSettings(ServiceSettings, StorageSettings):
     max_concurrent_extractions: int = 2
     # How often the queue-backlog gauge is refreshed.
     backlog_every_s: float = 5.0
+    # How often the human-input timer looks for forms past their deadline (human_timer.py): a
+    # form times out at most this long after its deadline.
+    human_input_timer_s: float = 5.0

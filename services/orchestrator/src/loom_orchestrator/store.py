@@ -20,6 +20,7 @@ from loom_orchestrator.engine.context import Turn
 from loom_orchestrator.engine.ports import NodeRecord
 
 TERMINAL = ("succeeded", "partial-succeeded", "failed", "stopped")
+# Not terminal: `paused` (waiting for a human-input answer, see human_inputs.py).
 
 
 def _j(value: Any) -> str:
@@ -31,6 +32,7 @@ class Claim:
     created: bool  # this delivery recorded the run: nothing of it was journaled or published before
     status: str  # after the claim: running, or the terminal status of a run already finished
     accepted_epoch: float  # when the run was first recorded
+    paused_s: float = 0.0  # time it spent paused on human-input forms, so far
     history: list[Turn] = field(default_factory=list)  # the conversation's last turns, oldest first
     variables: dict[str, Any] = field(default_factory=dict)  # the conversation's variables
 
@@ -56,7 +58,7 @@ WITH claim AS (
         status = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.status ELSE 'running' END,
         worker = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.worker ELSE EXCLUDED.worker END
     WHERE runs.claimed_delivery <= EXCLUDED.claimed_delivery
-    RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch
+    RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch, paused_s
 ), new_conversation AS (
     INSERT INTO conversations (id, tenant_id, app_id) SELECT $6, $2, $3 WHERE $8 AND EXISTS (SELECT 1 FROM claim)
     ON CONFLICT (id) DO NOTHING RETURNING tenant_id, variables
@@ -89,7 +91,7 @@ class PgRunStore:
                                        delivery)
         if row is None:
             raise Superseded(f"run {event.run_id}: delivery {delivery} is stale, a later delivery claimed the run")
-        claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]))
+        claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]), float(row["paused_s"]))
         if not with_conversation:
             return claim
         owner, variables = row["conversation_tenant"], row["variables"]

@@ -10,6 +10,10 @@ recorded and its finished nodes journaled and resumes. A worker that stalled pas
 wait (its lease lost) writes nothing more of the run and leaves the message unsettled.
 A redelivery of a run whose outcome is already recorded is acked without doing anything (a
 run completes exactly once).
+Pauses: a run that reaches an unanswered human-input form is recorded as paused and its
+message acked (no slot, no lease, no message held while a person takes their time); the answer
+or the form's timeout comes back as a new request carrying `resume`, which executes the run's
+own stored request again from its journal (`human_inputs.py` decides which request resumes it).
 Fencing: the claim records the message's delivery number and refuses a lower one, so a
 delivery that sat in FastStream's buffer (all slots busy) past the ack wait, while JetStream
 redelivered it to another worker, is stale: it runs nothing and leaves the message unsettled.
@@ -37,6 +41,7 @@ from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
 from loom_orchestrator.events import RunEventPublisher, announces_end, cancel_requested
+from loom_orchestrator.human_inputs import PgHumanInputs
 from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
@@ -65,6 +70,12 @@ class Worker:
     # ---- bus entry points ----------------------------------------------------------------
 
     async def handle(self, event: RunRequested, msg: NatsMessage) -> None:
+        if event.run_id in self.handling and event.resume is not None:
+            # An answer to a run this worker is still pausing: it resumes the run once paused.
+            for _ in range(int(self.settings.runs_ack_wait_s * 20)):
+                await asyncio.sleep(0.05)
+                if event.run_id not in self.handling:
+                    break
         if event.run_id in self.handling:  # a redelivery of a run this worker is still on (running,
             # flushing its events or recording its outcome): that delivery settles the message
             log.warning("redelivery of a live run ignored", run_id=event.run_id)
@@ -147,6 +158,14 @@ class Worker:
         the run (events, journal, outcome) first checks `lease`: once lost, LeaseLost."""
         pool = self._pool()
         store = PgRunStore(pool)
+        forms = PgHumanInputs(pool)
+        resumed = event.resume is not None
+        if event.resume is not None:
+            if not await forms.take(event.tenant_id, event.run_id, event.resume):
+                log.info("human-input answer recorded; this request does not resume the run", run_id=event.run_id,
+                         form_id=event.resume.form_id)
+                return None
+            event = await forms.stored_request(event.tenant_id, event.run_id)
         chat = event.app_mode in ("chatflow", "chat", "agent")
         conversations = PgConversations(pool)
         claim = await store.claim(event, current_trace_id(), self.id, chat=chat, delivery=delivery)
@@ -163,15 +182,32 @@ class Worker:
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id,
                          message_id=(event.message_id or event.run_id) if chat else None,
-                         user=event.user, accepted_at=claim.accepted_epoch, limits=self.limits)
+                         user=event.user, accepted_at=claim.accepted_epoch, paused_s=claim.paused_s,
+                         limits=self.limits)
         services = self._services()
         services.history = claim.history
+        services.human_inputs = forms
         metrics.RUNS_ACTIVE.inc()
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
                 journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
-                                              announce_start=seq == 0, stored_at=stored_at, lease=lease)
+                                              announce_start=seq == 0, stored_at=stored_at, lease=lease,
+                                              resumed=resumed)
+                while outcome.status == "paused":
+                    await events.flush()  # the form's events before the pause: a client may answer at once
+                    if guard is not None:
+                        guard()
+                    if await forms.pause(event.run_id, [f.form_id for f in outcome.paused], delivery=delivery):
+                        log.info("run paused on human input", run_id=event.run_id, forms=len(outcome.paused))
+                        return outcome
+                    # A form was answered (or timed out) while the run was pausing: take it up again now.
+                    events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=events.seq,
+                                               guard=guard)
+                    journal = PgJournal(pool, event.tenant_id, guard=guard)
+                    outcome = await self._execute(event, ctx, services, journal, events, variables,
+                                                  announce_start=False, stored_at=stored_at, lease=lease,
+                                                  resumed=True)
         except BaseException as exc:
             # The run will be redelivered and resumed, and its resumption does not announce the
             # nodes it replays: publish what was emitted so far (briefly), then let go. (With the
@@ -202,14 +238,16 @@ class Worker:
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
-                       stored_at: float | None = None, lease: Lease | None = None) -> RunOutcome:
+                       stored_at: float | None = None, lease: Lease | None = None,
+                       resumed: bool = False) -> RunOutcome:
         # A stop published before the run is registered below was not heard as a stop of an active
         # run: remembered by this worker, or (when it may not have heard it) kept by RUN_CONTROL.
         reason = self.stops.reason(event.run_id)
         if reason is not None:
             return stopped(ctx, events, reason)
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
-                                               announce_start=announce_start, observer=metrics.Observer()))
+                                               announce_start=announce_start, observer=metrics.Observer(),
+                                               resumed=resumed))
         self.active[event.run_id] = task
         if lease is not None:
             lease.on_lost(task.cancel)

@@ -1,5 +1,6 @@
 """One run, start to finish, in the engine's world: build the variable pool, run the graph,
-and announce the run's outcome (workflow_finished, message_end or error) in Dify's shapes.
+and announce the run's outcome (workflow_finished, message_end or error) in Dify's shapes, or
+its pause on human-input forms (workflow_paused; the run is executed again once answered).
 
 Transport-free: the worker (`worker.py`) gives it the request, the journal, the event sink
 and the collaborators, and persists what it returns.
@@ -14,6 +15,7 @@ from typing import Any
 from loom_common.dsl.graph import DSLError, Graph, parse_graph
 from loom_common.events import RunRequested
 from loom_orchestrator.engine.context import RunContext, Services
+from loom_orchestrator.engine.pause import PendingForm, RunPaused
 from loom_orchestrator.engine.ports import EventSink, Journal
 from loom_orchestrator.engine.runner import Engine, NodeFailed, RunAborted
 from loom_orchestrator.engine.variables import VariablePool
@@ -25,7 +27,7 @@ _REGISTRY = registry()
 
 @dataclass
 class RunOutcome:
-    status: str  # succeeded | partial-succeeded | failed | stopped
+    status: str  # succeeded | partial-succeeded | failed | stopped | paused
     outputs: dict[str, Any] = field(default_factory=dict)
     answer: str = ""
     error: str | None = None
@@ -35,6 +37,7 @@ class RunOutcome:
     elapsed_s: float = 0.0
     conversation_variables: dict[str, Any] = field(default_factory=dict)
     retriever_resources: list[dict[str, Any]] = field(default_factory=list)  # Dify's citations of the answer
+    paused: list[PendingForm] = field(default_factory=list)  # the forms a paused run waits for
     annotation_reply: dict[str, Any] | None = None  # message_end metadata of an annotation's answer
 
     @property
@@ -58,14 +61,17 @@ def build_pool(graph: Graph, req: RunRequested, run: RunContext, conversation: d
 
 async def execute_run(req: RunRequested, run: RunContext, services: Services, journal: Journal, events: EventSink,
                       *, conversation: dict[str, Any] | None = None, announce_start: bool = True,
-                      observer: Any = None) -> RunOutcome:
+                      observer: Any = None, resumed: bool = False) -> RunOutcome:
     """Runs the graph; never raises for a workflow failure (that is an outcome), only for
-    infrastructure trouble (journal unreachable) or cancellation."""
+    infrastructure trouble (journal unreachable) or cancellation. `resumed`: a paused run
+    taken up again after an answer or a timeout (announced as workflow_resumed)."""
     t0 = run.clock()
     if announce_start:
         events.emit("workflow_started", {"id": run.run_id, "workflow_run_id": run.run_id, "app_id": run.app_id,
                                          "inputs": dict(req.inputs), "created_at": int(run.accepted_at or t0),
                                          "conversation_id": run.conversation_id, "message_id": run.message_id})
+    if resumed:
+        events.emit("workflow_resumed", {"id": run.run_id, "workflow_run_id": run.run_id, "created_at": int(t0)})
     if req.annotation_reply is not None and run.chat:
         return _annotated(req, run, events, t0, conversation or {})
     try:
@@ -74,7 +80,8 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
         return _finish(run, events, RunOutcome("failed", error=str(exc)), t0, None)
     pool = build_pool(graph, req, run, conversation or {}, len(services.history) + 1)
     engine = Engine(graph, run, services, journal, events, _REGISTRY, observer)
-    limit = max(0.001, run.limits.max_wall_s - max(0.0, t0 - (run.accepted_at or t0)))
+    # The wall time counts the run's work, not the time it waited paused for a person.
+    limit = max(0.001, run.limits.max_wall_s - max(0.0, t0 - (run.accepted_at or t0) - run.paused_s))
     outcome = RunOutcome("succeeded")
     try:
         async with asyncio.timeout(limit):
@@ -84,6 +91,8 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
         outcome = RunOutcome("failed", error=str(exc))
     except RunAborted as exc:
         outcome = RunOutcome("failed", error=str(exc))
+    except RunPaused as exc:
+        outcome = RunOutcome("paused", paused=exc.forms)
     except TimeoutError:
         outcome = RunOutcome("failed", error=f"the run exceeded its wall time of {run.limits.max_wall_s:.0f} s")
     state = engine.state
@@ -135,6 +144,12 @@ def stopped(run: RunContext, events: EventSink, reason: str) -> RunOutcome:
 def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, graph: Graph | None) -> RunOutcome:
     now = run.clock()
     outcome.elapsed_s = now - t0
+    if outcome.status == "paused":  # not an end: the run is taken up again once its forms are answered
+        events.emit("workflow_paused", {
+            "id": run.run_id, "workflow_run_id": run.run_id, "status": "paused",
+            "form_ids": [f.form_id for f in outcome.paused], "total_steps": outcome.steps,
+            "total_tokens": outcome.total_tokens, "created_at": int(run.accepted_at or t0), "paused_at": int(now)})
+        return outcome
     if outcome.status == "failed":
         events.emit("error", {"status": 400, "code": "workflow_failed", "message": outcome.error or "failed",
                               "message_id": run.message_id, "conversation_id": run.conversation_id})

@@ -103,7 +103,7 @@ class HumanInputData(NodeData):
 
 
 class FormError(ValueError):
-    """An answer that does not fit the form; `field` names the offending part (`values.reply`)."""
+    """An answer that does not fit the form; `field` names the offending part (`inputs.reply`)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -115,17 +115,17 @@ def check_answer(fields: list[FormField], actions: list[UserAction], values: Any
     """The answer's values (only the form's fields, defaults for optional ones left out) and the
     branch it takes; raises FormError."""
     if not isinstance(values, dict):
-        raise FormError("values", "values must be an object of the form's fields")
+        raise FormError("inputs", "inputs must be an object of the form's fields")
     known = {f.name for f in fields}
     for key in values:
         if key not in known:
-            raise FormError(f"values.{key}", f"'{key}' is not a field of this form")
+            raise FormError(f"inputs.{key}", f"'{key}' is not a field of this form")
     out: dict[str, Any] = {}
     for f in fields:
         value = values.get(f.name)
         if value is None or value == "":
             if f.required:
-                raise FormError(f"values.{f.name}", f"'{f.name}' is required")
+                raise FormError(f"inputs.{f.name}", f"'{f.name}' is required")
             out[f.name] = f.default
             continue
         out[f.name] = _typed(f, value)
@@ -142,7 +142,7 @@ def check_answer(fields: list[FormField], actions: list[UserAction], values: Any
 
 
 def _typed(f: FormField, value: Any) -> Any:
-    where = f"values.{f.name}"
+    where = f"inputs.{f.name}"
     if f.type in ("text", "paragraph"):
         if not isinstance(value, str):
             raise FormError(where, f"'{f.name}' must be a string")

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from loom_orchestrator.engine.pause import HumanInputs
 from loom_orchestrator.engine.ports import DocumentReader, ModelClient, Retriever, ToolRunner
 from loom_orchestrator.engine.variables import VariablePool
 
@@ -40,6 +41,7 @@ class RunContext:
     message_id: str | None = None
     user: str | None = None
     accepted_at: float = 0.0  # epoch seconds when the run was first recorded
+    paused_s: float = 0.0  # time spent paused on human-input forms (not counted in the wall time)
     limits: RunLimits = field(default_factory=RunLimits)
     clock: Callable[[], float] = time.time
 
@@ -65,6 +67,7 @@ class Services:
     retriever: Retriever | None = None
     tools: ToolRunner | None = None
     documents: DocumentReader | None = None
+    human_inputs: HumanInputs | None = None  # human-input forms (pause.py)
     history: list[Turn] = field(default_factory=list)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from loom_common.dsl.graph import Graph, Node
 from loom_common.dsl.references import references
 from loom_orchestrator.engine.context import NodeContext, NodeResult, RunContext, ScopeOutcome, Services
+from loom_orchestrator.engine.pause import RunPaused
 from loom_orchestrator.engine.ports import EventSink, Journal, NodeRecord
 from loom_orchestrator.engine.topology import Scope, compile_graph
 from loom_orchestrator.engine.variables import VariablePool
@@ -130,14 +131,21 @@ class Engine:
             tasks[asyncio.create_task(self._node(scope, nid, pool, prefix, outcome))] = nid
 
         start(scope.entry)
+        paused: list = []  # forms some branch waits for: the other branches run on, nothing after it starts
         try:
             while tasks:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     nid = tasks.pop(task)
-                    handle = task.result()
+                    try:
+                        handle = task.result()
+                    except RunPaused as exc:
+                        paused += exc.forms
+                        continue
                     for e in scope.out_edges[nid]:
                         resolve(e.target, e.source_handle == handle)
+            if paused:
+                raise RunPaused(paused)
         finally:
             for task in tasks:
                 task.cancel()
@@ -184,7 +192,7 @@ class Engine:
         container = node.data.type in CONTAINER_NODES
         try:
             result = await self._attempts(impl, node, ctx, base, container)
-        except (RunAborted, asyncio.CancelledError):
+        except (RunAborted, RunPaused, asyncio.CancelledError):
             raise
         except Exception as exc:
             await _noted(noting, record)
@@ -206,7 +214,7 @@ class Engine:
                     if ctx.timeout_s:
                         await stack.enter_async_context(asyncio.timeout(ctx.timeout_s))
                     return await impl.run(data, ctx)
-            except (RunAborted, asyncio.CancelledError):
+            except (RunAborted, RunPaused, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 if not (retry.retry_enabled and ctx.attempt <= retry.max_retries):

@@ -16,6 +16,7 @@ def registry() -> dict[str, Any]:
         document_extractor,
         end,
         http_request,
+        human_input,
         if_else,
         iteration,
         knowledge_retrieval,
@@ -37,5 +38,5 @@ def registry() -> dict[str, Any]:
              tool.ToolNode(), variable_aggregator.VariableAggregatorNode(), assigner.VariableAssignerNode(),
              iteration.IterationNode(), iteration.IterationStartNode(), loop.LoopNode(), loop.LoopStartNode(),
              loop.LoopEndNode(), agent.AgentNode(), list_operator.ListOperatorNode(),
-             document_extractor.DocumentExtractorNode()]
+             document_extractor.DocumentExtractorNode(), human_input.HumanInputNode()]
     return {n.type: n for n in nodes}
