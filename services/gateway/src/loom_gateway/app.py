@@ -63,6 +63,7 @@ from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
 from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.rate_counters import RateCounters
+from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.domain.schedules import Due, Scheduler, Schedules
 from loom_gateway.domain.trigger_runs import TriggerRuns
 from loom_gateway.domain.webhooks import Webhooks
@@ -132,6 +133,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
         workspace_settings = WorkspaceSettings(pool, sealer, policy, str(settings.storage_root()),
                                                settings.default_chat_model, settings.default_embedding_model)
+        run_bus = NatsRunBus(rt.broker)
         gate = Limits(pool, Defaults(settings.key_rpm, settings.workspace_rpm, settings.workspace_tokens_per_day),
                       keys=key_cache, counters=counters)
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
@@ -139,7 +141,9 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                         settings.login_failure_window_s), key_cache=key_cache),
                     apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link, cache_secret)),
                     conversations=conversations,
-                    execution=Execution(pool, conversations, NatsRunBus(rt.broker), reads, gate),
+                    execution=Execution(pool, conversations, run_bus, reads, gate, RunAdmission(
+                        run_bus.queue_depth, max_queued=settings.max_queued_runs,
+                        retry_after_s=settings.overload_retry_after_s)),
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),
                     limits=gate,

@@ -54,6 +54,11 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     rag_timeout_s: float = 60.0
     # The console's tool routes (registering an MCP server lists its tools meanwhile).
     tools_timeout_s: float = 60.0
+    # Runs waiting for an orchestrator worker (the RUNS queue, every replica's together) past
+    # which a new run is refused at once: 503 `overloaded` with Retry-After, rather than every
+    # client waiting out its timeout behind a growing queue (domain/run_admission.py). 0 = no limit.
+    max_queued_runs: int = 1000
+    overload_retry_after_s: int = 2
 
     # Uploaded files: `StorageSettings` (storage_backend, storage_dir, s3_*), shared with the
     # orchestrator's settings.

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from loom_common.logging import get_logger
-from loom_gateway.domain.errors import ApiError, RateLimited
+from loom_gateway.domain.errors import ApiError
 
 log = get_logger(__name__)
 
@@ -25,7 +25,8 @@ def _field(loc: tuple) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        retry_after = getattr(exc, "retry_after_s", None)  # RateLimited (429), Overloaded (503)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -158,6 +158,16 @@ class NatsRunBus:
         with _bus_unavailable_is_503("The stop could not be sent"):
             await messaging.publish(self.broker, bus.run_cancel(event.run_id), event, stream=bus.RUN_CONTROL.name)
 
+    async def queue_depth(self) -> int:
+        """Runs waiting for a worker: the orchestrators' durable consumer's pending count (0
+        before any orchestrator created it). Read by domain/run_admission.py."""
+        c = bus.ORCHESTRATOR_RUNS
+        try:
+            info = await self.broker.connection.jetstream().consumer_info(c.stream.name, c.durable, timeout=2.0)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(info.num_pending)
+
     async def _subscribe(self, run_id: str):
         js = self.broker.connection.jetstream()
         return await js.subscribe(bus.run_events(run_id), stream=bus.RUN_EVENTS.name, ordered_consumer=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Upstream
+from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, RateLimited, Upstream
 
 
 def translate(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
@@ -21,7 +21,7 @@ def translate(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return Forbidden(detail)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return ApiError(detail, code="too_many_requests", status=429)
+        return RateLimited(detail or "The model is busy; try again later.", retry_after_s=1)  # an engine's full queue
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Upstream(f"{service} timed out", code="gateway_timeout", status=504)
     if code == grpc.StatusCode.UNAVAILABLE:

@@ -10,6 +10,7 @@
      ├── RateLimited         429 too_many_requests (with retry_after)
      ├── QuotaExceeded       429 quota_exceeded
      ├── Upstream            502/503/504 a Loom service failed or was unreachable
+     ├── Overloaded          503 overloaded (with retry_after): the run queue is full
 
 Transport maps every one of these to a JSON response; anything else is a 500 and a bug.
 """
@@ -84,3 +85,13 @@ class QuotaExceeded(RateLimited):
 
 class Upstream(ApiError):
     status, code = 503, "service_unavailable"
+
+
+class Overloaded(ApiError):
+    """Too much work queued to take more now (run_admission.py): 503 with Retry-After."""
+
+    status, code = 503, "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 2):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -27,6 +27,7 @@ from loom_gateway.domain import dsl, limits, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
+from loom_gateway.domain.run_admission import RunAdmission
 
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
@@ -203,8 +204,9 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
 
 class Execution:
     def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None,
-                 quotas: limits.Limits | None = None):
+                 quotas: limits.Limits | None = None, admission: RunAdmission | None = None):
         self.pool = pool
+        self.admission = admission  # refuses a run when the run queue is full (None: never)
         self.limits = quotas  # settles a finished run's token reservation (None: in Postgres alone)
         # Run detail and lists read the replica (loom_common.read_replica); see run_detail.
         self.reads = reads or Reads(pool)
@@ -220,6 +222,8 @@ class Execution:
         event feed is open on return. `mark("start")` is told when that is done. `app` is a
         published version, or the draft (`version` None) for the console's debugger runs."""
         inputs, files = _check(app, kind, inputs, files, query)
+        if self.admission is not None:  # before anything is recorded: a refused run leaves no trace
+            await self.admission.admit()
         run = StartedRun(run_id or new_id(), app.tenant_id, app.id, app.mode, int(time.time()), inputs=inputs)
         if kind != "workflow":
             run.message_id = new_id()
