@@ -80,10 +80,16 @@ class Management:
         async with self.db.transaction(tenant_id) as conn:
             return await datasets_store.get(conn, tenant_id, uuid_("dataset_id", dataset_id))
 
-    async def list_datasets(self, tenant_id: str, *, keyword: str = "", page: int = 1, limit: int = 20) -> Page:
+    async def list_datasets(self, tenant_id: str, *, keyword: str = "", page: int = 1, limit: int = 20,
+                            ids: list[str] | None = None) -> Page:
+        """`ids`: only those datasets (a tag's, from the gateway); None: all of the tenant's."""
         page, limit, offset = paging(page, limit)
+        if ids is not None and len(ids) > 1000:
+            raise InvalidArgument("ids", "at most 1000 datasets")
+        only = [uuid_("ids", d) for d in ids] if ids is not None else None
         async with self.db.transaction(tenant_id) as conn:
-            items, total = await datasets_store.list_(conn, tenant_id, keyword=keyword, offset=offset, limit=limit)
+            items, total = await datasets_store.list_(conn, tenant_id, keyword=keyword, offset=offset, limit=limit,
+                                                      ids=only)
         return Page(items, total, page, limit)
 
     async def update_dataset(self, tenant_id: str, dataset_id: str, *, name: str | None = None,
@@ -214,6 +220,18 @@ class Management:
                                      revision=doc.revision)
         return [await self.get_document(tenant_id, dataset_id, d) for d in ids]
 
+    async def set_documents_archived(self, tenant_id: str, dataset_id: str, document_ids: list[str],
+                                     archived: bool) -> list[Document]:
+        """Dify's archive / un_archive: an archived document is not retrieved; its `enabled` and
+        its indexing are left as they are."""
+        if not document_ids:
+            raise InvalidArgument("document_ids", "name at least one document")
+        ids = [uuid_("document_ids", d) for d in document_ids]
+        dataset_id = uuid_("dataset_id", dataset_id)
+        async with self.db.transaction(tenant_id) as conn:
+            await documents_store.set_archived(conn, tenant_id, dataset_id, ids, archived)
+        return [await self.get_document(tenant_id, dataset_id, d) for d in ids]
+
     # ---- segments ----------------------------------------------------------------------------
 
     async def list_segments(self, tenant_id: str, dataset_id: str, document_id: str, *, keyword: str = "",
@@ -243,10 +261,15 @@ class Management:
                                               embedding=v)
                     for i, ((c, meta), n, v) in enumerate(zip(items, counts, vectors, strict=True))]
             await segments_store.upsert(conn, tenant_id=tenant_id, dataset_id=doc.dataset_id, document_id=doc.id,
-                                        revision=0, document_enabled=doc.enabled,
+                                        revision=0, document_enabled=doc.enabled and not doc.archived,
                                         embedding_model=dataset.embedding_model,
                                         text_search_config=dataset.text_search_config, segments=rows)
             return [await segments_store.get(conn, tenant_id, doc.id, r.id) for r in rows]
+
+    async def get_segment(self, tenant_id: str, dataset_id: str, document_id: str, segment_id: str) -> Segment:
+        doc = await self.get_document(tenant_id, dataset_id, document_id)
+        async with self.db.transaction(tenant_id) as conn:
+            return await segments_store.get(conn, tenant_id, doc.id, uuid_("segment_id", segment_id))
 
     async def update_segment(self, tenant_id: str, dataset_id: str, document_id: str, segment_id: str, *,
                              content: str | None = None, enabled: bool | None = None,

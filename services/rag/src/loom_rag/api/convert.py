@@ -74,7 +74,8 @@ def document_to(d: Document) -> pb.Document:
                        mime_type=d.mime_type, size_bytes=d.size_bytes, metadata_json=json.dumps(d.metadata),
                        doc_form="hierarchical_model" if d.process_rule.hierarchical else "text_model",
                        created_at=ts(d.created_at), updated_at=ts(d.updated_at),
-                       processing_started_at=ts(d.processing_started_at), completed_at=ts(d.completed_at))
+                       processing_started_at=ts(d.processing_started_at), completed_at=ts(d.completed_at),
+                       archived=d.archived)
 
 
 def segment_to(s: Segment) -> pb.Segment:

@@ -27,7 +27,7 @@ class RetrievalServicer(rag_pb2_grpc.RetrievalServicer):
                 method=convert.method_from(request.method), top_k=request.top_k or 4,
                 score_threshold=request.score_threshold if request.HasField("score_threshold") else None,
                 vector_weight=request.vector_weight, keyword_weight=request.keyword_weight, rerank=request.rerank,
-                filters=[convert.filter_from(f) for f in request.filters],
+                filters=[convert.filter_from(f) for f in request.filters], filter_logic=request.filter_logic or "and",
                 query_vector=list(request.query_vector) or None,
                 query_embedding_model=request.query_embedding_model or None)
             if query.vector_weight == 0 and query.keyword_weight == 0:
@@ -68,7 +68,8 @@ class DatasetsServicer(rag_pb2_grpc.DatasetsServicer):
 
     async def ListDatasets(self, r: pb.ListDatasetsRequest, context) -> pb.ListDatasetsResponse:
         page = await guarded(context, self.m.list_datasets(r.tenant_id, keyword=r.keyword, page=r.page,
-                                                           limit=r.limit))
+                                                           limit=r.limit,
+                                                           ids=list(r.ids) if r.ids or r.only_ids else None))
         return _page(pb.ListDatasetsResponse, page, convert.dataset_to)
 
     async def GetDataset(self, r: pb.GetDatasetRequest, context) -> pb.Dataset:
@@ -117,8 +118,12 @@ class DatasetsServicer(rag_pb2_grpc.DatasetsServicer):
         return pb.Deleted()
 
     async def SetDocumentsEnabled(self, r: pb.SetDocumentsEnabledRequest, context) -> pb.ListDocumentsResponse:
-        docs = await guarded(context, self.m.set_documents_enabled(r.tenant_id, r.dataset_id, list(r.document_ids),
-                                                                   r.enabled))
+        if r.HasField("archived"):
+            docs = await guarded(context, self.m.set_documents_archived(r.tenant_id, r.dataset_id,
+                                                                        list(r.document_ids), r.archived))
+        else:
+            docs = await guarded(context, self.m.set_documents_enabled(r.tenant_id, r.dataset_id,
+                                                                       list(r.document_ids), r.enabled))
         return pb.ListDocumentsResponse(data=[convert.document_to(d) for d in docs], total=len(docs), page=1,
                                         limit=len(docs))
 
@@ -144,6 +149,10 @@ class DatasetsServicer(rag_pb2_grpc.DatasetsServicer):
                 enabled=r.enabled if r.HasField("enabled") else None,
                 metadata=json_object("metadata_json", r.metadata_json) if r.HasField("metadata_json") else None)
         return convert.segment_to(await guarded(context, call()))
+
+    async def GetSegment(self, r: pb.SegmentRef, context) -> pb.Segment:
+        return convert.segment_to(await guarded(context, self.m.get_segment(r.tenant_id, r.dataset_id, r.document_id,
+                                                                            r.segment_id)))
 
     async def DeleteSegment(self, r: pb.SegmentRef, context) -> pb.Deleted:
         await guarded(context, self.m.delete_segment(r.tenant_id, r.dataset_id, r.document_id, r.segment_id))

@@ -60,6 +60,7 @@ class Document:
     updated_at: datetime
     processing_started_at: datetime | None
     completed_at: datetime | None
+    archived: bool = False  # Dify's archive: kept, not retrieved
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,11 @@ class Chunk:
 @dataclass(frozen=True)
 class MetadataFilter:
     key: str
-    op: str  # eq | ne | in | contains | gt | lt
+    op: str  # one of OPS (search.filter_sql says what each means)
     value: Any
 
-    OPS = ("eq", "ne", "in", "contains", "gt", "lt")
+    OPS = ("eq", "ne", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with", "empty", "not_empty",
+           "gt", "lt", "ge", "le")
 
 
 @dataclass(frozen=True)
@@ -136,5 +138,6 @@ class RetrievalQuery:
     keyword_weight: float = 0.5
     rerank: bool = False
     filters: list[MetadataFilter] = field(default_factory=list)
+    filter_logic: str = "and"  # the filters all hold ("and") or any one does ("or")
     query_vector: list[float] | None = None
     query_embedding_model: str | None = None

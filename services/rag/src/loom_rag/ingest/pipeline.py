@@ -153,7 +153,7 @@ class Ingestor:
                                                  segments_done=done, progress=0.1 + 0.9 * done / total):
                 raise Stale()
             await segments_store.upsert(conn, tenant_id=doc.tenant_id, dataset_id=doc.dataset_id, document_id=doc.id,
-                                        revision=doc.revision, document_enabled=doc.enabled,
+                                        revision=doc.revision, document_enabled=doc.enabled and not doc.archived,
                                         embedding_model=dataset.embedding_model,
                                         text_search_config=dataset.text_search_config, segments=rows)
         return [r.id for r in rows]

@@ -96,13 +96,14 @@ class Retriever:
         async def by_vector() -> list[Hit]:
             async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
                 return await search.vector(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids, dim=dim,
-                                           query_vector=vector, limit=n, filters=q.filters)
+                                           query_vector=vector, limit=n, filters=q.filters,
+                                           filter_logic=q.filter_logic)
 
         async def by_text() -> list[Hit]:
             async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
                 return await search.full_text(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids,
                                               text_search_config=ts_config, query=q.query, limit=n,
-                                              filters=q.filters)
+                                              filters=q.filters, filter_logic=q.filter_logic)
 
         if method == SearchMethod.VECTOR:
             return await by_vector()
@@ -126,5 +127,7 @@ def _validate(q: RetrievalQuery) -> None:
         raise InvalidArgument("query", "is empty")
     if q.vector_weight < 0 or q.keyword_weight < 0:
         raise InvalidArgument("vector_weight", "weights must not be negative")
+    if q.filter_logic not in ("and", "or"):
+        raise InvalidArgument("filter_logic", "must be 'and' or 'or'")
     if q.score_threshold is not None and not 0 <= q.score_threshold <= 1:
         raise InvalidArgument("score_threshold", "must be between 0 and 1")

@@ -73,13 +73,15 @@ async def lookup_many(conn: asyncpg.Connection, tenant_id: str, dataset_ids: lis
     return [by_id[d] for d in dataset_ids]
 
 
-async def list_(conn: asyncpg.Connection, tenant_id: str, *, keyword: str, offset: int, limit: int
-                ) -> tuple[list[Dataset], int]:
+async def list_(conn: asyncpg.Connection, tenant_id: str, *, keyword: str, offset: int, limit: int,
+                ids: list[str] | None = None) -> tuple[list[Dataset], int]:
     pattern = f"%{keyword}%" if keyword else "%"
-    total = await conn.fetchval("SELECT count(*) FROM datasets WHERE tenant_id = $1 AND name ILIKE $2",
-                                tenant_id, pattern)
-    found = await conn.fetch(f"{_SELECT} WHERE ds.tenant_id = $1 AND ds.name ILIKE $2 "
-                             "ORDER BY ds.created_at DESC, ds.id OFFSET $3 LIMIT $4", tenant_id, pattern, offset, limit)
+    only = "AND ($3::uuid[] IS NULL OR ds.id = ANY($3::uuid[]))"
+    total = await conn.fetchval(f"SELECT count(*) FROM datasets ds WHERE ds.tenant_id = $1 AND ds.name ILIKE $2 {only}",
+                                tenant_id, pattern, ids)
+    found = await conn.fetch(f"{_SELECT} WHERE ds.tenant_id = $1 AND ds.name ILIKE $2 {only} "
+                             "ORDER BY ds.created_at DESC, ds.id OFFSET $4 LIMIT $5", tenant_id, pattern, ids, offset,
+                             limit)
     return [rows.dataset(r) for r in found], total
 
 

@@ -103,9 +103,27 @@ async def set_enabled(conn: asyncpg.Connection, tenant_id: str, dataset_id: str,
     if len(found) != len(set(document_ids)):
         missing = set(document_ids) - {str(r["id"]) for r in found}
         raise NotFound(f"document {sorted(missing)[0]} not found")
-    await conn.execute("UPDATE segments SET document_enabled = $3 "
-                       "WHERE tenant_id = $1 AND document_id = ANY($2::uuid[])", tenant_id, document_ids, enabled)
+    await _sync_segments(conn, tenant_id, document_ids)
     return [rows.document(r) for r in found]
+
+
+async def set_archived(conn: asyncpg.Connection, tenant_id: str, dataset_id: str, document_ids: list[str],
+                       archived: bool) -> None:
+    found = await conn.fetch(
+        "UPDATE documents SET archived = $4, updated_at = now() "
+        "WHERE tenant_id = $1 AND dataset_id = $2::uuid AND id = ANY($3::uuid[]) RETURNING id",
+        tenant_id, dataset_id, document_ids, archived)
+    if len(found) != len(set(document_ids)):
+        missing = set(document_ids) - {str(r["id"]) for r in found}
+        raise NotFound(f"document {sorted(missing)[0]} not found")
+    await _sync_segments(conn, tenant_id, document_ids)
+
+
+async def _sync_segments(conn: asyncpg.Connection, tenant_id: str, document_ids: list[str]) -> None:
+    """Segments' search flag follows their document: enabled and not archived."""
+    await conn.execute("UPDATE segments s SET document_enabled = d.enabled AND NOT d.archived FROM documents d "
+                       "WHERE s.tenant_id = $1 AND s.document_id = ANY($2::uuid[]) AND d.id = s.document_id "
+                       "AND d.tenant_id = $1", tenant_id, document_ids)
 
 
 async def advance(conn: asyncpg.Connection, tenant_id: str, document_id: str, revision: int,

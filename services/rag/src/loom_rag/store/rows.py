@@ -33,7 +33,8 @@ def document(r: asyncpg.Record) -> Document:
                     error=r["error"], revision=r["revision"], enabled=r["enabled"], word_count=r["word_count"],
                     tokens=r["tokens"], segments_total=r["segments_total"], segments_done=r["segments_done"],
                     created_at=r["created_at"], updated_at=r["updated_at"],
-                    processing_started_at=r["processing_started_at"], completed_at=r["completed_at"])
+                    processing_started_at=r["processing_started_at"], completed_at=r["completed_at"],
+                    archived=r.get("archived", False))
 
 
 def segment(r: asyncpg.Record) -> Segment:

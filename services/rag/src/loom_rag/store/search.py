@@ -25,32 +25,60 @@ from loom_rag.store.rows import loads
 _COLUMNS = "s.id, s.document_id, s.dataset_id, s.content, s.position, s.metadata, s.parent_content"
 
 
-def filter_sql(filters: Sequence[MetadataFilter], args: list[Any]) -> str:
-    """SQL conditions for metadata filters, parameters appended to `args`."""
+def filter_sql(filters: Sequence[MetadataFilter], args: list[Any], logic: str = "and") -> str:
+    """SQL conditions for metadata filters, parameters appended to `args`; all of them must hold
+    (`logic` "and") or any one (`logic` "or").
+
+    eq / ne          the key holds the value (JSON equality) / does not (or is absent)
+    in / not_in      the key's value is one of a JSON array / is not (or is absent)
+    contains         an array holding the value, or a text holding it; not_contains: neither
+    starts_with / ends_with   text prefix / suffix
+    empty / not_empty         absent, null or "" / anything else
+    gt lt ge le      compared as JSON values of the same type (numbers with numbers, text with text)
+    """
     clauses = []
     for f in filters:
         args.append(f.key)
         k = f"${len(args)}::text"
-        args.append(json.dumps(f.value))
-        v = f"${len(args)}::jsonb"
+        text = f"(s.metadata ->> {k})"
+        v = ""
+        if f.op not in ("empty", "not_empty"):  # those take no value (an unused parameter is an error)
+            args.append(json.dumps(f.value))
+            v = f"${len(args)}::jsonb"
+        if f.op in ("in", "not_in") and not isinstance(f.value, list):
+            raise InvalidArgument("filters.value_json", f"'{f.op}' needs a JSON array for {f.key!r}")
+        if f.op in ("starts_with", "ends_with") and not isinstance(f.value, str):
+            raise InvalidArgument("filters.value_json", f"'{f.op}' needs a JSON string for {f.key!r}")
         if f.op == "eq":
             clauses.append(f"s.metadata @> jsonb_build_object({k}, {v})")
         elif f.op == "ne":
             clauses.append(f"NOT (s.metadata @> jsonb_build_object({k}, {v}))")
         elif f.op == "in":
-            if not isinstance(f.value, list):
-                raise InvalidArgument("filters.value_json", f"'in' needs a JSON array for {f.key!r}")
-            clauses.append(f"(s.metadata -> {k}) <@ {v}")
-        elif f.op == "contains":
+            clauses.append(f"coalesce((s.metadata -> {k}) <@ {v}, false)")
+        elif f.op == "not_in":
+            clauses.append(f"NOT coalesce((s.metadata -> {k}) <@ {v}, false)")
+        elif f.op in ("contains", "not_contains"):
             # An array holding the value, or a string holding it as a substring.
-            sub = f"strpos(s.metadata ->> {k}, {v} #>> '{{}}') > 0" if isinstance(f.value, str) else "false"
-            clauses.append(f"((s.metadata -> {k}) @> {v} OR {sub})")
-        elif f.op in ("gt", "lt"):
-            op = ">" if f.op == "gt" else "<"
+            sub = f"strpos({text}, {v} #>> '{{}}') > 0" if isinstance(f.value, str) else "false"
+            held = f"coalesce((s.metadata -> {k}) @> {v} OR {sub}, false)"
+            clauses.append(held if f.op == "contains" else f"NOT {held}")
+        elif f.op == "starts_with":
+            clauses.append(f"coalesce(left({text}, length({v} #>> '{{}}')) = {v} #>> '{{}}', false)")
+        elif f.op == "ends_with":
+            clauses.append(f"coalesce(right({text}, length({v} #>> '{{}}')) = {v} #>> '{{}}', false)")
+        elif f.op in ("empty", "not_empty"):
+            empty = f"coalesce({text}, '') = ''"
+            clauses.append(empty if f.op == "empty" else f"NOT ({empty})")
+        elif f.op in ("gt", "lt", "ge", "le"):
+            op = {"gt": ">", "lt": "<", "ge": ">=", "le": "<="}[f.op]
             clauses.append(f"(jsonb_typeof(s.metadata -> {k}) = jsonb_typeof({v}) AND (s.metadata -> {k}) {op} {v})")
         else:
             raise InvalidArgument("filters.op", f"unknown operator {f.op!r}; use one of {MetadataFilter.OPS}")
-    return "".join(f" AND {c}" for c in clauses)
+    if not clauses:
+        return ""
+    if logic not in ("and", "or"):
+        raise InvalidArgument("filter_logic", "must be 'and' or 'or'")
+    return f" AND ({f' {logic.upper()} '.join(clauses)})"
 
 
 def _hits(found: list[asyncpg.Record]) -> list[Hit]:
@@ -61,10 +89,11 @@ def _hits(found: list[asyncpg.Record]) -> list[Hit]:
 
 
 async def vector(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[str], dim: int,
-                 query_vector: Sequence[float], limit: int, filters: Sequence[MetadataFilter] = ()) -> list[Hit]:
+                 query_vector: Sequence[float], limit: int, filters: Sequence[MetadataFilter] = (),
+                 filter_logic: str = "and") -> list[Hit]:
     dim = int(dim)
     args: list[Any] = [np.asarray(query_vector, dtype=np.float32), tenant_id, dataset_ids, limit]
-    where = filter_sql(filters, args)
+    where = filter_sql(filters, args, filter_logic)
     sql = f"""
         WITH hits AS MATERIALIZED (
             SELECT {_COLUMNS}, s.embedding::vector({dim}) <=> $1::vector({dim}) AS distance
@@ -80,11 +109,12 @@ async def vector(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[
 
 
 async def full_text(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[str], text_search_config: str,
-                    query: str, limit: int, filters: Sequence[MetadataFilter] = ()) -> list[Hit]:
+                    query: str, limit: int, filters: Sequence[MetadataFilter] = (),
+                    filter_logic: str = "and") -> list[Hit]:
     # Terms are OR-ed (any of them matches) and ts_rank_cd ranks rows holding more of them, and
     # closer together, higher; normalisation 32 maps the rank into 0..1.
     args: list[Any] = [query, tenant_id, dataset_ids, limit, text_search_config]
-    where = filter_sql(filters, args)
+    where = filter_sql(filters, args, filter_logic)
     sql = f"""
         WITH q AS (SELECT replace(plainto_tsquery($5::regconfig, $1)::text, ' & ', ' | ')::tsquery AS query),
         hits AS MATERIALIZED (
