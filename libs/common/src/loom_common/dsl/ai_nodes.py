@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, JsonValue
 
 from loom_common.dsl.base import Model, NodeData, ValueSelector
+from loom_common.dsl.metadata_filters import MetadataFilteringConditions
 
 
 class ModelConfig(Model):
@@ -81,6 +82,10 @@ class KnowledgeRetrievalData(NodeData):
     retrieval_mode: Literal["single", "multiple"] = "multiple"
     search_method: Literal["semantic_search", "full_text_search", "hybrid_search", "default"] = "default"
     multiple_retrieval_config: MultipleRetrievalConfig = Field(default_factory=MultipleRetrievalConfig)
+    # Dify's metadata filtering: "manual" applies `metadata_filtering_conditions` to the
+    # retrieval; "automatic" (a model writes the filters) is not supported and reads as disabled.
+    metadata_filtering_mode: Literal["disabled", "automatic", "manual"] = "disabled"
+    metadata_filtering_conditions: MetadataFilteringConditions | None = None
 
     def selectors(self):
         return [("query_variable_selector", self.query_variable_selector)]

@@ -25,7 +25,9 @@ class RagClient:
         req = pb.RetrieveRequest(tenant_id=query.tenant_id, dataset_ids=query.dataset_ids, query=query.query,
                                  method=_METHODS.get(query.method, pb.SEARCH_METHOD_UNSPECIFIED), top_k=query.top_k,
                                  vector_weight=query.vector_weight, keyword_weight=query.keyword_weight,
-                                 rerank=query.rerank)
+                                 rerank=query.rerank, filter_logic=query.filter_logic,
+                                 filters=[pb.MetadataFilter(key=k, op=op, value_json=json.dumps(v))
+                                          for k, op, v in query.filters])
         if query.score_threshold is not None:
             req.score_threshold = query.score_threshold
         try:

@@ -81,6 +81,9 @@ class RetrievalQuery:
     rerank: bool = False
     vector_weight: float = 0.0
     keyword_weight: float = 0.0
+    # Metadata filters: (key, rag operator, value) triples, all ("and") or any ("or") of them.
+    filters: list[tuple[str, str, Any]] = field(default_factory=list)
+    filter_logic: str = "and"
 
 
 class Retriever(Protocol):
