@@ -189,3 +189,16 @@ async def test_two_schedulers_claim_each_tick_once_and_catch_up_once(gateway, ad
     assert [r for s in replicas for r in await s.tick()] == []
     row = await g.schedules.get(admin.workspace_id, app_id)
     assert "day" in row["last_error"]
+
+
+def test_ticks_follow_the_zone_across_daylight_saving() -> None:
+    """02:30 does not exist in Paris on 2026-03-29 (clocks jump 02:00 -> 03:00): croniter moves
+    that day's tick to 03:00 local, 01:00 UTC; the day after it is 02:30 local, 00:30 UTC."""
+    from loom_gateway.domain.schedules import next_tick
+
+    after = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    first = next_tick("30 2 * * *", "Europe/Paris", after)
+    assert first == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert next_tick("30 2 * * *", "Europe/Paris", first) == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+    assert next_tick("0 9 * * MON-FRI", "UTC", datetime(2026, 12, 5, 12, tzinfo=UTC)) == datetime(
+        2026, 12, 7, 9, tzinfo=UTC)  # a Saturday: the next weekday's 09:00
