@@ -7,6 +7,7 @@ targets; refused addresses are decided without any connection (IP literals, no D
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,12 @@ def make_mcp_app():
     def big(n: int) -> str:
         """A long text."""
         return "x" * n
+
+    @srv.tool()
+    async def slow(s: float) -> str:
+        """Answers after s seconds."""
+        await asyncio.sleep(s)
+        return "late"
 
     @srv.tool()
     def broken() -> str:
@@ -93,7 +100,7 @@ async def test_tools_mcp_server_registered_listed_and_called(toolbox_factory, te
     listed = await box.catalog.add_mcp_server(tenant, name="calc", url=f"{mcp_server.url}/mcp",
                                               credentials=_creds())
     names = sorted(s.name for s in listed)
-    assert names == ["calc.add", "calc.big", "calc.broken", "calc.shout_out"]
+    assert names == ["calc.add", "calc.big", "calc.broken", "calc.shout_out", "calc.slow"]
     assert all(s.kind == "mcp" and s.has_credentials and s.credentials is None for s in listed)
     add = next(s for s in listed if s.name == "calc.add")
     assert add.parameters["properties"]["a"]["type"] == "integer" and "Add two" in add.description
@@ -116,17 +123,20 @@ async def test_tools_mcp_server_registered_listed_and_called(toolbox_factory, te
     # The size bound: a response past http_max_response_bytes is cut, not buffered.
     out = await box.executor.invoke(Call(tenant, "calc.big", {"n": 200_000}))
     assert not out.ok and out.error_code == "response_too_large", out
+    # A server that hangs: the call's deadline ends the session.
+    out = await box.executor.invoke(Call(tenant, "calc.slow", {"s": 30}, timeout_s=1.0))
+    assert not out.ok and out.error_code == "timeout", out
     # Every call is audited like an HTTP tool's.
     rows = await pool.fetch("SELECT tool, outcome, error_code, run_id FROM invocations WHERE tenant_id = $1 "
                             "ORDER BY id", tenant)
     assert [(r["tool"], r["outcome"]) for r in rows][:2] == [("calc.add", "ok"), ("calc.shout_out", "ok")]
-    assert rows[0]["run_id"] == "r1" and rows[-1]["error_code"] == "response_too_large"
+    assert rows[0]["run_id"] == "r1" and rows[-1]["error_code"] == "timeout"
 
     # Re-listing with replace keeps the set in step; delete by prefix removes them all.
     again = await box.catalog.add_mcp_server(tenant, name="calc", url=f"{mcp_server.url}/mcp",
                                              credentials=_creds(), replace=True)
-    assert len(again) == 4
-    assert await box.catalog.delete(tenant, "calc.*") == 4
+    assert len(again) == 5
+    assert await box.catalog.delete(tenant, "calc.*") == 5
 
 
 async def test_tools_mcp_wrong_credential_is_refused_without_registering(toolbox_factory, tenant, mcp_server):
