@@ -21,7 +21,11 @@ _REPORT = {"anyOf": [_TEXT, {"type": "array", "maxItems": 20, "items": _TEXT}]}
 LOOKUP = ToolSpec(
     "medkg.lookup", "Look up drugs, drug classes and conditions named in a text in the sample medical knowledge "
     "graph: classes, contraindications, interactions.", "medkg",
-    {"type": "object", "additionalProperties": False, "required": ["names"], "properties": {"names": _NAMES}},
+    # `names` has no maxLength: the agent offers this tool to the model, whose arguments are
+    # decoded under the schema as a llama.cpp grammar, and a maxLength of thousands unrolls into
+    # a grammar too deep to compile. The text is bounded by the call's size and cut at MAX_TEXT.
+    {"type": "object", "additionalProperties": False, "required": ["names"],
+     "properties": {"names": {"type": "string"}}},
     {"builtin": True})
 CHECK = ToolSpec(
     "medkg.check", "Check the drugs a draft answer proposes against the patient's conditions and medications; "
@@ -58,7 +62,7 @@ class MedkgRunner:
     async def run(self, spec: ToolSpec, args: dict[str, Any], timeout_s: float) -> Any:
         g = await self.graph()
         if spec.name == LOOKUP.name:
-            found = g.find(check.as_text(args["names"]), "drug", "drug_class", "condition")
+            found = g.find(args["names"], "drug", "drug_class", "condition")
             return {"entities": [g.describe(e) for e in found]}
         if spec.name == CHECK.name:
             return check.check(g, draft=args["draft"], drugs=args.get("drugs"), conditions=args.get("conditions"),
