@@ -2,8 +2,9 @@
 orchestrator, gateway as processes; real NATS and Postgres): installed into a fresh workspace in
 one call, published, and chatted with through the Dify API.
 
-The model is a SCRIPTED OpenAI-compatible server on loopback, registered with the real inference
-service for the workspace (it is not a model): it answers the question classifier by keywords
+The model is the template tests' scripted backend (template_testkit.ScriptedModel: a SCRIPTED
+OpenAI-compatible server on loopback, registered with the real inference service for the
+workspace; it is not a model): it answers the question classifier by keywords
 and every other prompt with a fixed sentence, and records the prompts it got. So the assertions
 are on behaviour and structure, never on wording: the FAQ reaches the answering prompt, the
 first turn is in the second turn's prompt (memory), a FAQ document updated through the knowledge
@@ -16,16 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import httpx
 import pytest
-
-from loom_common.devstack import infra
-from loom_gateway.clients.inference import InferenceClient
+from template_testkit import ScriptedModel, install_template
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -33,78 +30,24 @@ SCRIPTED = "scripted-cs"
 ANSWER = "Scripted answer."
 
 
-class ScriptedModel:
-    """A scripted OpenAI-compatible chat endpoint (streaming and not): keyword classification."""
+def _answer(messages: list[dict]) -> str:
+    """The scripted backend's reply: the question classifier by keywords, anything else ANSWER."""
+    if not messages[0]["content"].startswith("Classify the user's input"):
+        return ANSWER
+    last = messages[-1]["content"].lower()
+    cls = ("human" if any(w in last for w in ("human", "person", "agent")) else
+           "complaint" if any(w in last for w in ("furious", "angry", "ridiculous")) else "question")
+    return json.dumps({"category_id": cls})
 
-    def __init__(self) -> None:
-        self.prompts: list[list[dict]] = []
-        scripted = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # /v1/models
-                self._json({"object": "list", "data": [{"id": SCRIPTED, "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                messages = body["messages"]
-                scripted.prompts.append(messages)
-                if messages[0]["content"].startswith("Classify the user's input"):
-                    last = messages[-1]["content"].lower()
-                    cls = ("human" if any(w in last for w in ("human", "person", "agent")) else
-                           "complaint" if any(w in last for w in ("furious", "angry", "ridiculous")) else "question")
-                    text = json.dumps({"category_id": cls})
-                else:
-                    text = ANSWER
-                if not body.get("stream"):
-                    self._json({"id": "x", "object": "chat.completion", "model": SCRIPTED,
-                                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                             "finish_reason": "stop"}],
-                                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
-                    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-
-            def _json(self, obj):
-                raw = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def answering_prompts(self) -> list[list[dict]]:
-        return [p for p in self.prompts if not p[0]["content"].startswith("Classify the user's input")]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+def _answering_prompts(model: ScriptedModel) -> list[list[dict]]:
+    return [p for p in model.prompts if not p[0]["content"].startswith("Classify the user's input")]
 
 
 @pytest.fixture
 def scripted_model():
-    model = ScriptedModel()
-    yield model
-    model.close()
-
-
-async def _register(addr: str, workspace_id: str, port: int) -> None:
-    client = InferenceClient(addr, timeout_s=10.0)
-    try:
-        await client.register_remote(workspace_id, SCRIPTED, "openai", f"http://127.0.0.1:{port}/v1", None)
-    finally:
-        await client.close()
+    with ScriptedModel(SCRIPTED, _answer) as model:
+        yield model
 
 
 async def _tickets(stack, workspace_id: str) -> list[dict]:
@@ -131,23 +74,10 @@ def _wait_indexed(http: httpx.Client, stack, ws: str, dataset_id: str) -> None:
 
 def test_customer_service_template_installs_and_hands_off_an_angry_customer(stack, scripted_model) -> None:
     with stack.http() as http:
-        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "cs-template"},
-                       headers=stack.console).json()["id"]
-        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
-        listed = http.get(f"{base}/templates", headers=stack.console).json()["data"]
-        assert "customer-service" in {t["id"] for t in listed}
-        asyncio.run(_register(stack.inference_addr, ws, scripted_model.port))
-
-        r = http.post(f"{base}/templates/customer-service/install",
-                      json={"model": SCRIPTED, "env": {"COMPANY": "Acme"}},
-                      headers=stack.console, timeout=60)
-        assert r.status_code == 201, r.text
-        installed = r.json()
-        app_id, faq = installed["app"]["id"], installed["datasets"]["faq"]
+        app = install_template(stack, http, "customer-service", workspace="cs-template", scripted=scripted_model,
+                               body={"env": {"COMPANY": "Acme"}})
+        ws, faq, h = app.workspace_id, app.datasets["faq"], app.auth
         _wait_indexed(http, stack, ws, faq)
-        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
-        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
-        h = {"Authorization": f"Bearer {key}"}
 
         def chat(query: str, conversation_id: str = "") -> dict:
             r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers=h, timeout=180, json={
@@ -166,12 +96,12 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         first = chat("How long does standard shipping take?")
         conv = first["conversation_id"]
         assert first["answer"] == ANSWER
-        system = scripted_model.answering_prompts()[-1][0]["content"]
+        system = _answering_prompts(scripted_model)[-1][0]["content"]
         assert "business days" in system and "Acme" in system  # the FAQ's text, the install's env
         assert variables(conv)["handoff"] == "false"
         # Second turn: the first is in the prompt (memory).
         chat("And what is the return policy?", conv)
-        prompt = scripted_model.answering_prompts()[-1]
+        prompt = _answering_prompts(scripted_model)[-1]
         contents = [m["content"] for m in prompt]
         assert "How long does standard shipping take?" in contents and ANSWER in contents
         assert "30 days" in prompt[0]["content"]
@@ -190,8 +120,8 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
                 break
             time.sleep(0.5)
         chat("What does the warranty cover?", conv)
-        assert "seven-year platinum warranty" in scripted_model.answering_prompts()[-1][0]["content"]
-        answered = len(scripted_model.answering_prompts())
+        assert "seven-year platinum warranty" in _answering_prompts(scripted_model)[-1][0]["content"]
+        answered = len(_answering_prompts(scripted_model))
 
         # An angry message: the lexicon labels it angry, the conversation is handed off, and the
         # fixed handoff answer is given without asking the model for an answer.
@@ -200,7 +130,7 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         [ticket] = asyncio.run(_tickets(stack, ws))
         assert ticket["priority"] == "high" and ticket["category"] == "complaint" and ticket["customer"] == "cust-1"
         assert ticket["status"] == "open" and str(ticket["id"]) in angry["answer"]
-        assert len(scripted_model.answering_prompts()) == answered
+        assert len(_answering_prompts(scripted_model)) == answered
         state = variables(conv)
         assert state["handoff"] == "true" and state["handoff_reason"] == "angry" and state["last_emotion"] == "angry"
 
@@ -233,18 +163,11 @@ def test_customer_service_template_on_the_bundled_model_hands_off_an_angry_custo
     holds whatever its classifier picks: the lexicon flags the anger, or the model's class
     `human` does; either way the conversation is flagged and one ticket is opened."""
     with stack.http() as http:
-        ws = http.post(f"{stack.gateway_url}/console/api/workspaces", json={"name": "cs-bundled"},
-                       headers=stack.console).json()["id"]
-        base = f"{stack.gateway_url}/console/api/workspaces/{ws}"
-        r = http.post(f"{base}/templates/customer-service/install", headers=stack.console, timeout=60)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["app"]["id"]
-        draft = http.get(f"{base}/apps/{app_id}/draft", headers=stack.console).json()["dsl"]
+        app = install_template(stack, http, "customer-service", workspace="cs-bundled")
+        ws, h = app.workspace_id, app.auth
+        draft = http.get(f"{app.base}/apps/{app.app_id}/draft", headers=stack.console).json()["dsl"]
         models = {n["data"]["model"]["name"] for n in draft["workflow"]["graph"]["nodes"] if "model" in n["data"]}
         assert models and "{{" not in "".join(models)  # the workspace's chat model filled in
-        http.post(f"{base}/apps/{app_id}/publish", headers=stack.console).raise_for_status()
-        key = http.post(f"{base}/apps/{app_id}/api-keys", json={"name": "e2e"}, headers=stack.console).json()["token"]
-        h = {"Authorization": f"Bearer {key}"}
         r = http.post(f"{stack.gateway_url}/v1/chat-messages", headers=h, timeout=240, json={
             "inputs": {}, "user": "cust-2", "response_mode": "blocking",
             "query": "My parcel arrived broken and nobody answers. This is ridiculous, I am furious!"})
