@@ -7,7 +7,9 @@ real NATS and Postgres), as issue 20 asks:
 - that published agent app is then listed and called as an MCP tool by the SDK's client at the
   gateway's /v1/mcp, with the app's key;
 - an MCP server on a private address the operator did not allow is refused (400 naming `url`,
-  the guard's decision on an IP literal: no connection is attempted).
+  the guard's decision on an IP literal: no connection is attempted);
+- a workflow's TOOL node names an MCP tool by its id, and the published workflow is an MCP tool
+  whose JSON schema is its start inputs.
 
 The model is a SCRIPTED OpenAI-compatible server on loopback registered with the real inference
 service (not a model): asked with tools and no tool result yet, it calls `calc.add`; given the
@@ -228,3 +230,51 @@ def test_mcp_server_registered_through_the_console_is_called_by_an_agent_and_the
     assert all(TOKEN not in text for text in seen)  # not in one response
     tools_log = next(p for p in stack.procs if p.name == "tools").log()
     assert TOKEN not in tools_log
+
+
+async def _workflow_over_mcp(gateway_url: str, key: str):
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120) as http, \
+            Client(streamable_http_client(f"{gateway_url}/v1/mcp", http_client=http)) as client:
+        listed = (await client.list_tools()).tools
+        return listed, await client.call_tool(listed[0].name, {"a": 5, "b": 6})
+
+
+def test_tool_node_picks_an_mcp_tool_by_id_and_the_workflow_is_an_mcp_tool_of_its_inputs(mcp_stack):
+    """A workflow's TOOL node names the MCP server's tool by its id; the published workflow is
+    then an MCP tool whose schema is its start inputs, and calling it runs the tool node."""
+    stack, mcp, _ = mcp_stack
+    h = stack.console
+    with stack.http() as http:
+        r = http.post(stack.ws("/tools/mcp"), headers=h, timeout=60, json={
+            "name": "adder", "url": f"http://127.0.0.1:{mcp.port}/mcp",
+            "credentials": {"type": "bearer", "token": TOKEN}})
+        assert r.status_code == 201, r.text
+        graph = {"nodes": [
+            {"id": "start", "data": {"type": "start", "title": "Start", "variables": [
+                {"variable": "a", "label": "First", "type": "number", "required": True},
+                {"variable": "b", "label": "Second", "type": "number", "required": True}]}},
+            {"id": "add", "data": {"type": "tool", "title": "Add", "tool_name": "adder.add", "tool_parameters": {
+                "a": {"type": "variable", "value": ["start", "a"]},
+                "b": {"type": "variable", "value": ["start", "b"]}}}},
+            {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
+                {"variable": "sum", "value_selector": ["add", "json"]}]}}],
+            "edges": [{"id": "e1", "source": "start", "target": "add"}, {"id": "e2", "source": "add", "target": "end"}]}
+        app_id = http.post(stack.ws("/apps"), json={"name": "adder flow", "mode": "workflow"}, headers=h).json()["id"]
+        draft = http.get(stack.ws(f"/apps/{app_id}/draft"), headers=h).json()["dsl"]
+        draft["workflow"]["graph"] = {**draft["workflow"]["graph"], **graph}
+        r = http.put(stack.ws(f"/apps/{app_id}/draft"), json={"dsl": draft}, headers=h)
+        assert r.is_success, r.text
+        assert http.post(stack.ws(f"/apps/{app_id}/publish"), headers=h).is_success
+        key = http.post(stack.ws(f"/apps/{app_id}/api-keys"), json={"name": "e2e"}, headers=h).json()["token"]
+
+        r = http.post(f"{stack.gateway_url}/v1/workflows/run", headers={"Authorization": f"Bearer {key}"},
+                      json={"inputs": {"a": 2, "b": 3}, "user": "u1", "response_mode": "blocking"}, timeout=120)
+        assert r.status_code == 200 and r.json()["data"]["status"] == "succeeded", r.text
+        assert r.json()["data"]["outputs"]["sum"] == {"result": 5}
+
+    listed, result = asyncio.run(_workflow_over_mcp(stack.gateway_url, key))
+    assert [t.name for t in listed] == ["adder_flow"]
+    schema = listed[0].input_schema
+    assert schema["required"] == ["a", "b"] and schema["properties"]["a"] == {"type": "number", "description": "First"}
+    assert not result.is_error and result.structured_content == {"sum": {"result": 11}}, result
+    assert mcp.calls[-2:] == [(2, 3), (5, 6)]
