@@ -24,6 +24,7 @@ from loom_gateway.api import (
     console_annotations,
     console_apps,
     console_auth,
+    console_human_inputs,
     console_runs,
     console_settings,
     console_stats,
@@ -38,6 +39,7 @@ from loom_gateway.api import (
     service_annotations,
     service_app,
     service_datasets,
+    service_human_inputs,
     service_runs,
     service_webhooks,
 )
@@ -81,6 +83,7 @@ ROUTERS += (console_tools,)  # a workspace's tools: the tools service's registry
 
 def jwt_secret(settings: GatewaySettings) -> str:
     if settings.jwt_secret:
+ROUTERS += (service_human_inputs, console_human_inputs)  # the forms of runs paused on human input
         return settings.jwt_secret
     # Created with mode 0600 from the start and published whole (see secret_files).
     return secret_files.read_or_create(settings.home() / "jwt.secret",

@@ -45,7 +45,7 @@ class ChatMessage(BaseModel):
 class WorkflowRunData(BaseModel):
     id: str
     workflow_id: str
-    status: Literal["running", "succeeded", "failed", "stopped"]
+    status: Literal["running", "succeeded", "failed", "stopped", "paused"]
     outputs: dict[str, Any]
     error: str | None = None
     elapsed_time: float | None = None

@@ -60,7 +60,7 @@ async def _blocking(g: Gateway, run: StartedRun) -> dict:
         async with asyncio.timeout(g.settings.blocking_timeout_s):
             async for ev in events:
                 fold.add(ev, run.chat)
-                if fold.finished:
+                if fold.finished or await sse.paused_for_now(g, run, fold, ev.seq):
                     break
     except TimeoutError as exc:
         sse.hand_off(g, run, fold)

@@ -3,6 +3,10 @@ and an `id:` per run event (its seq) so a client can resume with Last-Event-ID.
 
 A client that disconnects stops its stream, never the run: the run is handed to a watcher
 that follows it to its end and records the outcome (`execution.record`).
+
+A run that pauses on a human-input form ends its stream with `workflow_paused` (no connection
+is held while a person takes their time); after the answer, a client reattaches with
+`GET /v1/runs/{id}/events` and Last-Event-ID to read on (a pause already resumed is read through).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from loom_common import messaging
 from loom_common.events import RunEvent
 from loom_common.logging import get_logger
 from loom_gateway.api import timing
@@ -33,15 +38,28 @@ def response(events: AsyncIterator[dict], ping_s: float) -> EventSourceResponse:
                                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def paused_for_now(g: Gateway, run: StartedRun, fold: Fold, seq: int) -> bool:
+    """The run is paused at `seq` and nothing was stored after it (the pause is not over yet)."""
+    if not fold.paused:
+        return False
+    broker = getattr(g.execution.bus, "broker", None)
+    if broker is None:
+        return True
+    try:
+        return await messaging.last_run_event_seq(broker, run.run_id) <= seq
+    except Exception:
+        return True
+
+
 async def _watch(g: Gateway, run: StartedRun, fold: Fold) -> None:
     try:
         async with asyncio.timeout(g.settings.blocking_timeout_s * 4):
-            if not fold.finished:
+            if not fold.finished and not fold.paused:
                 async for ev in g.execution.bus.events(run.run_id, fold.last_seq):
                     fold.add(ev, run.chat)
-                    if fold.finished:
+                    if fold.finished or await paused_for_now(g, run, fold, ev.seq):
                         break
-        if fold.finished:
+        if fold.finished or fold.paused:
             await g.execution.record(run.run_id, fold)
     except Exception as exc:  # a watcher must never take the gateway down
         log.warning("run watcher stopped", run_id=run.run_id, error=repr(exc))
@@ -106,6 +124,8 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
                 yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
                 # sse-starlette asks for the next item once this frame was handed to the server.
                 timing.RELAY.observe(time.perf_counter() - received)
+            if await paused_for_now(g, run, fold, ev.seq):
+                break
         if after_seq == 0:  # a resumed stream has not seen the whole answer: the watcher records
             # Shielded: a client leaving now must not cut the write off mid-transaction.
             await asyncio.shield(g.execution.record(run.run_id, fold))

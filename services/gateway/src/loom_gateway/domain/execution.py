@@ -102,6 +102,10 @@ class Fold:
     agent_thoughts: list[dict[str, Any]] = field(default_factory=list)  # an agent's rounds, for /v1/messages
     first_text_at: datetime | None = None  # when the orchestrator sent the first answer text (TTFT)
     finished: bool = False
+    # Waiting for human-input forms (workflow_paused, not followed by workflow_resumed): not an
+    # end, but a stream or a blocking call stops here; the open forms by id.
+    paused: bool = False
+    human_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_seq: int = 0
 
     def add(self, ev: RunEvent, chat: bool) -> None:
@@ -117,6 +121,13 @@ class Fold:
             self.answer = str(d.get("answer", ""))
         elif ev.event == "node_finished":
             self.total_steps += 1
+            self.human_inputs.pop(str(d.get("id")), None)
+        elif ev.event == "human_input_required":
+            self.human_inputs[str(d.get("form_id"))] = dict(d)
+        elif ev.event == "workflow_paused":
+            self.status, self.paused = "paused", True
+        elif ev.event == "workflow_resumed":
+            self.status, self.paused = "running", False
         elif ev.event == "agent_thought":
             self.agent_thoughts.append(dict(d))
         elif ev.event == "message_end":
@@ -188,17 +199,21 @@ def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
 
 
 def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
+    paused = {"human_inputs": list(fold.human_inputs.values())} if fold.paused else {}
     if run.workflow_only:
         return {"workflow_run_id": run.run_id, "task_id": run.run_id,
                 "data": {"id": run.run_id, "workflow_id": run.app_id, "status": fold.status,
                          "outputs": fold.outputs or {}, "error": fold.error, "elapsed_time": fold.elapsed_time,
                          "total_tokens": fold.total_tokens, "total_steps": fold.total_steps,
-                         "created_at": run.created_at, "finished_at": int(time.time())}}
+                         "created_at": run.created_at, "finished_at": None if fold.paused else int(time.time()),
+                         **paused}}
     body = {"event": "message", "task_id": run.run_id, "id": run.message_id, "message_id": run.message_id,
             "mode": dify_mode(run.mode), "answer": fold.answer,
             "metadata": {"usage": {}, "retriever_resources": [], **fold.metadata}, "created_at": run.created_at}
     if run.conversation_id:
         body["conversation_id"] = run.conversation_id
+    if fold.paused:  # the answer so far; the rest comes once a person answered (GET /v1/runs/{id}/events)
+        body.update(status="paused", **paused)
     return body
 
 
@@ -292,7 +307,11 @@ class Execution:
             raise
 
     async def record(self, run_id: str, fold: Fold) -> None:
-        """Store a finished run's outcome; idempotent (the first writer of a final state wins)."""
+        """Store a finished run's outcome; idempotent (the first writer of a final state wins). A
+        paused run is only marked paused (a later answer or timeout resumes it)."""
+        if fold.paused and not fold.finished:
+            await self.pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
+            return
         written: list[str] = []
         held = None
         async with self.pool.acquire() as conn, conn.transaction():
@@ -300,7 +319,7 @@ class Execution:
                 "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
                 " finished_at = now(),"
                 " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
-                " WHERE id = $1 AND status = 'running' RETURNING message_id, tenant_id, app_id",
+                " WHERE id = $1 AND status IN ('running', 'paused') RETURNING message_id, tenant_id, app_id",
                 run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
                 fold.total_tokens, fold.total_steps, fold.first_text_at)
             updated = row["message_id"] if row else None
@@ -334,16 +353,22 @@ class Execution:
                 break
         return fold
 
-    async def refresh(self, tenant_id: str, app_id: str, run_ids: list[str]) -> None:
-        """Bring records of runs still marked running up to date from their stored events."""
+    async def refresh(self, tenant_id: str, app_id: str, run_ids: list[str]) -> dict[str, Fold]:
+        """Bring records of runs still marked running (or paused: a timeout may have resumed one)
+        up to date from their stored events; the folds read, by run id."""
+        folds: dict[str, Fold] = {}
         for run_id in run_ids:
             row = await self.pool.fetchrow("SELECT mode, status FROM runs WHERE id = $1 AND tenant_id = $2"
                                            " AND app_id = $3", run_id, tenant_id, app_id)
-            if row is None or row["status"] != "running":
+            if row is None or row["status"] not in ("running", "paused"):
                 continue
-            fold = await self.replay(run_id, row["mode"] in dsl.CHAT_MODES)
-            if fold.finished:
+            fold = folds[run_id] = await self.replay(run_id, row["mode"] in dsl.CHAT_MODES)
+            if fold.finished or fold.paused:
                 await self.record(run_id, fold)
+            elif row["status"] == "paused":  # resumed (an answer, a timeout) and not finished yet
+                await self.pool.execute("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'paused'",
+                                        run_id)
+        return folds
 
     async def owned_run(self, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record:
         row = await self.pool.fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
@@ -366,18 +391,23 @@ class Execution:
         to date there. A finished run's record never changes again, so the replica's is final."""
         r = await self.reads.pool(tenant_id).fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2"
                                                       " AND app_id = $3", run_id, tenant_id, app_id)
-        if r is None or r["status"] == "running":
+        folds: dict[str, Fold] = {}
+        if r is None or r["status"] in ("running", "paused"):
             await self.owned_run(tenant_id, app_id, run_id)
-            await self.refresh(tenant_id, app_id, [run_id])
+            folds = await self.refresh(tenant_id, app_id, [run_id])
             r = await self.owned_run(tenant_id, app_id, run_id)
         finished = r["finished_at"]
+        paused = {}
+        if r["status"] == "paused" and run_id in folds:  # the forms it waits for (answer: POST .../human-inputs)
+            paused = {"human_inputs": list(folds[run_id].human_inputs.values())}
         return {"id": r["id"], "workflow_id": r["app_id"], "status": r["status"],
                 "inputs": json.loads(r["inputs"]), "outputs": json.loads(r["outputs"]) if r["outputs"] else {},
                 "error": r["error"], "total_steps": r["total_steps"], "total_tokens": r["total_tokens"],
                 "created_at": int(r["created_at"].timestamp()),
                 "finished_at": int(finished.timestamp()) if finished else None,
                 "elapsed_time": (finished - r["created_at"]).total_seconds() if finished else None,
-                "invoke_from": r["invoke_from"], "debug": r["invoke_from"] in ("debugger", "single-node")}
+                "invoke_from": r["invoke_from"], "debug": r["invoke_from"] in ("debugger", "single-node"),
+                **paused}
 
     async def list_runs(self, tenant_id: str, app_id: str, limit: int, invoke_from: str | None = None
                         ) -> list[dict]:

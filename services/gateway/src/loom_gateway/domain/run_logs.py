@@ -9,7 +9,7 @@ import asyncpg
 
 from loom_gateway.domain.errors import BadRequest
 
-STATUSES = ("succeeded", "failed", "stopped", "running")
+STATUSES = ("succeeded", "failed", "stopped", "running", "paused")
 
 _MATCHING = """
   FROM runs r LEFT JOIN end_users e ON e.id = r.end_user_id
