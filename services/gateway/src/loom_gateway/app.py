@@ -79,11 +79,11 @@ ROUTERS = (service_runs, service_app, openai_compat, service_datasets, service_w
            console_workspaces, console_apps, console_templates, console_runs, console_stats, console_settings,
            console_triggers, service_annotations, console_annotations)
 ROUTERS += (console_tools,)  # a workspace's tools: the tools service's registry
+ROUTERS += (service_human_inputs, console_human_inputs)  # the forms of runs paused on human input
 
 
 def jwt_secret(settings: GatewaySettings) -> str:
     if settings.jwt_secret:
-ROUTERS += (service_human_inputs, console_human_inputs)  # the forms of runs paused on human input
         return settings.jwt_secret
     # Created with mode 0600 from the start and published whole (see secret_files).
     return secret_files.read_or_create(settings.home() / "jwt.secret",
