@@ -115,3 +115,19 @@ async def test_a_child_chunk_matches_and_its_parent_comes_back(rag) -> None:
     assert "Basalt" in hits[0].content and "Glaciers" not in hits[0].parent_content
     assert hits[0].parent_content.startswith("Volcanoes vent magma") and len(hits[0].parent_content) > len(
         hits[0].content)
+
+
+async def test_new_document_metadata_replaces_the_old_on_its_chunks(rag) -> None:
+    t, ds, docs = await _three_reports(rag)
+    await rag.m.create_segments(t, ds, docs[0].id, [("Harbour boats extra note.", {"source": "manual"})])
+    await rag.m.update_document(t, ds, docs[0].id, metadata={"language": "en"})  # "lang" renamed, "year" gone
+
+    async def names(f: MetadataFilter) -> set[str]:
+        q = RetrievalQuery(t, [ds], "harbour boats", top_k=10, filters=[f])
+        return {h.segment_id for h in await rag.retriever.retrieve(q)}
+
+    segs = {s.id: s for s in (await rag.m.list_segments(t, ds, docs[0].id)).items}
+    assert not (await names(MetadataFilter("lang", "eq", "en"))) & set(segs)
+    assert not (await names(MetadataFilter("year", "eq", 2020))) & set(segs)
+    assert set(segs) <= await names(MetadataFilter("language", "eq", "en"))
+    assert {s.metadata.get("source") for s in segs.values()} == {None, "manual"}  # a segment's own key stays

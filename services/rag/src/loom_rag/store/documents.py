@@ -66,13 +66,15 @@ async def update_meta(conn: asyncpg.Connection, doc: Document, *, name: str | No
         "updated_at = now() WHERE tenant_id = $1 AND id = $2::uuid",
         doc.tenant_id, doc.id, name, json.dumps(metadata) if metadata is not None else None)
     if metadata is not None or name is not None:
-        # Segments carry the document's name and metadata, so filters need no join.
+        # Segments carry the document's name and metadata, so filters need no join. The keys
+        # the document had are taken off first (a renamed or removed field must stop matching);
+        # a segment's own keys (CreateSegments' metadata) stay.
         await conn.execute(
-            "UPDATE segments SET metadata = (metadata - 'document_name') || $3::jsonb || "
+            "UPDATE segments SET metadata = (metadata - $5::text[] - 'document_name') || $3::jsonb || "
             "jsonb_build_object('document_name', $4::text), updated_at = now() "
             "WHERE tenant_id = $1 AND document_id = $2::uuid",
             doc.tenant_id, doc.id, json.dumps(metadata if metadata is not None else doc.metadata),
-            name if name is not None else doc.name)
+            name if name is not None else doc.name, list(doc.metadata))
 
 
 async def new_revision(conn: asyncpg.Connection, doc: Document, *, file_key: str, mime_type: str,
