@@ -32,6 +32,11 @@ SKIP = {("POST", "/console/api/logout"), ("DELETE", "/console/api/workspaces/{wo
         # A model pull downloads from the engine's library (registry.ollama.ai here): tested in
         # test_gateway_console_model_pull.py against a loopback registry.
         ("POST", "/console/api/workspaces/{workspace_id}/models/pull"),
+        # Adding an MCP server lists its tools, a tool test calls the tool (http.request among them):
+        # random URLs would reach off loopback. Tested against a loopback MCP server in
+        # test_gateway_mcp_tools.py and test_gateway_e2e_mcp.py.
+        ("POST", "/console/api/workspaces/{workspace_id}/tools/mcp"),
+        ("POST", "/console/api/workspaces/{workspace_id}/tools/{tool_id}/test"),
         ("POST", "/console/api/workspaces/{workspace_id}/settings/storage/test")}
 
 

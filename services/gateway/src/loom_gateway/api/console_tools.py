@@ -21,6 +21,12 @@ from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: tools"])
 
+# What the tools service behind these routes may answer besides (openapi.py documents the rest).
+_UPSTREAM: dict[int | str, dict] = {
+    502: {"description": "The tools service failed"}, 503: {"description": "The tools service is unavailable"},
+    504: {"description": "The tools service (or the MCP server it lists) did not answer in time"}}
+_WRITE = {**_UPSTREAM, 409: {"description": "A tool of that name exists (`replace: true` overwrites)"}}
+
 ToolId = Annotated[str, Field(min_length=1, max_length=130, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.*-]*$")]
 Name = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # Headers that carry a credential go in `credentials` (sealed), never in plain `headers`.
@@ -110,7 +116,7 @@ def _creds(c: BearerToken | ApiKeyHeader | None) -> dict | None:
     return c.model_dump() if c is not None else None
 
 
-@router.get("/tools", name="tools.list")
+@router.get("/tools", name="tools.list", responses=_UPSTREAM)
 async def list_tools(request: Request, p: Principal = require(Perm.APPS_READ),
                      kind: Literal["builtin", "http", "openapi", "sql", "code", "mcp"] | None = Query(None)) -> dict:
     """The workspace's tools and the built-ins: {data: [{id, name, kind, description, provider,
@@ -118,7 +124,7 @@ async def list_tools(request: Request, p: Principal = require(Perm.APPS_READ),
     return {"data": await _tools(request).list(p.tenant_id, kind or "")}
 
 
-@router.get("/tools/{tool_id}", name="tools.get")
+@router.get("/tools/{tool_id}", name="tools.get", responses=_UPSTREAM)
 async def get_tool(tool_id: ToolId, request: Request, p: Principal = require(Perm.APPS_READ)) -> dict:
     for tool in await _tools(request).list(p.tenant_id):
         if tool["id"] == tool_id:
@@ -126,7 +132,7 @@ async def get_tool(tool_id: ToolId, request: Request, p: Principal = require(Per
     raise NotFound(f"no tool {tool_id!r} in this workspace", code="tool_not_found")
 
 
-@router.post("/tools/http", status_code=201, name="tools.create_http")
+@router.post("/tools/http", status_code=201, name="tools.create_http", responses=_WRITE)
 async def create_http_tool(body: HttpToolBody, request: Request, p: Principal = require(Perm.APPS_WRITE)) -> dict:
     """A plain HTTP tool: fixed method and URL; arguments go to the query or a JSON body."""
     return {"data": await _tools(request).register_http(
@@ -135,7 +141,7 @@ async def create_http_tool(body: HttpToolBody, request: Request, p: Principal = 
         replace=body.replace)}
 
 
-@router.post("/tools/openapi", status_code=201, name="tools.import_openapi")
+@router.post("/tools/openapi", status_code=201, name="tools.import_openapi", responses=_WRITE)
 async def import_openapi(body: OpenApiBody, request: Request, p: Principal = require(Perm.APPS_WRITE)) -> dict:
     """One tool per operation, named `<prefix>.<operationId>`."""
     return {"data": await _tools(request).import_openapi(
@@ -143,7 +149,7 @@ async def import_openapi(body: OpenApiBody, request: Request, p: Principal = req
         credentials=_creds(body.credentials), replace=body.replace)}
 
 
-@router.post("/tools/sql", status_code=201, name="tools.create_sql")
+@router.post("/tools/sql", status_code=201, name="tools.create_sql", responses=_WRITE)
 async def create_sql_connection(body: SqlConnectionBody, request: Request,
                                 p: Principal = require(Perm.APPS_WRITE)) -> dict:
     """Tools `<name>.query` (one read-only SELECT) and `<name>.schema`."""
@@ -152,7 +158,7 @@ async def create_sql_connection(body: SqlConnectionBody, request: Request,
         description=body.description, replace=body.replace)}
 
 
-@router.post("/tools/mcp", status_code=201, name="tools.create_mcp")
+@router.post("/tools/mcp", status_code=201, name="tools.create_mcp", responses=_WRITE)
 async def create_mcp_server(body: McpServerBody, request: Request, p: Principal = require(Perm.APPS_WRITE)) -> dict:
     """An MCP server (streamable HTTP): its tools are listed now and registered as `<name>.<tool>`."""
     return {"data": await _tools(request).add_mcp_server(
@@ -160,7 +166,7 @@ async def create_mcp_server(body: McpServerBody, request: Request, p: Principal 
         description=body.description, replace=body.replace)}
 
 
-@router.post("/tools/{tool_id}/test", name="tools.test")
+@router.post("/tools/{tool_id}/test", name="tools.test", responses=_UPSTREAM)
 async def test_tool(tool_id: ToolId, body: ToolTestBody, request: Request,
                     p: Principal = require(Perm.APPS_WRITE)) -> dict:
     """Call the tool once with `arguments`, as a node would (audited by the tools service):
@@ -169,7 +175,7 @@ async def test_tool(tool_id: ToolId, body: ToolTestBody, request: Request,
     return await _tools(request).invoke(p.tenant_id, tool_id, body.arguments, body.timeout_s, "console-test")
 
 
-@router.delete("/tools/{tool_id}", status_code=204, name="tools.delete")
+@router.delete("/tools/{tool_id}", status_code=204, name="tools.delete", responses=_UPSTREAM)
 async def delete_tool(tool_id: ToolId, request: Request, p: Principal = require(Perm.APPS_WRITE)) -> Response:
     """Delete a tool, or every tool under a prefix with `<prefix>.*` (an OpenAPI import, a SQL
     connection, an MCP server)."""
