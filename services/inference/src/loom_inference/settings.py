@@ -37,7 +37,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from loom_common.settings import ServiceSettings
 
 BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding",
-                      "llamacpp-vision", "fake"]  # fake: an instant model for load tests (backends/fake.py)
+                      "llamacpp-vision", "fake",  # fake: an instant model for load tests (backends/fake.py)
+                      "onnx-embedding", "static-embedding"]  # the bundled MiniLM without torch (derived_embedding.py)
 
 
 class Performance(BaseModel):
@@ -191,6 +192,26 @@ class InferenceSettings(ServiceSettings):
     pull_allow_hosts: Annotated[list[str], NoDecode] = []
     # The largest blob /api/blobs accepts (a GGUF for a Modelfile's FROM).
     max_blob_bytes: int = Field(64 * 1024**3, ge=1)
+    # What runs the bundled all-minilm:l6-v2 (docs/rag.md, "Embedding backends"): "onnx" (ONNX
+    # Runtime, int8, no torch; the default, measured faster) or "torch" (sentence-transformers).
+    # Both give the same vectors within tolerance. The static model2vec table is another vector
+    # space, so it is another model: all-minilm:l6-v2-static, chosen per dataset.
+    embed_backend: Literal["onnx", "torch"] = "onnx"
+    embed_threads: int = Field(0, ge=0)         # ONNX Runtime threads; 0 = every core
+    embed_max_batch: int = Field(64, ge=1)      # texts per model call (dynamic batching)
+    embed_max_batch_tokens: int = Field(8192, ge=16)  # padded tokens per model call
+    # Where models derived from the bundled MiniLM (ONNX int8, static) are built once and kept;
+    # default $LOOM_HOME/models/derived.
+    derived_models_dir: Path | None = None
+
+    @field_validator("embed_backend", mode="before")
+    @classmethod
+    def _static_is_a_model(cls, value: Any) -> Any:
+        if value == "static":
+            raise ValueError("the static embeddings are another vector space, not a runtime of the same model: "
+                             "create the dataset with embedding_model 'all-minilm:l6-v2-static' (or set "
+                             "LOOM_DEFAULT_EMBEDDING_MODEL to it)")
+        return value
 
     @field_validator("allowed_hosts", "pull_allow_hosts", mode="before")
     @classmethod
@@ -207,3 +228,7 @@ class InferenceSettings(ServiceSettings):
     @property
     def model_store(self) -> Path:
         return self.models_dir or loom_home() / "models"
+
+    @property
+    def derived_models(self) -> Path:
+        return self.derived_models_dir or self.model_store / "derived"

@@ -17,6 +17,7 @@ from loom_inference.store import ModelStore, StoredModel
 
 BUNDLED_CHAT = "gemma3:270m"
 BUNDLED_EMBED = "all-minilm:l6-v2"
+BUNDLED_STATIC_EMBED = "all-minilm:l6-v2-static"  # model2vec, distilled from BUNDLED_EMBED once
 _ASSEMBLING = threading.Lock()
 
 
@@ -106,6 +107,14 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
 
         info.kind = "embedding"
         return SentenceTransformerEmbedder(info, route.path)
+    if route.backend in ("onnx-embedding", "static-embedding"):
+        from loom_inference.backends.derived_embedding import OnnxEmbedder, StaticEmbedder
+
+        info.kind = "embedding"
+        if route.backend == "static-embedding":
+            return StaticEmbedder(info, settings.derived_models, threads=settings.embed_threads)
+        return OnnxEmbedder(info, settings.derived_models, threads=settings.embed_threads,
+                            max_batch=settings.embed_max_batch, max_batch_tokens=settings.embed_max_batch_tokens)
     if route.backend == "llamacpp-embedding":
         from loom_inference.backends.sentence_transformers import LlamaCppEmbeddingBackend
 
@@ -139,8 +148,11 @@ def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
     routes = [
         ModelRoute(name=BUNDLED_CHAT, backend="llamacpp", path=settings.bundled_model_path, family="gemma3",
                    quantization="Q4_K_M"),
-        ModelRoute(name=BUNDLED_EMBED, backend="sentence-transformers", kind="embedding", family="bert",
-                   quantization="F32", embedding_dimension=384),
+        ModelRoute(name=BUNDLED_EMBED, kind="embedding", family="bert", embedding_dimension=384,
+                   **({"backend": "onnx-embedding", "quantization": "Q8_0"} if settings.embed_backend == "onnx"
+                      else {"backend": "sentence-transformers", "quantization": "F32"})),
+        ModelRoute(name=BUNDLED_STATIC_EMBED, backend="static-embedding", kind="embedding", family="model2vec",
+                   quantization="F32", embedding_dimension=256),
     ]
     routes += [route_for(m) for m in ModelStore(settings.model_store).list()]
     return routes
