@@ -202,3 +202,20 @@ def test_ticks_follow_the_zone_across_daylight_saving() -> None:
     assert next_tick("30 2 * * *", "Europe/Paris", first) == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
     assert next_tick("0 9 * * MON-FRI", "UTC", datetime(2026, 12, 5, 12, tzinfo=UTC)) == datetime(
         2026, 12, 7, 9, tzinfo=UTC)  # a Saturday: the next weekday's 09:00
+
+
+async def test_webhook_runs_count_against_the_workspace_rate(gateway, admin, orchestrator) -> None:
+    """No key makes a trigger's run: its workspace's requests-per-minute limit admits it (429 past it)."""
+    c, h = gateway.client, admin.headers
+    app_id = await workflow_app(c, admin)
+    hook = (await c.post(admin.ws(f"/apps/{app_id}/triggers/webhook"), headers=h)).json()
+    assert (await c.patch(admin.ws(), json={"rpm_limit": 1}, headers=h)).status_code == 200
+    codes = []
+    for city in ("A", "B", "C"):  # a minute's boundary may fall between two of them, not twice
+        body = json.dumps({"city": city}).encode()
+        r = await c.post(hook["path"], content=body, headers=signed(hook["secret"], body))
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert r.json()["code"] == "too_many_requests" and "Retry-After" in r.headers
+    assert codes.count(202) <= 2 and codes.count(429) >= 1, codes
+    assert len([q for q in orchestrator.requests if q.app_id == app_id]) == codes.count(202)
