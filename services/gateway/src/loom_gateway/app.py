@@ -40,6 +40,7 @@ from loom_gateway.api import (
     service_app,
     service_datasets,
     service_human_inputs,
+    service_knowledge,
     service_runs,
     service_webhooks,
 )
@@ -60,6 +61,8 @@ from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files
 from loom_gateway.domain.key_cache import KeyCache
+from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
+from loom_gateway.domain.knowledge_tags import KnowledgeTags
 from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.login_throttle import LoginPolicy
 from loom_gateway.domain.model_endpoints import ModelEndpoints
@@ -75,7 +78,8 @@ from loom_gateway.settings import GatewaySettings
 log = get_logger(__name__)
 
 # Routes are matched in order, one by one: the API that apps call on every request comes first.
-ROUTERS = (service_runs, service_app, openai_compat, service_datasets, service_webhooks, console_auth,
+ROUTERS = (service_runs, service_app, openai_compat, service_knowledge, service_datasets,
+           service_webhooks, console_auth,
            console_workspaces, console_apps, console_templates, console_runs, console_stats, console_settings,
            console_triggers, service_annotations, console_annotations)
 ROUTERS += (console_tools,)  # a workspace's tools: the tools service's registry
@@ -156,6 +160,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
         g.triggers = TriggerRuns(g.apps, g.execution, gate)
         g.annotations = Annotations(pool, inference)
+        g.knowledge_tags, g.knowledge_metadata = KnowledgeTags(pool), KnowledgeMetadata(pool, rag)
         g.tools = tools
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed

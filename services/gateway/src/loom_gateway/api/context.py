@@ -16,6 +16,8 @@ from loom_gateway.domain.audit import AuditLog
 from loom_gateway.domain.conversations import Conversations
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.files import Files
+from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
+from loom_gateway.domain.knowledge_tags import KnowledgeTags
 from loom_gateway.domain.limits import Limits
 from loom_gateway.domain.model_endpoints import ModelEndpoints
 from loom_gateway.domain.schedules import Schedules
@@ -47,6 +49,9 @@ class Gateway:
     tools: ToolsClient | None = None
     # An app's annotations and the match of chat queries against them (annotation reply).
     annotations: Annotations | None = None
+    # Knowledge tags and metadata fields (the gateway's side of datasets kept in rag).
+    knowledge_tags: KnowledgeTags | None = None
+    knowledge_metadata: KnowledgeMetadata | None = None
     # Triggers of workflow apps (schedules, webhooks) and the runs they start.
     schedules: Schedules | None = None
     webhooks: Webhooks | None = None

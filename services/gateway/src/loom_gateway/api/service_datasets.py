@@ -93,16 +93,31 @@ async def create_dataset(body: DatasetCreate, request: Request, p: Principal = r
                                       body.process_rule)
 
 
+async def _with_tags(request: Request, tenant_id: str, datasets: list[dict]) -> list[dict]:
+    tags = gw(request).knowledge_tags
+    if tags is not None and datasets:
+        bound = await tags.of_targets(tenant_id, [d["id"] for d in datasets])
+        for d in datasets:
+            d["tags"] = bound.get(d["id"], [])
+    return datasets
+
+
 @router.get("", name="datasets.list")
 async def list_datasets(request: Request, p: Principal = require(Perm.DATASETS_READ),
                         page: int = Query(1, ge=1, le=100_000), limit: int = Query(20, ge=1, le=100),
-                        keyword: str = Query("", max_length=200)) -> dict:
-    return await gw(request).rag.list_datasets(p.tenant_id, keyword, page, limit)
+                        keyword: str = Query("", max_length=200),
+                        tag_ids: list[str] | None = Query(None, max_length=100,
+                                                          description="only datasets with any of these tags")) -> dict:
+    g = gw(request)
+    ids = await g.knowledge_tags.targets(p.tenant_id, tag_ids) if tag_ids and g.knowledge_tags else None
+    listed = await g.rag.list_datasets(p.tenant_id, keyword, page, limit, ids)
+    await _with_tags(request, p.tenant_id, listed["data"])
+    return listed
 
 
 @router.get("/{dataset_id}", name="datasets.get")
 async def get_dataset(dataset_id: str, request: Request, p: Principal = require(Perm.DATASETS_READ)) -> dict:
-    return await gw(request).rag.get_dataset(p.tenant_id, dataset_id)
+    return (await _with_tags(request, p.tenant_id, [await gw(request).rag.get_dataset(p.tenant_id, dataset_id)]))[0]
 
 
 @router.patch("/{dataset_id}", name="datasets.update")
@@ -114,7 +129,11 @@ async def update_dataset(dataset_id: str, body: DatasetPatch, request: Request,
 
 @router.delete("/{dataset_id}", status_code=204, name="datasets.delete")
 async def delete_dataset(dataset_id: str, request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> Response:
-    await gw(request).rag.delete_dataset(p.tenant_id, dataset_id)
+    g = gw(request)
+    await g.rag.delete_dataset(p.tenant_id, dataset_id)
+    if g.knowledge_tags is not None and g.knowledge_metadata is not None:  # what the gateway kept about it
+        await g.knowledge_tags.forget(p.tenant_id, dataset_id)
+        await g.knowledge_metadata.forget(p.tenant_id, dataset_id)
     return Response(status_code=204)
 
 
@@ -204,11 +223,12 @@ async def delete_document(dataset_id: str, document_id: str, request: Request,
 
 
 @router.patch("/{dataset_id}/documents/status/{action}", name="documents.set_status")
-async def set_documents_status(dataset_id: str, action: Literal["enable", "disable"], body: DocumentIds,
-                               request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
-    """Dify's batch enable/disable: a disabled document's chunks stay stored but are not retrieved."""
-    docs = await gw(request).rag.set_documents_enabled(p.tenant_id, dataset_id, body.document_ids,
-                                                       action == "enable")
+async def set_documents_status(dataset_id: str, action: Literal["enable", "disable", "archive", "un_archive"],
+                               body: DocumentIds, request: Request, p: Principal = require(Perm.DATASETS_WRITE)
+                               ) -> dict:
+    """Dify's batch enable/disable/archive/un_archive: a disabled or archived document's chunks
+    stay stored but are not retrieved; un-archiving leaves `enabled` as it was."""
+    docs = await gw(request).rag.set_documents_status(p.tenant_id, dataset_id, body.document_ids, action)
     return {"result": "success", "data": docs}
 
 
@@ -231,6 +251,12 @@ async def list_segments(dataset_id: str, document_id: str, request: Request,
                         p: Principal = require(Perm.DATASETS_READ), page: int = Query(1, ge=1, le=100_000),
                         limit: int = Query(20, ge=1, le=100), keyword: str = Query("", max_length=200)) -> dict:
     return await gw(request).rag.list_segments(p.tenant_id, dataset_id, document_id, keyword, page, limit)
+
+
+@router.get("/{dataset_id}/documents/{document_id}/segments/{segment_id}", name="segments.get")
+async def get_segment(dataset_id: str, document_id: str, segment_id: str, request: Request,
+                      p: Principal = require(Perm.DATASETS_READ)) -> dict:
+    return await gw(request).rag.get_segment(p.tenant_id, dataset_id, document_id, segment_id)
 
 
 @router.post("/{dataset_id}/documents/{document_id}/segments/{segment_id}", name="segments.update")

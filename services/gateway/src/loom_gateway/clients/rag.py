@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 
 import grpc
+from pydantic import ValidationError
 
 from loom.rag.v1 import rag_pb2 as pb
 from loom.rag.v1 import rag_pb2_grpc as pb_grpc
+from loom_common.dsl.metadata_filters import MetadataFilteringConditions
 from loom_common.grpc_client import call_metadata, channel
 from loom_gateway.clients.errors import translate
 from loom_gateway.domain.errors import BadRequest
@@ -120,10 +122,35 @@ def document_body(d: pb.Document) -> dict:
             "dataset_process_rule_id": None, "name": d.name, "created_from": "api", "created_by": None,
             "created_at": d.created_at, "tokens": d.tokens, "indexing_status": d.indexing_status,
             "error": d.error or None,
-            "enabled": d.enabled, "disabled_at": None, "disabled_by": None, "archived": False,
-            "display_status": "available" if d.indexing_status == "completed" and d.enabled else d.indexing_status,
+            "enabled": d.enabled, "disabled_at": None, "disabled_by": None, "archived": d.archived,
+            "display_status": _display_status(d),
             "word_count": d.word_count, "hit_count": 0, "doc_form": d.doc_form or "text_model",
             "doc_metadata": json.loads(d.metadata_json) if d.metadata_json else None}
+
+
+def _display_status(d: pb.Document) -> str:
+    if d.archived:
+        return "archived"
+    if d.indexing_status != "completed":
+        return d.indexing_status
+    return "available" if d.enabled else "disabled"
+
+
+def metadata_filters(model: dict) -> tuple[list[pb.MetadataFilter], str]:
+    """Dify's retrieval_model.metadata_filtering_conditions -> rag's filters and their logic
+    (a 400 naming the field for a bad condition)."""
+    raw = model.get("metadata_filtering_conditions")
+    if raw is None:
+        return [], "and"
+    at = "retrieval_model.metadata_filtering_conditions"
+    try:
+        conditions = MetadataFilteringConditions.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadRequest(f"{err['msg']}", field=f"{at}.{where}" if where else at) from None
+    return ([pb.MetadataFilter(key=k, op=op, value_json=json.dumps(v)) for k, op, v in conditions.filters()],
+            conditions.logical_operator)
 
 
 def indexing_status_body(d: pb.Document) -> dict:
@@ -184,9 +211,10 @@ class RagClient:
             req.process_rule.CopyFrom(pr)
         return dataset_body(await self._call("CreateDataset", req, t))
 
-    async def list_datasets(self, t: str, keyword: str, page: int, limit: int) -> dict:
-        res = await self._call("ListDatasets", pb.ListDatasetsRequest(tenant_id=t, keyword=keyword or "", page=page,
-                                                                       limit=limit), t)
+    async def list_datasets(self, t: str, keyword: str, page: int, limit: int, ids: list[str] | None = None) -> dict:
+        """`ids`: only those (a tag's datasets); None: all."""
+        res = await self._call("ListDatasets", pb.ListDatasetsRequest(
+            tenant_id=t, keyword=keyword or "", page=page, limit=limit, ids=ids or [], only_ids=ids is not None), t)
         return _page(res, dataset_body)
 
     async def get_dataset(self, t: str, dataset_id: str) -> dict:
@@ -249,10 +277,31 @@ class RagClient:
         return await self._call("GetDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
                                                                document_id=document_id), t)
 
-    async def set_documents_enabled(self, t: str, dataset_id: str, document_ids: list[str], enabled: bool) -> list:
-        res = await self._call("SetDocumentsEnabled", pb.SetDocumentsEnabledRequest(
-            tenant_id=t, dataset_id=dataset_id, document_ids=document_ids, enabled=enabled), t)
+    async def set_documents_status(self, t: str, dataset_id: str, document_ids: list[str], action: str) -> list:
+        """Dify's enable | disable | archive | un_archive."""
+        req = pb.SetDocumentsEnabledRequest(tenant_id=t, dataset_id=dataset_id, document_ids=document_ids,
+                                            enabled=action == "enable")
+        if action in ("archive", "un_archive"):
+            req.archived = action == "archive"
+        res = await self._call("SetDocumentsEnabled", req, t)
         return [document_body(d) for d in res.data]
+
+    async def documents(self, t: str, dataset_id: str, cap: int = 10_000):
+        """Every document of the dataset (pb.Document), page by page, at most `cap`."""
+        page = 1
+        while (page - 1) * 100 < cap:
+            res = await self._call("ListDocuments", pb.ListDocumentsRequest(tenant_id=t, dataset_id=dataset_id,
+                                                                             page=page, limit=100), t)
+            for d in res.data:
+                yield d
+            if not res.has_more:
+                return
+            page += 1
+
+    async def set_document_metadata(self, t: str, dataset_id: str, document_id: str, metadata: dict) -> None:
+        """Replace a document's metadata (its chunks' copies follow; no re-indexing)."""
+        await self._call("UpdateDocument", pb.UpdateDocumentRequest(
+            tenant_id=t, dataset_id=dataset_id, document_id=document_id, metadata_json=json.dumps(metadata)), t)
 
     async def delete_document(self, t: str, dataset_id: str, document_id: str) -> None:
         await self._call("DeleteDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
@@ -283,6 +332,11 @@ class RagClient:
             req.enabled = enabled
         return {"data": segment_body(await self._call("UpdateSegment", req, t)), "doc_form": "text_model"}
 
+    async def get_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> dict:
+        seg = await self._call("GetSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                                            segment_id=segment_id), t)
+        return {"data": segment_body(seg), "doc_form": "hierarchical_model" if seg.parent_content else "text_model"}
+
     async def delete_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> None:
         await self._call("DeleteSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
                                                          segment_id=segment_id), t)
@@ -297,17 +351,24 @@ class RagClient:
         req = pb.RetrieveRequest(tenant_id=t, dataset_ids=[dataset_id], query=query,
                                  method=SEARCH.get(method, pb.SEARCH_METHOD_UNSPECIFIED),
                                  top_k=int(model.get("top_k") or 0), rerank=bool(model.get("reranking_enable")))
+        filters, logic = metadata_filters(model)
+        req.filters.extend(filters)
+        req.filter_logic = logic
         if model.get("score_threshold_enabled") and model.get("score_threshold") is not None:
             req.score_threshold = float(model["score_threshold"])
         weights = model.get("weights")
         if isinstance(weights, int | float):
             req.vector_weight, req.keyword_weight = float(weights), 1.0 - float(weights)
         res = await self._call("Retrieve", req, t, stub="retrieval")
+        # Parent-child chunks: the child matched, the parent is the record's content (Dify's shape).
         records = [{"segment": {"id": c.segment_id, "position": c.position, "document_id": c.document_id,
-                                "content": c.content, "answer": None, "word_count": len(c.content.split()),
+                                "content": c.parent_content or c.content, "answer": None,
+                                "word_count": len((c.parent_content or c.content).split()),
                                 "tokens": 0, "keywords": [], "index_node_id": c.segment_id, "hit_count": 0,
                                 "enabled": True, "status": "completed",
                                 "document": {"id": c.document_id, "data_source_type": "upload_file",
                                              "name": c.document_name}},
+                    "child_chunks": [{"id": c.segment_id, "content": c.content, "position": c.position,
+                                      "score": c.score}] if c.parent_content else None,
                     "score": c.score, "tsne_position": None} for c in res.chunks]
         return {"query": {"content": query}, "records": records}

@@ -35,7 +35,8 @@ class RagClient:
                 req, timeout=timeout_s, metadata=call_metadata(tenant_id=query.tenant_id))
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, "rag") from None
-        return [{"content": c.content, "title": c.document_name,
+        # Parent-child datasets: the child matched, its parent is the context (as Dify's node gives it).
+        return [{"content": c.parent_content or c.content, "title": c.document_name,
                  "metadata": {"score": c.score, "document_id": c.document_id, "dataset_id": c.dataset_id,
                               "segment_id": c.segment_id, "position": c.position, "document_name": c.document_name,
                               **(json.loads(c.metadata_json) if c.metadata_json else {})}}
