@@ -12,6 +12,7 @@ import { useWorkspace, WorkspaceProvider } from "./workspace";
 const SECTIONS: { path: string; label: string; perm: Perm }[] = [
   { path: "apps", label: "Apps", perm: "apps.read" },
   { path: "knowledge", label: "Knowledge", perm: "datasets.read" },
+  { path: "tools", label: "Tools", perm: "apps.read" },
   { path: "members", label: "Members", perm: "members.read" },
   { path: "audit", label: "Audit log", perm: "audit.read" },
   { path: "settings", label: "Settings", perm: "workspace.manage" },
