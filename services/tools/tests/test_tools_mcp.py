@@ -144,7 +144,8 @@ async def test_tools_mcp_wrong_credential_is_refused_without_registering(toolbox
     with pytest.raises(Exception) as err:
         await box.catalog.add_mcp_server(tenant, name="calc", url=f"{mcp_server.url}/mcp",
                                          credentials={"type": "bearer", "token": "wrong-token"})
-    assert getattr(err.value, "code", "") == "upstream_error"
+    assert getattr(err.value, "code", "") == "upstream_error" and err.value.field == "url"
+    assert "HTTP 401" in err.value.message
     assert "wrong-token" not in str(err.value)
     assert [s for s in await box.executor.list(tenant, "mcp")] == []
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from loom_tools.domain.registry import Registry
 from loom_tools.domain.types import NAME_RE, ToolSpec
-from loom_tools.errors import InvalidArguments
+from loom_tools.errors import InvalidArguments, UpstreamError
 from loom_tools.mcp.runner import headers_of
 from loom_tools.mcp.session import McpSessions, local_name
 from loom_tools.net.tools import AUTH_SCHEMA, METHODS
@@ -110,7 +110,11 @@ class Catalog:
         if self._mcp is None:
             raise InvalidArguments("MCP servers are not enabled in this tools service", field="url")
         config = {"url": url, "headers": dict(headers or {})}
-        remote = await self._mcp.list_tools(url, headers_of(config, credentials))
+        try:
+            remote = await self._mcp.list_tools(url, headers_of(config, credentials))
+        except UpstreamError as exc:  # the console names the field to fix
+            raise UpstreamError(f"argument 'url': the MCP server's tools could not be listed: {exc.message}",
+                                field="url") from exc
         if not remote:
             raise InvalidArguments("argument 'url': the MCP server lists no tools", field="url")
         specs, seen = [], set()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import certifi
 import httpx2
 
-from loom_tools.errors import ResponseTooLarge
+from loom_tools.errors import ResponseTooLarge, UpstreamError
 from loom_tools.net.ssrf import Guard
 
 # httpx2 logs every request URL at INFO (a query string may carry a secret): not in our log.
@@ -25,6 +25,7 @@ for _name in ("httpx2", "httpcore2", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 _SSL = None
+_REFUSALS = {401: "check the credentials", 403: "check the credentials", 404: "no MCP endpoint at this URL"}
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -64,6 +65,11 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         if target.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": target.host}
         response = await self._inner.handle_async_request(request)
+        if request.method == "POST" and response.status_code in _REFUSALS:
+            # The SDK reports these as a bare "error response": say what the server said.
+            await response.aclose()
+            raise UpstreamError(f"the MCP server answered HTTP {response.status_code} "
+                                f"({_REFUSALS[response.status_code]})", field="url")
         response.stream = _Capped(response.stream, self._max_bytes)
         return response
 
