@@ -131,3 +131,32 @@ async def test_new_document_metadata_replaces_the_old_on_its_chunks(rag) -> None
     assert not (await names(MetadataFilter("year", "eq", 2020))) & set(segs)
     assert set(segs) <= await names(MetadataFilter("language", "eq", "en"))
     assert {s.metadata.get("source") for s in segs.values()} == {None, "manual"}  # a segment's own key stays
+
+
+async def test_child_chunks_of_a_parent_listed_and_added(rag) -> None:
+    t = tenant()
+    rule = ChunkingConfig(mode="hierarchical", parent_mode="paragraph", max_tokens=30, subchunk_max_tokens=12,
+                          separators=["\n\n", ""], chunk_overlap=0, subchunk_separators=[". ", ""])
+    ds = await rag.m.create_dataset(t, name="children", process_rule=rule)
+    doc = await rag.m.create_document(t, ds.id, name="earth.txt", source=Source(text=(
+        "Glaciers carve valleys over millennia. Moraines mark where the ice stopped.\n\n"
+        "Volcanoes vent magma through the crust. Basalt cools into hexagonal columns.")))
+    await rag.drain()
+    every = (await rag.m.list_segments(t, ds.id, doc.id, limit=100)).items
+    volcano = next(s for s in every if "Basalt" in s.content)
+    siblings = (await rag.m.list_segments(t, ds.id, doc.id, children_of=volcano.id)).items
+    assert volcano.id in {s.id for s in siblings} and all(s.parent_content == volcano.parent_content
+                                                          for s in siblings)
+    assert len(siblings) < len(every)
+    [added] = await rag.m.create_segments(t, ds.id, doc.id, [("Obsidian is volcanic glass.", None)],
+                                          children_of=volcano.id)
+    assert added.parent_content == volcano.parent_content
+    hits = await rag.retriever.retrieve(RetrievalQuery(t, [ds.id], "obsidian volcanic glass", top_k=1,
+                                                       method=SearchMethod.FULL_TEXT))
+    assert hits[0].segment_id == added.id and hits[0].parent_content == volcano.parent_content
+    plain = await rag.m.create_dataset(t, name="plain")
+    pdoc = await rag.m.create_document(t, plain.id, name="p.txt", source=Source(text="Just text."))
+    await rag.drain()
+    pseg = (await rag.m.list_segments(t, plain.id, pdoc.id)).items[0]
+    with pytest.raises(InvalidArgument, match="children_of"):
+        await rag.m.list_segments(t, plain.id, pdoc.id, children_of=pseg.id)

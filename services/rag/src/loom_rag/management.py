@@ -235,16 +235,27 @@ class Management:
     # ---- segments ----------------------------------------------------------------------------
 
     async def list_segments(self, tenant_id: str, dataset_id: str, document_id: str, *, keyword: str = "",
-                            enabled: bool | None = None, page: int = 1, limit: int = 20) -> Page:
+                            enabled: bool | None = None, page: int = 1, limit: int = 20,
+                            children_of: str | None = None) -> Page:
+        """`children_of` (a segment of a parent-child document): only the children of its parent."""
         page, limit, offset = paging(page, limit)
         doc = await self.get_document(tenant_id, dataset_id, document_id)
         async with self.db.transaction(tenant_id) as conn:
+            parent = await self._parent(conn, tenant_id, doc.id, children_of) if children_of else None
             items, total = await segments_store.list_(conn, tenant_id, doc.id, keyword=keyword, enabled=enabled,
-                                                      offset=offset, limit=limit)
+                                                      offset=offset, limit=limit, parent_content=parent)
         return Page(items, total, page, limit)
 
+    async def _parent(self, conn, tenant_id: str, document_id: str, segment_id: str) -> str:
+        seg = await segments_store.get(conn, tenant_id, document_id, uuid_("children_of", segment_id))
+        if seg.parent_content is None:
+            raise InvalidArgument("children_of", "the segment is not a child chunk (its document is not parent-child)")
+        return seg.parent_content
+
     async def create_segments(self, tenant_id: str, dataset_id: str, document_id: str,
-                              items: list[tuple[str, dict[str, Any] | None]]) -> list[Segment]:
+                              items: list[tuple[str, dict[str, Any] | None]],
+                              children_of: str | None = None) -> list[Segment]:
+        """`children_of` (a child chunk): the new segments are children of the same parent."""
         if not items:
             raise InvalidArgument("segments", "give at least one segment")
         if any(not content.strip() for content, _ in items):
@@ -255,10 +266,11 @@ class Management:
         vectors = await self._embed(dataset, contents, tenant_id)
         counts = self.tokenizer.count(contents)
         async with self.db.transaction(tenant_id) as conn:
+            parent = await self._parent(conn, tenant_id, doc.id, children_of) if children_of else None
             first = await segments_store.next_position(conn, tenant_id, doc.id)
             rows = [segments_store.NewSegment(id=new_id(), position=first + i, content=c, tokens=n,
                                               metadata={**doc.metadata, "document_name": doc.name, **(meta or {})},
-                                              embedding=v)
+                                              embedding=v, parent_content=parent)
                     for i, ((c, meta), n, v) in enumerate(zip(items, counts, vectors, strict=True))]
             await segments_store.upsert(conn, tenant_id=tenant_id, dataset_id=doc.dataset_id, document_id=doc.id,
                                         revision=0, document_enabled=doc.enabled and not doc.archived,

@@ -130,13 +130,15 @@ class DatasetsServicer(rag_pb2_grpc.DatasetsServicer):
     async def ListSegments(self, r: pb.ListSegmentsRequest, context) -> pb.ListSegmentsResponse:
         page = await guarded(context, self.m.list_segments(
             r.tenant_id, r.dataset_id, r.document_id, keyword=r.keyword,
-            enabled=r.enabled if r.HasField("enabled") else None, page=r.page, limit=r.limit))
+            enabled=r.enabled if r.HasField("enabled") else None, page=r.page, limit=r.limit,
+            children_of=r.children_of or None))
         return _page(pb.ListSegmentsResponse, page, convert.segment_to)
 
     async def CreateSegments(self, r: pb.CreateSegmentsRequest, context) -> pb.ListSegmentsResponse:
         async def call():
             items = [(s.content, json_object("segments.metadata_json", s.metadata_json)) for s in r.segments]
-            return await self.m.create_segments(r.tenant_id, r.dataset_id, r.document_id, items)
+            return await self.m.create_segments(r.tenant_id, r.dataset_id, r.document_id, items,
+                                                children_of=r.children_of or None)
         segs = await guarded(context, call())
         return pb.ListSegmentsResponse(data=[convert.segment_to(s) for s in segs], total=len(segs), page=1,
                                        limit=len(segs))

@@ -86,12 +86,13 @@ async def next_position(conn: asyncpg.Connection, tenant_id: str, document_id: s
 
 
 async def list_(conn: asyncpg.Connection, tenant_id: str, document_id: str, *, keyword: str,
-                enabled: bool | None, offset: int, limit: int) -> tuple[list[Segment], int]:
+                enabled: bool | None, offset: int, limit: int,
+                parent_content: str | None = None) -> tuple[list[Segment], int]:
     where = ("tenant_id = $1 AND document_id = $2::uuid AND content ILIKE $3 "
-             "AND ($4::boolean IS NULL OR enabled = $4)")
-    args = [tenant_id, document_id, f"%{keyword}%" if keyword else "%", enabled]
+             "AND ($4::boolean IS NULL OR enabled = $4) AND ($5::text IS NULL OR parent_content = $5)")
+    args = [tenant_id, document_id, f"%{keyword}%" if keyword else "%", enabled, parent_content]
     total = await conn.fetchval(f"SELECT count(*) FROM segments WHERE {where}", *args)
-    found = await conn.fetch(f"SELECT * FROM segments WHERE {where} ORDER BY position OFFSET $5 LIMIT $6",
+    found = await conn.fetch(f"SELECT * FROM segments WHERE {where} ORDER BY position OFFSET $6 LIMIT $7",
                              *args, offset, limit)
     return [rows.segment(r) for r in found], total
 
