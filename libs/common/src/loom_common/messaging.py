@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 
 import nats.errors
@@ -107,12 +106,12 @@ async def _publish_awaiting_ack(broker: NatsBroker, subject: str, event: Event, 
             await sub.unsubscribe()
 
 
-async def ensure_streams(broker: NatsBroker) -> None:
-    """Create or update every stream of `bus.ALL_STREAMS` (idempotent, run at start-up)."""
+async def ensure_streams(broker: NatsBroker, replicas: int = 1) -> None:
+    """Create or update every stream of `bus.ALL_STREAMS` with `replicas` copies (the setting
+    LOOM_JETSTREAM_REPLICAS: 3 on a 3-node NATS cluster); idempotent, run at start-up."""
     from nats.js.errors import BadRequestError
 
     js = broker.connection.jetstream()
-    replicas = int(os.environ.get("LOOM_JETSTREAM_REPLICAS", "1"))  # 3 on a 3-node NATS cluster
     for stream in bus.ALL_STREAMS:
         cfg: StreamConfig = stream.config
         cfg.num_replicas = replicas

@@ -62,12 +62,13 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout
             await asyncio.sleep(0.5)
 
 
-def _nats_servers(settings: ServiceSettings) -> str:
-    """The NATS URL, without its own credentials when the settings name the service's user."""
+def _nats_servers(settings: ServiceSettings) -> list[str]:
+    """The NATS URLs (a cluster's comma-separated), without their own credentials when the
+    settings name the service's user."""
+    urls = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
     if not settings.nats_user:
-        return settings.nats_url
-    parts = urlsplit(settings.nats_url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        return urls
+    return [urlunsplit(urlsplit(u)._replace(netloc=urlsplit(u).netloc.rpartition("@")[2])) for u in urls]
 
 
 def _nats_security(settings: ServiceSettings) -> BaseSecurity | None:
@@ -197,7 +198,7 @@ class ServiceRuntime:
         if self.broker is not None:
             broker = self.broker
             await _until_up("nats", broker.connect)
-            await messaging.ensure_streams(self.broker)
+            await messaging.ensure_streams(self.broker, s.jetstream_replicas)
             await self.broker.start()
             self.readiness.add("nats", lambda: broker.ping(timeout=1.0))
         for hook in self._on_start:

@@ -60,7 +60,13 @@ def _host(host: str) -> str:
 class LoomSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOOM_", extra="ignore", populate_by_name=True)
 
+    # A NATS cluster: its servers comma-separated (nats://a:4222,nats://b:4222); the client
+    # also learns the others from whichever it reaches, and reconnects to them.
     nats_url: str = _shared("nats_url", DEFAULT_NATS_URL)
+    # Copies JetStream keeps of each stream (and its consumers): 3 on a 3-node cluster, so a
+    # node lost loses no message and stops no stream; 1 on a single server. Applied at start
+    # (messaging.ensure_streams), an existing stream updated to it.
+    jetstream_replicas: int = _shared("jetstream_replicas", 1, ge=1, le=5)
     # This service's NATS user (devstack.nats_auth: each may publish only its own subjects);
     # unset: the URL's own credentials, if any.
     nats_user: str | None = _shared("nats_user", None)
