@@ -100,3 +100,24 @@ async def test_a_form_without_actions_continues_on_its_one_branch(harness) -> No
 async def test_without_a_form_store_the_node_fails_clearly(harness) -> None:
     out = await harness.run(graph(), run_id="r6")
     assert out.status == "failed" and "form store" in (out.error or "")
+
+
+def test_the_dsl_refuses_a_form_inside_an_iteration_and_checks_answers() -> None:
+    import pytest
+
+    from loom_common.dsl import DSLError, parse_graph
+    from loom_common.dsl.human_input import FormError, FormField, UserAction, check_answer
+
+    g = {"nodes": [START, node("it", "iteration", iterator_selector=["sys", "files"], output_selector=["h", "x"]),
+                   node("is", "iteration-start", parent="it"), node("h", "human-input", parent="it")],
+         "edges": [*chain("start", "it"), *chain("is", "h")]}
+    with pytest.raises(DSLError, match="cannot run inside an iteration or loop"):
+        parse_graph(g)
+    fields = [FormField(name="n", type="number"), FormField(name="ok", type="boolean", required=False)]
+    actions = [UserAction(id="a"), UserAction(id="b")]
+    assert check_answer(fields, actions, {"n": 2}, "b") == ({"n": 2, "ok": None}, "b")
+    for values, action, where in (({"n": True}, "a", "inputs.n"), ({"n": 1, "ok": "yes"}, "a", "inputs.ok"),
+                                  ({}, "a", "inputs.n"), ({"n": 1}, None, "action"), ("x", "a", "inputs")):
+        with pytest.raises(FormError) as err:
+            check_answer(fields, actions, values, action)
+        assert err.value.field == where

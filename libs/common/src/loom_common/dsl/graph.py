@@ -175,6 +175,10 @@ def check(graph: Graph) -> list[str]:
     for n in graph.nodes:
         if n.parent_id is not None and (n.parent_id not in ids or ids[n.parent_id].data.type not in CONTAINERS):
             problems.append(f"node '{n.id}' ({n.data.type}): parent_id: '{n.parent_id}' is not an iteration or loop")
+        elif n.parent_id is not None and n.data.type == "human-input":
+            # A paused run resumes from its journal; a container's round is not journaled mid-way.
+            problems.append(f"node '{n.id}' (human-input): parent_id: a human-input node cannot run inside "
+                            "an iteration or loop")
     top_starts = [n for n in graph.nodes if n.data.type == "start" and n.parent_id is None]
     if len(top_starts) != 1:
         problems.append(f"nodes: exactly one start node outside iterations/loops is needed, found {len(top_starts)}")

@@ -2,7 +2,8 @@
  * Debug and preview of the draft: a chat preview (chat, chatflow, agent) or a run form
  * (workflow, completion) that runs the saved draft through `POST .../draft/run` and folds its
  * SSE events into the trace (nodes light up on the canvas as they run); the list of nodes that
- * ran with their status, time and tokens; an agent's rounds; and any past run's trace.
+ * ran with their status, time and tokens; an agent's rounds; the form of a run paused on a
+ * human-input node (answered here, then followed to its end); and any past run's trace.
  */
 import { memo, useRef, useState } from 'react'
 import { useQuery, useQueryClient } from '@tanstack/react-query'
@@ -12,6 +13,7 @@ import { AnswerText } from '../../app/AnswerText'
 import type { AppMode, Graph, InputVariable } from '../dsl/types'
 import { Field, Section, TextInput } from '../panels/fields'
 import { TraceView } from '../panels/NodePanel'
+import { HumanInputForm } from '../run/HumanInputForm'
 import { emptyTrace, fold, foldAll, roundCalls, type RunTrace } from '../run/trace'
 
 interface Turn { query: string; answer: string; error?: string }
@@ -97,6 +99,28 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
     if (showPast) void pastRuns.refetch()
     else setShowPast(true)
   }
+  // A paused run, answered: read its stored events until it ends or pauses again (the console's
+  // run events are a JSON list, not a stream).
+  const follow = async (runId: string, answered: string) => {
+    for (let i = 0; i < 600; i++) {
+      try {
+        const got = await api<{ data: Record<string, unknown>[]; status: string }>('GET', `${base}/runs/${runId}/events`)
+        const t = foldAll(got.data)
+        const settled = !['running', 'paused'].includes(got.status)
+          || (t.status === 'paused' && (t.forms ?? []).some((f) => f.form_id !== answered))
+        if (settled || i === 599) {
+          setTrace(() => t)
+          if (chat) setTurns((all) => all.map((turn, j) => (j === all.length - 1 ? { ...turn, answer: t.answer } : turn)))
+          if (settled) return
+        }
+      } catch (err) {
+        setError((err as Error).message)
+        return
+      }
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+
   const openPast = async (id: string) => {
     try {
       const { data } = await api<{ data: Record<string, unknown>[] }>('GET', `${base}/runs/${id}/events`)
@@ -166,6 +190,14 @@ export const DebugPanel = memo(function DebugPanel({ mode, graph, trace, setTrac
           </>
         )}
         {running && <button type="button" className="ed-link-btn" onClick={() => abort.current?.abort()}>Stop watching</button>}
+        {trace.status === 'paused' && trace.runId && (trace.forms ?? []).length > 0 && (
+          <Section title="Waiting for a person">
+            {(trace.forms ?? []).map((f) => (
+              <HumanInputForm key={f.form_id} form={f} base={base} runId={trace.runId!} canAnswer={canEdit}
+                onAnswered={() => { setTrace((t) => ({ ...t, status: 'running', forms: [] })); void follow(trace.runId!, f.form_id) }} />
+            ))}
+          </Section>
+        )}
         {(error || trace.error) && <p className="ed-field-error" role="alert">{error || trace.error}</p>}
         {trace.rounds.length > 0 && (
           <Section title="Agent rounds">

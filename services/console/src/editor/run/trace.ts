@@ -1,8 +1,10 @@
 /**
  * A run's trace, folded from its events (the draft run's SSE stream, or a stored run's
  * `GET .../runs/{id}/events`): per node its status, inputs, outputs, time, tokens and error,
- * the streamed answer and an agent's rounds. Pure: `fold(state, event)` returns the new state.
+ * the streamed answer, an agent's rounds and the human-input forms a paused run waits for. Pure:
+ * `fold(state, event)` returns the new state.
  */
+import type { HumanInputForm } from './humanInput'
 
 export type NodeStatus = 'running' | 'succeeded' | 'failed' | 'exception' | 'stopped'
 
@@ -30,7 +32,8 @@ export interface AgentRound {
 }
 
 export interface RunTrace {
-  status: 'idle' | 'running' | 'succeeded' | 'failed' | 'stopped'
+  /** `paused`: waiting for a human-input form (`forms`); answered, the run goes on. */
+  status: 'idle' | 'running' | 'succeeded' | 'failed' | 'stopped' | 'paused'
   runId?: string
   conversationId?: string
   nodes: Record<string, NodeTrace>
@@ -42,6 +45,8 @@ export interface RunTrace {
   error?: string
   totalTokens?: number
   elapsedS?: number
+  /** The human-input forms the run waits for (humanInput.ts). */
+  forms?: HumanInputForm[]
 }
 
 export const emptyTrace = (): RunTrace => ({ status: 'idle', nodes: {}, order: [], answer: '', rounds: [] })
@@ -79,8 +84,17 @@ export function fold(state: RunTrace, ev: Ev): RunTrace {
         elapsedS: typeof d.elapsed_time === 'number' ? d.elapsed_time : undefined,
         tokens: (prev?.tokens ?? 0) + (meta.total_tokens ?? 0),
       }
-      return { ...s, nodes: { ...s.nodes, [id]: node }, order: prev ? s.order : [...s.order, id] }
+      const forms = s.forms?.filter((f) => f.form_id !== d.id)
+      return { ...s, nodes: { ...s.nodes, [id]: node }, order: prev ? s.order : [...s.order, id], forms }
     }
+    case 'human_input_required': {
+      const form = d as unknown as HumanInputForm
+      return { ...s, forms: [...(s.forms ?? []).filter((f) => f.form_id !== form.form_id), form] }
+    }
+    case 'workflow_paused':
+      return { ...s, status: 'paused' }
+    case 'workflow_resumed':
+      return { ...s, status: 'running' }
     case 'message':
     case 'agent_message':
       return { ...s, status: s.status === 'idle' ? 'running' : s.status, answer: s.answer + str(ev.answer) }

@@ -2,11 +2,14 @@
  * An app's logs: for chat, chatflow and agent apps its conversations with their messages and
  * feedback (ConversationsLog.tsx), and for every app its runs (newest first, filtered by status
  * and origin) and, for the one picked, its per-node trace read back from the run's stored events
- * (GET …/runs/{id}/events).
+ * (GET …/runs/{id}/events), with the form of a run paused on a human-input node to answer.
  */
 import { useMemo, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
+import { HumanInputForm } from "../../../editor/run/HumanInputForm";
+import { openForms } from "../../../editor/run/humanInput";
 import { api } from "../../api";
+import { can } from "../../rbac";
 import { Empty, ErrorMessage, Loading, formatTime } from "../../ui";
 import { useWorkspace } from "../../workspace";
 import type { AppSummary } from "../AppsPage";
@@ -95,6 +98,7 @@ function RunsLog({ app }: { app: AppSummary }) {
             <option value="succeeded">Succeeded</option>
             <option value="failed">Failed</option>
             <option value="running">Running</option>
+            <option value="paused">Paused</option>
             <option value="stopped">Stopped</option>
           </select>
           <label className="sr-only" htmlFor="run-origin">Origin</label>
@@ -148,7 +152,7 @@ function RunsLog({ app }: { app: AppSummary }) {
 }
 
 export function RunTrace({ appId, runId }: { appId: string; runId: string }) {
-  const { workspaceId } = useWorkspace();
+  const { workspaceId, role } = useWorkspace();
   const trace = useQuery({
     queryKey: ["run-events", runId],
     queryFn: () =>
@@ -166,6 +170,7 @@ export function RunTrace({ appId, runId }: { appId: string; runId: string }) {
   const answer = events.filter((e) => e.event === "message" || e.event === "agent_message").map((e) => e.answer ?? "").join("");
   const thoughts = events.filter((e) => e.event === "agent_thought");
   const failure = events.find((e) => e.event === "error");
+  const forms = trace.data?.status === "paused" ? openForms(events as never[]) : [];
   return (
     <div className="stack" data-testid="run-trace">
       <p>
@@ -173,6 +178,10 @@ export function RunTrace({ appId, runId }: { appId: string; runId: string }) {
         {trace.data?.truncated && <span className="muted"> (trace truncated)</span>}
       </p>
       {nodes.length === 0 && running.length === 0 && <Empty>This run recorded no node events.</Empty>}
+      {forms.map((f) => (
+        <HumanInputForm key={f.form_id} form={f} base={`/console/api/workspaces/${workspaceId}/apps/${appId}`}
+          runId={runId} canAnswer={can(role, "apps.write")} onAnswered={() => void trace.refetch()} />
+      ))}
       <ol className="trace">
         {nodes.map((n, i) => (
           <li key={`${n.data?.node_id}-${i}`} className={`trace-node status-${n.data?.status}`}>
