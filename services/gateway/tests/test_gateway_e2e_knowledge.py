@@ -77,7 +77,10 @@ def test_metadata_filters_document_status_and_segments(stack) -> None:
     assert {(f["name"], f["type"], f["count"]) for f in listed["doc_metadata"]} == {("lang", "string", 3),
                                                                                    ("year", "number", 3)}
     doc = httpx.get(f"{url}/documents/{docs[1]}", headers=h).json()
-    assert doc["doc_metadata"] == {"lang": "fr", "year": 2021}
+    assert doc["doc_metadata"] == [{"id": fields["lang"]["id"], "name": "lang", "type": "string", "value": "fr"},
+                                   {"id": fields["year"]["id"], "name": "year", "type": "number", "value": 2021}]
+    listed_docs = httpx.get(f"{url}/documents", headers=h).json()["data"]
+    assert all(len(d["doc_metadata"]) == 2 for d in listed_docs)
 
     is_en = {"logical_operator": "and", "conditions": [{"name": "lang", "comparison_operator": "is", "value": "en"}]}
     assert _found(url, h) == set(docs)
@@ -95,10 +98,13 @@ def test_metadata_filters_document_status_and_segments(stack) -> None:
         == {docs[1]}
     assert _found(url, h, {"conditions": [{"name": "lang", "comparison_operator": "is", "value": "fr"}]}) == set()
     assert httpx.delete(f"{url}/metadata/{fields['year']['id']}", headers=h, timeout=60).status_code == 204
-    assert "year" not in httpx.get(f"{url}/documents/{docs[0]}", headers=h).json()["doc_metadata"]
+    assert [m["name"] for m in httpx.get(f"{url}/documents/{docs[0]}", headers=h).json()["doc_metadata"]] \
+        == ["language"]
     assert httpx.post(f"{url}/metadata/built-in/enable", headers=h, timeout=60).json() == {"result": "success"}
     names = {f["name"] for f in httpx.get(f"{url}/metadata/built-in", headers=h).json()["fields"]}
     assert {"document_name", "upload_date", "source"} <= names
+    shown = httpx.get(f"{url}/documents/{docs[2]}", headers=h).json()["doc_metadata"]
+    assert {"id": "built-in", "name": "document_name", "type": "string", "value": "r2.txt"} in shown
     assert _found(url, h, {"conditions": [{"name": "document_name", "comparison_operator": "is",
                                            "value": "r2.txt"}]}) == {docs[2]}
 
@@ -118,6 +124,8 @@ def test_metadata_filters_document_status_and_segments(stack) -> None:
     got = httpx.get(f"{url}/documents/{docs[1]}/segments/{seg['id']}", headers=h)
     assert got.status_code == 200 and got.json()["data"]["content"] == seg["content"]
     assert httpx.get(f"{url}/documents/{docs[0]}/segments/{seg['id']}", headers=h).status_code == 404
+    r = httpx.get(f"{url}/documents/{docs[1]}/segments/{seg['id']}/child_chunks", headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "children_of", r.text  # not a parent-child document
 
     # Bad input names the field.
     for body, field in [({"type": "string", "name": "Lang"}, "name"), ({"type": "bool", "name": "ok"}, "type"),
@@ -211,6 +219,29 @@ def test_parent_child_retrieval_returns_the_parent(stack) -> None:
                                             "Basalt cools into hexagonal columns.")
     [child] = record["child_chunks"]
     assert "Basalt" in child["content"] and len(child["content"]) < len(record["segment"]["content"])
+
+    # Child chunks (Dify's routes under a segment): the children of the matched child's parent.
+    seg = f"{base}/{ds['id']}/documents/{doc}/segments/{child['id']}"
+    children = httpx.get(f"{seg}/child_chunks", headers=h).json()
+    assert child["id"] in {c["id"] for c in children["data"]} and children["total"] == len(children["data"]) >= 2
+    assert all("Glaciers" not in c["content"] for c in children["data"])
+    added = httpx.post(f"{seg}/child_chunks", json={"content": "Obsidian is volcanic glass."}, headers=h, timeout=60)
+    assert added.status_code == 200, added.text
+    new_id = added.json()["data"]["id"]
+    r = httpx.post(f"{base}/{ds['id']}/retrieve", json={"query": "Obsidian is volcanic glass",
+                                                        "retrieval_model": {"search_method": "semantic_search",
+                                                                            "top_k": 1}}, headers=h, timeout=60)
+    top = r.json()["records"][0]
+    assert top["child_chunks"][0]["id"] == new_id and top["segment"]["content"] == record["segment"]["content"]
+    r = httpx.patch(f"{seg}/child_chunks/{new_id}", json={"content": "Pumice floats on water."}, headers=h,
+                    timeout=60)
+    assert r.status_code == 200 and r.json()["data"]["content"] == "Pumice floats on water."
+    glacier = next(c for c in httpx.get(f"{base}/{ds['id']}/documents/{doc}/segments", headers=h).json()["data"]
+                   if "Glaciers" in c["content"])
+    assert httpx.delete(f"{seg}/child_chunks/{glacier['id']}", headers=h).status_code == 404  # another parent's
+    assert httpx.delete(f"{seg}/child_chunks/{new_id}", headers=h).status_code == 204
+    r = httpx.post(f"{seg}/child_chunks", json={"content": ""}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "content"
 
 
 def test_the_knowledge_retrieval_node_applies_metadata_filters(stack) -> None:

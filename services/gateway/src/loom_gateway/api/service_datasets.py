@@ -206,13 +206,21 @@ async def update_by_file(dataset_id: str, document_id: str, request: Request, fi
 async def list_documents(dataset_id: str, request: Request, p: Principal = require(Perm.DATASETS_READ),
                          page: int = Query(1, ge=1, le=100_000), limit: int = Query(20, ge=1, le=100),
                          keyword: str = Query("", max_length=200)) -> dict:
-    return await gw(request).rag.list_documents(p.tenant_id, dataset_id, keyword, page, limit)
+    g = gw(request)
+    listed = await g.rag.list_documents(p.tenant_id, dataset_id, keyword, page, limit)
+    if g.knowledge_metadata is not None:  # doc_metadata in Dify's list shape
+        await g.knowledge_metadata.as_dify(p.tenant_id, dataset_id, listed["data"])
+    return listed
 
 
 @router.get("/{dataset_id}/documents/{document_id}", name="documents.get")
 async def get_document(dataset_id: str, document_id: str, request: Request,
                        p: Principal = require(Perm.DATASETS_READ)) -> dict:
-    return document_body(await gw(request).rag.get_document(p.tenant_id, dataset_id, document_id))
+    g = gw(request)
+    body = document_body(await g.rag.get_document(p.tenant_id, dataset_id, document_id))
+    if g.knowledge_metadata is not None:
+        await g.knowledge_metadata.as_dify(p.tenant_id, dataset_id, [body])
+    return body
 
 
 @router.delete("/{dataset_id}/documents/{document_id}", status_code=204, name="documents.delete")

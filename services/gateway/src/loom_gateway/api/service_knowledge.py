@@ -11,13 +11,18 @@ dataset tags and dataset metadata. Registered before service_datasets, so that
     GET                    /v1/datasets/{id}/metadata/built-in
     POST                   /v1/datasets/{id}/metadata/built-in/{enable|disable}
     POST                   /v1/datasets/{id}/documents/metadata   values per document
+    GET/POST               .../documents/{doc}/segments/{seg}/child_chunks     (parent-child documents)
+    PATCH/DELETE           .../documents/{doc}/segments/{seg}/child_chunks/{child_id}
+
+Child chunks: a parent-child document's segments are its children, each carrying its parent;
+`{seg}` names one of them, and its child_chunks are the children of the same parent.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, JsonValue
 
 from loom_gateway.api.deps import gw, require
@@ -74,6 +79,10 @@ class DocumentMetadata(BaseModel):
 
 class MetadataOperations(BaseModel):
     operation_data: list[DocumentMetadata] = Field(min_length=1, max_length=100)
+
+
+class ChildChunk(BaseModel):
+    content: str = Field(min_length=1, max_length=100_000)
 
 
 def tags(request: Request) -> KnowledgeTags:
@@ -176,3 +185,37 @@ async def documents_metadata(dataset_id: str, body: MetadataOperations, request:
     await metadata(request).update_documents(p.tenant_id, dataset_id,
                                              [op.model_dump() for op in body.operation_data])
     return {"result": "success"}
+
+
+# ---- child chunks (parent-child documents) --------------------------------------------------
+
+_CHILDREN = "/{dataset_id}/documents/{document_id}/segments/{segment_id}/child_chunks"
+
+
+@router.get(_CHILDREN, name="segments.child_chunks.list")
+async def list_child_chunks(dataset_id: str, document_id: str, segment_id: str, request: Request,
+                            p: Principal = require(Perm.DATASETS_READ), page: int = Query(1, ge=1, le=100_000),
+                            limit: int = Query(20, ge=1, le=100), keyword: str = Query("", max_length=200)) -> dict:
+    return await gw(request).rag.child_chunks(p.tenant_id, dataset_id, document_id, segment_id, keyword, page, limit)
+
+
+@router.post(_CHILDREN, name="segments.child_chunks.create")
+async def add_child_chunk(dataset_id: str, document_id: str, segment_id: str, body: ChildChunk, request: Request,
+                          p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
+    return await gw(request).rag.add_child_chunk(p.tenant_id, dataset_id, document_id, segment_id, body.content)
+
+
+@router.patch(_CHILDREN + "/{child_chunk_id}", name="segments.child_chunks.update")
+async def update_child_chunk(dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str,
+                             body: ChildChunk, request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> dict:
+    return await gw(request).rag.update_child_chunk(p.tenant_id, dataset_id, document_id, segment_id,
+                                                    child_chunk_id, body.content)
+
+
+@router.delete(_CHILDREN + "/{child_chunk_id}", status_code=204, name="segments.child_chunks.delete")
+async def delete_child_chunk(dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str,
+                             request: Request, p: Principal = require(Perm.DATASETS_WRITE)) -> Response:
+    rag = gw(request).rag
+    await rag.sibling(p.tenant_id, dataset_id, document_id, segment_id, child_chunk_id)
+    await rag.delete_segment(p.tenant_id, dataset_id, document_id, child_chunk_id)
+    return Response(status_code=204)

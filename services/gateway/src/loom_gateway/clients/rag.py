@@ -16,7 +16,7 @@ from loom.rag.v1 import rag_pb2_grpc as pb_grpc
 from loom_common.dsl.metadata_filters import MetadataFilteringConditions
 from loom_common.grpc_client import call_metadata, channel
 from loom_gateway.clients.errors import translate
-from loom_gateway.domain.errors import BadRequest
+from loom_gateway.domain.errors import BadRequest, NotFound
 
 SEARCH = {"semantic_search": pb.SEARCH_METHOD_VECTOR, "full_text_search": pb.SEARCH_METHOD_FULL_TEXT,
           "keyword_search": pb.SEARCH_METHOD_FULL_TEXT, "hybrid_search": pb.SEARCH_METHOD_HYBRID}
@@ -167,6 +167,12 @@ def segment_body(s: pb.Segment) -> dict:
             "index_node_hash": None, "hit_count": 0, "enabled": s.enabled, "disabled_at": None, "disabled_by": None,
             "status": s.status, "created_by": None, "created_at": s.created_at, "indexing_at": s.created_at,
             "completed_at": s.updated_at if s.status == "completed" else None, "error": None, "stopped_at": None}
+
+
+def child_chunk_body(s: pb.Segment, segment_id: str) -> dict:
+    """A child of a parent-child document's chunk, in Dify's child_chunk shape."""
+    return {"id": s.id, "segment_id": segment_id, "content": s.content, "position": s.position,
+            "word_count": s.word_count, "type": "automatic", "created_at": s.created_at, "updated_at": s.updated_at}
 
 
 def _page(res, body) -> dict:
@@ -336,6 +342,35 @@ class RagClient:
         seg = await self._call("GetSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
                                                             segment_id=segment_id), t)
         return {"data": segment_body(seg), "doc_form": "hierarchical_model" if seg.parent_content else "text_model"}
+
+    async def child_chunks(self, t: str, dataset_id: str, document_id: str, segment_id: str, keyword: str,
+                           page: int, limit: int) -> dict:
+        res = await self._call("ListSegments", pb.ListSegmentsRequest(
+            tenant_id=t, dataset_id=dataset_id, document_id=document_id, keyword=keyword or "", page=page,
+            limit=limit, children_of=segment_id), t)
+        return {"data": [child_chunk_body(s, segment_id) for s in res.data], "total": res.total,
+                "total_pages": -(-res.total // max(1, res.limit)), "page": res.page, "limit": res.limit}
+
+    async def add_child_chunk(self, t: str, dataset_id: str, document_id: str, segment_id: str, content: str) -> dict:
+        res = await self._call("CreateSegments", pb.CreateSegmentsRequest(
+            tenant_id=t, dataset_id=dataset_id, document_id=document_id, children_of=segment_id,
+            segments=[pb.SegmentInput(content=content)]), t)
+        return {"data": child_chunk_body(res.data[0], segment_id)}
+
+    async def sibling(self, t: str, dataset_id: str, document_id: str, segment_id: str, child_id: str) -> None:
+        """`child_id` is a child of the same parent as `segment_id` (else 404, as Dify's)."""
+        ref = {"tenant_id": t, "dataset_id": dataset_id, "document_id": document_id}
+        seg = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=segment_id), t)
+        child = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=child_id), t)
+        if not seg.parent_content or child.parent_content != seg.parent_content:
+            raise NotFound("Child chunk not found.", code="not_found")
+
+    async def update_child_chunk(self, t: str, dataset_id: str, document_id: str, segment_id: str, child_id: str,
+                                 content: str) -> dict:
+        await self.sibling(t, dataset_id, document_id, segment_id, child_id)
+        req = pb.UpdateSegmentRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
+                                      segment_id=child_id, content=content)
+        return {"data": child_chunk_body(await self._call("UpdateSegment", req, t), segment_id)}
 
     async def delete_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> None:
         await self._call("DeleteSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,

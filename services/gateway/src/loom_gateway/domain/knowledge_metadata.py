@@ -186,6 +186,18 @@ class KnowledgeMetadata:
                 new.pop(k, None)
             await self.rag.set_document_metadata(t, ds, document_id, new)
 
+    async def as_dify(self, t: str, ds: str, documents: list[dict]) -> list[dict]:
+        """Documents' `doc_metadata` in Dify's shape, [{id, name, type, value}], for the declared
+        fields (and the built-in ones while switched on) each document has a value of."""
+        known = {f["name"]: (f["id"], f["type"]) for f in await self._fields(t, ds)}
+        if await self.built_in_enabled(t, ds):
+            known |= {name: ("built-in", kind) for name, kind in BUILT_IN.items()}
+        for d in documents:
+            values = d.get("doc_metadata") or {}
+            d["doc_metadata"] = [{"id": i, "name": n, "type": k, "value": values[n]}
+                                 for n, (i, k) in known.items() if n in values]
+        return documents
+
     async def forget(self, t: str, ds: str) -> None:
         """A deleted dataset's fields and settings go too."""
         await self.pool.execute("DELETE FROM dataset_metadata_fields WHERE tenant_id = $1 AND dataset_id = $2", t, ds)
