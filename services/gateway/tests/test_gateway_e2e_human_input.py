@@ -7,8 +7,8 @@ JetStream and Postgres. No model is involved: the graphs here have no model node
 - A paused run survives restarts of the orchestrator and the gateway; a bad answer is a 400
   naming the field, a second answer a 409, and the answer reaches the next node; the client
   reattaches to the run's stream after the pause and reads it to its end.
-- A form nobody answers takes its timeout branch (the orchestrator's durable timer), and a late
-  answer is a 409.
+- A form nobody answers takes its timeout branch (the orchestrator's durable timer), a late
+  answer is a 409, and another app's key cannot answer it (404).
 """
 
 from __future__ import annotations
@@ -316,6 +316,12 @@ def test_a_form_nobody_answers_takes_the_timeout_branch(two: Two) -> None:
     assert r.status_code == 200, r.text
     run_id = r.json()["workflow_run_id"]
     form_id = r.json()["data"]["human_inputs"][0]["form_id"] if r.json()["data"]["status"] == "paused" else None
+    if form_id is not None:  # another app's key does not see this app's runs
+        _, other = _workflow_app(two, GRAPH, "another app")
+        r = httpx.post(f"{two.url}/v1/runs/{run_id}/human-inputs/{form_id}",
+                       headers={"Authorization": f"Bearer {other}"},
+                       json={"inputs": {"reply": "mine"}, "action": "send", "user": "x"})
+        assert r.status_code == 404, r.text
     done = _until(lambda: (d := _detail(two, key, run_id))["status"] == "succeeded" and d, "the timeout branch ran")
     assert done["outputs"] == {"late": "late: True", "priority": "low"}
     if form_id is not None:

@@ -10,8 +10,11 @@ are on behaviour and structure, never on wording: the FAQ reaches the answering 
 first turn is in the second turn's prompt (memory), a FAQ document updated through the knowledge
 API is what the next turn retrieves, the lexicon labels every turn, and an angry
 message, or one asking for a human, flags the handoff on the conversation and opens a ticket
-(a row of the tools service's tickets table, written by the built-in tickets.create); while
-flagged the bot stays out, until the agent clears the flag through the API."""
+(a row of the tools service's tickets table, written by the built-in tickets.create), and the
+turn pauses on the template's human-input node until an agent answers it through the service
+API: the agent's reply is the rest of the customer's answer. While flagged the bot stays out
+(each turn waits for the agent), until the agent gives the conversation back ("resolve") or
+clears the flag through the conversation variables API."""
 
 from __future__ import annotations
 
@@ -48,6 +51,28 @@ def _answering_prompts(model: ScriptedModel) -> list[list[dict]]:
 def scripted_model():
     with ScriptedModel(SCRIPTED, _answer) as model:
         yield model
+
+
+def _agent_replies(http: httpx.Client, stack, h: dict, turn: dict, reply: str, action: str = "reply") -> str:
+    """A human agent answers the turn's paused form through the service API (the form found by
+    the turn's task id, as a support tool would); the customer's final answer, once recorded."""
+    assert turn.get("status") == "paused", turn
+    forms = http.get(f"{stack.gateway_url}/v1/runs/{turn['task_id']}/human-inputs", headers=h).json()["data"]
+    [form] = forms
+    assert [f["name"] for f in form["fields"]] == ["reply"]
+    r = http.post(f"{stack.gateway_url}/v1/runs/{turn['task_id']}/human-inputs/{form['form_id']}", headers=h,
+                  json={"inputs": {"reply": reply}, "action": action, "user": "agent-7"})
+    assert r.status_code == 200, r.text
+    for _ in range(600):
+        page = http.get(f"{stack.gateway_url}/v1/messages", headers=h, params={
+            "user": "cust-1" if turn.get("_user") is None else turn["_user"],
+            "conversation_id": turn["conversation_id"]}).json()["data"]
+        message = next(m for m in page if m["id"] == turn["message_id"])
+        if message["status"] not in ("running", "paused"):
+            assert message["status"] == "normal", message
+            return message["answer"]
+        time.sleep(0.3)
+    raise AssertionError("the agent's reply never finished the turn")
 
 
 async def _tickets(stack, workspace_id: str) -> list[dict]:
@@ -123,39 +148,41 @@ def test_customer_service_template_installs_and_hands_off_an_angry_customer(stac
         assert "seven-year platinum warranty" in _answering_prompts(scripted_model)[-1][0]["content"]
         answered = len(_answering_prompts(scripted_model))
 
-        # An angry message: the lexicon labels it angry, the conversation is handed off, and the
-        # fixed handoff answer is given without asking the model for an answer.
+        # An angry message: the lexicon labels it angry, the conversation is handed off, the fixed
+        # handoff answer is given without asking the model, and the turn pauses for an agent.
         angry = chat("My parcel arrived broken and nobody answers. This is ridiculous, I am furious!", conv)
-        assert angry["answer"] != ANSWER
+        assert angry["answer"] != ANSWER and angry["status"] == "paused"
         [ticket] = asyncio.run(_tickets(stack, ws))
         assert ticket["priority"] == "high" and ticket["category"] == "complaint" and ticket["customer"] == "cust-1"
         assert ticket["status"] == "open" and str(ticket["id"]) in angry["answer"]
         assert len(_answering_prompts(scripted_model)) == answered
+        # The agent answers through the API: the reply is what the customer reads after the notice.
+        final = _agent_replies(http, stack, h, angry, "Sorry! A new parcel is on its way today.")
+        assert final.startswith(angry["answer"]) and final.endswith("Sorry! A new parcel is on its way today.")
+        assert len(_answering_prompts(scripted_model)) == answered  # still no model answer
         state = variables(conv)
         assert state["handoff"] == "true" and state["handoff_reason"] == "angry" and state["last_emotion"] == "angry"
 
-        # While the agent has it, the bot stays out: a fixed answer, no model call, no new ticket;
-        # the agent gives the conversation back through the conversation variables API.
+        # While the agent has it, the bot stays out: a fixed answer, no model call, no new ticket,
+        # and the turn waits for the agent, who answers and gives the conversation back.
         prompts = len(scripted_model.prompts)
         waiting = chat("Hello? Anyone there?", conv)
         assert waiting["answer"] != angry["answer"] and len(scripted_model.prompts) == prompts
         assert len(asyncio.run(_tickets(stack, ws))) == 1
-        listed = http.get(f"{stack.gateway_url}/v1/conversations/{conv}/variables", params={"user": "cust-1"},
-                          headers=h).json()["data"]
-        flag = next(v for v in listed if v["name"] == "handoff")
-        r = http.put(f"{stack.gateway_url}/v1/conversations/{conv}/variables/{flag['id']}", headers=h,
-                     json={"value": False, "user": "cust-1"})
-        assert r.status_code == 200, r.text
+        final = _agent_replies(http, stack, h, waiting, "Done, anything else?", action="resolve")
+        assert final.endswith("Done, anything else?") and len(scripted_model.prompts) == prompts
+        assert variables(conv)["handoff"] == "false"
         assert chat("Thanks. Do you ship abroad?", conv)["answer"] == ANSWER
 
         # A calm request for a person: the classifier's class hands off a new conversation.
         asked = chat("Can I talk to a person please?")
-        state = variables(asked["conversation_id"])
-        assert state["handoff"] == "true" and state["handoff_reason"] == "asked"
-        assert state["last_emotion"] in ("neutral", "positive")
         tickets = asyncio.run(_tickets(stack, ws))
         assert [t["priority"] for t in tickets] == ["high", "normal"]
         assert str(tickets[1]["id"]) in asked["answer"]
+        assert _agent_replies(http, stack, h, asked, "Hi, I am Sam. How can I help?").endswith("How can I help?")
+        state = variables(asked["conversation_id"])
+        assert state["handoff"] == "true" and state["handoff_reason"] == "asked"
+        assert state["last_emotion"] in ("neutral", "positive")
 
 
 def test_customer_service_template_on_the_bundled_model_hands_off_an_angry_customer(stack) -> None:
@@ -173,6 +200,7 @@ def test_customer_service_template_on_the_bundled_model_hands_off_an_angry_custo
             "query": "My parcel arrived broken and nobody answers. This is ridiculous, I am furious!"})
         assert r.status_code == 200, r.text
         conv = r.json()["conversation_id"]
+        _agent_replies(http, stack, h, {**r.json(), "_user": "cust-2"}, "A human agent here.")
         body = http.get(f"{stack.gateway_url}/v1/conversations/{conv}/variables", params={"user": "cust-2"},
                         headers=h).json()
         state = {v["name"]: str(v["value"]).lower() for v in body["data"]}
