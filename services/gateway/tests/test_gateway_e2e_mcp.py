@@ -225,6 +225,33 @@ def test_mcp_server_registered_through_the_console_is_called_by_an_agent_and_the
         assert not answer.is_error and "42" in answer.content[0].text
         assert len(mcp.calls) == 3  # the console's test, the chat, the MCP call
 
+        # The other kinds through the same routes (registering contacts nothing): credentials sealed.
+        r = call("POST", "/tools/http", json={"name": "weather.forecast", "url": "https://api.example.com/f",
+                                              "credentials": {"type": "api_key", "header": "X-Api-Key",
+                                                              "value": TOKEN}})
+        assert r.status_code == 201 and r.json()["data"][0]["has_credentials"], r.text
+        assert call("POST", "/tools/http", json={"name": "weather.forecast",
+                                                 "url": "https://api.example.com/f"}).status_code == 409
+        spec = {"openapi": "3.0.0", "info": {"title": "shop", "version": "1"},
+                "servers": [{"url": "https://shop.example.com"}],
+                "paths": {"/items/{id}": {"get": {"operationId": "get_item", "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {"200": {"description": "ok"}}}}}}
+        r = call("POST", "/tools/openapi", json={"prefix": "shop", "spec": json.dumps(spec)})
+        assert r.status_code == 201 and [t["id"] for t in r.json()["data"]] == ["shop.get_item"], r.text
+        r = call("POST", "/tools/sql", json={"name": "crm", "driver": "postgresql",
+                                             "dsn": f"postgresql://reader:{TOKEN}@db.example.com:5432/crm"})
+        assert r.status_code == 201 and sorted(t["id"] for t in r.json()["data"]) == ["crm.query", "crm.schema"]
+        kinds = {t["id"]: t["kind"] for t in call("GET", "/tools").json()["data"]}
+        assert kinds["weather.forecast"] == "http" and kinds["shop.get_item"] == "openapi"
+        assert kinds["crm.query"] == "sql" and kinds["time.now"] == "builtin"
+        for target in ("weather.forecast", "shop.*", "crm.*"):
+            assert call("DELETE", f"/tools/{target}").status_code == 204
+        # Each write is in the workspace's audit log, without its body.
+        audit = call("GET", "/audit-logs", params={"action": "tools.create_mcp"}).json()["data"]
+        assert audit and {a["action"] for a in audit} == {"tools.create_mcp"}, audit
+        assert "tools.delete" in {a["action"] for a in call("GET", "/audit-logs").json()["data"]}
+
         assert call("DELETE", "/tools/calc.*").status_code == 204
         assert call("GET", "/tools", params={"kind": "mcp"}).json()["data"] == []
     assert all(TOKEN not in text for text in seen)  # not in one response
