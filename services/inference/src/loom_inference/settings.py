@@ -200,8 +200,10 @@ class InferenceSettings(ServiceSettings):
     embed_threads: int = Field(0, ge=0)         # ONNX Runtime threads; 0 = every core
     embed_max_batch: int = Field(64, ge=1)      # texts per model call (dynamic batching)
     embed_max_batch_tokens: int = Field(8192, ge=16)  # padded tokens per model call
-    # Where models derived from the bundled MiniLM (ONNX int8, static) are built once and kept;
-    # default $LOOM_HOME/models/derived.
+    # Where models derived from the bundled MiniLM (ONNX int8, static) are built once and kept.
+    # Default ~/.cache/loom/derived-models (where the bundled GGUF is joined in the platform):
+    # one per machine user, shared by every Loom home, so stacks and test engines with fresh
+    # homes do not each spend the export's CPU again.
     derived_models_dir: Path | None = None
 
     @field_validator("embed_backend", mode="before")
@@ -231,4 +233,6 @@ class InferenceSettings(ServiceSettings):
 
     @property
     def derived_models(self) -> Path:
-        return self.derived_models_dir or self.model_store / "derived"
+        if self.derived_models_dir:
+            return self.derived_models_dir
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loom" / "derived-models"

@@ -1,8 +1,8 @@
 """Models derived once from the bundled all-MiniLM-L6-v2, cached on disk, built offline:
 
-    onnx    the same network exported to ONNX (mean pooling inside the graph), weights
-            quantised to int8 per output channel (ONNX Runtime dynamic quantisation), plus
-            its tokenizer. Same vectors within tolerance (cosine vs torch >= 0.99 on average).
+    onnx    the same network exported to ONNX (mean pooling inside the graph), its MatMul
+            weights quantised to int8 in blocks of 32 (ONNX Runtime MatMulNBits), plus its
+            tokenizer. Same vectors within tolerance (cosine vs torch 0.9995 or more measured).
     static  a model2vec static model distilled from it (256-d token table, no network at
             inference): a different vector space, served under its own model name.
 
@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when the recipe changes: a cache built by an older recipe is then rebuilt beside it.
-RECIPES = {"onnx": "all-minilm-l6-v2-onnx-int8-v1", "static": "all-minilm-l6-v2-m2v256-v1"}
+RECIPES = {"onnx": "all-minilm-l6-v2-onnx-int8-v2", "static": "all-minilm-l6-v2-m2v256-v1"}
 MAX_TOKENS = 256           # sentence-transformers' max_seq_length for this model
 STATIC_DIM = 256           # PCA dimension of the distilled table (model2vec's default)
 
@@ -68,8 +68,9 @@ def ensure(kind: str, cache_dir: Path, *, timeout_s: float = 3600.0) -> Path:
 # ---- the builders (run in the child process; they import torch) ------------------------------
 
 def build_onnx(dest: Path) -> dict:
+    import onnx
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     from transformers import AutoModel, AutoTokenizer
 
     src = bundled_path()
@@ -100,11 +101,19 @@ def build_onnx(dest: Path) -> dict:
                           output_names=["sentence_embedding"], opset_version=17, dynamo=False,
                           dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names},
                                         "sentence_embedding": {0: "batch"}})
-    # Per-channel int8: per-tensor scales lost too much (cosine 0.92-0.97 vs torch; 0.99 per channel).
-    quantize_dynamic(str(fp32), str(dest / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    # int8 weights in blocks of 32 (MatMulNBits; accuracy level 4 = int8 products, activations
+    # quantised per row block). Measured against the alternatives on 120 docstrings (cosine vs
+    # torch, mean/min): this 0.9997/0.9995; quantize_dynamic per channel 0.993/0.986, and, worse
+    # for dynamic batching, its per-tensor activation scale spans the whole batch, so a text's
+    # vector changed with its batch mates (alone vs batched: cosine 0.954-0.982); static QDQ
+    # 0.930/0.878. Row blocks keep every text's vector independent of the batch.
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=32, is_symmetric=True,
+                                     accuracy_level=4)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dest / "model.onnx"), False)
     fp32.unlink()
     shutil.copy(Path(src) / "tokenizer.json", dest / "tokenizer.json")
-    return {"kind": "onnx", "dimension": 384, "max_tokens": MAX_TOKENS, "quantization": "int8 per channel"}
+    return {"kind": "onnx", "dimension": 384, "max_tokens": MAX_TOKENS, "quantization": "int8 weights, blocks of 32"}
 
 
 def build_static(dest: Path) -> dict:
