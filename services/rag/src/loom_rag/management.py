@@ -16,8 +16,9 @@ from typing import Any
 
 from loom_common.events import DocumentStatus
 from loom_common.ids import new_id
+from loom_rag.domain import embedding_space
 from loom_rag.domain.chunking import ChunkingConfig
-from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument
+from loom_rag.domain.errors import InvalidArgument
 from loom_rag.domain.models import Dataset, Document, Page, SearchMethod, Segment
 from loom_rag.domain.ports import Embedder, FileStore, IngestQueue, ModelCatalog, Tokenizer
 from loom_rag.domain.validation import paging, uuid_
@@ -307,7 +308,4 @@ class Management:
 
     async def _embed(self, dataset: Dataset, texts: list[str], tenant_id: str) -> list[list[float]]:
         got = await self.embedder.embed(dataset.embedding_model, texts, tenant_id=tenant_id)
-        if got.dimension != dataset.embedding_dim:
-            raise EmbeddingMismatch(f"model {dataset.embedding_model!r} returned {got.dimension}-d vectors; "
-                                    f"the dataset records {dataset.embedding_dim}-d")
-        return got.vectors
+        return embedding_space.check(dataset.embedding_model, dataset.embedding_dim, got, len(texts))

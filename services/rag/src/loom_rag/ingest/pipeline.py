@@ -27,6 +27,7 @@ from loom_common.errors import PermanentError
 from loom_common.events import DocumentIngestRequested, DocumentProgress, DocumentStatus
 from loom_common.logging import get_logger
 from loom_rag import metrics
+from loom_rag.domain import embedding_space
 from loom_rag.domain.errors import BadDocument, EmbeddingMismatch, NotFound
 from loom_rag.domain.models import Chunk, Dataset, Document
 from loom_rag.domain.ports import Embedder, FileStore, ProgressSink, Tokenizer
@@ -137,14 +138,12 @@ class Ingestor:
     async def _index_batch(self, dataset: Dataset, doc: Document, start: int, batch: list[Chunk],
                            total: int) -> list[str]:
         got = await self.embedder.embed(dataset.embedding_model, [c.content for c in batch], tenant_id=doc.tenant_id)
-        if got.dimension != dataset.embedding_dim or len(got.vectors) != len(batch):
-            raise EmbeddingMismatch(f"model {dataset.embedding_model!r} returned {got.dimension}-d vectors; "
-                                    f"the dataset records {dataset.embedding_dim}-d")
+        vectors = embedding_space.check(dataset.embedding_model, dataset.embedding_dim, got, len(batch))
         base_meta = {**doc.metadata, "document_name": doc.name}
         rows = [segments_store.NewSegment(id=segments_store.segment_id(doc.id, doc.revision, start + i + 1),
                                           position=start + i + 1, content=c.content, tokens=c.tokens,
                                           metadata=base_meta, embedding=v, parent_content=c.parent_content)
-                for i, (c, v) in enumerate(zip(batch, got.vectors, strict=True))]
+                for i, (c, v) in enumerate(zip(batch, vectors, strict=True))]
         done = start + len(batch)
         async with self.db.transaction(doc.tenant_id) as conn:
             # Lock the document row first: a concurrent edit or delete either waits for this

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 from loom_common.read_replica import Reads
 from loom_rag import metrics
+from loom_rag.domain import embedding_space
 from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument, NotFound
 from loom_rag.domain.models import Dataset, Hit, RetrievalQuery, SearchMethod
 from loom_rag.domain.ports import Embedder
@@ -73,17 +74,15 @@ class Retriever:
 
     async def _query_vector(self, q: RetrievalQuery, model: str, dim: int) -> list[float]:
         if q.query_vector:
-            if q.query_embedding_model and q.query_embedding_model != model:
+            if q.query_embedding_model and embedding_space.base_name(q.query_embedding_model) != \
+                    embedding_space.base_name(model):
                 raise EmbeddingMismatch(f"query embedded with {q.query_embedding_model!r}; the dataset uses {model!r}")
             if len(q.query_vector) != dim:
                 raise EmbeddingMismatch(f"query vector has {len(q.query_vector)} dimensions; the dataset's "
                                         f"model {model!r} has {dim}")
             return list(q.query_vector)
         got = await self.embedder.embed(model, [q.query], tenant_id=q.tenant_id)
-        if got.dimension != dim or len(got.vectors[0]) != dim:
-            raise EmbeddingMismatch(f"model {model!r} now returns {got.dimension}-d vectors; the dataset "
-                                    f"was indexed with {dim}-d ones: re-create it")
-        return got.vectors[0]
+        return embedding_space.check(model, dim, got, 1)[0]
 
     async def _search(self, db: TenantDb, q: RetrievalQuery, method: SearchMethod, dataset_ids: list[str], dim: int,
                       ts_config: str, vector: list[float] | None, want: int) -> list[Hit]:
