@@ -69,12 +69,17 @@ async def test_published_chat_app_takes_query_over_mcp(gateway, admin, orchestra
 
     async def work(client: Client):
         listed = (await client.list_tools()).tools
-        return listed, await client.call_tool(listed[0].name, {"query": "hello"})
+        return (listed, await client.call_tool(listed[0].name, {"query": "hello"}),
+                await client.call_tool("another_app", {"query": "hi"}), await client.call_tool(listed[0].name, {}))
 
-    listed, answer = await _mcp(gateway.base_url, key, work)
+    listed, answer, unknown, no_query = await _mcp(gateway.base_url, key, work)
     assert listed[0].name == "helper_bot" and listed[0].input_schema["required"] == ["query"]
     assert not answer.is_error and answer.content[0].text == "tok0 tok1 tok2 "
     assert orchestrator.requests[-1].query == "hello"
+    # A key reaches its own app only; a call without its query is refused naming it; neither runs.
+    assert unknown.is_error and "unknown tool 'another_app'" in unknown.content[0].text
+    assert no_query.is_error and "query" in no_query.content[0].text
+    assert len(orchestrator.requests) == 1
 
 
 async def test_mcp_endpoint_refuses_a_wrong_or_missing_key(gateway, admin):

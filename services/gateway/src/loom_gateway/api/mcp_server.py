@@ -62,13 +62,12 @@ def _error(text: str) -> types.CallToolResult:
 
 async def _call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
     request = _request_of(ctx)
-    p, app = await _published(request)
-    if params.name != app_tool.tool_name(app):
-        return _error(f"unknown tool {params.name!r}: this server has {app_tool.tool_name(app)!r}")
-    arguments = dict(params.arguments or {})
-    query, inputs = app_tool.split_arguments(app, arguments)
-    kind = app_tool.run_kind(app)
     try:
+        p, app = await _published(request)
+        if params.name != app_tool.tool_name(app):
+            return _error(f"unknown tool {params.name!r}: this server has {app_tool.tool_name(app)!r}")
+        query, inputs = app_tool.split_arguments(app, dict(params.arguments or {}))
+        kind = app_tool.run_kind(app)
         run = await service_runs._start(request, p, kind, user=USER, inputs=inputs, query=query,
                                         files=None, response_mode="blocking")
         body = await service_runs._blocking(deps.gw(request), run)
