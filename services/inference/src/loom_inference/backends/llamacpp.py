@@ -10,6 +10,7 @@ Everything here is blocking and runs on the engine's bridge thread.
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 import os
 import threading
@@ -56,11 +57,33 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# The converter unrolls a length bound into one nested optional group per unit (`maxLength:
+# 4000` is 4000 nested groups), and llama.cpp refuses such a grammar ("exceeds sane defaults"):
+# an agent offered a tool with a long text field could then not call any tool. Bounds above
+# these stay out of the grammar; whoever receives the value still checks it against the full
+# schema (the tools service validates arguments), so only the guarantee of parsing comes from here.
+_GRAMMAR_MAX_CHARS = 256
+_GRAMMAR_MAX_ITEMS = 64
+_BOUNDS = {"minLength": _GRAMMAR_MAX_CHARS, "maxLength": _GRAMMAR_MAX_CHARS,
+           "minItems": _GRAMMAR_MAX_ITEMS, "maxItems": _GRAMMAR_MAX_ITEMS}
+
+
+def _without_large_bounds(node):
+    """A copy of a schema (any JSON value) without length or item bounds too large to unroll."""
+    if isinstance(node, list):
+        return [_without_large_bounds(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _without_large_bounds(v) for k, v in node.items()
+            if not (k in _BOUNDS and isinstance(v, int) and v > _BOUNDS[k])}
+
+
 def json_schema_to_gbnf(schema_json: str) -> str:
     """JSON schema -> GBNF grammar text (llama-cpp-python's converter, strings made strict JSON)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
 
-    return convert(schema_json).replace(_LAX_CHAR, _JSON_CHAR)
+    schema = _without_large_bounds(json.loads(schema_json))
+    return convert(json.dumps(schema)).replace(_LAX_CHAR, _JSON_CHAR)
 
 
 def pin_device(device: str | None) -> int:
