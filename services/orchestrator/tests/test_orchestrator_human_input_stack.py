@@ -1,8 +1,8 @@
 """Paused runs on the real NATS JetStream and Postgres with the orchestrator as a process: the
 run pauses (recorded `paused`, its message acked: nothing held while it waits), an answer
 resumes it with the values as the node's outputs, a duplicate answer changes nothing, the
-timer (driven here with an injected clock) takes the timeout branch, and an answer that lands
-while the run is pausing is not lost."""
+timer (driven here with an injected clock) takes the timeout branch, a paused run can be
+stopped, and an answer that lands while the run is pausing is not lost."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ async def _status(database_url: str, run_id: str) -> str | None:
         await conn.close()
 
 
+async def _paused(database_url: str, run_id: str) -> None:
+    """The pause is recorded just after its events are published."""
+    for _ in range(300):
+        if await _status(database_url, run_id) == "paused":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} never recorded as paused")
+
+
 async def _unacked(client: BusClient) -> int:
     c = bus.ORCHESTRATOR_RUNS
     info = await client.broker.connection.jetstream().consumer_info(c.stream.name, c.durable)
@@ -60,7 +69,7 @@ async def test_a_paused_run_holds_nothing_and_an_answer_resumes_it(nats_url, dat
         run_id = await client.request(GRAPH)
         paused = await client.events(run_id, until="workflow_paused")
         required = next(e for e in paused if e.event == "human_input_required").data
-        assert await _status(database_url, run_id) == "paused"
+        await _paused(database_url, run_id)
         for _ in range(100):  # the ack follows the pause's record
             if await _unacked(client) == 0:
                 break
@@ -96,6 +105,19 @@ async def test_the_timer_takes_the_timeout_branch(nats_url, database_url, run_se
     assert events[-1].data["outputs"] == {"said": None, "late": "timed out: True"}
     human = next(e for e in events if e.event == "node_finished" and e.data["node_id"] == "h")
     assert human.data["outputs"]["timed_out"] is True
+
+
+async def test_a_paused_run_can_be_stopped(nats_url, database_url, run_service, pool) -> None:
+    run_service("orchestrator")
+    async with BusClient(nats_url) as client:
+        run_id = await client.request(GRAPH)
+        await client.events(run_id, until="workflow_paused")
+        await client.cancel(run_id)  # paused or about to be: either way the stop ends it
+        events = await client.events(run_id)
+        # Its form is not timed out later (the run is over).
+        assert await tick(PgHumanInputs(pool), client.broker, time.time() + 2 * 3600) == 0
+    assert events[-1].data["status"] == "stopped"
+    assert await _status(database_url, run_id) == "stopped"
 
 
 async def test_an_answer_that_lands_while_the_run_pauses_is_not_lost(pool) -> None:

@@ -2,7 +2,9 @@
 
     runs.requested (durable work queue)  -> Worker.handle: record, execute/resume, settle
     runs.cancel.*  (plain subscription)  -> Worker.cancel: every worker hears every stop;
-                                            the one running the run cancels it
+                                            the one running the run cancels it (or, for a
+                                            run paused on human input, the first to take it
+                                            off `paused` ends it: Worker.stop_paused)
 
 Built without a worker (`build_router(broker, store)`), the runs handler only records the
 run and announces it (intake), which is what the cross-service bus tests exercise.
@@ -66,6 +68,11 @@ def build_router(broker: NatsBroker, store: RunStore | None = None, worker=None,
         async def on_run_cancel(event: RunCancelRequested) -> None:
             if worker.cancel(event.run_id, event.reason):
                 log.info("run stop requested", run_id=event.run_id, reason=event.reason)
+            else:  # not running here: it may be paused on a human-input form (no worker runs it)
+                try:
+                    await worker.stop_paused(event.run_id, event.reason)
+                except Exception as exc:
+                    log.warning("stop of a paused run failed", run_id=event.run_id, error=repr(exc))
 
     return router
 

@@ -2,6 +2,7 @@
 the timer that times forms out.
 
     a node asks        ask(): the form row is written once (pending, deadline = now + wait)
+                       (statuses: pending | answered | timed_out | closed, by a stopped run)
     the run pauses     pause(): runs.status = paused, the message is acked, no worker holds it
     an answer comes    take(): the first answer (or timeout) of a pending form wins; the run is
                        resumed by the request that carried it when the run is paused, or by a
@@ -100,6 +101,23 @@ class PgHumanInputs:
                 return True
             return run["status"] == "running" and run["resumed_for"] == answer.form_id
 
+    async def take_for_stop(self, run_id: str, worker: str) -> tuple[RunRequested, float] | None:
+        """A paused run to stop: marked running for `worker` (so one worker of those that heard
+        the stop ends it), its stored request and when it was accepted; None if not paused."""
+        row = await self.pool.fetchrow(
+            """WITH run AS (
+                   UPDATE runs SET status = 'running', worker = $2, paused_at = NULL, updated_at = now()
+                   WHERE id = $1 AND status = 'paused'
+                   RETURNING id, request, extract(epoch FROM created_at)::float8 AS accepted),
+               closed AS (  -- its forms will never be answered now
+                   UPDATE human_inputs SET status = 'closed'
+                   WHERE run_id IN (SELECT id FROM run) AND status = 'pending')
+               SELECT request, accepted FROM run""",
+            run_id, worker)
+        if row is None:
+            return None
+        return RunRequested.model_validate_json(row["request"]), float(row["accepted"])
+
     async def stored_request(self, tenant_id: str, run_id: str) -> RunRequested:
         """The run's own first request (graph, inputs, conversation): what a resumed run executes."""
         raw = await self.pool.fetchval("SELECT request FROM runs WHERE id = $1 AND tenant_id = $2",
@@ -112,9 +130,11 @@ class PgHumanInputs:
         rows = await self.pool.fetch(
             """UPDATE human_inputs SET timer_sent_at = to_timestamp($1)
                WHERE form_id IN (
-                   SELECT form_id FROM human_inputs
+                   SELECT form_id FROM human_inputs h
                     WHERE status = 'pending' AND deadline IS NOT NULL AND deadline <= to_timestamp($1)
                       AND (timer_sent_at IS NULL OR timer_sent_at <= to_timestamp($1) - make_interval(secs => $3))
+                      -- a form left open by a run that ended otherwise (stopped, failed) is not timed out
+                      AND EXISTS (SELECT 1 FROM runs r WHERE r.id = h.run_id AND r.status IN ('paused', 'running'))
                     ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)
                RETURNING run_id, tenant_id, form_id, node_key""",
             now, limit, resend_after_s)

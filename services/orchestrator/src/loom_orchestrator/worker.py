@@ -143,6 +143,27 @@ class Worker:
         task.cancel()  # cancels the node tasks, and with them any gRPC call (generation stops upstream)
         return True
 
+    async def stop_paused(self, run_id: str, reason: str) -> bool:
+        """A stop for a run paused on a human-input form (no worker runs it): every worker hears
+        it, the one that takes the run off `paused` announces its end and records it stopped."""
+        pool = self._pool()
+        taken = await PgHumanInputs(pool).take_for_stop(run_id, self.id)
+        if taken is None:
+            return False
+        event, accepted = taken
+        chat = event.app_mode in ("chatflow", "chat", "agent")
+        last = await messaging.last_run_event(self.broker, run_id)
+        events = RunEventPublisher(self.broker, run_id, event.tenant_id, start_seq=last.seq if last else 0)
+        ctx = RunContext(run_id=run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
+                         conversation_id=event.conversation_id,
+                         message_id=(event.message_id or run_id) if chat else None, user=event.user,
+                         accepted_at=accepted, limits=self.limits)
+        outcome = stopped(ctx, events, reason)
+        await events.flush()
+        await PgRunStore(pool).finish(run_id, outcome)
+        log.info("paused run stopped", run_id=run_id, reason=reason)
+        return True
+
     # ---- one run -------------------------------------------------------------------------
 
     async def run(self, event: RunRequested, *, delivery: int = 1, stored_at: float | None = None,
@@ -200,6 +221,9 @@ class Worker:
                         guard()
                     if await forms.pause(event.run_id, [f.form_id for f in outcome.paused], delivery=delivery):
                         log.info("run paused on human input", run_id=event.run_id, forms=len(outcome.paused))
+                        stop = self.stops.reason(event.run_id)  # a stop heard while it was pausing
+                        if stop is not None:
+                            await self.stop_paused(event.run_id, stop)
                         return outcome
                     # A form was answered (or timed out) while the run was pausing: take it up again now.
                     events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=events.seq,
