@@ -111,6 +111,14 @@ async def test_a_close_query_carries_the_annotation_and_a_far_one_does_not(gatew
                         headers=admin.headers)).json()
     assert [x["message_id"] for x in hits["data"]] == [message_id]
 
+    # The console's debugger answers from annotations too.
+    r = await c.post(admin.ws(f"/apps/{app_id}/draft/run"), json={"inputs": {}, "query": "how do I reset my password"},
+                     headers=admin.headers)
+    assert r.status_code == 200, r.text
+    await eventually(lambda: len(orchestrator.requests) == 3, "the debugger's run request")
+    assert orchestrator.requests[2].annotation_reply.id == ann["id"]
+    orchestrator.requests.pop()
+
     # An annotation added while the reply is on is searchable at once; disabled, none is matched.
     calls = embedder.calls
     await c.post("/v1/apps/annotations", json={"question": "Where is the office?", "answer": "Oslo."}, headers=h)

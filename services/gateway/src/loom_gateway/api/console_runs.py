@@ -45,9 +45,15 @@ async def draft_run(app_id: str, body: DraftRunBody, request: Request, p: Princi
     app = await console_runs.draft_app(g.apps, p.tenant_id, app_id)
     kind = console_runs.run_kind(app.mode)
     query = body.query if kind != "completion" else (body.query or body.inputs.get("query"))
+    # The debugger answers from annotations as the service API does (service_runs._start).
+    hit = (await g.annotations.match(p.tenant_id, app_id, query)
+           if kind == "chat" and g.annotations is not None and (query or "").strip() else None)
     run = await g.execution.start(app, kind=kind, user=_debug_user(p), inputs=body.inputs, query=query,
                                   conversation_id=body.conversation_id if kind == "chat" else None,
-                                  files=body.files, response_mode="streaming", invoke_from="debugger")
+                                  files=body.files, response_mode="streaming", invoke_from="debugger",
+                                  annotation_reply=hit.reply() if hit else None)
+    if hit is not None and run.message_id:
+        await g.annotations.record_hit(p.tenant_id, app_id, hit, run.message_id, query or "")
     return sse.response(sse.run_events(g, run), g.settings.ping_interval_s)
 
 

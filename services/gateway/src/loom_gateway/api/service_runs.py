@@ -9,7 +9,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from loom_common.events import AnnotationReply
 from loom_common.ids import new_id
 from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
@@ -91,7 +90,7 @@ async def _start(request: Request, p: Principal, kind: str, *, version: int | No
     if kind == "chat" and app.mode in dsl.CHAT_MODES and g.annotations is not None and (kw.get("query") or "").strip():
         hit = await g.annotations.match(p.tenant_id, p.app_id, kw["query"])
         if hit is not None:
-            kw["annotation_reply"] = AnnotationReply(id=hit.annotation_id, answer=hit.answer, score=hit.score)
+            kw["annotation_reply"] = hit.reply()
     if kw.get("files"):  # uploaded files must be this workspace's (Dify's 400 otherwise)
         kw["files"] = await g.files.resolve(p.tenant_id, kw["files"])
     if kw.get("inputs"):  # and so must file inputs

@@ -27,6 +27,7 @@ from typing import Protocol
 import asyncpg
 import numpy as np
 
+from loom_common.events import AnnotationReply
 from loom_common.ids import new_id
 from loom_common.logging import get_logger
 from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, NotFound
@@ -46,6 +47,10 @@ class Match:
     annotation_id: str
     answer: str
     score: float
+
+    def reply(self) -> AnnotationReply:
+        """What rides on the run request (the orchestrator streams it, no model called)."""
+        return AnnotationReply(id=self.annotation_id, answer=self.answer, score=self.score)
 
 
 def annotation_body(r: asyncpg.Record) -> dict:
