@@ -21,6 +21,7 @@ from loom_inference.pull_policy import PullPolicy
 from loom_inference.router.factory import (
     BUNDLED_CHAT,
     BUNDLED_EMBED,
+    BUNDLED_STATIC_EMBED,
     build_backend,
     bundled_gguf_path,
     kept_blobs,
@@ -29,6 +30,8 @@ from loom_inference.router.factory import (
 from loom_inference.router.router import Router
 from loom_inference.settings import InferenceSettings
 from loom_inference.store import ModelStore, StoredModel
+
+BUNDLED = (BUNDLED_CHAT, BUNDLED_EMBED, BUNDLED_STATIC_EMBED)  # never replaced nor deleted
 
 # Ollama's model names: [namespace/]name[:tag].
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,2}(:[A-Za-z0-9._-]{1,80})?")
@@ -114,7 +117,7 @@ class ModelManager:
                      ) -> AsyncIterator[Progress]:
         """Make `name` from `spec` (FROM a served model, a local GGUF, or a blob); progress as Ollama's."""
         name = model_name(name)
-        if name.removesuffix(":latest") in (BUNDLED_CHAT, BUNDLED_EMBED) or name in (BUNDLED_CHAT, BUNDLED_EMBED):
+        if name.removesuffix(":latest") in BUNDLED or name in BUNDLED:
             raise InvalidRequest("the bundled models cannot be replaced", "model")
         parent = await self._parent(name, spec, files or {})
         if spec.template:
@@ -223,7 +226,7 @@ class ModelManager:
         return True
 
     async def delete(self, name: str) -> None:
-        if name in (BUNDLED_CHAT, BUNDLED_EMBED):
+        if name in BUNDLED:
             raise InvalidRequest("the bundled models cannot be deleted", "model")
         stored = self.store.get(name)
         if stored is None or not self.store.remove(stored.name, kept_blobs(self.store)):
