@@ -26,7 +26,7 @@ LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/loom/llama-wheels/$(LLAMA
 PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest --durations=10
 
-.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl redis h2load wheelhouse
+.PHONY: setup up down status test test-fast proto lint bench clean help console test-console chromium kubectl redis h2load wheelhouse derived-models
 
 help:
 	@echo "make up | down | status | test | test-fast | lint | proto | bench | setup | clean"
@@ -45,7 +45,12 @@ $(STAMP): $(PY) $(PYPROJECTS) requirements-dev.txt $(PROTOS) scripts/gen_protos.
 	$(PIP) install --find-links $(LLAMA_WHEELS) $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	@touch $(STAMP)
 
-setup: $(STAMP) console
+setup: $(STAMP) console derived-models
+
+# Models derived once from the bundled MiniLM (ONNX int8 and the model2vec static table; see
+# docs/rag.md), kept in ~/.cache/loom/derived-models; a service builds them on first use otherwise.
+derived-models: $(STAMP)
+	$(PY) -m loom_inference.backends.minilm_derived --ensure-all
 
 # The web console (services/console): `npm ci` when the lockfile changes, `vite build` when a
 # source changes; server.mjs serves the build on :3000 under `make up`.

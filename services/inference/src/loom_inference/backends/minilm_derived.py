@@ -125,6 +125,12 @@ def build_static(dest: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--ensure-all"]:  # `make derived-models`: both, into the settings' cache
+        from loom_inference.settings import InferenceSettings
+
+        for kind in RECIPES:
+            print(ensure(kind, InferenceSettings().derived_models))
+        return 0
     kind, dest = argv[0], Path(argv[1])
     dest.mkdir(parents=True, exist_ok=True)
     manifest = {"onnx": build_onnx, "static": build_static}[kind](dest)
