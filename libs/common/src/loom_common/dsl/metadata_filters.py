@@ -13,9 +13,9 @@ sent as text ("5") is read as one, as Dify's form sends it.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator, model_validator
 
 OPERATORS: dict[str, str] = {
     "is": "eq", "=": "eq", "is not": "ne", "≠": "ne", "contains": "contains", "not contains": "not_contains",
@@ -67,6 +67,14 @@ class MetadataFilteringConditions(BaseModel):
 
     logical_operator: Literal["and", "or"] = "and"
     conditions: list[MetadataCondition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+
+    @field_validator("logical_operator", "conditions", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        # Dify's exports carry null for either when filtering is off.
+        if value is None:
+            return "and" if info.field_name == "logical_operator" else []
+        return value
 
     def filters(self) -> list[tuple[str, str, JsonValue]]:
         """rag's filters: (key, op, value) triples, combined by `logical_operator`."""
