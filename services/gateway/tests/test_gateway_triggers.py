@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from gateway_testkit import make_app, republish
 
+from loom_common.testing import eventually
 from loom_gateway.app import scheduler
 from loom_gateway.domain import webhooks
 from loom_gateway.domain.schedules import Schedules
@@ -34,6 +35,16 @@ async def workflow_app(c, admin) -> str:
     app_id, _ = await make_app(c, admin, "workflow", name="triggered")
     await republish(c, admin, app_id, with_city)
     return app_id
+
+
+async def _is(value, expected) -> bool:
+    return await value == expected
+
+
+async def requested(orchestrator, run_id: str):
+    """The run's request as the (scripted) orchestrator received it from the bus."""
+    return await eventually(lambda: next((q for q in orchestrator.requests if q.run_id == run_id), None),
+                            f"run {run_id} requested")
 
 
 def signed(secret: str, body: bytes, ts: int | None = None) -> dict:
@@ -85,7 +96,7 @@ async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, 
     r = await c.post(path, content=body, headers=signed(secret, body))
     assert r.status_code == 202, r.text
     run_id = r.json()["workflow_run_id"]
-    req = next(q for q in orchestrator.requests if q.run_id == run_id)
+    req = await requested(orchestrator, run_id)
     assert req.inputs == {"city": "Oslo"} and req.invoke_from == "webhook" and req.app_id == app_id
 
     async def recorded() -> dict:
@@ -99,6 +110,12 @@ async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, 
 
     run = await recorded()
     assert run["status"] == "succeeded" and run["invoke_from"] == "webhook" and not run["debug"]
+    # No key reserved its tokens: the workspace's day count gets what it used (the script's 7), once
+    # (the recorder charges it just after the run's end is stored).
+    async def tokens_today() -> int:
+        return (await c.get(admin.ws("/usage"), headers=h)).json()["tokens_today"]
+
+    await eventually(lambda: _is(tokens_today(), 7), "the webhook run's tokens charged to its workspace")
 
     # Refused: unsigned, wrong secret, tampered body, stale timestamp, replayed, unknown hook.
     other = json.dumps({"city": "Rome"}).encode()
@@ -110,7 +127,9 @@ async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, 
              "replayed": (path, body, None),
              "unknown hook": ("/v1/webhooks/wh_nope", other, signed(secret, other))}
     first = signed(secret, other)
-    assert (await c.post(path, content=other, headers=first)).status_code == 202
+    r = await c.post(path, content=other, headers=first)
+    assert r.status_code == 202
+    await requested(orchestrator, r.json()["workflow_run_id"])  # arrived: counted in `before`
     cases["replayed"] = (path, other, first)
     before = len(orchestrator.requests)
     for name, (where, content, headers) in cases.items():
@@ -141,6 +160,8 @@ async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, 
     assert (await c.post(path, content=body, headers=signed(r.json()["secret"], body))).status_code == 202
     audit = json.dumps((await c.get(admin.ws("/audit-logs"), headers=h)).json())
     assert "triggers.webhook_make" in audit and secret not in audit
+    # Four runs started (and were recorded, blocking or by watchers): 4 x 7 tokens, each charged once.
+    await eventually(lambda: _is(tokens_today(), 28), "each webhook run's tokens charged once")
 
 
 class Clock:
@@ -177,10 +198,10 @@ async def test_two_schedulers_claim_each_tick_once_and_catch_up_once(gateway, ad
     row = await g.schedules.get(admin.workspace_id, app_id)
     assert row["last_run_id"] == caught[0] and row["next_fire_at"] == int((clock.at.replace(second=0)
                                                                            + timedelta(minutes=1)).timestamp())
-    fired = [q for q in orchestrator.requests if q.invoke_from == "schedule"]
-    assert sorted(q.run_id for q in fired) == sorted(started + caught)
+    fired = [await requested(orchestrator, run_id) for run_id in started + caught]
+    assert all(q.invoke_from == "schedule" for q in fired)
     assert all(q.inputs == {"city": "Tokyo"} for q in fired)
-    # An unpublished-away app (here: its form changed so the stored inputs no longer fit): the tick
+    # A tick whose run cannot start (here: the form changed, so the stored inputs no longer fit): the tick
     # is spent, no run starts, and the reason is kept for the console.
     await republish(c, admin, app_id, lambda d: next(n for n in d["workflow"]["graph"]["nodes"]
                                                      if n["data"]["type"] == "start")["data"].update(
@@ -210,12 +231,16 @@ async def test_webhook_runs_count_against_the_workspace_rate(gateway, admin, orc
     app_id = await workflow_app(c, admin)
     hook = (await c.post(admin.ws(f"/apps/{app_id}/triggers/webhook"), headers=h)).json()
     assert (await c.patch(admin.ws(), json={"rpm_limit": 1}, headers=h)).status_code == 200
-    codes = []
+    codes, run_ids = [], []
     for city in ("A", "B", "C"):  # a minute's boundary may fall between two of them, not twice
         body = json.dumps({"city": city}).encode()
         r = await c.post(hook["path"], content=body, headers=signed(hook["secret"], body))
         codes.append(r.status_code)
+        if r.status_code == 202:
+            run_ids.append(r.json()["workflow_run_id"])
         if r.status_code == 429:
             assert r.json()["code"] == "too_many_requests" and "Retry-After" in r.headers
     assert codes.count(202) <= 2 and codes.count(429) >= 1, codes
-    assert len([q for q in orchestrator.requests if q.app_id == app_id]) == codes.count(202)
+    for run_id in run_ids:
+        await requested(orchestrator, run_id)
+    assert len([q for q in orchestrator.requests if q.app_id == app_id]) == codes.count(202) == len(run_ids)

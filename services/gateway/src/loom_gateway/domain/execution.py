@@ -27,6 +27,7 @@ from loom_gateway.domain import dsl, limits, run_records
 from loom_gateway.domain.apps import PublishedApp, dify_mode
 from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
+from loom_gateway.domain.rbac import Principal, Role
 from loom_gateway.domain.run_admission import RunAdmission
 
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
@@ -38,6 +39,8 @@ _MESSAGE_ONLY_MODES = ("chat", "agent")
 _RECORD_ONLY = ("conversation_variables",)
 # Message-level events whose `id` is their own (an agent round's, a file's), not the message's.
 _OWN_ID = ("agent_thought", "message_file")
+# Runs no key started (schedule ticks, webhook calls): their tokens are charged to the workspace at the end.
+TRIGGER_SOURCES = ("schedule", "webhook")
 # Events that carry answer text: the first one's time is the run's time to first token (TTFT).
 _TEXT_EVENTS = ("message", "agent_message", "text_chunk")
 
@@ -319,7 +322,8 @@ class Execution:
                 "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
                 " finished_at = now(),"
                 " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
-                " WHERE id = $1 AND status IN ('running', 'paused') RETURNING message_id, tenant_id, app_id",
+                " WHERE id = $1 AND status IN ('running', 'paused')"
+                " RETURNING message_id, tenant_id, app_id, invoke_from",
                 run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
                 fold.total_tokens, fold.total_steps, fold.first_text_at)
             updated = row["message_id"] if row else None
@@ -338,6 +342,11 @@ class Execution:
                     await limits.settle_run(conn, run_id, fold.total_tokens)
                 else:
                     held = await self.limits.settle_run(conn, run_id, fold.total_tokens)
+        if row and fold.finished and row["invoke_from"] in TRIGGER_SOURCES and self.limits is not None:
+            # No key reserved a trigger's tokens: its workspace's day count gets what it used (once:
+            # only the first recorder of the end gets the row back).
+            trigger = Principal(kind="trigger", tenant_id=row["tenant_id"], role=Role.APP_KEY)
+            await self.limits.charge_tokens(trigger, fold.total_tokens)
         if held is not None:  # claimed above; counted in Redis once the claim is committed
             assert self.limits is not None
             await self.limits.settle_claimed(held, fold.total_tokens)
