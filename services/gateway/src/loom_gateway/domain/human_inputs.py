@@ -70,6 +70,9 @@ async def submit(execution: Execution, *, tenant_id: str, app_id: str, run_id: s
     await execution.owned_run(tenant_id, app_id, run_id)
     form = (await open_forms(execution, run_id)).forms.get(form_id)
     if form is None:
+        if await execution.pool.fetchval("SELECT 1 FROM human_input_answers WHERE form_id = $1 AND tenant_id = $2",
+                                         form_id, tenant_id):  # answered here, and the run went on already
+            raise Conflict("This form was answered already.", code="already_answered")
         raise Conflict("The run is not waiting for this form.", code="form_not_pending")
     if channel not in (form.get("answerable_by") or []):
         raise Forbidden(f"This form cannot be answered through the {channel}.")
