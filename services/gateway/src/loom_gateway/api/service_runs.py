@@ -166,8 +166,8 @@ async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
                                    keyword=keyword, session=created_by_end_user_session_id, page=page, limit=limit)
 
     logs = await read()
-    running = [log["id"] for log in logs["data"] if log["workflow_run"]["status"] == "running"]
-    if running:  # runs no client watched to the end: bring them up to date from their events
+    running = [log["id"] for log in logs["data"] if log["workflow_run"]["status"] in ("running", "paused")]
+    if running:  # runs no client watched to the end (or resumed since): bring them up to date from their events
         await g.execution.refresh(p.tenant_id, p.app_id, running)
         logs = await read()
     return logs

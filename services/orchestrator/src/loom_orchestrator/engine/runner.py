@@ -18,6 +18,10 @@ The records of pure nodes that succeeded are written in the background, several 
 trip (the next node does not wait for them; `execute` returns only once every record is
 written): if the worker dies first, a resumed run just runs those pure nodes again, which
 is harmless.
+
+Pauses: a human-input node waiting for its form raises `RunPaused` (pause.py). Its scope lets the
+other branches run to their end, starts nothing that needs the waiting node, and raises it
+once nothing else can run; `execute` then returns through the caller as a paused outcome.
 """
 
 from __future__ import annotations
