@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.clients.rag import document_body, indexing_status_body
+from loom_gateway.clients.rag_shapes import document_body, indexing_status_body
 from loom_gateway.domain.errors import BadRequest, PayloadTooLarge
 from loom_gateway.domain.rbac import Perm, Principal
 
