@@ -79,6 +79,9 @@ async def test_schedule_config_is_checked_named_and_audited(gateway, admin, orch
     assert r.status_code == 400 and r.json()["code"] == "not_workflow_app"
     assert (await c.delete(url, headers=h)).status_code == 204
     assert (await c.delete(url, headers=h)).status_code == 404
+    for method, tail in (("PUT", "/schedule"), ("POST", "/webhook"), ("GET", "")):  # an app not in this workspace
+        r = await c.request(method, admin.ws(f"/apps/nope/triggers{tail}"), json=good, headers=h)
+        assert r.status_code == 404, (method, r.text)
 
 
 async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, orchestrator) -> None:

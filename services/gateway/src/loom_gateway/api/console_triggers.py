@@ -38,6 +38,7 @@ async def put_schedule(app_id: str, body: ScheduleBody, request: Request, p: Pri
                        ) -> dict:
     """Set the schedule (the app must be a published workflow; its inputs fit its start node)."""
     g = gw(request)
+    await g.apps.get(p.tenant_id, app_id)  # 404 for an unknown app or another workspace's
     app = await g.triggers.form_of(p.tenant_id, app_id)
     try:
         inputs = check_inputs(app.form, body.inputs)
@@ -58,6 +59,7 @@ async def make_webhook(app_id: str, request: Request, p: Principal = require(Per
     """Create the app's webhook or rotate its secret (the URL stays). The answer holds the
     secret: the only time it is shown."""
     g = gw(request)
+    await g.apps.get(p.tenant_id, app_id)  # 404 for an unknown app or another workspace's
     await g.triggers.form_of(p.tenant_id, app_id)
     return await g.webhooks.make(p.tenant_id, app_id)
 
