@@ -76,7 +76,8 @@ def _path_parameters(op: dict, path: str) -> None:
 def _errors(op: dict, path: str, perm: str | None, method: str, name: str | None) -> None:
     responses = op["responses"]
     responses.pop("422", None)
-    codes = set(_EXTRA.get(name or "", ()))
+    # Error codes a route declares itself (with its own description) get the Error body too.
+    codes = set(_EXTRA.get(name or "", ())) | {int(c) for c in responses if c[:1] in ("4", "5")}
     if path.startswith("/v1/datasets"):  # the knowledge API is rag's, over gRPC
         codes |= {409, *_UPSTREAM}
     if op.get("parameters") or op.get("requestBody"):
