@@ -101,6 +101,8 @@ async def _chunks(g: Gateway, run: StartedRun, model: str, created: int):
             fold.add(ev, True)
             if fold.answer.startswith(shown) and len(fold.answer) > len(shown):  # a replaced answer is not resent
                 yield chunk({"content": fold.answer[len(shown):]})
+            if await sse.paused_for_now(g, run, fold, ev.seq):  # waits for a human-input answer: ends here
+                break
         await asyncio.shield(g.execution.record(run.run_id, fold))
         recorded = True
         if fold.status == "failed":
