@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import asyncpg
 import grpc
 from pydantic import ValidationError
 
@@ -22,6 +23,9 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (EmbeddingMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (RetryableError, grpc.StatusCode.UNAVAILABLE),
     (PermanentError, grpc.StatusCode.FAILED_PRECONDITION),
+    # Text Postgres cannot store (a NUL, a lone surrogate) is the caller's bad input, as in the gateway.
+    (asyncpg.DataError, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnicodeError, grpc.StatusCode.INVALID_ARGUMENT),
 ]
 
 
