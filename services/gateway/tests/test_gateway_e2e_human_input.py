@@ -7,6 +7,7 @@ JetStream and Postgres. No model is involved: the graphs here have no model node
 - A paused run survives restarts of the orchestrator and the gateway; a bad answer is a 400
   naming the field, a second answer a 409, and the answer reaches the next node; the client
   reattaches to the run's stream after the pause and reads it to its end.
+- A form only the console may answer is refused through the service API (403).
 - A form nobody answers takes its timeout branch (the orchestrator's durable timer), a late
   answer is a 409, and another app's key cannot answer it (404).
 """
@@ -328,3 +329,24 @@ def test_a_form_nobody_answers_takes_the_timeout_branch(two: Two) -> None:
         r = httpx.post(f"{two.url}/v1/runs/{run_id}/human-inputs/{form_id}",
                        json={"inputs": {"reply": "too late"}, "action": "send", "user": "a"}, headers=h)
         assert r.status_code == 409, r.text
+
+
+def test_a_console_only_form_is_refused_through_the_service_api(two: Two) -> None:
+    graph = json.loads(json.dumps(GRAPH))
+    graph["nodes"][1]["data"]["answerable_by"] = ["console"]
+    app_id, key = _workflow_app(two, graph, "console-only review")
+    h = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(f"{two.url}/v1/workflows/run", json={"inputs": {"ticket": "T-11"}, "user": "u4",
+                                                        "response_mode": "blocking"}, headers=h, timeout=PATIENCE_S)
+    assert r.status_code == 200 and r.json()["data"]["status"] == "paused", r.text
+    run_id, [form] = r.json()["workflow_run_id"], r.json()["data"]["human_inputs"]
+    body = {"inputs": {"reply": "ok"}, "action": "drop"}
+    r = httpx.post(f"{two.url}/v1/runs/{run_id}/human-inputs/{form['form_id']}", json={**body, "user": "a"}, headers=h)
+    assert r.status_code == 403, r.text
+    listed = httpx.get(two.ws(f"/apps/{app_id}/runs/{run_id}/human-inputs"), headers=two.console).json()["data"]
+    assert [f["form_id"] for f in listed] == [form["form_id"]]
+    r = httpx.post(two.ws(f"/apps/{app_id}/runs/{run_id}/human-inputs/{form['form_id']}"), json=body,
+                   headers=two.console)
+    assert r.status_code == 200, r.text
+    done = _until(lambda: (d := _detail(two, key, run_id))["status"] == "succeeded" and d, "the drop branch ran")
+    assert done["outputs"] == {}  # the drop branch's end has no outputs
