@@ -121,3 +121,12 @@ def test_the_dsl_refuses_a_form_inside_an_iteration_and_checks_answers() -> None
         with pytest.raises(FormError) as err:
             check_answer(fields, actions, values, action)
         assert err.value.field == where
+
+
+async def test_a_huge_rendered_content_is_cut_to_fit_an_event(harness) -> None:
+    harness.services.human_inputs = MemoryHumanInputs()
+    g = {"nodes": [START, node("h", "human-input", form_content="{{#start.topic#}}", fields=[{"name": "ok"}]),
+                   node("end", "end", outputs=[])], "edges": chain("start", "h", "end")}
+    assert (await harness.run(g, {"topic": "x" * 1_000_000}, run_id="r7")).status == "paused"
+    content = harness.sink.of("human_input_required")[0]["form_content"]
+    assert content.startswith("xxx") and content.endswith(" [...]") and len(content) < 20_100

@@ -16,6 +16,10 @@ from loom_common.dsl.human_input import TIMEOUT_HANDLE, HumanInputData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
 from loom_orchestrator.engine.pause import PendingForm, RunPaused
 
+# The rendered content travels in run events (NATS messages of at most 1 MB) and the form's row:
+# a template that pulls in a whole document is cut here, with a mark.
+MAX_CONTENT = 20_000
+
 
 class HumanInputNode:
     type, version, pure = "human-input", "1", True
@@ -26,6 +30,8 @@ class HumanInputNode:
             raise RuntimeError("human-input needs the run's form store (not configured here)")
         form_id = ctx.run.execution_id(ctx.key)
         content = ctx.pool.render(data.form_content)
+        if len(content) > MAX_CONTENT:
+            content = content[:MAX_CONTENT] + " [...]"
         state = await forms.ask(ctx.run.run_id, ctx.run.tenant_id, form_id, ctx.key, ctx.node_id,
                                 {**data.form(), "form_content": content, "title": data.title or ctx.node_id},
                                 data.wait_s)
