@@ -37,7 +37,9 @@ _EXTRA = {"setup.create": (403,), "auth.login": (401, 429), "auth.refresh": (401
           "openai.embeddings": (404, *_UPSTREAM), "openai.chat_completions": (404, *_UPSTREAM),
           "openai.models": _UPSTREAM, "service.chat": (404, 504), "service.completion": (504,),
           "service.workflow_run": (504,), "service.workflow_run_version": (504,), "model_endpoints.create": (409,),
-          "apps.draft_node_run": (504,), "models.pull": _UPSTREAM, "service.webhook": (401, 413, 429, 504)}
+          "apps.draft_node_run": (504,), "models.pull": _UPSTREAM, "service.webhook": (401, 413, 429, 504),
+          # a tag named in the body, not the path
+          "datasets.tags.update": (404,), "datasets.tags.delete": (404,), "datasets.tags.bind": (404,)}
 # Operations that stream Server-Sent Events when asked (`response_mode: streaming`, `stream: true`).
 _STREAMS = {"service.chat": schemas.ChatMessage, "service.completion": schemas.ChatMessage,
             "service.workflow_run": schemas.WorkflowRun, "service.workflow_run_version": schemas.WorkflowRun,
