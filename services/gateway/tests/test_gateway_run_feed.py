@@ -83,3 +83,23 @@ async def test_missed_last_events_are_found_after_a_quiet_spell(run_bus: NatsRun
         assert await _read(feed, 1) == [2]
     finally:
         await feed.aclose()
+
+
+async def test_events_stored_out_of_order_are_read_in_seq_order(run_bus: NatsRunBus) -> None:
+    """A NATS node lost with acks in flight: the orchestrator republishes those events, stored
+    after later ones. Readers of the stream (a resumed stream, a replay) still get 1..n in order;
+    a seq never stored is waited for, then skipped."""
+    run_id = uuid.uuid4().hex
+    for seq in (1, 2, 4, 5, 3, 2):  # 3 stored late; 2 again (a republish outside the dedup window)
+        await _publish(run_bus, run_id, seq)
+    assert [ev.seq async for ev in run_bus.events(run_id, 0, follow=False)] == [1, 2, 3, 4, 5]
+    assert [ev.seq async for ev in run_bus.events(run_id, 1, follow=False)] == [2, 3, 4, 5]
+    live = run_bus.events(run_id, 0)
+    try:
+        assert await _read(live, 5) == [1, 2, 3, 4, 5]
+    finally:
+        await live.aclose()
+    gap = uuid.uuid4().hex
+    for seq in (1, 3):  # 2 never stored
+        await _publish(run_bus, gap, seq)
+    assert [ev.seq async for ev in run_bus.events(gap, 0, follow=False)] == [1, 3]

@@ -87,7 +87,7 @@ class RunEventPublisher:
         # Trace context and ids of the run, made once (every event of a run carries the same).
         self._headers = {**outgoing_headers(tenant_id=tenant_id, run_id=run_id), "content-type": "application/json"}
         self._queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-        self._acks: asyncio.Queue[tuple[RunEvent, asyncio.Future | None] | None] = asyncio.Queue()
+        self._acks: asyncio.Queue[tuple[RunEvent, asyncio.Future | None, float] | None] = asyncio.Queue()
         self._sender = asyncio.create_task(self._send_all())
         self._confirmer = asyncio.create_task(self._confirm_all())
 
@@ -115,23 +115,42 @@ class RunEventPublisher:
                 except Exception as exc:  # not even written: the confirmer publishes it the slow way
                     log.warning("run event not sent", seq=event.seq, error=repr(exc))
                     ack = None
-                self._acks.put_nowait((event, ack))
+                self._acks.put_nowait((event, ack, asyncio.get_running_loop().time() + ACK_TIMEOUT_S))
         finally:
             self._acks.put_nowait(None)
 
     async def _confirm_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while (item := await self._acks.get()) is not None:
-            event, ack = item
+            event, ack, deadline = item
             try:
                 if ack is None:
                     raise RuntimeError("not sent")
-                await asyncio.wait_for(ack, ACK_TIMEOUT_S)
+                # Each ack's timeout runs from its own send: when a NATS node dies with many acks
+                # in flight, they expire together, not one ACK_TIMEOUT_S after another.
+                await asyncio.wait_for(ack, max(0.0, deadline - loop.time()))
             except Exception as exc:
+                if not self._still_ours(event):
+                    return
                 log.warning("run event not acked; publishing it again", seq=event.seq, error=repr(exc))
                 await self._republish(event)
 
+    def _still_ours(self, event: RunEvent) -> bool:
+        """The run's lease is still this worker's: a worker that lost it republishes nothing, or
+        its old events could land after the new owner numbered on from the stream's last seq."""
+        if self._guard is None:
+            return True
+        try:
+            self._guard()
+        except Superseded:
+            log.warning("run events not republished: the run's lease is lost", from_seq=event.seq)
+            return False
+        return True
+
     async def _republish(self, event: RunEvent) -> None:
         for attempt in range(5):
+            if attempt and not self._still_ours(event):
+                return
             try:
                 await messaging.publish(self.broker, self.subject, event, stream=bus.RUN_EVENTS.name,
                                         timeout_s=ACK_TIMEOUT_S)

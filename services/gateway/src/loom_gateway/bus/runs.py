@@ -48,28 +48,56 @@ def _bus_unavailable_is_503(what: str):
 
 
 class Feed:
-    """One run's events off an ordered consumer (seq > after_seq), until closed."""
+    """One run's events off an ordered consumer (seq > after_seq), in seq order, until closed.
 
-    def __init__(self, sub, after_seq: int = 0, *, follow: bool = True, first_wait_s: float = 0.5):
+    The stream holds them in the order they were stored, which is seq order except after a
+    lost ack (a NATS node gone): the publisher republishes the event, stored after later ones
+    (orchestrator events.py). An event ahead of the next seq is held until the gap fills; a gap
+    still open after `gap_wait_s` of quiet (the event was never stored) is skipped."""
+
+    def __init__(self, sub, after_seq: int = 0, *, follow: bool = True, first_wait_s: float = 0.5,
+                 gap_wait_s: float = 40.0):
         self.sub, self.after_seq, self.follow, self.first_wait_s = sub, after_seq, follow, first_wait_s
+        self.gap_wait_s = gap_wait_s  # longer than the publisher's retries of one event
+        self.next_seq = after_seq + 1
+        self.ahead: dict[int, RunEvent] = {}  # read, waiting for the seqs before them
+        self.skip = False     # the gap before `ahead` stayed open: deliver past it
+        self.drained = False  # every stored event was read (follow=False)
         self.done = False
 
     def __aiter__(self) -> Feed:
         return self
 
+    def _release(self) -> RunEvent | None:
+        ev = self.ahead.pop(self.next_seq, None)
+        if ev is None and self.ahead and (self.skip or self.drained):
+            ev = self.ahead.pop(min(self.ahead))
+        if ev is not None:
+            self.next_seq = ev.seq + 1
+        if not self.ahead:
+            self.skip = False
+        return ev
+
     async def __anext__(self) -> RunEvent:
-        while not self.done:
-            try:
-                msg = await self.sub.next_msg(timeout=None if self.follow else self.first_wait_s)
-            except TimeoutError:
-                if self.follow:
-                    continue
+        while True:
+            if (ev := self._release()) is not None:
+                return ev
+            if self.done or self.drained:
                 break
+            wait = self.gap_wait_s if self.ahead else None if self.follow else self.first_wait_s
+            try:
+                msg = await self.sub.next_msg(timeout=wait)
+            except TimeoutError:
+                if self.ahead:
+                    self.skip = True  # never stored: go on past the gap
+                elif not self.follow:
+                    self.drained = True
+                continue
             ev = RunEvent.model_validate_json(msg.data)
             if not self.follow and msg.metadata.num_pending == 0:
-                self.done = True  # the stored events are read: this one is the last
-            if ev.seq > self.after_seq:
-                return ev
+                self.drained = True  # the stored events are read: this one is the last
+            if ev.seq >= self.next_seq:  # an earlier seq is a duplicate (a republished event)
+                self.ahead.setdefault(ev.seq, ev)
         await self.aclose()
         raise StopAsyncIteration
 
