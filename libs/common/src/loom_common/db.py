@@ -1,5 +1,4 @@
-"""Postgres access: the database and pgvector made ready, pools per service schema,
-and tenant-scoped transactions.
+"""Postgres access: the database and pgvector made ready, pools per service schema.
 
 Each service owns one schema (`gateway`, `orchestrator`, `rag`, `inference`, `tools`) and
 reads no other's tables. A pool's connections put that schema first on `search_path`, so
@@ -8,8 +7,6 @@ service SQL names its own tables unqualified.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -57,7 +54,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     back, listeners dropped): nothing. asyncpg's default also sends `RESET ALL; UNLISTEN *;
     CLOSE ALL; SELECT pg_advisory_unlock_all()`, one more round trip on every release, which
     Loom's pools never need: services set only transaction-local settings (`set_config(..,
-    true)`, see `tenant_transaction`), never LISTEN, and take advisory locks only per
+    true)`, e.g. rag's `store/tenancy.py`), never LISTEN, and take advisory locks only per
     transaction (migrations use a connection of their own)."""
 
 
@@ -72,14 +69,3 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
         server_settings={"search_path": f"{schema},public", "application_name": f"loom-{schema}"},
     )
     return pool_metrics.POOLS.track(pool, service=schema, dsn=dsn)  # /metrics: in use, idle, waiting
-
-
-@contextlib.asynccontextmanager
-async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction with `loom.tenant_id` set, for row-level-security policies as a second wall.
-
-    Queries must still filter on tenant_id themselves; the policy catches a forgotten filter.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('loom.tenant_id', $1, true)", tenant_id)
-        yield conn
