@@ -11,7 +11,7 @@ import json
 
 import asyncpg
 import pytest
-from faststream.nats import NatsBroker
+from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -24,7 +24,6 @@ from loom_common.ids import new_id
 from loom_common.telemetry import current_trace_id, setup_tracing
 from loom_common.testing import eventually
 from loom_gateway.runs import request_run
-from loom_orchestrator.handlers import build_router
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,8 @@ def _broker(url: str) -> NatsBroker:
 
 
 class FlakyStore:
-    """A RunStore that fails the first delivery of each run, before the handler acks."""
+    """Records runs like the orchestrator's store, but fails the first delivery of each run
+    before the handler acks."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str | None]] = []
@@ -55,13 +55,34 @@ class FlakyStore:
         return created
 
 
+def intake_router(broker: NatsBroker, store: FlakyStore) -> NatsRouter:
+    """The orchestrator's side of the handshake, reduced to what this test checks: consume
+    `runs.requested` on the orchestrator's durable, record the run, announce it, then ack
+    (`messaging.handling` naks a retryable failure, so JetStream redelivers)."""
+    consumer = bus.ORCHESTRATOR_RUNS
+    router = NatsRouter()
+    kwargs = consumer.subscriber_kwargs()
+    kwargs["config"] = ConsumerConfig(ack_wait=consumer.ack_wait_s, max_deliver=consumer.max_deliver)
+
+    @router.subscriber(**kwargs)
+    async def on_run_requested(event: RunRequested, msg: NatsMessage) -> None:
+        async with messaging.handling(msg, consumer, broker):
+            if await store.record_requested(event, current_trace_id()):
+                started = RunEvent(tenant_id=event.tenant_id, run_id=event.run_id, seq=1,
+                                   event="workflow_started", task_id=event.run_id,
+                                   data={"id": event.run_id, "app_id": event.app_id, "inputs": event.inputs})
+                await messaging.publish(broker, bus.run_events(event.run_id), started, stream=bus.RUN_EVENTS.name)
+
+    return router
+
+
 async def test_publish_from_gateway_consumed_by_orchestrator_with_trace_and_redelivery(nats_url) -> None:
     setup_tracing("cross-service-test", extra_processors=[SimpleSpanProcessor(exporter)])
     provider = trace.get_tracer_provider()
     gateway = NatsBroker(nats_url, middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)])
     orchestrator = NatsBroker(nats_url, middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)])
     store = FlakyStore()
-    orchestrator.include_router(build_router(orchestrator, store))
+    orchestrator.include_router(intake_router(orchestrator, store))
     await gateway.connect()
     await messaging.ensure_streams(gateway)
     await gateway.start()

@@ -73,7 +73,7 @@ async def test_a_stale_delivery_held_past_the_ack_wait_does_not_run_the_run_agai
         broker = NatsBroker(nats)
         worker = ProbeWorker(broker, lambda: pool, settings, lambda: Services(tools=tools),
                              runs_consumer(ACK_WAIT_S))
-        broker.include_router(build_router(broker, worker=worker, max_workers=2))
+        broker.include_router(build_router(worker, max_workers=2))
         await broker.start()
         brokers.append(broker)
         return worker

@@ -65,7 +65,7 @@ async def _status(pool, run_id: str, timeout_s: float = 20.0) -> str:
 async def _worker(nats: str, pool, tools: HeldTools) -> tuple[NatsBroker, Worker]:
     broker = NatsBroker(nats)
     worker = Worker(broker, lambda: pool, OrchestratorSettings(), lambda: Services(tools=tools), runs_consumer())
-    broker.include_router(build_router(broker, worker=worker, max_workers=1))
+    broker.include_router(build_router(worker, max_workers=1))
     await broker.start()
     return broker, worker
 

@@ -41,7 +41,7 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
         return rt.pool
 
     worker = Worker(rt.broker, pool, settings, services, runs_consumer(settings.runs_ack_wait_s))
-    rt.broker.include_router(build_router(rt.broker, worker=worker, max_workers=settings.max_concurrent_runs))
+    rt.broker.include_router(build_router(worker, max_workers=settings.max_concurrent_runs))
     tasks: list[asyncio.Task] = []
 
     @rt.on_start

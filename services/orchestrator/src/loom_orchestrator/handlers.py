@@ -5,9 +5,6 @@
                                             the one running the run cancels it (or, for a
                                             run paused on human input, the first to take it
                                             off `paused` ends it: Worker.stop_paused)
-
-Built without a worker (`build_router(broker, store)`), the runs handler only records the
-run and announces it (intake), which is what the cross-service bus tests exercise.
 """
 
 from __future__ import annotations
@@ -16,23 +13,12 @@ import dataclasses
 
 from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter
 
-from loom_common import bus, messaging
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common import bus
+from loom_common.events import RunCancelRequested, RunRequested
 from loom_common.logging import get_logger
-from loom_common.telemetry import current_trace_id
-from loom_orchestrator.intake import RunStore, accept_run
+from loom_orchestrator.worker import Worker
 
 log = get_logger(__name__)
-
-
-class BusRunEvents:
-    """RunEventSink that publishes to `run.<run_id>.events` (intake only)."""
-
-    def __init__(self, broker: NatsBroker) -> None:
-        self.broker = broker
-
-    async def emit(self, event: RunEvent) -> None:
-        await messaging.publish(self.broker, bus.run_events(event.run_id), event, stream=bus.RUN_EVENTS.name)
 
 
 def runs_consumer(ack_wait_s: float | None = None) -> bus.Consumer:
@@ -40,39 +26,29 @@ def runs_consumer(ack_wait_s: float | None = None) -> bus.Consumer:
     return dataclasses.replace(c, ack_wait_s=ack_wait_s) if ack_wait_s else c
 
 
-def build_router(broker: NatsBroker, store: RunStore | None = None, worker=None, *,
-                 max_workers: int = 1) -> NatsRouter:
+def build_router(worker: Worker, *, max_workers: int = 1) -> NatsRouter:
     router = NatsRouter()
-    consumer = worker.consumer if worker is not None else runs_consumer()
+    consumer = worker.consumer
     kwargs = consumer.subscriber_kwargs()
     kwargs["config"] = ConsumerConfig(ack_wait=consumer.ack_wait_s, max_deliver=consumer.max_deliver)
-    if worker is not None:
-        kwargs["max_workers"] = max_workers
+    kwargs["max_workers"] = max_workers
 
     @router.subscriber(**kwargs)
     async def on_run_requested(event: RunRequested, msg: NatsMessage) -> None:
-        if worker is not None:
-            await worker.handle(event, msg)
-            return
-        events = BusRunEvents(broker)
-        async with messaging.handling(msg, consumer, broker):
-            created = await accept_run(event, store=store, events=events, trace_id=current_trace_id())
-            log.info("run accepted" if created else "run redelivered, already recorded",
-                     run_id=event.run_id, attempt=messaging.deliveries(msg))
+        await worker.handle(event, msg)
 
-    if worker is not None:
-        # A core subscription on RUN_CONTROL's subject sees the gateway's JetStream publishes,
-        # whose reply subject waits for the stream's ack: answering there (FastStream's default)
-        # can beat the ack and fail the publish (an empty reply is not an ack). Hence no_reply.
-        @router.subscriber(bus.RUN_CANCEL_ALL, no_reply=True)
-        async def on_run_cancel(event: RunCancelRequested) -> None:
-            if worker.cancel(event.run_id, event.reason):
-                log.info("run stop requested", run_id=event.run_id, reason=event.reason)
-            else:  # not running here: it may be paused on a human-input form (no worker runs it)
-                try:
-                    await worker.stop_paused(event.run_id, event.reason)
-                except Exception as exc:
-                    log.warning("stop of a paused run failed", run_id=event.run_id, error=repr(exc))
+    # A core subscription on RUN_CONTROL's subject sees the gateway's JetStream publishes,
+    # whose reply subject waits for the stream's ack: answering there (FastStream's default)
+    # can beat the ack and fail the publish (an empty reply is not an ack). Hence no_reply.
+    @router.subscriber(bus.RUN_CANCEL_ALL, no_reply=True)
+    async def on_run_cancel(event: RunCancelRequested) -> None:
+        if worker.cancel(event.run_id, event.reason):
+            log.info("run stop requested", run_id=event.run_id, reason=event.reason)
+        else:  # not running here: it may be paused on a human-input form (no worker runs it)
+            try:
+                await worker.stop_paused(event.run_id, event.reason)
+            except Exception as exc:
+                log.warning("stop of a paused run failed", run_id=event.run_id, error=repr(exc))
 
     return router
 
