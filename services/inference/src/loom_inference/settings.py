@@ -91,6 +91,7 @@ class ModelRoute(BaseModel):
     license: list[str] = []
     parent: str = ""
     projector: str | None = None       # llamacpp-vision: the multimodal projector GGUF (mmproj)
+    vision: bool = False               # openai, ollama: the remote model reads images (forwarded to it)
 
 
 class Network(BaseModel):

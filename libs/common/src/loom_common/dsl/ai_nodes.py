@@ -43,6 +43,21 @@ class ContextConfig(Model):
     variable_selector: ValueSelector | None = None
 
 
+class VisionConfigs(Model):
+    variable_selector: ValueSelector = Field(default_factory=lambda: ["sys", "files"])
+    # Dify's image resolution hint (high | low); kept for parity, Loom's models take the image as is.
+    detail: Literal["high", "low"] = "high"
+
+
+class Vision(Model):
+    """Dify's `vision`: the node reads the files at `configs.variable_selector` (`sys.files` or a
+    file variable). Text-like files are inlined in the prompt; images go to a vision-capable model
+    (any other refuses them: the node fails naming the file and the model)."""
+
+    enabled: bool = False
+    configs: VisionConfigs = Field(default_factory=VisionConfigs)
+
+
 class StructuredOutput(Model):
     schema_: dict[str, Any] = Field(alias="schema")
 
@@ -55,10 +70,14 @@ class LLMData(NodeData):
     context: ContextConfig = Field(default_factory=ContextConfig)
     structured_output_enabled: bool = False
     structured_output: StructuredOutput | None = None
+    vision: Vision = Field(default_factory=Vision)
 
     def selectors(self):
         sel = self.context.variable_selector if self.context.enabled else None
-        return [("context.variable_selector", sel)] if sel else []
+        out = [("context.variable_selector", sel)] if sel else []
+        if self.vision.enabled:
+            out.append(("vision.configs.variable_selector", self.vision.configs.variable_selector))
+        return out
 
     def templates(self):
         out = [(f"prompt_template.{i}.text", m.text) for i, m in enumerate(self.prompt_template)]

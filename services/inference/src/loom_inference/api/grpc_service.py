@@ -17,6 +17,7 @@ from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.telemetry import TENANT_HEADER
 from loom_inference.api.common import check_sampling
+from loom_inference.api.images import ImageBudget, from_bytes
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
     BackendError,
@@ -96,12 +97,24 @@ def request_from_proto(r: pb.GenerateRequest) -> GenerateRequest:
             json.loads(r.json_schema)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"not JSON: {exc}", "json_schema") from exc
+    budget = ImageBudget()
     messages = [ChatMessage(m.role, m.content, m.name, m.tool_call_id,
-                            [ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls]) for m in r.messages]
+                            [ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls],
+                            _images(m.images, f"messages.{i}.images", budget)) for i, m in enumerate(r.messages)]
     return GenerateRequest(model=r.model, prompt=r.prompt, messages=messages,
                            sampling=_sampling(r.sampling) if r.HasField("sampling") else SamplingParams(),
                            json_schema=r.json_schema, tools=tools, tool_choice=r.tool_choice,
                            request_id=r.request_id)
+
+
+def _images(items, field: str, budget: ImageBudget) -> list:
+    """A message's images, checked like the HTTP APIs' (count, size, format); each keeps its field,
+    so a model that cannot read images is refused naming `messages.<i>.images.<j>`."""
+    out = []
+    for j, img in enumerate(items):
+        budget.take(f"{field}.{j}")
+        out.append(from_bytes(img.data, f"{field}.{j}"))
+    return out
 
 
 def chunk_from_delta(d: Delta) -> pb.GenerateChunk:
@@ -123,7 +136,7 @@ def chunk_from_delta(d: Delta) -> pb.GenerateChunk:
 def model_to_proto(m: ModelInfo) -> pb.ModelInfo:
     return pb.ModelInfo(name=m.name, backend=m.backend, kind=m.kind, context_length=m.context_length,
                         embedding_dimension=m.embedding_dimension, size_bytes=m.size_bytes, family=m.family,
-                        quantization=m.quantization, loaded=m.loaded)
+                        quantization=m.quantization, loaded=m.loaded, vision=m.vision)
 
 
 def _tenant(context) -> str:
@@ -132,6 +145,11 @@ def _tenant(context) -> str:
 
 
 REMOTE_BACKENDS = ("openai", "ollama")
+
+
+def _vision(r: pb.RegisterRemoteModelRequest) -> dict:
+    """A remote model the workspace says reads images gets them forwarded (else they are refused)."""
+    return {"vision": True} if r.vision else {}
 MAX_PULL_NAME = 2048  # a URL with its #sha256= pin fits
 
 
@@ -177,9 +195,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             if self.build_remote is None:
                 raise InvalidRequest("this server does not take remote models", "backend")
             _check_remote(request, _tenant(context))
-            source = (request.backend, request.base_url, request.api_key, request.remote_model or request.name)
+            source = (request.backend, request.base_url, request.api_key, request.remote_model or request.name,
+                      request.vision)
             replaced = await self.client.register_tenant(request.tenant_id, request.name, source,
-                                                         lambda: self.build_remote(request.name, *source))
+                                                         lambda: self.build_remote(request.name, *source[:4],
+                                                                                   **_vision(request)))
         except InferenceError as exc:
             await context.abort(status_of(exc), str(exc))
         return pb.RegisterRemoteModelResponse(replaced=replaced)

@@ -1,4 +1,5 @@
-"""Images in a request (Ollama's base64 `images`, OpenAI's `image_url` parts) -> decoded bytes.
+"""Images in a request (Ollama's base64 `images`, OpenAI's `image_url` parts, gRPC's raw bytes) -> checked
+bytes.
 
 Bounded before anything is decoded: at most MAX_IMAGES per request and MAX_IMAGE_BYTES per
 image (its base64 length is checked first, so an oversized one costs no decoding). Large
@@ -48,6 +49,16 @@ async def decode_base64(text: str, field: str) -> Image:
         data = await asyncio.to_thread(_b64decode, text) if len(text) > _OFF_LOOP_CHARS else _b64decode(text)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequest("is not valid base64", field) from exc
+    mime = _mime(data)
+    if mime is None:
+        raise InvalidRequest("is not a PNG, JPEG, GIF, WebP or BMP image", field)
+    return Image(data, field, mime)
+
+
+def from_bytes(data: bytes, field: str) -> Image:
+    """An image sent as raw bytes (gRPC's `ChatMessage.images`): the same bounds and format check."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidRequest(f"an image may be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MiB", field)
     mime = _mime(data)
     if mime is None:
         raise InvalidRequest("is not a PNG, JPEG, GIF, WebP or BMP image", field)

@@ -3,6 +3,7 @@ through, Ollama's nanosecond timings mapped back to milliseconds."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +34,9 @@ def ollama_body(req: GenerateRequest, remote_model: str) -> dict:
         options["seed"] = s.seed
     if s.stop:
         options["stop"] = s.stop
-    messages = ([{"role": m.role, "content": m.content} for m in req.messages] if req.messages
+    messages = ([{"role": m.role, "content": m.content,
+                  **({"images": [base64.b64encode(i.data).decode() for i in m.images]} if m.images else {})}
+                 for m in req.messages] if req.messages
                 else [{"role": "user", "content": req.prompt}])
     body: dict = {"model": remote_model, "messages": messages, "stream": True, "options": options}
     if req.json_schema:

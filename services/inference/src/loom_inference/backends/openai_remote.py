@@ -7,10 +7,27 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from loom_inference.backends.remote import RemoteHttpBackend, function_tools
-from loom_inference.engine.types import Delta, FinishReason, GenerateRequest, ModelInfo, Timings, ToolCall, Usage
+from loom_inference.backends.remote import RemoteHttpBackend, data_url, function_tools
+from loom_inference.engine.types import (
+    ChatMessage,
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    ModelInfo,
+    Timings,
+    ToolCall,
+    Usage,
+)
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS}
+
+
+def _message(m: ChatMessage) -> dict:
+    """A message; with images, OpenAI's content parts: its images as data: URLs, then its text."""
+    if not m.images:
+        return {"role": m.role, "content": m.content}
+    parts: list[dict] = [{"type": "image_url", "image_url": {"url": data_url(img)}} for img in m.images]
+    return {"role": m.role, "content": [*parts, {"type": "text", "text": m.content}]}
 
 
 def openai_body(req: GenerateRequest, remote_model: str) -> dict:
@@ -20,7 +37,7 @@ def openai_body(req: GenerateRequest, remote_model: str) -> dict:
     if s.presence_penalty or s.frequency_penalty:
         body.update(presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty)
     if req.messages:
-        body["messages"] = [{"role": m.role, "content": m.content} for m in req.messages]
+        body["messages"] = [_message(m) for m in req.messages]
     else:
         body["messages"] = [{"role": "user", "content": req.prompt}]
     if s.max_tokens:

@@ -1,16 +1,17 @@
 """What every remote-provider backend shares: one pooled httpx client, the active-request count
 the router balances on, a streamed POST whose HTTP errors become typed engine errors, and the
-OpenAI-style function schema both OpenAI and Ollama servers take for tools."""
+OpenAI-style function schema both OpenAI and Ollama servers take for tools (and images as data: URLs)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 
 from loom_common import tls
-from loom_inference.engine.types import BackendError, InvalidRequest, ModelInfo, Overloaded, ToolSpec
+from loom_inference.engine.types import BackendError, Image, InvalidRequest, ModelInfo, Overloaded, ToolSpec
 
 
 def raise_for(resp: httpx.Response, body: str) -> None:
@@ -20,6 +21,11 @@ def raise_for(resp: httpx.Response, body: str) -> None:
         raise InvalidRequest(f"remote endpoint rejected the request: {body[:200]}", "messages")
     if resp.status_code >= 400:
         raise BackendError(f"remote endpoint answered HTTP {resp.status_code}: {body[:200]}")
+
+
+def data_url(img: Image) -> str:
+    """An image inline, as OpenAI's image_url parts take it (a vision remote model's)."""
+    return f"data:{img.mime};base64,{base64.b64encode(img.data).decode()}"
 
 
 def function_tools(tools: list[ToolSpec]) -> list[dict]:

@@ -120,6 +120,8 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
 
         info.kind = "embedding"
         return LlamaCppEmbeddingBackend(info, route.path or "")
+    if route.backend in ("openai", "ollama"):
+        info.vision = route.vision  # the remote reads images: they are forwarded, else refused here
     if route.backend == "openai":
         from loom_inference.backends.openai_remote import OpenAIRemoteBackend
 
@@ -138,9 +140,9 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
 
 def remote_builder(settings: InferenceSettings):
     """How a workspace's registered remote model becomes a backend (RegisterRemoteModel)."""
-    def build(name: str, backend: str, base_url: str, api_key: str, remote_model: str):
+    def build(name: str, backend: str, base_url: str, api_key: str, remote_model: str, vision: bool = False):
         return build_backend(ModelRoute(name=name, backend=backend, url=base_url, api_key=api_key or None,
-                                        remote_model=remote_model), settings)
+                                        remote_model=remote_model, vision=vision), settings)
     return build
 
 

@@ -21,7 +21,8 @@ _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.
 def _message(m: ChatMessage) -> pb.ChatMessage:
     return pb.ChatMessage(role=m.role, content=m.content, name=m.name, tool_call_id=m.tool_call_id,
                           tool_calls=[pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments)
-                                      for c in m.tool_calls])
+                                      for c in m.tool_calls],
+                          images=[pb.Image(data=i.data, mime_type=i.mime_type) for i in m.images])
 
 
 def to_proto(req: ModelRequest) -> pb.GenerateRequest:

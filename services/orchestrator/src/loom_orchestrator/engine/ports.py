@@ -3,7 +3,7 @@
     ModelClient    inference Generate (token stream; cancelling the iterator cancels upstream)
     Retriever      rag Retrieve
     ToolRunner     tools service Invoke / ListTools (code, http-request, tool, agent tools)
-    DocumentReader a run's uploaded file -> its text (shared file store + bounded parser)
+    DocumentReader a run's uploaded file -> its text (shared file store + bounded parser), or its bytes
     Journal        durable node records of a run (what makes a redelivered run resume)
     EventSink      ordered run events
 
@@ -21,12 +21,22 @@ from loom_common.errors import PermanentError
 
 
 @dataclass
+class ImagePart:
+    """An image a message shows the model (a run's uploaded file; `name` is the file's, for errors)."""
+
+    data: bytes
+    mime_type: str = ""
+    name: str = ""
+
+
+@dataclass
 class ChatMessage:
     role: str  # system | user | assistant | tool
     content: str = ""
     name: str = ""
     tool_call_id: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    images: list[ImagePart] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +121,10 @@ class DocumentReader(Protocol):
     async def read_text(self, tenant_id: str, file: dict[str, Any]) -> DocumentText:
         """The text of one of the run's files (a `sys.files` / file input entry); PermanentError
         naming the file when it is not an uploaded file, is missing or cannot be read."""
+
+    async def read_bytes(self, tenant_id: str, file: dict[str, Any], max_bytes: int) -> bytes:
+        """The raw bytes of one of the run's files (an image for a model); PermanentError naming
+        the file as for `read_text`, or when it is larger than `max_bytes`."""
 
 
 @dataclass

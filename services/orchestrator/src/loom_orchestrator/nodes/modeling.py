@@ -89,7 +89,8 @@ async def complete(ctx: NodeContext, req: ModelRequest, *, stream: bool = False)
 def prompts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     """The prompt as recorded in process_data (Dify's `process_data.prompts`)."""
     return [{"role": m.role, "text": m.content, **({"tool_calls": [c.__dict__ for c in m.tool_calls]}
-                                                   if m.tool_calls else {})} for m in messages]
+                                                   if m.tool_calls else {}),
+             **({"files": [i.name for i in m.images]} if m.images else {})} for m in messages]
 
 
 def parse_json(text: str) -> Any:
