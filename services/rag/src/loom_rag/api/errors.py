@@ -1,4 +1,6 @@
-"""Domain errors -> typed gRPC statuses, in one place (see domain/errors.py for the tree)."""
+"""Domain errors -> typed gRPC statuses: a `LoomError` answers its class's own status
+(loom_common.grpc_errors; an InvalidArgument's field as a google.rpc.BadRequest detail); the few
+foreign exceptions that are the caller's bad input are listed here."""
 
 from __future__ import annotations
 
@@ -9,20 +11,14 @@ import asyncpg
 import grpc
 from pydantic import ValidationError
 
-from loom_common.errors import PermanentError, RetryableError
+from loom_common.errors import LoomError
+from loom_common.grpc_errors import abort, abort_status
 from loom_common.logging import get_logger
-from loom_rag.domain.errors import AlreadyExists, EmbeddingMismatch, InvalidArgument, NotFound
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (EmbeddingMismatch, grpc.StatusCode.FAILED_PRECONDITION),
-    (RetryableError, grpc.StatusCode.UNAVAILABLE),
-    (PermanentError, grpc.StatusCode.FAILED_PRECONDITION),
     # Text Postgres cannot store (a NUL, a lone surrogate) is the caller's bad input, as in the gateway.
     (asyncpg.DataError, grpc.StatusCode.INVALID_ARGUMENT),
     (UnicodeError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -35,7 +31,9 @@ async def guarded(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(["process_rule", *(str(p) for p in first["loc"])])
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {first['msg']}")
+        await abort_status(context, grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {first['msg']}", field=field)
+    except LoomError as exc:
+        await abort(context, exc)
     except Exception as exc:
         for kind, code in _CODES:
             if isinstance(exc, kind):
