@@ -58,6 +58,6 @@ def build(settings: OrchestratorSettings | None = None) -> ServiceRuntime:
             task.cancel()
         for client in clients.values():
             with contextlib.suppress(Exception):
-                await client.channel.close()
+                await client.close()
 
     return rt

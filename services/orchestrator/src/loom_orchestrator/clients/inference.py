@@ -1,21 +1,16 @@
 """`ModelClient` over inference.v1 Generate. Cancelling the consuming task cancels the RPC,
-which aborts the sequence in the engine (stop by the user stops generation upstream)."""
+which aborts the sequence in the engine (stop by the user stops generation upstream). The
+channel, deadline, metadata, retries (before the first chunk only), status translation and
+finish-reason map are the shared client's (loom_common.clients.inference)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 
-import grpc
-
 from loom.inference.v1 import inference_pb2 as pb
-from loom.inference.v1 import inference_pb2_grpc
-from loom_common.grpc_client import call_metadata
-from loom_orchestrator.clients import LazyChannel, translate
+from loom_common.clients import inference
 from loom_orchestrator.engine.ports import ChatMessage, ModelChunk, ModelRequest, ToolCall
-
-_FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
-           pb.FINISH_REASON_ABORTED: "aborted", pb.FINISH_REASON_ERROR: "error"}
 
 
 def _message(m: ChatMessage) -> pb.ChatMessage:
@@ -41,21 +36,22 @@ def to_proto(req: ModelRequest) -> pb.GenerateRequest:
 
 
 class InferenceClient:
+    """The engine's `ModelClient` over the shared inference client (loom_common.clients)."""
+
     def __init__(self, addr: str, timeout_s: float = 300.0) -> None:
-        self.channel = LazyChannel(addr)
-        self.timeout_s = timeout_s
+        self.rpc = inference.InferenceClient(addr, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        await self.rpc.close()
 
     async def generate(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        stub = inference_pb2_grpc.InferenceStub(self.channel.get())
-        call = stub.Generate(to_proto(request), timeout=self.timeout_s,
-                             metadata=call_metadata(tenant_id=request.tenant_id or None, run_id=request.run_id or None))
+        # Closing this iterator (the node cancelled) closes the stream, which aborts generation.
+        stream = self.rpc.generate(to_proto(request), tenant_id=request.tenant_id or None,
+                                   run_id=request.run_id or None)
         try:
-            async for c in call:
-                yield ModelChunk(text=c.text, finish_reason=_FINISH.get(c.finish_reason, ""),
-                                 prompt_tokens=c.usage.prompt_tokens, completion_tokens=c.usage.completion_tokens,
-                                 tool_calls=[ToolCall(t.id, t.name, t.arguments_json) for t in c.tool_calls],
-                                 model=c.model)
-        except grpc.aio.AioRpcError as exc:
-            raise translate(exc, "inference") from None
+            async for c in stream:
+                yield ModelChunk(text=c.text, finish_reason=c.finish_reason or "", prompt_tokens=c.prompt_tokens,
+                                 completion_tokens=c.completion_tokens, model=c.model,
+                                 tool_calls=[ToolCall(t.id, t.name, t.arguments) for t in c.tool_calls])
         finally:
-            call.cancel()  # no-op when finished; aborts generation when the node was cancelled
+            await stream.aclose()

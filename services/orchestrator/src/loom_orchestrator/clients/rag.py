@@ -1,25 +1,25 @@
-"""`Retriever` over rag.v1 Retrieval/Retrieve."""
+"""`Retriever` over rag.v1 Retrieval/Retrieve (a read: retried on UNAVAILABLE and the like by
+the shared `ServiceClient`, which also sets the deadline and metadata and translates statuses)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import grpc
-
 from loom.rag.v1 import rag_pb2 as pb
 from loom.rag.v1 import rag_pb2_grpc
-from loom_common.grpc_client import call_metadata
-from loom_orchestrator.clients import LazyChannel, translate
+from loom_common.clients.base import ServiceClient
 from loom_orchestrator.engine.ports import RetrievalQuery
 
 _METHODS = {"semantic_search": pb.SEARCH_METHOD_VECTOR, "full_text_search": pb.SEARCH_METHOD_FULL_TEXT,
             "hybrid_search": pb.SEARCH_METHOD_HYBRID}
 
 
-class RagClient:
-    def __init__(self, addr: str) -> None:
-        self.channel = LazyChannel(addr)
+class RagClient(ServiceClient):
+    service = "rag"
+
+    def __init__(self, addr: str, timeout_s: float = 30.0) -> None:
+        super().__init__(addr, timeout_s=timeout_s)
 
     async def retrieve(self, query: RetrievalQuery, timeout_s: float) -> list[dict[str, Any]]:
         req = pb.RetrieveRequest(tenant_id=query.tenant_id, dataset_ids=query.dataset_ids, query=query.query,
@@ -30,11 +30,8 @@ class RagClient:
                                           for k, op, v in query.filters])
         if query.score_threshold is not None:
             req.score_threshold = query.score_threshold
-        try:
-            resp = await rag_pb2_grpc.RetrievalStub(self.channel.get()).Retrieve(
-                req, timeout=timeout_s, metadata=call_metadata(tenant_id=query.tenant_id))
-        except grpc.aio.AioRpcError as exc:
-            raise translate(exc, "rag") from None
+        resp = await self.unary(rag_pb2_grpc.RetrievalStub(self.channel).Retrieve, req, tenant_id=query.tenant_id,
+                                timeout_s=timeout_s)
         # Parent-child datasets: the child matched, its parent is the context (as Dify's node gives it).
         return [{"content": c.parent_content or c.content, "title": c.document_name,
                  "metadata": {"score": c.score, "document_id": c.document_id, "dataset_id": c.dataset_id,
