@@ -161,3 +161,16 @@ async def test_images_over_the_byte_budget_and_foreign_keys_are_refused(harness,
     outcome = await _run(harness, _graph(VISION_MODEL), [_upload("../t2/x", "x.png", "png", "image/png", "image")])
     assert outcome.status == "failed" and "letters, digits" in outcome.error, outcome.error
     assert not inference.requests  # nothing reached the model
+
+
+def test_difys_vision_shapes_parse() -> None:
+    from loom_common.dsl.ai_nodes import LLMData
+
+    on = LLMData(model={"name": "m"}, vision={"enabled": True, "configs": {"variable_selector": ["start", "photo"],
+                                                                           "detail": "low"}})
+    assert on.vision.configs.variable_selector == ["start", "photo"] and on.vision.configs.detail == "low"
+    assert ("vision.configs.variable_selector", ["start", "photo"]) in on.selectors()
+    for off in ({"enabled": False, "configs": {"variable_selector": []}}, None, {"enabled": False}):
+        data = LLMData(model={"name": "m"}, vision=off)
+        assert not data.vision.enabled and data.vision.configs.variable_selector == ["sys", "files"]
+        assert data.selectors() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, field_validator
 
 from loom_common.dsl.base import Model, NodeData, ValueSelector
 from loom_common.dsl.metadata_filters import MetadataFilteringConditions
@@ -48,6 +48,11 @@ class VisionConfigs(Model):
     # Dify's image resolution hint (high | low); kept for parity, Loom's models take the image as is.
     detail: Literal["high", "low"] = "high"
 
+    @field_validator("variable_selector", mode="before")
+    @classmethod
+    def _default_files(cls, v):
+        return v or ["sys", "files"]  # Dify exports may carry an empty selector: sys.files, as Dify
+
 
 class Vision(Model):
     """Dify's `vision`: the node reads the files at `configs.variable_selector` (`sys.files` or a
@@ -71,6 +76,11 @@ class LLMData(NodeData):
     structured_output_enabled: bool = False
     structured_output: StructuredOutput | None = None
     vision: Vision = Field(default_factory=Vision)
+
+    @field_validator("vision", mode="before")
+    @classmethod
+    def _no_vision(cls, v):
+        return v if v is not None else {}  # `vision: null` in an export: off
 
     def selectors(self):
         sel = self.context.variable_selector if self.context.enabled else None
