@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
-from loom_tools.domain.registry import Registry
 from loom_tools.domain.types import NAME_RE, ToolSpec
 from loom_tools.errors import InvalidArguments, UpstreamError
 from loom_tools.mcp.runner import headers_of
@@ -24,6 +23,7 @@ from loom_tools.net.tools import AUTH_SCHEMA, METHODS
 from loom_tools.openapi import importer
 from loom_tools.settings import ToolsSettings
 from loom_tools.sql.runner import connection_tools
+from loom_tools.store.registry import Registry
 
 # Names under these prefixes belong to the built-ins: a tenant's tool must not shadow one.
 RESERVED_PREFIXES = ("time.", "math.", "json.", "text.", "http.", "code.", "chart.", "tickets.", "medkg.")

@@ -13,9 +13,7 @@ from loom_tools import tickets
 from loom_tools.builtins import BuiltinRunner
 from loom_tools.builtins import catalog as builtin_catalog
 from loom_tools.catalog import Catalog
-from loom_tools.domain.audit import PgAudit
 from loom_tools.domain.executor import Executor
-from loom_tools.domain.registry import Registry
 from loom_tools.domain.secrets import SecretBox, load_key
 from loom_tools.mcp.runner import McpRunner
 from loom_tools.mcp.session import McpSessions
@@ -28,6 +26,8 @@ from loom_tools.sandbox import tools as code_tools
 from loom_tools.sandbox.runner import CodeRunner, Limits, Sandbox
 from loom_tools.settings import ToolsSettings
 from loom_tools.sql.runner import SqlRunner
+from loom_tools.store.audit import PgAudit
+from loom_tools.store.registry import Registry
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any
 
 from loom_common.logging import get_logger
 from loom_tools.domain.audit import AuditSink
-from loom_tools.domain.registry import Registry
 from loom_tools.domain.types import Call, Outcome, Runner, ToolSpec
 from loom_tools.domain.validation import validate_arguments
 from loom_tools.errors import NotFound, ToolError, ToolTimeout
+from loom_tools.store.registry import Registry
 
 log = get_logger(__name__)
 
