@@ -84,6 +84,34 @@ function MemorySection({ data, set, disabled }: PanelProps) {
   )
 }
 
+type Vision = { enabled?: boolean; configs?: { variable_selector?: string[]; detail?: 'high' | 'low' } }
+
+/** Dify's `vision`: the run's files go with the prompt (text inlined, images to a vision model). */
+function VisionSection({ id, data, set, disabled, errors }: PanelProps) {
+  const vision = (data.vision as Vision) ?? { enabled: false }
+  const configs = { variable_selector: ['sys', 'files'], detail: 'high' as const, ...vision.configs }
+  return (
+    <Section title="Files (vision)">
+      <Check label="Give the run's files to the model (text inlined, images to a vision model)"
+        checked={Boolean(vision.enabled)} disabled={disabled}
+        onChange={(on) => set('vision', { ...vision, enabled: on, configs })} />
+      {vision.enabled && (
+        <>
+          <Field label="Files variable" error={errorAt(errors, 'vision')}>
+            <VarSelect nodeId={id} value={configs.variable_selector} disabled={disabled} aria-label="Files variable"
+              data-testid="vision-var"
+              onChange={(v) => set('vision', { ...vision, configs: { ...configs, variable_selector: v } })} />
+          </Field>
+          <Field label="Image detail">
+            <Select value={configs.detail} options={['high', 'low'] as const} disabled={disabled}
+              aria-label="Image detail" onChange={(detail) => set('vision', { ...vision, configs: { ...configs, detail } })} />
+          </Field>
+        </>
+      )}
+    </Section>
+  )
+}
+
 export function LlmPanel(p: PanelProps) {
   const { id, data, set, disabled, errors } = p
   const prompts = (data.prompt_template as PromptMessage[]) ?? []
@@ -116,6 +144,7 @@ export function LlmPanel(p: PanelProps) {
         {errorAt(errors, 'prompt_template') && <p className="ed-field-error">{errorAt(errors, 'prompt_template')}</p>}
       </Section>
       <MemorySection {...p} />
+      <VisionSection {...p} />
       <Section title="Structured output">
         <Check label="Answer as JSON under a schema" checked={Boolean(data.structured_output_enabled)} disabled={disabled}
           onChange={(on) => {
