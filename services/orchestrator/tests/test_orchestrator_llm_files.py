@@ -38,6 +38,10 @@ class Inference(inference_pb2_grpc.InferenceServicer):
     async def Generate(self, request, context):
         self.requests.append(request)
         for i, m in enumerate(request.messages):
+            for j, image in enumerate(m.images):
+                if not image.data.startswith(b"\x89PNG"):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"messages.{i}.images.{j}: is not a PNG, "
+                                        "JPEG, GIF, WebP or BMP image")
             if m.images and request.model != VISION_MODEL:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"messages.{i}.images.0: {request.model} "
                                     "cannot read images (it has no vision projector); send text only")
@@ -142,6 +146,16 @@ async def test_an_image_refused_by_a_model_without_vision_fails_the_node_naming_
     assert outcome.status == "failed"
     assert '"xray.png" cannot be sent to model gemma3:270m' in outcome.error, outcome.error
     assert "'llm' (llm)" in outcome.error
+
+
+async def test_a_file_called_an_image_that_is_not_one_fails_naming_it(harness, store, inference) -> None:
+    await store.put(file_key("t1", "img", "png"), _png())
+    await store.put(file_key("t1", "fake", "png"), b"just text, named .png")
+    files = [_upload("img", "ok.png", "png", "image/png", "image"), _upload("fake", "fake.png", "png", "image/png")]
+    outcome = await _run(harness, _graph(VISION_MODEL), files)
+    assert outcome.status == "failed"
+    assert f'"fake.png" was refused for model {VISION_MODEL}: ' in outcome.error, outcome.error
+    assert "is not a PNG" in outcome.error and "does not read images" not in outcome.error
 
 
 async def test_vision_off_reads_no_files_and_no_files_is_no_error(harness, store, inference) -> None:

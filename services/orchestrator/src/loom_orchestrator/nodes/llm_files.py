@@ -137,5 +137,8 @@ def refusal(exc: PermanentError, messages: list[ChatMessage], model: str) -> Exc
     i, j = int(found.group(1)), int(found.group(2))
     images = messages[i].images if i < len(messages) else []
     name = images[j].name if j < len(images) else "an image"
-    return PermanentError(f'vision: the image file "{name}" cannot be sent to model {model}: it does not read '
-                          f"images (use a vision-capable model or turn vision off). {exc}", code="model_not_vision")
+    if "cannot read images" in str(exc):
+        return PermanentError(f'vision: the image file "{name}" cannot be sent to model {model}: it does not read '
+                              f"images (use a vision-capable model or turn vision off). {exc}",
+                              code="model_not_vision")
+    return PermanentError(f'vision: the image file "{name}" was refused for model {model}: {exc}', code="bad_image")
