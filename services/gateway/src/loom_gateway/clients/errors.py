@@ -1,29 +1,40 @@
-"""gRPC status -> the gateway's API errors (one translation for every client)."""
+"""A failed call to a Loom service -> the gateway's API error, for every client.
+
+The gRPC status is read into `loom_common.errors` once (loom_common.grpc_errors: the table,
+the field from a google.rpc.BadRequest detail); this maps that tree to HTTP answers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
+from loom_common import errors
+from loom_common.grpc_errors import error_from_rpc
 from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, RateLimited, Upstream
+
+# The most specific class of the error's MRO found here decides.
+_HTTP: dict[type[errors.LoomError], Callable[[errors.LoomError, str], ApiError]] = {
+    errors.InvalidArgument: lambda e, s: BadRequest(e.detail or e.message, field=getattr(e, "field", None)),
+    errors.NotFound: lambda e, s: NotFound(e.detail or "Not found."),
+    errors.AlreadyExists: lambda e, s: Conflict(e.detail, code="dataset_name_duplicate" if s == "rag" else "conflict"),
+    errors.FailedPrecondition: lambda e, s: BadRequest(e.detail, code="failed_precondition"),
+    errors.PermissionDenied: lambda e, s: Forbidden(e.detail),
+    # An engine's full queue: the client may try again shortly.
+    errors.ResourceExhausted: lambda e, s: RateLimited(e.detail or "The model is busy; try again later.",
+                                                       retry_after_s=1),
+    errors.DeadlineExceeded: lambda e, s: Upstream(f"{s} timed out", code="gateway_timeout", status=504),
+    errors.Unavailable: lambda e, s: Upstream(f"{s} is unavailable: {e.detail}"),
+}
+
+
+def api_error(err: errors.LoomError, service: str) -> ApiError:
+    for kind in type(err).__mro__:
+        if kind in _HTTP:
+            return _HTTP[kind](err, service)
+    return Upstream(f"{service} failed: {err.grpc_status} {err.detail}", status=502, code="bad_gateway")
 
 
 def translate(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
-    code, detail = exc.code(), exc.details() or ""
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field = detail.split(":", 1)[0].strip() if ":" in detail else None
-        return BadRequest(detail, field=field if field and " " not in field else None)
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(detail or "Not found.")
-    if code == grpc.StatusCode.ALREADY_EXISTS:
-        return Conflict(detail, code="dataset_name_duplicate" if service == "rag" else "conflict")
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return BadRequest(detail, code="failed_precondition")
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return Forbidden(detail)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return RateLimited(detail or "The model is busy; try again later.", retry_after_s=1)  # an engine's full queue
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Upstream(f"{service} timed out", code="gateway_timeout", status=504)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return Upstream(f"{service} is unavailable: {detail}")
-    return Upstream(f"{service} failed: {code.name} {detail}", status=502, code="bad_gateway")
+    return api_error(error_from_rpc(exc, service), service)
