@@ -21,7 +21,7 @@ import pytest
 from gateway_stack import app_with_key
 from template_testkit import ScriptedModel
 
-from loom_gateway.clients.inference import InferenceClient
+from loom_common.clients.inference import InferenceClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

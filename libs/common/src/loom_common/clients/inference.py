@@ -118,10 +118,11 @@ class InferenceClient(ServiceClient):
                           embedding_dimension=m.embedding_dimension) for m in res.models]
 
     async def register_remote(self, tenant_id: str, name: str, backend: str, base_url: str, api_key: str | None,
-                              remote_model: str = "") -> bool:
-        """Serve a workspace's remote model to that workspace's runs; True when it changed one."""
+                              remote_model: str = "", *, vision: bool = False) -> bool:
+        """Serve a workspace's remote model to that workspace's runs; True when it changed one.
+        `vision`: the model reads images (llm nodes' image files are forwarded to it, else refused)."""
         req = pb.RegisterRemoteModelRequest(tenant_id=tenant_id, name=name, backend=backend, base_url=base_url,
-                                            api_key=api_key or "", remote_model=remote_model)
+                                            api_key=api_key or "", remote_model=remote_model, vision=vision)
         res = await self.unary(self.stub.RegisterRemoteModel, req, tenant_id=tenant_id,
                                timeout_s=min(self.timeout_s, _QUICK_S))
         return res.replaced
