@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from gateway_testkit import PASSWORD, make_app
 
 from loom_gateway.domain import security
-from loom_gateway.domain.login_throttle import LoginPolicy
+from loom_gateway.store.login_throttle import LoginPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

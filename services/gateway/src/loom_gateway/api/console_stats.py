@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import statistics
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store import statistics
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: monitoring"])
 

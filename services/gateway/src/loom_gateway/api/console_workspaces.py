@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain.audit import AuditQuery
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store.audit import AuditQuery
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: workspace"])
 

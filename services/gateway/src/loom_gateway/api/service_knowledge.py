@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field, JsonValue
 
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain.knowledge_metadata import BUILT_IN, KnowledgeMetadata
-from loom_gateway.domain.knowledge_tags import KnowledgeTags
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store.knowledge_tags import KnowledgeTags
 
 router = APIRouter(prefix="/v1/datasets", tags=["knowledge api"])
 

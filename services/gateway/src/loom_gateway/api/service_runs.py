@@ -13,10 +13,11 @@ from loom_common.ids import new_id
 from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import dsl, run_logs
+from loom_gateway.domain import dsl
 from loom_gateway.domain.errors import ApiError, BadRequest, Upstream, wrong_app_mode
 from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store import run_logs
 
 router = APIRouter(prefix="/v1", tags=["service api: runs"])
 
