@@ -43,7 +43,8 @@ class _Flaky(pb_grpc.InferenceServicer):
         return pb.EmbedResponse(model=request.model, dimension=2, embeddings=[pb.Embedding(values=[0.6, 0.8])])
 
     async def ListModels(self, request, context):
-        await abort(context, errors.InvalidArgument("must be a chat model", field="process_rule.model"))
+        await abort(context, errors.InvalidArgument("must be a chat model", field="process_rule.model",
+                                                    code="not_chat"))
 
     async def Generate(self, request, context):
         self.calls["Generate"] += 1
@@ -97,10 +98,11 @@ async def test_a_field_error_travels_as_a_bad_request_detail(served) -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
         await client.list_models()
     assert caught.value.field == "process_rule.model" and caught.value.detail == "must be a chat model"
+    assert caught.value.code == "not_chat"  # the server's own code travels as an ErrorInfo reason
     # A server that only writes "<field>: message" in the details text is still read.
     with pytest.raises(errors.InvalidArgument) as old:
         await client.remove_remote("t1", "x")
-    assert old.value.field == "tenant_id"
+    assert old.value.field == "tenant_id" and old.value.code == "invalid_argument"
 
 
 async def test_generate_maps_chunks_and_finish_reason_and_does_not_retry_a_permanent_error(served) -> None:
@@ -108,7 +110,8 @@ async def test_generate_maps_chunks_and_finish_reason_and_does_not_retry_a_perma
     chunks = [c async for c in client.generate(pb.GenerateRequest(model="m"), tenant_id="t1")]
     assert "".join(c.text for c in chunks) == "hello"
     assert chunks[-1].finish_reason == "length" and chunks[-1].completion_tokens == 2
-    with pytest.raises(errors.NotFound):
+    with pytest.raises(errors.NotFound) as missing:
         async for _ in client.generate(pb.GenerateRequest(model="missing"), tenant_id="t1"):
             pass
+    assert missing.value.code == "not_found" and missing.value.field is None
     assert servicer.calls["Generate"] == 2  # once each: NOT_FOUND is permanent

@@ -35,6 +35,7 @@ class LoomError(Exception):
     # Set on an error read back from a failed call (loom_common.grpc_errors.error_from_rpc):
     service: str = ""  # the service called
     detail: str = ""  # the server's own text, without the service and status prefix
+    field: str | None = None  # the input at fault, where one is (always named by InvalidArgument)
 
     def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)

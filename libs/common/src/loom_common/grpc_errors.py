@@ -1,10 +1,11 @@
 """gRPC status <-> `loom_common.errors`, in one table, both ways.
 
 A server aborts with `abort(context, exc)`: the status is the error class's `grpc_status`, the
-details text its message and, for an `InvalidArgument`, the field travels as a
-`google.rpc.BadRequest` detail (in the `grpc-status-details-bin` trailer, the standard
-"richer error model" that grpcio-status also reads and writes). A client turns the
-`AioRpcError` back into the error class with `error_from_rpc(exc, service)`, field included.
+details text its message, its short `code` travels as a `google.rpc.ErrorInfo` reason and, for
+an `InvalidArgument`, the field as a `google.rpc.BadRequest` detail (both in the
+`grpc-status-details-bin` trailer, the standard "richer error model" that grpcio-status also
+reads and writes). A client turns the `AioRpcError` back into the error class with
+`error_from_rpc(exc, service)`, code and field included.
 
 grpcio-status is not a dependency: its wheels pin protobuf below the version Loom runs
 (protobuf 7); the wire format is the google.rpc.Status message from googleapis-common-protos.
@@ -60,48 +61,66 @@ def status_of(exc: LoomError) -> grpc.StatusCode:
     return grpc.StatusCode[exc.grpc_status]
 
 
-def trailers(code: grpc.StatusCode, message: str, field: str | None) -> tuple[tuple[str, bytes], ...]:
-    """The trailing metadata carrying `field` as a google.rpc.BadRequest; none without a field."""
-    if not field:
+DOMAIN = "loom"  # ErrorInfo.domain of the reasons Loom's services send
+
+
+def trailers(code: grpc.StatusCode, message: str, *, field: str | None = None,
+             reason: str | None = None) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying `reason` (an ErrorInfo) and `field` (a BadRequest)."""
+    if not field and not reason:
         return ()
     status = status_pb2.Status(code=code.value[0], message=message)
-    status.details.add().Pack(error_details_pb2.BadRequest(
-        field_violations=[error_details_pb2.BadRequest.FieldViolation(field=field, description=message)]))
+    if reason:
+        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN))
+    if field:
+        status.details.add().Pack(error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=field, description=message)]))
     return ((DETAILS_KEY, status.SerializeToString()),)
 
 
 async def abort_status(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, *,
-                       field: str | None = None) -> NoReturn:
-    """Abort the RPC with `code`, naming `field` (if any) as a BadRequest detail."""
-    await context.abort(code, message, trailing_metadata=trailers(code, message, field))
+                       field: str | None = None, reason: str | None = None) -> NoReturn:
+    """Abort the RPC with `code`, its `reason` as an ErrorInfo and `field` as a BadRequest detail."""
+    await context.abort(code, message, trailing_metadata=trailers(code, message, field=field, reason=reason))
     raise AssertionError("unreachable")  # context.abort raises
 
 
 async def abort(context: grpc.aio.ServicerContext, exc: LoomError) -> NoReturn:
-    """Abort the RPC with the status `exc`'s class declares (its field as a BadRequest detail)."""
-    await abort_status(context, status_of(exc), exc.message, field=getattr(exc, "field", None))
+    """Abort the RPC with the status `exc`'s class declares, its code and field as details."""
+    await abort_status(context, status_of(exc), exc.message, field=exc.field, reason=exc.code)
 
 
-def field_of(exc: grpc.aio.AioRpcError) -> str | None:
-    """The first field a BadRequest detail names; else, from a server not sending details yet,
-    a leading "<field>: " of the details text (a single word, dots allowed)."""
+def _details(exc: grpc.aio.AioRpcError) -> tuple[str | None, str | None]:
+    """(reason, field) from the google.rpc.Status trailer, when the server sent one."""
+    reason = field = None
     for key, value in exc.trailing_metadata() or ():
         if key == DETAILS_KEY and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                bad = error_details_pb2.BadRequest()
-                if detail.Unpack(bad) and bad.field_violations:
-                    return bad.field_violations[0].field
-    text = exc.details() or ""
+            for detail in status_pb2.Status.FromString(value).details:
+                info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+                if detail.Unpack(info) and info.domain == DOMAIN:
+                    reason = info.reason
+                elif detail.Unpack(bad) and bad.field_violations:
+                    field = bad.field_violations[0].field
+    return reason, field
+
+
+def _field_in_text(text: str) -> str | None:
+    """From a server not sending details yet: a leading "<field>: " of the details text."""
     head = text.split(":", 1)[0].strip() if ":" in text else ""
     return head if head and " " not in head else None
 
 
 def error_from_rpc(exc: grpc.aio.AioRpcError, service: str) -> LoomError:
-    """The Loom error a failed call to `service` stands for; `.detail` keeps the server's text."""
-    code, detail = exc.code(), exc.details() or ""
-    kind = ERRORS.get(code, Internal)
-    message = f"{service}: {code.name}: {detail}"
-    err = InvalidArgument(message, field=field_of(exc)) if kind is InvalidArgument else kind(message)
+    """The Loom error a failed call to `service` stands for: `.detail` keeps the server's text,
+    `.code` the reason it sent (else the class's code), `.field` the field it named."""
+    status, detail = exc.code(), exc.details() or ""
+    kind = ERRORS.get(status, Internal)
+    reason, field = _details(exc)
+    message = f"{service}: {status.name}: {detail}"
+    if kind is InvalidArgument:
+        err: LoomError = InvalidArgument(message, field=field or _field_in_text(detail), code=reason)
+    else:
+        err = kind(message, code=reason)
+        err.field = field  # a field named with another status (a tool's SSRF refusal names its url)
     err.detail, err.service = detail, service
     return err
