@@ -15,8 +15,8 @@ from loom_gateway.api import sse
 from loom_gateway.api.deps import gw, require
 from loom_gateway.clients.inference import PullProgress
 from loom_gateway.domain.errors import ApiError, BadRequest, Upstream
-from loom_gateway.domain.model_endpoints import EndpointSpec
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store.model_endpoints import EndpointSpec
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: settings"])
 

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field, JsonValue
 
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl, model_calls, naming, suggestions
-from loom_gateway.domain.apps import dify_mode
 from loom_gateway.domain.errors import BadRequest, wrong_app_mode
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store.apps import dify_mode
 
 router = APIRouter(prefix="/v1", tags=["service api: app"])
 

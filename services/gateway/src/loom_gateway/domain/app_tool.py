@@ -14,7 +14,7 @@ from typing import Any
 
 from loom_common.dsl.flow_nodes import InputVariable
 from loom_gateway.domain import dsl
-from loom_gateway.domain.apps import PublishedApp
+from loom_gateway.store.apps import PublishedApp
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -27,9 +27,9 @@ from loom_common.dsl.graph import CONTAINERS, node_data
 from loom_common.dsl.references import REFERENCE, RESERVED_SCOPES, references
 from loom_common.events import RunEvent
 from loom_gateway.domain import dsl
-from loom_gateway.domain.apps import PublishedApp
 from loom_gateway.domain.errors import BadRequest, NotFound
 from loom_gateway.domain.execution import StartedRun, sse_payload
+from loom_gateway.store.apps import PublishedApp
 
 SINGLE_START = "single_node_start"  # the one-node graph's start node (not a node id of the draft)
 # Node types that cannot run alone: the graph's ends, and containers (their children need them).

@@ -24,12 +24,12 @@ from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, Ru
 from loom_common.ids import new_id
 from loom_common.read_replica import Reads
 from loom_gateway.domain import dsl, limits
-from loom_gateway.domain.apps import PublishedApp, dify_mode
-from loom_gateway.domain.conversations import Conversations, check_user, conversation_name, record_turn_variables
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
 from loom_gateway.domain.rbac import Principal, Role
 from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.store import run_records
+from loom_gateway.store.apps import PublishedApp, dify_mode
+from loom_gateway.store.conversations import Conversations, check_user, conversation_name, record_turn_variables
 
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}

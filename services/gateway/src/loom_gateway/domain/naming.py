@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 
-from loom_gateway.domain.conversations import conversation_name
 from loom_gateway.domain.errors import ApiError
 from loom_gateway.domain.model_calls import Model
+from loom_gateway.store.conversations import conversation_name
 
 MAX_CHARS = 40
 MAX_QUERY_CHARS = 2000  # of the query the model reads: the prompt stays small whatever was asked
