@@ -14,7 +14,7 @@ import openai
 import pytest
 from gateway_stack import app_with_key
 
-from loom_gateway.domain import webhooks
+from loom_gateway.store import webhooks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -18,8 +18,8 @@ from gateway_testkit import make_app, republish
 
 from loom_common.testing import eventually
 from loom_gateway.app import scheduler
-from loom_gateway.domain import webhooks
-from loom_gateway.domain.schedules import Schedules
+from loom_gateway.store import webhooks
+from loom_gateway.store.schedules import Schedules
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

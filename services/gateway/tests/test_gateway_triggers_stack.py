@@ -22,8 +22,8 @@ from test_gateway_triggers import with_city
 from loom_common.db import _with_database
 from loom_common.devstack import infra
 from loom_gateway.app import build, scheduler
-from loom_gateway.domain.schedules import Schedules
 from loom_gateway.settings import GatewaySettings
+from loom_gateway.store.schedules import Schedules
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -62,9 +62,8 @@ from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.run_admission import RunAdmission
-from loom_gateway.domain.schedules import Due, Scheduler, Schedules
+from loom_gateway.domain.schedules import Due, Scheduler
 from loom_gateway.domain.trigger_runs import TriggerRuns
-from loom_gateway.domain.webhooks import Webhooks
 from loom_gateway.settings import GatewaySettings
 from loom_gateway.store.apps import Apps
 from loom_gateway.store.audit import AuditLog
@@ -73,6 +72,8 @@ from loom_gateway.store.files import Files
 from loom_gateway.store.knowledge_tags import KnowledgeTags
 from loom_gateway.store.login_throttle import LoginPolicy
 from loom_gateway.store.model_endpoints import ModelEndpoints
+from loom_gateway.store.schedules import Schedules
+from loom_gateway.store.webhooks import Webhooks
 from loom_gateway.store.workspace_settings import WorkspaceBlobStore, WorkspaceSettings
 
 log = get_logger(__name__)

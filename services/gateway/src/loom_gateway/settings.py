@@ -73,7 +73,7 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     # How often the workspaces' model endpoints are registered with the inference service again.
     endpoint_sync_interval_s: float = 60.0
 
-    # Triggers of workflow apps (domain/schedules.py, domain/webhooks.py). Every replica runs
+    # Triggers of workflow apps (domain/schedules.py, store/webhooks.py). Every replica runs
     # the scheduler (a tick is claimed by one); it looks for due ticks every schedule_poll_s.
     scheduler_enabled: bool = True
     schedule_poll_s: float = 10.0

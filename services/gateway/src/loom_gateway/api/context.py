@@ -14,9 +14,7 @@ from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
 from loom_gateway.domain.limits import Limits
-from loom_gateway.domain.schedules import Schedules
 from loom_gateway.domain.trigger_runs import TriggerRuns
-from loom_gateway.domain.webhooks import Webhooks
 from loom_gateway.settings import GatewaySettings
 from loom_gateway.store.apps import Apps
 from loom_gateway.store.audit import AuditLog
@@ -24,6 +22,8 @@ from loom_gateway.store.conversations import Conversations
 from loom_gateway.store.files import Files
 from loom_gateway.store.knowledge_tags import KnowledgeTags
 from loom_gateway.store.model_endpoints import ModelEndpoints
+from loom_gateway.store.schedules import Schedules
+from loom_gateway.store.webhooks import Webhooks
 from loom_gateway.store.workspace_settings import WorkspaceSettings
 
 

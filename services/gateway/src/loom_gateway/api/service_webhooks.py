@@ -1,5 +1,5 @@
 """A workflow app's webhook: `POST /v1/webhooks/{webhook_id}`, signed with the app's webhook
-secret (domain/webhooks.py), no API key. The JSON body's top-level fields are the run's inputs
+secret (store/webhooks.py), no API key. The JSON body's top-level fields are the run's inputs
 (those the start node declares; others are ignored); the answer is the run id (202), or with
 `?response_mode=blocking` the run's result as /v1/workflows/run answers it."""
 
@@ -15,9 +15,9 @@ from loom_gateway.api import sse
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw
 from loom_gateway.api.service_runs import _blocking as blocking  # the one blocking answer of a run
-from loom_gateway.domain import webhooks
 from loom_gateway.domain.errors import BadRequest, PayloadTooLarge
 from loom_gateway.domain.execution import Fold, StartedRun
+from loom_gateway.store import webhooks
 
 router = APIRouter(prefix="/v1", tags=["service api: triggers"])
 
