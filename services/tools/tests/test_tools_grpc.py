@@ -16,6 +16,7 @@ from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
 from loom_common.devstack import infra
 from loom_common.grpc_client import call_metadata
+from loom_common.grpc_errors import error_from_rpc
 from loom_common.testing import service_channel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -99,7 +100,9 @@ async def test_tools_grpc_service(service, api_server, tenant):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RegisterTool(pb.RegisterToolRequest(tenant_id=tenant, name="bad name!", url="https://a.example"),
                                     timeout=10)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "(field: name)" in err.value.details()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        refused = error_from_rpc(err.value, "tools")  # the code and field travel as google.rpc details
+        assert (refused.code, refused.field) == ("invalid_arguments", "name")
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ImportOpenAPI(pb.ImportOpenAPIRequest(tenant_id=tenant, prefix="shop", spec=spec,
                                                              base_url=api_server.url), timeout=10)

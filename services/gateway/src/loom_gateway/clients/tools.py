@@ -1,38 +1,36 @@
 """tools.v1 client for the console's tool routes: list, register (HTTP, OpenAPI, SQL, MCP),
 delete and test-invoke a workspace's tools.
 
-The tools service refuses management calls with a gRPC status whose details read
-"<code>: <message> (field: <field>)" (its grpc_service.py); that is turned back into the
-gateway's `{code, message, status, field}` here. Credentials go in once and never come back:
-the service's `ToolInfo` says only whether a tool has some.
+The tools service refuses management calls with a gRPC status carrying its refusal code and
+field as google.rpc details (its grpc_service.py), read back into `loom_common.errors` by the
+shared `ServiceClient`; that becomes the gateway's `{code, message, status, field}` here.
+Credentials go in once and never come back: the service's `ToolInfo` says only whether a tool
+has some. Only the reads (ListTools) are retried by the client: a registration or an
+invocation may have had its effect.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
-
-import grpc
 
 from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc as pb_grpc
-from loom_common.grpc_client import call_metadata, channel
-from loom_gateway.clients.errors import translate
+from loom_common.clients.base import NO_RETRY, ServiceClient
+from loom_common.errors import LoomError
+from loom_gateway.clients.errors import api_error
 from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, NotFound, Upstream
 
-_DETAIL = re.compile(r"^(?P<code>[a-z_]+): (?P<message>.*?)(?: \(field: (?P<field>[^)]+)\))?$", re.S)
 # The tools service's refusal codes -> (HTTP status, error class). Everything a caller can fix
 # by changing the request is a 4xx naming the field.
 _STATUS = {"invalid_arguments": 400, "sql_refused": 400, "ssrf_blocked": 400, "upstream_error": 400,
            "response_too_large": 400, "not_found": 404, "conflict": 409, "timeout": 504}
 
 
-def _error(exc: grpc.aio.AioRpcError) -> ApiError:
-    m = _DETAIL.match(exc.details() or "")
-    if m is None or m["code"] not in _STATUS:
-        return translate(exc, "tools")
-    code, message, field = m["code"], m["message"], m["field"]
+def _error(err: LoomError) -> ApiError:
+    code, message, field = err.code, err.detail, err.field
+    if code not in _STATUS:
+        return api_error(err, "tools")
     status = _STATUS[code]
     if status == 404:
         return NotFound(message, code="tool_not_found")
@@ -58,28 +56,18 @@ def tool_body(t: pb.ToolInfo) -> dict[str, Any]:
             "parameters": json.loads(t.parameters_json_schema or "{}"), "has_credentials": t.has_credentials}
 
 
-class ToolsClient:
+class ToolsClient(ServiceClient):
+    service = "tools"
+
     def __init__(self, addr: str, timeout_s: float) -> None:
-        self.addr, self.timeout_s = addr, timeout_s
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: pb_grpc.ToolsStub | None = None
-
-    def _tools(self) -> pb_grpc.ToolsStub:
-        if self._stub is None:
-            self._channel = channel(self.addr)
-            self._stub = pb_grpc.ToolsStub(self._channel)
-        return self._stub
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        super().__init__(addr, timeout_s=timeout_s)
 
     async def _call(self, name: str, req, tenant_id: str, timeout_s: float | None = None):
         try:
-            return await getattr(self._tools(), name)(req, timeout=timeout_s or self.timeout_s,
-                                                      metadata=call_metadata(tenant_id=tenant_id))
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc) from None
+            return await self.unary(getattr(pb_grpc.ToolsStub(self.channel), name), req, tenant_id=tenant_id,
+                                    timeout_s=timeout_s, retry=None if name == "ListTools" else NO_RETRY)
+        except LoomError as err:
+            raise _error(err) from None
 
     async def list(self, tenant_id: str, kind: str = "") -> list[dict[str, Any]]:
         resp = await self._call("ListTools", pb.ListToolsRequest(tenant_id=tenant_id, kind=kind), tenant_id)

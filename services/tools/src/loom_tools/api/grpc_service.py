@@ -1,8 +1,9 @@
 """tools.v1 servicer: thin over the executor and the catalog (parse, call, map back).
 
 Invoke reports a tool's refusal in the response (ok=false, error_code, error_field); the
-management RPCs abort with the gRPC status matching the typed error, its code and field in
-the details text as "<code>: <message> (field: <field>)".
+management RPCs abort with the gRPC status matching the typed error, its message as the details
+text, its code as a google.rpc.ErrorInfo reason and its field as a google.rpc.BadRequest
+(loom_common.grpc_errors; read back by `error_from_rpc`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import grpc
 
 from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
+from loom_common.grpc_errors import abort_status
 from loom_common.logging import get_logger
 from loom_tools.domain.types import Call, ToolSpec
 from loom_tools.errors import InvalidArguments, ToolError
@@ -60,8 +62,8 @@ async def _guarded(context, coro):
     try:
         return await coro
     except ToolError as exc:
-        detail = f"{exc.code}: {exc.message}" + (f" (field: {exc.field})" if exc.field else "")
-        await context.abort(STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), detail)
+        await abort_status(context, STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.message,
+                           field=exc.field, reason=exc.code)
     except Exception:
         log.exception("management call failed")
         await context.abort(grpc.StatusCode.INTERNAL, "internal: see the tools service log")
