@@ -52,26 +52,26 @@ from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
 from loom_gateway.clients.tools import ToolsClient
 from loom_gateway.domain import sealing, security
-from loom_gateway.domain.accounts import Accounts
-from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
-from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
 from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.published_cache import PublishedCache
-from loom_gateway.domain.rate_counters import RateCounters
 from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.domain.schedules import Due, Scheduler
 from loom_gateway.domain.trigger_runs import TriggerRuns
 from loom_gateway.settings import GatewaySettings
+from loom_gateway.store.accounts import Accounts
+from loom_gateway.store.annotations import Annotations
 from loom_gateway.store.apps import Apps
 from loom_gateway.store.audit import AuditLog
 from loom_gateway.store.conversations import Conversations
 from loom_gateway.store.files import Files
+from loom_gateway.store.key_cache import KeyCache
 from loom_gateway.store.knowledge_tags import KnowledgeTags
 from loom_gateway.store.login_throttle import LoginPolicy
 from loom_gateway.store.model_endpoints import ModelEndpoints
+from loom_gateway.store.rate_counters import RateCounters
 from loom_gateway.store.schedules import Schedules
 from loom_gateway.store.webhooks import Webhooks
 from loom_gateway.store.workspace_settings import WorkspaceBlobStore, WorkspaceSettings

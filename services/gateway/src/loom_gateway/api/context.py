@@ -9,13 +9,13 @@ from loom_common.read_replica import Reads
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
 from loom_gateway.clients.tools import ToolsClient
-from loom_gateway.domain.accounts import Accounts
-from loom_gateway.domain.annotations import Annotations
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
 from loom_gateway.domain.limits import Limits
 from loom_gateway.domain.trigger_runs import TriggerRuns
 from loom_gateway.settings import GatewaySettings
+from loom_gateway.store.accounts import Accounts
+from loom_gateway.store.annotations import Annotations
 from loom_gateway.store.apps import Apps
 from loom_gateway.store.audit import AuditLog
 from loom_gateway.store.conversations import Conversations

@@ -5,7 +5,7 @@
     POST           /v1/apps/annotation-reply/{action}     enable | disable (threshold, embedding model)
     GET            /v1/apps/annotation-reply/{action}/status/{job_id}
 
-The matching itself happens when a chat message arrives (service_runs.chat, domain/annotations.py).
+The matching itself happens when a chat message arrives (service_runs.chat, store/annotations.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain.annotations import MAX_TEXT, Annotations
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store.annotations import MAX_TEXT, Annotations
 
 router = APIRouter(prefix="/v1/apps", tags=["service api: annotations"])
 

@@ -85,7 +85,7 @@ async def _start(request: Request, p: Principal, kind: str, *, version: int | No
     app = await (g.apps.published_version(p.tenant_id, p.app_id, version) if version is not None
                  else g.apps.published(p.tenant_id, p.app_id, p.app_version))
     timing.mark(request, "app")
-    # Annotation reply: matched here, before dispatch (domain/annotations.py says why); a hit
+    # Annotation reply: matched here, before dispatch (store/annotations.py says why); a hit
     # rides on the request and the orchestrator streams it without calling a model.
     hit = None
     if kind == "chat" and app.mode in dsl.CHAT_MODES and g.annotations is not None and (kw.get("query") or "").strip():

@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from loom_common.redis_link import Client, RedisLink
-from loom_gateway.domain.rate_counters import RateCounters
+from loom_gateway.store.rate_counters import RateCounters
 
 # KEYS: the key's counter, the workspace's. ARGV: key quota, workspace quota (0: no quota, not
 # counted), tokens, expiry (s), seeded ("1": ARGV 6 and 7 are Postgres's counts for absent

@@ -19,9 +19,9 @@ from loom_common.dsl.flow_nodes import InputVariable
 from loom_common.ids import new_id
 from loom_gateway.domain import app_secrets, dsl, security
 from loom_gateway.domain.errors import BadRequest, NotFound
-from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.sealing import Sealer
+from loom_gateway.store.key_cache import KeyCache
 
 
 @dataclass(frozen=True)

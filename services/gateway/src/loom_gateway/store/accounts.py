@@ -15,8 +15,8 @@ import asyncpg
 from loom_common.ids import new_id
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from loom_gateway.domain.key_cache import KeyCache
 from loom_gateway.domain.rbac import ASSIGNABLE_ROLES, Role
+from loom_gateway.store.key_cache import KeyCache
 from loom_gateway.store.login_throttle import LoginPolicy, LoginThrottle
 
 
