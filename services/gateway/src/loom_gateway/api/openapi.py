@@ -29,14 +29,17 @@ _STATUS_TEXT = {400: "Invalid parameter (the body's `field` names it), or an app
                 404: "Not found, or not the caller's workspace", 413: "The request body is too large",
                 409: "Conflicts with what exists (e.g. a name in use)",
                 429: "Rate limit, token quota or failed-login limit exceeded (see `Retry-After`)",
-                502: "The service behind the gateway failed", 503: "The service behind the gateway is unavailable",
+                502: "The service behind the gateway failed",
+                503: "The service behind the gateway is unavailable, or overloaded: the run queue is full "
+                     "(code `overloaded`, see `Retry-After`)",
                 504: "The service behind the gateway (or the run) did not answer in time"}
 _UPSTREAM = (502, 503, 504)
 # Answers particular routes give beyond what their shape implies.
 _EXTRA = {"setup.create": (403,), "auth.login": (401, 429), "auth.refresh": (401,), "invitations.accept": (404,),
           "openai.embeddings": (404, *_UPSTREAM), "openai.chat_completions": (404, *_UPSTREAM),
-          "openai.models": _UPSTREAM, "service.chat": (404, 504), "service.completion": (504,),
-          "service.workflow_run": (504,), "service.workflow_run_version": (504,), "model_endpoints.create": (409,),
+          "openai.models": _UPSTREAM, "service.chat": (404, 503, 504), "service.completion": (503, 504),
+          "service.workflow_run": (503, 504), "service.workflow_run_version": (503, 504),
+          "model_endpoints.create": (409,),
           "apps.draft_node_run": (504,), "models.pull": _UPSTREAM, "service.webhook": (401, 413, 429, 504),
           # a tag named in the body, not the path
           "datasets.tags.update": (404,), "datasets.tags.delete": (404,), "datasets.tags.bind": (404,)}
@@ -95,7 +98,7 @@ def _errors(op: dict, path: str, perm: str | None, method: str, name: str | None
     for code in sorted(codes):
         entry = responses.setdefault(str(code), {"description": _STATUS_TEXT[code]})
         entry["content"] = {"application/json": {"schema": ERROR}}
-        if code == 429:
+        if code in (429, 503):
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}}
 
 
