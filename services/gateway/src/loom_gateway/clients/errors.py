@@ -1,17 +1,14 @@
 """A failed call to a Loom service -> the gateway's API error, for every client.
 
-The gRPC status is read into `loom_common.errors` once (loom_common.grpc_errors: the table,
-the field from a google.rpc.BadRequest detail); this maps that tree to HTTP answers.
+The shared clients (loom_common.clients) read the gRPC status into `loom_common.errors` (one
+table, the field from a google.rpc.BadRequest detail); this maps that tree to HTTP answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
-
 from loom_common import errors
-from loom_common.grpc_errors import error_from_rpc
 from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, RateLimited, Upstream
 
 # The most specific class of the error's MRO found here decides.
@@ -34,7 +31,3 @@ def api_error(err: errors.LoomError, service: str) -> ApiError:
         if kind in _HTTP:
             return _HTTP[kind](err, service)
     return Upstream(f"{service} failed: {err.grpc_status} {err.detail}", status=502, code="bad_gateway")
-
-
-def translate(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
-    return api_error(error_from_rpc(exc, service), service)

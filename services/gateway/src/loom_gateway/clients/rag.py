@@ -2,18 +2,20 @@
 
 Requests come in as Dify's JSON (already checked by the router's wire models) and answers go
 back as Dify's JSON objects; the translation between the two vocabularies is rag_shapes.py.
+The transport is the shared `ServiceClient` (lazy channel, deadline, metadata, statuses read
+into loom_common.errors, then into API errors by clients/errors.py); reads are retried on a
+retryable status, writes are not (a create may have happened).
 """
 
 from __future__ import annotations
 
 import json
 
-import grpc
-
 from loom.rag.v1 import rag_pb2 as pb
 from loom.rag.v1 import rag_pb2_grpc as pb_grpc
-from loom_common.grpc_client import call_metadata, channel
-from loom_gateway.clients.errors import translate
+from loom_common.clients.base import NO_RETRY, ServiceClient
+from loom_common.errors import LoomError
+from loom_gateway.clients.errors import api_error
 from loom_gateway.clients.rag_shapes import (
     SEARCH,
     child_chunk_body,
@@ -27,32 +29,29 @@ from loom_gateway.clients.rag_shapes import (
 )
 from loom_gateway.domain.errors import BadRequest, NotFound
 
+_READS = ("Get", "List", "Retrieve")
 
-class RagClient:
+
+class RagClient(ServiceClient):
+    service = "rag"
+
     def __init__(self, addr: str, timeout_s: float):
-        self.addr, self.timeout_s = addr, timeout_s
-        self._channel = None
-        self._datasets: pb_grpc.DatasetsStub | None = None
-        self._retrieval: pb_grpc.RetrievalStub | None = None
-
-    def _stubs(self) -> tuple[pb_grpc.DatasetsStub, pb_grpc.RetrievalStub]:
-        if self._channel is None:
-            self._channel = channel(self.addr)
-            self._datasets = pb_grpc.DatasetsStub(self._channel)
-            self._retrieval = pb_grpc.RetrievalStub(self._channel)
-        return self._datasets, self._retrieval
+        super().__init__(addr, timeout_s=timeout_s)
+        self._stubs: tuple[pb_grpc.DatasetsStub, pb_grpc.RetrievalStub] | None = None
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        self._stubs = None
+        await super().close()
 
     async def _call(self, name: str, req, tenant_id: str, stub: str = "datasets"):
-        datasets, retrieval = self._stubs()
-        method = getattr(datasets if stub == "datasets" else retrieval, name)
+        if self._stubs is None:
+            self._stubs = pb_grpc.DatasetsStub(self.channel), pb_grpc.RetrievalStub(self.channel)
+        method = getattr(self._stubs[0] if stub == "datasets" else self._stubs[1], name)
         try:
-            return await method(req, timeout=self.timeout_s, metadata=call_metadata(tenant_id=tenant_id))
-        except grpc.aio.AioRpcError as exc:
-            raise translate(exc, "rag") from exc
+            return await self.unary(method, req, tenant_id=tenant_id,
+                                    retry=None if name.startswith(_READS) else NO_RETRY)
+        except LoomError as err:
+            raise api_error(err, "rag") from err
 
     # ---- datasets ------------------------------------------------------------------------
 
