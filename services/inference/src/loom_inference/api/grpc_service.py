@@ -15,12 +15,12 @@ import httpx
 
 from loom.inference.v1 import inference_pb2 as pb
 from loom.inference.v1 import inference_pb2_grpc
+from loom_common.grpc_errors import abort, abort_status
 from loom_common.telemetry import TENANT_HEADER
 from loom_inference.api.common import check_sampling
 from loom_inference.api.images import ImageBudget, from_bytes
 from loom_inference.engine.client import EngineClient
 from loom_inference.engine.types import (
-    BackendError,
     ChatMessage,
     Delta,
     FinishReason,
@@ -28,8 +28,6 @@ from loom_inference.engine.types import (
     InferenceError,
     InvalidRequest,
     ModelInfo,
-    ModelNotFound,
-    Overloaded,
     SamplingParams,
     ToolCall,
     ToolSpec,
@@ -39,18 +37,6 @@ from loom_inference.models import ModelManager
 _FINISH = {FinishReason.STOP: pb.FINISH_REASON_STOP, FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
            FinishReason.TOOL_CALLS: pb.FINISH_REASON_TOOL_CALLS, FinishReason.ABORTED: pb.FINISH_REASON_ABORTED,
            FinishReason.ERROR: pb.FINISH_REASON_ERROR}
-
-
-def status_of(exc: InferenceError) -> grpc.StatusCode:
-    if isinstance(exc, ModelNotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, InvalidRequest):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, Overloaded):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if isinstance(exc, BackendError):
-        return grpc.StatusCode.UNAVAILABLE
-    return grpc.StatusCode.INTERNAL
 
 
 def _sampling(p: pb.SamplingParams) -> SamplingParams:
@@ -172,7 +158,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             finally:
                 await stream.aclose()  # on cancel too: aborts the sequence now, not at GC time
         except InferenceError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)  # its class's status; a field as a BadRequest
 
     async def Embed(self, request, context):
         try:
@@ -183,7 +169,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             res = await self.client.embed(request.model, list(request.inputs), normalize=request.normalize,
                                           tenant_id=_tenant(context))
         except InferenceError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)  # its class's status; a field as a BadRequest
         return pb.EmbedResponse(model=res.model, dimension=res.dimension, prompt_tokens=res.prompt_tokens,
                                 embeddings=[pb.Embedding(values=v) for v in res.vectors])
 
@@ -201,7 +187,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                                                          lambda: self.build_remote(request.name, *source[:4],
                                                                                    **_vision(request)))
         except InferenceError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)  # its class's status; a field as a BadRequest
         return pb.RegisterRemoteModelResponse(replaced=replaced)
 
     async def RemoveRemoteModel(self, request, context):
@@ -210,7 +196,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 raise InvalidRequest("must be the caller's workspace", "tenant_id")
             removed = await self.client.remove_tenant(request.tenant_id, request.name)
         except InferenceError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)  # its class's status; a field as a BadRequest
         return pb.RemoveRemoteModelResponse(removed=removed)
 
     async def PullModel(self, request, context):
@@ -223,10 +209,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             async for p in self.manager.pull(request.model, insecure=request.insecure):
                 yield pb.PullProgress(status=p.status, digest=p.digest, total=p.total, completed=p.completed)
         except InferenceError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)  # its class's status; a field as a BadRequest
         except httpx.HTTPError as exc:  # the registry's manifest could not be fetched: a name this engine cannot pull
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"model: the model's source could not be reached ({type(exc).__name__})")
+            await abort_status(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"model: the model's source could not be reached ({type(exc).__name__})", field="model")
 
 
 def _check_remote(r: pb.RegisterRemoteModelRequest, caller: str) -> None:

@@ -15,21 +15,26 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-
-class InferenceError(Exception):
-    """Base of every error the engine and the router raise on purpose."""
+from loom_common import errors
 
 
-class ModelNotFound(InferenceError):
+class InferenceError(errors.LoomError):
+    """Base of every error the engine and the router raise on purpose. Each kind is also a leaf
+    of loom_common's error tree (listed first, so its `code` and `grpc_status` win): the gRPC
+    servicer answers the status its class declares (loom_common.grpc_errors)."""
+
+    code, grpc_status = "inference_error", "INTERNAL"
+
+
+class ModelNotFound(errors.NotFound, InferenceError):
     def __init__(self, model: str) -> None:
         super().__init__(f"model {model!r} not found")
         self.model = model
 
 
-class InvalidRequest(InferenceError):
+class InvalidRequest(errors.InvalidArgument, InferenceError):
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
 
 
 class ContextTooLong(InvalidRequest):
@@ -38,11 +43,11 @@ class ContextTooLong(InvalidRequest):
         self.needed, self.limit = needed, limit
 
 
-class Overloaded(InferenceError):
+class Overloaded(errors.ResourceExhausted, InferenceError):
     """Too many requests: the caller may retry later or use a fallback model."""
 
 
-class BackendError(InferenceError):
+class BackendError(errors.Unavailable, InferenceError):
     """A backend failed (remote endpoint down, model failed to load)."""
 
 
