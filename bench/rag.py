@@ -274,17 +274,19 @@ async def _wait(stub, pb, tenant: str, dataset_id: str, ids: list[str], timeout_
 
 # ---- main ----------------------------------------------------------------------------------------
 
-REAL = {True: {"table": 20_000, "queries": 200, "total": 100_000, "pairs": 300, "docs": 4, "paragraphs": 10},
+REAL = {True: {"table": 12_000, "queries": 200, "total": 100_000, "pairs": 300, "docs": 4, "paragraphs": 10},
         False: {"table": 105_000, "queries": 1_000, "total": 1_000_000, "pairs": 1_000, "docs": 12, "paragraphs": 20}}
 BACKENDS = ["torch", "onnx", "static"]
 
 
-async def real_text(url: str, nats_url: str, quick: bool) -> dict:
+async def real_text(url: str, nats_url: str, quick: bool, real_chunks: int = 0) -> dict:
     """Items 4 and 5 of issue 23: the real-text corpus, halfvec, the small tenant, backends."""
     import rag_corpus
     import rag_real
 
-    size = REAL[quick]
+    size = dict(REAL[quick])
+    if real_chunks:
+        size["table"] = real_chunks
     need = size["table"] + size["queries"]
     chunks = rag_corpus.texts(need)
     t0 = time.perf_counter()
@@ -300,7 +302,7 @@ async def real_text(url: str, nats_url: str, quick: bool) -> dict:
             "quality": quality, "ingest": ingest}
 
 
-async def main(quick: bool) -> dict:
+async def main(quick: bool, real_chunks: int = 0) -> dict:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(STATE))
     pg = infra.EmbeddedPostgres(STATE / "pg").start()
     nats_server = infra.EmbeddedNats(STATE / "nats").start()
@@ -313,7 +315,7 @@ async def main(quick: bool) -> dict:
         gen_s = time.perf_counter() - t0
         build_s = await build_table(url, vectors, topics, words)
         ret = await retrieval(url, vectors, topics, words, centres, 200 if quick else 1000)
-        rt = await real_text(url, nats_server.url, quick)
+        rt = await real_text(url, nats_server.url, quick, real_chunks)
     finally:
         nats_server.stop()
         pg.stop()
@@ -337,7 +339,8 @@ async def main(quick: bool) -> dict:
     for name in ("global_hnsw_relaxed", "global_hnsw_strict", "global_hnsw_no_iterative", "planner_choice",
                  "partial_hnsw"):
         d = small[name]
-        rows += [(f"small tenant ({small['tenant_rows']} of {small['rows']}), {name}: recall@10", d["recall_at_10"]),
+        rows += [(f"small tenant ({small['tenant_rows']} of {small['rows']}), {name} [{d['plan']}]: recall@10",
+                  d["recall_at_10"]),
                  (f"  {name}: returned k (fewest over the queries)", d["returned_k_min"]),
                  (f"  {name}: p99 (ms)", d["p99_ms"])]
     for b in BACKENDS:
@@ -357,6 +360,7 @@ async def main(quick: bool) -> dict:
             "real_p50_ms": real["vector"]["p50_ms"], "real_p99_ms": real["vector"]["p99_ms"],
             "halfvec": real["halfvec"], "vector": real["vector"],
             "small_tenant_rows": small["rows"], "small_tenant_owned": small["tenant_rows"],
+            "small_tenant_table_build_s": small["build_s"],
             "small_tenant_design": chosen, "small_tenant_recall_at_10": s["recall_at_10"],
             "small_tenant_returned_k": s["returned_k_min"], "small_tenant_p99_ms": s["p99_ms"],
             "small_tenant_designs": {k: v for k, v in small.items() if isinstance(v, dict)},
@@ -366,22 +370,27 @@ async def main(quick: bool) -> dict:
 
 
 def _small_tenant_design(small: dict) -> str:
-    """The service's design (global HNSW, relaxed iterative scan) unless it misses the targets
-    (recall >= 0.95, all k back); then the best of the others by recall, then latency."""
-    ok = [n for n in ("global_hnsw_relaxed", "planner_choice", "global_hnsw_strict", "partial_hnsw")
-          if small[n]["recall_at_10"] >= 0.95 and small[n]["returned_k_min"] == 10]
+    """The first design meeting the targets (recall@10 >= 0.95, all k back, p99 <= 20 ms), in
+    this order: the service's own (planner_choice: the rag query as it runs, the planner free
+    to take the tenant b-tree + exact sort or the HNSW index with relaxed iterative scan), then
+    the global HNSW index forced, then a partial HNSW index per tenant; else the best by k, recall."""
+    order = ("planner_choice", "global_hnsw_relaxed", "global_hnsw_strict", "partial_hnsw")
+    ok = [n for n in order if small[n]["recall_at_10"] >= 0.95 and small[n]["returned_k_min"] == 10
+          and small[n]["p99_ms"] <= 20]
     if ok:
         return ok[0]
-    return max(("global_hnsw_relaxed", "planner_choice", "global_hnsw_strict", "partial_hnsw"),
-               key=lambda n: (small[n]["returned_k_min"], small[n]["recall_at_10"], -small[n]["p99_ms"]))
+    return max(order, key=lambda n: (small[n]["returned_k_min"], small[n]["recall_at_10"], -small[n]["p99_ms"]))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (~2 min once the caches exist)")
+    parser.add_argument("--real-chunks", type=int, default=0,
+                        help="real chunks in the table (default 12,000 quick, 105,000 full); the 1M "
+                             "small-tenant table is made from them")
     args = parser.parse_args()
     (STATE / "home").mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # rag_corpus, rag_real beside this file
-    figures = asyncio.run(main(args.quick))
+    figures = asyncio.run(main(args.quick, args.real_chunks))
     sys.stdout.flush()
     print(json.dumps(figures))
