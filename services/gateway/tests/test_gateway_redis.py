@@ -26,8 +26,8 @@ from loom_common.db import _with_database
 from loom_common.devstack.redis_server import EmbeddedRedis, redis_binary, start_cluster
 from loom_common.testing import eventually
 from loom_gateway.app import build
-from loom_gateway.domain import limits as limits_module
 from loom_gateway.settings import GatewaySettings
+from loom_gateway.store import limits as limits_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180),
               pytest.mark.skipif(redis_binary() is None,

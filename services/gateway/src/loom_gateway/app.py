@@ -55,7 +55,6 @@ from loom_gateway.domain import sealing, security
 from loom_gateway.domain.endpoint_urls import UrlPolicy
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
-from loom_gateway.domain.limits import Defaults, Limits
 from loom_gateway.domain.published_cache import PublishedCache
 from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.domain.schedules import Due, Scheduler
@@ -69,6 +68,7 @@ from loom_gateway.store.conversations import Conversations
 from loom_gateway.store.files import Files
 from loom_gateway.store.key_cache import KeyCache
 from loom_gateway.store.knowledge_tags import KnowledgeTags
+from loom_gateway.store.limits import Defaults, Limits
 from loom_gateway.store.login_throttle import LoginPolicy
 from loom_gateway.store.model_endpoints import ModelEndpoints
 from loom_gateway.store.rate_counters import RateCounters

@@ -11,8 +11,9 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from loom_gateway.api.deps import gw, require
-from loom_gateway.domain import dsl, limits
+from loom_gateway.domain import dsl
 from loom_gateway.domain.rbac import Perm, Principal
+from loom_gateway.store import limits
 from loom_gateway.store.conversation_logs import ConversationFilter, ConversationLogs
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: apps"])

@@ -11,7 +11,6 @@ from loom_gateway.clients.rag import RagClient
 from loom_gateway.clients.tools import ToolsClient
 from loom_gateway.domain.execution import Execution
 from loom_gateway.domain.knowledge_metadata import KnowledgeMetadata
-from loom_gateway.domain.limits import Limits
 from loom_gateway.domain.trigger_runs import TriggerRuns
 from loom_gateway.settings import GatewaySettings
 from loom_gateway.store.accounts import Accounts
@@ -21,6 +20,7 @@ from loom_gateway.store.audit import AuditLog
 from loom_gateway.store.conversations import Conversations
 from loom_gateway.store.files import Files
 from loom_gateway.store.knowledge_tags import KnowledgeTags
+from loom_gateway.store.limits import Limits
 from loom_gateway.store.model_endpoints import ModelEndpoints
 from loom_gateway.store.schedules import Schedules
 from loom_gateway.store.webhooks import Webhooks

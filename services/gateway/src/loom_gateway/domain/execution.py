@@ -23,11 +23,11 @@ from loom_common.dsl.inputs import InputError, check_inputs
 from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, RunRequested
 from loom_common.ids import new_id
 from loom_common.read_replica import Reads
-from loom_gateway.domain import dsl, limits
+from loom_gateway.domain import dsl
 from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app_mode
 from loom_gateway.domain.rbac import Principal, Role
 from loom_gateway.domain.run_admission import RunAdmission
-from loom_gateway.store import run_records
+from loom_gateway.store import limits, run_records
 from loom_gateway.store.apps import PublishedApp, dify_mode
 from loom_gateway.store.conversations import Conversations, check_user, conversation_name, record_turn_variables
 

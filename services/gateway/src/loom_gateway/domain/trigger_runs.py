@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from loom_gateway.domain.errors import wrong_app_mode
 from loom_gateway.domain.execution import Execution, StartedRun
-from loom_gateway.domain.limits import Limits
 from loom_gateway.store.apps import Apps
+from loom_gateway.store.limits import Limits
 
 Source = Literal["schedule", "webhook"]
 # The runs' end user, per source: triggers have no caller of their own.

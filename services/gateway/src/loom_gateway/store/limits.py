@@ -35,9 +35,9 @@ from loom_common.redis_link import RedisDown
 from loom_gateway.domain import security
 from loom_gateway.domain.errors import BadRequest, Forbidden, NotFound, QuotaExceeded, RateLimited, Unauthorized
 from loom_gateway.domain.rbac import Principal, Role
-from loom_gateway.domain.token_counters import TokenCounters
 from loom_gateway.store.key_cache import KEY_ROW, KeyCache
 from loom_gateway.store.rate_counters import RateCounters
+from loom_gateway.store.token_counters import TokenCounters
 
 
 @dataclass(frozen=True)
