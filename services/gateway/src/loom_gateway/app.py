@@ -67,6 +67,7 @@ from loom_gateway.store.audit import AuditLog
 from loom_gateway.store.conversations import Conversations
 from loom_gateway.store.files import Files
 from loom_gateway.store.key_cache import KeyCache
+from loom_gateway.store.knowledge_metadata import MetadataFields
 from loom_gateway.store.knowledge_tags import KnowledgeTags
 from loom_gateway.store.limits import Defaults, Limits
 from loom_gateway.store.login_throttle import LoginPolicy
@@ -161,7 +162,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
         g.triggers = TriggerRuns(g.apps, g.execution, gate)
         g.annotations = Annotations(pool, inference)
-        g.knowledge_tags, g.knowledge_metadata = KnowledgeTags(pool), KnowledgeMetadata(pool, rag)
+        g.knowledge_tags, g.knowledge_metadata = KnowledgeTags(pool), KnowledgeMetadata(MetadataFields(pool), rag)
         g.tools = tools
         http.state.gw = g
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed

@@ -6,7 +6,8 @@ document's metadata in the rag service, which copies them onto the document's ch
 retrieval filters on them (`metadata_filtering_conditions`). Renaming or deleting a field
 rewrites the documents that carry it. Built-in fields (document_name, uploader, upload_date,
 last_update_date, source), when switched on, are written onto the dataset's documents at that
-moment; document_name is always filterable (chunks carry it).
+moment; document_name is always filterable (chunks carry it). The tables are
+store/knowledge_metadata.py's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-import asyncpg
-
-from loom_common.ids import new_id
-from loom_gateway.domain.errors import BadRequest, Conflict, NotFound
+from loom_gateway.domain.errors import BadRequest, Conflict
+from loom_gateway.store.knowledge_metadata import MetadataFields
 
 BUILT_IN: dict[str, str] = {"document_name": "string", "uploader": "string", "upload_date": "time",
                             "last_update_date": "time", "source": "string"}
@@ -38,7 +37,7 @@ class Documents(Protocol):
     async def set_document_metadata(self, t: str, dataset_id: str, document_id: str, metadata: dict) -> None: ...
 
 
-def field_body(r: asyncpg.Record) -> dict:
+def field_body(r: Mapping[str, Any]) -> dict:
     return {"id": r["id"], "name": r["name"], "type": r["type"]}
 
 
@@ -76,19 +75,11 @@ def _meta(doc: Any) -> dict:
 
 
 class KnowledgeMetadata:
-    def __init__(self, pool: asyncpg.Pool, rag: Documents):
-        self.pool, self.rag = pool, rag
+    def __init__(self, fields: MetadataFields, rag: Documents):
+        self.fields, self.rag = fields, rag
 
-    async def _fields(self, t: str, ds: str) -> list[asyncpg.Record]:
-        return await self.pool.fetch("SELECT * FROM dataset_metadata_fields WHERE tenant_id = $1 AND dataset_id = $2"
-                                     " ORDER BY created_at, id", t, ds)
-
-    async def _field(self, t: str, ds: str, field_id: str) -> asyncpg.Record:
-        row = await self.pool.fetchrow("SELECT * FROM dataset_metadata_fields WHERE tenant_id = $1"
-                                       " AND dataset_id = $2 AND id = $3", t, ds, field_id)
-        if row is None:
-            raise NotFound("Metadata not found.", code="not_found")
-        return row
+    async def _fields(self, t: str, ds: str) -> list[Mapping[str, Any]]:
+        return await self.fields.list(t, ds)
 
     async def create(self, t: str, ds: str, name: str, kind: str) -> dict:
         await self.rag.get_dataset(t, ds)  # 404 unless the workspace's
@@ -97,12 +88,7 @@ class KnowledgeMetadata:
             raise BadRequest(f"type must be one of {TYPES}", field="type")
         if len(await self._fields(t, ds)) >= MAX_FIELDS:
             raise Conflict(f"a dataset declares at most {MAX_FIELDS} metadata fields", code="metadata_limit")
-        try:
-            row = await self.pool.fetchrow("INSERT INTO dataset_metadata_fields (id, tenant_id, dataset_id, name, type)"
-                                           " VALUES ($1, $2, $3, $4, $5) RETURNING *", new_id(), t, ds, name, kind)
-        except asyncpg.UniqueViolationError:
-            raise Conflict(f"the dataset already has a field named {name!r}", code="duplicate_metadata") from None
-        return field_body(row)
+        return field_body(await self.fields.create(t, ds, name, kind))
 
     async def listing(self, t: str, ds: str) -> dict:
         """Dify's GET .../metadata: the fields with how many documents carry each."""
@@ -118,8 +104,7 @@ class KnowledgeMetadata:
                 "built_in_field_enabled": await self.built_in_enabled(t, ds)}
 
     async def built_in_enabled(self, t: str, ds: str) -> bool:
-        return bool(await self.pool.fetchval("SELECT built_in_enabled FROM dataset_metadata_settings"
-                                             " WHERE tenant_id = $1 AND dataset_id = $2", t, ds))
+        return await self.fields.built_in_enabled(t, ds)
 
     async def _rewrite(self, t: str, ds: str, change) -> None:
         """Apply `change(metadata) -> new metadata | None` to every document (None: unchanged)."""
@@ -131,12 +116,8 @@ class KnowledgeMetadata:
     async def rename(self, t: str, ds: str, field_id: str, name: str) -> dict:
         await self.rag.get_dataset(t, ds)
         check_name(name)
-        old = await self._field(t, ds, field_id)
-        try:
-            row = await self.pool.fetchrow("UPDATE dataset_metadata_fields SET name = $4 WHERE tenant_id = $1"
-                                           " AND dataset_id = $2 AND id = $3 RETURNING *", t, ds, field_id, name)
-        except asyncpg.UniqueViolationError:
-            raise Conflict(f"the dataset already has a field named {name!r}", code="duplicate_metadata") from None
+        old = await self.fields.get(t, ds, field_id)
+        row = await self.fields.rename(t, ds, field_id, name)
         if old["name"] != name:
             await self._rewrite(t, ds, lambda m: ({(name if k == old["name"] else k): v for k, v in m.items()}
                                                   if old["name"] in m else None))
@@ -144,16 +125,14 @@ class KnowledgeMetadata:
 
     async def delete(self, t: str, ds: str, field_id: str) -> None:
         await self.rag.get_dataset(t, ds)
-        old = await self._field(t, ds, field_id)
-        await self.pool.execute("DELETE FROM dataset_metadata_fields WHERE id = $1", field_id)
+        old = await self.fields.get(t, ds, field_id)
+        await self.fields.delete(field_id)
         await self._rewrite(t, ds, lambda m: {k: v for k, v in m.items() if k != old["name"]}
                             if old["name"] in m else None)
 
     async def set_built_in(self, t: str, ds: str, enabled: bool) -> None:
         await self.rag.get_dataset(t, ds)
-        await self.pool.execute("INSERT INTO dataset_metadata_settings (dataset_id, tenant_id, built_in_enabled)"
-                                " VALUES ($1, $2, $3) ON CONFLICT (dataset_id) DO UPDATE SET built_in_enabled = $3",
-                                ds, t, enabled)
+        await self.fields.set_built_in(t, ds, enabled)
         async for doc in self.rag.documents(t, ds):
             m = {k: v for k, v in _meta(doc).items() if k not in BUILT_IN}
             if enabled:
@@ -200,6 +179,4 @@ class KnowledgeMetadata:
 
     async def forget(self, t: str, ds: str) -> None:
         """A deleted dataset's fields and settings go too."""
-        await self.pool.execute("DELETE FROM dataset_metadata_fields WHERE tenant_id = $1 AND dataset_id = $2", t, ds)
-        await self.pool.execute("DELETE FROM dataset_metadata_settings WHERE tenant_id = $1 AND dataset_id = $2",
-                                t, ds)
+        await self.fields.forget(t, ds)
