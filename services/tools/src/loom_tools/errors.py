@@ -14,33 +14,40 @@
     ├── CodeError          code_error          user code raised
     └── Conflict           conflict            a tool of that name exists already
 Anything else escaping a tool becomes `internal` at the executor, never a crash.
+
+Each refusal with a gRPC status of its own is also a leaf of loom_common's error tree (listed
+first, so its `grpc_status` wins): InvalidArguments and SqlRefused are InvalidArgument, NotFound
+is NotFound, SsrfBlocked PermissionDenied, Conflict AlreadyExists, ToolTimeout DeadlineExceeded,
+SandboxBusy ResourceExhausted; the rest answer FAILED_PRECONDITION. The management RPCs abort
+with that status, the code and the field (loom_common.grpc_errors.abort).
 """
 
 from __future__ import annotations
 
+from loom_common import errors
 
-class ToolError(Exception):
-    code = "internal"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+class ToolError(errors.LoomError):
+    code, grpc_status = "internal", "FAILED_PRECONDITION"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.field = field
 
 
-class InvalidArguments(ToolError):
+class InvalidArguments(errors.InvalidArgument, ToolError):
     code = "invalid_arguments"
 
 
-class NotFound(ToolError):
+class NotFound(errors.NotFound, ToolError):
     code = "not_found"
 
 
-class SsrfBlocked(ToolError):
+class SsrfBlocked(errors.PermissionDenied, ToolError):
     code = "ssrf_blocked"
 
 
-class SqlRefused(ToolError):
+class SqlRefused(errors.InvalidArgument, ToolError):
     code = "sql_refused"
 
 
@@ -52,11 +59,11 @@ class SandboxUnavailable(ToolError):
     code = "sandbox_unavailable"
 
 
-class SandboxBusy(ToolError):
+class SandboxBusy(errors.ResourceExhausted, ToolError):
     code = "sandbox_busy"
 
 
-class ToolTimeout(ToolError):
+class ToolTimeout(errors.DeadlineExceeded, ToolError):
     code = "timeout"
 
 
@@ -72,5 +79,5 @@ class CodeError(ToolError):
     code = "code_error"
 
 
-class Conflict(ToolError):
+class Conflict(errors.AlreadyExists, ToolError):
     code = "conflict"

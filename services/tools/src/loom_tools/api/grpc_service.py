@@ -15,18 +15,13 @@ import grpc
 
 from loom.tools.v1 import tools_pb2 as pb
 from loom.tools.v1 import tools_pb2_grpc
-from loom_common.grpc_errors import abort_status
+from loom_common.grpc_errors import abort
 from loom_common.logging import get_logger
 from loom_tools.domain.types import Call, ToolSpec
 from loom_tools.errors import InvalidArguments, ToolError
 from loom_tools.toolbox import Toolbox
 
 log = get_logger(__name__)
-
-STATUS = {"invalid_arguments": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
-          "conflict": grpc.StatusCode.ALREADY_EXISTS, "sql_refused": grpc.StatusCode.INVALID_ARGUMENT,
-          "ssrf_blocked": grpc.StatusCode.PERMISSION_DENIED, "timeout": grpc.StatusCode.DEADLINE_EXCEEDED,
-          "sandbox_busy": grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _info(spec: ToolSpec) -> pb.ToolInfo:
@@ -62,8 +57,7 @@ async def _guarded(context, coro):
     try:
         return await coro
     except ToolError as exc:
-        await abort_status(context, STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.message,
-                           field=exc.field, reason=exc.code)
+        await abort(context, exc)  # the status its class declares (errors.py), its code and field as details
     except Exception:
         log.exception("management call failed")
         await context.abort(grpc.StatusCode.INTERNAL, "internal: see the tools service log")
