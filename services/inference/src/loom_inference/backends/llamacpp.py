@@ -10,7 +10,6 @@ Everything here is blocking and runs on the engine's bridge thread.
 from __future__ import annotations
 
 import ctypes
-import json
 import math
 import os
 import threading
@@ -18,6 +17,7 @@ import threading
 import llama_cpp as L
 import numpy as np
 
+from loom_inference.backends import json_grammar
 from loom_inference.backends.logits import kv_cache_bytes, log_probs, normalized
 from loom_inference.engine.scheduler import Batch, SlotOpen, StepResult
 from loom_inference.engine.types import BackendError, EmbedResult, ModelInfo
@@ -42,12 +42,6 @@ def _backend_init() -> None:
             _initialised = True
 
 
-# llama-cpp-python's converter lets a JSON string hold raw control characters (`[^"\\]`), which
-# JSON forbids: a model that emits a newline inside a string would produce unparseable output.
-_LAX_CHAR = 'char ::= [^"\\\\]'
-_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
-
-
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity under taskset or a cpuset), not the host's:
     a thread per host CPU on a 2-CPU slice of a large machine would thrash."""
@@ -57,33 +51,11 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# The converter unrolls a length bound into one nested optional group per unit (`maxLength:
-# 4000` is 4000 nested groups), and llama.cpp refuses such a grammar ("exceeds sane defaults"):
-# an agent offered a tool with a long text field could then not call any tool. Bounds above
-# these stay out of the grammar; whoever receives the value still checks it against the full
-# schema (the tools service validates arguments), so only the guarantee of parsing comes from here.
-_GRAMMAR_MAX_CHARS = 256
-_GRAMMAR_MAX_ITEMS = 64
-_BOUNDS = {"minLength": _GRAMMAR_MAX_CHARS, "maxLength": _GRAMMAR_MAX_CHARS,
-           "minItems": _GRAMMAR_MAX_ITEMS, "maxItems": _GRAMMAR_MAX_ITEMS}
-
-
-def _without_large_bounds(node):
-    """A copy of a schema (any JSON value) without length or item bounds too large to unroll."""
-    if isinstance(node, list):
-        return [_without_large_bounds(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    return {k: _without_large_bounds(v) for k, v in node.items()
-            if not (k in _BOUNDS and isinstance(v, int) and v > _BOUNDS[k])}
-
-
 def json_schema_to_gbnf(schema_json: str) -> str:
-    """JSON schema -> GBNF grammar text (llama-cpp-python's converter, strings made strict JSON)."""
+    """JSON schema -> GBNF grammar text (llama-cpp-python's converter; see json_grammar.py)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
 
-    schema = _without_large_bounds(json.loads(schema_json))
-    return convert(json.dumps(schema)).replace(_LAX_CHAR, _JSON_CHAR)
+    return json_grammar.strict_strings(convert(json_grammar.unrollable(schema_json)))
 
 
 def pin_device(device: str | None) -> int:
