@@ -12,12 +12,10 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-
-import asyncpg
 
 from loom_common.dsl.inputs import InputError, check_inputs
 from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, RunRequested
@@ -29,7 +27,7 @@ from loom_gateway.domain.rbac import Principal, Role
 from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.store import limits, run_records
 from loom_gateway.store.apps import PublishedApp, dify_mode
-from loom_gateway.store.conversations import Conversations, check_user, conversation_name, record_turn_variables
+from loom_gateway.store.conversations import Conversations, check_user, conversation_name
 
 # Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
 _FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
@@ -222,7 +220,7 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
 
 
 class Execution:
-    def __init__(self, pool: asyncpg.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None,
+    def __init__(self, pool: run_records.Pool, conversations: Conversations, bus: RunBus, reads: Reads | None = None,
                  quotas: limits.Limits | None = None, admission: RunAdmission | None = None):
         self.pool = pool
         self.admission = admission  # refuses a run when the run queue is full (None: never)
@@ -314,35 +312,22 @@ class Execution:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins). A
         paused run is only marked paused (a later answer or timeout resumes it)."""
         if fold.paused and not fold.finished:
-            await self.pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
+            await run_records.mark_paused(self.pool, run_id)
             return
-        written: list[str] = []
-        held = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
-                " finished_at = now(),"
-                " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
-                " WHERE id = $1 AND status IN ('running', 'paused')"
-                " RETURNING message_id, tenant_id, app_id, invoke_from",
-                run_id, fold.status, json.dumps(fold.outputs) if fold.outputs is not None else None, fold.error,
-                fold.total_tokens, fold.total_steps, fold.first_text_at)
-            updated = row["message_id"] if row else None
-            if row:  # its workspace's and app's next reads come from the primary until the replica has it
-                written.extend((row["tenant_id"], row["app_id"]))
-            if updated:
-                await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
-                                   " WHERE id = $1", updated, fold.answer,
-                                   "normal" if fold.status == "succeeded" else fold.status, fold.error,
-                                   json.dumps({**fold.metadata, **({"agent_thoughts": fold.agent_thoughts}
-                                                                   if fold.agent_thoughts else {})}))
-            if updated and fold.conversation_variables is not None:
-                await record_turn_variables(conn, run_id, fold.conversation_variables)
-            if fold.finished:  # the tokens it held of a quota become those it used (once: the first recorder)
-                if self.limits is None:
-                    await limits.settle_run(conn, run_id, fold.total_tokens)
-                else:
-                    held = await self.limits.settle_run(conn, run_id, fold.total_tokens)
+
+        async def settle(conn):  # the tokens it held of a quota become those it used (once: the first recorder)
+            if self.limits is None:
+                return await limits.settle_run(conn, run_id, fold.total_tokens)  # in Postgres alone: None
+            return await self.limits.settle_run(conn, run_id, fold.total_tokens)
+
+        row, held = await run_records.record_end(
+            self.pool, run_id, status=fold.status, outputs=fold.outputs, error=fold.error,
+            total_tokens=fold.total_tokens, total_steps=fold.total_steps, first_text_at=fold.first_text_at,
+            answer=fold.answer, conversation_variables=fold.conversation_variables,
+            settle=settle if fold.finished else None,
+            metadata={**fold.metadata, **({"agent_thoughts": fold.agent_thoughts} if fold.agent_thoughts else {})})
+        # its workspace's and app's next reads come from the primary until the replica has it
+        written = [row["tenant_id"], row["app_id"]] if row else []
         if row and fold.finished and row["invoke_from"] in TRIGGER_SOURCES and self.limits is not None:
             # No key reserved a trigger's tokens: its workspace's day count gets what it used (once:
             # only the first recorder of the end gets the row back).
@@ -368,21 +353,18 @@ class Execution:
         up to date from their stored events; the folds read, by run id."""
         folds: dict[str, Fold] = {}
         for run_id in run_ids:
-            row = await self.pool.fetchrow("SELECT mode, status FROM runs WHERE id = $1 AND tenant_id = $2"
-                                           " AND app_id = $3", run_id, tenant_id, app_id)
+            row = await run_records.status(self.pool, tenant_id, app_id, run_id)
             if row is None or row["status"] not in ("running", "paused"):
                 continue
             fold = folds[run_id] = await self.replay(run_id, row["mode"] in dsl.CHAT_MODES)
             if fold.finished or fold.paused:
                 await self.record(run_id, fold)
             elif row["status"] == "paused":  # resumed (an answer, a timeout) and not finished yet
-                await self.pool.execute("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'paused'",
-                                        run_id)
+                await run_records.mark_resumed(self.pool, run_id)
         return folds
 
-    async def owned_run(self, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record:
-        row = await self.pool.fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
-                                       run_id, tenant_id, app_id)
+    async def owned_run(self, tenant_id: str, app_id: str, run_id: str) -> Mapping[str, Any]:
+        row = await run_records.get(self.pool, tenant_id, app_id, run_id)
         if row is None:
             raise NotFound("Workflow run not found.", code="not_found")
         return row
@@ -399,8 +381,7 @@ class Execution:
         not have yet, or has as still running, is read again from the primary (which a run's end
         is written to: another gateway replica may have recorded it a moment ago), and brought up
         to date there. A finished run's record never changes again, so the replica's is final."""
-        r = await self.reads.pool(tenant_id).fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2"
-                                                      " AND app_id = $3", run_id, tenant_id, app_id)
+        r = await run_records.get(self.reads.pool(tenant_id), tenant_id, app_id, run_id)
         folds: dict[str, Fold] = {}
         if r is None or r["status"] in ("running", "paused"):
             await self.owned_run(tenant_id, app_id, run_id)
@@ -423,11 +404,8 @@ class Execution:
                         ) -> list[dict]:
         """The app's runs, newest first: those of `invoke_from`, else all but single-node runs
         (the editor's node tests are not the app's runs)."""
-        rows = await self.reads.pool(tenant_id).fetch(
-            "SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2 AND"
-            " CASE WHEN $4::text IS NULL THEN invoke_from <> 'single-node'"
-            " ELSE invoke_from = $4 END ORDER BY created_at DESC LIMIT $3", tenant_id, app_id, limit, invoke_from)
-        return [await self.run_detail(tenant_id, app_id, r["id"]) for r in rows]
+        run_ids = await run_records.ids(self.reads.pool(tenant_id), tenant_id, app_id, limit, invoke_from)
+        return [await self.run_detail(tenant_id, app_id, run_id) for run_id in run_ids]
 
     async def started(self, tenant_id: str, app_id: str, run_id: str) -> StartedRun:
         """Rebuild a StartedRun from its row (to resume a stream after a reconnect)."""

@@ -20,9 +20,14 @@ caller tries once more, and the second try sees the committed row.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+
+from loom_gateway.store.conversations import record_turn_variables
 
 _START = """
 WITH new_user AS (
@@ -94,3 +99,62 @@ async def write(pool: asyncpg.Pool, s: RunStart) -> Written | None:
             pending = row["variables_set"]
             return Written(row["end_user_id"], row["conversation_id"], json.loads(pending) if pending else None)
     return None
+
+
+# ---- after the start: a run's state, its outcome, and the reads of its row ------------------
+
+Pool = asyncpg.Pool
+Settle = Callable[[asyncpg.Connection], Awaitable[object]]
+
+
+async def mark_paused(pool: asyncpg.Pool, run_id: str) -> None:
+    await pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
+
+
+async def mark_resumed(pool: asyncpg.Pool, run_id: str) -> None:
+    await pool.execute("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'paused'", run_id)
+
+
+async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: Any, error: str | None,
+                     total_tokens: int, total_steps: int, first_text_at: datetime | None, answer: str,
+                     metadata: dict, conversation_variables: dict | None, settle: Settle | None) -> Any:
+    """Store a run's end, once: the first writer of a final state wins (None for the others),
+    its message's answer, the conversation variables of its turn and, in the same transaction,
+    `settle` (its token reservation). Returns (the run's row, what `settle` returned)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
+            " finished_at = now(),"
+            " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
+            " WHERE id = $1 AND status IN ('running', 'paused')"
+            " RETURNING message_id, tenant_id, app_id, invoke_from",
+            run_id, status, json.dumps(outputs) if outputs is not None else None, error,
+            total_tokens, total_steps, first_text_at)
+        message_id = row["message_id"] if row else None
+        if message_id:
+            await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
+                               " WHERE id = $1", message_id, answer,
+                               "normal" if status == "succeeded" else status, error, json.dumps(metadata))
+        if message_id and conversation_variables is not None:
+            await record_turn_variables(conn, run_id, conversation_variables)
+        held = await settle(conn) if settle is not None else None
+    return row, held
+
+
+async def status(pool: asyncpg.Pool, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT mode, status FROM runs WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
+                               run_id, tenant_id, app_id)
+
+
+async def get(pool: asyncpg.Pool, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM runs WHERE id = $1 AND tenant_id = $2 AND app_id = $3",
+                               run_id, tenant_id, app_id)
+
+
+async def ids(pool: asyncpg.Pool, tenant_id: str, app_id: str, limit: int, invoke_from: str | None) -> list[str]:
+    """The app's runs, newest first: those of `invoke_from`, else all but single-node runs."""
+    rows = await pool.fetch(
+        "SELECT id FROM runs WHERE tenant_id = $1 AND app_id = $2 AND"
+        " CASE WHEN $4::text IS NULL THEN invoke_from <> 'single-node'"
+        " ELSE invoke_from = $4 END ORDER BY created_at DESC LIMIT $3", tenant_id, app_id, limit, invoke_from)
+    return [r["id"] for r in rows]
