@@ -1,5 +1,4 @@
-"""The gateway's tables in Postgres: the only layer of the service that speaks SQL (asyncpg).
-
-import-linter forbids asyncpg, grpc and FastStream to `loom_gateway.domain`; the modules still
-there that import asyncpg are listed in the root pyproject.toml, to move here.
+"""The gateway's tables in Postgres and its counters in Redis: the only layer of the service
+that speaks SQL (asyncpg). import-linter forbids asyncpg, grpc and FastStream to
+`loom_gateway.domain` (root pyproject.toml), which calls these modules for its rows.
 """
