@@ -14,65 +14,27 @@ an API key: the ~25 lines each template test would otherwise repeat."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from loom_common.devstack import infra
+from loom_common.testing import ScriptedChat
 from loom_gateway.clients.inference import InferenceClient
 
 Answer = Callable[[list[dict]], str]
 
 
-class ScriptedModel:
-    """The scripted backend: an OpenAI-compatible chat endpoint whose replies are `answer(messages)`."""
+class ScriptedModel(ScriptedChat):
+    """The scripted backend (loom_common.testing.ScriptedChat) whose replies are `answer(messages)`."""
 
     def __init__(self, name: str, answer: Answer) -> None:
         self.name, self.answer = name, answer
-        self.prompts: list[list[dict]] = []
-        scripted = self
+        super().__init__(lambda body: ([{"content": answer(body["messages"])}], "stop"), model=name)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # /v1/models
-                self._json({"object": "list", "data": [{"id": name, "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                scripted.prompts.append(body["messages"])
-                text = scripted.answer(body["messages"])
-                if not body.get("stream"):
-                    self._json({"id": "x", "object": "chat.completion", "model": name,
-                                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                             "finish_reason": "stop"}],
-                                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
-                    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-
-            def _json(self, obj):
-                raw = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    @property
+    def prompts(self) -> list[list[dict]]:
+        return [r["messages"] for r in self.requests]
 
     async def register(self, inference_addr: str, workspace_id: str) -> None:
         """The workspace's remote model `name`, served by this endpoint (through the real inference service)."""
@@ -81,9 +43,6 @@ class ScriptedModel:
             await client.register_remote(workspace_id, self.name, "openai", f"http://127.0.0.1:{self.port}/v1", None)
         finally:
             await client.close()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
 
     def __enter__(self) -> ScriptedModel:
         return self

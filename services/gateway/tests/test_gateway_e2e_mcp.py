@@ -23,7 +23,6 @@ import asyncio
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import httpx2
@@ -36,6 +35,7 @@ from mcp.server.mcpserver import MCPServer
 
 from loom_common.db import _with_database
 from loom_common.devstack import infra, nats_auth
+from loom_common.testing import ScriptedChat
 from loom_gateway.clients.inference import InferenceClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
@@ -77,58 +77,21 @@ class McpServer:
         self.thread.join(10)
 
 
-class ScriptedModel:
-    """OpenAI-compatible chat (streaming): a tool call while none was answered, then the result."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        scripted = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                raw = json.dumps({"object": "list", "data": [{"id": SCRIPTED, "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                scripted.requests.append(body)
-                results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
-                names = [t["function"]["name"] for t in body.get("tools") or []]
-                if results or "calc.add" not in names:
-                    deltas = [({"role": "assistant", "content": f"The sum is {results[-1] if results else '?'}."},
-                               None), ({}, "stop")]
-                else:
-                    call = {"index": 0, "id": "call_1", "type": "function",
-                            "function": {"name": "calc.add", "arguments": json.dumps({"a": 20, "b": 22})}}
-                    deltas = [({"role": "assistant", "tool_calls": [call]}, None), ({}, "tool_calls")]
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for delta, finish in deltas:
-                    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+def _adder_script(body: dict) -> tuple[list[dict], str]:
+    """A tool call while none was answered, then the result (OpenAI-compatible, scripted)."""
+    results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+    names = [t["function"]["name"] for t in body.get("tools") or []]
+    if results or "calc.add" not in names:
+        return [{"content": f"The sum is {results[-1] if results else '?'}."}], "stop"
+    call = {"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "calc.add", "arguments": json.dumps({"a": 20, "b": 22})}}
+    return [{"tool_calls": [call]}], "tool_calls"
 
 
 @pytest.fixture(scope="module")
 def mcp_stack(database_url, tmp_path_factory, service_role_passwords):
     """Its own stack: the tools service is told it may reach this test's MCP server (one port)."""
-    mcp, model = McpServer(), ScriptedModel()
+    mcp, model = McpServer(), ScriptedChat(_adder_script, model=SCRIPTED)
     home = tmp_path_factory.mktemp("mcp-stack")
     nats = infra.EmbeddedNats(home / "nats").start()
     db = _with_database(database_url, f"mcp_{uuid.uuid4().hex[:10]}")

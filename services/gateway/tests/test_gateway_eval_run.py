@@ -16,14 +16,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gateway_testkit import make_app
 
 from loom_common.devstack import infra
+from loom_common.testing import ScriptedChat
 from loom_gateway.eval import suite as suites
 from loom_gateway.eval.checker import reference_arguments
 from loom_gateway.eval.runner import Subject, run_report
@@ -32,55 +32,28 @@ from loom_gateway.eval.targets import DifyAppTarget
 LOOM = str(Path(sys.executable).parent / "loom")
 
 
-class ScriptedProvider:
-    """A scripted OpenAI-compatible chat endpoint (streaming only), for the compare model."""
+def _provider_script() -> Callable[[dict], tuple[list[dict], str]]:
+    """The compare model's replies: each tool case's expected call, each fact's answer."""
+    suite = suites.load_suite("full")
+    cases = suites.load_tool_cases(suites.resolve(suite, suite.tool_calls.cases_file))
+    calls = {c.request: (c.expected.name, reference_arguments(c.expected.arguments)) for c in cases.cases}
+    facts = suites.load_retention(suites.resolve(suite, suite.retention.facts_file)).facts
 
-    def __init__(self) -> None:
-        suite = suites.load_suite("full")
-        cases = suites.load_tool_cases(suites.resolve(suite, suite.tool_calls.cases_file))
-        self.calls = {c.request: (c.expected.name, reference_arguments(c.expected.arguments)) for c in cases.cases}
-        self.facts = suites.load_retention(suites.resolve(suite, suite.retention.facts_file)).facts
-        self.requests = 0
-        provider = self
+    def script(body: dict) -> tuple[list[dict], str]:
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        if body.get("tools"):
+            name, args = calls[users[-1]]
+            return [{"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                     "function": {"name": name, "arguments": json.dumps(args)}}]}], "tool_calls"
+        asked = [f for f in facts if f.question in users[-1]]  # a fact's question gets its answer
+        return [{"content": f"It is {asked[0].answers[0]}." if asked else "Noted."}], "stop"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                provider.requests += 1
-                users = [m["content"] for m in body["messages"] if m["role"] == "user"]
-                chunks: list[dict] = [{"role": "assistant", "content": ""}]
-                if body.get("tools"):
-                    name, args = provider.calls[users[-1]]
-                    chunks.append({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                                   "function": {"name": name, "arguments": json.dumps(args)}}]})
-                    finish = "tool_calls"
-                else:  # a fact's question gets its answer, anything else an acknowledgement
-                    asked = [f for f in provider.facts if f.question in users[-1]]
-                    chunks.append({"content": f"It is {asked[0].answers[0]}." if asked else "Noted."})
-                    finish = "stop"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for i, delta in enumerate(chunks):
-                    choice = {"index": 0, "delta": delta, "finish_reason": finish if i == len(chunks) - 1 else None}
-                    self.wfile.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
-                usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-
-        self.port = infra.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+    return script
 
 
 @pytest.fixture
 def scripted_provider():
-    provider = ScriptedProvider()
+    provider = ScriptedChat(_provider_script())
     yield provider
     provider.close()
 
@@ -139,7 +112,7 @@ def test_small_suite_on_the_bundled_model_compared_with_a_scripted_provider(run_
     # The scripted provider's answers are known, through inference's remote route and back.
     assert scripted["tool_calls"]["exact_match_rate"] == 1.0
     assert all(cell["share"] == 1.0 for cell in scripted["retention"]["per_k"].values())
-    assert scripted_provider.requests > 0
+    assert scripted_provider.requests
 
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 5  # TTFT, retention curve and grid, tools x2

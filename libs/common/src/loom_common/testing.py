@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -363,6 +363,68 @@ class ModelServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+Script = Callable[[dict], tuple[list[dict], str]]
+
+
+class ScriptedChat:
+    """The scripted backend of tests: an OpenAI-compatible chat endpoint on loopback. It is not
+    a model: `script(body)` decides each reply as the assistant's deltas and a finish reason
+    (`([{"content": "hi"}], "stop")`, or a delta with `tool_calls` and "tool_calls"); they are
+    streamed as SSE chunks, or answered as one message when the request does not stream. Every
+    request body is kept in `requests`, so a test asserts what reached the prompt."""
+
+    def __init__(self, script: Script, model: str = "scripted") -> None:
+        self.requests: list[dict] = []
+        chat = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # /v1/models
+                self._json({"object": "list", "data": [{"id": model, "object": "model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                chat.requests.append(body)
+                deltas, finish = script(body)
+                usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+                if not body.get("stream"):
+                    message = {"role": "assistant", "content": "".join(d.get("content") or "" for d in deltas)}
+                    calls = [c for d in deltas for c in d.get("tool_calls") or []]
+                    if calls:
+                        message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+                    self._json({"id": "x", "object": "chat.completion", "model": model, "usage": usage,
+                                "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for delta, end in [({"role": "assistant", **d}, None) for d in deltas] + [({}, finish)]:
+                    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": end}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+
+            def _json(self, obj):
+                raw = json.dumps(obj).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.port = infra.free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def close(self) -> None:
         self.httpd.shutdown()
