@@ -11,8 +11,6 @@ let a raw control character into a string, whichever path the numerics take."""
 
 from __future__ import annotations
 
-import json
-
 import llama_cpp as L
 import numpy as np
 import pytest
@@ -130,55 +128,3 @@ def test_inference_an_old_tail_left_in_place_is_refused_not_attended(runner, mon
     with pytest.raises(BackendError, match="llama_decode"):
         _logits(runner, 0, new[SHARED:], SHARED, Batch(evict=[(0, SHARED)]))
     runner.execute(Batch(close=[0], reset=True))  # the sampler _logits opened, and the cells
-
-
-def test_inference_json_grammar_never_allows_a_raw_control_character_in_a_string(runner) -> None:
-    from loom_inference.backends.llamacpp import json_schema_to_gbnf
-
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    grammar = L.llama_sampler_init_grammar(runner.model.vocab, json_schema_to_gbnf(json.dumps(schema)).encode(),
-                                           b"root")
-    assert grammar, "the grammar must compile"
-    try:
-        for token in runner.tokenize('{"city": "New', add_bos=False):
-            L.llama_sampler_accept(grammar, token)
-        newline, tab, letter = (runner.tokenize(t, add_bos=False)[0] for t in ("\n", "\t", "a"))
-        data = (L.llama_token_data * 3)(*(L.llama_token_data(t, 1.0, 0.0) for t in (newline, tab, letter)))
-        arr = L.llama_token_data_array(data, 3, -1, False)
-        L.llama_sampler_apply(grammar, ctypes_pointer(arr))
-        allowed = {data[i].id for i in range(arr.size) if data[i].logit != float("-inf")}
-        assert allowed == {letter}
-    finally:
-        L.llama_sampler_free(grammar)
-
-
-def test_inference_json_grammar_compiles_for_a_long_text_field_and_keeps_small_bounds(runner) -> None:
-    """A tool with a 20,000-character field (tickets.create has one) once made every grammar of
-    an agent that offered it fail to compile: large bounds stay out of the grammar, small ones
-    are still enforced."""
-    from loom_inference.backends.llamacpp import json_schema_to_gbnf
-
-    schema = {"type": "object", "required": ["summary", "tags", "code"],
-              "properties": {"summary": {"type": "string", "maxLength": 20_000},
-                             "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
-                             "code": {"type": "string", "maxLength": 2}}}
-    grammar = L.llama_sampler_init_grammar(runner.model.vocab, json_schema_to_gbnf(json.dumps(schema)).encode(),
-                                           b"root")
-    assert grammar, "the grammar must compile"
-    try:
-        for token in runner.tokenize('{"summary": "x", "tags": [], "code": "ab', add_bos=False):
-            L.llama_sampler_accept(grammar, token)
-        quote, letter = (runner.tokenize(t, add_bos=False)[0] for t in ('"', "c"))
-        data = (L.llama_token_data * 2)(*(L.llama_token_data(t, 1.0, 0.0) for t in (quote, letter)))
-        arr = L.llama_token_data_array(data, 2, -1, False)
-        L.llama_sampler_apply(grammar, ctypes_pointer(arr))
-        allowed = {data[i].id for i in range(arr.size) if data[i].logit != float("-inf")}
-        assert allowed == {quote}, "maxLength 2 still ends the string after two characters"
-    finally:
-        L.llama_sampler_free(grammar)
-
-
-def ctypes_pointer(obj):
-    import ctypes
-
-    return ctypes.pointer(obj)
