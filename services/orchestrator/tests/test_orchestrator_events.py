@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from loom_common import messaging
 from loom_common.ids import new_id
-from loom_common.messaging import last_run_event_seq
+from loom_common.messaging import PublishNotAcknowledged, last_run_event_seq
+from loom_orchestrator import events as events_module
 from loom_orchestrator.events import RunEventPublisher, _jetstream
 from loom_orchestrator.testkit import BusClient
 
@@ -29,3 +31,61 @@ async def test_a_burst_is_stored_in_seq_order_and_flush_waits_for_the_acks(nats_
         other = RunEventPublisher(client.broker, new_id(), "t1")
         assert _jetstream(other.broker) is _jetstream(events.broker)  # one reply subscription per connection
         await other.flush()
+
+
+async def test_an_event_unacked_through_a_long_outage_is_published_once_the_stream_answers(nats_url,
+                                                                                         monkeypatch) -> None:
+    """A stream without a leader (a cluster electing one, a restart) answers no publish for a
+    while: the event is published again until it is stored, not dropped after five tries (the
+    3-node cluster test lost live runs' events that way)."""
+    class NoAck:
+        async def publish_async(self, *a, **kw):
+            raise ConnectionError("not sent")
+
+    refusals = 12  # more tries than the old five
+    real = messaging.publish
+
+    async def publish(*a, **kw):
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise PublishNotAcknowledged("no ack from the stream")
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
+    monkeypatch.setattr(events_module.messaging, "publish", publish)
+    monkeypatch.setattr(events_module, "_backoff_s", lambda attempt: 0.0)
+    async with BusClient(nats_url) as client:
+        run_id = new_id()
+        events = RunEventPublisher(client.broker, run_id, "t1")
+        events.emit("message", {"answer": "kept"}, "llm")
+        await events.flush()
+        assert refusals == 0
+        stored = await client.all_events(run_id)
+        assert [(e.seq, e.data["answer"]) for e in stored] == [(1, "kept")]
+
+
+async def test_an_event_is_given_up_only_after_the_patience(nats_url, monkeypatch) -> None:
+    async def never(*a, **kw):
+        raise PublishNotAcknowledged("no ack from the stream")
+
+    class NoAck:
+        async def publish_async(self, *a, **kw):
+            raise ConnectionError("not sent")
+
+    tries = 0
+
+    def backoff(attempt: int) -> float:
+        nonlocal tries
+        tries = attempt
+        return 0.05
+
+    monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
+    monkeypatch.setattr(events_module.messaging, "publish", never)
+    monkeypatch.setattr(events_module, "_backoff_s", backoff)
+    monkeypatch.setattr(events_module, "REPUBLISH_PATIENCE_S", 0.3)
+    async with BusClient(nats_url) as client:
+        events = RunEventPublisher(client.broker, new_id(), "t1")
+        events.emit("message", {"answer": "x"}, "llm")
+        await events.flush()  # returns: the event is given up once the patience is spent
+        assert tries >= 1

@@ -27,6 +27,15 @@ from loom_common.telemetry import outgoing_headers
 log = get_logger(__name__)
 
 ACK_TIMEOUT_S = 5.0
+# How long an unacked event is published again before it is given up: longer than a JetStream
+# cluster takes to elect a new stream leader after a node dies, or a single server to restart
+# (five tries, about 30 s, lost the events of live runs in the 3-node cluster test). The run's
+# lease bounds it too: a worker that lost the run stops at once.
+REPUBLISH_PATIENCE_S = 120.0
+
+
+def _backoff_s(attempt: int) -> float:
+    return min(2.0, 0.2 * 2 ** (attempt - 1))
 
 
 def announces_end(last: RunEvent, *, chat: bool) -> bool:
@@ -148,7 +157,10 @@ class RunEventPublisher:
         return True
 
     async def _republish(self, event: RunEvent) -> None:
-        for attempt in range(5):
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + REPUBLISH_PATIENCE_S
+        attempt = 0
+        while True:
             if attempt and not self._still_ours(event):
                 return
             try:
@@ -156,8 +168,13 @@ class RunEventPublisher:
                                         timeout_s=ACK_TIMEOUT_S)
                 return
             except Exception as exc:
-                log.warning("run event not published", seq=event.seq, attempt=attempt + 1, error=repr(exc))
-                await asyncio.sleep(0.2 * 2 ** attempt)
+                attempt += 1
+                if loop.time() >= give_up_at:
+                    log.error("run event lost: not published in time", seq=event.seq, attempts=attempt,
+                              patience_s=REPUBLISH_PATIENCE_S, error=repr(exc))
+                    return
+                log.warning("run event not published", seq=event.seq, attempt=attempt, error=repr(exc))
+                await asyncio.sleep(_backoff_s(attempt))
 
     async def flush(self) -> None:
         """Publish everything emitted so far and wait for its acks, then stop."""
