@@ -3,7 +3,9 @@ bomb, an infinite loop, an output flood. Each comes back as a typed refusal, qui
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +126,40 @@ async def test_tools_sandbox_runs_side_by_side(sandbox):
                                    sandbox.run("python", bomb, {"i": 9}, LIMITS.wall_s), return_exceptions=True)
     assert results[:4] == [{"i": i, "files": ["f"]} for i in range(4)]
     assert getattr(results[4], "code", None) == "sandbox_limit"
+
+
+def _processes_of(uids: set[int]) -> list[str]:
+    """Every process (zombies included) whose real uid is one of `uids`, as 'pid state'."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) in uids:
+                found.append(f"{status.parent.name} {fields['State'].strip()}")
+    return found
+
+
+async def test_tools_sandbox_leaves_no_process_behind(sandbox, monkeypatch):
+    """A finished run (and a probe) leaves nothing under its uid, not even a zombie waiting for
+    the host's pid 1 to reap it: such zombies count against RLIMIT_NPROC, and a fresh-clone run
+    once saw fourteen of them under the probe's uid refuse the next sandbox ("Can't fork")."""
+    if not sandbox.as_root:
+        pytest.skip("runs switch to throwaway uids only when the service runs as root")
+    used: set[int] = set()
+    take = sandbox_runner._throwaway_uid
+
+    def recorded() -> int:
+        used.add(uid := take())
+        return uid
+
+    monkeypatch.setattr(sandbox_runner, "_throwaway_uid", recorded)
+    for _ in range(LIMITS.max_processes + 2):  # more than one uid's process budget
+        assert sandbox._probe()
+    assert await sandbox.run("python", "def main():\n    return {'ok': 1}", {}, LIMITS.wall_s) == {"ok": 1}
+    bomb, _ = await run(sandbox, "import os\ndef main():\n    while True:\n        os.fork()")
+    assert getattr(bomb, "code", None) == "sandbox_limit"
+    assert len(used) == LIMITS.max_processes + 4
+    assert _processes_of(used) == []
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

@@ -49,6 +49,12 @@ UID_BASE = 420_000   # far above any system or login uid; never in /etc/passwd
 _LAUNCHER = (HERE / "launch.py").read_text()
 
 
+def _throwaway_uid() -> int:
+    """A uid of its own for each sandbox (and each probe): RLIMIT_NPROC counts every process of
+    a uid system-wide, so a shared one would let one sandbox's processes starve the next."""
+    return UID_BASE + next(_UIDS) % 50_000
+
+
 @dataclass(frozen=True)
 class Limits:
     cpu_s: int = 5
@@ -143,7 +149,7 @@ class Sandbox:
         try:
             with open(self.seccomp, "rb") as bpf:
                 cmd = [self.bwrap, *self._isolation(bpf.fileno()), "/usr/bin/true"]
-                done = subprocess.run(self._limited(cmd, UID_BASE - 1, 0), capture_output=True, timeout=10,
+                done = subprocess.run(self._limited(cmd, _throwaway_uid(), 0), capture_output=True, timeout=10,
                                       start_new_session=True, pass_fds=(bpf.fileno(),))
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("bwrap probe failed", error=repr(exc))
@@ -162,7 +168,14 @@ class Sandbox:
 
     def _isolation(self, seccomp_fd: int) -> list[str]:
         size = str(self.limits.tmpfs_mb * 2**20)
+        # --as-pid-1: the command itself is pid 1 of the new pid namespace, with no bwrap reaper
+        # in between. With the reaper, bwrap's outer process exits as soon as the command does,
+        # orphaning the reaper to the host's pid 1, which in a container may be the service or
+        # a supervisor that reaps late: its zombies piled up under the sandbox uid until
+        # RLIMIT_NPROC refused the next run ("Can't fork for pid 1"). Pid 1's children die
+        # with it, so a fork bomb still ends with the run.
         return ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+                "--as-pid-1",
                 *_root_binds(), "--proc", "/proc", "--dev", "/dev",
                 "--size", size, "--perms", "01777", "--tmpfs", "/tmp",
                 "--size", size, "--perms", "0700", "--tmpfs", "/scratch",
@@ -198,7 +211,7 @@ class Sandbox:
             return await self._run(language, code, inputs, left_s)
 
     async def _run(self, language: str, code: str, inputs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        uid = UID_BASE + next(_UIDS) % 50_000 if self.as_root else 0
+        uid = _throwaway_uid() if self.as_root else 0
         # Isolated, the code's files live in the sandbox's own tmpfs; this folder is only the
         # launcher's working directory (and the degraded mode's scratch).
         # bwrap reads the filter from a descriptor: one of its own per run, since concurrent
