@@ -6,6 +6,7 @@ No other module writes a subject string; templated subjects are functions here.
     RUNS              runs.requested           work queue  gateway -> orchestrator (orchestrator-runs)
     RUN_CONTROL       runs.cancel.<run_id>     limits 1h   gateway -> every orchestrator worker
     RUN_EVENTS        run.<run_id>.events      limits 7d   orchestrator -> gateway (SSE, replay)
+    RUN_OUTCOMES      runs.finished            work queue  orchestrator -> gateway (gateway-run-outcomes)
     DOCUMENTS         documents.ingest         work queue  gateway/rag api -> rag workers (rag-ingest)
     DOCUMENT_EVENTS   document.<id>.events     limits 1d   rag -> gateway, console
     DEAD_LETTERS      dlq.<consumer>           limits 30d  any consumer that gives up -> operators
@@ -55,6 +56,15 @@ RUN_EVENTS = JStream(
     duplicate_window=120.0,
     description="Ordered events of every run, replayable by seq.",
 )
+RUN_OUTCOMES = JStream(
+    "RUN_OUTCOMES",
+    subjects=["runs.finished"],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    declare=False,  # created by messaging.ensure_streams with every subject
+    duplicate_window=120.0,
+    description="Each run's end (or pause), recorded by one gateway whether or not a client watched.",
+)
 DOCUMENTS = JStream(
     "DOCUMENTS",
     subjects=["documents.ingest"],
@@ -83,11 +93,13 @@ DEAD_LETTERS = JStream(
     description="Messages a consumer gave up on, kept for operators.",
 )
 
-ALL_STREAMS: tuple[JStream, ...] = (RUNS, RUN_CONTROL, RUN_EVENTS, DOCUMENTS, DOCUMENT_EVENTS, DEAD_LETTERS)
+ALL_STREAMS: tuple[JStream, ...] = (RUNS, RUN_CONTROL, RUN_EVENTS, RUN_OUTCOMES, DOCUMENTS, DOCUMENT_EVENTS,
+                                    DEAD_LETTERS)
 
 # ---- subjects ----------------------------------------------------------------------------
 
 RUNS_REQUESTED = "runs.requested"
+RUNS_FINISHED = "runs.finished"
 DOCUMENTS_INGEST = "documents.ingest"
 
 
@@ -138,8 +150,14 @@ class Consumer:
 ORCHESTRATOR_RUNS = Consumer(
     durable="orchestrator-runs", stream=RUNS, subject=RUNS_REQUESTED, ack_wait_s=60.0, max_deliver=5
 )
+# A run's outcome is recorded idempotently (the first record of a run's end wins), so a
+# redelivery is harmless; many deliveries ride out a Postgres restart before a dead letter.
+GATEWAY_RUN_OUTCOMES = Consumer(
+    durable="gateway-run-outcomes", stream=RUN_OUTCOMES, subject=RUNS_FINISHED, ack_wait_s=30.0, max_deliver=20,
+    batch_size=16,
+)
 RAG_INGEST = Consumer(
     durable="rag-ingest", stream=DOCUMENTS, subject=DOCUMENTS_INGEST, ack_wait_s=120.0, max_deliver=5
 )
 
-ALL_CONSUMERS: tuple[Consumer, ...] = (ORCHESTRATOR_RUNS, RAG_INGEST)
+ALL_CONSUMERS: tuple[Consumer, ...] = (ORCHESTRATOR_RUNS, GATEWAY_RUN_OUTCOMES, RAG_INGEST)

@@ -5,9 +5,10 @@ Each service connects as its own user (`LOOM_NATS_USER` / `LOOM_NATS_PASSWORD`) 
 only the subjects it owns in `bus.py`'s table; `admin` (operators, tests) may do anything.
 
     user          publishes                                   subscribes (besides _INBOX.>)
-    gateway       runs.requested, runs.cancel.*               run.*.events (live SSE feed)
-    orchestrator  run.*.events, dlq.*, runs.requested         runs.cancel.*
-                  (runs.requested: a human-input form's timeout resumes its paused run)
+    gateway       runs.requested, runs.cancel.*, dlq.*        run.*.events (live SSE feed)
+    orchestrator  run.*.events, runs.finished, dlq.*,         runs.cancel.*
+                  runs.requested (a human-input form's timeout
+                  resumes its paused run)
     rag           documents.ingest, document.*.events, dlq.*  -
     inference     -                                           -
     tools         -                                           -
@@ -35,8 +36,9 @@ _INBOX = "_INBOX.>"
 
 # user -> (subjects it publishes, subjects it subscribes to), from bus.py's table.
 PERMISSIONS: dict[str, tuple[list[str], list[str]]] = {
-    "gateway": ([bus.RUNS_REQUESTED, bus.RUN_CANCEL_ALL], [bus.run_events("*")]),
-    "orchestrator": ([bus.run_events("*"), bus.dead_letter("*"), bus.RUNS_REQUESTED], [bus.RUN_CANCEL_ALL]),
+    "gateway": ([bus.RUNS_REQUESTED, bus.RUN_CANCEL_ALL, bus.dead_letter("*")], [bus.run_events("*")]),
+    "orchestrator": ([bus.run_events("*"), bus.RUNS_FINISHED, bus.dead_letter("*"), bus.RUNS_REQUESTED],
+                     [bus.RUN_CANCEL_ALL]),
     "rag": ([bus.DOCUMENTS_INGEST, bus.document_events("*"), bus.dead_letter("*")], []),
     "inference": ([], []),
     "tools": ([], []),
