@@ -7,6 +7,7 @@ import asyncio
 
 from loom_common.testing import eventually
 from loom_orchestrator.engine.context import NodeResult, RunLimits
+from loom_orchestrator.engine.node import Node
 from loom_orchestrator.testkit import chain, edge, node, tpl
 from loom_orchestrator.workflow import _REGISTRY
 
@@ -24,12 +25,12 @@ def end(*outs: tuple[str, list[str]]) -> dict:
     return node("end", "end", outputs=[{"variable": k, "value_selector": v} for k, v in outs])
 
 
-class Sleepy:
+class Sleepy(Node):
     """A test node type: sleeps `seconds`, fails the first `fail` calls, counts calls and the
     most calls in flight at once (overlap is asserted on that, not on wall time, which a
     loaded machine stretches)."""
 
-    type, version, pure = "sleepy", "1", False
+    type, version = "sleepy", "1"  # traits: none (not pure: its starts are journaled)
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}

@@ -145,18 +145,19 @@ class PgJournal:
             inputs=json.loads(r["inputs"] or "{}"), process_data=json.loads(r["process_data"] or "{}"),
             outputs=json.loads(r["outputs"] or "{}"), edge_handle=r["edge_handle"],
             writes=json.loads(r["writes"] or "[]"), error=r["error"], elapsed_ms=r["elapsed_ms"] or 0.0,
-            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"], index=r["idx"])
+            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"], index=r["idx"],
+            version=r["node_version"], **_effects_of(r["effects"]))
             for r in rows}
 
     async def started(self, run_id: str, record: NodeRecord) -> int:
         self._guard()
         return await self.pool.fetchval(
-            """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status)
-               VALUES ($1, $2, $3, $4, $5, $6, 'running')
+            """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, node_version)
+               VALUES ($1, $2, $3, $4, $5, $6, 'running', $7)
                ON CONFLICT (run_id, key) DO UPDATE SET starts = node_executions.starts + 1, status = 'running',
-                   idx = EXCLUDED.idx, started_at = now()
+                   idx = EXCLUDED.idx, node_version = EXCLUDED.node_version, started_at = now()
                RETURNING starts""",
-            run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index)
+            run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index, record.version)
 
     async def finished(self, run_id: str, r: NodeRecord) -> None:
         self._guard()
@@ -169,19 +170,40 @@ class PgJournal:
     def _finished_args(self, run_id: str, r: NodeRecord) -> tuple:
         return (run_id, r.key, self.tenant_id, r.node_id, r.node_type, r.index, r.status, _j(r.inputs),
                 _j(r.process_data), _j(r.outputs), r.edge_handle, _j(r.writes), r.error, r.elapsed_ms,
-                r.prompt_tokens, r.completion_tokens)
+                r.prompt_tokens, r.completion_tokens, r.version, _j(_effects(r)))
+
+
+def _effects(r: NodeRecord) -> dict[str, Any]:
+    """What the node did to the run (see NodeResult), as the `effects` column keeps it: only
+    what differs from nothing, so most rows hold `{}`."""
+    out: dict[str, Any] = {}
+    if r.answer is not None:
+        out["answer"] = r.answer
+    if r.citations:
+        out["citations"] = r.citations
+    if r.run_outputs is not None:
+        out["run_outputs"] = r.run_outputs
+    if r.loop_end:
+        out["loop_end"] = True
+    return out
+
+
+def _effects_of(column: str | None) -> dict[str, Any]:
+    kept = json.loads(column or "{}")
+    return {k: kept[k] for k in ("answer", "citations", "run_outputs", "loop_end") if k in kept}
 
 
 _FINISHED = """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, inputs,
                    process_data, outputs, edge_handle, writes, error, elapsed_ms, prompt_tokens, completion_tokens,
-                   finished_at)
+                   node_version, effects, finished_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12::jsonb, $13, $14,
-                       $15, $16, now())
+                       $15, $16, $17, $18::jsonb, now())
                ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, inputs = EXCLUDED.inputs,
                    process_data = EXCLUDED.process_data, outputs = EXCLUDED.outputs,
                    edge_handle = EXCLUDED.edge_handle, writes = EXCLUDED.writes, error = EXCLUDED.error,
                    elapsed_ms = EXCLUDED.elapsed_ms, prompt_tokens = EXCLUDED.prompt_tokens,
-                   completion_tokens = EXCLUDED.completion_tokens, finished_at = now()"""
+                   completion_tokens = EXCLUDED.completion_tokens, node_version = EXCLUDED.node_version,
+                   effects = EXCLUDED.effects, finished_at = now()"""
 
 
 class PgConversations:

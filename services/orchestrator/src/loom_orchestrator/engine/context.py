@@ -73,11 +73,19 @@ class Services:
 
 @dataclass
 class NodeResult:
-    outputs: dict[str, Any] = field(default_factory=dict)
+    """What a node returns: its variables, and what it does to the run. The engine applies the
+    latter the same way whatever the node's type, now and when a resumed run replays the node
+    from the journal (which keeps every field)."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)  # the node's variables, `[node_id, name]`
     inputs: dict[str, Any] = field(default_factory=dict)
     process_data: dict[str, Any] = field(default_factory=dict)
-    edge_handle: str = "source"
+    edge_handle: str = "source"  # branch control: the outgoing edges with this source handle are taken
     writes: list[list[Any]] = field(default_factory=list)  # [[selector, value]]: the engine applies them
+    answer: str | None = None  # text added to the run's answer (what was said to the client)
+    citations: list[dict[str, Any]] = field(default_factory=list)  # retrieved chunks the answer may cite
+    run_outputs: dict[str, Any] | None = None  # the workflow's outputs (taken from the top-level scope only)
+    loop_end: bool = False  # loop control: the enclosing loop stops after this round
     prompt_tokens: int = 0
     completion_tokens: int = 0
 

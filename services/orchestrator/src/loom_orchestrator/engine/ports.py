@@ -146,6 +146,12 @@ class NodeRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     index: int = 0  # order of start within the run
+    version: str | None = None  # the node's `version` that ran it (None: journaled before versions were kept)
+    # What the node did to the run (NodeResult's fields of the same names), replayed on resume:
+    answer: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    run_outputs: dict[str, Any] | None = None
+    loop_end: bool = False
 
 
 class Journal(Protocol):

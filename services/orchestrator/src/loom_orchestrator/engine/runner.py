@@ -19,6 +19,12 @@ trip (the next node does not wait for them; `execute` returns only once every re
 written): if the worker dies first, a resumed run just runs those pure nodes again, which
 is harmless.
 
+Node types are `Node`s (node.py): the engine reads their declared traits (pure, calls a
+model, container) and applies their `NodeResult` (answer text, citations, the workflow's
+outputs, branch and loop control) the same way for every type. Every record keeps the version
+of the node that ran it; a run whose journal holds another version than this worker's fails
+with `NodeVersionChanged` before anything runs again (docs/orchestrator.md, "Node versions").
+
 Pauses: a human-input node waiting for its form raises `RunPaused` (pause.py). Its scope lets the
 other branches run to their end, starts nothing that needs the waiting node, and raises it
 once nothing else can run; `execute` then returns through the caller as a paused outcome.
@@ -32,18 +38,18 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from loom_common.dsl.graph import Graph, Node
+from loom_common.dsl.graph import Graph
+from loom_common.dsl.graph import Node as GraphNode
 from loom_common.dsl.references import references
 from loom_orchestrator.engine.context import NodeContext, NodeResult, RunContext, ScopeOutcome, Services
+from loom_orchestrator.engine.node import Node, NodeRegistry
 from loom_orchestrator.engine.pause import RunPaused
 from loom_orchestrator.engine.ports import EventSink, Journal, NodeRecord
 from loom_orchestrator.engine.topology import Scope, compile_graph
 from loom_orchestrator.engine.variables import VariablePool
 
 FINISHED = ("succeeded", "exception")
-MODEL_NODES = ("llm", "agent", "question-classifier", "parameter-extractor")
 SECRET_MASK = "******"  # what events show of a secret environment variable
-CONTAINER_NODES = ("iteration", "loop")
 
 
 class NodeFailed(Exception):
@@ -54,6 +60,18 @@ class NodeFailed(Exception):
 
 class RunAborted(Exception):
     """A run-level limit was hit: no node error strategy applies."""
+
+
+class NodeVersionChanged(RunAborted):
+    """A resumed run's journal holds a node execution of another version than this worker's
+    node (or of a type it no longer has): replaying it would mix two codes in one run, so the
+    run fails before anything runs again."""
+
+    def __init__(self, key: str, node_type: str, journaled: str | None, current: str | None) -> None:
+        now = f"this worker has version {current}" if current else "this worker has no such node type"
+        super().__init__(f"node '{key}' ({node_type}) was journaled by version {journaled} and {now}: "
+                         "a run cannot resume across a change of a node's code; run it again")
+        self.key, self.node_type, self.journaled, self.current = key, node_type, journaled, current
 
 
 @dataclass
@@ -72,7 +90,7 @@ class RunState:
 
 class Engine:
     def __init__(self, graph: Graph, run: RunContext, services: Services, journal: Journal,
-                 events: EventSink, registry: dict[str, Any], observer: Any = None) -> None:
+                 events: EventSink, registry: NodeRegistry, observer: Any = None) -> None:
         self.scopes = compile_graph(graph)
         # Secret environment variables read as a mask in what events show of a node's inputs and
         # process data (a trace a console reader or API client sees); outputs stay the node's own.
@@ -92,6 +110,7 @@ class Engine:
 
     async def execute(self, pool: VariablePool) -> RunState:
         self.state.records = await self.journal.load(self.run.run_id)
+        self._check_versions()
         self.state.index = itertools.count(max((r.index for r in self.state.records.values()), default=0) + 1)
         try:
             await self.run_scope(None, pool, "")
@@ -100,6 +119,14 @@ class Engine:
             raise
         await asyncio.gather(*self._writers)  # a failed write fails the run's delivery: it is redelivered
         return self.state
+
+    def _check_versions(self) -> None:
+        """Refuse to resume when a journaled node ran with another version of its code than
+        this worker's (records from before versions were kept carry the migration's backfill)."""
+        for key, rec in sorted(self.state.records.items(), key=lambda kv: kv[1].index):
+            impl = self.registry.get(rec.node_type)
+            if impl is None or rec.version != impl.version:
+                raise NodeVersionChanged(key, rec.node_type, rec.version, impl.version if impl else None)
 
     def _write_later(self, record: NodeRecord) -> None:
         self._unwritten.append(record)
@@ -171,31 +198,30 @@ class Engine:
             raise RunAborted(f"the run exceeded {self.run.limits.max_steps} steps")
         impl = self.registry[node.data.type]
         record = NodeRecord(key=key, node_id=nid, node_type=node.data.type, status="running",
-                            index=next(self.state.index))
+                            index=next(self.state.index), version=impl.version)
         base = self._base_event(node, key, record.index, scope)
         self.events.emit("node_started", {**base, "inputs": self._started_inputs(node, pool),
                                           "created_at": int(self.run.clock())}, nid)
         # Pure nodes (no side effect) are not noted as running: re-running one after a crash
         # is harmless, and skipping the write halves the journal cost of a long template chain.
         noting: asyncio.Task | None = None
-        if rec is None and node.data.type in MODEL_NODES:
+        if rec is None and impl.traits.calls_model:
             # A model call's first start: its note goes alongside the call instead of before it
             # (one round trip less before the first token). The call runs in another service,
             # so it cannot be what kills this worker; a worker dying before the note lands only
             # leaves the node unnoted, to be run again like any node in flight.
             noting = asyncio.create_task(self.journal.started(self.run.run_id, record))
             noting.add_done_callback(_retrieve)
-        elif not getattr(impl, "pure", False) or rec is not None:
+        elif not impl.traits.pure or rec is not None:
             record.starts = await self.journal.started(self.run.run_id, record)
             if record.starts > 1 + self.run.limits.max_node_restarts:
                 return await self._fail(scope, node, record, base, pool, outcome, key,
                                         RuntimeError(f"node was in flight when its worker died "
                                                      f"{record.starts - 1} times"), 0.0, retry=False)
         t0 = self.run.clock()
-        ctx = self._context(scope, node, key, pool)
-        container = node.data.type in CONTAINER_NODES
+        ctx = self._context(scope, node, impl, key, pool)
         try:
-            result = await self._attempts(impl, node, ctx, base, container)
+            result = await self._attempts(impl, node, ctx, base)
         except (RunAborted, RunPaused, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -204,14 +230,14 @@ class Engine:
         await _noted(noting, record)
         return await self._succeed(scope, node, record, base, pool, outcome, key, result, t0)
 
-    async def _attempts(self, impl: Any, node: Node, ctx: NodeContext, base: dict, container: bool) -> NodeResult:
+    async def _attempts(self, impl: Node[Any], node: GraphNode, ctx: NodeContext, base: dict) -> NodeResult:
         data = node.data
         retry = data.retry_config
         while True:
             try:
                 # A container holds no slot while its children run, or nested levels deadlock.
                 async with contextlib.AsyncExitStack() as stack:
-                    if not container:
+                    if not impl.traits.container:
                         await stack.enter_async_context(self._slots)
                     if self.observer is not None:
                         stack.enter_context(self.observer.node(data.type, node.id))
@@ -234,6 +260,8 @@ class Engine:
         record.inputs, record.outputs, record.process_data = result.inputs, result.outputs, result.process_data
         record.edge_handle, record.writes = result.edge_handle, result.writes
         record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
+        record.answer, record.citations = result.answer, result.citations
+        record.run_outputs, record.loop_end = result.run_outputs, result.loop_end
         return await self._finish(scope, node, record, base, pool, outcome, key, t0)
 
     async def _fail(self, scope, node, record, base, pool, outcome, key, exc: Exception, t0, retry=True) -> str:
@@ -256,7 +284,7 @@ class Engine:
     async def _finish(self, scope, node, record: NodeRecord, base, pool, outcome, key, t0) -> str:
         now = self.run.clock()
         record.elapsed_ms = (now - t0) * 1000 if t0 else 0.0
-        if record.status == "succeeded" and getattr(self.registry[node.data.type], "pure", False):
+        if record.status == "succeeded" and self.registry[node.data.type].traits.pure:
             self._write_later(record)
         else:
             await self.journal.finished(self.run.run_id, record)
@@ -272,27 +300,26 @@ class Engine:
             "created_at": int(t0 or now), "finished_at": int(now)}, node.id)
         return record.edge_handle
 
-    def _apply(self, scope: Scope, node: Node, rec: NodeRecord, pool: VariablePool, outcome: ScopeOutcome,
+    def _apply(self, scope: Scope, node: GraphNode, rec: NodeRecord, pool: VariablePool, outcome: ScopeOutcome,
                key: str) -> None:
+        """What a finished node does to the run, from its record: the same for a node that just
+        ran and for one a resumed run replays from the journal, whatever its type."""
         pool.set_scope(node.id, rec.outputs)
         for selector, value in rec.writes:
             pool.assign(selector, value)
         self.state.prompt_tokens += rec.prompt_tokens
         self.state.completion_tokens += rec.completion_tokens
         outcome.tokens += rec.prompt_tokens + rec.completion_tokens
-        kind = node.data.type
-        if kind == "answer":
-            self.state.answers.append(str(rec.outputs.get("answer", "")))
-        elif kind == "knowledge-retrieval":
-            self.state.retrieved.extend(c for c in rec.outputs.get("result") or [] if isinstance(c, dict))
-        elif kind == "end" and scope.container is None:
-            self.state.outputs.update(rec.outputs)
-        elif kind == "loop-end":
-            outcome.loop_end = True
+        if rec.answer is not None:
+            self.state.answers.append(rec.answer)
+        self.state.retrieved.extend(rec.citations)
+        if rec.run_outputs is not None and scope.container is None:
+            self.state.outputs.update(rec.run_outputs)
+        outcome.loop_end = outcome.loop_end or rec.loop_end
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def _started_inputs(self, node: Node, pool: VariablePool) -> dict[str, Any]:
+    def _started_inputs(self, node: GraphNode, pool: VariablePool) -> dict[str, Any]:
         """`inputs` of node_started (Dify's API lists it): the variables the node reads, by
         selector (`start.query`, `env.region`), as they stand when it starts."""
         selectors = [sel for _, sel in node.data.selectors() if sel]
@@ -317,7 +344,7 @@ class Engine:
             return [self._masked(v) for v in value]
         return value
 
-    def _base_event(self, node: Node, key: str, index: int, scope: Scope) -> dict[str, Any]:
+    def _base_event(self, node: GraphNode, key: str, index: int, scope: Scope) -> dict[str, Any]:
         base = {"id": self.run.execution_id(key), "node_id": node.id, "node_type": node.data.type,
                 "title": node.data.title or node.id, "index": index}
         if scope.container is not None:
@@ -326,14 +353,14 @@ class Engine:
             base[f"{kind.data.type}_id"] = scope.container
         return base
 
-    def _context(self, scope: Scope, node: Node, key: str, pool: VariablePool) -> NodeContext:
+    def _context(self, scope: Scope, node: GraphNode, impl: Node[Any], key: str, pool: VariablePool) -> NodeContext:
         data, limits = node.data, self.run.limits
         if data.timeout_s:
             timeout = data.timeout_s
-        elif data.type in CONTAINER_NODES:
+        elif impl.traits.container:
             timeout = 0.0  # bounded by its children's timeouts and the run's wall time
         else:
-            timeout = limits.model_timeout_s if data.type in MODEL_NODES else limits.default_timeout_s
+            timeout = limits.model_timeout_s if impl.traits.calls_model else limits.default_timeout_s
 
         def emit(event: str, payload: dict[str, Any]) -> None:
             self.events.emit(event, payload, node.id)

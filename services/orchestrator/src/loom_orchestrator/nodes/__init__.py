@@ -1,13 +1,14 @@
-"""Node types: one module per type, each a class declaring `type`, `version` and `pure`
-(no side effect, so its start is not journaled) with `async run(data, ctx) -> NodeResult`.
-The typed config of each lives in `loom_common.dsl` (shared with the gateway)."""
+"""Node types: one module per type, each a `Node[Config]` (engine/node.py) declaring its
+`type`, `version` and `traits`, with `async run(data, ctx) -> NodeResult`. The typed config of
+each lives in `loom_common.dsl` (shared with the gateway)."""
 
 from __future__ import annotations
 
-from typing import Any
+from loom_orchestrator.engine.node import NodeRegistry
 
 
-def registry() -> dict[str, Any]:
+def registry() -> NodeRegistry:
+    """Every node type this worker runs, by its DSL type."""
     from loom_orchestrator.nodes import (
         agent,
         answer,
@@ -39,4 +40,4 @@ def registry() -> dict[str, Any]:
              iteration.IterationNode(), iteration.IterationStartNode(), loop.LoopNode(), loop.LoopStartNode(),
              loop.LoopEndNode(), agent.AgentNode(), list_operator.ListOperatorNode(),
              document_extractor.DocumentExtractorNode(), human_input.HumanInputNode()]
-    return {n.type: n for n in nodes}
+    return NodeRegistry.of(nodes)

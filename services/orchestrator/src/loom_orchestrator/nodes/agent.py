@@ -22,12 +22,14 @@ from typing import Any
 from loom_common.dsl.ai_nodes import AgentData
 from loom_common.errors import PermanentError
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.ports import ChatMessage, ToolSchema
 from loom_orchestrator.nodes import modeling
 
 
-class AgentNode:
-    type, version, pure = "agent", "1", False
+class AgentNode(Node[AgentData]):
+    type, version = "agent", "1"
+    traits = Traits(calls_model=True)
 
     async def run(self, data: AgentData, ctx: NodeContext) -> NodeResult:
         tools = await self._tools(data, ctx)

@@ -9,15 +9,18 @@ from __future__ import annotations
 from loom_common.dsl.flow_nodes import AnswerData
 from loom_common.dsl.references import segments
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.variables import to_text
 
 
-class AnswerNode:
-    type, version, pure = "answer", "1", True
+class AnswerNode(Node[AnswerData]):
+    type, version = "answer", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: AnswerData, ctx: NodeContext) -> NodeResult:
         segs = segments(data.answer)
         parts = [s.text if s.selector is None else to_text(ctx.pool.get(s.selector)) for s in segs]
         skip = 1 if segs and segs[0].selector and ctx.streamed(segs[0].selector[0]) else 0
         ctx.say("".join(parts[skip:]))
-        return NodeResult(outputs={"answer": "".join(parts)})
+        answer = "".join(parts)
+        return NodeResult(outputs={"answer": answer}, answer=answer)

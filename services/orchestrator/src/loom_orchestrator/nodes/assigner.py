@@ -10,10 +10,12 @@ from typing import Any
 
 from loom_common.dsl.flow_nodes import AssignItem, VariableAssignerData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class VariableAssignerNode:
-    type, version, pure = "assigner", "2", True
+class VariableAssignerNode(Node[VariableAssignerData]):
+    type, version = "assigner", "2"
+    traits = Traits(pure=True)
 
     async def run(self, data: VariableAssignerData, ctx: NodeContext) -> NodeResult:
         writes: list[list[Any]] = []

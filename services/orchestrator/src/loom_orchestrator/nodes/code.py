@@ -7,13 +7,14 @@ from typing import Any
 
 from loom_common.dsl.flow_nodes import CodeData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node
 
 _TOOLS = {"python3": "code.python", "javascript": "code.javascript"}
 _CHECKS = {"string": str, "number": (int, float), "object": dict, "boolean": bool}
 
 
-class CodeNode:
-    type, version, pure = "code", "1", False
+class CodeNode(Node[CodeData]):
+    type, version = "code", "1"
 
     async def run(self, data: CodeData, ctx: NodeContext) -> NodeResult:
         if ctx.services.tools is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from loom_common.dsl.list_nodes import DocumentExtractorData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node
 
 MAX_FILES = 20  # files read by one node execution
 
@@ -23,8 +24,8 @@ def _files(value: Any, selector: str) -> list[dict[str, Any]]:
     return items
 
 
-class DocumentExtractorNode:
-    type, version, pure = "document-extractor", "1", False
+class DocumentExtractorNode(Node[DocumentExtractorData]):
+    type, version = "document-extractor", "1"
 
     async def run(self, data: DocumentExtractorData, ctx: NodeContext) -> NodeResult:
         if ctx.services.documents is None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from loom_common.dsl.flow_nodes import EndData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class EndNode:
-    type, version, pure = "end", "1", True
+class EndNode(Node[EndData]):
+    type, version = "end", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: EndData, ctx: NodeContext) -> NodeResult:
         outputs = {o.variable: ctx.pool.get(o.value_selector) for o in data.outputs}
-        return NodeResult(outputs=outputs, inputs=outputs)
+        return NodeResult(outputs=outputs, inputs=outputs, run_outputs=outputs)

@@ -8,6 +8,7 @@ from typing import Any
 
 from loom_common.dsl.flow_nodes import HttpRequestData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node
 from loom_orchestrator.engine.variables import to_text
 
 
@@ -21,8 +22,8 @@ def _lines(text: str) -> dict[str, str]:
     return out
 
 
-class HttpRequestNode:
-    type, version, pure = "http-request", "1", False
+class HttpRequestNode(Node[HttpRequestData]):
+    type, version = "http-request", "1"
 
     async def run(self, data: HttpRequestData, ctx: NodeContext) -> NodeResult:
         if ctx.services.tools is None:

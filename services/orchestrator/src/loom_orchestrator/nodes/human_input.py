@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from loom_common.dsl.human_input import TIMEOUT_HANDLE, HumanInputData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.pause import PendingForm, RunPaused
 
 # The rendered content travels in run events (NATS messages of at most 1 MB) and the form's row:
@@ -21,8 +22,9 @@ from loom_orchestrator.engine.pause import PendingForm, RunPaused
 MAX_CONTENT = 20_000
 
 
-class HumanInputNode:
-    type, version, pure = "human-input", "1", True
+class HumanInputNode(Node[HumanInputData]):
+    type, version = "human-input", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: HumanInputData, ctx: NodeContext) -> NodeResult:
         forms = ctx.services.human_inputs

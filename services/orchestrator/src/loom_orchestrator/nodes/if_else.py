@@ -5,10 +5,12 @@ from __future__ import annotations
 from loom_common.dsl.flow_nodes import IfElseData
 from loom_orchestrator.engine.conditions import holds
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class IfElseNode:
-    type, version, pure = "if-else", "1", True
+class IfElseNode(Node[IfElseData]):
+    type, version = "if-else", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: IfElseData, ctx: NodeContext) -> NodeResult:
         for case in data.cases:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from loom_common.dsl.flow_nodes import IterationData
+from loom_common.dsl.flow_nodes import IterationData, IterationStartData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class IterationNode:
-    type, version, pure = "iteration", "1", True  # its children are journaled, not itself
+class IterationNode(Node[IterationData]):
+    type, version = "iteration", "1"
+    traits = Traits(pure=True, container=True)  # its children are journaled, not itself
 
     async def run(self, data: IterationData, ctx: NodeContext) -> NodeResult:
         items = ctx.pool.get(data.iterator_selector)
@@ -55,8 +57,9 @@ class IterationNode:
                           process_data={"failed_indexes": sorted(failed), "tokens": tokens})
 
 
-class IterationStartNode:
-    type, version, pure = "iteration-start", "1", True
+class IterationStartNode(Node[IterationStartData]):
+    type, version = "iteration-start", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data, ctx: NodeContext) -> NodeResult:
         return NodeResult()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from loom_common.dsl.ai_nodes import KnowledgeRetrievalData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node
 from loom_orchestrator.engine.ports import RetrievalQuery
 from loom_orchestrator.engine.variables import to_text
 
 
-class KnowledgeRetrievalNode:
-    type, version, pure = "knowledge-retrieval", "1", False
+class KnowledgeRetrievalNode(Node[KnowledgeRetrievalData]):
+    type, version = "knowledge-retrieval", "1"
 
     async def run(self, data: KnowledgeRetrievalData, ctx: NodeContext) -> NodeResult:
         if ctx.services.retriever is None:
@@ -26,4 +27,5 @@ class KnowledgeRetrievalNode:
                            filter_logic=conditions.logical_operator if conditions else "and")
         chunks = await ctx.services.retriever.retrieve(q, ctx.timeout_s) if query else []
         inputs = {"query": query, **({"metadata_filtering_conditions": conditions.model_dump()} if conditions else {})}
-        return NodeResult(inputs=inputs, outputs={"result": chunks})
+        return NodeResult(inputs=inputs, outputs={"result": chunks},
+                          citations=[c for c in chunks if isinstance(c, dict)])

@@ -13,6 +13,7 @@ from typing import Any
 
 from loom_common.dsl.list_nodes import FilterCondition, ListOperatorData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.variables import VariablePool
 
 _TEXT_KEYS = {"name", "type", "extension", "mime_type", "transfer_method", "url"}
@@ -94,8 +95,9 @@ def _keep(cond: FilterCondition, kind: str, pool: VariablePool) -> Callable[[Any
     return lambda f: text_test(file_value(f, cond.key))
 
 
-class ListOperatorNode:
-    type, version, pure = "list-operator", "1", True
+class ListOperatorNode(Node[ListOperatorData]):
+    type, version = "list-operator", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: ListOperatorData, ctx: NodeContext) -> NodeResult:
         items = ctx.pool.get(data.variable)

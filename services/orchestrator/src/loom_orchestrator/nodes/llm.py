@@ -7,6 +7,7 @@ from __future__ import annotations
 from loom_common.dsl.ai_nodes import LLMData
 from loom_common.errors import PermanentError
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.ports import ChatMessage
 from loom_orchestrator.engine.variables import to_text
 from loom_orchestrator.nodes import llm_files, modeling
@@ -18,8 +19,9 @@ def _context_text(value) -> str:
     return to_text(value)
 
 
-class LLMNode:
-    type, version, pure = "llm", "1", False
+class LLMNode(Node[LLMData]):
+    type, version = "llm", "1"
+    traits = Traits(calls_model=True)
 
     async def run(self, data: LLMData, ctx: NodeContext) -> NodeResult:
         pool = ctx.pool

@@ -9,13 +9,15 @@ journal and decides the same way.
 
 from __future__ import annotations
 
-from loom_common.dsl.flow_nodes import LoopData
+from loom_common.dsl.flow_nodes import LoopData, LoopEndData, LoopStartData
 from loom_orchestrator.engine.conditions import holds
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class LoopNode:
-    type, version, pure = "loop", "1", True  # its children are journaled, not itself
+class LoopNode(Node[LoopData]):
+    type, version = "loop", "1"
+    traits = Traits(pure=True, container=True)  # its children are journaled, not itself
 
     async def run(self, data: LoopData, ctx: NodeContext) -> NodeResult:
         loop_pool = ctx.pool.child()
@@ -43,15 +45,17 @@ class LoopNode:
         return NodeResult(inputs=values, outputs=outputs, process_data={"stopped_by": reason})
 
 
-class LoopStartNode:
-    type, version, pure = "loop-start", "1", True
+class LoopStartNode(Node[LoopStartData]):
+    type, version = "loop-start", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data, ctx: NodeContext) -> NodeResult:
         return NodeResult()
 
 
-class LoopEndNode:
-    type, version, pure = "loop-end", "1", True
+class LoopEndNode(Node[LoopEndData]):
+    type, version = "loop-end", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data, ctx: NodeContext) -> NodeResult:
-        return NodeResult()
+        return NodeResult(loop_end=True)  # the enclosing loop stops after this round

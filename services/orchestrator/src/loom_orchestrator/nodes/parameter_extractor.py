@@ -7,6 +7,7 @@ from typing import Any
 
 from loom_common.dsl.ai_nodes import ExtractParameter, ParameterExtractorData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.ports import ChatMessage
 from loom_orchestrator.engine.variables import to_text
 from loom_orchestrator.nodes import modeling
@@ -31,8 +32,9 @@ def schema_of(params: list[ExtractParameter]) -> dict[str, Any]:
             "additionalProperties": False}
 
 
-class ParameterExtractorNode:
-    type, version, pure = "parameter-extractor", "1", False
+class ParameterExtractorNode(Node[ParameterExtractorData]):
+    type, version = "parameter-extractor", "1"
+    traits = Traits(calls_model=True)
 
     async def run(self, data: ParameterExtractorData, ctx: NodeContext) -> NodeResult:
         query = to_text(ctx.pool.get(data.query))

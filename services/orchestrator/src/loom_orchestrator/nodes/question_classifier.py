@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from loom_common.dsl.ai_nodes import QuestionClassifierData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 from loom_orchestrator.engine.ports import ChatMessage
 from loom_orchestrator.engine.variables import to_text
 from loom_orchestrator.nodes import modeling
 
 
-class QuestionClassifierNode:
-    type, version, pure = "question-classifier", "1", False
+class QuestionClassifierNode(Node[QuestionClassifierData]):
+    type, version = "question-classifier", "1"
+    traits = Traits(calls_model=True)
 
     async def run(self, data: QuestionClassifierData, ctx: NodeContext) -> NodeResult:
         query = to_text(ctx.pool.get(data.query_variable_selector))

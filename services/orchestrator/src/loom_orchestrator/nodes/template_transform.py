@@ -17,6 +17,7 @@ from jinja2 import StrictUndefined, TemplateError
 from loom_common import templating
 from loom_common.dsl.flow_nodes import TemplateTransformData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 MAX_OUTPUT = 400_000  # characters, as Dify
 RENDER_TIMEOUT_S = 5.0
@@ -29,8 +30,9 @@ def _compile(source: str):
     return _ENV.from_string(source)
 
 
-class TemplateTransformNode:
-    type, version, pure = "template-transform", "1", True
+class TemplateTransformNode(Node[TemplateTransformData]):
+    type, version = "template-transform", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: TemplateTransformData, ctx: NodeContext) -> NodeResult:
         values = {v.variable: ctx.pool.get(v.value_selector) for v in data.variables}

@@ -6,11 +6,12 @@ from typing import Any
 
 from loom_common.dsl.flow_nodes import ToolData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node
 from loom_orchestrator.engine.variables import to_text
 
 
-class ToolNode:
-    type, version, pure = "tool", "1", False
+class ToolNode(Node[ToolData]):
+    type, version = "tool", "1"
 
     async def run(self, data: ToolData, ctx: NodeContext) -> NodeResult:
         if ctx.services.tools is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from loom_common.dsl.flow_nodes import VariableAggregatorData
 from loom_orchestrator.engine.context import NodeContext, NodeResult
+from loom_orchestrator.engine.node import Node, Traits
 
 
-class VariableAggregatorNode:
-    type, version, pure = "variable-aggregator", "1", True
+class VariableAggregatorNode(Node[VariableAggregatorData]):
+    type, version = "variable-aggregator", "1"
+    traits = Traits(pure=True)
 
     async def run(self, data: VariableAggregatorData, ctx: NodeContext) -> NodeResult:
         for sel in data.variables:

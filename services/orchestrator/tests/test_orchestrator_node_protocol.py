@@ -1,0 +1,190 @@
+"""The node protocol: node types declare `type`, `version` and traits in a typed registry,
+tell the engine what they do to the run through `NodeResult` (replayed from the journal on
+resume), and a run resumed across a change of a node's version fails with a clear error
+(in memory and on the real journal in Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loom_common.dsl.flow_nodes import EndData, ToolData
+from loom_common.dsl.graph import NODE_TYPES
+from loom_common.events import RunRequested
+from loom_common.ids import new_id
+from loom_common.testing import eventually
+from loom_orchestrator.engine.context import NodeResult, RunContext, Services
+from loom_orchestrator.engine.inmemory import ListSink
+from loom_orchestrator.engine.node import Node, NodeRegistry, Traits
+from loom_orchestrator.engine.runner import NodeVersionChanged
+from loom_orchestrator.nodes import registry
+from loom_orchestrator.nodes.end import EndNode
+from loom_orchestrator.store import PgJournal, PgRunStore
+from loom_orchestrator.testkit import chain, node
+from loom_orchestrator.workflow import _REGISTRY, execute_run
+
+RUNNER = Path(__file__).parents[1] / "src/loom_orchestrator/engine/runner.py"
+
+
+class Held(Node[ToolData]):
+    """Runs in place of the tool node: waits while `hold` names it, counts calls."""
+
+    type, version = "tool", "1"
+
+    def __init__(self, version: str = "1") -> None:
+        self.version = version  # type: ignore[misc]  # an instance of another version, as after a deploy
+        self.calls: dict[str, int] = {}
+        self.hold: set[str] = set()
+
+    async def run(self, data: ToolData, ctx) -> NodeResult:
+        self.calls[ctx.node_id] = self.calls.get(ctx.node_id, 0) + 1
+        while ctx.node_id in self.hold:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        return NodeResult(outputs={"text": f"{ctx.node_id} ok"})
+
+
+def tool(nid: str) -> dict:
+    return node(nid, "tool", tool_name="held")
+
+
+# start -> a -> answer -> b -> end: a chatflow whose answer is said before b (held) runs.
+GRAPH = {"nodes": [node("start", "start"), tool("a"), node("ans", "answer", answer="said {{#a.text#}}"), tool("b"),
+                   node("end", "end", outputs=[{"variable": "r", "value_selector": ["b", "text"]}])],
+         "edges": chain("start", "a", "ans", "b", "end")}
+
+
+def test_every_dsl_type_has_a_node_declaring_version_and_traits() -> None:
+    reg = registry()
+    assert isinstance(reg, NodeRegistry) and sorted(reg) == sorted(NODE_TYPES)
+    for type_, impl in reg.items():
+        assert isinstance(impl, Node) and impl.type == type_ and impl.version and isinstance(impl.traits, Traits)
+        config = impl.config_type()
+        assert config is not None and config.model_fields["type"].default == type_  # generic over its own config
+    assert {t for t, n in reg.items() if n.traits.calls_model} == {
+        "llm", "agent", "question-classifier", "parameter-extractor"}
+    assert {t for t, n in reg.items() if n.traits.container} == {"iteration", "loop"}
+    assert not any(reg[t].traits.pure for t in ("llm", "code", "tool", "http-request", "knowledge-retrieval"))
+    # The engine tells kinds apart by traits and results only: it compares no type name, keeps no list of them.
+    source = RUNNER.read_text()
+    assert not re.findall(r'(?:==|!=|= \(|in \()\s*"(?:' + "|".join(map(re.escape, NODE_TYPES)) + ')"', source)
+    assert "MODEL_NODES" not in source and "CONTAINER_NODES" not in source
+
+
+def test_the_registry_and_node_classes_refuse_bad_declarations() -> None:
+    with pytest.raises(ValueError, match="two nodes declare type 'end'"):
+        NodeRegistry.of([EndNode(), EndNode()])
+
+    class Mismatched(Node[EndData]):
+        type, version = "answer", "1"
+
+        async def run(self, data, ctx) -> NodeResult:
+            return NodeResult()
+
+    with pytest.raises(ValueError, match="EndData, the config of 'end'"):
+        NodeRegistry.of([Mismatched()])
+    with pytest.raises(TypeError, match="is not a Node"):
+        NodeRegistry()["tool"] = object()  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="non-empty str `version`"):
+        class Unversioned(Node[ToolData]):
+            type = "tool"
+
+            async def run(self, data, ctx) -> NodeResult:
+                return NodeResult()
+
+
+def _request(run_id: str, tenant: str = "t1") -> tuple[RunRequested, RunContext]:
+    req = RunRequested(tenant_id=tenant, run_id=run_id, app_id="app", app_mode="chatflow", graph=GRAPH,
+                       query="q", conversation_id=None)
+    return req, RunContext(run_id=run_id, tenant_id=tenant, app_id="app", mode="chatflow", message_id=run_id)
+
+
+async def _crash_then_resume(journal_for, run_id: str, monkeypatch, *, new_version: str, tenant: str = "t1"):
+    """Run GRAPH until b is in flight, kill the run (its worker "dies"), then resume it on a
+    "deployed" worker whose tool node has `new_version`. Returns (old node, new node, outcome, events)."""
+    old = Held()
+    old.hold = {"b"}
+    monkeypatch.setitem(_REGISTRY, "tool", old)
+    req, run = _request(run_id, tenant)
+    task = asyncio.create_task(execute_run(req, run, Services(), journal_for(), ListSink()))
+    await eventually(lambda: old.calls.get("b") == 1, "b started")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    new = Held(new_version)
+    monkeypatch.setitem(_REGISTRY, "tool", new)
+    sink = ListSink()
+    outcome = await execute_run(req, run, Services(), journal_for(), sink)
+    return old, new, outcome, sink
+
+
+async def test_a_run_resumed_across_a_node_version_change_fails_clearly(harness, monkeypatch) -> None:
+    _, new, outcome, sink = await _crash_then_resume(lambda: harness.journal, "r-deploy", monkeypatch,
+                                                       new_version="2")
+    assert outcome.status == "failed"
+    assert outcome.error == str(NodeVersionChanged("a", "tool", "1", "2"))
+    assert "node 'a' (tool) was journaled by version 1 and this worker has version 2" in outcome.error
+    assert new.calls == {}  # nothing ran again on the new code, not even the node in flight
+    assert [e["message"] for e in sink.of("error")] == [outcome.error]
+    assert sink.of("workflow_finished")[0]["status"] == "failed" and not sink.of("node_started")
+
+
+async def test_an_unchanged_version_resumes_and_replays_what_nodes_did(harness, monkeypatch) -> None:
+    _, new, outcome, _ = await _crash_then_resume(lambda: harness.journal, "r-same", monkeypatch,
+                                                       new_version="1")
+    assert outcome.status == "succeeded", outcome.error
+    assert new.calls == {"b": 1}  # a replayed from the journal, b (in flight) started again
+    assert outcome.answer == "said a ok"  # the answer node's text, replayed from its record
+    assert outcome.outputs == {"r": "b ok"}  # the end node's outputs are the run's
+    assert {r.key: r.version for r in harness.journal.runs["r-same"].values()}["b"] == "1"
+
+
+@pytest.mark.integration
+async def test_the_postgres_journal_keeps_versions_and_refuses_a_changed_one(pool, monkeypatch) -> None:
+    store = PgRunStore(pool)
+    for run_id, version in ((new_id(), "2"), (new_id(), "1")):
+        req, _ = _request(run_id, "t-pg")
+        await store.claim(req, None, "w1")
+        _, _, outcome, _ = await _crash_then_resume(lambda: PgJournal(pool, "t-pg"), run_id, monkeypatch,
+                                                    new_version=version, tenant="t-pg")
+        rows = {r["key"]: r for r in await pool.fetch(
+            "SELECT key, node_version, effects FROM node_executions WHERE run_id = $1", run_id)}
+        if version == "2":
+            assert outcome.status == "failed" and "was journaled by version 1 and this worker has version 2" in (
+                outcome.error or "")
+            assert rows["b"]["node_version"] == "1"  # the in-flight note kept the version that started it
+        else:
+            assert outcome.status == "succeeded" and outcome.answer == "said a ok", outcome.error
+            assert {k: r["node_version"] for k, r in rows.items()} == {
+                "start": "1", "a": "1", "ans": "1", "b": "1", "end": "1"}
+            assert rows["ans"]["effects"] == '{"answer": "said a ok"}'
+
+
+@pytest.mark.integration
+async def test_the_migration_backfills_rows_of_unfinished_runs(pool) -> None:
+    """Rows journaled before versions were kept: an unfinished run's get the versions and
+    effects the old engine had (so it resumes after the deploy), a finished run's stay as they were."""
+    sql = (Path(__file__).parents[1] / "src/loom_orchestrator/migrations/0020_node_versions.sql").read_text()
+    backfill = sql[sql.index("UPDATE"):]
+    store = PgRunStore(pool)
+    running, done = (RunRequested(tenant_id="t-old", run_id=new_id(), app_id="app") for _ in range(2))
+    for req in (running, done):
+        await store.claim(req, None, "w")
+    await pool.execute("UPDATE runs SET status = 'succeeded' WHERE id = $1", done.run_id)
+    legacy: list[tuple[str, str, Any]] = [
+        ("ans", "answer", '{"answer": "hi"}'), ("kr", "knowledge-retrieval", '{"result": [{"content": "c"}, 3]}'),
+        ("end", "end", '{"r": 1}'), ("le", "loop-end", "{}"), ("as", "assigner", "{}"), ("t", "tool", "{}")]
+    for req in (running, done):
+        for i, (key, type_, outputs) in enumerate(legacy):
+            await pool.execute("INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, "
+                               "outputs) VALUES ($1, $2, 't-old', $2, $3, $4, 'succeeded', $5::jsonb)",
+                               req.run_id, key, type_, i, outputs)
+    await pool.execute(backfill)
+    records = await PgJournal(pool, "t-old").load(running.run_id)
+    assert {k: r.version for k, r in records.items()} == {k: "2" if k == "as" else "1" for k, _, _ in legacy}
+    assert records["ans"].answer == "hi" and records["kr"].citations == [{"content": "c"}]
+    assert records["end"].run_outputs == {"r": 1} and records["le"].loop_end and records["t"].answer is None
+    untouched = await PgJournal(pool, "t-old").load(done.run_id)
+    assert {r.version for r in untouched.values()} == {None}
