@@ -1,15 +1,18 @@
 """The node protocol: node types declare `type`, `version` and traits in a typed registry,
 tell the engine what they do to the run through `NodeResult` (replayed from the journal on
-resume), and a run resumed across a change of a node's version fails with a clear error
-(in memory and on the real journal in Postgres)."""
+resume), and a run resumed across a change of a node's version fails with a clear error: in
+memory, on the real journal in Postgres, and with real workers (one SIGKILLed mid-run, the
+one that takes over "deployed" with another version of the node in flight)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from loom_common.dsl.flow_nodes import EndData, ToolData
@@ -24,7 +27,7 @@ from loom_orchestrator.engine.runner import NodeVersionChanged
 from loom_orchestrator.nodes import registry
 from loom_orchestrator.nodes.end import EndNode
 from loom_orchestrator.store import PgJournal, PgRunStore
-from loom_orchestrator.testkit import chain, node
+from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model
 from loom_orchestrator.workflow import _REGISTRY, execute_run
 
 RUNNER = Path(__file__).parents[1] / "src/loom_orchestrator/engine/runner.py"
@@ -188,3 +191,41 @@ async def test_the_migration_backfills_rows_of_unfinished_runs(pool) -> None:
     assert records["end"].run_outputs == {"r": 1} and records["le"].loop_end and records["t"].answer is None
     untouched = await PgJournal(pool, "t-old").load(done.run_id)
     assert {r.version for r in untouched.values()} == {None}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_a_worker_deployed_with_another_node_version_fails_the_run_it_takes_over(
+        nats, database_url, run_service, tmp_path) -> None:
+    # The "deploy": worker B's llm node is version 2 (set at start-up by a sitecustomize on its path).
+    shim = tmp_path / "deployed"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("from loom_orchestrator.nodes.llm import LLMNode\nLLMNode.version = '2'\n")
+    async with serve_held_model() as model, BusClient(nats) as client:
+        env = {"LOOM_NATS_URL": nats, "LOOM_INFERENCE_ADDR": model.addr}
+        a = run_service("orchestrator", env=env)
+        run_id = await client.request(CHAT_GRAPH, app_mode="chatflow", query="hi", conversation_id=new_id())
+        conn = await asyncpg.connect(database_url)
+        try:
+            await eventually(lambda: conn.fetchval("SELECT node_version FROM orchestrator.node_executions "
+                                                   "WHERE run_id = $1 AND key = 'llm'", run_id),
+                             "worker A to note the llm node in flight")
+            run_service("orchestrator", env={**env, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(shim), os.environ.get("PYTHONPATH")]))})
+            a.kill()  # SIGKILL with the llm call in flight: B takes the run over once its ack wait passes
+            events = await client.events(run_id, until="workflow_finished", timeout_s=90)
+            row = await eventually(lambda: conn.fetchrow("SELECT status, error FROM orchestrator.runs WHERE id = $1 "
+                                                         "AND status <> 'running'", run_id), "the run's outcome")
+        finally:
+            await conn.close()
+    expected = "node 'llm' (llm) was journaled by version 1 and this worker has version 2"
+    assert row["status"] == "failed" and expected in row["error"]
+    errors = [e for e in events if e.event == "error"]
+    assert len(errors) == 1 and expected in _field(errors[0], "message")
+    assert _field(events[-1], "status") == "failed" and expected in _field(events[-1], "error")
+    assert model.calls == 1  # worker B called nothing: the run failed before anything ran again
+
+
+def _field(event, name: str) -> Any:
+    """A field of a run event's data, whether the data is the typed model or its dict."""
+    return event.data[name] if isinstance(event.data, dict) else getattr(event.data, name)
