@@ -74,10 +74,13 @@ kubectl:
 	@command -v kubectl >/dev/null || { apt-get update -q && apt-get install -y -q kubectl; } \
 	  || sudo apt-get install -y -q kubectl
 
-# Debian's h2load (nghttp2-client): bench/gateway.py's load generator for HTTP/1.1 and HTTP/2.
+# Debian's h2load (nghttp2-client) and wrk: bench/gateway.py's load generators (h2load: HTTP/1.1
+# and HTTP/2 per server; wrk: the non-LLM rate, pinned apart from the gateway).
 h2load:
 	@command -v h2load >/dev/null || { apt-get update -q && apt-get install -y -q nghttp2-client; } \
 	  || sudo apt-get install -y -q nghttp2-client
+	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; } \
+	  || sudo apt-get install -y -q wrk
 
 # Debian's redis-server (and redis-cli): the gateway's Redis tests run it, alone and as a cluster;
 # they skip, saying why, only where apt cannot install it.
