@@ -26,6 +26,7 @@ from loom_rag.ingest.isolated import ParseLimits
 from loom_rag.ingest.pipeline import Ingestor
 from loom_rag.ingest.tokenizer import WordPieceTokenizer
 from loom_rag.management import Management
+from loom_rag.retrieval.index_keeper import IndexKeeper
 from loom_rag.retrieval.rerank import LexicalOverlapReranker
 from loom_rag.retrieval.service import Retriever
 from loom_rag.settings import RagSettings
@@ -67,12 +68,16 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
                                          wall_s=settings.parse_wall_s, max_text_chars=settings.parse_max_text_chars,
                                          max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20)))
         late.retriever = Retriever(db, inference, LexicalOverlapReranker(), ef_search=settings.hnsw_ef_search,
-                                   candidates_per_method=settings.candidates_per_method, reads=rt.reads)
+                                   candidates_per_method=settings.candidates_per_method, reads=rt.reads,
+                                   policy=settings.index_policy())
         late.management = Management(db=db, files=files, queue=BusIngestQueue(rt.broker), embedder=inference,
                                      catalog=inference, tokenizer=tokenizer,
                                      default_embedding_model=settings.default_embedding_model,
                                      max_file_bytes=settings.max_file_bytes)
         tasks.append(asyncio.create_task(watch_backlog(rt.broker, settings.backlog_poll_s)))
+        if settings.index_keeper_poll_s > 0:  # per-dataset HNSW indexes, built off the request path
+            keeper = IndexKeeper(rt.pool, settings.index_policy(), poll_s=settings.index_keeper_poll_s)
+            tasks.append(asyncio.create_task(keeper.run()))
 
     @rt.on_stop
     async def unwire(rt: ServiceRuntime) -> None:

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from loom_common import bus
 from loom_common.blobs import StorageSettings
 from loom_common.settings import ServiceSettings
+from loom_rag.domain.vector_routes import IndexPolicy
 
 
 class RagSettings(ServiceSettings, StorageSettings):
@@ -41,6 +42,18 @@ class RagSettings(ServiceSettings, StorageSettings):
     hnsw_ef_search: int = 64               # candidates HNSW keeps; recall vs latency
     candidates_per_method: int = 40        # rows each method hands to fusion in hybrid search
     backlog_poll_s: float = 5.0            # how often the queue backlog gauge is refreshed
+    # A small tenant in a big table (domain/vector_routes.py): a dataset of up to this many rows
+    # is searched exactly; past own_index_min_rows, while it holds at most own_index_max_share
+    # of its dimension's rows, it gets a partial HNSW index of its own, which the index keeper
+    # builds concurrently in the background every index_keeper_poll_s (0: no keeper here).
+    vector_exact_max_rows: int = 10_000
+    own_index_min_rows: int = 10_000
+    own_index_max_share: float = 0.5
+    index_keeper_poll_s: float = 30.0
+
+    def index_policy(self) -> IndexPolicy:
+        return IndexPolicy(exact_max_rows=self.vector_exact_max_rows, own_index_min_rows=self.own_index_min_rows,
+                           own_index_max_share=self.own_index_max_share)
 
     def storage_root(self) -> Path:
         if self.storage_dir:

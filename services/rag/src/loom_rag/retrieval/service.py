@@ -1,7 +1,8 @@
 """`Retriever.retrieve`: the best chunks of a tenant's datasets for a query.
 
     datasets (tenant-checked) -> grouped by embedding model, dimension and text search config
-      -> per group, in one transaction: vector hits and/or full-text hits
+      -> per group, in one transaction: vector hits and/or full-text hits; vector hits of each
+         dataset by its route (exact, its own index, the shared index: domain/vector_routes.py)
       -> hybrid: weighted reciprocal rank fusion -> groups merged by score
       -> optional rerank -> score threshold -> top_k
 
@@ -22,10 +23,11 @@ from loom_rag.domain.errors import EmbeddingMismatch, InvalidArgument, NotFound
 from loom_rag.domain.models import Dataset, Hit, RetrievalQuery, SearchMethod
 from loom_rag.domain.ports import Embedder
 from loom_rag.domain.validation import uuid_
+from loom_rag.domain.vector_routes import IndexPolicy, Route
 from loom_rag.retrieval.fusion import reciprocal_rank_fusion
 from loom_rag.retrieval.rerank import Reranker
 from loom_rag.store import datasets as datasets_store
-from loom_rag.store import search
+from loom_rag.store import search, vector_indexes
 from loom_rag.store.tenancy import TenantDb
 
 MAX_TOP_K = 100
@@ -33,8 +35,9 @@ MAX_TOP_K = 100
 
 class Retriever:
     def __init__(self, db: TenantDb, embedder: Embedder, reranker: Reranker, *, ef_search: int = 64,
-                 candidates_per_method: int = 40, reads: Reads | None = None):
+                 candidates_per_method: int = 40, reads: Reads | None = None, policy: IndexPolicy | None = None):
         self.db, self.embedder, self.reranker = db, embedder, reranker
+        self.policy = policy or IndexPolicy()
         # Searches read the replica while it keeps up (loom_common.read_replica); without one,
         # the primary. Documents become searchable asynchronously anyway (ingestion is a queue).
         self.reads = reads or Reads(db.pool)
@@ -93,10 +96,10 @@ class Retriever:
                     "plan_cache_mode": "force_custom_plan"}
 
         async def by_vector() -> list[Hit]:
-            async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
-                return await search.vector(conn, tenant_id=q.tenant_id, dataset_ids=dataset_ids, dim=dim,
-                                           query_vector=vector, limit=n, filters=q.filters,
-                                           filter_logic=q.filter_logic)
+            # As the tenant role (row-level security): every vector route's quals are leakproof
+            # or ordering, so the policy costs no index (unlike full text's @@, below).
+            async with db.transaction(q.tenant_id, **settings) as conn:
+                return await self._by_routes(conn, q, dataset_ids, dim, vector, n)
 
         async def by_text() -> list[Hit]:
             async with db.transaction(q.tenant_id, rls=False, **settings) as conn:
@@ -113,6 +116,25 @@ class Retriever:
             return await by_text()
         vec_hits, text_hits = await asyncio.gather(by_vector(), by_text())
         return reciprocal_rank_fusion([vec_hits, text_hits], [q.vector_weight, q.keyword_weight])[:want]
+
+    async def _by_routes(self, conn, q: RetrievalQuery, dataset_ids: list[str], dim: int, vector: list[float],
+                         n: int) -> list[Hit]:
+        """Nearest `n` over the datasets, each searched by its route, merged by score."""
+        if self.policy.all_shared:
+            routes = {Route.SHARED: dataset_ids}
+        else:
+            routes = self.policy.routes(await vector_indexes.scopes(conn, q.tenant_id, dataset_ids, dim))
+        hits: list[Hit] = []
+        for route, ids in routes.items():
+            # An own index serves one dataset: its predicate names that dataset alone.
+            for group in ([d] for d in ids) if route == Route.OWN_INDEX else [ids]:
+                metrics.VECTOR_ROUTES.labels(route=route.value).inc(len(group))
+                hits.extend(await search.vector(conn, tenant_id=q.tenant_id, dataset_ids=group, dim=dim,
+                                                query_vector=vector, limit=n, filters=q.filters,
+                                                filter_logic=q.filter_logic, route=route))
+        if len(routes) > 1 or Route.OWN_INDEX in routes:
+            hits.sort(key=lambda h: (-h.score, h.segment_id))
+        return hits[:n]
 
 
 def _validate(q: RetrievalQuery) -> None:

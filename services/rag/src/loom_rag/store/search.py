@@ -2,11 +2,16 @@
 restricted to one tenant and a set of datasets, enabled segments of enabled documents, and the
 caller's metadata filters.
 
-Vector search orders by `embedding::vector(N) <=> q`, the expression the partial per-dimension
-HNSW index is built on. Filters are applied during the index scan; with pgvector's iterative
-scans (`hnsw.iterative_scan = relaxed_order`, set per transaction) the scan goes on past
-`ef_search` candidates until `limit` rows pass the filters, and the outer query restores exact
-order.
+Vector search takes one of three routes (domain/vector_routes.py):
+    SHARED     orders by `embedding::vector(N) <=> q`, the expression the per-dimension HNSW
+               index is built on. Filters are applied during the index scan; with pgvector's
+               iterative scans (`hnsw.iterative_scan = relaxed_order`, set per transaction) the
+               scan goes on past `ef_search` candidates until `limit` rows pass the filters, and
+               the outer query restores exact order.
+    OWN_INDEX  the same, for one dataset, whose id is then a plain `=` the planner proves the
+               dataset's partial index predicate from (plans are custom: the value is known).
+    EXACT      orders by the distance plus 0, an expression no index provides, so the planner
+               reads the dataset's rows through the (tenant_id, dataset_id) b-tree and sorts.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from loom_rag.domain.errors import InvalidArgument
 from loom_rag.domain.models import Hit, MetadataFilter
+from loom_rag.domain.vector_routes import Route
 from loom_rag.store.rows import loads
 
 _COLUMNS = "s.id, s.document_id, s.dataset_id, s.content, s.position, s.metadata, s.parent_content"
@@ -90,17 +96,26 @@ def _hits(found: list[asyncpg.Record]) -> list[Hit]:
 
 async def vector(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[str], dim: int,
                  query_vector: Sequence[float], limit: int, filters: Sequence[MetadataFilter] = (),
-                 filter_logic: str = "and") -> list[Hit]:
+                 filter_logic: str = "and", route: Route = Route.SHARED) -> list[Hit]:
     dim = int(dim)
-    args: list[Any] = [np.asarray(query_vector, dtype=np.float32), tenant_id, dataset_ids, limit]
+    if route == Route.OWN_INDEX:
+        if len(dataset_ids) != 1:
+            raise ValueError("an own-index search names exactly one dataset")
+        datasets: Any = dataset_ids[0]
+        in_datasets = "s.dataset_id = $3::uuid"
+    else:
+        datasets, in_datasets = dataset_ids, "s.dataset_id = ANY($3::uuid[])"
+    distance = f"s.embedding::vector({dim}) <=> $1::vector({dim})"
+    order = f"({distance}) + 0" if route == Route.EXACT else distance
+    args: list[Any] = [np.asarray(query_vector, dtype=np.float32), tenant_id, datasets, limit]
     where = filter_sql(filters, args, filter_logic)
     sql = f"""
         WITH hits AS MATERIALIZED (
-            SELECT {_COLUMNS}, s.embedding::vector({dim}) <=> $1::vector({dim}) AS distance
+            SELECT {_COLUMNS}, {distance} AS distance
             FROM segments s
-            WHERE s.tenant_id = $2 AND s.dataset_id = ANY($3::uuid[]) AND s.embedding_dim = {dim}
+            WHERE s.tenant_id = $2 AND {in_datasets} AND s.embedding_dim = {dim}
               AND s.enabled AND s.document_enabled{where}
-            ORDER BY s.embedding::vector({dim}) <=> $1::vector({dim})
+            ORDER BY {order}
             LIMIT $4)
         SELECT hits.*, 1 - hits.distance AS score, d.name AS document_name
         FROM hits JOIN documents d ON d.id = hits.document_id AND d.tenant_id = $2
