@@ -168,11 +168,11 @@ async def test_postgres_restarted_mid_run(own_nats, own_pg, run_service) -> None
         print(f"recovery_s={time.monotonic() - back:.2f} (Postgres accepting again -> run recorded finished, "
               f"the rest of the run included), claims {row['deliveries']}")
         later = await client.request(_long_loop(3))
-        assert (await client.events(later))[-1].data["status"] == "succeeded"
+        assert (await client.events(later))[-1].data.status == "succeeded"
     seqs = [e.seq for e in events]
     assert seqs == list(range(1, len(seqs) + 1)), f"seqs not 1..n once each: {seqs}"
     assert [e.event for e in events].count("workflow_finished") == 1
-    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"n": rounds}
+    assert events[-1].data.status == "succeeded" and events[-1].data.outputs == {"n": rounds}
     assert row["status"] == "succeeded"
     assert orchestrator.proc.poll() is None, orchestrator.log()
 
@@ -217,15 +217,15 @@ async def test_inference_killed_mid_generation(own_nats, database_url, run_servi
         row = await _finished_row(database_url, patient)
         print(f"recovery_s={time.monotonic() - t0:.2f} (inference SIGKILL -> the retried run finished, the "
               f"engine's restart and model load included)")
-    assert failed[-1].event == "workflow_finished" and failed[-1].data["status"] == "failed"
-    assert "llm" in failed[-1].data["error"]
+    assert failed[-1].event == "workflow_finished" and failed[-1].data.status == "failed"
+    assert "llm" in failed[-1].data.error
     assert [e.event for e in failed].count("workflow_finished") == 1
     _one_answer(retried)
     names = [e.event for e in retried]
     assert "node_retry" in names
     after_retry = retried[len(names) - 1 - names[::-1].index("node_retry"):]
     assert row["status"] == "succeeded"
-    assert row["answer"] == "".join(e.data["answer"] for e in after_retry if e.event == "message")
+    assert row["answer"] == "".join(e.data.answer for e in after_retry if e.event == "message")
     assert (await _finished_row(database_url, plain))["status"] == "failed"
 
 
@@ -274,12 +274,12 @@ async def test_tools_killed_mid_code_node(own_nats, database_url, run_service) -
         retried = await client.events(patient, timeout_s=120)
         print(f"recovery_s={time.monotonic() - t0:.2f} (tools SIGKILL -> the retried run finished, the "
               f"service's restart included)")
-    assert failed[-1].data["status"] == "failed" and "code" in failed[-1].data["error"]
+    assert failed[-1].data.status == "failed" and "code" in failed[-1].data.error
     for events in (failed, retried):
         seqs = [e.seq for e in events]
         assert seqs == list(range(1, len(seqs) + 1)) and [e.event for e in events].count("workflow_finished") == 1
     assert "node_retry" in [e.event for e in retried]
-    assert retried[-1].data["status"] == "succeeded" and retried[-1].data["outputs"] == {"ok": 1}
+    assert retried[-1].data.status == "succeeded" and retried[-1].data.outputs == {"ok": 1}
     assert (await _finished_row(database_url, patient))["status"] == "succeeded"
 
 
@@ -326,12 +326,12 @@ async def test_rag_killed_mid_retrieval(own_nats, database_url, run_service) -> 
             retried = await client.events(patient, timeout_s=120)
             print(f"recovery_s={time.monotonic() - t0:.2f} (rag SIGKILL -> the retried run finished, the "
                   f"service's restart included)")
-    assert failed[-1].data["status"] == "failed" and "kr" in failed[-1].data["error"]
+    assert failed[-1].data.status == "failed" and "kr" in failed[-1].data.error
     for events in (failed, retried):
         seqs = [e.seq for e in events]
         assert seqs == list(range(1, len(seqs) + 1)) and [e.event for e in events].count("workflow_finished") == 1
     assert "node_retry" in [e.event for e in retried]
-    assert retried[-1].data["status"] == "succeeded" and retried[-1].data["outputs"] == {"found": []}
+    assert retried[-1].data.status == "succeeded" and retried[-1].data.outputs == {"found": []}
     assert model.embeds == 3  # the retry embedded the query again on the restarted service
 
 

@@ -23,7 +23,7 @@ from faststream.nats import NatsBroker, NatsMessage
 from loom_common import bus, messaging
 from loom_common.db import _with_database
 from loom_common.devstack import infra
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.events import RunCancelRequested, RunEvent, RunFinished, RunRequested
 from loom_gateway.app import build
 from loom_gateway.settings import GatewaySettings
 
@@ -108,7 +108,8 @@ async def republish(client: httpx.AsyncClient, admin: Console, app_id: str, chan
 
 
 class ScriptedOrchestrator:
-    """Answers each run request with a fixed event script; honours stop requests."""
+    """Answers each run request with a fixed event script, then its outcome on runs.finished
+    (as the orchestrator does); honours stop requests."""
 
     def __init__(self, nats_url: str, chunks: int = 3, delay_s: float = 0.0):
         self.broker = NatsBroker(nats_url)
@@ -135,12 +136,21 @@ class ScriptedOrchestrator:
                       data=data)
         await messaging.publish(self.broker, bus.run_events(run.run_id), ev, stream=bus.RUN_EVENTS.name)
 
+    async def _finished(self, run: RunRequested, seq: int, status: str, answer: str = "", **fields) -> None:
+        end = RunFinished(event_id=f"{run.run_id}.{status}.{seq}", tenant_id=run.tenant_id, run_id=run.run_id,
+                          status=status, answer=answer, last_seq=seq, **fields)
+        await messaging.publish(self.broker, bus.RUNS_FINISHED, end, stream=bus.RUN_OUTCOMES.name)
+
     async def _play(self, run: RunRequested) -> None:
         seq = 0
+        said: list[str] = []
+        thoughts: list[dict] = []
 
         async def emit(event: str, data: dict) -> None:
             nonlocal seq
             seq += 1
+            said.extend([data["answer"]] if event == "message" else [data["text"]] if event == "text_chunk" else [])
+            thoughts.extend([data] if event == "agent_thought" else [])
             await self._emit(run, seq, event, data)
 
         await emit("workflow_started", {"inputs": run.inputs})
@@ -158,6 +168,9 @@ class ScriptedOrchestrator:
                 await emit("workflow_finished", {"status": "stopped", "outputs": {}, "error": "stopped by user"})
                 if run.app_mode != "workflow":
                     await emit("message_end", {"metadata": {"usage": {"total_tokens": 0}}})
+                await self._finished(run, seq, "stopped", "".join(said), error="stopped by user",
+                                     agent_thoughts=thoughts,
+                                     metadata={"usage": {"total_tokens": 0}} if run.app_mode != "workflow" else None)
                 return
             if run.app_mode == "workflow":
                 await emit("text_chunk", {"text": f"w{i} "})
@@ -167,6 +180,8 @@ class ScriptedOrchestrator:
             await emit("node_finished", {"node_id": "end", "status": "succeeded"})
             await emit("workflow_finished", {"status": "succeeded", "outputs": {"echo": run.inputs},
                                              "total_tokens": 7, "total_steps": 2, "elapsed_time": 0.1})
+            await self._finished(run, seq, "succeeded", "".join(said), outputs={"echo": run.inputs},
+                                 usage={"total_tokens": 7}, total_steps=2, elapsed_time=0.1)
         else:
             end: dict = {"metadata": {"usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}}
             declared = run.graph.get("conversation_variables") or []
@@ -176,6 +191,9 @@ class ScriptedOrchestrator:
                 kept |= {v["name"]: run.query for v in declared if v.get("value_type", "string") == "string"}
                 self.kept[run.conversation_id] = end["conversation_variables"] = kept
             await emit("message_end", end)
+            await self._finished(run, seq, "succeeded", "".join(said), usage=end["metadata"]["usage"],
+                                 metadata=end["metadata"], conversation_variables=end.get("conversation_variables"),
+                                 agent_thoughts=thoughts)
 
     async def __aenter__(self) -> ScriptedOrchestrator:
         await self.broker.start()

@@ -5,7 +5,8 @@ node's end, and the run's end after a pause. No stack: the events are written he
 from __future__ import annotations
 
 from loom_common.events import RunEvent
-from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
+from loom_gateway.api.sse import blocking_body
+from loom_gateway.domain.execution import Fold, StartedRun
 
 FORM = {"form_id": "f1", "node_id": "agent", "form_content": "Reply?", "fields": [{"name": "reply"}],
         "user_actions": [], "answerable_by": ["service-api"], "expiration_time": None}

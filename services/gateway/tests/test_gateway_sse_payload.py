@@ -1,9 +1,10 @@
-"""Run events as each app mode's Dify stream shows them (`execution.sse_payload`)."""
+"""Run events as each app mode's Dify stream shows them (`api.sse.sse_payload`)."""
 
 from __future__ import annotations
 
 from loom_common.events import RunEvent
-from loom_gateway.domain.execution import StartedRun, sse_payload
+from loom_gateway.api.sse import sse_payload
+from loom_gateway.domain.execution import StartedRun
 
 
 def _events(mode: str, script: list[tuple[str, dict]]) -> list[dict]:

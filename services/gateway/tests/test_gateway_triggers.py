@@ -163,7 +163,7 @@ async def test_signed_webhook_starts_a_run_and_bad_ones_get_401(gateway, admin, 
     assert (await c.post(path, content=body, headers=signed(r.json()["secret"], body))).status_code == 202
     audit = json.dumps((await c.get(admin.ws("/audit-logs"), headers=h)).json())
     assert "triggers.webhook_make" in audit and secret not in audit
-    # Four runs started (and were recorded, blocking or by watchers): 4 x 7 tokens, each charged once.
+    # Four runs started (and were recorded, blocking or from runs.finished): 4 x 7 tokens, each charged once.
     await eventually(lambda: _is(tokens_today(), 28), "each webhook run's tokens charged once")
 
 

@@ -1,13 +1,17 @@
 """The pipelined run event publisher on the real NATS JetStream: a burst of events is stored
-in seq order with every ack awaited by `flush`, and runs share one JetStream context."""
+in seq order with every ack awaited by `flush`, and runs share one JetStream context; an unacked
+event is published again until the run's deadline, then counted lost."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from loom_common import messaging
 from loom_common.ids import new_id
 from loom_common.messaging import PublishNotAcknowledged, last_run_event_seq
+from loom_common.retry import RetryPolicy
 from loom_orchestrator import events as events_module
 from loom_orchestrator.events import RunEventPublisher, _jetstream
 from loom_orchestrator.testkit import BusClient
@@ -25,7 +29,7 @@ async def test_a_burst_is_stored_in_seq_order_and_flush_waits_for_the_acks(nats_
         assert await last_run_event_seq(client.broker, run_id) == 303  # stored, not just sent
         stored = await client.all_events(run_id)
         assert [e.seq for e in stored] == list(range(4, 304))
-        assert "".join(e.data["answer"] for e in stored) == "".join(f"{i} " for i in range(300))
+        assert "".join(e.data.answer for e in stored) == "".join(f"{i} " for i in range(300))
         assert {e.tenant_id for e in stored} == {"t1"}
 
         other = RunEventPublisher(client.broker, new_id(), "t1")
@@ -54,38 +58,40 @@ async def test_an_event_unacked_through_a_long_outage_is_published_once_the_stre
 
     monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
     monkeypatch.setattr(events_module.messaging, "publish", publish)
-    monkeypatch.setattr(events_module, "_backoff_s", lambda attempt: 0.0)
+    monkeypatch.setattr(events_module, "REPUBLISH_POLICY", RetryPolicy(initial_interval_s=0.0, maximum_attempts=None))
     async with BusClient(nats_url) as client:
         run_id = new_id()
         events = RunEventPublisher(client.broker, run_id, "t1")
         events.emit("message", {"answer": "kept"}, "llm")
         await events.flush()
-        assert refusals == 0
+        assert refusals == 0 and events.lost == []
         stored = await client.all_events(run_id)
-        assert [(e.seq, e.data["answer"]) for e in stored] == [(1, "kept")]
+        assert [(e.seq, e.data.answer) for e in stored] == [(1, "kept")]
 
 
-async def test_an_event_is_given_up_only_after_the_patience(nats_url, monkeypatch) -> None:
+async def test_an_event_is_given_up_only_at_the_runs_deadline_and_counted_lost(nats_url, monkeypatch) -> None:
+    """Retried with the publisher's RetryPolicy until the run's deadline (here: already past,
+    so the least patience applies), then given up and counted in `lost`, which the worker turns
+    into a failed run (test_orchestrator_outcomes.py)."""
+    tries = 0
+
     async def never(*a, **kw):
+        nonlocal tries
+        tries += 1
         raise PublishNotAcknowledged("no ack from the stream")
 
     class NoAck:
         async def publish_async(self, *a, **kw):
             raise ConnectionError("not sent")
 
-    tries = 0
-
-    def backoff(attempt: int) -> float:
-        nonlocal tries
-        tries = attempt
-        return 0.05
-
     monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
     monkeypatch.setattr(events_module.messaging, "publish", never)
-    monkeypatch.setattr(events_module, "_backoff_s", backoff)
-    monkeypatch.setattr(events_module, "REPUBLISH_PATIENCE_S", 0.3)
+    monkeypatch.setattr(events_module, "REPUBLISH_POLICY",
+                        RetryPolicy(initial_interval_s=0.05, maximum_interval_s=0.05, maximum_attempts=None))
+    monkeypatch.setattr(events_module, "MIN_PATIENCE_S", 0.3)
     async with BusClient(nats_url) as client:
-        events = RunEventPublisher(client.broker, new_id(), "t1")
+        events = RunEventPublisher(client.broker, new_id(), "t1", deadline=time.monotonic())
         events.emit("message", {"answer": "x"}, "llm")
-        await events.flush()  # returns: the event is given up once the patience is spent
-        assert tries >= 1
+        events.emit("message", {"answer": "y"}, "llm")
+        await events.flush()  # returns: each event is given up once the patience is spent
+        assert tries >= 2 * 2 and events.lost == [1, 2]

@@ -87,8 +87,8 @@ async def test_a_paused_run_holds_nothing_and_an_answer_resumes_it(nats_url, dat
     names = [e.event for e in events]
     assert names.count("workflow_paused") == 1 and "workflow_resumed" in names
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert events[-1].data["status"] == "succeeded"
-    assert events[-1].data["outputs"] == {"said": "human said: yes", "late": None}
+    assert events[-1].data.status == "succeeded"
+    assert events[-1].data.outputs == {"said": "human said: yes", "late": None}
     assert len(after) == len(events)
     assert await _status(database_url, run_id) == "succeeded"
 
@@ -102,9 +102,9 @@ async def test_the_timer_takes_the_timeout_branch(nats_url, database_url, run_se
         assert await tick(forms, client.broker, time.time()) == 0  # an hour early: nothing is due
         assert await tick(forms, client.broker, time.time() + 2 * 3600) >= 1  # the clock, moved on
         events = await client.events(run_id)
-    assert events[-1].data["outputs"] == {"said": None, "late": "timed out: True"}
-    human = next(e for e in events if e.event == "node_finished" and e.data["node_id"] == "h")
-    assert human.data["outputs"]["timed_out"] is True
+    assert events[-1].data.outputs == {"said": None, "late": "timed out: True"}
+    human = next(e for e in events if e.event == "node_finished" and e.data.node_id == "h")
+    assert human.data.outputs["timed_out"] is True
 
 
 async def test_a_paused_run_can_be_stopped(nats_url, database_url, run_service, pool) -> None:
@@ -116,7 +116,7 @@ async def test_a_paused_run_can_be_stopped(nats_url, database_url, run_service, 
         events = await client.events(run_id)
         # Its form is not timed out later (the run is over).
         assert await tick(PgHumanInputs(pool), client.broker, time.time() + 2 * 3600) == 0
-    assert events[-1].data["status"] == "stopped"
+    assert events[-1].data.status == "stopped"
     assert await _status(database_url, run_id) == "stopped"
 
 

@@ -114,7 +114,7 @@ async def test_list_operator_through_the_real_orchestrator(nats_url, database_ur
         run_id = await bus_client.request(graph, inputs={"xs": {"v": ["c", "a", "b"]}})
         events = await bus_client.events(run_id)
     done = [e for e in events if e.event == "workflow_finished"][-1]
-    assert done.data["status"] == "succeeded"
-    assert done.data["outputs"] == {"result": ["a", "b"], "first_record": "a", "last_record": "b"}
-    finished = [e for e in events if e.event == "node_finished" and e.data.get("node_type") == "list-operator"]
-    assert len(finished) == 1 and finished[0].data["inputs"] == {"variable": ["c", "a", "b"]}
+    assert done.data.status == "succeeded"
+    assert done.data.outputs == {"result": ["a", "b"], "first_record": "a", "last_record": "b"}
+    finished = [e for e in events if e.event == "node_finished" and e.data.node_type == "list-operator"]
+    assert len(finished) == 1 and finished[0].data.inputs == {"variable": ["c", "a", "b"]}

@@ -64,7 +64,7 @@ async def test_run_end_to_end_events_in_order_and_journal(nats_url, database_url
         events = await client.events(run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].event == "workflow_started" and events[-1].event == "workflow_finished"
-    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"a": "n=5", "it": ["0", "1"]}
+    assert events[-1].data.status == "succeeded" and events[-1].data.outputs == {"a": "n=5", "it": ["0", "1"]}
     rows = await _row(
         database_url,
         "SELECT key, status, outputs FROM orchestrator.node_executions WHERE run_id = $1 ORDER BY idx",
@@ -81,8 +81,8 @@ async def test_invalid_graph_fails_the_run_with_the_node_named(nats_url, databas
     async with BusClient(nats_url) as client:
         run_id = await client.request({"nodes": [START, node("l", "llm", model={})], "edges": []})
         events = await client.events(run_id)
-    assert events[-1].data["status"] == "failed"
-    assert "node 'l' (llm): data.model.name: Field required" in events[-1].data["error"]
+    assert events[-1].data.status == "failed"
+    assert "node 'l' (llm): data.model.name: Field required" in events[-1].data.error
 
 
 async def test_stop_cancels_a_running_run(nats_url, database_url, run_service) -> None:
@@ -113,7 +113,7 @@ async def test_stop_cancels_a_running_run(nats_url, database_url, run_service) -
         await asyncio.sleep(0.3)
         await client.cancel(run_id)
         events = await client.events(run_id, timeout_s=30)
-    assert events[-1].data["status"] == "stopped"
+    assert events[-1].data.status == "stopped"
     assert await _wait_status(database_url, run_id, ("stopped",)) == "stopped"
     done = await _row(database_url, "SELECT count(*) AS n FROM orchestrator.node_executions WHERE run_id = $1", run_id)
     assert done[0]["n"] < 1000  # stopped well before its 500 rounds
@@ -193,7 +193,7 @@ async def test_crash_sigkill_mid_run_completes_once_on_another_worker(nats_url, 
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs)), "seq must grow strictly across the two workers"
     assert [e.event for e in events].count("workflow_finished") == 1
-    assert events[-1].data["status"] == "succeeded" and events[-1].data["outputs"] == {"last": 200}
+    assert events[-1].data.status == "succeeded" and events[-1].data.outputs == {"last": 200}
     rows = {
         r["key"]: r
         for r in await _row(

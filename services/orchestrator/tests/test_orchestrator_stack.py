@@ -78,7 +78,7 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
             for graph, cid in ((roomy, conv), (tight, small)):
                 run_id = await client.request(graph, app_mode="chatflow", query=query, conversation_id=cid)
                 events = await client.events(run_id, until="message_end", timeout_s=120)
-                assert events[-2].data["status"] == "succeeded", events[-2].data
+                assert events[-2].data.status == "succeeded", events[-2].data
                 assert any(e.event == "message" for e in events)  # tokens streamed into the answer
         conn = await asyncpg.connect(database_url)
         try:
@@ -115,8 +115,7 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
         await sub.unsubscribe()
         await client.cancel(run_id)
         events = await client.events(run_id, timeout_s=30)
-        assert events[-1].data["status"] == "stopped", [(e.event, e.data.get("status"), e.data.get("error"))
-                                                        for e in events[-3:]]
+        assert events[-1].data.status == "stopped", [(e.event, e.data) for e in events[-3:]]
         await eventually(lambda: _running(inference.base_url) == 0, "generation stopped after the run's stop")
 
 
@@ -170,7 +169,7 @@ async def test_agent_classifier_extractor_with_the_real_model_and_tools(nats_url
         run_id = await client.request(g, app_mode="agent", query="What is 2 + 3?", conversation_id=new_id())
         events = await client.events(run_id, until="message_end", timeout_s=240)
     finished = {e.node_id: e.data for e in events if e.event == "node_finished"}
-    assert events[-2].data["status"] == "succeeded", events[-2].data
+    assert events[-2].data.status == "succeeded", events[-2].data
     assert finished["qc"]["outputs"]["class_id"] in ("math", "other")  # decoded under an enum schema
     assert set(finished["pe"]["outputs"]) >= {"expression", "__is_success"}
     thoughts = [e.data for e in events if e.event == "agent_thought"]

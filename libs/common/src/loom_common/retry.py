@@ -7,11 +7,15 @@ Built on tenacity; only `RetryableError` (and plain timeouts) are retried, a
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity.stop import stop_base
 
 from loom_common.errors import RetryableError
 
@@ -23,17 +27,29 @@ class RetryPolicy:
     initial_interval_s: float = 0.2  # first back-off
     backoff_coefficient: float = 2.0  # each wait is the last times this
     maximum_interval_s: float = 10.0  # no single wait is longer
-    maximum_attempts: int = 5  # attempts in all, the first included; 1 = no retry
+    maximum_attempts: int | None = 5  # attempts in all, the first included; 1 = no retry; None: until
+    # the deadline given to `call` (a policy without one must be called with a deadline)
 
     def delay_for(self, attempt: int) -> float:
         """Back-off before attempt number `attempt + 1` (attempt counts from 1)."""
         delay = self.initial_interval_s * self.backoff_coefficient ** max(0, attempt - 1)
         return min(delay, self.maximum_interval_s)
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float | None = None) -> T:
+        """`fn()` until it returns, raises a non-retryable error, or the attempts or the
+        `deadline` (a `time.monotonic()` instant: no wait ends past it) run out; the last error
+        is raised then."""
+        if self.maximum_attempts is None and deadline is None:
+            raise ValueError("a RetryPolicy without maximum_attempts needs a deadline")
+        stops: list[stop_base] = []
+        if self.maximum_attempts is not None:
+            stops.append(stop_after_attempt(self.maximum_attempts))
+        if deadline is not None:
+            stops.append(_PastDeadline(deadline))
+        stop = functools.reduce(operator.or_, stops)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((RetryableError, asyncio.TimeoutError)),
-            stop=stop_after_attempt(self.maximum_attempts),
+            stop=stop,
             wait=wait_exponential(
                 multiplier=self.initial_interval_s,
                 exp_base=self.backoff_coefficient,
@@ -45,6 +61,16 @@ class RetryPolicy:
             with attempt:
                 return await fn()
         raise AssertionError("unreachable")  # tenacity either returns or re-raises
+
+
+class _PastDeadline(stop_base):
+    """Stop once the next wait would end past the deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
 
 
 NO_RETRY = RetryPolicy(maximum_attempts=1)

@@ -47,6 +47,7 @@ from loom_gateway.api import (
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.middleware import BodyLimit, SecurityHeaders
 from loom_gateway.api.timing import ServerTiming
+from loom_gateway.bus.outcomes import outcomes_router
 from loom_gateway.bus.runs import NatsRunBus
 from loom_gateway.clients.inference import InferenceClient
 from loom_gateway.clients.rag import RagClient
@@ -123,6 +124,9 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
     tools = ToolsClient(settings.tools_addr, settings.tools_timeout_s)
     mcp_server.install(rt, settings.max_body_bytes)  # /v1/mcp: every published app as an MCP server
+    # Every run's outcome, recorded whether or not a client watched it (runs.finished).
+    rt.broker.include_router(outcomes_router(rt.broker, lambda: getattr(getattr(http.state, "gw", None),
+                                                                        "execution", None)))
     tasks: list[asyncio.Task] = []
     # Optional Redis (LOOM_REDIS_URL): cached key admissions and rate counters the replicas
     # share; never the only copy, so Postgres answers whenever Redis cannot.
@@ -176,8 +180,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
 
     @rt.on_stop
     async def unwire(rt: ServiceRuntime) -> None:
-        g: Gateway | None = getattr(http.state, "gw", None)
-        for task in [*tasks, *(g.watchers if g else [])]:
+        for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):

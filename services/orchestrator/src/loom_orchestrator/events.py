@@ -5,37 +5,54 @@ run continues from the last seq found on the subject) and queues it; one sender 
 writes the queue to the connection in order, and a confirmer task checks the JetStream
 acks in order, so seq order is wire order even when concurrent branches emit at once, the
 engine never waits on the bus, and no event waits for an earlier event's ack.
+
+Every event is typed (`loom_common.events.runs`): `emit(name, fields)` builds the payload model
+named `name`, so a field the contract lacks fails the producer, never a reader. An unacked event
+is published again (`REPUBLISH_POLICY`) until the run's deadline; one still unstored then is
+counted in `lost`, and the worker records the run failed (`worker.py`) rather than succeeded.
+The publisher also keeps what the run's outcome needs of its events (`RunFinished`): the first
+answer text's time, the answer streamed and the agent's thoughts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
 from loom_common import bus, messaging
-from loom_common.errors import Superseded
-from loom_common.events import RunEvent
+from loom_common.errors import RetryableError, Superseded
+from loom_common.events import RunEvent, RunFinished
+from loom_common.events.runs import AgentThought, Message, TextChunk, WorkflowFinished, run_event_data
 from loom_common.logging import get_logger
+from loom_common.retry import RetryPolicy
 from loom_common.telemetry import outgoing_headers
 
 log = get_logger(__name__)
 
 ACK_TIMEOUT_S = 5.0
-# How long an unacked event is published again before it is given up: longer than a JetStream
-# cluster takes to elect a new stream leader after a node dies, or a single server to restart
-# (five tries, about 30 s, lost the events of live runs in the 3-node cluster test). The run's
-# lease bounds it too: a worker that lost the run stops at once.
-REPUBLISH_PATIENCE_S = 120.0
+# An unacked event is published again with this back-off until it is stored or the run's
+# deadline passes (no count of tries: five, about 30 s, lost the events of live runs while a
+# JetStream cluster elected a new stream leader). The run's lease bounds it too: a worker that
+# lost the run stops at once.
+REPUBLISH_POLICY = RetryPolicy(initial_interval_s=0.2, backoff_coefficient=2.0, maximum_interval_s=2.0,
+                               maximum_attempts=None)
+# The least patience an event gets, even past the run's deadline (the final events of a run that
+# used all its wall time are published after it).
+MIN_PATIENCE_S = 30.0
+# Used when a publisher is not told the run's deadline (tests, a paused run's stop).
+DEFAULT_PATIENCE_S = 120.0
 
 
-def _backoff_s(attempt: int) -> float:
-    return min(2.0, 0.2 * 2 ** (attempt - 1))
+class _NotStored(RetryableError):
+    code = "bus_unavailable"
 
 
 def announces_end(last: RunEvent, *, chat: bool) -> bool:
@@ -43,7 +60,7 @@ def announces_end(last: RunEvent, *, chat: bool) -> bool:
     that did not fail, else workflow_finished."""
     if last.event == "message_end":
         return True
-    return last.event == "workflow_finished" and (not chat or last.data.get("status") == "failed")
+    return isinstance(last.data, WorkflowFinished) and (not chat or last.data.status == "failed")
 
 
 async def cancel_requested(broker: NatsBroker, run_id: str) -> str | None:
@@ -85,8 +102,19 @@ class RunEventPublisher:
     it is then stored after them when a retry succeeds (readers that need order use seq)."""
 
     def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0,
-                 guard: Callable[[], None] | None = None, muted: bool = False) -> None:
+                 guard: Callable[[], None] | None = None, muted: bool = False,
+                 deadline: float | None = None) -> None:
         self.broker, self.run_id, self.tenant_id = broker, run_id, tenant_id
+        # time.monotonic() by which an unstored event is given up (at least MIN_PATIENCE_S after
+        # its first try); None: DEFAULT_PATIENCE_S after it.
+        self.deadline = deadline
+        self.lost: list[int] = []  # seqs of events given up unstored: the run must not succeed
+        # What the run's outcome takes from its events (complete only if this publisher numbered
+        # them all: a run resumed on another worker replays its nodes without announcing them).
+        self.complete = start_seq == 0
+        self.first_text_at: datetime | None = None
+        self.streamed: list[str] = []
+        self.thoughts: list[AgentThought] = []
         # Muted: the run's end is already on the subject (a redelivery after the events were
         # flushed, before the outcome was recorded): everything it would announce was announced.
         self.muted = muted
@@ -103,9 +131,16 @@ class RunEventPublisher:
     def emit(self, event: str, data: dict[str, Any], node_id: str | None = None) -> None:
         if self.muted:
             return
+        payload = run_event_data(event, data)  # the typed contract: a wrong field fails here
         self.seq += 1
-        self._queue.put_nowait(RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=self.seq, event=event,
-                                        task_id=self.run_id, node_id=node_id, data=data))
+        ev = RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=self.seq, task_id=self.run_id,
+                      node_id=node_id, data=payload)
+        if isinstance(payload, Message | TextChunk):
+            self.first_text_at = self.first_text_at or ev.occurred_at
+            self.streamed.append(payload.answer if isinstance(payload, Message) else payload.text)
+        elif isinstance(payload, AgentThought):
+            self.thoughts.append(payload)
+        self._queue.put_nowait(ev)
 
     async def _send_all(self) -> None:
         js = _jetstream(self.broker)
@@ -157,27 +192,34 @@ class RunEventPublisher:
         return True
 
     async def _republish(self, event: RunEvent) -> None:
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + REPUBLISH_PATIENCE_S
-        attempt = 0
-        while True:
-            if attempt and not self._still_ours(event):
-                return
+        now = time.monotonic()
+        deadline = max(self.deadline, now + MIN_PATIENCE_S) if self.deadline is not None \
+            else now + DEFAULT_PATIENCE_S
+        tries = 0
+
+        async def publish() -> None:
+            nonlocal tries
+            if tries and not self._still_ours(event):
+                raise Superseded("the run's lease is lost")
+            tries += 1
             try:
                 await messaging.publish(self.broker, self.subject, event, stream=bus.RUN_EVENTS.name,
                                         timeout_s=ACK_TIMEOUT_S)
-                return
-            except Exception as exc:
-                attempt += 1
-                if loop.time() >= give_up_at:
-                    log.error("run event lost: not published in time", seq=event.seq, attempts=attempt,
-                              patience_s=REPUBLISH_PATIENCE_S, error=repr(exc))
-                    return
-                log.warning("run event not published", seq=event.seq, attempt=attempt, error=repr(exc))
-                await asyncio.sleep(_backoff_s(attempt))
+            except Exception as exc:  # whatever failed, the same event under its id may be sent again
+                log.warning("run event not published", seq=event.seq, attempt=tries, error=repr(exc))
+                raise _NotStored(repr(exc)) from exc
+
+        try:
+            await REPUBLISH_POLICY.call(publish, deadline=deadline)
+        except Superseded:
+            return
+        except _NotStored as exc:
+            self.lost.append(event.seq)
+            log.error("run event lost: not published by the run's deadline", seq=event.seq, attempts=tries,
+                      error=str(exc))
 
     async def flush(self) -> None:
-        """Publish everything emitted so far and wait for its acks, then stop."""
+        """Publish everything emitted so far and wait for its acks (or its give-up: `lost`), then stop."""
         self._queue.put_nowait(None)
         await self._sender
         await self._confirmer
@@ -187,3 +229,41 @@ class RunEventPublisher:
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(self._sender, self._confirmer, return_exceptions=True)
+
+
+def finished_event(events: RunEventPublisher, *, status: str, answer: str, outputs: dict[str, Any],
+                   error: str | None, prompt_tokens: int, completion_tokens: int, steps: int, elapsed_s: float,
+                   metadata: dict[str, Any] | None, conversation_variables: dict[str, Any] | None,
+                   form_ids: list[str] | None = None) -> RunFinished:
+    """The run's outcome as `runs.finished` carries it; its id names the run, the status and the
+    last seq, so a republish of the same end is stored once."""
+    if events.complete and events.streamed:
+        answer = "".join(events.streamed)  # what the client was shown, as the gateway folds it
+    return RunFinished(
+        event_id=f"{events.run_id}.{status}.{events.seq}", tenant_id=events.tenant_id, run_id=events.run_id,
+        status=status, answer=answer, outputs=outputs, error=error,
+        error_code="workflow_failed" if status == "failed" else None,
+        usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+               "total_tokens": prompt_tokens + completion_tokens},
+        total_steps=steps, elapsed_time=elapsed_s, metadata=metadata,
+        conversation_variables=conversation_variables, agent_thoughts=events.thoughts,
+        first_text_at=events.first_text_at, form_ids=form_ids or [], last_seq=events.seq)
+
+
+async def publish_finished(broker: NatsBroker, finished: RunFinished, deadline: float | None = None) -> None:
+    """Store the run's outcome on `runs.finished`, retried until `deadline` (at least
+    MIN_PATIENCE_S): raises if it could not be, so the run's message is not acked and the run
+    is redelivered (its end then published again)."""
+    now = time.monotonic()
+    until = max(deadline, now + MIN_PATIENCE_S) if deadline is not None else now + DEFAULT_PATIENCE_S
+
+    async def publish() -> None:
+        try:
+            await messaging.publish(broker, bus.RUNS_FINISHED, finished, stream=bus.RUN_OUTCOMES.name,
+                                    timeout_s=ACK_TIMEOUT_S)
+        except RetryableError:
+            raise
+        except Exception as exc:
+            raise _NotStored(repr(exc)) from exc
+
+    await REPUBLISH_POLICY.call(publish, deadline=until)

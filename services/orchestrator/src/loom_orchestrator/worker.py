@@ -10,6 +10,10 @@ recorded and its finished nodes journaled and resumes. A worker that stalled pas
 wait (its lease lost) writes nothing more of the run and leaves the message unsettled.
 A redelivery of a run whose outcome is already recorded is acked without doing anything (a
 run completes exactly once).
+Outcomes: once a run's events are stored, its outcome goes on `runs.finished` (the gateway's
+durable consumer records it, watched or not), then into the runs row, then the message is
+acked: a crash in between publishes the same end again (stored once, recorded once). A run
+whose events could not be stored by its deadline is recorded failed, never succeeded.
 Pauses: a run that reaches an unanswered human-input form is recorded as paused and its
 message acked (no slot, no lease, no message held while a person takes their time); the answer
 or the form's timeout comes back as a new request carrying `resume`, which executes the run's
@@ -40,7 +44,13 @@ from loom_common.retry import RetryPolicy
 from loom_common.telemetry import current_trace_id
 from loom_orchestrator import metrics
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
-from loom_orchestrator.events import RunEventPublisher, announces_end, cancel_requested
+from loom_orchestrator.events import (
+    RunEventPublisher,
+    announces_end,
+    cancel_requested,
+    finished_event,
+    publish_finished,
+)
 from loom_orchestrator.human_inputs import PgHumanInputs
 from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
@@ -160,6 +170,7 @@ class Worker:
                          accepted_at=accepted, limits=self.limits)
         outcome = stopped(ctx, events, reason)
         await events.flush()
+        await publish_finished(self.broker, _finished(events, outcome))
         await PgRunStore(pool).finish(run_id, outcome)
         log.info("paused run stopped", run_id=run_id, reason=reason)
         return True
@@ -198,13 +209,14 @@ class Worker:
         last = None if claim.created else await messaging.last_run_event(self.broker, event.run_id)
         seq = last.seq if last is not None else 0
         guard = lease.check if lease is not None else None
-        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard,
-                                   muted=last is not None and announces_end(last, chat=chat))
         ctx = RunContext(run_id=event.run_id, tenant_id=event.tenant_id, app_id=event.app_id, mode=event.app_mode,
                          conversation_id=event.conversation_id,
                          message_id=(event.message_id or event.run_id) if chat else None,
                          user=event.user, accepted_at=claim.accepted_epoch, paused_s=claim.paused_s,
                          limits=self.limits)
+        deadline = self._deadline(ctx)
+        events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard,
+                                   muted=last is not None and announces_end(last, chat=chat), deadline=deadline)
         services = self._services()
         services.history = claim.history
         services.human_inputs = forms
@@ -221,13 +233,17 @@ class Worker:
                         guard()
                     if await forms.pause(event.run_id, [f.form_id for f in outcome.paused], delivery=delivery):
                         log.info("run paused on human input", run_id=event.run_id, forms=len(outcome.paused))
+                        try:  # the gateway marks it paused; its end is recorded either way
+                            await publish_finished(self.broker, _finished(events, outcome), deadline)
+                        except Exception as exc:
+                            log.warning("run's pause not published", run_id=event.run_id, error=repr(exc))
                         stop = self.stops.reason(event.run_id)  # a stop heard while it was pausing
                         if stop is not None:
                             await self.stop_paused(event.run_id, stop)
                         return outcome
                     # A form was answered (or timed out) while the run was pausing: take it up again now.
                     events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=events.seq,
-                                               guard=guard)
+                                               guard=guard, deadline=deadline)
                     journal = PgJournal(pool, event.tenant_id, guard=guard)
                     outcome = await self._execute(event, ctx, services, journal, events, variables,
                                                   announce_start=False, stored_at=stored_at, lease=lease,
@@ -250,6 +266,14 @@ class Worker:
             await conversations.save_turn(event.tenant_id, event.conversation_id, event.run_id, event.query or "",
                                           outcome.answer, outcome.total_tokens, outcome.conversation_variables)
         await events.flush()  # events before the outcome: a crash in between replays, never loses them
+        if events.lost:  # a client may have missed part of the run: it must not read as a success
+            outcome.status = "failed"
+            outcome.error = (f"{len(events.lost)} of the run's events (from seq {events.lost[0]}) could not be "
+                             "published before its deadline: the message bus did not store them")
+            log.error("run failed: events not published", run_id=event.run_id, lost=len(events.lost))
+        if guard is not None:
+            guard()
+        await publish_finished(self.broker, _finished(events, outcome), deadline)
         if guard is not None:
             guard()
         await store.finish(event.run_id, outcome, delivery=delivery)
@@ -259,6 +283,12 @@ class Worker:
         log.info("run finished", run_id=event.run_id, status=outcome.status, steps=outcome.steps,
                  error=outcome.error, invoke_from=event.invoke_from)
         return outcome
+
+    def _deadline(self, ctx: RunContext) -> float:
+        """The run's deadline as a time.monotonic() instant: its wall time from acceptance, not
+        counting its pauses (`workflow.execute_run` stops its work there)."""
+        accepted = ctx.accepted_at or time.time()
+        return time.monotonic() + (accepted + ctx.paused_s + self.limits.max_wall_s - time.time())
 
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
@@ -289,3 +319,13 @@ class Worker:
             return stopped(ctx, events, reason)
         finally:
             self.active.pop(event.run_id, None)
+
+
+def _finished(events: RunEventPublisher, outcome: RunOutcome):
+    """The outcome as `runs.finished` carries it."""
+    return finished_event(
+        events, status=outcome.status, answer=outcome.answer, outputs=outcome.shown_outputs or outcome.outputs,
+        error=outcome.error, prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
+        steps=outcome.steps, elapsed_s=outcome.elapsed_s,
+        metadata=outcome.metadata if outcome.status != "failed" else None,
+        conversation_variables=outcome.recorded_variables, form_ids=[f.form_id for f in outcome.paused])

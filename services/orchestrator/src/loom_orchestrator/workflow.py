@@ -39,6 +39,11 @@ class RunOutcome:
     retriever_resources: list[dict[str, Any]] = field(default_factory=list)  # Dify's citations of the answer
     paused: list[PendingForm] = field(default_factory=list)  # the forms a paused run waits for
     annotation_reply: dict[str, Any] | None = None  # message_end metadata of an annotation's answer
+    # What the run announced (set by `_finish`): workflow_finished's outputs, message_end's metadata
+    # (chats) and the conversation's variables for the gateway's record (chatflows that declare them).
+    shown_outputs: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+    recorded_variables: dict[str, Any] | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -153,22 +158,27 @@ def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, 
     if outcome.status == "failed":
         events.emit("error", {"status": 400, "code": "workflow_failed", "message": outcome.error or "failed",
                               "message_id": run.message_id, "conversation_id": run.conversation_id})
+    outcome.shown_outputs = outcome.outputs if not run.chat else {"answer": outcome.answer, **outcome.outputs}
     events.emit("workflow_finished", {
         "id": run.run_id, "workflow_run_id": run.run_id, "status": outcome.status,
-        "outputs": outcome.outputs if not run.chat else {"answer": outcome.answer, **outcome.outputs},
+        "outputs": outcome.shown_outputs,
         "error": outcome.error, "elapsed_time": outcome.elapsed_s, "total_tokens": outcome.total_tokens,
         "total_steps": outcome.steps, "created_at": int(run.accepted_at or t0), "finished_at": int(now)})
-    if run.chat and outcome.status != "failed":
-        end = {"id": run.message_id, "message_id": run.message_id, "conversation_id": run.conversation_id,
-               "metadata": {"usage": {"prompt_tokens": outcome.prompt_tokens,
+    if run.chat:
+        outcome.metadata = {"usage": {"prompt_tokens": outcome.prompt_tokens,
                                       "completion_tokens": outcome.completion_tokens,
                                       "total_tokens": outcome.total_tokens},
-                            "retriever_resources": outcome.retriever_resources}}
+                            "retriever_resources": outcome.retriever_resources}
         if outcome.annotation_reply is not None:
-            end["metadata"]["annotation_reply"] = outcome.annotation_reply
+            outcome.metadata["annotation_reply"] = outcome.annotation_reply
         if graph is not None and graph.conversation_variables:
             # The conversation's variables after this turn, for the gateway's record of the
             # conversation (Dify's GET /conversations/{id}/variables); not part of the SSE event.
-            end["conversation_variables"] = outcome.conversation_variables
+            outcome.recorded_variables = outcome.conversation_variables
+    if run.chat and outcome.status != "failed":
+        end: dict[str, Any] = {"id": run.message_id, "message_id": run.message_id,
+                               "conversation_id": run.conversation_id, "metadata": outcome.metadata}
+        if outcome.recorded_variables is not None:
+            end["conversation_variables"] = outcome.recorded_variables
         events.emit("message_end", end)
     return outcome

@@ -8,7 +8,10 @@ from loom_common.events.runs import (
     RunCancelRequested,
     RunEvent,
     RunEventAdapter,
+    RunEventUnreadable,
+    RunFinished,
     RunRequested,
+    read_run_event,
 )
 from loom_common.events.system import DeadLetter
 
@@ -23,5 +26,8 @@ __all__ = [
     "RunCancelRequested",
     "RunEvent",
     "RunEventAdapter",
+    "RunEventUnreadable",
+    "RunFinished",
     "RunRequested",
+    "read_run_event",
 ]

@@ -3,18 +3,18 @@ events (its trace). The run path is the service API's; see domain/console_runs.p
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from loom_common.events import RunEvent
 from loom_gateway.api import sse
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import console_runs
-from loom_gateway.domain.errors import Upstream
-from loom_gateway.domain.execution import Fold
+from loom_gateway.domain.execution import Fold, StartedRun
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/console/api/workspaces/{workspace_id}", tags=["console: debug runs"])
@@ -67,21 +67,9 @@ async def draft_node_run(app_id: str, node_id: str, body: NodeRunBody, request: 
     run = await g.execution.start(one.app, kind="workflow", user=_debug_user(p), inputs=one.inputs,
                                   query=one.query, files=one.files, response_mode="blocking",
                                   invoke_from="single-node")
-    fold, seen = Fold(), []
-    events = sse.take_feed(g, run)
-    try:
-        async with asyncio.timeout(g.settings.blocking_timeout_s):
-            async for ev in events:
-                fold.add(ev, False)
-                seen.append(ev)
-                if fold.finished:
-                    break
-    except TimeoutError as exc:
-        sse.hand_off(g, run, fold)
-        raise Upstream("The node did not finish in time.", code="gateway_timeout", status=504) from exc
-    finally:
-        await events.aclose()
-    await asyncio.shield(g.execution.record(run.run_id, fold))
+    fold = Fold()
+    seen = [ev async for ev in sse.follow(g, run, fold, within_s=g.settings.blocking_timeout_s)]
+    await sse.record(g, run, fold)
     return {**console_runs.node_result(node_id, seen, fold.error), "run_id": run.run_id}
 
 
@@ -95,13 +83,20 @@ async def run_events(app_id: str, run_id: str, request: Request, p: Principal = 
     truncated = False
     async with contextlib.aclosing(g.execution.bus.events(run_id, 0, follow=False)) as events:
         async for ev in events:
-            payload = console_runs.trace_payload(run, ev)
+            payload = trace_payload(run, ev)
             if payload is None:
                 continue
             if len(data) == console_runs.MAX_TRACE_EVENTS:
                 truncated = True
                 break
             data.append(payload)
-    await g.execution.refresh(p.tenant_id, app_id, [run_id])  # a run no client watched to its end
     status = (await g.execution.owned_run(p.tenant_id, app_id, run_id))["status"]
     return {"data": data, "run_id": run_id, "status": status, "truncated": truncated}
+
+
+def trace_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
+    """A stored event as the console's trace shows it: Dify's SSE payload, node events included
+    for every mode (the basic chat, agent and completion streams leave them out)."""
+    if run.mode in ("chatflow", "workflow"):
+        return sse.sse_payload(run, ev)
+    return sse.sse_payload(replace(run, mode="chatflow", feed=None), ev)

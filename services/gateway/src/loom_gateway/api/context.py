@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from loom_common.read_replica import Reads
 from loom_gateway.clients.inference import InferenceClient
@@ -43,8 +42,6 @@ class Gateway:
     workspace_settings: WorkspaceSettings
     # Where read-heavy routes read (the replica while it keeps up); writes mark their workspace.
     reads: Reads
-    # Runs whose client went away before the end: watched to their end, then recorded.
-    watchers: set[asyncio.Task] = field(default_factory=set)
     # The tools service's registry (the console's tool routes); None where none is wired.
     tools: ToolsClient | None = None
     # An app's annotations and the match of chat queries against them (annotation reply).

@@ -15,8 +15,6 @@ with OpenAI's in-stream error object (openai_compat.stream_error)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -85,34 +83,20 @@ async def _chunks(g: Gateway, run: StartedRun, model: str, created: int):
             out["usage"] = usage
         return {"data": json.dumps(out, ensure_ascii=False)}
 
-    fold, recorded = Fold(), False
-    events = sse.take_feed(g, run)
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        while not fold.finished:
-            try:
-                ev = await asyncio.wait_for(anext(events), g.settings.stream_idle_timeout_s)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                yield stream_error(Upstream("the run sent no event in time", code="run_timeout", status=504))
-                return
-            shown = fold.answer
-            fold.add(ev, True)
+    fold = Fold()
+    yield chunk({"role": "assistant", "content": ""})
+    shown = ""
+    try:  # to its end, or a human-input form it waits for
+        async for _ in sse.follow(g, run, fold):
             if fold.answer.startswith(shown) and len(fold.answer) > len(shown):  # a replaced answer is not resent
                 yield chunk({"content": fold.answer[len(shown):]})
-            if await sse.paused_for_now(g, run, fold, ev.seq):  # waits for a human-input answer: ends here
-                break
-        await asyncio.shield(g.execution.record(run.run_id, fold))
-        recorded = True
-        if fold.status == "failed":
-            yield stream_error(ApiError(fold.error or "the run failed", code=fold.error_code or "run_failed",
-                                        status=400))
-            return
-        yield chunk({}, "stop", _usage(fold.metadata))
-        yield {"data": "[DONE]"}
-    finally:
-        if not recorded:  # the client left: the run goes on, a watcher records its end
-            sse.hand_off(g, run, fold)
-        with contextlib.suppress(Exception):
-            await events.aclose()
+            shown = fold.answer
+    except Upstream as exc:  # run_timeout, or the feed failed: the run goes on, runs.finished records it
+        yield stream_error(exc)
+        return
+    await sse.record(g, run, fold)
+    if fold.status == "failed":
+        yield stream_error(ApiError(fold.error or "the run failed", code=fold.error_code or "run_failed", status=400))
+        return
+    yield chunk({}, "stop", _usage(fold.metadata))
+    yield {"data": "[DONE]"}

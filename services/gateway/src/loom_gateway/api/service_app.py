@@ -100,13 +100,7 @@ async def messages(request: Request, p: Principal = require(Perm.APP_RUN),
                    conversation_id: str | None = Query(None, max_length=64),
                    first_id: str | None = Query(None, max_length=64), limit: int = Query(20, ge=1, le=100)) -> dict:
     g = gw(request)
-    page = await g.conversations.messages(p.app_id, user, conversation_id, first_id, limit)
-    running = [m["id"] for m in page["data"] if m["status"] == "running"]
-    if running:  # runs no client watched to the end: bring them up to date from their events
-        rows = await g.execution.pool.fetch("SELECT run_id FROM messages WHERE id = ANY($1)", running)
-        await g.execution.refresh(p.tenant_id, p.app_id, [r["run_id"] for r in rows])
-        page = await g.conversations.messages(p.app_id, user, conversation_id, first_id, limit)
-    return page
+    return await g.conversations.messages(p.app_id, user, conversation_id, first_id, limit)
 
 
 @router.post("/messages/{message_id}/feedbacks", name="service.feedback")

@@ -14,8 +14,8 @@ from loom_gateway.api import sse, timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw, require
 from loom_gateway.domain import dsl
-from loom_gateway.domain.errors import ApiError, BadRequest, Upstream, wrong_app_mode
-from loom_gateway.domain.execution import Fold, StartedRun, blocking_body
+from loom_gateway.domain.errors import ApiError, BadRequest, wrong_app_mode
+from loom_gateway.domain.execution import Fold, StartedRun
 from loom_gateway.domain.rbac import Perm, Principal
 from loom_gateway.store import run_logs
 
@@ -54,24 +54,15 @@ class StopBody(BaseModel):
 
 
 async def _blocking(g: Gateway, run: StartedRun) -> dict:
+    """The one blocking answer of a run (service API, OpenAI API, MCP, webhooks): its events
+    followed to its end or pause within `blocking_timeout_s` (else a 504 run_timeout)."""
     fold = Fold()
-    events = sse.take_feed(g, run)
-    try:
-        async with asyncio.timeout(g.settings.blocking_timeout_s):
-            async for ev in events:
-                fold.add(ev, run.chat)
-                if fold.finished or await sse.paused_for_now(g, run, fold, ev.seq):
-                    break
-    except TimeoutError as exc:
-        sse.hand_off(g, run, fold)
-        raise Upstream("The run did not finish in time; follow it with GET /v1/workflows/run/{id}.",
-                       code="gateway_timeout", status=504) from exc
-    finally:
-        await events.aclose()
-    await asyncio.shield(g.execution.record(run.run_id, fold))  # a client leaving now does not cut it off
+    async for _ in sse.follow(g, run, fold, within_s=g.settings.blocking_timeout_s):
+        pass
+    await sse.record(g, run, fold)
     if not run.workflow_only and fold.status in ("failed",):
         raise ApiError(fold.error or "run failed", code=fold.error_code or "completion_request_error", status=400)
-    return blocking_body(run, fold)
+    return sse.blocking_body(run, fold)
 
 
 async def _answer(g: Gateway, run: StartedRun, mode: str | None):
@@ -166,12 +157,7 @@ async def workflow_logs(request: Request, p: Principal = require(Perm.APP_RUN),
         return await run_logs.page(g.reads.pool(p.tenant_id), p.tenant_id, p.app_id, status=status,
                                    keyword=keyword, session=created_by_end_user_session_id, page=page, limit=limit)
 
-    logs = await read()
-    running = [log["id"] for log in logs["data"] if log["workflow_run"]["status"] in ("running", "paused")]
-    if running:  # runs no client watched to the end (or resumed since): bring them up to date from their events
-        await g.execution.refresh(p.tenant_id, p.app_id, running)
-        logs = await read()
-    return logs
+    return await read()
 
 
 async def _stop(request: Request, p: Principal, task_id: str, body: StopBody) -> dict:

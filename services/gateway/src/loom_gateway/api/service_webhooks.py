@@ -11,23 +11,22 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from loom_gateway.api import sse
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw
 from loom_gateway.api.service_runs import _blocking as blocking  # the one blocking answer of a run
 from loom_gateway.domain.errors import BadRequest, PayloadTooLarge
-from loom_gateway.domain.execution import Fold, StartedRun
+from loom_gateway.domain.execution import StartedRun
 from loom_gateway.store import webhooks
 
 router = APIRouter(prefix="/v1", tags=["service api: triggers"])
 
 
 async def follow_in_background(g: Gateway, run: StartedRun) -> None:
-    """A trigger's run that no client reads: a watcher records its end (as for a client gone)."""
+    """A trigger's run that no client reads: its feed is closed, and its end recorded from
+    runs.finished (bus/outcomes.py) like any run's."""
     if run.feed is not None:
         feed, run.feed = run.feed, None
         await feed.aclose()
-    sse.hand_off(g, run, Fold())
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:

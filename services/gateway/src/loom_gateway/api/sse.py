@@ -1,8 +1,14 @@
 """Server-sent events the way Dify sends them: `data: {json}` lines, `event: ping` keep-alives,
 and an `id:` per run event (its seq) so a client can resume with Last-Event-ID.
 
-A client that disconnects stops its stream, never the run: the run is handed to a watcher
-that follows it to its end and records the outcome (`execution.record`).
+This module alone turns the run-event contract (`loom_common.events.runs`, typed) into Dify's
+wire objects (`sse_payload`, `blocking_body`), and owns the one loop that waits on a run's
+events (`follow`) for every route that streams or blocks on a run.
+
+A client that disconnects stops its stream, never the run; the run's outcome is recorded from
+`runs.finished` by the gateway's durable consumer (`bus/outcomes.py`) whether or not anyone
+watched. A stream that read the whole run records it at once too (idempotent), so the client's
+next read finds it.
 
 A run that pauses on a human-input form ends its stream with `workflow_paused` (no connection
 is held while a person takes their time); after the answer, a client reattaches with
@@ -16,17 +22,134 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from loom_common import messaging
-from loom_common.events import RunEvent
+from loom_common.events import RunEvent, RunEventUnreadable
+from loom_common.events.runs import (
+    AgentThought,
+    Message,
+    MessageEnd,
+    RunError,
+    TextChunk,
+    WorkflowFinished,
+    WorkflowStarted,
+)
 from loom_common.logging import get_logger
 from loom_gateway.api import timing
 from loom_gateway.api.context import Gateway
-from loom_gateway.domain.execution import Fold, StartedRun, sse_payload
+from loom_gateway.domain.errors import Upstream
+from loom_gateway.domain.execution import Fold, StartedRun
+from loom_gateway.store.apps import dify_mode
 
 log = get_logger(__name__)
+
+# Dify's basic apps (chat, agent, completion) stream message-level events only: the workflow
+# and node events are what chatflow ("advanced-chat") and workflow apps add.
+_MESSAGE_ONLY_MODES = ("chat", "agent")
+# Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
+_FLAT = (Message, MessageEnd, AgentThought, RunError)
+# What message_end carries for the gateway's records only, never shown to the client.
+_RECORD_ONLY = {"type", "conversation_variables"}
+# Fields Dify leaves out where they do not apply (a node outside any iteration or loop).
+_OMITTED_WHEN_NONE = ("iteration_id", "loop_id")
+
+
+class RunTimeout(Upstream):
+    """The run sent no event for the stream's idle spell, or did not end within a blocking
+    call's wait: the run goes on, its outcome is recorded when it ends."""
+
+    status, code = 504, "run_timeout"
+
+
+class RunFeedFailed(Upstream):
+    """The bus failed under the run's event feed (or sent an event this gateway cannot read)."""
+
+    status, code = 503, "service_unavailable"
+
+
+# ---- Dify's wire shapes ---------------------------------------------------------------------
+
+
+def _fields(ev: RunEvent) -> dict[str, Any]:
+    out = ev.data.model_dump(exclude=_RECORD_ONLY)
+    for key in _OMITTED_WHEN_NONE:
+        if key in out and out[key] is None:
+            del out[key]
+    if isinstance(ev.data, MessageEnd) and ev.data.metadata.annotation_reply is None:
+        out["metadata"].pop("annotation_reply", None)
+    return out
+
+
+def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
+    """A run event as Dify's SSE `data` object (None: not part of this app mode's API)."""
+    d, name = ev.data, ev.event
+    if run.mode == "completion":  # Dify's message events: text chunks are messages, the end message_end
+        if isinstance(d, TextChunk):
+            d, name = Message(answer=d.text), "message"
+        elif isinstance(d, WorkflowFinished) and d.status != "failed":
+            return {**_message_base(run, "message_end"),
+                    "metadata": {"usage": {"total_tokens": d.total_tokens}}}
+        elif not isinstance(d, _FLAT):  # a failed run's end is the `error` before it
+            return None
+    elif run.mode in _MESSAGE_ONLY_MODES:
+        if not isinstance(d, _FLAT):
+            return None
+        if run.mode == "agent" and isinstance(d, Message):  # Dify's agent apps stream their answer so
+            name = "agent_message"
+    if isinstance(d, _FLAT):
+        base = _message_base(run, name) if run.chat or run.mode == "completion" \
+            else {"event": name, "task_id": run.run_id}
+        if isinstance(d, RunError):
+            return {**base, "status": d.status, "code": d.code, "message": d.message}
+        # The gateway's ids win over the event's: one message id everywhere (the stored one, which
+        # feedback and suggestions look up); a thought's own `id` stays.
+        ids = {k: v for k, v in base.items() if not (k == "id" and isinstance(d, AgentThought))}
+        fields = _fields(ev) if d is ev.data else {"answer": d.answer}  # (a completion's chunk as message)
+        return {**base, **fields, **ids}
+    data = _fields(ev)
+    if isinstance(d, WorkflowStarted | WorkflowFinished):
+        data["id"] = data.get("id") or run.run_id
+        data.setdefault("workflow_id", run.app_id)
+    base = {"event": name, "task_id": run.run_id}
+    if run.chat:
+        base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
+        if run.conversation_id:
+            base["conversation_id"] = run.conversation_id
+    return {**base, "workflow_run_id": run.run_id, "data": data}
+
+
+def _message_base(run: StartedRun, name: str) -> dict[str, Any]:
+    base: dict[str, Any] = {"event": name, "task_id": run.run_id, "id": run.message_id,
+                            "message_id": run.message_id, "created_at": run.created_at}
+    if run.conversation_id:
+        base["conversation_id"] = run.conversation_id
+    return base
+
+
+def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
+    """A blocking call's answer (Dify's): the workflow run's record, or the message."""
+    paused = {"human_inputs": list(fold.human_inputs.values())} if fold.paused else {}
+    if run.workflow_only:
+        return {"workflow_run_id": run.run_id, "task_id": run.run_id,
+                "data": {"id": run.run_id, "workflow_id": run.app_id, "status": fold.status,
+                         "outputs": fold.outputs or {}, "error": fold.error, "elapsed_time": fold.elapsed_time,
+                         "total_tokens": fold.total_tokens, "total_steps": fold.total_steps,
+                         "created_at": run.created_at, "finished_at": None if fold.paused else int(time.time()),
+                         **paused}}
+    body = {"event": "message", "task_id": run.run_id, "id": run.message_id, "message_id": run.message_id,
+            "mode": dify_mode(run.mode), "answer": fold.answer,
+            "metadata": {"usage": {}, "retriever_resources": [], **fold.metadata}, "created_at": run.created_at}
+    if run.conversation_id:
+        body["conversation_id"] = run.conversation_id
+    if fold.paused:  # the answer so far; the rest comes once a person answered (GET /v1/runs/{id}/events)
+        body.update(status="paused", **paused)
+    return body
+
+
+# ---- following a run ------------------------------------------------------------------------
 
 
 def _ping() -> ServerSentEvent:
@@ -51,20 +174,6 @@ async def paused_for_now(g: Gateway, run: StartedRun, fold: Fold, seq: int) -> b
         return True
 
 
-async def _watch(g: Gateway, run: StartedRun, fold: Fold) -> None:
-    try:
-        async with asyncio.timeout(g.settings.blocking_timeout_s * 4):
-            if not fold.finished and not fold.paused:
-                async for ev in g.execution.bus.events(run.run_id, fold.last_seq):
-                    fold.add(ev, run.chat)
-                    if fold.finished or await paused_for_now(g, run, fold, ev.seq):
-                        break
-        if fold.finished or fold.paused:
-            await g.execution.record(run.run_id, fold)
-    except Exception as exc:  # a watcher must never take the gateway down
-        log.warning("run watcher stopped", run_id=run.run_id, error=repr(exc))
-
-
 def take_feed(g: Gateway, run: StartedRun, after_seq: int = 0):
     """The run's events after after_seq: the feed its start opened, else a new subscription."""
     feed, run.feed = run.feed, None
@@ -75,10 +184,57 @@ def take_feed(g: Gateway, run: StartedRun, after_seq: int = 0):
     return g.execution.bus.events(run.run_id, after_seq)
 
 
-def hand_off(g: Gateway, run: StartedRun, fold: Fold) -> None:
-    task = asyncio.create_task(_watch(g, run, fold))
-    g.watchers.add(task)
-    task.add_done_callback(g.watchers.discard)
+def _observe_arrival(run: StartedRun, ev: RunEvent, received: float) -> None:
+    if run.published_at is not None:  # a run this request started: how long the first event took
+        timing.FIRST_EVENT.observe(received - run.published_at)
+        run.published_at = None
+    timing.EVENT_LAG.observe(max(0.0, time.time() - ev.occurred_at.timestamp()))
+
+
+async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
+                 within_s: float | None = None) -> AsyncIterator[RunEvent]:
+    """The run's events after `after_seq`, each folded into `fold` before it is yielded, until
+    the run ends or pauses for now. Raises RunTimeout after `stream_idle_timeout_s` without an
+    event (pings keep a stream alive, so a run that never progresses, with no orchestrator to
+    take it or its worker gone for good, would hold a client forever) or, with `within_s`, once
+    that long has passed in all (a blocking call); RunFeedFailed if the bus fails under it."""
+    events = take_feed(g, run, after_seq)
+    idle_s = g.settings.stream_idle_timeout_s
+    give_up = None if within_s is None else asyncio.get_running_loop().time() + within_s
+    try:
+        while not fold.finished:
+            wait = idle_s if give_up is None else min(idle_s, give_up - asyncio.get_running_loop().time())
+            try:
+                ev = await asyncio.wait_for(anext(events), max(0.0, wait))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise RunTimeout(f"the run sent no event for {idle_s:.0f} s" if wait == idle_s else
+                                 "The run did not finish in time; follow it with GET /v1/workflows/run/{id}.") from None
+            except RunEventUnreadable as exc:
+                log.error("unreadable run event", run_id=run.run_id, error=str(exc))
+                raise RunFeedFailed(f"the run's events cannot be read by this gateway: {exc}") from None
+            except Exception as exc:  # the bus failed under the feed; the run goes on without us
+                log.warning("run feed failed", run_id=run.run_id, error=repr(exc))
+                raise RunFeedFailed("the run's event feed failed; the run goes on: read its outcome later or "
+                                    "reconnect with Last-Event-ID") from None
+            received = time.perf_counter()
+            _observe_arrival(run, ev, received)
+            fold.add(ev, run.chat)
+            yield ev
+            if await paused_for_now(g, run, fold, ev.seq):
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            await events.aclose()
+
+
+async def record(g: Gateway, run: StartedRun, fold: Fold) -> None:
+    """Record what a client read to the run's end (or pause) at once, so its next read finds it
+    (the durable consumer records the same end too; the first record wins). Shielded: a client
+    leaving now must not cut the write off mid-transaction."""
+    if fold.finished or fold.paused:
+        await asyncio.shield(g.execution.record(run.run_id, fold))
 
 
 def _error(run: StartedRun, status: int, code: str, message: str) -> dict:
@@ -87,52 +243,19 @@ def _error(run: StartedRun, status: int, code: str, message: str) -> dict:
                                 "message": message})}
 
 
-def _observe_arrival(run: StartedRun, ev: RunEvent, received: float) -> None:
-    if run.published_at is not None:  # a run this request started: how long the first event took
-        timing.FIRST_EVENT.observe(received - run.published_at)
-        run.published_at = None
-    timing.EVENT_LAG.observe(max(0.0, time.time() - ev.occurred_at.timestamp()))
-
-
 async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIterator[dict]:
-    """The SSE event dicts for one run, from after_seq to its end; records the end."""
+    """The SSE event dicts for one run, from after_seq to its end (or its pause)."""
     fold = Fold(last_seq=after_seq)
-    recorded = False
-    events = take_feed(g, run, after_seq)
     try:
-        while not fold.finished:
-            # Pings keep a stream alive, so a run that never progresses (no orchestrator took it,
-            # or its worker died for good) would hold the client forever: end it after a quiet spell.
-            try:
-                ev = await asyncio.wait_for(anext(events), g.settings.stream_idle_timeout_s)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                yield _error(run, 504, "run_timeout",
-                             f"the run sent no event for {g.settings.stream_idle_timeout_s:.0f} s")
-                return
-            except Exception as exc:  # the bus failed under the feed; the run goes on without us
-                log.warning("run feed failed", run_id=run.run_id, error=repr(exc))
-                yield _error(run, 503, "service_unavailable", "the run's event feed failed; the run goes on: "
-                             "read its outcome later or reconnect with Last-Event-ID")
-                return
+        async for ev in follow(g, run, fold, after_seq):
             received = time.perf_counter()
-            _observe_arrival(run, ev, received)
-            fold.add(ev, run.chat)
             payload = sse_payload(run, ev)
             if payload is not None:
                 yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
                 # sse-starlette asks for the next item once this frame was handed to the server.
                 timing.RELAY.observe(time.perf_counter() - received)
-            if await paused_for_now(g, run, fold, ev.seq):
-                break
-        if after_seq == 0:  # a resumed stream has not seen the whole answer: the watcher records
-            # Shielded: a client leaving now must not cut the write off mid-transaction.
-            await asyncio.shield(g.execution.record(run.run_id, fold))
-            recorded = True
-    finally:
-        if not recorded:
-            # Cancelled (client gone) or resumed: follow the run to its end in the background.
-            hand_off(g, run, Fold() if after_seq else fold)
-        with contextlib.suppress(Exception):
-            await events.aclose()
+    except Upstream as exc:
+        yield _error(run, exc.status, exc.code, exc.message)
+        return
+    if after_seq == 0:  # a resumed stream has not seen the whole answer: runs.finished records it
+        await record(g, run, fold)

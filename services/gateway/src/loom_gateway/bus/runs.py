@@ -6,7 +6,7 @@ Two ways to read a run's events:
   flow-controlled, no acks) on the run's subject delivering everything from the start; a
   run's events are few, and filtering `seq <= after_seq` here makes resume-from-Last-Event-ID
   exact whatever stream sequence the events got. `follow=False` stops once the stored events
-  are read (used to repair a run record no client watched to its end).
+  are read (a stored run's trace, a paused run's open forms).
 - `open(run_id)`, for a run this request is starting: a plain NATS subscription on the
   subject (JetStream publishes reach core subscribers too), made before the request is
   published. It costs no round trip and no consumer on the server, and an event arrives as it
@@ -15,6 +15,9 @@ Two ways to read a run's events:
   gap, or a quiet spell after which the stream holds events this feed has not seen (a
   reconnect lost some), hands over to the ordered consumer from the last seq delivered.
   Duplicates (an event republished after a lost ack) are dropped by seq.
+
+Both read events with `read_run_event`: a stored event of an older schema is lifted to the
+current one, one that cannot be read raises `RunEventUnreadable` (named, never half-read).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from faststream.nats import NatsBroker
 from nats.js.api import DeliverPolicy
 
 from loom_common import bus, messaging
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested, read_run_event
 from loom_common.logging import get_logger
 from loom_gateway.domain.errors import Upstream
 from loom_gateway.runs import request_run
@@ -93,7 +96,7 @@ class Feed:
                 elif not self.follow:
                     self.drained = True
                 continue
-            ev = RunEvent.model_validate_json(msg.data)
+            ev = read_run_event(msg.data)
             if not self.follow and msg.metadata.num_pending == 0:
                 self.drained = True  # the stored events are read: this one is the last
             if ev.seq >= self.next_seq:  # an earlier seq is a duplicate (a republished event)
@@ -131,7 +134,7 @@ class LiveFeed:
                 if await self.catch_up.stored_beyond(self.last_seq):
                     await self._hand_over()
                 continue
-            ev = RunEvent.model_validate_json(msg.data)
+            ev = read_run_event(msg.data)
             if ev.seq <= self.last_seq:
                 continue  # a republished event already delivered
             if ev.seq > self.last_seq + 1:

@@ -26,9 +26,9 @@ from loom_common.dsl import DSLError, parse_graph
 from loom_common.dsl.graph import CONTAINERS, node_data
 from loom_common.dsl.references import REFERENCE, RESERVED_SCOPES, references
 from loom_common.events import RunEvent
+from loom_common.events.runs import NodeFinished
 from loom_gateway.domain import dsl
 from loom_gateway.domain.errors import BadRequest, NotFound
-from loom_gateway.domain.execution import StartedRun, sse_payload
 from loom_gateway.store.apps import PublishedApp
 
 SINGLE_START = "single_node_start"  # the one-node graph's start node (not a node id of the draft)
@@ -164,23 +164,12 @@ def _with_values(declared: Any, scope: str, typed: dict) -> list:
 
 def node_result(node_id: str, events: list[RunEvent], run_error: str | None) -> dict[str, Any]:
     """The node's outcome from its `node_finished` event (the run's error when it never finished)."""
-    done = next((ev for ev in reversed(events) if ev.event == "node_finished" and ev.data.get("node_id") == node_id),
-                None)
-    if done is None:
+    d = next((ev.data for ev in reversed(events) if isinstance(ev.data, NodeFinished) and ev.data.node_id == node_id),
+             None)
+    if d is None:
         return {"status": "failed", "inputs": {}, "outputs": {}, "error": run_error or "the node did not run",
                 "elapsed_time": 0.0, "total_tokens": 0}
-    d = done.data
-    meta = d.get("execution_metadata") if isinstance(d.get("execution_metadata"), dict) else {}
-    return {"status": d.get("status", "succeeded"), "inputs": d.get("inputs") or {}, "outputs": d.get("outputs") or {},
-            "error": d.get("error"), "elapsed_time": d.get("elapsed_time") or 0.0,
-            "total_tokens": int(meta.get("total_tokens") or 0)}
+    return {"status": d.status, "inputs": d.inputs or {}, "outputs": d.outputs or {}, "error": d.error,
+            "elapsed_time": d.elapsed_time, "total_tokens": d.execution_metadata.total_tokens}
 
 
-# ---- a stored run's trace ------------------------------------------------------------------
-
-def trace_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
-    """A stored event as the console's trace shows it: Dify's SSE payload, node events included
-    for every mode (the basic chat, agent and completion streams leave them out)."""
-    if run.mode in ("chatflow", "workflow"):
-        return sse_payload(run, ev)
-    return sse_payload(replace(run, mode="chatflow", feed=None), ev)

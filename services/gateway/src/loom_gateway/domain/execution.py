@@ -1,9 +1,15 @@
-"""Runs as the gateway sees them: start one (rows + `RunRequested`), turn its `RunEvent`s
-into Dify's SSE payloads, fold them into the final answer, record the outcome, stop it.
+"""Runs as the gateway sees them: start one (rows + `RunRequested`), fold its typed
+`RunEvent`s into the answer so far, record its outcome, stop it. (Dify's wire shapes of those
+events are the `api/` layer's: `api/sse.py`.)
 
 The run id doubles as Dify's `task_id` and `workflow_run_id`. The gateway never calls a
 model for an app: it publishes the request and reads the run's ordered event stream
 (`RunBus.events(run_id, after_seq)`), so a client can disconnect and resume from its last seq.
+
+Every run's outcome is recorded from `runs.finished` (`record_finished`, called by the durable
+consumer in `bus/outcomes.py`), whether or not a client watched; a client that watched the
+whole run records it as soon as it has read the end (`record`), so its next read finds it.
+Both write the run's end once: the first record of a final state wins (`run_records.record_end`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from loom_common.dsl.inputs import InputError, check_inputs
-from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, RunRequested
+from loom_common.events import AnnotationReply, RunCancelRequested, RunEvent, RunFinished, RunRequested
+from loom_common.events.runs import (
+    AgentThought,
+    HumanInputRequired,
+    Message,
+    MessageEnd,
+    NodeFinished,
+    RunError,
+    TextChunk,
+    WorkflowFinished,
+    WorkflowPaused,
+    WorkflowResumed,
+)
 from loom_common.ids import new_id
 from loom_common.read_replica import Reads
 from loom_gateway.domain import dsl
@@ -26,22 +44,11 @@ from loom_gateway.domain.errors import BadRequest, NotFound, Upstream, wrong_app
 from loom_gateway.domain.rbac import Principal, Role
 from loom_gateway.domain.run_admission import RunAdmission
 from loom_gateway.store import limits, run_records
-from loom_gateway.store.apps import PublishedApp, dify_mode
+from loom_gateway.store.apps import PublishedApp
 from loom_gateway.store.conversations import Conversations, check_user, conversation_name
 
-# Events whose Dify payload is flat (fields at the top level); workflow events nest under `data`.
-_FLAT = {"message", "message_end", "agent_thought", "agent_message", "message_file", "message_replace", "error"}
-# Dify's basic apps (chat, agent, completion) stream message-level events only: the workflow
-# and node events are what chatflow ("advanced-chat") and workflow apps add.
-_MESSAGE_ONLY_MODES = ("chat", "agent")
-# What message_end carries for the gateway's records only, never shown to the client.
-_RECORD_ONLY = ("conversation_variables",)
-# Message-level events whose `id` is their own (an agent round's, a file's), not the message's.
-_OWN_ID = ("agent_thought", "message_file")
 # Runs no key started (schedule ticks, webhook calls): their tokens are charged to the workspace at the end.
 TRIGGER_SOURCES = ("schedule", "webhook")
-# Events that carry answer text: the first one's time is the run's time to first token (TTFT).
-_TEXT_EVENTS = ("message", "agent_message", "text_chunk")
 
 
 def _no_mark(stage: str) -> None:
@@ -109,114 +116,67 @@ class Fold:
     paused: bool = False
     human_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_seq: int = 0
+    # Every seq after the first one folded came in order: after a gap (an event never stored,
+    # skipped by the feed) the run's record is left to its outcome on runs.finished.
+    whole: bool = True
 
     def add(self, ev: RunEvent, chat: bool) -> None:
-        d = ev.data
+        if self.last_seq and ev.seq != self.last_seq + 1:
+            self.whole = False
         self.last_seq = max(self.last_seq, ev.seq)
-        if self.first_text_at is None and ev.event in _TEXT_EVENTS:
+        d = ev.data
+        if self.first_text_at is None and isinstance(d, Message | TextChunk):
             self.first_text_at = ev.occurred_at
-        if ev.event in ("message", "agent_message"):
-            self.answer += str(d.get("answer", ""))
-        elif ev.event == "text_chunk":
-            self.answer += str(d.get("text", ""))
-        elif ev.event == "message_replace":
-            self.answer = str(d.get("answer", ""))
-        elif ev.event == "node_finished":
-            self.total_steps += 1
-            self.human_inputs.pop(str(d.get("id")), None)
-        elif ev.event == "human_input_required":
-            self.human_inputs[str(d.get("form_id"))] = dict(d)
-        elif ev.event == "workflow_paused":
-            self.status, self.paused = "paused", True
-        elif ev.event == "workflow_resumed":
-            self.status, self.paused = "running", False
-        elif ev.event == "agent_thought":
-            self.agent_thoughts.append(dict(d))
-        elif ev.event == "message_end":
-            self.metadata = dict(d.get("metadata") or {})
-            if isinstance(d.get("conversation_variables"), dict):
-                self.conversation_variables = d["conversation_variables"]
-            usage = self.metadata.get("usage") or {}
-            self.total_tokens = int(usage.get("total_tokens", self.total_tokens) or 0)
-            if self.status == "running":
-                self.status = "succeeded"
-            self.finished = True
-        elif ev.event == "workflow_finished":
-            self.status = str(d.get("status", "succeeded"))
-            self.outputs = d.get("outputs") if isinstance(d.get("outputs"), dict) else {}
-            self.error = d.get("error") or self.error
-            self.total_tokens = int(d.get("total_tokens") or self.total_tokens)
-            self.total_steps = int(d.get("total_steps") or self.total_steps)
-            self.elapsed_time = d.get("elapsed_time")
-            if not chat or self.status == "failed":  # a chat's other ends are followed by message_end
+        match d:
+            case Message():
+                self.answer += d.answer
+            case TextChunk():
+                self.answer += d.text
+            case NodeFinished():
+                self.total_steps += 1
+                self.human_inputs.pop(d.id, None)
+            case HumanInputRequired():
+                self.human_inputs[d.form_id] = d.model_dump(exclude={"type"})
+            case WorkflowPaused():
+                self.status, self.paused = "paused", True
+            case WorkflowResumed():
+                self.status, self.paused = "running", False
+            case AgentThought():
+                self.agent_thoughts.append(d.model_dump(exclude={"type"}))
+            case MessageEnd():
+                self.metadata = d.metadata.model_dump(exclude_none=True)
+                if d.conversation_variables is not None:
+                    self.conversation_variables = d.conversation_variables
+                self.total_tokens = d.metadata.usage.total_tokens
+                if self.status == "running":
+                    self.status = "succeeded"
                 self.finished = True
-        elif ev.event == "error":
-            # Not the end: the orchestrator follows an error with workflow_finished (status failed).
-            self.status = "stopped" if d.get("code") == "stopped" else "failed"
-            self.error = str(d.get("message", "run failed"))
-            self.error_code = str(d.get("code", "internal_server_error"))
+            case WorkflowFinished():
+                self.status = d.status
+                self.outputs = d.outputs
+                self.error = d.error or self.error
+                self.total_tokens = d.total_tokens or self.total_tokens
+                self.total_steps = d.total_steps or self.total_steps
+                self.elapsed_time = d.elapsed_time
+                if not chat or self.status == "failed":  # a chat's other ends are followed by message_end
+                    self.finished = True
+            case RunError():
+                # Not the end: the orchestrator follows an error with workflow_finished (status failed).
+                self.status = "stopped" if d.code == "stopped" else "failed"
+                self.error = d.message
+                self.error_code = d.code
 
-
-def _completion_view(run: StartedRun, ev: RunEvent) -> RunEvent | None:
-    """Completion apps answer with Dify's message events: text chunks become `message`, the
-    run's end becomes `message_end` (a failed run's end is the `error` before it); workflow-level
-    events are not part of that API."""
-    if ev.event == "text_chunk":
-        return ev.model_copy(update={"event": "message", "data": {"answer": ev.data.get("text", "")}})
-    if ev.event == "workflow_finished" and ev.data.get("status") != "failed":
-        tokens = ev.data.get("total_tokens") or 0
-        return ev.model_copy(update={"event": "message_end", "data": {"metadata": {"usage": {"total_tokens": tokens}}}})
-    return ev if ev.event in _FLAT else None
-
-
-def sse_payload(run: StartedRun, ev: RunEvent) -> dict[str, Any] | None:
-    """A run event as Dify's SSE `data` object (None: not part of this app mode's API)."""
-    if run.mode == "completion":
-        ev = _completion_view(run, ev)
-        if ev is None:
-            return None
-    elif run.mode in _MESSAGE_ONLY_MODES:
-        if ev.event not in _FLAT:
-            return None
-        if run.mode == "agent" and ev.event == "message":  # Dify's agent apps stream their answer so
-            ev = ev.model_copy(update={"event": "agent_message"})
-    base: dict[str, Any] = {"event": ev.event, "task_id": run.run_id}
-    if run.chat or run.mode == "completion":
-        base.update(id=run.message_id, message_id=run.message_id, created_at=run.created_at)
-        if run.conversation_id:
-            base["conversation_id"] = run.conversation_id
-    if ev.event in _FLAT:
-        if ev.event == "error":
-            return {**base, "status": int(ev.data.get("status", 500)), "code": ev.data.get("code", "internal_error"),
-                    "message": ev.data.get("message", "run failed")}
-        # The gateway's ids win over the event's: one message id everywhere (the stored one, which
-        # feedback and suggestions look up); a thought's or a file's own `id` stays.
-        ids = {k: v for k, v in base.items() if not (k == "id" and ev.event in _OWN_ID)}
-        return {**base, **{k: v for k, v in ev.data.items() if k not in _RECORD_ONLY}, **ids}
-    data = dict(ev.data)
-    if ev.event in ("workflow_started", "workflow_finished"):
-        data.setdefault("id", run.run_id)
-        data.setdefault("workflow_id", run.app_id)
-    return {**base, "workflow_run_id": run.run_id, "data": data}
-
-
-def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
-    paused = {"human_inputs": list(fold.human_inputs.values())} if fold.paused else {}
-    if run.workflow_only:
-        return {"workflow_run_id": run.run_id, "task_id": run.run_id,
-                "data": {"id": run.run_id, "workflow_id": run.app_id, "status": fold.status,
-                         "outputs": fold.outputs or {}, "error": fold.error, "elapsed_time": fold.elapsed_time,
-                         "total_tokens": fold.total_tokens, "total_steps": fold.total_steps,
-                         "created_at": run.created_at, "finished_at": None if fold.paused else int(time.time()),
-                         **paused}}
-    body = {"event": "message", "task_id": run.run_id, "id": run.message_id, "message_id": run.message_id,
-            "mode": dify_mode(run.mode), "answer": fold.answer,
-            "metadata": {"usage": {}, "retriever_resources": [], **fold.metadata}, "created_at": run.created_at}
-    if run.conversation_id:
-        body["conversation_id"] = run.conversation_id
-    if fold.paused:  # the answer so far; the rest comes once a person answered (GET /v1/runs/{id}/events)
-        body.update(status="paused", **paused)
-    return body
+    @classmethod
+    def of(cls, end: RunFinished) -> Fold:
+        """A run's outcome as `runs.finished` carries it, folded as its events would be."""
+        return cls(answer=end.answer, outputs=end.outputs, status=end.status, error=end.error,
+                   error_code=end.error_code,
+                   metadata=end.metadata.model_dump(exclude_none=True) if end.metadata is not None else {},
+                   total_tokens=end.usage.total_tokens, total_steps=end.total_steps, elapsed_time=end.elapsed_time,
+                   conversation_variables=end.conversation_variables,
+                   agent_thoughts=[t.model_dump(exclude={"type"}) for t in end.agent_thoughts],
+                   first_text_at=end.first_text_at, finished=end.status != "paused", paused=end.status == "paused",
+                   last_seq=end.last_seq)
 
 
 class Execution:
@@ -308,9 +268,16 @@ class Execution:
                 raise exc.exceptions[0] from None
             raise
 
+    async def record_finished(self, end: RunFinished) -> None:
+        """Record a run's outcome from `runs.finished` (the durable consumer's one call)."""
+        await self.record(end.run_id, Fold.of(end))
+
     async def record(self, run_id: str, fold: Fold) -> None:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins). A
-        paused run is only marked paused (a later answer or timeout resumes it)."""
+        paused run is only marked paused (a later answer or timeout resumes it). A fold with a
+        gap in its events records nothing: the run's outcome on runs.finished will."""
+        if not fold.whole:
+            return
         if fold.paused and not fold.finished:
             await run_records.mark_paused(self.pool, run_id)
             return
@@ -339,29 +306,14 @@ class Execution:
         for scope in written:
             self.reads.wrote(scope)
 
-    async def replay(self, run_id: str, chat: bool) -> Fold:
-        """Fold a finished run from its stored events (used when no client watched its end)."""
+    async def read(self, run_id: str, chat: bool) -> Fold:
+        """Fold a run's stored events (a paused run's open forms); reads, records nothing."""
         fold = Fold()
         async for ev in self.bus.events(run_id, 0, follow=False):
             fold.add(ev, chat)
             if fold.finished:
                 break
         return fold
-
-    async def refresh(self, tenant_id: str, app_id: str, run_ids: list[str]) -> dict[str, Fold]:
-        """Bring records of runs still marked running (or paused: a timeout may have resumed one)
-        up to date from their stored events; the folds read, by run id."""
-        folds: dict[str, Fold] = {}
-        for run_id in run_ids:
-            row = await run_records.status(self.pool, tenant_id, app_id, run_id)
-            if row is None or row["status"] not in ("running", "paused"):
-                continue
-            fold = folds[run_id] = await self.replay(run_id, row["mode"] in dsl.CHAT_MODES)
-            if fold.finished or fold.paused:
-                await self.record(run_id, fold)
-            elif row["status"] == "paused":  # resumed (an answer, a timeout) and not finished yet
-                await run_records.mark_resumed(self.pool, run_id)
-        return folds
 
     async def owned_run(self, tenant_id: str, app_id: str, run_id: str) -> Mapping[str, Any]:
         row = await run_records.get(self.pool, tenant_id, app_id, run_id)
@@ -379,18 +331,16 @@ class Execution:
     async def run_detail(self, tenant_id: str, app_id: str, run_id: str) -> dict:
         """A run's record. Read from the replica when it may serve this workspace; a run it does
         not have yet, or has as still running, is read again from the primary (which a run's end
-        is written to: another gateway replica may have recorded it a moment ago), and brought up
-        to date there. A finished run's record never changes again, so the replica's is final."""
+        is written to: another gateway replica may have recorded it a moment ago). A finished
+        run's record never changes again, so the replica's is final."""
         r = await run_records.get(self.reads.pool(tenant_id), tenant_id, app_id, run_id)
-        folds: dict[str, Fold] = {}
         if r is None or r["status"] in ("running", "paused"):
-            await self.owned_run(tenant_id, app_id, run_id)
-            folds = await self.refresh(tenant_id, app_id, [run_id])
             r = await self.owned_run(tenant_id, app_id, run_id)
         finished = r["finished_at"]
         paused = {}
-        if r["status"] == "paused" and run_id in folds:  # the forms it waits for (answer: POST .../human-inputs)
-            paused = {"human_inputs": list(folds[run_id].human_inputs.values())}
+        if r["status"] == "paused":  # the forms it waits for (answer: POST .../human-inputs)
+            fold = await self.read(run_id, r["mode"] in dsl.CHAT_MODES)
+            paused = {"human_inputs": list(fold.human_inputs.values())}
         return {"id": r["id"], "workflow_id": r["app_id"], "status": r["status"],
                 "inputs": json.loads(r["inputs"]), "outputs": json.loads(r["outputs"]) if r["outputs"] else {},
                 "error": r["error"], "total_steps": r["total_steps"], "total_tokens": r["total_tokens"],

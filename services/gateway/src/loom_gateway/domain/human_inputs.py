@@ -26,6 +26,7 @@ from typing import Any
 
 from loom_common.dsl.human_input import FormError, FormField, UserAction, check_answer
 from loom_common.events import HumanInputAnswer, RunRequested
+from loom_common.events.runs import HumanInputRequired, MessageEnd, NodeFinished, WorkflowFinished
 from loom_gateway.domain.errors import BadRequest, Conflict, Forbidden
 from loom_gateway.domain.execution import Execution
 
@@ -41,11 +42,12 @@ class OpenForms:
 async def open_forms(execution: Execution, run_id: str) -> OpenForms:
     out = OpenForms()
     async for ev in execution.bus.events(run_id, 0, follow=False):
-        if ev.event == "human_input_required" and isinstance(ev.data.get("form_id"), str):
-            out.forms[ev.data["form_id"]] = dict(ev.data)
-        elif ev.event == "node_finished":
-            out.forms.pop(str(ev.data.get("id")), None)
-        elif ev.event in ("workflow_finished", "message_end"):
+        d = ev.data
+        if isinstance(d, HumanInputRequired):
+            out.forms[d.form_id] = d.model_dump(exclude={"type"})
+        elif isinstance(d, NodeFinished):
+            out.forms.pop(d.id, None)
+        elif isinstance(d, WorkflowFinished | MessageEnd):
             out.finished = True
     if out.finished:
         out.forms.clear()

@@ -1,0 +1,50 @@
+"""The gateway's durable consumer of `runs.finished`: every run's outcome, tokens and answer,
+recorded whether or not a client watched the run (a webhook's, a schedule's, a stream the
+client left, a gateway that died mid-run).
+
+    orchestrator --runs.finished (RUN_OUTCOMES, work queue)--> gateway-run-outcomes --> runs row,
+                                                                 (one gateway replica)   message row
+
+Exactly once: the record is idempotent on the run id (`run_records.record_end` writes a run's
+end only while it is still running or paused, and only that first write settles its tokens), so
+a redelivery, or a client's stream that recorded the same end first, changes nothing. A message
+is acked once its record is committed; Postgres down, it is redelivered with back-off
+(`messaging.handling`), dead-lettered only after `GATEWAY_RUN_OUTCOMES.max_deliver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+
+from loom_common import bus, messaging
+from loom_common.errors import RetryableError
+from loom_common.events import RunFinished
+from loom_common.logging import get_logger
+from loom_gateway.domain.execution import Execution
+
+log = get_logger(__name__)
+
+
+class NotReady(RetryableError):
+    """A run's outcome arrived before the gateway built its stores: delivered again shortly."""
+
+    code = "starting"
+
+
+def outcomes_router(broker: NatsBroker, execution: Callable[[], Execution | None]) -> NatsRouter:
+    """`execution()`: the gateway's run domain once built (None while it starts)."""
+    router = NatsRouter()
+    consumer = bus.GATEWAY_RUN_OUTCOMES
+
+    @router.subscriber(**consumer.subscriber_kwargs())
+    async def on_run_finished(end: RunFinished, msg: NatsMessage) -> None:
+        async with messaging.handling(msg, consumer, broker):
+            runs = execution()
+            if runs is None:
+                raise NotReady("the gateway is starting", next_retry_delay_s=1.0)
+            await runs.record_finished(end)
+            log.debug("run outcome recorded", run_id=end.run_id, status=end.status)
+
+    return router
