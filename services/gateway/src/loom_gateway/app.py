@@ -137,7 +137,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         pool, reads = rt.pool, rt.reads
         # Cached admissions and graphs are signed with the replicas' shared secret (redis_link.Signed).
         cache_secret = jwt_secret(settings).encode()
-        key_cache = KeyCache(link, cache_secret)
+        key_cache = KeyCache(link, cache_secret, local_ttl_s=settings.key_admission_cache_s)
         counters = RateCounters(link, pool) if link is not None else None
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool, reads)

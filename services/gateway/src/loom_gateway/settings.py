@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from loom_common.blobs import StorageSettings
@@ -31,6 +32,10 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     key_rpm: int = 600
     workspace_rpm: int = 3000
     workspace_tokens_per_day: int = 0
+    # Without Redis: seconds this process keeps a key's admission row (store/key_cache.LocalKeys);
+    # a key with no limit to count is then admitted without Postgres. A change made through
+    # another replica takes up to this long here (this replica's own: at once). 0 = off.
+    key_admission_cache_s: float = Field(2.0, ge=0, le=60)
     # Tokens a run or completion holds of a token quota while it runs, when it names no
     # max_tokens (and an app's model node none): settled to what it used at its end.
     token_reservation_default: int = 1024

@@ -205,11 +205,21 @@ class Limits:
                 return await self._admit_with_redis(digest, named_workspace, now, minute, day)
             except RedisDown:  # counted in Postgres instead, after this process's Redis counts reach it
                 await self.counters.flush()
+        local = self.keys.local if self.keys is not None else None
+        if local is not None:
+            row = local.get(digest)
+            if row is not None and not _counts_anything(row):  # nothing to count: no round trip
+                if named_workspace is not None and named_workspace != row["tenant_id"]:
+                    raise NotFound("Workspace not found.", code="workspace_not_exists")
+                return _decide({**row, "key_n": None, "ws_n": None, "ws_used": None, "key_used": None}, now, day)
+            generation = local.generation
         d = self.defaults
         r = await self.pool.fetchrow(_ADMIT, digest, minute, day, d.key_rpm, d.workspace_rpm,
                                      d.workspace_tokens_per_day, named_workspace)
         if r is None:
             raise Unauthorized("Access token is invalid")
+        if local is not None:
+            local.put(digest, {k: r[k] for k in _LOCAL_ROW}, generation)
         if not r["counted"]:  # a key never reaches another workspace
             raise NotFound("Workspace not found.", code="workspace_not_exists")
         if self.counters is not None:
@@ -385,6 +395,15 @@ class Limits:
                                 " now() - interval '10 minutes') OR window_start < now() - interval '3 days'")
         # Runs no one recorded (the gateway died meanwhile): their reservation lapses with its day.
         await self.pool.execute("DELETE FROM token_reservations WHERE day < now() - interval '3 days'")
+
+
+# What key_cache.LocalKeys keeps of an _ADMIT row: the key and its limits, defaults applied.
+_LOCAL_ROW = ("id", "tenant_id", "kind", "app_id", "published_version", "key_rpm", "key_tok", "ws_rpm", "ws_tok")
+
+
+def _counts_anything(row: dict) -> bool:
+    """Whether admitting this key counts a request or reads today's tokens (then Postgres must)."""
+    return row["key_rpm"] > 0 or row["ws_rpm"] > 0 or row["key_tok"] > 0 or row["ws_tok"] > 0
 
 
 def _decide(r, now: datetime, day: datetime) -> Principal:
