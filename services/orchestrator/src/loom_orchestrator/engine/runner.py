@@ -107,6 +107,7 @@ class Engine:
         self._unwritten: list[NodeRecord] = []  # finished pure nodes not yet journaled
         self._writer: asyncio.Task | None = None
         self._writers: list[asyncio.Task] = []  # every writer started, to await (and surface errors)
+        self._tries: dict[str, int] = {}  # node key -> tries so far, while it retries (node_finished's attempts)
 
     async def execute(self, pool: VariablePool) -> RunState:
         self.state.records = await self.journal.load(self.run.run_id)
@@ -253,6 +254,7 @@ class Engine:
                 self.events.emit("node_retry", {**base, "error": _describe(exc), "retry_index": ctx.attempt,
                                                 "created_at": int(self.run.clock())}, node.id)
                 ctx.attempt += 1
+                self._tries[ctx.key] = ctx.attempt
                 await asyncio.sleep(delay_s)
 
     async def _succeed(self, scope, node, record, base, pool, outcome, key, result: NodeResult, t0) -> str:
@@ -296,7 +298,8 @@ class Engine:
             "outputs": record.outputs,
             "status": record.status, "error": record.error, "elapsed_time": record.elapsed_ms / 1000,
             "execution_metadata": {"total_tokens": tokens, "prompt_tokens": record.prompt_tokens,
-                                   "completion_tokens": record.completion_tokens, "attempts": 1},
+                                   "completion_tokens": record.completion_tokens,
+                                   "attempts": self._tries.pop(key, 1)},
             "created_at": int(t0 or now), "finished_at": int(now)}, node.id)
         return record.edge_handle
 
