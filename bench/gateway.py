@@ -1,9 +1,8 @@
 """Gateway benchmark: what the gateway (and the bus behind it) adds to time-to-first-token,
-and how many non-LLM requests per second it answers.
+what a chat run costs the control plane in CPU, and how many non-LLM requests per second it answers.
 
 Everything runs as real processes: embedded NATS and Postgres, inference with the bundled
-model, rag, tools, orchestrator and the gateway (started side by side, or pass --gateway-url
-with --inference-addr and a console token of a running `make up` stack).
+model, rag, tools, orchestrator and the gateway, started side by side on free ports.
 
 1. TTFT, direct: gRPC `inference.v1.Inference/Generate` straight to inference, the clock stops at
    the first chunk carrying text.
@@ -11,29 +10,44 @@ with --inference-addr and a console token of a running `make up` stack).
    start -> llm -> answer with the same prompt, no memory: gateway -> runs.requested ->
    orchestrator -> inference -> run events -> SSE; the clock stops at the first `message` event.
    Also the OpenAI-compatible route (gateway -> inference gRPC) for comparison.
-   Added TTFT = full-stack p50 - direct p50, at 1 and at 8 concurrent streams (each run of the
-   two is interleaved in the same rounds, so machine noise hits both alike).
-3. Non-LLM throughput: GET /v1/parameters with an app key (auth, rate-limit counters, app
-   lookup) from 16 concurrent clients for a fixed time (httpx, the gateway as started).
+   Added TTFT = full-stack p50 - direct p50, at 1 and at 8 concurrent streams, each p50 over 200
+   requests (40 with --quick), the three kinds interleaved in the same rounds so that machine
+   noise hits them alike.
+3. CPU per chat run: CPU time (/proc/<pid>/stat, process and children) of gateway, orchestrator,
+   NATS and Postgres summed over the single-stream full-stack requests (`cpu_ms_per_chat_run`;
+   inference's model time left out), with each process's share and the bus messages per run.
+4. Non-LLM throughput: GET /v1/parameters with an app key (auth, rate-limit counters, the
+   published app: cached) driven by Debian's `wrk` (in C, one thread: not the bottleneck; `hey`
+   or `h2load --h1` when wrk is missing), 16 connections, the load generator pinned to the last
+   core and the gateway to the others (taskset's sched_setaffinity) where there are two or more:
+   req/s, p50 and the gateway's CPU per request (`gateway_cpu_ms_per_non_llm_request`).
    Then per HTTP server and protocol (`--servers`, default uvicorn and granian): the gateway is
    restarted on each server (in the clear, then with a certificate) and `h2load` (Debian's
-   nghttp2-client, in C: not the bottleneck) drives it over HTTP/1.1 and, where the server
-   speaks it, HTTP/2 (h2c in the clear, h2 over TLS 1.3); servers interleaved round by round.
-4. CPU per chat run of each process (gateway, orchestrator, inference, NATS, Postgres) over the
-   single-stream rounds: steadier than latency on a shared machine, and what 8 streams share.
+   nghttp2-client) drives it over HTTP/1.1 and, where the server speaks it, HTTP/2 (h2c in the
+   clear, h2 over TLS 1.3); servers interleaved round by round.
+5. `--profile DIR`: py-spy records the gateway and the orchestrator during the single-stream chat
+   rounds and the gateway during the non-LLM load; bench/flame.py summarises each profile by
+   layer (FastStream's middlewares, OpenTelemetry, Prometheus, logging, ...). Profiled timings
+   are not comparable with unprofiled ones (py-spy takes CPU on 2 cores).
+
+Each figure's phase records /proc/loadavg next to it: the machine is shared.
 
     .venv/bin/python bench/gateway.py --quick     # ~2 minutes on 2 cores
-    .venv/bin/python bench/gateway.py
+    .venv/bin/python bench/gateway.py --servers ""
     .venv/bin/python bench/gateway.py --quick --servers uvicorn,granian,hypercorn
+    .venv/bin/python bench/gateway.py --quick --servers "" --profile /tmp/loom-prof
 
-The last line printed is one JSON object with every figure.
+The last line printed is one JSON object with every figure. Side by side with an older commit:
+docs/gateway.md ("Measuring the run path's CPU") runs this file from a git worktree of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -42,7 +56,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -50,12 +66,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
 
 from benchkit import PROMPT, chat_graph, cpu_seconds  # noqa: E402
+from flame import Profiler, render, summary  # noqa: E402
 from gateway_stack import app_with_key, start_stack  # noqa: E402
 
 from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
 from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
-from loom_common.devstack import certs, infra  # noqa: E402
-from loom_common.testing import ServiceProcess, service_channel  # noqa: E402 - signs each call (service_auth)
+from loom_common.devstack import infra  # noqa: E402
+from loom_common.testing import ServiceProcess  # noqa: E402
+
+try:  # signs each call (service_auth); an older checkout (a side-by-side run) has no signing
+    from loom_common.testing import service_channel
+except ImportError:  # pragma: no cover - older commits only
+    import grpc
+
+    def service_channel(addr: str):
+        return grpc.aio.insecure_channel(addr)
+
+if TYPE_CHECKING:
+    from loom_common.devstack.certs import ServerCert
 
 MAX_TOKENS = 8
 GRAPH = chat_graph(max_tokens=MAX_TOKENS)
@@ -167,6 +195,89 @@ async def non_llm_rps(base_url: str, key: str, seconds: float, clients: int = 16
     return done / elapsed, statistics.median(lat)
 
 
+def loadavg() -> str:
+    """/proc/loadavg's three averages: how busy the shared machine was around a figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process (and of its children) onto `cpus` (taskset -a -p)."""
+    from benchkit import process_tree
+
+    for proc in process_tree(pid):
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
+
+
+def _duration_ms(value: str) -> float:
+    """wrk's and hey's durations ("850.00us", "1.23ms", "1.2s", "0.0012 secs") in ms."""
+    m = re.fullmatch(r"([\d.]+)\s*(us|ms|s|secs)", value.strip())
+    return float(m[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "secs": 1000.0}[m[2]]
+
+
+def load_generator() -> str:
+    """The C/Go load generator at hand, best first (Debian: apt-get install wrk)."""
+    for name in ("wrk", "hey", "h2load"):
+        if shutil.which(name):
+            return name
+    sys.exit("bench/gateway.py needs wrk (apt-get install wrk), hey or h2load (nghttp2-client)")
+
+
+def drive(tool: str, url: str, key: str, seconds: float, connections: int, cpus: set[int] | None) -> dict:
+    """One run of `tool` against `url`: {requests, rps, p50_ms}; pinned to `cpus` when given.
+    Any non-2xx answer fails the bench (a refused key would measure the 401 path)."""
+    if tool == "h2load":  # h2load's own run (16 connections; unpinned); it reports a mean, not a p50
+        r = h2load(url, key, seconds, ["--h1"])
+        return {"requests": int(r["rps"] * seconds), "rps": r["rps"], "p50_ms": r["mean_ms"]}
+    auth = f"Authorization: Bearer {key}"
+    secs = str(max(1, int(seconds)))
+    cmd = {"wrk": ["wrk", "-t1", f"-c{connections}", f"-d{secs}s", "--latency", "-H", auth, url],
+           "hey": ["hey", "-z", f"{secs}s", "-c", str(connections), "-H", auth, url]}[tool]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None).stdout
+    if tool == "wrk":
+        if "Non-2xx" in out or not re.search(r"(\d+) requests in", out):
+            raise RuntimeError(f"wrk: errors\n{out[-1500:]}")
+        n = int(re.search(r"(\d+) requests in", out)[1])
+        return {"requests": n, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+                "p50_ms": _duration_ms(re.search(r"50%\s+(\S+)", out)[1])}
+    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+    if set(codes) != {"200"}:
+        raise RuntimeError(f"hey: status codes {codes}\n{out[-1500:]}")
+    return {"requests": int(codes["200"]), "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+            "p50_ms": _duration_ms(re.search(r"50% in (\S+ secs)", out)[1])}
+
+
+def non_llm_pinned(stack, key: str, seconds: float, rounds_n: int, pg_pid: int | None) -> dict:
+    """GET /v1/parameters under the C load generator, the generator on the last core and the
+    gateway on the others (2+ cores): medians over rounds of req/s, p50 and CPU per request of
+    the gateway (and Postgres, which admits each key)."""
+    tool = load_generator()
+    gateway = next(p for p in stack.procs if p.name == "gateway").proc.pid
+    cpus = sorted(os.sched_getaffinity(0))
+    gen_cpus, gw_cpus = ({cpus[-1]}, set(cpus[:-1])) if len(cpus) >= 2 else (None, None)
+    if gw_cpus:
+        pin(gateway, gw_cpus)
+    url = f"{stack.gateway_url}/v1/parameters"
+    procs = {"gateway": gateway} | ({"postgres": pg_pid} if pg_pid else {})
+    runs, loads = [], []
+    try:
+        drive(tool, url, key, 1, 16, gen_cpus)  # warm-up: pools, the published-app cache
+        for _ in range(rounds_n):
+            loads.append(loadavg())
+            before = cpu_seconds(procs)
+            r = drive(tool, url, key, seconds, 16, gen_cpus)
+            used = {k: v - before[k] for k, v in cpu_seconds(procs).items()}
+            runs.append(r | {f"{k}_cpu_ms_per_request": v * 1000 / r["requests"] for k, v in used.items()})
+    finally:
+        if gw_cpus:
+            pin(gateway, set(cpus))
+    out = {k: p50([r[k] for r in runs]) for k in runs[0] if k != "requests"}
+    pinned = f"{tool} on cpu {sorted(gen_cpus)}, gateway on cpu {sorted(gw_cpus)}" if gw_cpus else f"{tool}, unpinned"
+    return out | {"requests": sum(r["requests"] for r in runs), "generator": pinned, "loadavg": loads}
+
+
 # (protocol label, h2load flags, TLS?) that each server speaks; uvicorn has no HTTP/2.
 # "_mux": the same 16 requests in flight as 16 streams on one connection (what HTTP/2 is for).
 PROTOCOLS = {"h1": (["--h1"], False), "h2c": ([], False), "h2c_mux": (["-c", "1", "-m", "16"], False),
@@ -200,7 +311,7 @@ def h2load(url: str, key: str, seconds: float, flags: list[str]) -> dict:
     return {"rps": rps, "mean_ms": mean, "protocol": protocol.group(1) if protocol else "h1"}
 
 
-def restart_gateway(stack, server: str, cert: certs.ServerCert | None) -> ServiceProcess:
+def restart_gateway(stack, server: str, cert: ServerCert | None) -> ServiceProcess:
     """The stack's gateway again, on the same ports, under `server` (with a certificate or not).
     Cert and key only: the gateway's own gRPC clients stay plaintext to this stack's services."""
     old = next(p for p in stack.procs if p.name == "gateway")
@@ -217,6 +328,8 @@ def restart_gateway(stack, server: str, cert: certs.ServerCert | None) -> Servic
 
 def non_llm_by_server(stack, key: str, servers: list[str], rounds_n: int, seconds: float, tls_dir: Path) -> dict:
     """{server: {protocol: {rps, mean_ms}}}: medians over interleaved rounds."""
+    from loom_common.devstack import certs
+
     if shutil.which("h2load") is None:
         sys.exit("bench/gateway.py needs h2load: apt-get install nghttp2-client (make bench installs it)")
     cert = certs.ensure_server_cert(tls_dir, "gateway")
@@ -278,10 +391,41 @@ def p50(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) -> tuple[dict, str]:
+CONTROL_PLANE = ("gateway", "orchestrator", "nats", "postgres")  # cpu_ms_per_chat_run: all but the model
+
+
+def nats_counts(monitor_port: int | None) -> Counter:
+    """Messages published to NATS so far ("published") and delivered to each named client
+    ("loom-orchestrator", ...), from its monitoring port; empty without one."""
+    if monitor_port is None:
+        return Counter()
+    base = f"http://127.0.0.1:{monitor_port}"
+    out = Counter({"published": httpx.get(f"{base}/varz", timeout=5).json()["in_msgs"]})
+    for conn in httpx.get(f"{base}/connz?limit=4096", timeout=5).json().get("connections") or []:
+        out[conn.get("name") or "?"] += conn.get("out_msgs", 0)
+    return out
+
+
+async def chat_cpu(client: httpx.AsyncClient, key: str, procs: dict[str, int], monitor_port: int | None,
+                   runs: list[float], record: list[dict] | None = None, conc: int = 1) -> tuple[dict, Counter]:
+    """One round of `conc` full-stack chat runs (TTFTs appended to `runs`): the CPU seconds each
+    process spent on it and the NATS messages it caused."""
+    m0 = nats_counts(monitor_port)
+    cpu_before = cpu_seconds(procs)
+    runs += await rounds(lambda: stack_ttft(client, key, record), conc, 1)
+    await asyncio.sleep(0.05)  # the run's tail (records, acks) after its last event
+    cpu = {name: value - cpu_before[name] for name, value in cpu_seconds(procs).items()}
+    msgs = nats_counts(monitor_port)
+    msgs.subtract(m0)
+    return cpu, msgs
+
+
+async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None, monitor_port: int | None = None,
+                  profile_dir: Path | None = None) -> tuple[dict, str]:
     _, chat_key = app_with_key(stack, "chatflow", GRAPH, name="bench")
     _, param_key = app_with_key(stack, "chat", name="bench-params")
     procs = {p.name: p.proc.pid for p in stack.procs if p.proc is not None} | (infra_pids or {})
+    admin_url = getattr(stack, "admin_url", "") or stack.gateway_url  # older stacks: /metrics on the API port
     channel = service_channel(stack.inference_addr)
     stub = pb_grpc.InferenceStub(channel)
     results: dict = {}
@@ -293,32 +437,70 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None) 
         # ... and at 8 streams, so the c8 figures are not the connection pools growing.
         await rounds(lambda: stack_ttft(client, chat_key), 8, 1)
         await rounds(lambda: openai_ttft(client, chat_key), 8, 1)
-        # Enough rounds that a p50 means something on a noisy 2-core machine, even in --quick.
-        for conc, n in ((1, 20 if quick else 40), (8, 2 if quick else 6)):
+        # p50s over 200 requests of each kind at each concurrency (40 with --quick).
+        for conc, n in ((1, 40 if quick else 200), (8, 5 if quick else 25)):
             direct, full, oai, record = [], [], [], []
             means = {key: [] for key in HISTOGRAMS}
             cpu = dict.fromkeys(procs, 0.0)
+            msgs: Counter = Counter()
+            load = [loadavg()]
             for _ in range(n):  # interleaved rounds
                 direct += await rounds(lambda: direct_ttft(stub), conc, 1)
-                before = await histogram_sums(client, stack.admin_url)
-                cpu_before = cpu_seconds(procs)
-                full += await rounds(lambda rec=record: stack_ttft(client, chat_key, rec), conc, 1)
-                await asyncio.sleep(0.05)  # the run's tail (records, acks) after its last event
-                for name, value in cpu_seconds(procs).items():
-                    cpu[name] += value - cpu_before[name]
-                for key, value in histogram_means(before, await histogram_sums(client, stack.admin_url)).items():
+                before = await histogram_sums(client, admin_url)
+                used, sent = await chat_cpu(client, chat_key, procs, monitor_port, full, record, conc)
+                for name, value in used.items():
+                    cpu[name] += value
+                msgs.update(sent)
+                for key, value in histogram_means(before, await histogram_sums(client, admin_url)).items():
                     means[key].append(value)
                 oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
+            load.append(loadavg())
             breakdown = {stage: p50([r.get(stage, float("nan")) for r in record]) for stage in (*STAGES, "headers")}
             breakdown["gateway_pre_publish"] = p50([sum(r.get(s, 0.0) for s in STAGES) for r in record])
             breakdown.update({key: statistics.fmean(v) for key, v in means.items()})
             results[f"c{conc}"] = {"direct_p50": p50(direct), "stack_p50": p50(full), "openai_p50": p50(oai),
-                                   "n": len(direct), "breakdown": breakdown,
-                                   "cpu_ms_per_run": {k: v * 1000 / len(full) for k, v in cpu.items()}}
+                                   "n": len(direct), "breakdown": breakdown, "loadavg": load,
+                                   "cpu_ms_per_run": {k: v * 1000 / len(full) for k, v in cpu.items()},
+                                   "msgs_per_run": {k: v / len(full) for k, v in msgs.items()}}
+        if profile_dir is not None:
+            results["profile"] = await profile_chat(client, chat_key, procs, monitor_port, profile_dir,
+                                                    40 if quick else 100)
     await channel.close()
-    rps, lat = await non_llm_rps(stack.gateway_url, param_key, 3 if quick else 15)
-    results["non_llm"] = {"rps": rps, "p50_ms": lat}
+    results["non_llm"] = non_llm_pinned(stack, param_key, 3 if quick else 10, 1 if quick else 3,
+                                        (infra_pids or {}).get("postgres"))
+    if profile_dir is not None:
+        gateway = procs["gateway"]
+        with Profiler(gateway, profile_dir / "gateway-non_llm.txt"):
+            profiled = non_llm_pinned(stack, param_key, 5, 1, None)
+        results["profile"]["gateway-non_llm"] = {"summary": summary(profile_dir / "gateway-non_llm.txt"),
+                                                 "cpu_ms_per_unit": profiled["gateway_cpu_ms_per_request"],
+                                                 "unit": "request"}
     return results, param_key
+
+
+async def profile_chat(client: httpx.AsyncClient, key: str, procs: dict[str, int], monitor_port: int | None,
+                       out: Path, n: int) -> dict:
+    """`n` more single-stream chat runs with py-spy on the gateway and the orchestrator (not
+    counted in the figures above): each one's profile summary, CPU per run and per NATS message
+    delivered to it (what a per-message middleware's share is multiplied by)."""
+    files = {name: out / f"{name}-chat.txt" for name in ("gateway", "orchestrator")}
+    cpu = dict.fromkeys(procs, 0.0)
+    msgs: Counter = Counter()
+    with contextlib.ExitStack() as stack:
+        for name, path in files.items():
+            stack.enter_context(Profiler(procs[name], path))
+        await asyncio.sleep(1)  # py-spy attached
+        for _ in range(n):
+            used, sent = await chat_cpu(client, key, procs, monitor_port, [])
+            for name, value in used.items():
+                cpu[name] += value
+            msgs.update(sent)
+    result = {}
+    for name, path in files.items():
+        delivered = msgs.get(f"loom-{name}", 0)
+        result[f"{name}-chat"] = {"summary": summary(path), "cpu_ms_per_unit": cpu[name] * 1000 / n, "unit": "chat run",
+                                  "msgs_delivered_per_run": delivered / n}
+    return result
 
 
 def print_by_server(res: dict) -> dict:
@@ -348,11 +530,22 @@ def by_server_keys(by_server: dict) -> dict:
                                   for s, protos in by_server.items()}}
 
 
+def commit() -> str:
+    """The checkout this file runs from (a side-by-side run: the worktree's commit)."""
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "services",
+                            "libs"], capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("+changes" if dirty else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--redis", action="store_true",
                     help="also the non-LLM rate with rate limits counted in Postgres and in Redis (redis-server)")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="also profile the gateway and the orchestrator with py-spy (extra runs, not in the figures);"
+                         " the collapsed stacks go to DIR, their summaries to the output")
     ap.add_argument("--non-llm-only", action="store_true",
                     help="only the non-LLM rates by server and protocol (no model, no TTFT rounds)")
     ap.add_argument("--servers", default="uvicorn,granian",
@@ -377,7 +570,8 @@ def main() -> None:
                 res, param_key = {}, app_with_key(stack, "chat", name="bench-params")[1]
             else:
                 res, param_key = asyncio.run(measure(stack, args.quick,
-                                                     {"nats": nats.proc.pid, "postgres": pg.proc.pid}))
+                                                     {"nats": nats.proc.pid, "postgres": pg.proc.pid},
+                                                     getattr(nats, "monitor_port", None), args.profile))
             if servers:
                 try:
                     res["by_server"] = non_llm_by_server(stack, param_key, servers, 1 if args.quick else 3,
@@ -422,10 +616,30 @@ def main() -> None:
           "client-side time to the response head;\n  first_event = publish -> the run's first event at the "
           "gateway; event_lag = producer stamp -> read off the bus; relay = bus -> SSE frame written")
     cpu = res["c1"]["cpu_ms_per_run"]
-    print("CPU per chat run at 1 stream (ms, process and children): "
-          + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items()))
-    print(f"non-LLM: GET /v1/parameters, 16 clients: {res['non_llm']['rps']:.0f} req/s, "
-          f"p50 {res['non_llm']['p50_ms']:.1f} ms")
+    per_run = sum(cpu.get(name, 0.0) for name in CONTROL_PLANE)
+    msgs = res["c1"]["msgs_per_run"]
+    print(f"CPU per chat run at 1 stream (ms, process and children; loadavg {' -> '.join(res['c1']['loadavg'])}): "
+          f"control plane {per_run:.1f} = " + ", ".join(f"{name} {cpu[name]:.1f}" for name in CONTROL_PLANE
+                                                          if name in cpu)
+          + "; not counted: " + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name not in CONTROL_PLANE))
+    if msgs:
+        print("NATS messages per chat run: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(msgs.items()) if v))
+    nl = res["non_llm"]
+    print(f"non-LLM: GET /v1/parameters, 16 connections ({nl['generator']}; loadavg {', '.join(nl['loadavg'])}): "
+          f"{nl['rps']:.0f} req/s, p50 {nl['p50_ms']:.2f} ms, CPU per request: gateway "
+          f"{nl['gateway_cpu_ms_per_request']:.3f} ms"
+          + (f", postgres {nl['postgres_cpu_ms_per_request']:.3f} ms" if "postgres_cpu_ms_per_request" in nl else ""))
+    for name, prof in res.get("profile", {}).items():
+        print(render(f"\nprofile {name} ({prof['cpu_ms_per_unit']:.2f} ms CPU per {prof['unit']})", prof["summary"]))
+        per_msg = prof.get("msgs_delivered_per_run")
+        if per_msg:
+            # Upper estimate: the process's CPU spread over the samples in Python frames only.
+            cats, python = prof["summary"]["categories"], prof["summary"]["python_share"] or 1
+            print(f"  CPU ms per NATS message delivered to it ({per_msg:.1f} per run; at most): " + ", ".join(
+                f"{cat} {cats.get(cat, 0.0) / python * prof['cpu_ms_per_unit'] / per_msg:.3f}"
+                for cat in ("faststream (all)", "faststream OpenTelemetry middleware",
+                            "faststream Prometheus middleware", "faststream logging (its log calls)",
+                            "opentelemetry (any caller)", "prometheus_client", "stdlib logging + structlog")))
     by_server = print_by_server(res)
     print(f"(stack start {t_ready - t_start:.0f} s, measuring {time.perf_counter() - t_ready:.0f} s)")
     by_redis = res.get("by_redis", {})
@@ -446,8 +660,16 @@ def main() -> None:
         "first_event_ms_mean_c8": round(res["c8"]["breakdown"]["first_event"], 2),
         "sse_relay_ms_mean_c1": round(res["c1"]["breakdown"]["relay"], 3),
         "sse_relay_ms_mean_c8": round(res["c8"]["breakdown"]["relay"], 3),
+        "cpu_ms_per_chat_run": round(per_run, 1),
         **{f"cpu_ms_per_run_c1_{name}": round(ms, 1) for name, ms in cpu.items()},
-        "non_llm_rps": round(res["non_llm"]["rps"], 1), "non_llm_p50_ms": round(res["non_llm"]["p50_ms"], 2),
+        "nats_msgs_published_per_chat_run": round(msgs["published"], 1) if "published" in msgs else None,
+        "non_llm_rps": round(nl["rps"], 1), "non_llm_p50_ms": round(nl["p50_ms"], 2),
+        "gateway_cpu_ms_per_non_llm_request": round(nl["gateway_cpu_ms_per_request"], 3),
+        "postgres_cpu_ms_per_non_llm_request": round(nl.get("postgres_cpu_ms_per_request", float("nan")), 3),
+        "non_llm_load_generator": nl["generator"],
+        "n_c1": res["c1"]["n"], "n_c8": res["c8"]["n"],
+        "loadavg_c1": res["c1"]["loadavg"], "loadavg_c8": res["c8"]["loadavg"], "loadavg_non_llm": nl["loadavg"],
+        "commit": commit(), "profiled": args.profile is not None,
         **by_server_keys(by_server),
         **({f"non_llm_{k}_counted_in_{v}": round(x, 1) for v, r in by_redis.items() for k, x in r.items()}),
         "quick": args.quick}))
