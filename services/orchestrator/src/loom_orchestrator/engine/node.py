@@ -2,9 +2,10 @@
 
 A node type is a `Node[ConfigT]`: generic over its pydantic config (the `loom_common.dsl`
 model of its `data`), it declares its DSL `type`, a `version` and its `Traits`, and runs as
-`await node.run(config, ctx) -> NodeResult`. The engine reads only these declarations, never
-a type name: what a node does to the run (answer text, citations, the workflow's outputs,
-the branch taken, a loop's end) travels in its `NodeResult`.
+`await node.run(data, ctx) -> NodeResult`. The engine looks a node up by its type and then
+reads only these declarations, never comparing type names: what a node does to the run (answer
+text, citations, the workflow's outputs, the branch taken, a loop's end) travels in its
+`NodeResult`.
 
 `version` names the node's behaviour: change it whenever the same config and inputs could give
 other outputs, another branch or other side effects. The journal keeps each node execution's
