@@ -413,3 +413,58 @@ async def test_gateway_killed_mid_stream_the_client_resumes_with_last_event_id(
     assert answer == "call1 done" and model.calls == 1  # the run was not disturbed
     assert [m["answer"] for m in messages] == ["call1 done"]
     assert restarted.proc.poll() is None
+
+
+async def test_gateway_killed_mid_run_the_run_is_recorded_once_after_its_restart(
+        own_nats, database_url, run_service) -> None:
+    """The gateway SIGKILLed while a streaming chat's model call is in flight, and no client comes
+    back: the run ends while no gateway runs (its outcome waits on runs.finished), and the restarted
+    gateway's durable consumer records it, once: the run succeeded with its tokens, one message with
+    the whole answer, the outcome acked; a read route repairs nothing (there is none to)."""
+    db = _with_database(database_url, f"faults_{uuid.uuid4().hex[:10]}")
+    async with serve_held_model() as model:
+        env = {"LOOM_NATS_URL": own_nats.url, "LOOM_DATABASE_URL": db, "LOOM_INFERENCE_ADDR": model.addr}
+        run_service("orchestrator", env=env)
+        port, admin = infra.free_port(), infra.free_port()
+        gateway_env = {**env, "LOOM_GATEWAY_ADMIN_PORT": str(admin)}
+        gateway = run_service("gateway", env=gateway_env, http_port=port)
+        stack = Stack(gateway_url=gateway.base_url, inference_addr=model.addr)
+        _sign_in(stack)
+        _, key = app_with_key(stack, "chatflow", GATEWAY_CHAT)
+        before: list[tuple[int, dict]] = []
+        async with httpx.AsyncClient(base_url=f"{gateway.base_url}/v1", timeout=60,
+                                     headers={"Authorization": f"Bearer {key}"}) as http:
+            async with http.stream("POST", "/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
+                                                                   "response_mode": "streaming"}) as r:
+                assert r.status_code == 200, await r.aread()
+                await _sse(r.aiter_lines(), before, until="message")  # the first token: mid-run
+                gateway.kill()  # SIGKILL: no stream, no watcher, nothing in memory survives
+        run_id = before[0][1]["task_id"]
+        model.release.set()  # the run ends with no gateway up
+        await _finished_row(db, run_id)  # the orchestrator's record: its outcome was published first
+        async with BusClient(own_nats.url) as client:
+            js = client.broker.connection.jetstream()
+            assert (await js.stream_info(bus.RUN_OUTCOMES.name)).state.messages >= 1  # waiting for a gateway
+            run_service("gateway", env=gateway_env, http_port=port)
+
+            async def recorded():
+                conn = await asyncpg.connect(db)
+                try:
+                    row = await conn.fetchrow("SELECT status, total_tokens, finished_at FROM gateway.runs "
+                                              "WHERE id = $1", run_id)
+                    msgs = await conn.fetch("SELECT answer, status FROM gateway.messages WHERE run_id = $1", run_id)
+                finally:
+                    await conn.close()
+                return (row, msgs) if row is not None and row["status"] != "running" else None
+
+            row, msgs = await eventually(recorded, "the restarted gateway to record the run from runs.finished")
+
+            async def acked():
+                info = await js.consumer_info(bus.RUN_OUTCOMES.name, bus.GATEWAY_RUN_OUTCOMES.durable)
+                return info.num_pending == 0 and info.num_ack_pending == 0
+
+            await eventually(acked, "the outcome acked")
+            assert (await js.stream_info(bus.RUN_OUTCOMES.name)).state.messages == 0  # a work queue: consumed once
+    assert row["status"] == "succeeded" and row["total_tokens"] > 0
+    assert [(m["answer"], m["status"]) for m in msgs] == [("call1 done", "normal")] and model.calls == 1
+    assert (await recorded())[0]["finished_at"] == row["finished_at"]  # recorded once, never again
