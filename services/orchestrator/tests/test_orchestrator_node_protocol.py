@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from loom_common.dsl.flow_nodes import EndData, ToolData
-from loom_common.dsl.graph import NODE_TYPES
+from loom_common.dsl.graph import NODE_TYPES, parse_graph
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
 from loom_common.testing import eventually
@@ -24,13 +24,14 @@ from loom_orchestrator.engine.context import NodeResult, RunContext, Services
 from loom_orchestrator.engine.inmemory import ListSink
 from loom_orchestrator.engine.node import Node, NodeRegistry, Traits
 from loom_orchestrator.engine.runner import NodeVersionChanged
+from loom_orchestrator.engine.topology import compile_graph
 from loom_orchestrator.nodes import registry
 from loom_orchestrator.nodes.end import EndNode
 from loom_orchestrator.store import PgJournal, PgRunStore
 from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model
 from loom_orchestrator.workflow import _REGISTRY, execute_run
 
-RUNNER = Path(__file__).parents[1] / "src/loom_orchestrator/engine/runner.py"
+ENGINE = Path(__file__).parents[1] / "src/loom_orchestrator/engine"
 
 
 class Held(Node[ToolData]):
@@ -70,11 +71,14 @@ def test_every_dsl_type_has_a_node_declaring_version_and_traits() -> None:
     assert {t for t, n in reg.items() if n.traits.calls_model} == {
         "llm", "agent", "question-classifier", "parameter-extractor"}
     assert {t for t, n in reg.items() if n.traits.container} == {"iteration", "loop"}
+    assert {t for t, n in reg.items() if n.traits.entry} == {"start", "iteration-start", "loop-start"}
+    assert {t for t, n in reg.items() if n.traits.streams} == {"llm", "agent"}
     assert not any(reg[t].traits.pure for t in ("llm", "code", "tool", "http-request", "knowledge-retrieval"))
     # The engine tells kinds apart by traits and results only: it compares no type name, keeps no list of them.
-    source = RUNNER.read_text()
-    assert not re.findall(r'(?:==|!=|= \(|in \()\s*"(?:' + "|".join(map(re.escape, NODE_TYPES)) + ')"', source)
-    assert "MODEL_NODES" not in source and "CONTAINER_NODES" not in source
+    for module in ("runner.py", "topology.py"):
+        source = (ENGINE / module).read_text()
+        assert not re.findall(r'(?:==|!=|= \(|in \()\s*"(?:' + "|".join(map(re.escape, NODE_TYPES)) + ')"', source)
+        assert not re.search(r"_NODES\b|STREAMERS|endswith\(", source), module
 
 
 def test_the_registry_and_node_classes_refuse_bad_declarations() -> None:
@@ -97,6 +101,23 @@ def test_the_registry_and_node_classes_refuse_bad_declarations() -> None:
 
             async def run(self, data, ctx) -> NodeResult:
                 return NodeResult()
+
+
+def test_scopes_entries_and_the_streaming_plan_come_from_traits_and_shows_first() -> None:
+    llm = {"model": {"name": "m"}, "prompt_template": [{"role": "user", "text": "hi"}]}
+    graph = parse_graph({"nodes": [
+        node("start", "start"), node("l1", "llm", **llm), node("ans", "answer", answer="{{#l1.text#}} and more"),
+        node("l2", "llm", **llm), node("end", "end", outputs=[{"variable": "t", "value_selector": ["l2", "text"]}]),
+        node("l3", "llm", **llm), node("tpl", "template-transform", template="x"),
+        node("late", "answer", answer="{{#l3.text#}}"),
+        node("lp", "loop", loop_count=1), node("ls", "loop-start", parent="lp"),
+        node("inner", "template-transform", template="y", parent="lp")],
+        "edges": [*chain("start", "l1", "ans", "l2", "end"), *chain("start", "l3", "tpl", "late"),
+                  *chain("start", "lp"), *chain("ls", "inner")]})
+    scopes = compile_graph(graph, registry())
+    assert set(scopes) == {None, "lp"} and scopes[None].entry == "start" and scopes["lp"].entry == "ls"
+    # l1 and l2 feed what shows their text first, alone; l3's text reaches its answer through another node.
+    assert scopes[None].stream_to == {"l1": "ans", "l2": "end"}
 
 
 def _request(run_id: str, tenant: str = "t1") -> tuple[RunRequested, RunContext]:

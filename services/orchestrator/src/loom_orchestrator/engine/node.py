@@ -34,6 +34,8 @@ class Traits:
     pure: bool = False  # no side effect: its start is not journaled and its record is written in the background
     calls_model: bool = False  # calls the model: the model's timeout, its start noted alongside the call
     container: bool = False  # runs child scopes (iteration, loop): holds no slot, no timeout of its own
+    entry: bool = False  # where a scope starts (start; iteration-start, loop-start unless the container names one)
+    streams: bool = False  # its `text` output can stream to the client live, when a node that shows it is planned
 
 
 class Node(ABC, Generic[ConfigT]):
@@ -54,6 +56,11 @@ class Node(ABC, Generic[ConfigT]):
 
     @abstractmethod
     async def run(self, data: ConfigT, ctx: NodeContext) -> NodeResult: ...
+
+    def shows_first(self, data: ConfigT) -> tuple[str, ...] | None:
+        """The selector whose value this node shows the client first (answer, end), if any: a
+        streaming node that feeds it alone may stream that text live (topology.py)."""
+        return None
 
     @classmethod
     def config_type(cls) -> type[NodeData] | None:

@@ -91,7 +91,7 @@ class RunState:
 class Engine:
     def __init__(self, graph: Graph, run: RunContext, services: Services, journal: Journal,
                  events: EventSink, registry: NodeRegistry, observer: Any = None) -> None:
-        self.scopes = compile_graph(graph)
+        self.scopes = compile_graph(graph, registry)
         # Secret environment variables read as a mask in what events show of a node's inputs and
         # process data (a trace a console reader or API client sees); outputs stay the node's own.
         secrets = [v for v in graph.environment_variables if v.value_type == "secret"]

@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loom_common.dsl.graph import Edge, Graph, Node
-from loom_common.dsl.references import segments
-
-STREAMERS = ("llm", "agent")
+from loom_orchestrator.engine.node import NodeRegistry
 
 
 @dataclass
@@ -27,40 +25,34 @@ class Scope:
     stream_to: dict[str, str] = field(default_factory=dict)  # streaming node -> answer/end node
 
 
-def compile_graph(graph: Graph) -> dict[str | None, Scope]:
+def compile_graph(graph: Graph, registry: NodeRegistry) -> dict[str | None, Scope]:
+    """The graph's scopes; node kinds are told apart by their nodes' traits in `registry`."""
     scopes: dict[str | None, Scope] = {}
-    containers = [None] + [n.id for n in graph.nodes if n.data.type in ("iteration", "loop")]
+    traits = {n.id: registry[n.data.type].traits for n in graph.nodes}
+    containers = [None] + [n.id for n in graph.nodes if traits[n.id].container]
     for c in containers:
         nodes = {n.id: n for n in graph.nodes if n.parent_id == c}
-        if c is None:
-            entry = next(n.id for n in nodes.values() if n.data.type == "start")
-        else:
-            data = graph.node(c).data
-            entry = data.start_node_id or next(n.id for n in nodes.values() if n.data.type.endswith("-start"))
+        entries = (nid for nid in nodes if traits[nid].entry)
+        entry = next(entries) if c is None else getattr(graph.node(c).data, "start_node_id", "") or next(entries)
         scope = Scope(c, entry, nodes, {nid: [] for nid in nodes}, {nid: [] for nid in nodes})
         for e in graph.edges:
             if e.source in nodes:
                 scope.out_edges[e.source].append(e)
                 scope.in_edges[e.target].append(e)
-        scope.stream_to = _stream_plan(scope)
+        scope.stream_to = _stream_plan(scope, registry)
         scopes[c] = scope
     return scopes
 
 
-def _stream_plan(scope: Scope) -> dict[str, str]:
+def _stream_plan(scope: Scope, registry: NodeRegistry) -> dict[str, str]:
     plan: dict[str, str] = {}
     for node in scope.nodes.values():
-        first = None
-        if node.data.type == "answer":
-            segs = segments(node.data.answer)
-            first = segs[0].selector if segs else None
-        elif node.data.type == "end" and node.data.outputs:
-            first = tuple(node.data.outputs[0].value_selector)
+        first = registry[node.data.type].shows_first(node.data)
         if not first or len(first) != 2 or first[1] != "text":
             continue
         src = first[0]
         ins = scope.in_edges.get(node.id, [])
-        if (src in scope.nodes and scope.nodes[src].data.type in STREAMERS and src not in plan
+        if (src in scope.nodes and registry[scope.nodes[src].data.type].traits.streams and src not in plan
                 and len(ins) == 1 and ins[0].source == src and ins[0].source_handle == "source"):
             plan[src] = node.id
     return plan

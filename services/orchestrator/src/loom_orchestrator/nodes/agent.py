@@ -29,7 +29,7 @@ from loom_orchestrator.nodes import modeling
 
 class AgentNode(Node[AgentData]):
     type, version = "agent", "1"
-    traits = Traits(calls_model=True)
+    traits = Traits(calls_model=True, streams=True)
 
     async def run(self, data: AgentData, ctx: NodeContext) -> NodeResult:
         tools = await self._tools(data, ctx)

@@ -24,3 +24,7 @@ class AnswerNode(Node[AnswerData]):
         ctx.say("".join(parts[skip:]))
         answer = "".join(parts)
         return NodeResult(outputs={"answer": answer}, answer=answer)
+
+    def shows_first(self, data: AnswerData) -> tuple[str, ...] | None:
+        segs = segments(data.answer)
+        return tuple(segs[0].selector) if segs and segs[0].selector else None

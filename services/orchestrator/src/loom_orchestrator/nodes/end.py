@@ -14,3 +14,6 @@ class EndNode(Node[EndData]):
     async def run(self, data: EndData, ctx: NodeContext) -> NodeResult:
         outputs = {o.variable: ctx.pool.get(o.value_selector) for o in data.outputs}
         return NodeResult(outputs=outputs, inputs=outputs, run_outputs=outputs)
+
+    def shows_first(self, data: EndData) -> tuple[str, ...] | None:
+        return tuple(data.outputs[0].value_selector) if data.outputs else None

@@ -59,7 +59,7 @@ class IterationNode(Node[IterationData]):
 
 class IterationStartNode(Node[IterationStartData]):
     type, version = "iteration-start", "1"
-    traits = Traits(pure=True)
+    traits = Traits(pure=True, entry=True)
 
     async def run(self, data, ctx: NodeContext) -> NodeResult:
         return NodeResult()

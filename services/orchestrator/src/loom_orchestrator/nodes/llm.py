@@ -21,7 +21,7 @@ def _context_text(value) -> str:
 
 class LLMNode(Node[LLMData]):
     type, version = "llm", "1"
-    traits = Traits(calls_model=True)
+    traits = Traits(calls_model=True, streams=True)
 
     async def run(self, data: LLMData, ctx: NodeContext) -> NodeResult:
         pool = ctx.pool

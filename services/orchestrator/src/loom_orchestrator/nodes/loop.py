@@ -47,7 +47,7 @@ class LoopNode(Node[LoopData]):
 
 class LoopStartNode(Node[LoopStartData]):
     type, version = "loop-start", "1"
-    traits = Traits(pure=True)
+    traits = Traits(pure=True, entry=True)
 
     async def run(self, data, ctx: NodeContext) -> NodeResult:
         return NodeResult()

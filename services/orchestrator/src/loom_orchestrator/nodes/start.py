@@ -12,7 +12,7 @@ INPUTS_SCOPE = "__inputs"  # where the run's raw inputs wait for the start node
 
 class StartNode(Node[StartData]):
     type, version = "start", "1"
-    traits = Traits(pure=True)
+    traits = Traits(pure=True, entry=True)
 
     async def run(self, data: StartData, ctx: NodeContext) -> NodeResult:
         raw = ctx.pool.scope(INPUTS_SCOPE) or {}
