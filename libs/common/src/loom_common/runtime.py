@@ -1,14 +1,25 @@
 """The composition root every service shares: start, serve, drain, stop.
 
-A service builds a `ServiceRuntime`, registers its NATS subscribers on `runtime.broker`,
-its routes on `runtime.http` and its servicers on `runtime.grpc`, then calls `run()`:
+A service builds a `ServiceRuntime`, names its dependencies (`dependency`), its durable
+consumers (`consumer`) and its background loops (`background`), registers its NATS
+subscribers on `runtime.broker`, its routes on `runtime.http` and its servicers on
+`runtime.grpc`, then calls `run()`. One lifespan, the same in every service:
 
-    start:  logging + tracing -> database and migrations -> NATS (streams declared) ->
-            gRPC server -> admin/API HTTP server
+    start:  logging + tracing -> database and migrations -> NATS connected (streams declared,
+            durable consumers aligned with their declarations in loom_common.bus) ->
+            the service's dependencies, in the order named -> consumers start fetching ->
+            gRPC server -> background loops -> admin/API HTTP server
     SIGTERM or SIGINT:
-            /readyz turns 503 -> the broker stops fetching and waits for in-flight handlers
-            (unacked messages go back to the stream) -> gRPC finishes open calls within the
-            grace period -> HTTP closes -> the pool closes.
+            /readyz turns 503 -> background loops cancelled -> the broker stops fetching and
+            waits for in-flight handlers (unacked messages go back to the stream) -> gRPC
+            finishes open calls within the grace period -> the dependencies close, in reverse
+            -> HTTP closes -> the pool closes.
+
+So no message is consumed and no call served before every dependency is built, and none is
+closed while a handler may still use it. A dependency is an async context manager factory
+(`build(runtime)`): what it yields is the dependency, what follows the yield closes it. Other
+resources (a credentials provider, a TLS reloader, an optional database for the standalone
+engine) plug in the same way, without touching the runtime.
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ import contextlib
 import faulthandler
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -28,9 +41,10 @@ from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.security import BaseSecurity
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Gauge
 
-from loom_common import db, messaging, service_auth, tls
+from loom_common import consumers, db, messaging, service_auth, tls
+from loom_common.bus import Consumer
 from loom_common.grpc_auth import ServiceTokenInterceptor
 from loom_common.health import Readiness, admin_router, instrument_http
 from loom_common.http_server import HttpServer, make_server
@@ -41,6 +55,49 @@ from loom_common.settings import ServiceSettings
 from loom_common.telemetry import setup_tracing
 
 Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+T = TypeVar("T")
+# How a dependency is made: given the runtime (its settings, pool, broker), an async context
+# manager whose value is the dependency and whose exit closes it.
+Build = Callable[["ServiceRuntime"], AbstractAsyncContextManager[T]]
+
+
+class Dependency(Generic[T]):
+    """One of a service's dependencies (its clients, stores, domain services), built by the
+    runtime at start before anything is consumed or served, closed in reverse order at stop.
+    Handlers registered before start hold the `Dependency` and call `get()` when they run."""
+
+    def __init__(self, name: str, build: Build[T]) -> None:
+        self.name = name
+        self.build = build
+        self._value: T | None = None
+        self._built = False
+
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    def get(self) -> T:
+        if not self._built:
+            raise RuntimeError(f"dependency {self.name!r} used before the runtime built it (or after it closed)")
+        return self._value  # type: ignore[return-value]
+
+    def _set(self, value: T) -> None:
+        self._value, self._built = value, True
+
+    def _unset(self) -> None:
+        self._value, self._built = None, False
+
+
+@contextlib.asynccontextmanager
+async def _hook_at_start(hook: Hook, rt: ServiceRuntime) -> AsyncIterator[None]:
+    await hook(rt)
+    yield
+
+
+@contextlib.asynccontextmanager
+async def _hook_at_stop(hook: Hook, rt: ServiceRuntime) -> AsyncIterator[None]:
+    yield
+    await hook(rt)
 
 
 async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout_s: float = 60.0) -> None:
@@ -90,6 +147,16 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
         return uvloop.new_event_loop
     return None  # asyncio's own
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    """Cancel and wait for each task; again while one swallowed its cancellation (a library
+    that turns CancelledError into its own error inside a loop that goes on)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
 class ServiceRuntime:
@@ -151,8 +218,11 @@ class ServiceRuntime:
         # services register their servicers beforehand with add_grpc_service.
         self.grpc: grpc.aio.Server | None = None
         self._grpc_services: list[Callable[[grpc.aio.Server], None]] = []
-        self._on_start: list[Hook] = []
-        self._on_stop: list[Hook] = []
+        self._dependencies: list[tuple[Dependency, bool]] = []
+        self._exit = contextlib.AsyncExitStack()
+        self._consumers: dict[str, tuple[Consumer, Gauge | None, float]] = {}
+        self._background: list[tuple[str, Hook]] = []
+        self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
         self._http_server: HttpServer | None = None
         self._admin_server: HttpServer | None = None
@@ -165,15 +235,51 @@ class ServiceRuntime:
         self._grpc_services.append(register)
 
 
+    def dependency(self, name: str, build: Build[T], *, on_http_state: bool = False) -> Dependency[T]:
+        """Name a dependency, built at start after the pool and the NATS connection and before
+        any consumer, gRPC call or HTTP request; closed at stop in reverse order of building.
+        `on_http_state`: routes reach it as `request.app.state.<name>` while it is built."""
+        assert not (on_http_state and not name.isidentifier()), "an http state name must be an identifier"
+        dep = Dependency(name, build)
+        self._dependencies.append((dep, on_http_state))
+        return dep
+
+    def consumer(self, consumer: Consumer, *, backlog: Gauge | None = None, every_s: float = 5.0) -> None:
+        """A durable consumer of this service (a `loom_common.bus` declaration, with this
+        deployment's ack_wait): aligned before fetching starts, its backlog kept in `backlog`."""
+        self._consumers[consumer.durable] = (consumer, backlog, every_s)
+
+    def background(self, name: str, run: Hook) -> None:
+        """A loop (timer, sweeper, watcher) started once the service serves, cancelled first
+        at stop, before the broker drains and any dependency closes."""
+        self._background.append((name, run))
+
     def on_start(self, hook: Hook) -> Hook:
-        """Run after infrastructure is up and before the service reports ready."""
-        self._on_start.append(hook)
+        """A step among the dependencies (in the order registered), before anything is consumed
+        or served. Prefer `dependency` for anything that must be closed again."""
+        self.dependency(f"on_start:{getattr(hook, '__qualname__', 'hook')}", lambda rt: _hook_at_start(hook, rt))
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
-        """Run after the broker drained, before the pool closes (in reverse order)."""
-        self._on_stop.append(hook)
+        """A step at stop, among the dependencies' teardowns (reverse order of registration)."""
+        self.dependency(f"on_stop:{getattr(hook, '__qualname__', 'hook')}", lambda rt: _hook_at_stop(hook, rt))
         return hook
+
+    async def _build(self, dep: Dependency, on_http_state: bool) -> None:
+        manager = dep.build(self)
+        dep._set(await manager.__aenter__())
+        if on_http_state:
+            setattr(self.http.state, dep.name, dep.get())
+
+        async def close() -> None:
+            try:
+                await manager.__aexit__(None, None, None)
+            except Exception as exc:  # the rest still closes
+                self.log.warning("dependency close failed", dependency=dep.name, error=repr(exc))
+            finally:
+                dep._unset()
+
+        self._exit.push_async_callback(close)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -196,13 +302,22 @@ class ServiceRuntime:
             if replica is not None:
                 self._replica_probe = asyncio.create_task(self.reads.run())
         if self.broker is not None:
-            broker = self.broker
-            await _until_up("nats", broker.connect)
+            # Connected (publishing works) but not yet fetching: the dependencies come first.
+            await _until_up("nats", self.broker.connect)
             await messaging.ensure_streams(self.broker, s.jetstream_replicas)
-            await self.broker.start()
+            for consumer, _, _ in self._consumers.values():
+                await consumers.align(self.broker, consumer)
+        self._exit = contextlib.AsyncExitStack()
+        try:
+            for dep, on_http_state in self._dependencies:
+                await self._build(dep, on_http_state)
+        except BaseException:
+            await self._exit.aclose()  # what was built closes again, in reverse
+            raise
+        if self.broker is not None:
+            broker = self.broker
+            await broker.start()  # the subscribers start fetching: everything they use is built
             self.readiness.add("nats", lambda: broker.ping(timeout=1.0))
-        for hook in self._on_start:
-            await hook(self)
         if self.grpc_port is not None:
             from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
@@ -217,19 +332,25 @@ class ServiceRuntime:
             else:
                 self.grpc.add_insecure_port(address)
             await self.grpc.start()
+        for consumer, gauge, every_s in self._consumers.values():
+            if gauge is not None and self.broker is not None:
+                self._tasks.append(asyncio.create_task(
+                    consumers.watch_backlog(self.broker, consumer, gauge, every_s), name=f"backlog:{consumer.durable}"))
+        for name, run in self._background:
+            self._tasks.append(asyncio.create_task(run(self), name=name))
         self.log.info("service started", http_port=s.http_port, grpc_port=self.grpc_port,
                       tls=self.tls is not None, http_server=s.http_server)
 
     async def stop(self) -> None:
         self.readiness.draining = True
         self.log.info("service draining")
+        await _cancel(self._tasks)
+        self._tasks.clear()
         if self.broker is not None:
             await self.broker.stop()  # waits up to graceful_timeout for in-flight handlers
         if self.grpc is not None:
             await self.grpc.stop(grace=self.settings.graceful_timeout_s)
-        for hook in reversed(self._on_stop):
-            with contextlib.suppress(Exception):
-                await hook(self)
+        await self._exit.aclose()  # the dependencies, in reverse order of building
         for server in (self._http_server, self._admin_server):
             if server is not None:
                 server.stop()
