@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
@@ -46,8 +45,8 @@ class RagSettings(ServiceSettings, StorageSettings):
     # is searched exactly; past own_index_min_rows, while it holds at most own_index_max_share
     # of its dimension's rows, it gets a partial HNSW index of its own, which the index keeper
     # builds concurrently in the background every index_keeper_poll_s (0: no keeper here).
-    vector_exact_max_rows: int = 10_000
-    own_index_min_rows: int = 10_000
+    vector_exact_max_rows: int = 2_000
+    own_index_min_rows: int = 2_000
     own_index_max_share: float = 0.5
     index_keeper_poll_s: float = 30.0
 
@@ -58,4 +57,4 @@ class RagSettings(ServiceSettings, StorageSettings):
     def storage_root(self) -> Path:
         if self.storage_dir:
             return Path(self.storage_dir)
-        return Path(os.environ.get("LOOM_HOME", ".loom")) / "rag" / "files"
+        return self.home / "rag" / "files"

@@ -45,11 +45,12 @@ class DatasetScope:
 
 @dataclass(frozen=True)
 class IndexPolicy:
-    # A dataset of at most this many rows is searched exactly. 10,000 rows of 384 dimensions
-    # is ~15 MB of vectors read and compared per query: a few milliseconds from cache.
-    exact_max_rows: int = 10_000
+    # A dataset of at most this many rows is searched exactly. The exact scan's cost grows with
+    # the rows: at 5,000 rows in a 1M table it took 3x the own index's time (p50 15.7 vs 5.2 ms
+    # at load 9.5, bench/rag_scale.py), so the routes cross over at about 2,000.
+    exact_max_rows: int = 2_000
     # Past this many rows a dataset gets its own partial HNSW index (if it is a minor share)...
-    own_index_min_rows: int = 10_000
+    own_index_min_rows: int = 2_000
     # ... while it holds at most this share of its dimension's rows: a dataset that is most of
     # the table is served as well by the shared index, and a second graph would double memory.
     own_index_max_share: float = 0.5

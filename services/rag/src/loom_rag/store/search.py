@@ -10,6 +10,9 @@ Vector search takes one of three routes (domain/vector_routes.py):
                the outer query restores exact order.
     OWN_INDEX  the same, for one dataset, whose id is then a plain `=` the planner proves the
                dataset's partial index predicate from (plans are custom: the value is known).
+               Sorting is disabled for that one statement: the planner prices the b-tree plus
+               an exact sort of a few thousand rows below the HNSW walk, which measured slower
+               (docs/rag.md), and the index is there to be walked.
     EXACT      orders by the distance plus 0, an expression no index provides, so the planner
                reads the dataset's rows through the (tenant_id, dataset_id) b-tree and sorts.
 """
@@ -120,7 +123,13 @@ async def vector(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[
         SELECT hits.*, 1 - hits.distance AS score, d.name AS document_name
         FROM hits JOIN documents d ON d.id = hits.document_id AND d.tenant_id = $2
         ORDER BY hits.distance"""
-    return _hits(await conn.fetch(sql, *args))
+    if route != Route.OWN_INDEX:
+        return _hits(await conn.fetch(sql, *args))
+    await conn.execute("SET LOCAL enable_sort = off")
+    try:
+        return _hits(await conn.fetch(sql, *args))
+    finally:
+        await conn.execute("SET LOCAL enable_sort = on")
 
 
 async def full_text(conn: asyncpg.Connection, *, tenant_id: str, dataset_ids: list[str], text_search_config: str,

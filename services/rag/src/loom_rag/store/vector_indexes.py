@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from loom_rag.domain.errors import NotFound
+from loom_rag.domain.models import Dataset
 from loom_rag.domain.vector_routes import DatasetScope
+from loom_rag.store import rows
 
 PREFIX = "segments_embedding_"
 # One keeper pass at a time across rag replicas (a session-level advisory lock; any constant
@@ -38,21 +41,38 @@ def index_name(dim: int, dataset_id: str) -> str:
     return f"{PREFIX}{int(dim)}_ds_{uuid.UUID(dataset_id).hex}"
 
 
-_NAME_SQL = f"'{PREFIX}' || $3::int || '_ds_' || replace(ds.id::text, '-', '')"
+# A dataset's rows (written segments of its documents) and whether its own index is valid.
+_SCOPE_COLUMNS = f"""
+    (SELECT coalesce(sum(d.segments_done), 0) FROM documents d
+      WHERE d.tenant_id = ds.tenant_id AND d.dataset_id = ds.id) AS scope_rows,
+    EXISTS (SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+             WHERE c.relname = '{PREFIX}' || ds.embedding_dim || '_ds_' || replace(ds.id::text, '-', '')
+               AND c.relnamespace = current_schema()::regnamespace AND i.indisvalid AND i.indisready
+    ) AS scope_own_index"""
+
+
+def _scope(r: asyncpg.Record) -> DatasetScope:
+    return DatasetScope(str(r["id"]), int(r["scope_rows"]), r["scope_own_index"])
+
+
+async def lookup(conn: asyncpg.Connection, tenant_id: str, dataset_ids: list[str]
+                 ) -> tuple[list[Dataset], dict[str, DatasetScope]]:
+    """datasets.lookup_many plus each dataset's scope, in the same single round trip (a search
+    pays nothing extra for its routing)."""
+    found = await conn.fetch(f"SELECT ds.*, {_SCOPE_COLUMNS} FROM datasets ds "
+                             "WHERE ds.tenant_id = $1 AND ds.id = ANY($2::uuid[])", tenant_id, dataset_ids)
+    by_id = {str(r["id"]): r for r in found}
+    missing = [d for d in dataset_ids if d not in by_id]
+    if missing:
+        raise NotFound(f"dataset {missing[0]} not found")
+    return [rows.dataset(by_id[d]) for d in dataset_ids], {d: _scope(by_id[d]) for d in dataset_ids}
 
 
 async def scopes(conn: asyncpg.Connection, tenant_id: str, dataset_ids: list[str], dim: int) -> list[DatasetScope]:
-    """Rows and own-index validity of the tenant's datasets, in one round trip."""
-    found = await conn.fetch(
-        f"""SELECT ds.id::text AS id,
-                   (SELECT coalesce(sum(d.segments_done), 0) FROM documents d
-                     WHERE d.tenant_id = ds.tenant_id AND d.dataset_id = ds.id) AS rows,
-                   EXISTS (SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
-                            WHERE c.relname = {_NAME_SQL} AND c.relnamespace = current_schema()::regnamespace
-                              AND i.indisvalid AND i.indisready) AS own_index
-            FROM datasets ds WHERE ds.tenant_id = $1 AND ds.id = ANY($2::uuid[])""",
-        tenant_id, dataset_ids, int(dim))
-    by_id = {r["id"]: DatasetScope(r["id"], int(r["rows"]), r["own_index"]) for r in found}
+    """The scopes of the tenant's datasets of dimension `dim` that exist, in the order given."""
+    found = await conn.fetch(f"SELECT ds.id, {_SCOPE_COLUMNS} FROM datasets ds WHERE ds.tenant_id = $1 "
+                             "AND ds.id = ANY($2::uuid[]) AND ds.embedding_dim = $3", tenant_id, dataset_ids, int(dim))
+    by_id = {str(r["id"]): _scope(r) for r in found}
     return [by_id[d] for d in dataset_ids if d in by_id]
 
 
