@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from loom_common.errors import PermanentError
+from loom_common.settings import loom_home
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EXT = re.compile(r"^[a-z0-9]{1,10}$")
@@ -106,7 +107,7 @@ class StorageSettings(BaseModel):
     def storage_root(self) -> Path:
         if self.storage_dir:
             return Path(self.storage_dir)
-        return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway" / "files"
+        return Path(getattr(self, "home", None) or loom_home()) / "gateway" / "files"
 
 
 def open_store(config: StorageSettings) -> BlobStore:

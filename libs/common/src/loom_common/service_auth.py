@@ -28,6 +28,7 @@ from pathlib import Path
 import jwt
 
 from loom_common import secret_files
+from loom_common.settings import loom_home
 
 AUDIENCE = "loom-internal"
 TTL_S = 300.0
@@ -48,7 +49,7 @@ class ServiceClaims:
 
 
 def secret_path(home: Path | None = None) -> Path:
-    home = home or Path(os.environ.get("LOOM_HOME") or ".loom")
+    home = home or loom_home()
     return home / "secrets" / "service-token"
 
 

@@ -5,6 +5,12 @@ A service subclasses `ServiceSettings` with its own prefix (`LOOM_INFERENCE_`) f
 fields; the shared fields keep their `LOOM_` names through explicit aliases, so one
 `LOOM_NATS_URL` points every service at the same bus.
 
+`LOOM_HOME` is where every Loom process keeps its files (generated secrets, the model store,
+local uploads): one folder for all five services and the standalone engine, by default
+`~/.loom` (the engine's default before; the other services used `./.loom` of their working
+directory, which made two processes started from different folders disagree about a generated
+secret). `make up`, Compose and Kubernetes set it explicitly.
+
 The seed's deployment names are read too: `DB_HOST`, `DB_PORT`, `DB_USERNAME`, `DB_PASSWORD`,
 `DB_DATABASE` make the database URL and `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD` the Redis
 URL, but only where Loom's own `LOOM_DATABASE_URL` / `LOOM_REDIS_URL` is absent: Loom's name
@@ -13,6 +19,7 @@ wins whole, the parts are never mixed into it (docs/operations.md, environment t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -23,6 +30,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loom"
 DEFAULT_REDIS_PORT = 6379
+
+
+def loom_home() -> Path:
+    """`LOOM_HOME`, else `~/.loom` (see the module's docstring)."""
+    return Path(os.environ.get("LOOM_HOME") or Path.home() / ".loom").expanduser()
 
 
 def _shared(name: str, default, **kw):
@@ -63,6 +75,9 @@ class LoomSettings(BaseSettings):
     # A NATS cluster: its servers comma-separated (nats://a:4222,nats://b:4222); the client
     # also learns the others from whichever it reaches, and reconnects to them.
     nats_url: str = _shared("nats_url", DEFAULT_NATS_URL)
+    # Where this process keeps its files (LOOM_HOME; see loom_home()). The alias is LOOM_HOME
+    # alone: a `home` alias would read the shell's $HOME (environment names match case-blind).
+    home: Path = Field(default_factory=loom_home, validation_alias="LOOM_HOME")
     # Copies JetStream keeps of each stream (and its consumers): 3 on a 3-node cluster, so a
     # node lost loses no message and stops no stream; 1 on a single server. Applied at start
     # (messaging.ensure_streams), an existing stream updated to it.

@@ -93,7 +93,7 @@ def jwt_secret(settings: GatewaySettings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
     # Created with mode 0600 from the start and published whole (see secret_files).
-    return secret_files.read_or_create(settings.home() / "jwt.secret",
+    return secret_files.read_or_create(settings.gateway_home() / "jwt.secret",
                                        lambda: secrets.token_urlsafe(48).encode()).decode()
 
 
@@ -142,7 +142,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool, reads)
         # Workspace settings (console): read on every use, so a change needs no restart.
-        sealer = sealing.Sealer(sealing.load_key(settings.secret_key, settings.home()))
+        sealer = sealing.Sealer(sealing.load_key(settings.secret_key, settings.gateway_home()))
         policy = UrlPolicy(settings.endpoints_allow_loopback, settings.endpoints_allow_private)
         workspace_settings = WorkspaceSettings(pool, sealer, policy, str(settings.storage_root()),
                                                settings.default_chat_model, settings.default_embedding_model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
@@ -90,5 +89,5 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     # The app template catalogue (domain/templates.py); unset: the repository's templates/.
     templates_dir: Path | None = None
 
-    def home(self) -> Path:
-        return Path(os.environ.get("LOOM_HOME", ".loom")) / "gateway"
+    def gateway_home(self) -> Path:
+        return self.home / "gateway"

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from loom_common.settings import ServiceSettings
+from loom_common.settings import ServiceSettings, loom_home
 
 BackendName = Literal["llamacpp", "vllm", "openai", "ollama", "sentence-transformers", "llamacpp-embedding",
                       "llamacpp-vision", "fake",  # fake: an instant model for load tests (backends/fake.py)
@@ -124,8 +124,7 @@ def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def loom_home() -> Path:
-    return Path(os.environ.get("LOOM_HOME") or Path.home() / ".loom")
+# The engine's home is every service's: loom_common.settings.loom_home (LOOM_HOME, ~/.loom).
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -230,7 +229,7 @@ class InferenceSettings(ServiceSettings):
 
     @property
     def model_store(self) -> Path:
-        return self.models_dir or loom_home() / "models"
+        return self.models_dir or self.home / "models"
 
     @property
     def derived_models(self) -> Path:

@@ -1,6 +1,10 @@
-"""Composition root of the tools service: the toolbox is built once the pool exists."""
+"""Composition root of the tools service: the toolbox is a dependency of the runtime's
+lifespan, built once the pool exists and before the first call is served, closed at stop."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from loom.tools.v1 import tools_pb2_grpc
 from loom_common.runtime import ServiceRuntime
@@ -14,18 +18,17 @@ def build(settings: ToolsSettings | None = None) -> ServiceRuntime:
     settings = settings or ToolsSettings()
     rt = ServiceRuntime("tools", settings, version=__version__, schema="tools",
                         migrations="loom_tools.migrations", grpc_port=settings.grpc_port)
-    built: dict[str, Toolbox] = {}
 
-    async def start(rt: ServiceRuntime) -> None:
-        built["toolbox"] = build_toolbox(settings, rt.pool)
+    @contextlib.asynccontextmanager
+    async def open_toolbox(rt: ServiceRuntime) -> AsyncIterator[Toolbox]:
+        toolbox = build_toolbox(settings, rt.pool)
+        try:
+            yield toolbox
+        finally:
+            await toolbox.close()
 
-    async def stop(rt: ServiceRuntime) -> None:
-        if "toolbox" in built:
-            await built["toolbox"].close()
-
-    rt.on_start(start)
-    rt.on_stop(stop)
-    # Servicers are registered after the start hooks ran, so the toolbox exists by then.
+    toolbox = rt.dependency("toolbox", open_toolbox)
+    # Servicers are registered once the dependencies are built (ServiceRuntime.start).
     rt.add_grpc_service(lambda server: tools_pb2_grpc.add_ToolsServicer_to_server(
-        ToolsServicer(built["toolbox"]), server))
+        ToolsServicer(toolbox.get()), server))
     return rt

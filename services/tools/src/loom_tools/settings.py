@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -25,9 +24,7 @@ class ToolsSettings(ServiceSettings):
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "asyncio", validation_alias=AliasChoices("LOOM_TOOLS_EVENT_LOOP", "event_loop"))
     grpc_port: int = 50053
-    # State dir shared by the stack (`.loom/` under `make up`); the dev secret key lives here.
-    home: Path = Field(Path(os.environ.get("LOOM_HOME", ".loom")),
-                       validation_alias=AliasChoices("LOOM_HOME", "home"))
+    # `home` (LOOM_HOME, loom_common.settings) holds the dev secret key and the default SQLite root.
     # Fernet key (urlsafe base64, 32 bytes) that encrypts tool credentials at rest. Unset: a
     # key is generated once into <LOOM_HOME>/tools/secret.key (dev only; set it in production).
     secret_key: str | None = None
