@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import inspect
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -86,6 +87,25 @@ class Dependency(Generic[T]):
 
     def _unset(self) -> None:
         self._value, self._built = None, False
+
+
+def made(make: Callable[[ServiceRuntime], Awaitable[T] | T],
+         close: Callable[[T], Awaitable[None]] | None = None) -> Build[T]:
+    """A dependency's build from a function that makes it (plain or async) and, if it holds
+    something to release, the coroutine function that closes it: `made(make, Client.close)`."""
+
+    @contextlib.asynccontextmanager
+    async def build(rt: ServiceRuntime) -> AsyncIterator[T]:
+        value = make(rt)
+        if inspect.isawaitable(value):
+            value = await value
+        try:
+            yield value  # type: ignore[misc]
+        finally:
+            if close is not None:
+                await close(value)  # type: ignore[arg-type]
+
+    return build
 
 
 @contextlib.asynccontextmanager
