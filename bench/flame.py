@@ -41,6 +41,38 @@ CATEGORIES = {
     "starlette/fastapi": r"(^|/)(starlette|fastapi)/",
 }
 LOOM = r"(^|/)loom_[a-z]+/"  # Loom's own code: counted where a sample's innermost frame is in it
+
+# Exclusive layers: a sample goes to the layer of its innermost frame that belongs to one (first
+# pattern that matches, in this order), so a middleware's share is its own work and what it calls
+# in the standard library, not the handler it wraps (its inclusive share above includes that).
+LAYERS = {
+    "OpenTelemetry (faststream's middleware + SDK)": r"(^|/)faststream/(_internal/)?(nats/)?opentelemetry/|"
+                                                     r"(^|/)opentelemetry/",
+    "Prometheus (faststream's middleware + client)": r"(^|/)faststream/(_internal/)?(nats/)?prometheus/|"
+                                                     r"(^|/)prometheus_client/",
+    "logging (faststream's middleware, stdlib, structlog)": r"(^|/)faststream/middlewares/logging|"
+                                                            r"(^|/)faststream/_internal/logger|"
+                                                            r"(^|/)logging/__init__\.py|(^|/)structlog/",
+    "faststream (rest)": r"(^|/)faststream/",
+    "nats client": r"(^|/)nats/(aio|js|protocol)/",
+    "pydantic": r"(^|/)pydantic(_core)?/",
+    "json": r"(^|/)json/|orjson",
+    "asyncpg": r"(^|/)asyncpg/",
+    "grpc": r"(^|/)grpc/",
+    "HTTP server": r"(^|/)(uvicorn|h11|httptools|granian)/",
+    "starlette/fastapi (incl. FastAPI's telemetry)": r"(^|/)(starlette|fastapi|sse_starlette)/",
+    "loom code": LOOM,
+}
+
+
+def layer_of(frames: list[tuple[str, str]]) -> str:
+    if frames and frames[-1][0] == EVENT_LOOP_LEAF:
+        return LOOP
+    for _, file in reversed(frames):
+        for name, pattern in LAYERS.items():
+            if re.search(pattern, file):
+                return name
+    return "other (stdlib, asyncio)"
 # A sample whose innermost Python frame is the loop's entry ran in uvloop's C code (I/O, timers)
 # or waited, runnable, for a core after the loop woke up (py-spy counts a runnable thread as
 # busy): on a loaded machine that share is inflated, so `python_share` (the other samples) is
@@ -94,7 +126,9 @@ def summary(path: Path, top: int = 12) -> dict:
     total = sum(n for _, n in stacks) or 1
     cats: Counter[str] = Counter()
     selfs: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
     for frames, n in stacks:
+        layers[layer_of(frames)] += n
         files = [f for _, f in frames]
         for name, pattern in CATEGORIES.items():
             if any(re.search(pattern, f) for f in files):
@@ -108,6 +142,7 @@ def summary(path: Path, top: int = 12) -> dict:
             selfs[f"{func} ({short(file)})"] += n
     return {"samples": total, "python_share": 1 - cats[LOOP] / total,
             "categories": {k: v / total for k, v in cats.most_common()},
+            "layers": {k: v / total for k, v in layers.most_common()},
             "self": [(k, v / total) for k, v in selfs.most_common(top)]}
 
 
@@ -123,6 +158,8 @@ def render(name: str, s: dict) -> str:
     lines = [f"{name}: {s['samples']} samples (idle left out), {s['python_share'] * 100:.0f} % in Python frames",
              "  inclusive share by layer (of all samples):"]
     lines += [f"    {share * 100:5.1f} %  {cat}" for cat, share in s["categories"].items() if share >= 0.005]
+    lines.append("  exclusive share by layer (innermost frame's layer; of all samples):")
+    lines += [f"    {share * 100:5.1f} %  {layer}" for layer, share in s["layers"].items() if share >= 0.005]
     lines.append("  top self time:")
     lines += [f"    {share * 100:5.1f} %  {func}" for func, share in s["self"]]
     return "\n".join(lines)
