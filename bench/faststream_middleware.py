@@ -9,7 +9,14 @@ Variants (each run N messages, rounds interleaved, medians of CPU time per messa
   when no OTLP endpoint is set: spans are made and dropped);
 - otel_unsampled: the same with a ParentBased(ALWAYS_OFF) sampler: trace ids still made and
   propagated (logs keep them), spans not recorded (a cheaper default without an exporter);
-- prometheus: NatsPrometheusMiddleware;
+- otel_propagate: a sketch of the other alternative proposed there: no span per message, the
+  trace context carried through (extracted from the headers and made current on consume,
+  injected on publish), so logs and the spans of the calls a handler makes stay in the trace;
+- prometheus: NatsPrometheusMiddleware (per message: 3 counters, 2 histograms, a gauge up and
+  down, each through prometheus_client's `labels()`);
+- prometheus_slim: a sketch of the alternative proposed in docs/gateway.md, only the two series
+  Loom's dashboard and alerts read (processed messages by handler and status, published
+  messages by destination and status), label children cached;
 - all: logger + otel + prometheus, as runtime.py builds a broker today.
 
     .venv/bin/python bench/faststream_middleware.py --quick
@@ -29,17 +36,72 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from faststream import BaseMiddleware
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from loom_common.devstack import infra
 
-VARIANTS = ("bare", "logger", "otel", "otel_unsampled", "prometheus", "all")
+VARIANTS = ("bare", "logger", "otel", "otel_unsampled", "otel_propagate", "prometheus", "prometheus_slim", "all")
+
+
+class PropagateOnly(BaseMiddleware):
+    """The trace context through each message, without a span of its own."""
+
+    async def consume_scope(self, call_next, msg):
+        token = otel_context.attach(propagate.extract(msg.headers or {}))
+        try:
+            return await call_next(msg)
+        finally:
+            otel_context.detach(token)
+
+    async def publish_scope(self, call_next, cmd):
+        propagate.inject(cmd.headers)
+        return await call_next(cmd)
+
+
+class SlimCounts(BaseMiddleware):
+    """Processed and published messages only, by the labels the dashboard and alerts use."""
+
+    registry = CollectorRegistry()
+    processed = Counter("loom_received_processed_messages", "Messages handled", ["handler", "status"],
+                        registry=registry)
+    published = Counter("loom_published_messages", "Messages published", ["destination", "status"], registry=registry)
+    children: dict[tuple, Any] = {}
+
+    @classmethod
+    def count(cls, metric: Counter, *labels: str) -> None:
+        child = cls.children.get((metric, *labels))
+        if child is None:
+            child = cls.children[(metric, *labels)] = metric.labels(*labels)
+        child.inc()
+
+    async def consume_scope(self, call_next, msg):
+        handler = getattr(msg.raw_message, "subject", "")
+        try:
+            result = await call_next(msg)
+        except Exception:
+            self.count(self.processed, handler, "error")
+            raise
+        self.count(self.processed, handler, "acked")
+        return result
+
+    async def publish_scope(self, call_next, cmd):
+        try:
+            result = await call_next(cmd)
+        except Exception:
+            self.count(self.published, cmd.destination, "error")
+            raise
+        self.count(self.published, cmd.destination, "success")
+        return result
 
 
 def broker_for(variant: str, url: str) -> NatsBroker:
@@ -48,6 +110,10 @@ def broker_for(variant: str, url: str) -> NatsBroker:
         middlewares.append(NatsTelemetryMiddleware(tracer_provider=TracerProvider()))
     if variant == "otel_unsampled":
         middlewares.append(NatsTelemetryMiddleware(tracer_provider=TracerProvider(sampler=ParentBased(ALWAYS_OFF))))
+    if variant == "otel_propagate":
+        middlewares.append(PropagateOnly)
+    if variant == "prometheus_slim":
+        middlewares.append(SlimCounts)
     if variant in ("prometheus", "all"):
         middlewares.append(NatsPrometheusMiddleware(registry=CollectorRegistry(), app_name="bench",
                                                     metrics_prefix="loom"))
