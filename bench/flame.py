@@ -23,13 +23,17 @@ from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
+# py-spy names OpenTelemetry's files (a namespace package) without their `opentelemetry/` unless
+# recorded with --full-filenames, as Profiler does: those short names too.
+OTEL_SHORT = r"^(trace|sdk|context|propagate|propagators|attributes|baggage|semconv|instrumentation)/"
+
 # Inclusive categories: a sample counts for a category when one of its frames' files matches.
 CATEGORIES = {
     "faststream (all)": r"(^|/)faststream/",
     "faststream OpenTelemetry middleware": r"(^|/)faststream/(_internal/)?(nats/)?opentelemetry/",
     "faststream Prometheus middleware": r"(^|/)faststream/(_internal/)?(nats/)?prometheus/",
     "faststream logging (its log calls)": r"(^|/)faststream/_internal/(log|logger)|(^|/)faststream/.*logging",
-    "opentelemetry (any caller)": r"(^|/)opentelemetry/",
+    "opentelemetry (any caller)": r"(^|/)opentelemetry/|" + OTEL_SHORT,
     "prometheus_client": r"(^|/)prometheus_client/",
     "stdlib logging + structlog": r"(^|/)logging/__init__\.py|(^|/)structlog/",
     "nats client (nats-py)": r"(^|/)nats/(aio|js|protocol)/",
@@ -47,7 +51,7 @@ LOOM = r"(^|/)loom_[a-z]+/"  # Loom's own code: counted where a sample's innermo
 # in the standard library, not the handler it wraps (its inclusive share above includes that).
 LAYERS = {
     "OpenTelemetry (faststream's middleware + SDK)": r"(^|/)faststream/(_internal/)?(nats/)?opentelemetry/|"
-                                                     r"(^|/)opentelemetry/",
+                                                     r"(^|/)opentelemetry/|" + OTEL_SHORT,
     "Prometheus (faststream's middleware + client)": r"(^|/)faststream/(_internal/)?(nats/)?prometheus/|"
                                                      r"(^|/)prometheus_client/",
     "logging (faststream's middleware, stdlib, structlog)": r"(^|/)faststream/middlewares/logging|"
@@ -92,7 +96,8 @@ class Profiler:
     def __enter__(self) -> Profiler:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen([str(PY_SPY), "record", "--pid", str(self.pid), "--rate", str(self.rate),
-                                      "--format", "raw", "--output", str(self.out), "--nonblocking"],
+                                      "--format", "raw", "--output", str(self.out), "--nonblocking",
+                                      "--full-filenames"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return self
 
