@@ -204,14 +204,14 @@ async def _plans(pool, ds: str, q: np.ndarray) -> dict:
     return out
 
 
-async def ingest(nats_url: str, url: str, docs: int, paragraphs: int) -> dict:
+async def ingest(nats_url: str, url: str, docs: int, paragraphs: int, backends: list[str]) -> dict:
     """bench/rag.py's end-to-end ingestion (real processes) for onnx and static, load noted."""
     import rag
     import rag_corpus
 
     texts = rag_corpus.texts(120_000)[-docs * paragraphs:]
     out = {}
-    for backend in ("onnx", "static"):
+    for backend in backends:
         before = os.getloadavg()[0]
         got = await rag.ingestion(nats_url, url, docs, paragraphs, STATE / "home", backend=backend, texts=texts)
         out[backend] = {**got, "load_1min_before": round(before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
@@ -231,21 +231,24 @@ async def service_routes(url: str, base: np.ndarray, queries: np.ndarray, total:
     return {"table": built, **await designs(url, vectors, tenants, queries)}
 
 
-async def main(total: int, share: float, with_ingest: bool, docs: int, paragraphs: int, block: int) -> dict:
+async def main(total: int, share: float, with_ingest: bool, docs: int, paragraphs: int, block: int,
+               backends: list[str]) -> dict:
     import rag_corpus
 
     os.environ.setdefault("XDG_RUNTIME_DIR", str(STATE))
     pg = infra.EmbeddedPostgres(STATE / "pg").start()
     nats_server = infra.EmbeddedNats(STATE / "nats").start() if with_ingest else None
     try:
+        out: dict = {}
         real = await asyncio.to_thread(rag_corpus.vectors, rag_corpus.texts(BASE_ROWS + QUERIES))
         db_name = "loom_bench_rag_scale" + ("" if block == BLOCK else f"_b{block}")  # each layout's table kept
-        out = await service_routes(pg.url(db_name), real[:BASE_ROWS], real[BASE_ROWS:], total, share, block)
+        if total:
+            out = await service_routes(pg.url(db_name), real[:BASE_ROWS], real[BASE_ROWS:], total, share, block)
         if with_ingest:
             ing_url = pg.url("loom_bench_rag")
             await db.ensure_database(ing_url)
             await apply_migrations(ing_url, "rag", "loom_rag.migrations")
-            out["ingest"] = await ingest(nats_server.url, ing_url, docs, paragraphs)
+            out["ingest"] = await ingest(nats_server.url, ing_url, docs, paragraphs, backends)
         return out
     finally:
         if nats_server:
@@ -255,18 +258,20 @@ async def main(total: int, share: float, with_ingest: bool, docs: int, paragraph
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="0: no retrieval designs (ingestion only)")
     parser.add_argument("--share", type=float, default=0.005)
     parser.add_argument("--ingest", action="store_true", help="also ingestion end to end, onnx and static")
     parser.add_argument("--block", type=int, default=BLOCK,
                         help="rows per tenant block (1: every row's tenant drawn alone, as bench/rag_real.py)")
+    parser.add_argument("--backends", default="onnx,static", help="ingestion backends, comma-separated")
     parser.add_argument("--docs", type=int, default=12)
     parser.add_argument("--paragraphs", type=int, default=20)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     (STATE / "home").mkdir(parents=True, exist_ok=True)
-    figures = asyncio.run(main(args.rows, args.share, args.ingest, args.docs, args.paragraphs, args.block))
-    for name in ("old_shared", "new_exact", "new_own_index", "new_exact_no_rls"):
+    figures = asyncio.run(main(args.rows, args.share, args.ingest, args.docs, args.paragraphs, args.block,
+                                 args.backends.split(",")))
+    for name in ("old_shared", "new_exact", "new_own_index", "new_exact_no_rls") if args.rows else ():
         d = figures[name]
         print(f"{name:<14} route {d['route']:<9} recall@10 {d['recall_at_10']:.3f}  k min {d['returned_k_min']}  "
               f"p50 {d['p50_ms']:.1f} ms  p99 {d['p99_ms']:.1f} ms")
