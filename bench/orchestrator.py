@@ -194,9 +194,9 @@ async def _first_message(nc, broker, graph: dict) -> float:
     first, end = loop.create_future(), loop.create_future()
 
     async def on_event(msg) -> None:
-        if b'"event":"message"' in msg.data and not first.done():
+        if b'"data":{"type":"message"' in msg.data and not first.done():
             first.set_result(time.perf_counter())
-        if b'"event":"message_end"' in msg.data and not end.done():
+        if b'"data":{"type":"message_end"' in msg.data and not end.done():
             end.set_result(None)
 
     sub = await nc.subscribe(bus.run_events(run_id), cb=on_event)  # core NATS: sees JetStream publishes
@@ -338,7 +338,7 @@ async def recovery_after_sigkill(nats_url: str, database_url: str, workdir: Path
             run_id, end = new_id(), loop.create_future()
 
             async def on_event(msg, end=end) -> None:
-                if b'"event":"message_end"' in msg.data and not end.done():
+                if b'"data":{"type":"message_end"' in msg.data and not end.done():
                     end.set_result(time.perf_counter())
 
             sub = await broker.connection.subscribe(bus.run_events(run_id), cb=on_event)

@@ -205,7 +205,7 @@ async def test_inference_killed_mid_generation(own_nats, database_url, run_servi
         js = client.broker.connection.jetstream()
         for run_id in (plain, patient):  # both are generating
             sub = await js.subscribe(bus.run_events(run_id), ordered_consumer=True)
-            while b'"event":"message"' not in (await sub.next_msg(timeout=120)).data:
+            while b'"data":{"type":"message"' not in (await sub.next_msg(timeout=120)).data:
                 pass
             await sub.unsubscribe()
         inference.kill()

@@ -75,7 +75,7 @@ async def test_a_paused_run_holds_nothing_and_an_answer_resumes_it(nats_url, dat
                 break
             await asyncio.sleep(0.1)
         assert await _unacked(client) == 0
-        answer = HumanInputAnswer(form_id=required["form_id"], node_key="h", values={"reply": "yes"}, action="ok",
+        answer = HumanInputAnswer(form_id=required.form_id, node_key="h", values={"reply": "yes"}, action="ok",
                                   answered_by="test")
         await _publish(client, resume_request("t-svc", run_id, answer))
         events = await client.events(run_id)

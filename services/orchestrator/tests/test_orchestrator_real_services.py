@@ -119,9 +119,9 @@ async def test_knowledge_retrieval_finds_a_segment_ingested_by_the_real_rag(stac
         run_id = await client.request(g, query="How many gulls does the Skerryvore lighthouse keeper count?")
         events = await client.events(run_id, timeout_s=60)
     finished = events[-1].data
-    assert finished["status"] == "succeeded", finished
-    assert fact in finished["outputs"]["context"]
-    hit = finished["outputs"]["hits"][0]
+    assert finished.status == "succeeded", finished
+    assert fact in finished.outputs["context"]
+    hit = finished.outputs["hits"][0]
     assert hit["title"] == "gulls.txt"
     assert hit["metadata"]["document_id"] == docs["gulls.txt"] and hit["metadata"]["dataset_id"] == dataset_id
     assert hit["metadata"]["score"] > 0
@@ -133,7 +133,7 @@ async def test_knowledge_retrieval_finds_a_segment_ingested_by_the_real_rag(stac
         run_id = await client.request(chat, app_mode="chatflow", conversation_id=str(uuid.uuid4()),
                                       query="How many gulls does the Skerryvore lighthouse keeper count?")
         events = await client.events(run_id, until="message_end", timeout_s=60)
-    [cited] = events[-1].data.metadata["retriever_resources"]
+    [cited] = events[-1].data.metadata.retriever_resources
     assert (cited["position"], cited["document_id"], cited["document_name"]) == (1, docs["gulls.txt"], "gulls.txt")
     assert cited["dataset_id"] == dataset_id and cited["segment_id"] and cited["content"] == fact
 
@@ -193,9 +193,9 @@ async def test_code_http_request_and_tool_nodes_run_in_the_real_tools_service(st
         events = await client.events(run_id, timeout_s=60)
         failed = await client.events(await client.request(bad), timeout_s=60)
     out = events[-1].data
-    assert out["status"] == "succeeded", out
-    assert out["outputs"]["doubled"] == 2 and out["outputs"]["status"] == 200 and out["outputs"]["sum"] == "42"
-    assert json.loads(out["outputs"]["body"]) == {"path": "/items/2", "got": {"v": 2}}
+    assert out.status == "succeeded", out
+    assert out.outputs["doubled"] == 2 and out.outputs["status"] == 200 and out.outputs["sum"] == "42"
+    assert json.loads(out.outputs["body"]) == {"path": "/items/2", "got": {"v": 2}}
     assert echo.seen == [{"path": "/items/2", "header": "2", "body": {"v": 2}}]
     # The user's exception comes back as the code node's typed failure, naming the node.
     assert failed[-1].data.status == "failed"

@@ -110,7 +110,7 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
         sub = await client.broker.connection.jetstream().subscribe(bus.run_events(run_id), ordered_consumer=True)
         while True:
             msg = await sub.next_msg(timeout=60)
-            if b'"event":"message"' in msg.data:
+            if b'"data":{"type":"message"' in msg.data:
                 break
         await sub.unsubscribe()
         await client.cancel(run_id)
@@ -170,10 +170,10 @@ async def test_agent_classifier_extractor_with_the_real_model_and_tools(nats_url
         events = await client.events(run_id, until="message_end", timeout_s=240)
     finished = {e.node_id: e.data for e in events if e.event == "node_finished"}
     assert events[-2].data.status == "succeeded", events[-2].data
-    assert finished["qc"]["outputs"]["class_id"] in ("math", "other")  # decoded under an enum schema
-    assert set(finished["pe"]["outputs"]) >= {"expression", "__is_success"}
+    assert finished["qc"].outputs["class_id"] in ("math", "other")  # decoded under an enum schema
+    assert set(finished["pe"].outputs) >= {"expression", "__is_success"}
     thoughts = [e.data for e in events if e.event == "agent_thought"]
-    assert thoughts and thoughts[0]["tool"] == "math.eval"  # the first round must call the tool
-    assert "expression" in json.loads(json.loads(thoughts[0]["tool_input"])["math.eval"])  # schema-valid arguments
-    assert thoughts[0]["observation"]  # the real tools service answered (a result or its typed error)
-    assert finished["ag"]["outputs"]["iterations"] <= 2
+    assert thoughts and thoughts[0].tool == "math.eval"  # the first round must call the tool
+    assert "expression" in json.loads(json.loads(thoughts[0].tool_input)["math.eval"])  # schema-valid arguments
+    assert thoughts[0].observation  # the real tools service answered (a result or its typed error)
+    assert finished["ag"].outputs["iterations"] <= 2
