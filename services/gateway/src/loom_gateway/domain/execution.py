@@ -337,11 +337,13 @@ class Execution:
         if r is None or r["status"] in ("running", "paused"):
             r = await self.owned_run(tenant_id, app_id, run_id)
         finished = r["finished_at"]
-        paused = {}
-        if r["status"] == "paused":  # the forms it waits for (answer: POST .../human-inputs)
+        paused, status = {}, r["status"]
+        if status == "paused":  # the forms it waits for (answer: POST .../human-inputs)
             fold = await self.read(run_id, r["mode"] in dsl.CHAT_MODES)
             paused = {"human_inputs": list(fold.human_inputs.values())}
-        return {"id": r["id"], "workflow_id": r["app_id"], "status": r["status"],
+            if not fold.paused:  # answered and resumed: running until runs.finished records its end
+                paused, status = {}, "running"
+        return {"id": r["id"], "workflow_id": r["app_id"], "status": status,
                 "inputs": json.loads(r["inputs"]), "outputs": json.loads(r["outputs"]) if r["outputs"] else {},
                 "error": r["error"], "total_steps": r["total_steps"], "total_tokens": r["total_tokens"],
                 "created_at": int(r["created_at"].timestamp()),

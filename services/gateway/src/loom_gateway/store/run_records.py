@@ -111,10 +111,6 @@ async def mark_paused(pool: asyncpg.Pool, run_id: str) -> None:
     await pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
 
 
-async def mark_resumed(pool: asyncpg.Pool, run_id: str) -> None:
-    await pool.execute("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'paused'", run_id)
-
-
 async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: Any, error: str | None,
                      total_tokens: int, total_steps: int, first_text_at: datetime | None, answer: str,
                      metadata: dict, conversation_variables: dict | None, settle: Settle | None) -> Any:
