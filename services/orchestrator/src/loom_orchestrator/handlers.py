@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter
+from faststream.nats import ConsumerConfig, NatsMessage, NatsRouter
 
 from loom_common import bus
 from loom_common.events import RunCancelRequested, RunRequested
@@ -51,29 +51,3 @@ def build_router(worker: Worker, *, max_workers: int = 1) -> NatsRouter:
                 log.warning("stop of a paused run failed", run_id=event.run_id, error=repr(exc))
 
     return router
-
-
-async def align_consumer(broker: NatsBroker, ack_wait_s: float) -> None:
-    """An existing durable keeps the config it was created with; bring its ack_wait in line
-    with this deployment's (an editable field, updated in place)."""
-    js = broker.connection.jetstream()
-    c = bus.ORCHESTRATOR_RUNS
-    try:
-        info = await js.consumer_info(c.stream.name, c.durable)
-        if info.config.ack_wait is not None and abs(info.config.ack_wait - ack_wait_s) > 1e-3:
-            await js.add_consumer(c.stream.name, config=dataclasses.replace(info.config, ack_wait=ack_wait_s))
-            log.info("runs consumer ack_wait updated", ack_wait_s=ack_wait_s)
-    except Exception as exc:
-        log.warning("runs consumer config not aligned", error=repr(exc))
-
-
-async def watch_backlog(broker: NatsBroker, every_s: float, gauge) -> None:
-    import asyncio
-    import contextlib
-
-    c = bus.ORCHESTRATOR_RUNS
-    while True:
-        with contextlib.suppress(Exception):
-            info = await broker.connection.jetstream().consumer_info(c.stream.name, c.durable)
-            gauge.set(info.num_pending + info.num_ack_pending)
-        await asyncio.sleep(every_s)

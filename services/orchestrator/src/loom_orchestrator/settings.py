@@ -20,7 +20,7 @@ class OrchestratorSettings(ServiceSettings, StorageSettings):
     # worker's run moves to another worker 3 to 4 s after the crash, and a worker stalled for
     # up to ~2.75 s (CPU starvation, GC, a blocked loop) keeps its runs. Longer: a stall must
     # last longer to lose a run, and a crash costs that much more. Applied to an existing
-    # consumer at start (handlers.align_consumer).
+    # consumer at start (loom_common.consumers.align, run by the runtime).
     runs_ack_wait_s: float = 4.0
     # How long a worker waits out Postgres being unreachable (a restart, a failover) before it
     # gives a run back to the queue (Worker._run_through_db_outages).
