@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import AsyncIterator
 
 from starlette.middleware.cors import CORSMiddleware
 
-from loom_common import blobs, redis_link, secret_files
+from loom_common import blobs, bus, redis_link, secret_files
 from loom_common.logging import get_logger
-from loom_common.runtime import ServiceRuntime
+from loom_common.runtime import ServiceRuntime, made
 from loom_gateway import __version__
 from loom_gateway.api import (
     console_annotations,
@@ -120,25 +121,27 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     http.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                         upload_paths=("/files/upload", "create-by-file", "create_by_file", "update-by-file",
                                       "update_by_file"), upload_max_bytes=settings.max_upload_bytes)
-    inference = InferenceClient(settings.inference_addr, settings.inference_timeout_s, settings.model_pull_timeout_s)
-    rag = RagClient(settings.rag_addr, settings.rag_timeout_s)
-    tools = ToolsClient(settings.tools_addr, settings.tools_timeout_s)
-    mcp_server.install(rt, settings.max_body_bytes)  # /v1/mcp: every published app as an MCP server
-    # Every run's outcome, recorded whether or not a client watched it (runs.finished).
-    rt.broker.include_router(outcomes_router(rt.broker, lambda: getattr(getattr(http.state, "gw", None),
-                                                                        "execution", None)))
-    tasks: list[asyncio.Task] = []
+    # The lifespan's dependencies (loom_common.runtime), built in this order once the pool and
+    # NATS are up, before the outcomes consumer fetches or a request is served; closed in
+    # reverse once the broker drained.
+    inference = rt.dependency("inference", made(lambda rt: InferenceClient(
+        settings.inference_addr, settings.inference_timeout_s, settings.model_pull_timeout_s), InferenceClient.close))
+    rag = rt.dependency("rag", made(lambda rt: RagClient(settings.rag_addr, settings.rag_timeout_s), RagClient.close))
+    tools = rt.dependency("tools", made(lambda rt: ToolsClient(settings.tools_addr, settings.tools_timeout_s),
+                                        ToolsClient.close))
     # Optional Redis (LOOM_REDIS_URL): cached key admissions and rate counters the replicas
     # share; never the only copy, so Postgres answers whenever Redis cannot.
-    link = redis_link.open_link(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    link = rt.dependency("redis", made(
+        lambda rt: redis_link.open_link(settings.redis_url, timeout_s=settings.redis_timeout_s), _close_link))
+    mcp_server.install(rt, settings.max_body_bytes)  # /v1/mcp: every published app as an MCP server
 
-    @rt.on_start
-    async def wire(rt: ServiceRuntime) -> None:
+    @contextlib.asynccontextmanager
+    async def wire(rt: ServiceRuntime) -> AsyncIterator[Gateway]:
         pool, reads = rt.pool, rt.reads
         # Cached admissions and graphs are signed with the replicas' shared secret (redis_link.Signed).
         cache_secret = jwt_secret(settings).encode()
-        key_cache = KeyCache(link, cache_secret, local_ttl_s=settings.key_admission_cache_s)
-        counters = RateCounters(link, pool) if link is not None else None
+        key_cache = KeyCache(link.get(), cache_secret, local_ttl_s=settings.key_admission_cache_s)
+        counters = RateCounters(link.get(), pool) if link.get() is not None else None
         issuer = security.TokenIssuer(jwt_secret(settings), settings.access_token_ttl_s, settings.refresh_token_ttl_s)
         conversations = Conversations(pool, reads)
         # Workspace settings (console): read on every use, so a change needs no restart.
@@ -152,7 +155,8 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         g = Gateway(settings=settings, accounts=Accounts(pool, issuer, settings.invitation_ttl_s, LoginPolicy(
                         settings.login_max_failures_per_account, settings.login_max_failures_per_ip,
                         settings.login_failure_window_s), key_cache=key_cache),
-                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache, PublishedCache(link, cache_secret)),
+                    apps=Apps(pool, settings.default_chat_model, sealer, key_cache,
+                              PublishedCache(link.get(), cache_secret)),
                     conversations=conversations,
                     execution=Execution(pool, conversations, run_bus, reads, gate, RunAdmission(
                         run_bus.queue_depth, max_queued=settings.max_queued_runs,
@@ -160,38 +164,39 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
                     files=Files(pool, WorkspaceBlobStore(workspace_settings, _blob_store(settings)),
                                 settings.max_upload_bytes),
                     limits=gate,
-                    audit=AuditLog(pool, settings.audit_retention_days), inference=inference, rag=rag,
-                    model_endpoints=ModelEndpoints(pool, sealer, policy, inference),
+                    audit=AuditLog(pool, settings.audit_retention_days), inference=inference.get(), rag=rag.get(),
+                    model_endpoints=ModelEndpoints(pool, sealer, policy, inference.get()),
                     workspace_settings=workspace_settings, reads=reads)
         g.schedules, g.webhooks = Schedules(pool), Webhooks(pool, sealer, window_s=settings.webhook_replay_window_s)
         g.triggers = TriggerRuns(g.apps, g.execution, gate)
-        g.annotations = Annotations(pool, inference)
-        g.knowledge_tags, g.knowledge_metadata = KnowledgeTags(pool), KnowledgeMetadata(MetadataFields(pool), rag)
-        g.tools = tools
-        http.state.gw = g
+        g.annotations = Annotations(pool, inference.get())
+        g.knowledge_tags, g.knowledge_metadata = KnowledgeTags(pool), KnowledgeMetadata(MetadataFields(pool), rag.get())
+        g.tools = tools.get()
         if sealed := await g.apps.seal_stored_secrets():  # secrets stored before sealing existed
             log.info("sealed stored app secrets", rows=sealed)
-        tasks.append(asyncio.create_task(_sweep(g)))
-        tasks.append(asyncio.create_task(_register_endpoints(g)))
-        if settings.scheduler_enabled:
-            tasks.append(asyncio.create_task(scheduler(g).run()))
-        if counters is not None:  # Redis's counts, mirrored to Postgres in batches
-            tasks.append(asyncio.create_task(counters.run()))
+        yield g
 
-    @rt.on_stop
-    async def unwire(rt: ServiceRuntime) -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        await inference.close()
-        await rag.close()
-        await tools.close()
-        if link is not None:
-            await link.close()
+    # Routes reach it as request.app.state.gw (api/deps.py), set by the runtime once built.
+    gw = rt.dependency("gw", wire, on_http_state=True)
+    # Every run's outcome, recorded whether or not a client watched it (runs.finished).
+    rt.broker.include_router(outcomes_router(rt.broker, lambda: gw.get().execution))
+    rt.consumer(bus.GATEWAY_RUN_OUTCOMES)
+    rt.background("sweep", lambda rt: _sweep(gw.get()))
+    rt.background("register-endpoints", lambda rt: _register_endpoints(gw.get()))
+    if settings.scheduler_enabled:
+        rt.background("scheduler", lambda rt: scheduler(gw.get()).run())
 
+    async def mirror_counters(rt: ServiceRuntime) -> None:
+        if (counters := gw.get().limits.counters) is not None:  # Redis's counts, to Postgres in batches
+            await counters.run()
+
+    rt.background("rate-counters", mirror_counters)
     return rt
+
+
+async def _close_link(link) -> None:
+    if link is not None:
+        await link.close()
 
 
 def scheduler(g: Gateway) -> Scheduler:
