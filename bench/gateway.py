@@ -211,9 +211,11 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 
 def _duration_ms(value: str) -> float:
-    """wrk's and hey's durations ("850.00us", "1.23ms", "1.2s", "0.0012 secs") in ms."""
-    m = re.fullmatch(r"([\d.]+)\s*(us|ms|s|secs)", value.strip())
-    return float(m[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "secs": 1000.0}[m[2]]
+    """wrk's and hey's durations ("850.00us", "1.23ms", "1.2s", "1.01m", "0.0012 secs") in ms."""
+    m = re.fullmatch(r"([\d.]+)\s*(us|ms|s|secs|m|h)", value.strip())
+    if m is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(m[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "secs": 1000.0, "m": 60_000.0, "h": 3_600_000.0}[m[2]]
 
 
 def load_generator() -> str:
@@ -240,8 +242,11 @@ def drive(tool: str, url: str, key: str, seconds: float, connections: int, cpus:
         if "Non-2xx" in out or not re.search(r"(\d+) requests in", out):
             raise RuntimeError(f"wrk: errors\n{out[-1500:]}")
         n = int(re.search(r"(\d+) requests in", out)[1])
-        return {"requests": n, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
-                "p50_ms": _duration_ms(re.search(r"50%\s+(\S+)", out)[1])}
+        try:
+            p50_ms = _duration_ms(re.search(r"50%\s+(\S+)", out)[1])
+        except (TypeError, ValueError) as e:
+            raise RuntimeError(f"wrk: unexpected output ({e})\n{out[-1500:]}") from e
+        return {"requests": n, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "p50_ms": p50_ms}
     codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
     if set(codes) != {"200"}:
         raise RuntimeError(f"hey: status codes {codes}\n{out[-1500:]}")
