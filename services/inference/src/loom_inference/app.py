@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from loom.inference.v1 import inference_pb2_grpc
 from loom_common.runtime import ServiceRuntime
@@ -31,26 +33,27 @@ def build(settings: InferenceSettings | None = None) -> ServiceRuntime:
         InferenceServicer(router, remote_builder(settings), manager), server))
     mount(rt.http, router, manager, settings)
 
-    loading: list[asyncio.Task] = []
-
-    async def start(rt: ServiceRuntime) -> None:
+    @contextlib.asynccontextmanager
+    async def models(rt: ServiceRuntime) -> AsyncIterator[None]:
         # The bundled models load in the background, the chat model first, and the service is
         # ready once they are: a request during the load would stall anyway (importing torch
         # for the embedding model holds the GIL for seconds: a chat sent then waited ~5 s).
+        loading: asyncio.Task | None = None
         if settings.load_models_at_start:
-            task = asyncio.create_task(router.start([BUNDLED_CHAT, BUNDLED_EMBED]))
-            loading.append(task)
+            loading = asyncio.create_task(router.start([BUNDLED_CHAT, BUNDLED_EMBED]))
 
             async def models_loaded() -> bool:
-                return task.done()
+                return loading.done()
 
             rt.readiness.add("models", models_loaded)
+        try:
+            yield
+        finally:
+            if loading is not None:
+                loading.cancel()
+            await router.close()
 
-    async def stop(_rt: ServiceRuntime) -> None:
-        for task in loading:
-            task.cancel()
-        await router.close()
-
-    rt.on_start(start)
-    rt.on_stop(stop)
+    # The one dependency of the runtime's lifespan (loom_common.runtime): the router's models,
+    # closed after gRPC finished its open calls. Standalone there is no pool and no broker.
+    rt.dependency("models", models)
     return rt
