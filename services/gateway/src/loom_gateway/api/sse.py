@@ -195,7 +195,7 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
                  within_s: float | None = None) -> AsyncIterator[RunEvent]:
     """The run's events after `after_seq`, each folded into `fold` before it is yielded, until
     the run ends or pauses for now. Raises RunTimeout after `stream_idle_timeout_s` without an
-    event (pings keep a stream alive, so a run that never progresses, with no orchestrator to
+    event (a stream: pings keep it alive, so a run that never progresses, with no orchestrator to
     take it or its worker gone for good, would hold a client forever) or, with `within_s`, once
     that long has passed in all (a blocking call); RunFeedFailed if the bus fails under it."""
     events = take_feed(g, run, after_seq)
@@ -203,13 +203,13 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
     give_up = None if within_s is None else asyncio.get_running_loop().time() + within_s
     try:
         while not fold.finished:
-            wait = idle_s if give_up is None else min(idle_s, give_up - asyncio.get_running_loop().time())
+            wait = idle_s if give_up is None else give_up - asyncio.get_running_loop().time()
             try:
                 ev = await asyncio.wait_for(anext(events), max(0.0, wait))
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise RunTimeout(f"the run sent no event for {idle_s:.0f} s" if wait == idle_s else
+                raise RunTimeout(f"the run sent no event for {idle_s:.0f} s" if give_up is None else
                                  "The run did not finish in time; follow it with GET /v1/workflows/run/{id}.") from None
             except RunEventUnreadable as exc:
                 log.error("unreadable run event", run_id=run.run_id, error=str(exc))
