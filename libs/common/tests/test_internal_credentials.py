@@ -20,7 +20,7 @@ import pytest
 
 from loom_common import bus, db, messaging, service_auth
 from loom_common.devstack import db_roles, infra
-from loom_common.events import RunEvent
+from loom_common.events import RunEvent, RunFinished
 from loom_common.migrations import apply_migrations
 
 pytestmark = pytest.mark.integration
@@ -97,12 +97,27 @@ async def test_nats_refuses_strangers_and_holds_each_service_to_its_subjects(tmp
         assert errors and "permissions violation" in str(errors[0]).lower()
         with pytest.raises(nats.js.errors.NotFoundError):
             await admin.jetstream().get_last_msg(bus.RUN_EVENTS.name, bus.run_events(run_id))
+        # Nor a run's outcome, which the gateway's own durable consumer would record as the run's end.
+        errors.clear()
+        outcome = RunFinished(tenant_id="t1", run_id=run_id, status="succeeded", answer="forged")
+        await gateway.publish(bus.RUNS_FINISHED, outcome.model_dump_json().encode())
+        await gateway.flush()
+        for _ in range(50):
+            if errors:
+                break
+            await asyncio.sleep(0.05)
+        assert errors and "permissions violation" in str(errors[0]).lower()
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await admin.jetstream().get_last_msg(bus.RUN_OUTCOMES.name, bus.RUNS_FINISHED)
         # What the gateway owns still goes through.
         ack = await gateway.jetstream().publish(bus.run_cancel(run_id), b"{}", stream=bus.RUN_CONTROL.name)
         assert ack.seq >= 1
         orchestrator = await nats.connect(server.user_url("orchestrator"))
         ack = await orchestrator.jetstream().publish(bus.run_events(run_id), forged.model_dump_json().encode(),
                                                       stream=bus.RUN_EVENTS.name)
+        assert ack.seq >= 1
+        ack = await orchestrator.jetstream().publish(bus.RUNS_FINISHED, outcome.model_dump_json().encode(),
+                                                      stream=bus.RUN_OUTCOMES.name)
         assert ack.seq >= 1
         for nc in (gateway, orchestrator, admin):
             await nc.close()
