@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "gateway" / "tes
 from gateway_stack import app_with_key, start_stack  # noqa: E402
 
 RUNS, SLOTS, TOKENS = 12, 4, 60
+STALL_S = 300  # a client gives up on a run that sent nothing new for this long
 ORCH_COLUMNS = "id, status, deliveries, answer, error"
 # On a cluster the ack wait must outlast a leader election (docs/operations.md, NATS cluster):
 # with 4 s, a run the killed worker held could be taken over while the RUNS consumer was still
@@ -66,8 +67,11 @@ async def _stream(gateway: str, key: str, n: int, first: asyncio.Event, started:
     seen: list[dict] = []
     ids: list[int] = []  # the SSE ids (event seqs) as the client got them
     last, task_id = 0, None
+    # Resumed as long as it makes progress: a hang guard only (an election under load can outlast
+    # many quick tries), reset by every new event.
+    stalled_at = time.monotonic() + STALL_S
     async with httpx.AsyncClient(base_url=gateway, timeout=120) as client:
-        for _attempt in range(10):
+        while time.monotonic() < stalled_at:
             if task_id is None:
                 req = client.stream("POST", "/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
                                     json={"inputs": {}, "query": f"tell me {n}", "user": f"u{n}",
@@ -82,6 +86,7 @@ async def _stream(gateway: str, key: str, n: int, first: asyncio.Event, started:
                         if line.startswith("id: "):
                             last = int(line[4:])
                             ids.append(last)
+                            stalled_at = time.monotonic() + STALL_S
                         elif line.startswith("data: "):
                             ev = json.loads(line[6:])
                             seen.append(ev)
@@ -94,7 +99,7 @@ async def _stream(gateway: str, key: str, n: int, first: asyncio.Event, started:
                                 return {"task_id": task_id, "events": seen, "ids": ids}
             except (httpx.HTTPError, json.JSONDecodeError):
                 pass  # the gateway lost the bus for a moment: resume from the last seq
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
     raise AssertionError(f"chat {n} never ended: {[e['event'] for e in seen]}")
 
 

@@ -33,32 +33,58 @@ async def test_openai_stream_ends_with_an_error_event_when_inference_is_unreacha
     assert "[DONE]" not in lines
 
 
-async def test_dify_stream_ends_with_an_error_event_when_its_feed_fails_and_the_run_is_still_recorded(
-        gateway, admin, orchestrator, monkeypatch) -> None:
+def break_feeds(monkeypatch, after: int, *, for_good: bool) -> None:
+    """The bus breaks under the request's feed after `after` events: once (a NATS node lost,
+    its stream electing a leader), or for good (every feed opened again breaks at once too)."""
     from loom_gateway.bus import runs
 
-    real_next = runs.LiveFeed.__anext__
-    served = 0
+    served, broken = 0, 0
 
-    async def failing_next(self):  # the bus breaks under the request's feed after two events
-        nonlocal served
-        if served == 2:
-            raise ConnectionError("nats: connection closed")
-        served += 1
-        return await real_next(self)
+    def failing(real):
+        async def anext_(self):
+            nonlocal served, broken
+            if served == after and (for_good or not broken):
+                broken += 1
+                raise ConnectionError("nats: connection closed")
+            served += 1
+            return await real(self)
+        return anext_
 
-    monkeypatch.setattr(runs.LiveFeed, "__anext__", failing_next)
+    monkeypatch.setattr(runs.LiveFeed, "__anext__", failing(runs.LiveFeed.__anext__))
+    if for_good:
+        monkeypatch.setattr(runs.Feed, "__anext__", failing(runs.Feed.__anext__))
+
+
+async def chat(c, key: str) -> list[dict]:
+    r = await c.post("/v1/chat-messages", headers={"Authorization": f"Bearer {key}"},
+                     json={"inputs": {}, "query": "hi", "user": "u1", "response_mode": "streaming"})
+    assert r.status_code == 200
+    return [json.loads(x) for x in data_lines(r.text)]
+
+
+async def test_dify_stream_rides_out_a_feed_that_breaks_once(gateway, admin, orchestrator, monkeypatch) -> None:
+    """The gateway opens the run's feed again from the last event its client got: the client sees
+    the whole answer once, in order, and no error (a stream leader election on a NATS cluster)."""
+    break_feeds(monkeypatch, 2, for_good=False)
+    _, key = await make_app(gateway.client, admin, "chat")
+    events = await chat(gateway.client, key)
+    assert [e["event"] for e in events][-1] == "message_end" and "error" not in [e["event"] for e in events]
+    assert "".join(e["answer"] for e in events if e["event"] == "message") == "tok0 tok1 tok2 "
+
+
+async def test_dify_stream_ends_with_an_error_event_when_its_feed_fails_and_the_run_is_still_recorded(
+        gateway, admin, orchestrator, monkeypatch) -> None:
+    # Feeds opened again break too: the stream gives up once its idle budget is spent.
+    monkeypatch.setattr(gateway.rt.http.state.gw.settings, "stream_idle_timeout_s", 2.0)
+    break_feeds(monkeypatch, 2, for_good=True)
     c = gateway.client
     _, key = await make_app(c, admin, "chat")
     h = {"Authorization": f"Bearer {key}"}
-    r = await c.post("/v1/chat-messages", headers=h, json={"inputs": {}, "query": "hi", "user": "u1",
-                                                           "response_mode": "streaming"})
-    assert r.status_code == 200
-    events = [json.loads(x) for x in data_lines(r.text)]
+    events = await chat(c, key)
     assert [e["event"] for e in events] == ["message", "error"]  # a chat app streams message-level events only
     assert events[-1]["status"] == 503 and events[-1]["code"] == "service_unavailable"
     conv = events[0]["conversation_id"]
-    # The run went on: the gateway's watcher followed it on a new subscription and recorded it.
+    # The run went on: the durable runs.finished consumer recorded it.
     async def recorded() -> dict | None:
         msgs = (await c.get("/v1/messages", params={"user": "u1", "conversation_id": conv}, headers=h)).json()
         return msgs if msgs["data"] and msgs["data"][0]["answer"] else None

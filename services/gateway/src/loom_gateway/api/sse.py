@@ -38,6 +38,7 @@ from loom_common.events.runs import (
     WorkflowStarted,
 )
 from loom_common.logging import get_logger
+from loom_common.retry import RetryPolicy
 from loom_gateway.api import timing
 from loom_gateway.api.context import Gateway
 from loom_gateway.domain.errors import Upstream
@@ -174,6 +175,10 @@ async def paused_for_now(g: Gateway, run: StartedRun, fold: Fold, seq: int) -> b
         return True
 
 
+# Reopening a broken feed: 0.2 s, 0.4 s, ... up to 5 s apart, within the stream's idle budget.
+_FEED_RETRY = RetryPolicy(initial_interval_s=0.2, maximum_interval_s=5.0, maximum_attempts=None)
+
+
 def take_feed(g: Gateway, run: StartedRun, after_seq: int = 0):
     """The run's events after after_seq: the feed its start opened, else a new subscription."""
     feed, run.feed = run.feed, None
@@ -200,10 +205,12 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
     that long has passed in all (a blocking call); RunFeedFailed if the bus fails under it."""
     events = take_feed(g, run, after_seq)
     idle_s = g.settings.stream_idle_timeout_s
-    give_up = None if within_s is None else asyncio.get_running_loop().time() + within_s
+    loop = asyncio.get_running_loop()
+    give_up = None if within_s is None else loop.time() + within_s
+    quiet_since, failures = loop.time(), 0
     try:
         while not fold.finished:
-            wait = idle_s if give_up is None else give_up - asyncio.get_running_loop().time()
+            wait = idle_s if give_up is None else give_up - loop.time()
             try:
                 ev = await asyncio.wait_for(anext(events), max(0.0, wait))
             except StopAsyncIteration:
@@ -215,9 +222,24 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
                 log.error("unreadable run event", run_id=run.run_id, error=str(exc))
                 raise RunFeedFailed(f"the run's events cannot be read by this gateway: {exc}") from None
             except Exception as exc:  # the bus failed under the feed; the run goes on without us
-                log.warning("run feed failed", run_id=run.run_id, error=repr(exc))
-                raise RunFeedFailed("the run's event feed failed; the run goes on: read its outcome later or "
-                                    "reconnect with Last-Event-ID") from None
+                # A NATS node lost (its streams electing a new leader) breaks the feed for a few
+                # seconds to a minute: open it again from the last event this client got, within
+                # the same budgets as a quiet run, so the client never sees the hiccup.
+                failures += 1
+                pause = _FEED_RETRY.delay_for(failures)
+                deadline = quiet_since + idle_s if give_up is None else give_up
+                if loop.time() + pause >= deadline:
+                    log.warning("run feed failed", run_id=run.run_id, error=repr(exc), tries=failures)
+                    raise RunFeedFailed("the run's event feed failed; the run goes on: read its outcome later or "
+                                        "reconnect with Last-Event-ID") from None
+                log.info("run feed broke; opening it again", run_id=run.run_id, error=repr(exc),
+                         after_seq=fold.last_seq, tries=failures)
+                with contextlib.suppress(Exception):
+                    await events.aclose()
+                await asyncio.sleep(pause)
+                events = g.execution.bus.events(run.run_id, max(after_seq, fold.last_seq))
+                continue
+            quiet_since, failures = loop.time(), 0
             received = time.perf_counter()
             _observe_arrival(run, ev, received)
             fold.add(ev, run.chat)
