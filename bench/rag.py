@@ -323,7 +323,8 @@ async def main(quick: bool, real_chunks: int = 0) -> dict:
         gen_s = time.perf_counter() - t0
         build_s = await build_table(url, vectors, topics, words)
         ret = await retrieval(url, vectors, topics, words, centres, 200 if quick else 1000)
-        rt = await real_text(url, nats_server.url, quick, real_chunks, scale_url=pg.url("loom_bench_rag_scale"))
+        rt = await real_text(url, nats_server.url, quick, real_chunks, scale_url=pg.url(
+            "loom_bench_rag_scale_quick" if quick else "loom_bench_rag_scale_full"))
     finally:
         nats_server.stop()
         pg.stop()

@@ -149,7 +149,7 @@ async def small_tenant(url: str, base: np.ndarray, queries: np.ndarray, total: i
     tenants = rng.integers(2, 200, size=total).astype(np.int32)  # ~200 other tenants
     mine = rng.choice(total, size=int(total * share), replace=False)
     tenants[mine] = 1
-    table = f"tenant_{total}"
+    table = f"tenant_{total}_b{len(base)}"  # the rows derive from `base`: a new base, a new table
     conn = await _connect(url)
     try:
         build = await _load(conn, table, vectors, "vector", tenants=tenants)

@@ -53,10 +53,10 @@ def dataset_id(tenant: int) -> str:
 def layout(total: int, share: float, block: int = BLOCK) -> np.ndarray:
     """Tenant of each row: blocks of `block` rows, tenant 1 owning `share` of the blocks."""
     rng = np.random.default_rng(SEED)
-    blocks = total // block
+    blocks = -(-total // block)  # the last block may be cut short
     owner = rng.integers(2, TENANTS, size=blocks).astype(np.int32)
     owner[rng.choice(blocks, size=round(blocks * share), replace=False)] = 1
-    return np.repeat(owner, block)
+    return np.repeat(owner, block)[:total]
 
 
 async def build(url: str, vectors: np.ndarray, tenants: np.ndarray, base_rows: int) -> dict:
