@@ -19,6 +19,7 @@ from loom_common import consumers
 from loom_common.bus import Consumer
 from loom_common.runtime import ServiceRuntime
 from loom_common.settings import ServiceSettings
+from loom_common.testing import eventually
 
 
 def _runtime(name: str, **settings) -> ServiceRuntime:
@@ -193,18 +194,16 @@ async def test_a_durable_is_aligned_with_its_declaration_and_its_backlog_watched
         await js.publish(old.subject, f"m{i}".encode())
 
     declared = _test_consumer(tag, ack_wait_s=12.0, max_deliver=7)  # this deployment's declaration
-    gauge = Gauge(f"lifespan_backlog_{tag}", "test backlog", registry=CollectorRegistry())
+    registry = CollectorRegistry()
+    gauge = Gauge(f"lifespan_backlog_{tag}", "test backlog", registry=registry)
     rt = _runtime("lifespan-align", nats_url=nats_url)
     rt.consumer(declared, backlog=gauge, every_s=0.05)
     try:
         await rt.start()
         info = await js.consumer_info(declared.stream.name, declared.durable)
         assert (info.config.ack_wait, info.config.max_deliver) == (12.0, 7)
-        for _ in range(400):  # the watcher's first reading
-            if gauge._value.get() == 3:
-                break
-            await asyncio.sleep(0.05)
-        assert gauge._value.get() == 3
+        await eventually(lambda: registry.get_sample_value(f"lifespan_backlog_{tag}") == 3,
+                         "the backlog watcher reads 3 pending messages")
         assert await consumers.align(rt.broker, declared) == {}  # aligned: nothing left to change
     finally:
         await rt.stop()
