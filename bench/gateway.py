@@ -243,7 +243,8 @@ def drive(tool: str, url: str, key: str, seconds: float, connections: int, cpus:
             raise RuntimeError(f"wrk: errors\n{out[-1500:]}")
         n = int(re.search(r"(\d+) requests in", out)[1])
         try:
-            p50_ms = _duration_ms(re.search(r"50%\s+(\S+)", out)[1])
+            # The distribution's own line: "50%" also ends a Stdev column ("83.50%").
+            p50_ms = _duration_ms(re.search(r"^\s*50%\s+(\S+)", out, re.MULTILINE)[1])
         except (TypeError, ValueError) as e:
             raise RuntimeError(f"wrk: unexpected output ({e})\n{out[-1500:]}") from e
         return {"requests": n, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "p50_ms": p50_ms}
