@@ -39,7 +39,8 @@ async def test_a_run_no_client_watched_is_recorded_by_the_durable_consumer(gatew
             assert r.status_code == 200
     # The client is gone before the run's first token; no watcher follows it, and /messages
     # only reads: the row is brought to its end by runs.finished alone.
-    run_id, conv = orchestrator.requests[-1].run_id, orchestrator.requests[-1].conversation_id
+    [request] = await eventually(lambda: orchestrator.requests, "the orchestrator to take the run")
+    run_id, conv = request.run_id, request.conversation_id
 
     async def ended():
         row = await _row(gateway, run_id)
@@ -52,9 +53,9 @@ async def test_a_run_no_client_watched_is_recorded_by_the_durable_consumer(gatew
 
     # Delivered again (same id), and a different end of the same run: the first record stands.
     first = row["finished_at"]
-    for end in (RunFinished(event_id=f"{run_id}.succeeded.again", tenant_id=orchestrator.requests[-1].tenant_id,
+    for end in (RunFinished(event_id=f"{run_id}.succeeded.again", tenant_id=request.tenant_id,
                             run_id=run_id, status="succeeded", answer="other", usage={"total_tokens": 99}),
-                RunFinished(tenant_id=orchestrator.requests[-1].tenant_id, run_id=run_id, status="failed",
+                RunFinished(tenant_id=request.tenant_id, run_id=run_id, status="failed",
                             error="late")):
         await messaging.publish(orchestrator.broker, bus.RUNS_FINISHED, end, stream=bus.RUN_OUTCOMES.name)
 
