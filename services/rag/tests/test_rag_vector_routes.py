@@ -304,3 +304,12 @@ async def test_bad_names_never_reach_ddl() -> None:
     with pytest.raises(ValueError):
         await vector_indexes.drop(None, "segments; DROP TABLE segments")
     assert json.dumps(vector_indexes.index_name(384, str(uuid.UUID(int=1)))).count("_ds_") == 1
+
+
+def test_the_service_runs_the_index_keeper_in_the_background() -> None:
+    """The keeper is wired into the rag process (and only there where it is not turned off)."""
+    from loom_rag.app import build
+    from loom_rag.settings import RagSettings
+
+    assert [name for name, _ in build(RagSettings())._background] == ["index-keeper"]
+    assert [name for name, _ in build(RagSettings(index_keeper_poll_s=0))._background] == []

@@ -17,6 +17,7 @@ from loom_rag.ingest.isolated import ParseLimits
 from loom_rag.ingest.pipeline import Ingestor
 from loom_rag.ingest.tokenizer import WordPieceTokenizer
 from loom_rag.management import Management
+from loom_rag.retrieval.index_keeper import IndexKeeper
 from loom_rag.retrieval.rerank import LexicalOverlapReranker
 from loom_rag.retrieval.service import Retriever
 from loom_rag.settings import RagSettings
@@ -44,7 +45,7 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
                                  max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20))))
     retriever = rt.dependency("retriever", made(lambda rt: Retriever(
         db.get(), inference.get(), LexicalOverlapReranker(), ef_search=settings.hnsw_ef_search,
-        candidates_per_method=settings.candidates_per_method, reads=rt.reads)))
+        candidates_per_method=settings.candidates_per_method, reads=rt.reads, policy=settings.index_policy())))
     management = rt.dependency("management", made(lambda rt: Management(
         db=db.get(), files=files, queue=BusIngestQueue(rt.broker), embedder=inference.get(), catalog=inference.get(),
         tokenizer=tokenizer, default_embedding_model=settings.default_embedding_model,
@@ -54,6 +55,9 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
     rt.consumer(consumer(settings.ingest_ack_wait_s), backlog=metrics.QUEUE_BACKLOG, every_s=settings.backlog_poll_s)
     register_ingest_consumer(rt.broker, ingestor, ack_wait_s=settings.ingest_ack_wait_s,
                              max_workers=settings.ingest_concurrency)
+    if settings.index_keeper_poll_s > 0:  # per-dataset HNSW indexes, built off the request path
+        rt.background("index-keeper", lambda rt: IndexKeeper(rt.pool, settings.index_policy(),
+                                                             poll_s=settings.index_keeper_poll_s).run())
     rt.add_grpc_service(lambda server: rag_pb2_grpc.add_RetrievalServicer_to_server(
         RetrievalServicer(retriever.get()), server))
     rt.add_grpc_service(lambda server: rag_pb2_grpc.add_DatasetsServicer_to_server(
