@@ -152,9 +152,11 @@ ORCHESTRATOR_RUNS = Consumer(
 )
 # A run's outcome is recorded idempotently (the first record of a run's end wins), so a
 # redelivery is harmless; many deliveries ride out a Postgres restart before a dead letter.
+# Recording one is a single short transaction: a short ack wait and small batches, so what a
+# stopping or killed gateway had fetched reaches another replica within seconds.
 GATEWAY_RUN_OUTCOMES = Consumer(
-    durable="gateway-run-outcomes", stream=RUN_OUTCOMES, subject=RUNS_FINISHED, ack_wait_s=30.0, max_deliver=20,
-    batch_size=16,
+    durable="gateway-run-outcomes", stream=RUN_OUTCOMES, subject=RUNS_FINISHED, ack_wait_s=10.0, max_deliver=20,
+    batch_size=4,
 )
 RAG_INGEST = Consumer(
     durable="rag-ingest", stream=DOCUMENTS, subject=DOCUMENTS_INGEST, ack_wait_s=120.0, max_deliver=5
