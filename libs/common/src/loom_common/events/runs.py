@@ -254,48 +254,49 @@ class RunError(_Payload):
     conversation_id: str | None = None
 
 
-class IterationStarted(_Payload):
+class _ContainerStarted(_Payload):
+    """An iteration or loop node began (Dify sends the same fields for both)."""
+
+    node_id: str = ""
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    created_at: int = 0
+
+
+class _ContainerNext(_Payload):
+    node_id: str = ""
+    index: int = 0
+    created_at: int = 0
+
+
+class _ContainerCompleted(_Payload):
+    node_id: str = ""
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    steps: int = 0
+    created_at: int = 0
+
+
+class IterationStarted(_ContainerStarted):
     type: Literal["iteration_started"] = "iteration_started"
-    node_id: str = ""
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    created_at: int = 0
 
 
-class IterationNext(_Payload):
+class IterationNext(_ContainerNext):
     type: Literal["iteration_next"] = "iteration_next"
-    node_id: str = ""
-    index: int = 0
-    created_at: int = 0
 
 
-class IterationCompleted(_Payload):
+class IterationCompleted(_ContainerCompleted):
     type: Literal["iteration_completed"] = "iteration_completed"
-    node_id: str = ""
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    steps: int = 0
-    created_at: int = 0
 
 
-class LoopStarted(_Payload):
+class LoopStarted(_ContainerStarted):
     type: Literal["loop_started"] = "loop_started"
-    node_id: str = ""
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    created_at: int = 0
 
 
-class LoopNext(_Payload):
+class LoopNext(_ContainerNext):
     type: Literal["loop_next"] = "loop_next"
-    node_id: str = ""
-    index: int = 0
-    created_at: int = 0
 
 
-class LoopCompleted(_Payload):
+class LoopCompleted(_ContainerCompleted):
     type: Literal["loop_completed"] = "loop_completed"
-    node_id: str = ""
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    steps: int = 0
-    created_at: int = 0
 
 
 class HumanInputRequired(_Payload):
