@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import nats.errors
 import pytest
 from gateway_testkit import make_app
 
@@ -33,7 +34,7 @@ async def test_openai_stream_ends_with_an_error_event_when_inference_is_unreacha
     assert "[DONE]" not in lines
 
 
-def break_feeds(monkeypatch, after: int, *, for_good: bool) -> None:
+def break_feeds(monkeypatch, after: int, *, for_good: bool, error: Exception | None = None) -> None:
     """The bus breaks under the request's feed after `after` events: once (a NATS node lost,
     its stream electing a leader), or for good (every feed opened again breaks at once too)."""
     from loom_gateway.bus import runs
@@ -45,7 +46,7 @@ def break_feeds(monkeypatch, after: int, *, for_good: bool) -> None:
             nonlocal served, broken
             if served == after and (for_good or not broken):
                 broken += 1
-                raise ConnectionError("nats: connection closed")
+                raise error or ConnectionError("nats: connection closed")
             served += 1
             return await real(self)
         return anext_
@@ -62,10 +63,15 @@ async def chat(c, key: str) -> list[dict]:
     return [json.loads(x) for x in data_lines(r.text)]
 
 
-async def test_dify_stream_rides_out_a_feed_that_breaks_once(gateway, admin, orchestrator, monkeypatch) -> None:
+@pytest.mark.parametrize("error", [ConnectionError("nats: connection closed"), nats.errors.TimeoutError()],
+                         ids=["connection", "bus-timeout"])
+async def test_dify_stream_rides_out_a_feed_that_breaks_once(gateway, admin, orchestrator, monkeypatch,
+                                                             error) -> None:
     """The gateway opens the run's feed again from the last event its client got: the client sees
-    the whole answer once, in order, and no error (a stream leader election on a NATS cluster)."""
-    break_feeds(monkeypatch, 2, for_good=False)
+    the whole answer once, in order, and no error (a stream leader election on a NATS cluster).
+    A bus request's timeout (nats-py's is a TimeoutError) is a broken feed too, not the run's
+    silence: read as that, it ended a stream with run_timeout at once."""
+    break_feeds(monkeypatch, 2, for_good=False, error=error)
     _, key = await make_app(gateway.client, admin, "chat")
     events = await chat(gateway.client, key)
     assert [e["event"] for e in events][-1] == "message_end" and "error" not in [e["event"] for e in events]

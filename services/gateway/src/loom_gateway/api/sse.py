@@ -196,6 +196,19 @@ def _observe_arrival(run: StartedRun, ev: RunEvent, received: float) -> None:
     timing.EVENT_LAG.observe(max(0.0, time.time() - ev.occurred_at.timestamp()))
 
 
+class _FeedBroke(Exception):
+    """The feed's own bus request failed (a timeout included): not the run's silence."""
+
+
+async def _next_event(events) -> RunEvent:
+    # nats-py's timeouts are TimeoutErrors too: one from the bus (creating the ordered consumer
+    # while a stream elects its leader) must not read as the run sending nothing for idle_s.
+    try:
+        return await anext(events)
+    except TimeoutError as exc:
+        raise _FeedBroke(repr(exc)) from exc
+
+
 async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
                  within_s: float | None = None) -> AsyncIterator[RunEvent]:
     """The run's events after `after_seq`, each folded into `fold` before it is yielded, until
@@ -212,7 +225,7 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
         while not fold.finished:
             wait = idle_s if give_up is None else give_up - loop.time()
             try:
-                ev = await asyncio.wait_for(anext(events), max(0.0, wait))
+                ev = await asyncio.wait_for(_next_event(events), max(0.0, wait))
             except StopAsyncIteration:
                 return
             except TimeoutError:
