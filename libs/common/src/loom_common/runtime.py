@@ -33,7 +33,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -140,18 +140,30 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[object]], timeout
 
 
 def _nats_servers(settings: ServiceSettings) -> list[str]:
-    """The NATS URLs (a cluster's comma-separated), without their own credentials when the
-    settings name the service's user."""
+    """The NATS URLs (a cluster's comma-separated), always without credentials: those go to the
+    connection as its user and password (`_nats_security`). A URL's own credentials are not
+    used for the servers a cluster announces (nats-py adds them bare, next to the configured
+    URL, since "user:pw@host:port" is not "host:port"), so a client whose node died reconnected
+    to an announced URL with no credentials, was refused, and stayed disconnected."""
     urls = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
-    if not settings.nats_user:
-        return urls
     return [urlunsplit(urlsplit(u)._replace(netloc=urlsplit(u).netloc.rpartition("@")[2])) for u in urls]
+
+
+def _nats_credentials(settings: ServiceSettings) -> tuple[str, str] | None:
+    """The service's NATS user: its own settings, else the first URL's credentials."""
+    if settings.nats_user:
+        return settings.nats_user, settings.nats_password or ""
+    for url in settings.nats_url.split(","):
+        parts = urlsplit(url.strip())
+        if parts.username:
+            return unquote(parts.username), unquote(parts.password or "")
+    return None
 
 
 def _nats_security(settings: ServiceSettings) -> BaseSecurity | None:
     ssl_context = tls.client_context() if settings.nats_url.startswith("tls://") else None
-    if settings.nats_user:
-        return NatsUserPassword(settings.nats_user, settings.nats_password or "", ssl_context=ssl_context)
+    if credentials := _nats_credentials(settings):
+        return NatsUserPassword(*credentials, ssl_context=ssl_context)
     return BaseSecurity(ssl_context=ssl_context) if ssl_context else None
 
 
