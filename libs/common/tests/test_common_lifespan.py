@@ -52,6 +52,24 @@ async def test_dependencies_are_built_in_order_and_closed_in_reverse() -> None:
     assert not third.built  # a handler that ran now would be told, not handed a closed client
 
 
+async def test_a_broker_that_cannot_drain_does_not_stop_the_rest_closing(nats_url, monkeypatch) -> None:
+    """Stopped while NATS is unreachable, the broker's drain raises (nats-py: "connection
+    reconnecting"): the dependencies still close, instead of the process dying mid-stop."""
+    rt = _runtime("lifespan-drain-fails", nats_url=nats_url)
+    log: list[str] = []
+    rt.dependency("first", _recorded("first", log))
+    await rt.start()
+
+    async def cannot_drain() -> None:
+        raise nats.errors.ConnectionReconnectingError
+
+    real_stop = rt.broker.stop
+    monkeypatch.setattr(rt.broker, "stop", cannot_drain)
+    await rt.stop()
+    assert log == ["build first", "close first"]
+    await real_stop()
+
+
 async def test_a_failing_close_does_not_stop_the_others_closing() -> None:
     rt = _runtime("lifespan-close-fails")
     log: list[str] = []

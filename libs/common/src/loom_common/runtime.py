@@ -379,7 +379,10 @@ class ServiceRuntime:
         await _cancel(self._tasks)
         self._tasks.clear()
         if self.broker is not None:
-            await self.broker.stop()  # waits up to graceful_timeout for in-flight handlers
+            try:
+                await self.broker.stop()  # waits up to graceful_timeout for in-flight handlers
+            except Exception as exc:  # NATS unreachable (reconnecting) now: the rest still closes
+                self.log.warning("the NATS connection did not drain", error=repr(exc))
         if self.grpc is not None:
             await self.grpc.stop(grace=self.settings.graceful_timeout_s)
         await self._exit.aclose()  # the dependencies, in reverse order of building
