@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+)
 from tenacity.stop import stop_base
 
 from loom_common.errors import RetryableError
@@ -45,7 +51,7 @@ class RetryPolicy:
         if self.maximum_attempts is not None:
             stops.append(stop_after_attempt(self.maximum_attempts))
         if deadline is not None:
-            stops.append(_PastDeadline(deadline))
+            stops.append(stop_before_delay(deadline - time.monotonic()))  # no wait ends past it
         stop = functools.reduce(operator.or_, stops)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((RetryableError, asyncio.TimeoutError)),
@@ -61,16 +67,6 @@ class RetryPolicy:
             with attempt:
                 return await fn()
         raise AssertionError("unreachable")  # tenacity either returns or re-raises
-
-
-class _PastDeadline(stop_base):
-    """Stop once the next wait would end past the deadline."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
 
 
 NO_RETRY = RetryPolicy(maximum_attempts=1)
