@@ -250,7 +250,7 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
                 with contextlib.suppress(Exception):
                     await events.aclose()
                 await asyncio.sleep(pause)
-                events = g.execution.bus.events(run.run_id, max(after_seq, fold.last_seq))
+                events = take_feed(g, run, max(after_seq, fold.last_seq))
                 continue
             quiet_since, failures = loop.time(), 0
             received = time.perf_counter()
