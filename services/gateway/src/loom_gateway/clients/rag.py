@@ -2,9 +2,9 @@
 
 Requests come in as Dify's JSON (already checked by the router's wire models) and answers go
 back as Dify's JSON objects; the translation between the two vocabularies is rag_shapes.py.
-The transport is the shared `ServiceClient` (lazy channel, deadline, metadata, statuses read
-into loom_common.errors, then into API errors by clients/errors.py); reads are retried on a
-retryable status, writes are not (a create may have happened).
+The transport is the shared rag.v1 client (loom_common.clients.rag: lazy channel, deadline,
+metadata, reads retried and writes not, statuses read into loom_common.errors), whose errors
+become API errors here (clients/errors.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 
 from loom.rag.v1 import rag_pb2 as pb
-from loom.rag.v1 import rag_pb2_grpc as pb_grpc
-from loom_common.clients.base import NO_RETRY, ServiceClient
+from loom_common.clients import rag
 from loom_common.errors import LoomError
 from loom_gateway.clients.errors import api_error
 from loom_gateway.clients.rag_shapes import (
@@ -29,27 +28,17 @@ from loom_gateway.clients.rag_shapes import (
 )
 from loom_gateway.domain.errors import BadRequest, NotFound
 
-_READS = ("Get", "List", "Retrieve")
 
-
-class RagClient(ServiceClient):
-    service = "rag"
-
+class RagClient:
     def __init__(self, addr: str, timeout_s: float):
-        super().__init__(addr, timeout_s=timeout_s)
-        self._stubs: tuple[pb_grpc.DatasetsStub, pb_grpc.RetrievalStub] | None = None
+        self.rpc = rag.RagClient(addr, timeout_s=timeout_s)
 
     async def close(self) -> None:
-        self._stubs = None
-        await super().close()
+        await self.rpc.close()
 
-    async def _call(self, name: str, req, tenant_id: str, stub: str = "datasets"):
-        if self._stubs is None:
-            self._stubs = pb_grpc.DatasetsStub(self.channel), pb_grpc.RetrievalStub(self.channel)
-        method = getattr(self._stubs[0] if stub == "datasets" else self._stubs[1], name)
+    async def _call(self, name: rag.DatasetsRpc, req):
         try:
-            return await self.unary(method, req, tenant_id=tenant_id,
-                                    retry=None if name.startswith(_READS) else NO_RETRY)
+            return await self.rpc.datasets(name, req)
         except LoomError as err:
             raise api_error(err, "rag") from err
 
@@ -62,16 +51,16 @@ class RagClient(ServiceClient):
                                       search_method=search_method(retrieval_model))
         if (pr := process_rule(rule)) is not None:
             req.process_rule.CopyFrom(pr)
-        return dataset_body(await self._call("CreateDataset", req, t))
+        return dataset_body(await self._call("CreateDataset", req))
 
     async def list_datasets(self, t: str, keyword: str, page: int, limit: int, ids: list[str] | None = None) -> dict:
         """`ids`: only those (a tag's datasets); None: all."""
         res = await self._call("ListDatasets", pb.ListDatasetsRequest(
-            tenant_id=t, keyword=keyword or "", page=page, limit=limit, ids=ids or [], only_ids=ids is not None), t)
+            tenant_id=t, keyword=keyword or "", page=page, limit=limit, ids=ids or [], only_ids=ids is not None))
         return page_body(res, dataset_body)
 
     async def get_dataset(self, t: str, dataset_id: str) -> dict:
-        return dataset_body(await self._call("GetDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id), t))
+        return dataset_body(await self._call("GetDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id)))
 
     async def update_dataset(self, t: str, dataset_id: str, name: str | None, description: str | None,
                              retrieval_model: dict | None, rule: dict | None = None) -> dict:
@@ -83,10 +72,10 @@ class RagClient(ServiceClient):
             req.name = name
         if description is not None:
             req.description = description
-        return dataset_body(await self._call("UpdateDataset", req, t))
+        return dataset_body(await self._call("UpdateDataset", req))
 
     async def delete_dataset(self, t: str, dataset_id: str) -> None:
-        await self._call("DeleteDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id), t)
+        await self._call("DeleteDataset", pb.GetDatasetRequest(tenant_id=t, dataset_id=dataset_id))
 
     # ---- documents -----------------------------------------------------------------------
 
@@ -100,7 +89,7 @@ class RagClient(ServiceClient):
         pr = process_rule(rule)
         if pr is not None:
             req.process_rule.CopyFrom(pr)
-        doc = await self._call("CreateDocument", req, t)
+        doc = await self._call("CreateDocument", req)
         return {"document": document_body(doc), "batch": doc.id}
 
     async def update_document(self, t: str, dataset_id: str, document_id: str, *, name: str | None,
@@ -117,18 +106,18 @@ class RagClient(ServiceClient):
         pr = process_rule(rule)
         if pr is not None:
             req.process_rule.CopyFrom(pr)
-        doc = await self._call("UpdateDocument", req, t)
+        doc = await self._call("UpdateDocument", req)
         return {"document": document_body(doc), "batch": doc.id}
 
     async def list_documents(self, t: str, dataset_id: str, keyword: str, page: int, limit: int) -> dict:
         res = await self._call("ListDocuments", pb.ListDocumentsRequest(tenant_id=t, dataset_id=dataset_id,
                                                                          keyword=keyword or "", page=page,
-                                                                         limit=limit), t)
+                                                                         limit=limit))
         return page_body(res, document_body)
 
     async def get_document(self, t: str, dataset_id: str, document_id: str) -> pb.Document:
         return await self._call("GetDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
-                                                               document_id=document_id), t)
+                                                               document_id=document_id))
 
     async def set_documents_status(self, t: str, dataset_id: str, document_ids: list[str], action: str) -> list:
         """Dify's enable | disable | archive | un_archive."""
@@ -136,7 +125,7 @@ class RagClient(ServiceClient):
                                             enabled=action == "enable")
         if action in ("archive", "un_archive"):
             req.archived = action == "archive"
-        res = await self._call("SetDocumentsEnabled", req, t)
+        res = await self._call("SetDocumentsEnabled", req)
         return [document_body(d) for d in res.data]
 
     async def documents(self, t: str, dataset_id: str, cap: int = 10_000):
@@ -144,7 +133,7 @@ class RagClient(ServiceClient):
         page = 1
         while (page - 1) * 100 < cap:
             res = await self._call("ListDocuments", pb.ListDocumentsRequest(tenant_id=t, dataset_id=dataset_id,
-                                                                             page=page, limit=100), t)
+                                                                             page=page, limit=100))
             for d in res.data:
                 yield d
             if not res.has_more:
@@ -154,11 +143,11 @@ class RagClient(ServiceClient):
     async def set_document_metadata(self, t: str, dataset_id: str, document_id: str, metadata: dict) -> None:
         """Replace a document's metadata (its chunks' copies follow; no re-indexing)."""
         await self._call("UpdateDocument", pb.UpdateDocumentRequest(
-            tenant_id=t, dataset_id=dataset_id, document_id=document_id, metadata_json=json.dumps(metadata)), t)
+            tenant_id=t, dataset_id=dataset_id, document_id=document_id, metadata_json=json.dumps(metadata)))
 
     async def delete_document(self, t: str, dataset_id: str, document_id: str) -> None:
         await self._call("DeleteDocument", pb.DocumentRef(tenant_id=t, dataset_id=dataset_id,
-                                                           document_id=document_id), t)
+                                                           document_id=document_id))
 
     # ---- segments ------------------------------------------------------------------------
 
@@ -166,13 +155,13 @@ class RagClient(ServiceClient):
                             limit: int) -> dict:
         res = await self._call("ListSegments", pb.ListSegmentsRequest(
             tenant_id=t, dataset_id=dataset_id, document_id=document_id, keyword=keyword or "", page=page,
-            limit=limit), t)
+            limit=limit))
         return {**page_body(res, segment_body), "doc_form": "text_model"}
 
     async def create_segments(self, t: str, dataset_id: str, document_id: str, contents: list[dict]) -> dict:
         req = pb.CreateSegmentsRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
                                        segments=[pb.SegmentInput(content=c["content"]) for c in contents])
-        res = await self._call("CreateSegments", req, t)
+        res = await self._call("CreateSegments", req)
         return {"data": [segment_body(s) for s in res.data], "doc_form": "text_model"}
 
     async def update_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str,
@@ -183,32 +172,32 @@ class RagClient(ServiceClient):
             req.content = content
         if enabled is not None:
             req.enabled = enabled
-        return {"data": segment_body(await self._call("UpdateSegment", req, t)), "doc_form": "text_model"}
+        return {"data": segment_body(await self._call("UpdateSegment", req)), "doc_form": "text_model"}
 
     async def get_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> dict:
         seg = await self._call("GetSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
-                                                            segment_id=segment_id), t)
+                                                            segment_id=segment_id))
         return {"data": segment_body(seg), "doc_form": "hierarchical_model" if seg.parent_content else "text_model"}
 
     async def child_chunks(self, t: str, dataset_id: str, document_id: str, segment_id: str, keyword: str,
                            page: int, limit: int) -> dict:
         res = await self._call("ListSegments", pb.ListSegmentsRequest(
             tenant_id=t, dataset_id=dataset_id, document_id=document_id, keyword=keyword or "", page=page,
-            limit=limit, children_of=segment_id), t)
+            limit=limit, children_of=segment_id))
         return {"data": [child_chunk_body(s, segment_id) for s in res.data], "total": res.total,
                 "total_pages": -(-res.total // max(1, res.limit)), "page": res.page, "limit": res.limit}
 
     async def add_child_chunk(self, t: str, dataset_id: str, document_id: str, segment_id: str, content: str) -> dict:
         res = await self._call("CreateSegments", pb.CreateSegmentsRequest(
             tenant_id=t, dataset_id=dataset_id, document_id=document_id, children_of=segment_id,
-            segments=[pb.SegmentInput(content=content)]), t)
+            segments=[pb.SegmentInput(content=content)]))
         return {"data": child_chunk_body(res.data[0], segment_id)}
 
     async def sibling(self, t: str, dataset_id: str, document_id: str, segment_id: str, child_id: str) -> None:
         """`child_id` is a child of the same parent as `segment_id` (else 404, as Dify's)."""
         ref = {"tenant_id": t, "dataset_id": dataset_id, "document_id": document_id}
-        seg = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=segment_id), t)
-        child = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=child_id), t)
+        seg = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=segment_id))
+        child = await self._call("GetSegment", pb.SegmentRef(**ref, segment_id=child_id))
         if not seg.parent_content or child.parent_content != seg.parent_content:
             raise NotFound("Child chunk not found.", code="not_found")
 
@@ -217,11 +206,11 @@ class RagClient(ServiceClient):
         await self.sibling(t, dataset_id, document_id, segment_id, child_id)
         req = pb.UpdateSegmentRequest(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
                                       segment_id=child_id, content=content)
-        return {"data": child_chunk_body(await self._call("UpdateSegment", req, t), segment_id)}
+        return {"data": child_chunk_body(await self._call("UpdateSegment", req), segment_id)}
 
     async def delete_segment(self, t: str, dataset_id: str, document_id: str, segment_id: str) -> None:
         await self._call("DeleteSegment", pb.SegmentRef(tenant_id=t, dataset_id=dataset_id, document_id=document_id,
-                                                         segment_id=segment_id), t)
+                                                         segment_id=segment_id))
 
     # ---- retrieval -----------------------------------------------------------------------
 
@@ -241,7 +230,10 @@ class RagClient(ServiceClient):
         weights = model.get("weights")
         if isinstance(weights, int | float):
             req.vector_weight, req.keyword_weight = float(weights), 1.0 - float(weights)
-        res = await self._call("Retrieve", req, t, stub="retrieval")
+        try:
+            res = await self.rpc.retrieve(req)
+        except LoomError as err:
+            raise api_error(err, "rag") from err
         # Parent-child chunks: the child matched, the parent is the record's content (Dify's shape).
         records = [{"segment": {"id": c.segment_id, "position": c.position, "document_id": c.document_id,
                                 "content": c.parent_content or c.content, "answer": None,

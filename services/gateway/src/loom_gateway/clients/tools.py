@@ -11,12 +11,13 @@ invocation may have had its effect.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from loom.tools.v1 import tools_pb2 as pb
-from loom.tools.v1 import tools_pb2_grpc as pb_grpc
-from loom_common.clients.base import NO_RETRY, ServiceClient
+from loom_common.clients import tools
 from loom_common.errors import LoomError
 from loom_gateway.clients.errors import api_error
 from loom_gateway.domain.errors import ApiError, BadRequest, Conflict, NotFound, Upstream
@@ -41,6 +42,14 @@ def _error(err: LoomError) -> ApiError:
     return BadRequest(message, field=field, code=code if code != "invalid_arguments" else None)
 
 
+@contextlib.asynccontextmanager
+async def _refusals() -> AsyncIterator[None]:
+    try:
+        yield
+    except LoomError as err:
+        raise _error(err) from None
+
+
 def _credentials(creds: dict[str, Any] | None) -> pb.Credentials | None:
     if not creds:
         return None
@@ -56,22 +65,18 @@ def tool_body(t: pb.ToolInfo) -> dict[str, Any]:
             "parameters": json.loads(t.parameters_json_schema or "{}"), "has_credentials": t.has_credentials}
 
 
-class ToolsClient(ServiceClient):
-    service = "tools"
+class ToolsClient:
+    """The console's side of tools.v1, over the shared client (loom_common.clients.tools)."""
 
     def __init__(self, addr: str, timeout_s: float) -> None:
-        super().__init__(addr, timeout_s=timeout_s)
+        self.rpc = tools.ToolsClient(addr, timeout_s=timeout_s)
 
-    async def _call(self, name: str, req, tenant_id: str, timeout_s: float | None = None):
-        try:
-            return await self.unary(getattr(pb_grpc.ToolsStub(self.channel), name), req, tenant_id=tenant_id,
-                                    timeout_s=timeout_s, retry=None if name == "ListTools" else NO_RETRY)
-        except LoomError as err:
-            raise _error(err) from None
+    async def close(self) -> None:
+        await self.rpc.close()
 
     async def list(self, tenant_id: str, kind: str = "") -> list[dict[str, Any]]:
-        resp = await self._call("ListTools", pb.ListToolsRequest(tenant_id=tenant_id, kind=kind), tenant_id)
-        return [tool_body(t) for t in resp.tools]
+        async with _refusals():
+            return [tool_body(t) for t in await self.rpc.list_tools(tenant_id, kind=kind)]
 
     async def register_http(self, tenant_id: str, *, name: str, description: str, method: str, url: str,
                             parameters: dict | None, headers: dict[str, str], credentials: dict | None,
@@ -79,37 +84,42 @@ class ToolsClient(ServiceClient):
         req = pb.RegisterToolRequest(tenant_id=tenant_id, name=name, description=description, method=method,
                                      url=url, parameters_json_schema=json.dumps(parameters) if parameters else "",
                                      headers=headers, credentials=_credentials(credentials), replace=replace)
-        return [tool_body(t) for t in (await self._call("RegisterTool", req, tenant_id)).tools]
+        async with _refusals():
+            return [tool_body(t) for t in await self.rpc.register_tool(req)]
 
     async def import_openapi(self, tenant_id: str, *, prefix: str, spec: str, base_url: str,
                              credentials: dict | None, replace: bool) -> list[dict[str, Any]]:
         req = pb.ImportOpenAPIRequest(tenant_id=tenant_id, prefix=prefix, spec=spec, base_url=base_url,
                                       credentials=_credentials(credentials), replace=replace)
-        return [tool_body(t) for t in (await self._call("ImportOpenAPI", req, tenant_id)).tools]
+        async with _refusals():
+            return [tool_body(t) for t in await self.rpc.import_openapi(req)]
 
     async def add_connection(self, tenant_id: str, *, name: str, driver: str, dsn: str, path: str,
                              description: str, replace: bool) -> list[dict[str, Any]]:
         req = pb.AddConnectionRequest(tenant_id=tenant_id, name=name, driver=driver, dsn=dsn, path=path,
                                       description=description, replace=replace)
-        return [tool_body(t) for t in (await self._call("AddConnection", req, tenant_id)).tools]
+        async with _refusals():
+            return [tool_body(t) for t in await self.rpc.add_connection(req)]
 
     async def add_mcp_server(self, tenant_id: str, *, name: str, url: str, headers: dict[str, str],
                              credentials: dict | None, description: str, replace: bool) -> list[dict[str, Any]]:
         req = pb.AddMcpServerRequest(tenant_id=tenant_id, name=name, url=url, headers=headers,
                                      credentials=_credentials(credentials), description=description,
                                      replace=replace)
-        return [tool_body(t) for t in (await self._call("AddMcpServer", req, tenant_id)).tools]
+        async with _refusals():
+            return [tool_body(t) for t in await self.rpc.add_mcp_server(req)]
 
     async def delete(self, tenant_id: str, name: str) -> int:
-        return (await self._call("DeleteTool", pb.DeleteToolRequest(tenant_id=tenant_id, name=name),
-                                 tenant_id)).deleted
+        async with _refusals():
+            return await self.rpc.delete_tool(tenant_id, name)
 
     async def invoke(self, tenant_id: str, name: str, arguments: dict[str, Any], timeout_s: float,
                      node_id: str) -> dict[str, Any]:
         """One call, as a node would make it (audited by the tools service); a refusal is data."""
         req = pb.InvokeRequest(tenant_id=tenant_id, tool=name, arguments_json=json.dumps(arguments),
                                node_id=node_id, timeout_s=timeout_s)
-        r = await self._call("Invoke", req, tenant_id, timeout_s=timeout_s + 5.0)
+        async with _refusals():
+            r = await self.rpc.invoke(req)
         return {"ok": r.ok, "result": json.loads(r.result_json) if r.ok and r.result_json else None,
                 "error_code": r.error_code or None, "error_message": r.error_message or None,
                 "error_field": r.error_field or None, "duration_ms": round(r.duration_ms, 2)}

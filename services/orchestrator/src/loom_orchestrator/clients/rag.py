@@ -1,5 +1,5 @@
-"""`Retriever` over rag.v1 Retrieval/Retrieve (a read: retried on UNAVAILABLE and the like by
-the shared `ServiceClient`, which also sets the deadline and metadata and translates statuses)."""
+"""`Retriever` over the shared rag.v1 client (loom_common.clients.rag: Retrieve is a read, so
+retried on UNAVAILABLE and the like; deadline, metadata and statuses as every client's)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import json
 from typing import Any
 
 from loom.rag.v1 import rag_pb2 as pb
-from loom.rag.v1 import rag_pb2_grpc
-from loom_common.clients.base import ServiceClient
+from loom_common.clients import rag
 from loom_orchestrator.engine.ports import RetrievalQuery
 
 _METHODS = {"semantic_search": pb.SEARCH_METHOD_VECTOR, "full_text_search": pb.SEARCH_METHOD_FULL_TEXT,
             "hybrid_search": pb.SEARCH_METHOD_HYBRID}
 
 
-class RagClient(ServiceClient):
-    service = "rag"
-
+class RagClient:
     def __init__(self, addr: str, timeout_s: float = 30.0) -> None:
-        super().__init__(addr, timeout_s=timeout_s)
+        self.rpc = rag.RagClient(addr, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        await self.rpc.close()
 
     async def retrieve(self, query: RetrievalQuery, timeout_s: float) -> list[dict[str, Any]]:
         req = pb.RetrieveRequest(tenant_id=query.tenant_id, dataset_ids=query.dataset_ids, query=query.query,
@@ -30,8 +30,7 @@ class RagClient(ServiceClient):
                                           for k, op, v in query.filters])
         if query.score_threshold is not None:
             req.score_threshold = query.score_threshold
-        resp = await self.unary(rag_pb2_grpc.RetrievalStub(self.channel).Retrieve, req, tenant_id=query.tenant_id,
-                                timeout_s=timeout_s)
+        resp = await self.rpc.retrieve(req, timeout_s=timeout_s)
         # Parent-child datasets: the child matched, its parent is the context (as Dify's node gives it).
         return [{"content": c.parent_content or c.content, "title": c.document_name,
                  "metadata": {"score": c.score, "document_id": c.document_id, "dataset_id": c.dataset_id,
