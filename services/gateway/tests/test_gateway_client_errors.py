@@ -39,3 +39,16 @@ def test_a_subclass_is_answered_as_its_nearest_mapped_ancestor() -> None:
         code = "embedding_mismatch"
 
     assert api_error(_read(EmbeddingMismatch, "dims differ"), "rag").code == "failed_precondition"
+
+
+def test_the_gateways_own_errors_are_loom_errors_with_the_matching_grpc_status() -> None:
+    """One error tree in every service: an API error is a LoomError whose gRPC status follows its HTTP one."""
+    from loom_gateway.domain import errors as api
+
+    for err, grpc_status in [(api.BadRequest("x", field="f"), "INVALID_ARGUMENT"),
+                             (api.NotFound("x"), "NOT_FOUND"), (api.Forbidden("x"), "PERMISSION_DENIED"),
+                             (api.RateLimited("x"), "RESOURCE_EXHAUSTED"), (api.Overloaded("x"), "UNAVAILABLE"),
+                             (api.Upstream("x", status=504), "DEADLINE_EXCEEDED"), (api.ApiError("x"), "INTERNAL")]:
+        assert isinstance(err, errors.LoomError) and err.grpc_status == grpc_status
+    assert api.BadRequest("x", field="f").body() == {"code": "invalid_param", "message": "x", "status": 400,
+                                                     "field": "f"}

@@ -13,24 +13,37 @@
      ├── Overloaded          503 overloaded (with retry_after): the run queue is full
 
 Transport maps every one of these to a JSON response; anything else is a 500 and a bug.
+
+They are `LoomError`s, the one error tree of every service (loom_common.errors): each also
+carries the gRPC status that means the same (`grpc_status`), so a gateway error passed on to
+another hop, or logged beside the other services' errors, reads the same way.
 """
 
 from __future__ import annotations
 
+from loom_common.errors import LoomError
 
-class ApiError(Exception):
+# HTTP status -> the gRPC status of the same meaning (https://grpc.github.io/grpc/core/md_doc_http-grpc-status-mapping.html,
+# read the other way round).
+_GRPC_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                409: "ALREADY_EXISTS", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED", 502: "UNAVAILABLE",
+                503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+class ApiError(LoomError):
     status: int = 500
     code: str = "internal_server_error"
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
                  field: str | None = None):
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, code=code)
         self.field = field
-        if code is not None:
-            self.code = code
         if status is not None:
             self.status = status
+
+    @property
+    def grpc_status(self) -> str:  # type: ignore[override]  # follows `status`, which an instance may change
+        return _GRPC_STATUS.get(self.status, "INTERNAL" if self.status >= 500 else "FAILED_PRECONDITION")
 
     def body(self) -> dict:
         out = {"code": self.code, "message": self.message, "status": self.status}
