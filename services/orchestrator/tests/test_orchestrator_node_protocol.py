@@ -152,6 +152,7 @@ async def test_a_run_resumed_across_a_node_version_change_fails_clearly(harness,
     assert "node 'a' (tool) was journaled by version 1 and this worker has version 2" in outcome.error
     assert new.calls == {}  # nothing ran again on the new code, not even the node in flight
     assert [e["message"] for e in sink.of("error")] == [outcome.error]
+    assert [e["code"] for e in sink.of("error")] == ["node_version_changed"]  # not the workflow's failure
     assert sink.of("workflow_finished")[0]["status"] == "failed" and not sink.of("node_started")
 
 
@@ -243,6 +244,7 @@ async def test_a_worker_deployed_with_another_node_version_fails_the_run_it_take
     assert row["status"] == "failed" and expected in row["error"]
     errors = [e for e in events if e.event == "error"]
     assert len(errors) == 1 and expected in _field(errors[0], "message")
+    assert _field(errors[0], "code") == "node_version_changed"
     assert _field(events[-1], "status") == "failed" and expected in _field(events[-1], "error")
     assert model.calls == 1  # worker B called nothing: the run failed before anything ran again
 

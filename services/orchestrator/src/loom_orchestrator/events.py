@@ -234,7 +234,7 @@ class RunEventPublisher:
 def finished_event(events: RunEventPublisher, *, status: str, answer: str, outputs: dict[str, Any],
                    error: str | None, prompt_tokens: int, completion_tokens: int, steps: int, elapsed_s: float,
                    metadata: dict[str, Any] | None, conversation_variables: dict[str, Any] | None,
-                   form_ids: list[str] | None = None) -> RunFinished:
+                   form_ids: list[str] | None = None, error_code: str = "workflow_failed") -> RunFinished:
     """The run's outcome as `runs.finished` carries it; its id names the run, the status and the
     last seq, so a republish of the same end is stored once."""
     if events.complete and events.streamed:
@@ -242,7 +242,7 @@ def finished_event(events: RunEventPublisher, *, status: str, answer: str, outpu
     return RunFinished(
         event_id=f"{events.run_id}.{status}.{events.seq}", tenant_id=events.tenant_id, run_id=events.run_id,
         status=status, answer=answer, outputs=outputs, error=error,
-        error_code="workflow_failed" if status == "failed" else None,
+        error_code=error_code if status == "failed" else None,
         usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                "total_tokens": prompt_tokens + completion_tokens},
         total_steps=steps, elapsed_time=elapsed_s, metadata=metadata,

@@ -328,4 +328,5 @@ def _finished(events: RunEventPublisher, outcome: RunOutcome):
         error=outcome.error, prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
         steps=outcome.steps, elapsed_s=outcome.elapsed_s,
         metadata=outcome.metadata if outcome.status != "failed" else None,
-        conversation_variables=outcome.recorded_variables, form_ids=[f.form_id for f in outcome.paused])
+        conversation_variables=outcome.recorded_variables, form_ids=[f.form_id for f in outcome.paused],
+        error_code=outcome.error_code)

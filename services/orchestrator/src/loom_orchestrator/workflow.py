@@ -17,7 +17,7 @@ from loom_common.events import RunRequested
 from loom_orchestrator.engine.context import RunContext, Services
 from loom_orchestrator.engine.pause import PendingForm, RunPaused
 from loom_orchestrator.engine.ports import EventSink, Journal
-from loom_orchestrator.engine.runner import Engine, NodeFailed, RunAborted
+from loom_orchestrator.engine.runner import Engine, NodeFailed, NodeVersionChanged, RunAborted
 from loom_orchestrator.engine.variables import VariablePool
 from loom_orchestrator.nodes import registry
 from loom_orchestrator.nodes.start import INPUTS_SCOPE
@@ -28,6 +28,9 @@ _REGISTRY = registry()
 @dataclass
 class RunOutcome:
     status: str  # succeeded | partial-succeeded | failed | stopped | paused
+    # A failed run's code, in its `error` event and its outcome on runs.finished: clients tell a
+    # run to submit again (node_version_changed) from one whose workflow failed.
+    error_code: str = "workflow_failed"
     outputs: dict[str, Any] = field(default_factory=dict)
     answer: str = ""
     error: str | None = None
@@ -94,6 +97,8 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
         outcome.status = "partial-succeeded" if state.exceptions else "succeeded"
     except NodeFailed as exc:
         outcome = RunOutcome("failed", error=str(exc))
+    except NodeVersionChanged as exc:  # before RunAborted, its base: a deploy's doing, not the workflow's
+        outcome = RunOutcome("failed", error=str(exc), error_code="node_version_changed")
     except RunAborted as exc:
         outcome = RunOutcome("failed", error=str(exc))
     except RunPaused as exc:
@@ -156,7 +161,7 @@ def _finish(run: RunContext, events: EventSink, outcome: RunOutcome, t0: float, 
             "total_tokens": outcome.total_tokens, "created_at": int(run.accepted_at or t0), "paused_at": int(now)})
         return outcome
     if outcome.status == "failed":
-        events.emit("error", {"status": 400, "code": "workflow_failed", "message": outcome.error or "failed",
+        events.emit("error", {"status": 400, "code": outcome.error_code, "message": outcome.error or "failed",
                               "message_id": run.message_id, "conversation_id": run.conversation_id})
     outcome.shown_outputs = outcome.outputs if not run.chat else {"answer": outcome.answer, **outcome.outputs}
     events.emit("workflow_finished", {
