@@ -23,6 +23,7 @@ Tables are built once in a bench database under .loom/bench-rag and kept between
 
     .venv/bin/python bench/rag.py --quick      # smaller sizes: ~2 minutes once the caches exist
     nice -n 19 .venv/bin/python bench/rag.py   # 105k real chunks, 1M-row small-tenant table
+    .venv/bin/python bench/rag.py --ingest-only --backends static,onnx --compare /tmp/old-checkout
 
 The last line printed is one JSON object with every figure.
 """
@@ -192,11 +193,21 @@ async def retrieval(url: str, vectors: np.ndarray, topics: np.ndarray, words: li
 
 # ---- ingestion, end to end ---------------------------------------------------------------------
 
+def code_env(code_root: Path | None) -> dict[str, str]:
+    """Environment that makes the service processes run the code of another checkout (a git
+    worktree of an older commit): its sources ahead of this one's editable installs."""
+    if code_root is None:
+        return {}
+    src = [code_root / "services" / s / "src" for s in ("rag", "inference")] + [code_root / "libs" / "common" / "src"]
+    return {"PYTHONPATH": os.pathsep.join(str(p) for p in src)}
+
+
 async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home: Path, backend: str = "onnx",
-                    texts: list[str] | None = None) -> dict:
+                    texts: list[str] | None = None, code_root: Path | None = None) -> dict:
     """Documents through the whole service; `backend` torch | onnx (all-minilm:l6-v2 run by that
     runtime) or static (a dataset of all-minilm:l6-v2-static). With `texts` (real chunks), each
-    document is `paragraphs` of them; without, made-up words."""
+    document is `paragraphs` of them; without, made-up words. `code_root`: run the services from
+    that checkout (old vs new in one command)."""
 
     from loom.rag.v1 import rag_pb2 as pb
     from loom.rag.v1 import rag_pb2_grpc
@@ -208,7 +219,7 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
         model = "all-minilm:l6-v2-static" if backend == "static" else "all-minilm:l6-v2"
         base = {"LOOM_NATS_URL": nats_url, "LOOM_DATABASE_URL": url, "LOOM_HOME": str(home),
                 "PYTHONUNBUFFERED": "1", "LOOM_LOG_LEVEL": "WARNING",
-                "LOOM_INFERENCE_EMBED_BACKEND": "torch" if backend == "torch" else "onnx"}
+                "LOOM_INFERENCE_EMBED_BACKEND": "torch" if backend == "torch" else "onnx", **code_env(code_root)}
         procs.append(ServiceProcess("inference", {**base, "LOOM_INFERENCE_HTTP_PORT": str(inf_http),
                                                   "LOOM_INFERENCE_GRPC_PORT": str(inf_grpc)},
                                     inf_http, home / "inference.log").start(120))
@@ -256,7 +267,8 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
                                                            normalize=True), timeout=120)
             embed_s = time.perf_counter() - t0
         return {"documents": n_docs, "chunks": chunks, "seconds": elapsed, "chunks_per_s": chunks / elapsed,
-                "embed_only_chunks_per_s": len(chunks_text) / embed_s, "backend": backend}
+                "embed_only_chunks_per_s": len(chunks_text) / embed_s, "backend": backend,
+                "code": str(code_root or ROOT)}
     finally:
         for p in reversed(procs):
             p.stop()
@@ -274,7 +286,7 @@ async def _wait(stub, pb, tenant: str, dataset_id: str, ids: list[str], timeout_
         elif time.monotonic() > deadline:
             raise TimeoutError("ingestion did not finish")
         else:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)  # fine enough for a run of a fraction of a second
     return total
 
 
@@ -382,6 +394,48 @@ async def main(quick: bool, real_chunks: int = 0) -> dict:
             "retrieval_quality": rt["quality"], "quick": quick}
 
 
+async def ingest_only(backends: list[str], docs: int, paragraphs: int, rounds: int,
+                      compare: Path | None) -> dict:
+    """Item 5 of issue 23 alone: ingestion end to end per backend, `rounds` times; with `compare`
+    (a checkout of the code before a change, e.g. a git worktree), that code and this one run
+    alternately on the same documents, so both see the same load."""
+    import rag_corpus
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(STATE))
+    pg = infra.EmbeddedPostgres(STATE / "pg").start()
+    nats_server = infra.EmbeddedNats(STATE / "nats").start()
+    runs: dict[str, list[dict]] = {}
+    try:
+        url = pg.url("loom_bench_rag")
+        await db.ensure_database(url)
+        await apply_migrations(url, "rag", "loom_rag.migrations")
+        texts = rag_corpus.texts(120_000)[-docs * paragraphs:]
+        codes = [("old", compare), ("new", None)] if compare else [("new", None)]
+        for _ in range(rounds):
+            for backend in backends:
+                for label, root in codes:
+                    before = os.getloadavg()[0]
+                    got = await ingestion(nats_server.url, url, docs, paragraphs, STATE / "home", backend=backend,
+                                          texts=texts, code_root=root)
+                    got.update(load_1min_before=round(before, 2), load_1min_after=round(os.getloadavg()[0], 2))
+                    runs.setdefault(f"{backend}_{label}", []).append(got)
+                    print(f"{backend:<7}{label:<4} {got['chunks']:>5} chunks {got['seconds']:8.2f} s "
+                          f"{got['chunks_per_s']:9.1f} chunks/s   Embed only {got['embed_only_chunks_per_s']:9.1f}   "
+                          f"load {got['load_1min_before']} -> {got['load_1min_after']}", flush=True)
+    finally:
+        nats_server.stop()
+        pg.stop()
+
+    def median(key: str, field: str) -> float:
+        return float(np.median([r[field] for r in runs[key]]))
+
+    out = {"ingest_chunks_per_s": {b: median(f"{b}_new", "chunks_per_s") for b in backends},
+           "embed_only_chunks_per_s": {b: median(f"{b}_new", "embed_only_chunks_per_s") for b in backends}}
+    if compare:
+        out["ingest_chunks_per_s_old"] = {b: median(f"{b}_old", "chunks_per_s") for b in backends}
+    return {**out, "documents": docs, "paragraphs": paragraphs, "rounds": rounds, "runs": runs}
+
+
 def _small_tenant_design(small: dict) -> str:
     """The first design meeting the targets (recall@10 >= 0.95, all k back, p99 <= 20 ms), in
     this order: the service as it runs (its Retriever with the default routes: an exact scan for
@@ -403,9 +457,22 @@ if __name__ == "__main__":
     parser.add_argument("--real-chunks", type=int, default=0,
                         help="real chunks in the table (default 12,000 quick, 105,000 full); the 1M "
                              "small-tenant table is made from them")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only ingestion end to end (issue 23 item 5), per --backends")
+    parser.add_argument("--backends", default="onnx,static", help="--ingest-only: comma-separated")
+    parser.add_argument("--docs", type=int, default=40, help="--ingest-only: documents per run")
+    parser.add_argument("--paragraphs", type=int, default=30, help="--ingest-only: corpus chunks per document")
+    parser.add_argument("--rounds", type=int, default=1, help="--ingest-only: runs per backend (median printed)")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="--ingest-only: a checkout of older code (git worktree) run alternately with this one")
     args = parser.parse_args()
     (STATE / "home").mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # rag_corpus, rag_real beside this file
+    if args.ingest_only:
+        figures = asyncio.run(ingest_only(args.backends.split(","), args.docs, args.paragraphs, args.rounds,
+                                          args.compare))
+        print(json.dumps(figures))
+        sys.exit(0)
     figures = asyncio.run(main(args.quick, args.real_chunks))
     sys.stdout.flush()
     print(json.dumps(figures))
