@@ -28,7 +28,7 @@ import pytest
 from loom_common import bus
 from loom_common.db import _with_database
 from loom_common.devstack import infra
-from loom_common.events import RunEvent
+from loom_common.events import read_run_events
 from loom_common.ids import new_id
 from loom_common.testing import eventually
 from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
@@ -243,9 +243,9 @@ async def _until_started(client: BusClient, run_id: str, node_id: str) -> None:
     sub = await client.broker.connection.jetstream().subscribe(bus.run_events(run_id), ordered_consumer=True)
     try:
         while True:
-            ev = RunEvent.model_validate_json((await sub.next_msg(timeout=60)).data)
-            if ev.event == "node_started" and ev.node_id == node_id:
-                return
+            for ev in read_run_events((await sub.next_msg(timeout=60)).data):  # one event or a batch
+                if ev.event == "node_started" and ev.node_id == node_id:
+                    return
     finally:
         await sub.unsubscribe()
 

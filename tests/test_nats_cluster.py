@@ -29,7 +29,7 @@ from loom_common import bus
 from loom_common.db import _with_database
 from loom_common.devstack import infra
 from loom_common.devstack.nats_cluster import NatsCluster
-from loom_common.events import RunEvent
+from loom_common.events import RunEvent, read_run_events
 from loom_common.testing import ServiceProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -126,7 +126,7 @@ async def _stored_events(url: str, run_id: str) -> list[RunEvent]:
         out = []
         try:
             while True:
-                out.append(RunEvent.model_validate_json((await sub.next_msg(timeout=2.0)).data))
+                out += read_run_events((await sub.next_msg(timeout=2.0)).data)  # one event or a batch
         except nats.errors.TimeoutError:
             pass
         await sub.unsubscribe()

@@ -1,7 +1,8 @@
 """The run-event contract (loom_common.events.runs): every event type survives the wire (JSON
 out and back, equal and of its own payload class), the union covers every event name, a
 version-1 event (untyped `event` + `data`) is lifted, and one that cannot be read is refused
-with RunEventUnreadable naming the event."""
+with RunEventUnreadable naming the event. A batch (RunEventBatch, version 3) round-trips through
+read_run_events, and a reader of single events refuses it clearly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typing
 
 import pytest
 
-from loom_common.events import RunEvent, RunEventUnreadable, RunFinished, read_run_event
+from loom_common.events import RunEvent, RunEventBatch, RunEventUnreadable, RunFinished, read_run_event, read_run_events
 from loom_common.events.runs import RUN_EVENT_SCHEMA, RunEventData, RunEventType, run_event_data
 
 # One realistic payload per event type (as the orchestrator builds them), by name.
@@ -109,3 +110,24 @@ def test_a_run_outcome_round_trips() -> None:
                       conversation_variables={"v": 1},
                       agent_thoughts=[run_event_data("agent_thought", SAMPLES["agent_thought"])], last_seq=9)
     assert RunFinished.model_validate_json(end.model_dump_json()) == end
+
+
+def test_a_batch_of_every_event_type_round_trips_and_a_single_event_reads_as_one() -> None:
+    evs = [RunEvent(tenant_id="t", run_id="r", seq=seq, task_id="r", node_id="n", data=run_event_data(name, data))
+           for seq, (name, data) in enumerate(sorted(SAMPLES.items()), start=1)]
+    batch = RunEventBatch(tenant_id="t", run_id="r", events=evs)
+    assert read_run_events(batch.model_dump_json()) == evs
+    assert read_run_events(evs[0].model_dump_json()) == [evs[0]]
+    assert read_run_events(_v1(3, "message", {"answer": "x"}))[0].data.answer == "x"
+
+
+def test_a_batch_is_refused_clearly_by_a_single_event_reader_and_a_bad_one_names_its_seqs() -> None:
+    evs = [RunEvent(tenant_id="t", run_id="r", seq=seq, data=run_event_data("message", {"answer": "x"}))
+           for seq in (4, 5)]
+    raw = RunEventBatch(tenant_id="t", run_id="r", events=evs).model_dump_json()
+    with pytest.raises(RunEventUnreadable, match=r"version 3.*unknown here"):
+        read_run_event(raw)  # what a version-2 reader does with it
+    with pytest.raises(RunEventUnreadable, match=r"a batch of seqs 4 to 5.*events\.1\.data"):
+        read_run_events(raw.replace('"answer":"x","created_at":0}}]', '"answer":7,"created_at":0}}]'))
+    with pytest.raises(RunEventUnreadable, match=r"at least 1 item"):
+        read_run_events(raw.replace(raw[raw.index('"events":'):], '"events":[]}'))

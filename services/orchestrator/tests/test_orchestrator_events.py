@@ -23,8 +23,8 @@ async def test_a_burst_is_stored_in_seq_order_and_flush_waits_for_the_acks(nats_
     async with BusClient(nats_url) as client:
         run_id = new_id()
         events = RunEventPublisher(client.broker, run_id, "t1", start_seq=3)  # a resumed run goes on from 3
-        for i in range(300):
-            events.emit("message", {"answer": f"{i} "}, "llm")
+        for i in range(300):  # two nodes' deltas in turn: 300 events, none merged into the one before
+            events.emit("message", {"answer": f"{i} "}, f"llm{i % 2}")
         await events.flush()
         assert await last_run_event_seq(client.broker, run_id) == 303  # stored, not just sent
         stored = await client.all_events(run_id)

@@ -26,7 +26,7 @@ from nats.js.api import PubAck, StreamConfig
 
 from loom_common import bus
 from loom_common.errors import PermanentError, RetryableError, Superseded
-from loom_common.events import DeadLetter, Event, RunEvent
+from loom_common.events import DeadLetter, Event, RunEvent, read_run_events
 from loom_common.logging import get_logger
 from loom_common.retry import RetryPolicy
 from loom_common.telemetry import adopt_incoming, outgoing_headers
@@ -147,7 +147,7 @@ async def last_run_event(broker: NatsBroker, run_id: str) -> RunEvent | None:
     except Exception:  # nats.js.errors.NotFoundError: nothing published yet
         return None
     try:
-        return RunEvent.model_validate_json(msg.data)
+        return read_run_events(msg.data)[-1]  # one event, or a batch's last
     except ValueError:
         return None
 

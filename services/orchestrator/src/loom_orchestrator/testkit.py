@@ -13,7 +13,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 
 from loom_common import bus, messaging
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested, read_run_events
 from loom_common.ids import new_id
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
 from loom_orchestrator.engine.inmemory import ListSink, MemoryJournal
@@ -88,9 +88,10 @@ class BusClient:
         out: list[RunEvent] = []
         try:
             deadline = time.monotonic() + timeout_s
-            while not out or out[-1].event != until:
+            while not any(e.event == until for e in out):
                 msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
-                out.append(RunEvent.model_validate_json(msg.data))
+                out += read_run_events(msg.data)  # one event, or a batch of them
+            out = out[: next(i for i, e in enumerate(out) if e.event == until) + 1]
         finally:
             await sub.unsubscribe()
         return out
@@ -102,7 +103,7 @@ class BusClient:
         try:
             while True:
                 msg = await sub.next_msg(timeout=1.0)
-                out.append(RunEvent.model_validate_json(msg.data))
+                out += read_run_events(msg.data)
         except Exception:
             pass
         finally:

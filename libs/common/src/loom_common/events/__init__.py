@@ -8,10 +8,12 @@ from loom_common.events.runs import (
     RunCancelRequested,
     RunEvent,
     RunEventAdapter,
+    RunEventBatch,
     RunEventUnreadable,
     RunFinished,
     RunRequested,
     read_run_event,
+    read_run_events,
 )
 from loom_common.events.system import DeadLetter
 
@@ -26,8 +28,10 @@ __all__ = [
     "RunCancelRequested",
     "RunEvent",
     "RunEventAdapter",
+    "RunEventBatch",
     "RunEventUnreadable",
     "RunFinished",
     "RunRequested",
     "read_run_event",
+    "read_run_events",
 ]

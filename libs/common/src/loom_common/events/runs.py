@@ -17,6 +17,13 @@ it knows and a consumer reads fields, never `.get()`. Adding a field (with a def
 version; renaming or retyping one is a new version. Version 1 (the untyped `event` + `data`
 dict) is still read: `RunEvent` lifts a v1 event whose data fits its payload model, and refuses
 one that does not with `RunEventUnreadable` (the stream keeps events for 7 days).
+
+A bus message on `run.<run_id>.events` holds one event (a `RunEvent`, version 2) or several
+consecutive ones (a `RunEventBatch`, version 3: the orchestrator batches what a run emits within
+a few milliseconds, and merges a node's consecutive text deltas into one multi-token event).
+Read a message with `read_run_events` (a list, in seq order); a reader of version 2 only
+refuses a batch clearly ("version 3 is unknown here"), so gateways are deployed before
+orchestrators.
 """
 
 from __future__ import annotations
@@ -25,7 +32,17 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from loom_common.events.base import Event
 
@@ -103,6 +120,7 @@ class RunCancelRequested(Event):
 # ---- the run's events (schema version 2) --------------------------------------------------
 
 RUN_EVENT_SCHEMA = 2
+RUN_EVENT_BATCH_SCHEMA = 3  # a bus message holding several version-2 events (RunEventBatch)
 
 
 class RunEventUnreadable(ValueError):
@@ -399,12 +417,50 @@ def _describe(raw: bytes | str) -> str:
         obj = json.loads(raw)
         data = obj.get("data")
         name = obj.get("event") or (data.get("type") if isinstance(data, dict) else None)
+        if isinstance(obj.get("events"), list):  # a batch: the seqs it holds
+            seqs = [e.get("seq") for e in obj["events"] if isinstance(e, dict)] or [None]
+            return f"version {obj.get('version')}, a batch of seqs {seqs[0]} to {seqs[-1]}"
         return f"version {obj.get('version')}, seq {obj.get('seq')}, event {name}"
     except (ValueError, AttributeError):
         return "not a JSON object"
 
 
 RunEventAdapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+
+
+class RunEventBatch(Event):
+    """Consecutive events of one run in one bus message (schema version 3): fewer messages for
+    NATS to store and ack, for the orchestrator to write and for the gateway to read. Each event
+    keeps its own seq (a client resumes from any of them); the batch's `event_id` is the
+    message's Nats-Msg-Id, so a batch published again is stored once."""
+
+    type: Literal["run.event"] = "run.event"
+    version: Literal[3] = RUN_EVENT_BATCH_SCHEMA
+
+    run_id: str
+    events: list[RunEvent] = Field(min_length=1)
+
+
+def _message_kind(value: Any) -> str:
+    version = value.get("version") if isinstance(value, dict) else getattr(value, "version", None)
+    return "batch" if version == RUN_EVENT_BATCH_SCHEMA else "one"
+
+
+_RunEventMessage: TypeAdapter[Any] = TypeAdapter(
+    Annotated[Annotated[RunEvent, Tag("one")] | Annotated[RunEventBatch, Tag("batch")], Discriminator(_message_kind)])
+
+
+def read_run_events(raw: bytes | str) -> list[RunEvent]:
+    """The events of one bus message on a run's subject (one, or a batch's, in seq order), of any
+    version this code reads; `RunEventUnreadable` (naming the message and what does not fit) for
+    one it cannot read, never a half-read message."""
+    try:
+        message = _RunEventMessage.validate_json(raw)
+    except ValidationError as exc:
+        raise RunEventUnreadable(f"unreadable run event ({_describe(raw)}): "
+                                 f"{exc.errors(include_url=False)[0]['msg']} at "
+                                 f"{'.'.join(map(str, exc.errors()[0]['loc'])) or 'top level'}") from None
+    return message.events if isinstance(message, RunEventBatch) else [message]
 
 # ---- a run's outcome -----------------------------------------------------------------------
 

@@ -16,13 +16,16 @@ Two ways to read a run's events:
   reconnect lost some), hands over to the ordered consumer from the last seq delivered.
   Duplicates (an event republished after a lost ack) are dropped by seq.
 
-Both read events with `read_run_event`: a stored event of an older schema is lifted to the
-current one, one that cannot be read raises `RunEventUnreadable` (named, never half-read).
+Both read messages with `read_run_events`: a message holds one event or a batch of
+consecutive ones (the orchestrator batches a run's events, each keeping its seq), a stored
+event of an older schema is lifted to the current one, and one that cannot be read raises
+`RunEventUnreadable` (named, never half-read).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 
 import nats.errors
@@ -31,7 +34,7 @@ from faststream.nats import NatsBroker
 from nats.js.api import DeliverPolicy
 
 from loom_common import bus, messaging
-from loom_common.events import RunCancelRequested, RunEvent, RunRequested, read_run_event
+from loom_common.events import RunCancelRequested, RunEvent, RunRequested, read_run_events
 from loom_common.logging import get_logger
 from loom_gateway.domain.errors import Upstream
 from loom_gateway.runs import request_run
@@ -96,11 +99,12 @@ class Feed:
                 elif not self.follow:
                     self.drained = True
                 continue
-            ev = read_run_event(msg.data)
+            events = read_run_events(msg.data)
             if not self.follow and msg.metadata.num_pending == 0:
-                self.drained = True  # the stored events are read: this one is the last
-            if ev.seq >= self.next_seq:  # an earlier seq is a duplicate (a republished event)
-                self.ahead.setdefault(ev.seq, ev)
+                self.drained = True  # the stored events are read: this message is the last
+            for ev in events:
+                if ev.seq >= self.next_seq:  # an earlier seq is a duplicate (a republished event)
+                    self.ahead.setdefault(ev.seq, ev)
         await self.aclose()
         raise StopAsyncIteration
 
@@ -119,6 +123,7 @@ class LiveFeed:
     def __init__(self, sub, catch_up, check_s: float = 2.0):
         self.sub, self.catch_up, self.check_s = sub, catch_up, check_s
         self.last_seq = 0
+        self.pending: deque[RunEvent] = deque()  # the rest of the message last read (a batch)
         self.stored: Feed | None = None   # after a hand-over: the ordered consumer
 
     def __aiter__(self) -> LiveFeed:
@@ -126,6 +131,16 @@ class LiveFeed:
 
     async def __anext__(self) -> RunEvent:
         while self.stored is None:
+            if self.pending:
+                ev = self.pending.popleft()
+                if ev.seq <= self.last_seq:
+                    continue  # a republished event already delivered
+                if ev.seq > self.last_seq + 1:
+                    self.pending.clear()
+                    await self._hand_over()  # one or more were missed: the stream has them
+                    break
+                self.last_seq = ev.seq
+                return ev
             if self.sub is None:
                 raise StopAsyncIteration
             try:
@@ -134,14 +149,7 @@ class LiveFeed:
                 if await self.catch_up.stored_beyond(self.last_seq):
                     await self._hand_over()
                 continue
-            ev = read_run_event(msg.data)
-            if ev.seq <= self.last_seq:
-                continue  # a republished event already delivered
-            if ev.seq > self.last_seq + 1:
-                await self._hand_over()  # one or more were missed: the stream has them
-                break
-            self.last_seq = ev.seq
-            return ev
+            self.pending.extend(read_run_events(msg.data))
         ev = await anext(self.stored)
         self.last_seq = ev.seq
         return ev
