@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from pgvector import Vector
 
 from loom_rag.domain.errors import NotFound
 from loom_rag.domain.models import Segment
@@ -43,23 +44,61 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+@dataclass(frozen=True)
+class DocumentSegments:
+    """One document's new segments and what all of them share."""
+
+    dataset_id: str
+    document_id: str
+    revision: int
+    document_enabled: bool
+    text_search_config: str
+    segments: Sequence[NewSegment]
+
+
+# One statement for any number of segments of any documents of one tenant: the rows travel as
+# column arrays (binary, vectors included) and Postgres computes each tsvector. Ids must be
+# distinct within a call (ON CONFLICT cannot touch a row twice in one statement).
+_UPSERT = """
+INSERT INTO segments (id, tenant_id, dataset_id, document_id, revision, position, content, parent_content,
+                      word_count, tokens, document_enabled, metadata, embedding_model, embedding_dim, embedding, tsv)
+SELECT s.id, $1, s.dataset_id, s.document_id, s.revision, s.position, s.content, s.parent_content, s.word_count,
+       s.tokens, s.document_enabled, s.metadata, $2, vector_dims(s.embedding), s.embedding,
+       to_tsvector(s.config::regconfig, s.content)
+FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::int[], $7::int[], $8::text[], $9::text[], $10::int[],
+            $11::int[], $12::bool[], $13::jsonb[], $14::vector[], $15::text[])
+     AS s(id, dataset_id, document_id, revision, position, content, parent_content, word_count, tokens,
+          document_enabled, metadata, embedding, config)
+ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, parent_content = EXCLUDED.parent_content,
+        word_count = EXCLUDED.word_count, tokens = EXCLUDED.tokens, metadata = EXCLUDED.metadata,
+        embedding_model = EXCLUDED.embedding_model, embedding_dim = EXCLUDED.embedding_dim,
+        embedding = EXCLUDED.embedding, tsv = EXCLUDED.tsv, updated_at = now()"""
+
+
+async def upsert_many(conn: asyncpg.Connection, *, tenant_id: str, embedding_model: str,
+                      documents: Sequence[DocumentSegments]) -> None:
+    """Write (or overwrite) the segments of several documents of `tenant_id` in one statement."""
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    for d in documents:
+        meta_cache: dict[int, str] = {}  # a document's segments mostly share one metadata object
+        for s in d.segments:
+            meta = meta_cache.get(id(s.metadata))
+            if meta is None:
+                meta = meta_cache[id(s.metadata)] = json.dumps(s.metadata)
+            row = (s.id, d.dataset_id, d.document_id, d.revision, s.position, s.content, s.parent_content,
+                   word_count(s.content), s.tokens, d.document_enabled, meta,
+                   Vector(np.asarray(s.embedding, dtype=np.float32)), d.text_search_config)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+    if columns[0]:
+        await conn.execute(_UPSERT, tenant_id, embedding_model, *columns)
+
+
 async def upsert(conn: asyncpg.Connection, *, tenant_id: str, dataset_id: str, document_id: str, revision: int,
                  document_enabled: bool, embedding_model: str, text_search_config: str,
                  segments: Sequence[NewSegment]) -> None:
-    records = [(s.id, tenant_id, dataset_id, document_id, revision, s.position, s.content, s.parent_content,
-                word_count(s.content), s.tokens, document_enabled, json.dumps(s.metadata), embedding_model,
-                len(s.embedding), np.asarray(s.embedding, dtype=np.float32)) for s in segments]
-    await conn.executemany(
-        """INSERT INTO segments (id, tenant_id, dataset_id, document_id, revision, position, content, parent_content,
-                                 word_count, tokens, document_enabled, metadata, embedding_model, embedding_dim,
-                                 embedding, tsv)
-           VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15,
-                   to_tsvector($16::regconfig, $7))
-           ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, parent_content = EXCLUDED.parent_content,
-                   word_count = EXCLUDED.word_count, tokens = EXCLUDED.tokens, metadata = EXCLUDED.metadata,
-                   embedding_model = EXCLUDED.embedding_model, embedding_dim = EXCLUDED.embedding_dim,
-                   embedding = EXCLUDED.embedding, tsv = EXCLUDED.tsv, updated_at = now()""",
-        [(*r, text_search_config) for r in records])
+    await upsert_many(conn, tenant_id=tenant_id, embedding_model=embedding_model, documents=[DocumentSegments(
+        dataset_id, document_id, revision, document_enabled, text_search_config, segments)])
 
 
 async def delete_other_revisions(conn: asyncpg.Connection, tenant_id: str, document_id: str, revision: int) -> None:
