@@ -39,10 +39,11 @@ def build(settings: RagSettings | None = None) -> ServiceRuntime:
     db = rt.dependency("db", made(lambda rt: TenantDb.open(rt.pool)))
     ingestor = rt.dependency("ingestor", made(lambda rt: Ingestor(
         db=db.get(), files=files, embedder=inference.get(), tokenizer=tokenizer, progress=BusProgressSink(rt.broker),
-        batch_size=settings.embed_batch_size,
+        batch_size=settings.embed_batch_size, parse_concurrency=settings.parse_concurrency,
+        pack_chunks=settings.embed_pack_chunks, heartbeat_every_s=settings.ingest_ack_wait_s / 3,
         parse_limits=ParseLimits(memory_mb=settings.parse_memory_mb, cpu_s=settings.parse_cpu_s,
                                  wall_s=settings.parse_wall_s, max_text_chars=settings.parse_max_text_chars,
-                                 max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20))))
+                                 max_unzipped_bytes=settings.parse_max_unzipped_mb * 2**20)), Ingestor.close))
     retriever = rt.dependency("retriever", made(lambda rt: Retriever(
         db.get(), inference.get(), LexicalOverlapReranker(), ef_search=settings.hnsw_ef_search,
         candidates_per_method=settings.candidates_per_method, reads=rt.reads, policy=settings.index_policy())))

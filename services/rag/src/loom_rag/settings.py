@@ -26,8 +26,14 @@ class RagSettings(ServiceSettings, StorageSettings):
     # Ingestion. A worker marks its message in progress after every batch, so ack_wait bounds
     # how long a crashed worker's document waits for redelivery, not how long a document may take.
     ingest_ack_wait_s: float = bus.RAG_INGEST.ack_wait_s
-    ingest_concurrency: int = 2            # documents one worker process handles at once
-    embed_batch_size: int = 64             # chunks per Embed call and per write transaction
+    # Documents one worker process handles at once: up to parse_concurrency of them parsed and
+    # split (each parse a child process under the limits below), the others indexing, their
+    # batches packed together (ingest/batching.py): up to embed_pack_chunks chunks of one
+    # tenant's documents per Embed call and per write transaction.
+    ingest_concurrency: int = 8
+    parse_concurrency: int = 2
+    embed_batch_size: int = 64             # chunks of one document per batch (its progress step)
+    embed_pack_chunks: int = 256
     embed_timeout_s: float = 60.0
     max_file_bytes: int = 50 * 1024 * 1024
     # Parsing runs in a child process under these limits (ingest/isolated.py).

@@ -1,12 +1,16 @@
 """`Ingestor.ingest`: one document through waiting -> parsing -> splitting -> indexing -> completed.
 
-    load (skip if deleted, stale revision, paused or already completed)
+    start      one transaction: load, skip if deleted, stale revision, paused or already
+               completed, else -> parsing
     parsing    raw bytes from the file store -> text (parsers, in a limited child process:
-               isolated.py), cleaned
-    splitting  text -> chunks (splitter, token-sized per the document's process rule)
-    indexing   first, segments of older revisions are dropped; then per batch of chunks:
-               embed through inference, then ONE transaction upserts the batch's segments
-               (vector + tsvector) and the document's progress
+               isolated.py), cleaned                                   } at most
+    splitting  text -> chunks (splitter, token-sized per the document's  } parse_concurrency
+               process rule)                                            } documents at once
+    indexing   one transaction: -> indexing, segments of older revisions dropped; then per
+               batch of chunks, through the IndexBatcher (batching.py): embedded and written
+               together with the batches other documents have ready at the same time (one
+               Embed call and ONE transaction: segments, vector + tsvector, and each
+               document's progress)
     completed  segments this attempt did not write are dropped, counts recorded
 
 Idempotent: segment ids are uuid5(document, revision, position), so an attempt redelivered
@@ -19,18 +23,19 @@ the caller passes `final=True` and the document goes to `error` too, so no job s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from loom_common.errors import PermanentError
 from loom_common.events import DocumentIngestRequested, DocumentProgress, DocumentStatus
 from loom_common.logging import get_logger
 from loom_rag import metrics
-from loom_rag.domain import embedding_space
 from loom_rag.domain.errors import BadDocument, EmbeddingMismatch, NotFound
 from loom_rag.domain.models import Chunk, Dataset, Document
-from loom_rag.domain.ports import Embedder, FileStore, ProgressSink, Tokenizer
+from loom_rag.domain.ports import Embedder, Embeddings, FileStore, ProgressSink, Tokenizer
+from loom_rag.ingest.batching import IndexBatcher, Stale
 from loom_rag.ingest.cleaning import clean
 from loom_rag.ingest.isolated import ParseLimits, parse_isolated
 from loom_rag.ingest.splitter import split_document
@@ -43,9 +48,7 @@ log = get_logger(__name__)
 
 _DONE = (DocumentStatus.COMPLETED, DocumentStatus.PAUSED)
 
-
-class Stale(Exception):
-    """The document was edited, paused or deleted while we worked: stop quietly."""
+__all__ = ["Ingestor", "Stale"]
 
 
 @dataclass
@@ -55,42 +58,81 @@ class Ingestor:
     embedder: Embedder
     tokenizer: Tokenizer
     progress: ProgressSink
-    batch_size: int = 64
+    batch_size: int = 64          # chunks of one document per batch (a document's progress step)
     # Called after every batch (e.g. to tell JetStream the message is still being worked on).
     heartbeat: Callable[[], Awaitable[None]] | None = None
     parse_limits: ParseLimits = field(default_factory=ParseLimits)
+    # Parsing (a child process of up to parse_limits.memory_mb each), cleaning and splitting are
+    # bounded apart from indexing, so more documents can wait on embedding than are parsed.
+    parse_concurrency: int = 2
+    pack_chunks: int = 256        # chunks of several documents per Embed call and transaction
+    # While a document waits (for a parse slot, for its batch's pack) its message is marked in
+    # progress this often; keep it well under the consumer's ack wait.
+    heartbeat_every_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        self.batcher = IndexBatcher(self.db, self._embed, max_chunks=self.pack_chunks)
+        self._parsing = asyncio.Semaphore(self.parse_concurrency)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+    async def _embed(self, model: str, texts: list[str], tenant_id: str) -> Embeddings:
+        return await self.embedder.embed(model, texts, tenant_id=tenant_id)
 
     async def ingest(self, item: DocumentIngestRequested, *, final: bool = False, heartbeat=None) -> None:
+        beat = heartbeat or self.heartbeat
+        doc: Document | None = None
+        try:
+            async with self._kept_alive(beat):
+                await self._parsing.acquire()
+            try:
+                started = await self._start(item)
+                if started is None:
+                    return
+                dataset, doc = started
+                clock = time.perf_counter()
+                chunks = await self._prepare(doc)
+            finally:
+                self._parsing.release()
+            await self._index(dataset, doc, chunks, beat, clock)
+        except Stale:
+            log.info("document changed while indexing; stopped", document_id=item.document_id)
+        except (BadDocument, EmbeddingMismatch) as exc:
+            if doc is not None:
+                await self._fail(doc, exc.message)
+            raise PermanentError(exc.message) from exc
+        except PermanentError as exc:
+            if doc is not None:
+                await self._fail(doc, exc.message)
+            raise
+        except Exception as exc:
+            if final and doc is not None:
+                await self._fail(doc, f"gave up after repeated failures: {exc}")
+            raise
+
+    async def _start(self, item: DocumentIngestRequested) -> tuple[Dataset, Document] | None:
+        """Load the document and move it to parsing in one transaction; None: nothing to do."""
         tenant = item.tenant_id
         try:
             async with self.db.transaction(tenant) as conn:
                 doc = await documents_store.get(conn, tenant, item.dataset_id, item.document_id)
                 dataset = await datasets_store.get(conn, tenant, item.dataset_id)
+                if doc.revision != item.revision or doc.status in _DONE:
+                    log.info("work item skipped", document_id=doc.id, revision=item.revision,
+                             current_revision=doc.revision, status=doc.status)
+                    return None
+                if not await documents_store.advance(conn, tenant, doc.id, doc.revision, DocumentStatus.PARSING,
+                                                     progress=0.0, error=None):
+                    raise Stale()
         except NotFound:
             log.info("document gone; work item dropped", document_id=item.document_id)
-            return
-        if doc.revision != item.revision or doc.status in _DONE:
-            log.info("work item skipped", document_id=doc.id, revision=item.revision,
-                     current_revision=doc.revision, status=doc.status)
-            return
-        try:
-            await self._run(dataset, doc, heartbeat or self.heartbeat)
-        except Stale:
-            log.info("document changed while indexing; stopped", document_id=doc.id)
-        except (BadDocument, EmbeddingMismatch) as exc:
-            await self._fail(doc, exc.message)
-            raise PermanentError(exc.message) from exc
-        except PermanentError as exc:
-            await self._fail(doc, exc.message)
-            raise
-        except Exception as exc:
-            if final:
-                await self._fail(doc, f"gave up after repeated failures: {exc}")
-            raise
+            return None
+        await self._report(doc, DocumentStatus.PARSING, 0, 0, progress=0.0)
+        return dataset, doc
 
-    async def _run(self, dataset: Dataset, doc: Document, heartbeat) -> None:
-        started = time.perf_counter()
-        await self._advance(doc, DocumentStatus.PARSING, progress=0.0, error=None)
+    async def _prepare(self, doc: Document) -> list[Chunk]:
+        """parsing and splitting: the document's chunks."""
         raw = await self.files.get(doc.file_key)
         if doc.data_source_type == "upload_file":
             text = await parse_isolated(raw, doc.name, doc.mime_type, self.parse_limits)
@@ -106,23 +148,28 @@ class Ingestor:
                                        remove_urls_emails=rule.remove_urls_emails)
         if not text:
             raise BadDocument("the document has no text")
-
         await self._advance(doc, DocumentStatus.SPLITTING, progress=0.05, word_count=len(text.split()))
-        chunks = await asyncio.to_thread(split_document, text, rule, self.tokenizer)
+        return await asyncio.to_thread(split_document, text, rule, self.tokenizer)
+
+    async def _index(self, dataset: Dataset, doc: Document, chunks: list[Chunk], beat, started: float) -> None:
         total = len(chunks)
-        await self._advance(doc, DocumentStatus.INDEXING, progress=0.1, segments_total=total, segments_done=0,
-                            tokens=sum(c.tokens for c in chunks))
         async with self.db.transaction(doc.tenant_id) as conn:
+            if not await documents_store.advance(conn, doc.tenant_id, doc.id, doc.revision, DocumentStatus.INDEXING,
+                                                 progress=0.1, segments_total=total, segments_done=0,
+                                                 tokens=sum(c.tokens for c in chunks)):
+                raise Stale()
             await segments_store.delete_other_revisions(conn, doc.tenant_id, doc.id, doc.revision)
+        await self._report(doc, DocumentStatus.INDEXING, 0, total, progress=0.1)
 
         written: list[str] = []
         for start in range(0, total, self.batch_size):
             batch = chunks[start:start + self.batch_size]
-            written.extend(await self._index_batch(dataset, doc, start, batch, total))
+            async with self._kept_alive(beat):  # the pack may wait for others ahead of it
+                written.extend(await self.batcher.index(dataset, doc, start, batch, total))
             metrics.CHUNKS_INDEXED.inc(len(batch))
             await self._report(doc, DocumentStatus.INDEXING, len(written), total)
-            if heartbeat is not None:
-                await heartbeat()
+            if beat is not None:
+                await beat()
 
         async with self.db.transaction(doc.tenant_id) as conn:
             await segments_store.delete_unlisted(conn, doc.tenant_id, doc.id, doc.revision, written)
@@ -135,27 +182,28 @@ class Ingestor:
         await self._report(doc, DocumentStatus.COMPLETED, total, total)
         log.info("document indexed", document_id=doc.id, segments=total, seconds=round(elapsed, 3))
 
-    async def _index_batch(self, dataset: Dataset, doc: Document, start: int, batch: list[Chunk],
-                           total: int) -> list[str]:
-        got = await self.embedder.embed(dataset.embedding_model, [c.content for c in batch], tenant_id=doc.tenant_id)
-        vectors = embedding_space.check(dataset.embedding_model, dataset.embedding_dim, got, len(batch))
-        base_meta = {**doc.metadata, "document_name": doc.name}
-        rows = [segments_store.NewSegment(id=segments_store.segment_id(doc.id, doc.revision, start + i + 1),
-                                          position=start + i + 1, content=c.content, tokens=c.tokens,
-                                          metadata=base_meta, embedding=v, parent_content=c.parent_content)
-                for i, (c, v) in enumerate(zip(batch, vectors, strict=True))]
-        done = start + len(batch)
-        async with self.db.transaction(doc.tenant_id) as conn:
-            # Lock the document row first: a concurrent edit or delete either waits for this
-            # batch or makes it see a new revision and stop.
-            if not await documents_store.advance(conn, doc.tenant_id, doc.id, doc.revision, DocumentStatus.INDEXING,
-                                                 segments_done=done, progress=0.1 + 0.9 * done / total):
-                raise Stale()
-            await segments_store.upsert(conn, tenant_id=doc.tenant_id, dataset_id=doc.dataset_id, document_id=doc.id,
-                                        revision=doc.revision, document_enabled=doc.enabled and not doc.archived,
-                                        embedding_model=dataset.embedding_model,
-                                        text_search_config=dataset.text_search_config, segments=rows)
-        return [r.id for r in rows]
+    @contextlib.asynccontextmanager
+    async def _kept_alive(self, beat) -> AsyncIterator[None]:
+        """Mark the message in progress every heartbeat_every_s while the body waits."""
+        if beat is None:
+            yield
+            return
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(self.heartbeat_every_s)
+                try:
+                    await beat()
+                except Exception as exc:  # the next batch's heartbeat tries again
+                    log.warning("heartbeat failed", error=repr(exc))
+
+        task = asyncio.create_task(keep())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _advance(self, doc: Document, status: DocumentStatus, **fields) -> None:
         async with self.db.transaction(doc.tenant_id) as conn:

@@ -25,6 +25,11 @@ log = get_logger(__name__)
 RLS_ROLE = "loom_rag_tenant"
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """The database went away (not a query's fault): what any statement would meet now."""
+    return isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError))
+
+
 class TenantDb:
     def __init__(self, pool: asyncpg.Pool, *, rls_role: str | None):
         self.pool = pool
