@@ -17,7 +17,9 @@ Variants (each run N messages, rounds interleaved, medians of CPU time per messa
 - prometheus_slim: a sketch of the alternative proposed in docs/gateway.md, only the two series
   Loom's dashboard and alerts read (processed messages by handler and status, published
   messages by destination and status), label children cached;
-- all: logger + otel + prometheus, as runtime.py builds a broker today.
+- all: logger + otel + prometheus, as runtime.py built a broker before bus_telemetry;
+- loom: logger + loom_common.bus_telemetry (TraceContext, message_counts), as runtime.py
+  builds a broker now.
 
     .venv/bin/python bench/faststream_middleware.py --quick
 
@@ -48,9 +50,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from prometheus_client import CollectorRegistry, Counter
 
+from loom_common.bus_telemetry import TraceContext, message_counts
 from loom_common.devstack import infra
 
-VARIANTS = ("bare", "logger", "otel", "otel_unsampled", "otel_propagate", "prometheus", "prometheus_slim", "all")
+VARIANTS = ("bare", "logger", "otel", "otel_unsampled", "otel_propagate", "prometheus", "prometheus_slim", "all",
+            "loom")
 
 
 class PropagateOnly(BaseMiddleware):
@@ -117,7 +121,9 @@ def broker_for(variant: str, url: str) -> NatsBroker:
     if variant in ("prometheus", "all"):
         middlewares.append(NatsPrometheusMiddleware(registry=CollectorRegistry(), app_name="bench",
                                                     metrics_prefix="loom"))
-    logged = variant in ("logger", "all")
+    if variant == "loom":
+        middlewares += [TraceContext, message_counts("bench", CollectorRegistry())]
+    logged = variant in ("logger", "all", "loom")
     return NatsBroker(url, middlewares=middlewares, logger=logging.getLogger("faststream") if logged else None,
                       log_level=logging.DEBUG)
 
