@@ -33,7 +33,7 @@ class RagSettings(ServiceSettings, StorageSettings):
     ingest_concurrency: int = 8
     parse_concurrency: int = 2
     embed_batch_size: int = 64             # chunks of one document per batch (its progress step)
-    embed_pack_chunks: int = 256
+    embed_pack_chunks: int = 64            # an Embed call as long as before: the same deadline fits
     embed_timeout_s: float = 60.0
     max_file_bytes: int = 50 * 1024 * 1024
     # Parsing runs in a child process under these limits (ingest/isolated.py).

@@ -65,7 +65,7 @@ def _shared(exc: BaseException) -> bool:
 
 
 class IndexBatcher:
-    def __init__(self, db: TenantDb, embed: Embed, *, max_chunks: int = 256, max_flushes: int = 2) -> None:
+    def __init__(self, db: TenantDb, embed: Embed, *, max_chunks: int = 64, max_flushes: int = 2) -> None:
         self.db, self.embed = db, embed
         self.max_chunks, self.max_flushes = max_chunks, max_flushes
         self._waiting: list[Batch] = []

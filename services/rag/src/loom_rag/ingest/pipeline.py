@@ -65,7 +65,7 @@ class Ingestor:
     # Parsing (a child process of up to parse_limits.memory_mb each), cleaning and splitting are
     # bounded apart from indexing, so more documents can wait on embedding than are parsed.
     parse_concurrency: int = 2
-    pack_chunks: int = 256        # chunks of several documents per Embed call and transaction
+    pack_chunks: int = 64         # chunks of several documents per Embed call and transaction
     # While a document waits (for a parse slot, for its batch's pack) its message is marked in
     # progress this often; keep it well under the consumer's ack wait.
     heartbeat_every_s: float = 20.0
