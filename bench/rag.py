@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -203,11 +204,14 @@ def code_env(code_root: Path | None) -> dict[str, str]:
 
 
 async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home: Path, backend: str = "onnx",
-                    texts: list[str] | None = None, code_root: Path | None = None) -> dict:
+                    texts: list[str] | None = None, code_root: Path | None = None,
+                    infra_pids: dict[str, int] | None = None) -> dict:
     """Documents through the whole service; `backend` torch | onnx (all-minilm:l6-v2 run by that
     runtime) or static (a dataset of all-minilm:l6-v2-static). With `texts` (real chunks), each
     document is `paragraphs` of them; without, made-up words. `code_root`: run the services from
-    that checkout (old vs new in one command)."""
+    that checkout (old vs new in one command). `infra_pids` (postgres, nats): their CPU time is
+    counted with the services' over the timed part (`cpu_ms_per_chunk`)."""
+    from benchkit import cpu_seconds
 
     from loom.rag.v1 import rag_pb2 as pb
     from loom.rag.v1 import rag_pb2_grpc
@@ -244,12 +248,17 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
             else:
                 docs = ["\n\n".join(" ".join(rng.choice(words, size=int(rng.integers(60, 140)))) + "."
                                     for _ in range(paragraphs)) for _ in range(n_docs)]
-            started = time.perf_counter()
-            ids = [(await stub.CreateDocument(pb.CreateDocumentRequest(tenant_id=tenant, dataset_id=ds.id,
-                                                                       name=f"d{i}.txt", text=text))).id
-                   for i, text in enumerate(docs)]
-            chunks = await _wait(stub, pb, tenant, ds.id, ids)
-            elapsed = time.perf_counter() - started
+            pids = {"rag": procs[1].proc.pid, "inference": procs[0].proc.pid, "bench": os.getpid(),
+                    **(infra_pids or {})}
+            async with _completions(nats_url) as finished:  # each document's last progress event
+                cpu_before = cpu_seconds(pids)
+                started = time.perf_counter()
+                ids = [(await stub.CreateDocument(pb.CreateDocumentRequest(tenant_id=tenant, dataset_id=ds.id,
+                                                                           name=f"d{i}.txt", text=text))).id
+                       for i, text in enumerate(docs)]
+                chunks = await finished(ids)
+                elapsed = time.perf_counter() - started
+                cpu_after = cpu_seconds(pids)
         # Baseline in the same run: the same chunks through inference Embed alone, same batch size.
         from loom.inference.v1 import inference_pb2, inference_pb2_grpc
 
@@ -268,10 +277,49 @@ async def ingestion(nats_url: str, url: str, n_docs: int, paragraphs: int, home:
             embed_s = time.perf_counter() - t0
         return {"documents": n_docs, "chunks": chunks, "seconds": elapsed, "chunks_per_s": chunks / elapsed,
                 "embed_only_chunks_per_s": len(chunks_text) / embed_s, "backend": backend,
-                "code": str(code_root or ROOT)}
+                "code": str(code_root or ROOT),
+                "cpu_ms_per_chunk": {k: round((cpu_after[k] - cpu_before[k]) * 1000 / chunks, 3) for k in pids}}
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+@contextlib.asynccontextmanager
+async def _completions(nats_url: str, timeout_s: float = 600.0):
+    """`finished(ids)`: waits until every document of `ids` published its `completed` progress
+    event and returns their segments in all. Listening on the bus rather than polling
+    GetDocument keeps the clock exact and costs the measured service nothing."""
+    import nats
+
+    from loom_common.events import DocumentProgress, DocumentStatus
+
+    done: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    changed = asyncio.Event()
+
+    async def seen(msg) -> None:
+        event = DocumentProgress.model_validate_json(msg.data)
+        if event.status == DocumentStatus.COMPLETED:
+            done[event.document_id] = event.segments_total
+        elif event.status == DocumentStatus.ERROR:
+            failed[event.document_id] = event.error or ""
+        changed.set()
+
+    async def finished(ids: list[str]) -> int:
+        deadline = time.monotonic() + timeout_s
+        while not all(i in done for i in ids):
+            if bad := [failed[i] for i in ids if i in failed]:
+                raise RuntimeError(f"document failed: {bad[0]}")
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.monotonic()))
+        return sum(done[i] for i in ids)
+
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.subscribe("document.*.events", cb=seen)
+        yield finished
+    finally:
+        await nc.close()
 
 
 async def _wait(stub, pb, tenant: str, dataset_id: str, ids: list[str], timeout_s: float = 600.0) -> int:
@@ -286,7 +334,7 @@ async def _wait(stub, pb, tenant: str, dataset_id: str, ids: list[str], timeout_
         elif time.monotonic() > deadline:
             raise TimeoutError("ingestion did not finish")
         else:
-            await asyncio.sleep(0.01)  # fine enough for a run of a fraction of a second
+            await asyncio.sleep(0.05)
     return total
 
 
@@ -416,12 +464,14 @@ async def ingest_only(backends: list[str], docs: int, paragraphs: int, rounds: i
                 for label, root in codes:
                     before = os.getloadavg()[0]
                     got = await ingestion(nats_server.url, url, docs, paragraphs, STATE / "home", backend=backend,
-                                          texts=texts, code_root=root)
+                                          texts=texts, code_root=root,
+                                          infra_pids={"postgres": pg.proc.pid, "nats": nats_server.proc.pid})
                     got.update(load_1min_before=round(before, 2), load_1min_after=round(os.getloadavg()[0], 2))
                     runs.setdefault(f"{backend}_{label}", []).append(got)
                     print(f"{backend:<7}{label:<4} {got['chunks']:>5} chunks {got['seconds']:8.2f} s "
                           f"{got['chunks_per_s']:9.1f} chunks/s   Embed only {got['embed_only_chunks_per_s']:9.1f}   "
-                          f"load {got['load_1min_before']} -> {got['load_1min_after']}", flush=True)
+                          f"load {got['load_1min_before']} -> {got['load_1min_after']}\n"
+                          f"{'':11} CPU ms per chunk {got['cpu_ms_per_chunk']}", flush=True)
     finally:
         nats_server.stop()
         pg.stop()
