@@ -71,6 +71,7 @@ class IndexBatcher:
         self._waiting: list[Batch] = []
         self._running = 0
         self._tasks: set[asyncio.Task] = set()
+        self._closed = False
         self.packs = 0  # Embed calls made for packs (tests, metrics)
 
     async def index(self, dataset: Dataset, doc: Document, start: int, chunks: list[Chunk], total: int) -> list[str]:
@@ -87,7 +88,7 @@ class IndexBatcher:
             raise
 
     def _pump(self) -> None:
-        while self._waiting and self._running < self.max_flushes:
+        while self._waiting and self._running < self.max_flushes and not self._closed:
             pack = self._take()
             self._running += 1
             task = asyncio.create_task(self._flush(pack))
@@ -167,6 +168,7 @@ class IndexBatcher:
         return [results[id(b)] for b in pack]
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
