@@ -67,6 +67,31 @@ def admin_router(service: str, readiness: Readiness) -> APIRouter:
     return router
 
 
+class RequestMetrics:
+    """A service's two HTTP series, their label children cached (`labels()` takes a lock and
+    builds a key on every call): for an ASGI layer that counts requests itself."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._latency: dict[tuple[str, str], Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+
+    def responded(self, scope: Scope, seconds: float) -> None:
+        """The response started `seconds` after the request came in."""
+        key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"))
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency[key] = HTTP_LATENCY.labels(self.service, *key)
+        child.observe(seconds)
+
+    def finished(self, scope: Scope, status: int) -> None:
+        key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = HTTP_REQUESTS.labels(self.service, key[0], key[1], str(status))
+        child.inc()
+
+
 def instrument_http(app: FastAPI, service: str) -> None:
     """Count and time every request by its route template (not the raw path: bounded labels).
 
@@ -79,7 +104,7 @@ def instrument_http(app: FastAPI, service: str) -> None:
 class _RequestMetrics:
     def __init__(self, app: ASGIApp, service: str):
         self.app = app
-        self.service = service
+        self.metrics = RequestMetrics(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,12 +117,10 @@ class _RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                template = getattr(scope.get("route"), "path", "unmatched")
-                HTTP_LATENCY.labels(self.service, scope["method"], template).observe(time.perf_counter() - started)
+                self.metrics.responded(scope, time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, observed)
         finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
+            self.metrics.finished(scope, status)

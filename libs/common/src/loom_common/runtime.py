@@ -193,7 +193,7 @@ async def _cancel(tasks: list[asyncio.Task]) -> None:
 class ServiceRuntime:
     def __init__(self, name: str, settings: ServiceSettings, *, version: str = "0.0.0",
                  schema: str | None = None, migrations: str | None = None,
-                 grpc_port: int | None = None, use_nats: bool = True) -> None:
+                 grpc_port: int | None = None, use_nats: bool = True, http_metrics: bool = True) -> None:
         self.name = name
         self.settings = settings
         self.schema = schema
@@ -243,7 +243,8 @@ class ServiceRuntime:
             instrument_http(self.admin_http, name)
         else:
             self.http.include_router(admin_router(name, self.readiness))
-        instrument_http(self.http, name)
+        if http_metrics:  # False: the service counts its requests in an ASGI layer of its own (the gateway's)
+            instrument_http(self.http, name)
         # grpc.aio servers bind to the running event loop, so the server is made in start();
         # services register their servicers beforehand with add_grpc_service.
         self.grpc: grpc.aio.Server | None = None

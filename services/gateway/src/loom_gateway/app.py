@@ -46,8 +46,7 @@ from loom_gateway.api import (
     service_webhooks,
 )
 from loom_gateway.api.context import Gateway
-from loom_gateway.api.middleware import BodyLimit, SecurityHeaders
-from loom_gateway.api.timing import ServerTiming
+from loom_gateway.api.middleware import Edge
 from loom_gateway.bus.outcomes import outcomes_router
 from loom_gateway.bus.runs import NatsRunBus
 from loom_gateway.clients.inference import InferenceClient
@@ -105,20 +104,19 @@ def _blob_store(settings: GatewaySettings):
 def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
     settings = settings or GatewaySettings()
     rt = ServiceRuntime("gateway", settings, version=__version__, schema="gateway",
-                        migrations="loom_gateway.migrations")
+                        migrations="loom_gateway.migrations", http_metrics=False)  # Edge counts requests
     http = rt.http
     http.title, http.description = "Loom gateway", __doc__
     errors.install(http)
     openapi.install(http, [module.router for module in ROUTERS])
     for module in ROUTERS:
         http.include_router(module.router)
-    # Added last = outermost: size limits act before anything reads the body.
+    # Added last = outermost: the Edge (size limits, security headers, Server-Timing, request
+    # metrics) acts before anything reads the body, and on CORS's answers too.
     http.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                         allow_headers=["*"], expose_headers=["Retry-After"],
                         allow_credentials="*" not in settings.cors_origins)
-    http.add_middleware(SecurityHeaders)
-    http.add_middleware(ServerTiming)
-    http.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+    http.add_middleware(Edge, service="gateway", max_bytes=settings.max_body_bytes,
                         upload_paths=("/files/upload", "create-by-file", "create_by_file", "update-by-file",
                                       "update_by_file"), upload_max_bytes=settings.max_upload_bytes)
     # The lifespan's dependencies (loom_common.runtime), built in this order once the pool and

@@ -1,8 +1,8 @@
 """Where a request's time goes inside the gateway, told to the caller and to Prometheus.
 
-`ServerTiming` (ASGI middleware) gives each HTTP request a `Timing`; handlers mark the end of
-each stage (`mark(request, "auth")`), and the response carries them as a W3C `Server-Timing`
-header in milliseconds (`auth;dur=1.21, app;dur=0.02, start;dur=2.10`).
+The gateway's ASGI layer (api/middleware.py `Edge`) gives each HTTP request a `Timing`; handlers
+mark the end of each stage (`mark(request, "auth")`), and the response carries them as a W3C
+`Server-Timing` header in milliseconds (`auth;dur=1.21, app;dur=0.02, start;dur=2.10`).
 A streaming run's headers leave right after `runs.requested` was published, so the header
 covers exactly the gateway's work before the orchestrator is asked.
 
@@ -19,7 +19,6 @@ import time
 
 from prometheus_client import Histogram
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -53,21 +52,3 @@ def mark(request: Request, stage: str) -> None:
     if timing is not None:
         timing.mark(stage)
 
-
-class ServerTiming:
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        timing = Timing()
-        scope.setdefault("state", {})["timing"] = timing
-
-        async def with_header(message: Message) -> None:
-            if message["type"] == "http.response.start" and timing.stages:
-                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", timing.header())]}
-            await send(message)
-
-        await self.app(scope, receive, with_header)
