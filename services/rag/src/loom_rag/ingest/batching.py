@@ -38,6 +38,13 @@ from loom_rag.store.tenancy import TenantDb, connection_lost
 
 Embed = Callable[[str, list[str], str], Awaitable[Embeddings]]  # (model, texts, tenant_id)
 
+# The transactions of a document in progress (its state changes, its packs) commit without
+# waiting for the WAL flush: if Postgres crashes and loses the last of them, the work item,
+# not yet acked, is redelivered and redoes them (segment ids make that idempotent). The
+# transaction that completes a document waits for its flush as usual, and so for every
+# earlier one (WAL is flushed in order) before the message is acked.
+IN_PROGRESS = {"synchronous_commit": "off"}
+
 
 class Stale(Exception):
     """The document was edited, paused or deleted while we worked: stop quietly."""
@@ -151,7 +158,7 @@ class IndexBatcher:
                 for i, (c, v) in enumerate(zip(b.chunks, vs, strict=True))]))
         results: dict[int, list[str] | BaseException] = {}
         live: list[segments_store.DocumentSegments] = []
-        async with self.db.transaction(tenant) as conn:
+        async with self.db.transaction(tenant, **IN_PROGRESS) as conn:
             for b, rows in writes:
                 done = b.start + len(b.chunks)
                 # Lock each document row first: a concurrent edit or delete either waits for

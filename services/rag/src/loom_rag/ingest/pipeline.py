@@ -35,7 +35,7 @@ from loom_rag import metrics
 from loom_rag.domain.errors import BadDocument, EmbeddingMismatch, NotFound
 from loom_rag.domain.models import Chunk, Dataset, Document
 from loom_rag.domain.ports import Embedder, Embeddings, FileStore, ProgressSink, Tokenizer
-from loom_rag.ingest.batching import IndexBatcher, Stale
+from loom_rag.ingest.batching import IN_PROGRESS, IndexBatcher, Stale
 from loom_rag.ingest.cleaning import clean
 from loom_rag.ingest.isolated import ParseLimits, parse_isolated
 from loom_rag.ingest.splitter import split_document
@@ -115,7 +115,7 @@ class Ingestor:
         """Load the document and move it to parsing in one transaction; None: nothing to do."""
         tenant = item.tenant_id
         try:
-            async with self.db.transaction(tenant) as conn:
+            async with self.db.transaction(tenant, **IN_PROGRESS) as conn:
                 doc = await documents_store.get(conn, tenant, item.dataset_id, item.document_id)
                 dataset = await datasets_store.get(conn, tenant, item.dataset_id)
                 if doc.revision != item.revision or doc.status in _DONE:
@@ -153,7 +153,7 @@ class Ingestor:
 
     async def _index(self, dataset: Dataset, doc: Document, chunks: list[Chunk], beat, started: float) -> None:
         total = len(chunks)
-        async with self.db.transaction(doc.tenant_id) as conn:
+        async with self.db.transaction(doc.tenant_id, **IN_PROGRESS) as conn:
             if not await documents_store.advance(conn, doc.tenant_id, doc.id, doc.revision, DocumentStatus.INDEXING,
                                                  progress=0.1, segments_total=total, segments_done=0,
                                                  tokens=sum(c.tokens for c in chunks)):
@@ -206,7 +206,7 @@ class Ingestor:
                 await task
 
     async def _advance(self, doc: Document, status: DocumentStatus, **fields) -> None:
-        async with self.db.transaction(doc.tenant_id) as conn:
+        async with self.db.transaction(doc.tenant_id, **IN_PROGRESS) as conn:
             if not await documents_store.advance(conn, doc.tenant_id, doc.id, doc.revision, status, **fields):
                 raise Stale()
         await self._report(doc, status, fields.get("segments_done", 0), fields.get("segments_total", 0),
