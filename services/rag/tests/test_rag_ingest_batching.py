@@ -168,3 +168,26 @@ async def test_a_document_delivered_twice_at_once_and_again_leaves_each_position
                                 "GROUP BY position ORDER BY position", doc.id)
     assert [r["position"] for r in rows] == list(range(1, done.segments_total + 1))
     assert all(r["n"] == 1 for r in rows)
+
+
+async def test_an_error_every_document_would_meet_reaches_the_pack_without_retries(rag) -> None:
+    """Inference down: each waiting document gets the retryable error from the pack's one call
+    (and its work item is redelivered later), rather than one more failing call per document."""
+    from loom_common.errors import Unavailable
+
+    class Down(GatedEmbedder):
+        async def embed(self, model, texts, *, tenant_id):
+            self.log.append((tenant_id, list(texts)))
+            await self.gate.wait()
+            raise Unavailable("inference is down")
+
+    rag.embedder = rag.ingestor.embedder = Down()
+    t = tenant()
+    ds = await rag.m.create_dataset(t, name="down")
+    docs = [await rag.m.create_document(t, ds.id, name=f"d{i}.txt", source=Source(text=f"Walrus {i} naps."))
+            for i in range(6)]
+    outcomes = await ingest_all(rag, waiting=4)
+    assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+    assert sorted(len(texts) for _, texts in rag.embedder.log) == [1, 1, 4]  # three calls, none per document
+    for d in docs:  # left as they were, for the redelivery
+        assert (await status(rag, t, ds.id, d.id)).status == DocumentStatus.INDEXING
