@@ -116,22 +116,27 @@ async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: A
                      metadata: dict, conversation_variables: dict | None, settle: Settle | None) -> Any:
     """Store a run's end, once: the first writer of a final state wins (None for the others),
     its message's answer, the conversation variables of its turn and, in the same transaction,
-    `settle` (its token reservation). Returns (the run's row, what `settle` returned)."""
+    `settle` (its token reservation). Returns (the run's row, what `settle` returned).
+
+    The run and its message are one statement (a round trip less), and a writer that finds the
+    end already recorded stops there: the first writer settled the reservation (its DELETE ...
+    RETURNING hands it to one writer only), so the other's settle would find nothing."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5, total_steps = $6,"
-            " finished_at = now(),"
+            "WITH run AS (UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5,"
+            " total_steps = $6, finished_at = now(),"
             " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
             " WHERE id = $1 AND status IN ('running', 'paused')"
-            " RETURNING message_id, tenant_id, app_id, invoke_from",
+            " RETURNING message_id, tenant_id, app_id, invoke_from),"
+            " message AS (UPDATE messages SET answer = $8, status = $9, error = $4, metadata = $10::jsonb"
+            " FROM run WHERE messages.id = run.message_id RETURNING messages.id)"
+            " SELECT run.*, (SELECT count(*) FROM message) AS messages FROM run",
             run_id, status, json.dumps(outputs) if outputs is not None else None, error,
-            total_tokens, total_steps, first_text_at)
-        message_id = row["message_id"] if row else None
-        if message_id:
-            await conn.execute("UPDATE messages SET answer = $2, status = $3, error = $4, metadata = $5::jsonb"
-                               " WHERE id = $1", message_id, answer,
-                               "normal" if status == "succeeded" else status, error, json.dumps(metadata))
-        if message_id and conversation_variables is not None:
+            total_tokens, total_steps, first_text_at, answer, "normal" if status == "succeeded" else status,
+            json.dumps(metadata))
+        if row is None:
+            return None, None
+        if row["message_id"] and conversation_variables is not None:
             await record_turn_variables(conn, run_id, conversation_variables)
         held = await settle(conn) if settle is not None else None
     return row, held
