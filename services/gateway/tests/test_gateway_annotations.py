@@ -154,3 +154,28 @@ async def test_annotations_stay_in_their_app_and_workspace(gateway, admin) -> No
     dataset_key = (await c.post(admin.ws("/dataset-api-keys"), headers=admin.headers)).json()["token"]
     r = await c.get("/v1/apps/annotations", headers={"Authorization": f"Bearer {dataset_key}"})
     assert r.status_code == 403
+
+
+async def test_an_app_without_reply_is_remembered_briefly_and_an_enable_applies_at_once(gateway, admin,
+                                                                                      orchestrator) -> None:
+    """Every chat asks for a match; an app with the reply off is not looked up again for
+    REPLY_OFF_CACHE_S (a round trip per chat run), and enabling it through this gateway is seen
+    by the very next chat."""
+    c = gateway.client
+    _fake_embedder(gateway)
+    annotations = gateway.rt.http.state.gw.annotations
+    app_id, key = await make_app(c, admin, "chat")
+    h = {"Authorization": f"Bearer {key}"}
+    ann = (await c.post("/v1/apps/annotations", json={"question": "Where is the office?", "answer": "Oslo."},
+                        headers=h)).json()
+    chat = {"query": "where is the office", "user": "u1", "response_mode": "blocking"}
+    assert (await c.post("/v1/chat-messages", json=chat, headers=h)).status_code == 200
+    assert [k for k in annotations._reply_off if k[1] == app_id]  # remembered: reply off
+    job = await c.post("/v1/apps/annotation-reply/enable", json={"score_threshold": 0.9,
+                                                                 "embedding_provider_name": "loom",
+                                                                 "embedding_model_name": "words"}, headers=h)
+    assert job.json()["job_status"] == "completed", job.text
+    assert (await c.post("/v1/chat-messages", json=chat, headers=h)).status_code == 200
+    await eventually(lambda: len(orchestrator.requests) == 2, "both run requests")
+    off, on = orchestrator.requests
+    assert off.annotation_reply is None and on.annotation_reply is not None and on.annotation_reply.id == ann["id"]

@@ -21,6 +21,7 @@ annotations, a few MB of float32, so no vector index is needed in the gateway's 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,9 +71,18 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# An app found without annotation reply is not looked up again for this long by this process:
+# every chat asks (`match`), and almost every app has it off (a round trip per chat run saved).
+# A change through this process applies at once; another replica sees an enable within this.
+REPLY_OFF_CACHE_S = 2.0
+_REPLY_OFF_MAX = 10_000  # apps remembered at most
+
+
 class Annotations:
     def __init__(self, pool: asyncpg.Pool, embedder: Embedder, batch: int = 64):
         self.pool, self.embedder, self.batch = pool, embedder, batch
+        self._reply_off: dict[tuple[str, str], float] = {}  # (tenant, app) -> until (monotonic)
+        self._generation = 0  # bumped by set_reply: a lookup begun before a change caches nothing
 
     async def _settings(self, conn, tenant_id: str, app_id: str) -> asyncpg.Record | None:
         return await conn.fetchrow("SELECT * FROM app_annotation_settings WHERE app_id = $1 AND tenant_id = $2",
@@ -160,6 +170,8 @@ class Annotations:
         """Enable (embed every annotation with `model`, then store the settings) or disable. Done
         within the call; the job row answers Dify's job-status route."""
         job_id = new_id()
+        self._generation += 1
+        self._reply_off.pop((tenant_id, app_id), None)
         await self.pool.execute("INSERT INTO app_annotation_jobs (id, tenant_id, app_id, action, status)"
                                 " VALUES ($1, $2, $3, $4, 'processing')", job_id, tenant_id, app_id, action)
         try:
@@ -216,9 +228,18 @@ class Annotations:
     async def match(self, tenant_id: str, app_id: str, query: str) -> Match | None:
         """The annotation answering `query`, if the app's reply is on and one is close enough.
         Embedding trouble is not the caller's: the query then goes to the model (logged)."""
+        key = (tenant_id, app_id)
+        until = self._reply_off.get(key)
+        if until is not None and until > time.monotonic():
+            return None
+        generation = self._generation
         async with self.pool.acquire() as conn:
             s = await self._settings(conn, tenant_id, app_id)
             if s is None or not s["enabled"]:
+                if generation == self._generation:
+                    if len(self._reply_off) >= _REPLY_OFF_MAX:
+                        self._reply_off.clear()
+                    self._reply_off[key] = time.monotonic() + REPLY_OFF_CACHE_S
                 return None
             rows = await conn.fetch(
                 "SELECT id, answer, embedding FROM app_annotations WHERE tenant_id = $1 AND app_id = $2"
