@@ -225,7 +225,10 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
         while not fold.finished:
             wait = idle_s if give_up is None else give_up - loop.time()
             try:
-                ev = await asyncio.wait_for(_next_event(events), max(0.0, wait))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each wait in a task
+                # of its own, a task per event of every stream.
+                async with asyncio.timeout(max(0.0, wait)):
+                    ev = await _next_event(events)
             except StopAsyncIteration:
                 return
             except TimeoutError:
