@@ -24,6 +24,7 @@ event of an older schema is lifted to the current one, and one that cannot be re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
@@ -171,6 +172,29 @@ class LiveFeed:
             await self.stored.aclose()
 
 
+class _Inbox:
+    """A core subscription's messages, awaited one by one: nats-py's own `next_msg` makes two
+    tasks and a uuid for every message it returns (on Python 3.11), this a queue get."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.sub = None
+
+    async def open(self, nc, subject: str) -> _Inbox:
+        self.sub = await nc.subscribe(subject, cb=self._put)
+        return self
+
+    async def _put(self, msg) -> None:
+        self.queue.put_nowait(msg)
+
+    async def next_msg(self, timeout: float):
+        async with asyncio.timeout(timeout):  # TimeoutError, as nats-py's
+            return await self.queue.get()
+
+    async def unsubscribe(self) -> None:
+        await self.sub.unsubscribe()
+
+
 class _StoredEvents:
     """What a LiveFeed needs of the stream: is there more than it saw, and an ordered consumer."""
 
@@ -214,7 +238,7 @@ class NatsRunBus:
 
     async def open(self, run_id: str) -> LiveFeed:
         # No round trip: the SUB goes out on the connection ahead of the request published next.
-        sub = await self.broker.connection.subscribe(bus.run_events(run_id))
+        sub = await _Inbox().open(self.broker.connection, bus.run_events(run_id))
         return LiveFeed(sub, _StoredEvents(self, run_id))
 
     async def events(self, run_id: str, after_seq: int = 0, *, follow: bool = True,
