@@ -107,3 +107,39 @@ async def test_an_old_shape_event_is_read_and_an_unreadable_one_refused_clearly(
     last = [line for line in r.text.splitlines() if line.startswith("data: ")][-1]
     assert '"code": "service_unavailable"' in last and "cannot be read" in last and "no_such_event" in last
 
+
+
+async def test_an_outcome_that_beats_its_runs_row_is_recorded_once_the_row_is_written(gateway, admin,
+                                                                                       orchestrator) -> None:
+    """A run's request is published alongside the write of its row, so a run that ends at once
+    can report its end before that write commits. The consumer takes that outcome again until
+    the row is there (it used to ack it as a no-op, and the run stayed `running` for good)."""
+    from loom_common.ids import new_id
+    from loom_gateway.store import run_records
+
+    app_id, _ = await make_app(gateway.client, admin, "workflow")
+    run_id = new_id()
+    js = orchestrator.broker.connection.jetstream()
+    before = (await js.consumer_info(bus.RUN_OUTCOMES.name, bus.GATEWAY_RUN_OUTCOMES.durable)).num_redelivered
+    await messaging.publish(orchestrator.broker, bus.RUNS_FINISHED,
+                            RunFinished(tenant_id=admin.workspace_id, run_id=run_id, status="succeeded",
+                                        outputs={"answer": "early"}, usage={"total_tokens": 5}),
+                            stream=bus.RUN_OUTCOMES.name)
+
+    async def taken_again():
+        info = await js.consumer_info(bus.RUN_OUTCOMES.name, bus.GATEWAY_RUN_OUTCOMES.durable)
+        return info.num_redelivered > before
+
+    await eventually(taken_again, "the outcome of a run without a row delivered again")
+    assert await _row(gateway, run_id) is None
+    await run_records.write(gateway.rt.pool, run_records.RunStart(
+        run_id=run_id, tenant_id=admin.workspace_id, app_id=app_id, app_version=None, mode="workflow",
+        session="u1", new_end_user_id=new_id(), conversation_id=None, new_conversation_id=None,
+        conversation_name="", inputs={}, message_id=None, query="", files=[], invoke_from="webhook"))
+
+    async def ended():
+        row = await _row(gateway, run_id)
+        return row if row is not None and row["status"] != "running" else None
+
+    row = await eventually(ended, "the early outcome recorded once the row exists")
+    assert (row["status"], row["total_tokens"]) == ("succeeded", 5)

@@ -33,6 +33,18 @@ class NotReady(RetryableError):
     code = "starting"
 
 
+class RunNotWrittenYet(RetryableError):
+    """The run's row is not committed yet: its request is published alongside that write, and a
+    run that ends at once can report its end first. Delivered again shortly."""
+
+    code = "run_not_written_yet"
+
+
+# Tries for an outcome whose run has no row, 0.25 s x attempt apart (~11 s in all): far longer
+# than the write of a run's rows takes, however loaded the database.
+UNKNOWN_RUN_TRIES = 10
+
+
 def outcomes_router(broker: NatsBroker, execution: Callable[[], Execution | None]) -> NatsRouter:
     """`execution()`: the gateway's run domain once built (None while it starts)."""
     router = NatsRouter()
@@ -44,7 +56,11 @@ def outcomes_router(broker: NatsBroker, execution: Callable[[], Execution | None
             runs = execution()
             if runs is None:
                 raise NotReady("the gateway is starting", next_retry_delay_s=1.0)
-            await runs.record_finished(end)
-            log.debug("run outcome recorded", run_id=end.run_id, status=end.status)
+            if await runs.record_finished(end):
+                log.debug("run outcome recorded", run_id=end.run_id, status=end.status)
+            elif (attempt := messaging.deliveries(msg)) < UNKNOWN_RUN_TRIES:
+                raise RunNotWrittenYet(f"run {end.run_id} has no row yet", next_retry_delay_s=0.25 * attempt)
+            else:  # never written here (its write failed and the run was taken back): nothing to record
+                log.warning("outcome of a run this gateway never recorded", run_id=end.run_id, status=end.status)
 
     return router

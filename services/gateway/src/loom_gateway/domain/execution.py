@@ -268,19 +268,22 @@ class Execution:
                 raise exc.exceptions[0] from None
             raise
 
-    async def record_finished(self, end: RunFinished) -> None:
-        """Record a run's outcome from `runs.finished` (the durable consumer's one call)."""
-        await self.record(end.run_id, Fold.of(end))
+    async def record_finished(self, end: RunFinished) -> bool:
+        """Record a run's outcome from `runs.finished` (the durable consumer's one call). False
+        when this gateway has no row for the run (yet): a run's request is published alongside
+        the write of its row, so a run that ends at once can report its end before that write
+        commits; the consumer then takes the outcome again shortly (bus/outcomes.py)."""
+        return await self.record(end.run_id, Fold.of(end)) or await run_records.exists(self.pool, end.run_id)
 
-    async def record(self, run_id: str, fold: Fold) -> None:
-        """Store a finished run's outcome; idempotent (the first writer of a final state wins). A
-        paused run is only marked paused (a later answer or timeout resumes it). A fold with a
-        gap in its events records nothing: the run's outcome on runs.finished will."""
+    async def record(self, run_id: str, fold: Fold) -> bool:
+        """Store a finished run's outcome; idempotent (the first writer of a final state wins).
+        True when this call wrote it. A paused run is only marked paused (a later answer or
+        timeout resumes it). A fold with a gap in its events records nothing: the run's outcome
+        on runs.finished will."""
         if not fold.whole:
-            return
+            return False
         if fold.paused and not fold.finished:
-            await run_records.mark_paused(self.pool, run_id)
-            return
+            return await run_records.mark_paused(self.pool, run_id)
 
         async def settle(conn):  # the tokens it held of a quota become those it used (once: the first recorder)
             if self.limits is None:
@@ -305,6 +308,7 @@ class Execution:
             await self.limits.settle_claimed(held, fold.total_tokens)
         for scope in written:
             self.reads.wrote(scope)
+        return row is not None
 
     async def read(self, run_id: str, chat: bool) -> Fold:
         """Fold a run's stored events (a paused run's open forms); reads, records nothing."""

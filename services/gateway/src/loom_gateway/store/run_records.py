@@ -107,8 +107,14 @@ Pool = asyncpg.Pool
 Settle = Callable[[asyncpg.Connection], Awaitable[object]]
 
 
-async def mark_paused(pool: asyncpg.Pool, run_id: str) -> None:
-    await pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
+async def mark_paused(pool: asyncpg.Pool, run_id: str) -> bool:
+    """True when this call paused it."""
+    done = await pool.execute("UPDATE runs SET status = 'paused' WHERE id = $1 AND status = 'running'", run_id)
+    return done == "UPDATE 1"
+
+
+async def exists(pool: asyncpg.Pool, run_id: str) -> bool:
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE id = $1)", run_id))
 
 
 async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: Any, error: str | None,
