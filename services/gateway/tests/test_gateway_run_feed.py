@@ -159,3 +159,22 @@ async def test_a_batch_after_a_gap_hands_over_to_the_stream(run_bus: NatsRunBus)
         assert feed.stored is not None
     finally:
         await feed.aclose()
+
+
+async def test_a_feed_says_when_the_rest_of_a_batch_is_ready(run_bus: NatsRunBus) -> None:
+    """`ready`: the next event can be had without waiting for the bus (sse.run_events then
+    writes a batch's frames in one go); never true across a gap or after a batch's last event."""
+    run_id = uuid.uuid4().hex
+    feed = await run_bus.open(run_id)
+    try:
+        assert not feed.ready
+        await _publish_batch(run_bus, run_id, range(1, 4))
+        assert await _read(feed, 1) == [1] and feed.ready
+        assert await _read(feed, 2) == [2, 3] and not feed.ready
+        await _publish_batch(run_bus, run_id, range(5, 7))  # 4 missing: the stream must be asked
+        await asyncio.sleep(0.2)
+        assert not feed.ready
+    finally:
+        await feed.aclose()
+    stored = run_bus.events(run_id, 0, follow=False)
+    assert [ev.seq async for ev in stored] == [1, 2, 3, 5, 6]

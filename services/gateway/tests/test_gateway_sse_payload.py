@@ -51,3 +51,58 @@ def test_the_stored_message_id_wins_over_the_events_own() -> None:
     thought, message, end = _events("agent", script)
     assert (thought["id"], thought["message_id"]) == ("th1", "m1")
     assert all((e["id"], e["message_id"], e["conversation_id"]) == ("m1", "m1", "c1") for e in (message, end))
+
+
+class _BatchedFeed:
+    """A run feed whose events arrive in batches (as the orchestrator's RunEventBatch does)."""
+
+    def __init__(self, batches: list[list[RunEvent]]) -> None:
+        self.batches, self.current = [list(b) for b in batches], []
+        self.closed = False
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.current)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        if not self.current:
+            if not self.batches:
+                raise StopAsyncIteration
+            self.current = self.batches.pop(0)
+        return self.current.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_the_frames_of_a_batch_go_out_as_one_write_in_seq_order() -> None:
+    from types import SimpleNamespace
+
+    from loom_gateway.api.sse import run_events
+
+    script = [[("workflow_started", {}), ("node_started", {"node_id": "llm"}), ("message", {"answer": "Once"})],
+              [("message", {"answer": " upon a time"})],
+              [("node_finished", {"node_id": "llm"}), ("workflow_finished", {"status": "succeeded"}),
+               ("message_end", {"metadata": {}})]]
+    seqs = iter(range(1, 100))
+    batches = [[RunEvent(tenant_id="t1", run_id="r1", seq=next(seqs), event=e, data=d) for e, d in b] for b in script]
+    recorded = []
+
+    async def record(run_id, fold):
+        recorded.append((run_id, fold.answer))
+
+    g = SimpleNamespace(settings=SimpleNamespace(stream_idle_timeout_s=30),
+                        execution=SimpleNamespace(bus=None, record=record))
+    for mode, per_write in (("chatflow", [[1, 2, 3], [4], [5, 6, 7]]), ("chat", [[3], [4], [7]])):
+        run = StartedRun("r1", "t1", "a1", mode, 0, message_id="m1", conversation_id="c1")
+        run.feed = feed = _BatchedFeed(batches)
+        writes = [w async for w in run_events(g, run)]
+        assert all(isinstance(w, bytes) for w in writes)
+        ids = [[int(line[4:]) for line in w.decode().splitlines() if line.startswith("id: ")] for w in writes]
+        assert ids == per_write, mode  # one write per batch, its events in order (the shown ones)
+        assert all(w.endswith(b"\n\n") and w.count(b"\n\ndata: ") == 0 for w in writes)
+        assert feed.closed
+    assert recorded == [("r1", "Once upon a time")] * 2

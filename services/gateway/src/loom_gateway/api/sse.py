@@ -179,6 +179,17 @@ async def paused_for_now(g: Gateway, run: StartedRun, fold: Fold, seq: int) -> b
 _FEED_RETRY = RetryPolicy(initial_interval_s=0.2, maximum_interval_s=5.0, maximum_attempts=None)
 
 
+class Reading:
+    """The feed `follow` reads from now, for a caller that writes what is ready in one go."""
+
+    def __init__(self) -> None:
+        self.feed: Any = None
+
+    def more_ready(self) -> bool:
+        """Another event can be had without waiting for the bus (the rest of a batch)."""
+        return bool(getattr(self.feed, "ready", False))
+
+
 def take_feed(g: Gateway, run: StartedRun, after_seq: int = 0):
     """The run's events after after_seq: the feed its start opened, else a new subscription."""
     feed, run.feed = run.feed, None
@@ -210,13 +221,15 @@ async def _next_event(events) -> RunEvent:
 
 
 async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
-                 within_s: float | None = None) -> AsyncIterator[RunEvent]:
+                 within_s: float | None = None, reading: Reading | None = None) -> AsyncIterator[RunEvent]:
     """The run's events after `after_seq`, each folded into `fold` before it is yielded, until
     the run ends or pauses for now. Raises RunTimeout after `stream_idle_timeout_s` without an
     event (a stream: pings keep it alive, so a run that never progresses, with no orchestrator to
     take it or its worker gone for good, would hold a client forever) or, with `within_s`, once
-    that long has passed in all (a blocking call); RunFeedFailed if the bus fails under it."""
-    events = take_feed(g, run, after_seq)
+    that long has passed in all (a blocking call); RunFeedFailed if the bus fails under it.
+    `reading` is told the feed read from."""
+    reading = reading or Reading()
+    events = reading.feed = take_feed(g, run, after_seq)
     idle_s = g.settings.stream_idle_timeout_s
     loop = asyncio.get_running_loop()
     give_up = None if within_s is None else loop.time() + within_s
@@ -253,7 +266,7 @@ async def follow(g: Gateway, run: StartedRun, fold: Fold, after_seq: int = 0, *,
                 with contextlib.suppress(Exception):
                     await events.aclose()
                 await asyncio.sleep(pause)
-                events = take_feed(g, run, max(after_seq, fold.last_seq))
+                events = reading.feed = take_feed(g, run, max(after_seq, fold.last_seq))
                 continue
             quiet_since, failures = loop.time(), 0
             received = time.perf_counter()
@@ -281,19 +294,43 @@ def _error(run: StartedRun, status: int, code: str, message: str) -> dict:
                                 "message": message})}
 
 
-async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIterator[dict]:
-    """The SSE event dicts for one run, from after_seq to its end (or its pause)."""
+def _frame(seq: int, payload: dict[str, Any]) -> bytes:
+    """One SSE event, as sse-starlette writes it (compact JSON has no line breaks to split)."""
+    return f"id: {seq}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIterator[bytes | dict]:
+    """The SSE frames for one run, from after_seq to its end (or its pause). The frames of
+    events that arrived together (a batch) go out as one write."""
     fold = Fold(last_seq=after_seq)
+    reading = Reading()
+    frames: list[bytes] = []
+    received: list[float] = []
+
+    def written() -> None:  # sse-starlette asks for the next item once the frames were handed over
+        now = time.perf_counter()
+        for t in received:
+            timing.RELAY.observe(now - t)
+        frames.clear()
+        received.clear()
+
     try:
-        async for ev in follow(g, run, fold, after_seq):
-            received = time.perf_counter()
+        async for ev in follow(g, run, fold, after_seq, reading=reading):
             payload = sse_payload(run, ev)
             if payload is not None:
-                yield {"id": str(ev.seq), "data": json.dumps(payload, ensure_ascii=False)}
-                # sse-starlette asks for the next item once this frame was handed to the server.
-                timing.RELAY.observe(time.perf_counter() - received)
+                received.append(time.perf_counter())
+                frames.append(_frame(ev.seq, payload))
+            if frames and not reading.more_ready():
+                yield b"".join(frames)
+                written()
     except Upstream as exc:
+        if frames:
+            yield b"".join(frames)
+            written()
         yield _error(run, exc.status, exc.code, exc.message)
         return
+    if frames:
+        yield b"".join(frames)
+        written()
     if after_seq == 0:  # a resumed stream has not seen the whole answer: runs.finished records it
         await record(g, run, fold)

@@ -75,6 +75,11 @@ class Feed:
     def __aiter__(self) -> Feed:
         return self
 
+    @property
+    def ready(self) -> bool:
+        """The next event can be had without waiting for the bus."""
+        return bool(self.ahead) and (self.next_seq in self.ahead or self.skip or self.drained)
+
     def _release(self) -> RunEvent | None:
         ev = self.ahead.pop(self.next_seq, None)
         if ev is None and self.ahead and (self.skip or self.drained):
@@ -129,6 +134,16 @@ class LiveFeed:
 
     def __aiter__(self) -> LiveFeed:
         return self
+
+    @property
+    def ready(self) -> bool:
+        """The next event can be had without waiting for the bus (the rest of a batch)."""
+        if self.stored is not None:
+            return self.stored.ready
+        for ev in self.pending:
+            if ev.seq > self.last_seq:  # the first one not yet delivered: next, or a gap (the stream's)
+                return ev.seq == self.last_seq + 1
+        return False
 
     async def __anext__(self) -> RunEvent:
         while self.stored is None:
