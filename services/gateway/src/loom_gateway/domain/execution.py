@@ -273,24 +273,34 @@ class Execution:
         when this gateway has no row for the run (yet): a run's request is published alongside
         the write of its row, so a run that ends at once can report its end before that write
         commits; the consumer then takes the outcome again shortly (bus/outcomes.py)."""
-        return await self.record(end.run_id, Fold.of(end)) or await run_records.exists(self.pool, end.run_id)
+        written, known = await self._record(end.run_id, Fold.of(end))
+        if known is None:
+            known = await run_records.exists(self.pool, end.run_id)
+        return written or known
 
     async def record(self, run_id: str, fold: Fold) -> bool:
         """Store a finished run's outcome; idempotent (the first writer of a final state wins).
         True when this call wrote it. A paused run is only marked paused (a later answer or
         timeout resumes it). A fold with a gap in its events records nothing: the run's outcome
         on runs.finished will."""
+        written, _ = await self._record(run_id, fold)
+        return written
+
+    async def _record(self, run_id: str, fold: Fold) -> tuple[bool, bool | None]:
+        """`record`, and whether the run has a row at all (its write may not be committed yet;
+        None: not found out on the way)."""
         if not fold.whole:
-            return False
+            return False, None
         if fold.paused and not fold.finished:
-            return await run_records.mark_paused(self.pool, run_id)
+            written = await run_records.mark_paused(self.pool, run_id)
+            return written, True if written else None
 
         async def settle(conn):  # the tokens it held of a quota become those it used (once: the first recorder)
             if self.limits is None:
                 return await limits.settle_run(conn, run_id, fold.total_tokens)  # in Postgres alone: None
             return await self.limits.settle_run(conn, run_id, fold.total_tokens)
 
-        row, held = await run_records.record_end(
+        row, held, known = await run_records.record_end(
             self.pool, run_id, status=fold.status, outputs=fold.outputs, error=fold.error,
             total_tokens=fold.total_tokens, total_steps=fold.total_steps, first_text_at=fold.first_text_at,
             answer=fold.answer, conversation_variables=fold.conversation_variables,
@@ -308,7 +318,7 @@ class Execution:
             await self.limits.settle_claimed(held, fold.total_tokens)
         for scope in written:
             self.reads.wrote(scope)
-        return row is not None
+        return row is not None, known
 
     async def read(self, run_id: str, chat: bool) -> Fold:
         """Fold a run's stored events (a paused run's open forms); reads, records nothing."""

@@ -122,11 +122,13 @@ async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: A
                      metadata: dict, conversation_variables: dict | None, settle: Settle | None) -> Any:
     """Store a run's end, once: the first writer of a final state wins (None for the others),
     its message's answer, the conversation variables of its turn and, in the same transaction,
-    `settle` (its token reservation). Returns (the run's row, what `settle` returned).
+    `settle` (its token reservation). Returns (the run's row, what `settle` returned, whether
+    the run has a row at all: False when its write is not committed yet).
 
-    The run and its message are one statement (a round trip less), and a writer that finds the
-    end already recorded stops there: the first writer settled the reservation (its DELETE ...
-    RETURNING hands it to one writer only), so the other's settle would find nothing."""
+    The run and its message are one statement that also says whether the run's row exists (two
+    round trips less), and a writer that finds the end already recorded stops there: the first
+    writer settled the reservation (its DELETE ... RETURNING hands it to one writer only), so
+    the other's settle would find nothing."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "WITH run AS (UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5,"
@@ -136,16 +138,18 @@ async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: A
             " RETURNING message_id, tenant_id, app_id, invoke_from),"
             " message AS (UPDATE messages SET answer = $8, status = $9, error = $4, metadata = $10::jsonb"
             " FROM run WHERE messages.id = run.message_id RETURNING messages.id)"
-            " SELECT run.*, (SELECT count(*) FROM message) AS messages FROM run",
+            " SELECT run.*, (SELECT count(*) FROM message) AS messages,"
+            " EXISTS (SELECT 1 FROM runs WHERE id = $1) AS known"
+            " FROM (SELECT 1) AS one LEFT JOIN run ON true",
             run_id, status, json.dumps(outputs) if outputs is not None else None, error,
             total_tokens, total_steps, first_text_at, answer, "normal" if status == "succeeded" else status,
             json.dumps(metadata))
-        if row is None:
-            return None, None
+        if row["tenant_id"] is None:  # not this writer's: recorded already, or no row (yet)
+            return None, None, row["known"]
         if row["message_id"] and conversation_variables is not None:
             await record_turn_variables(conn, run_id, conversation_variables)
         held = await settle(conn) if settle is not None else None
-    return row, held
+    return row, held, True
 
 
 async def status(pool: asyncpg.Pool, tenant_id: str, app_id: str, run_id: str) -> asyncpg.Record | None:
