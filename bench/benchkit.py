@@ -76,6 +76,23 @@ def rss_mb(procs: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def memory_mb(procs: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Each named process tree's memory now (MiB): `rss` (resident; shared pages counted once per
+    process that maps them, so a Postgres tree counts its shared buffers once per backend),
+    `pss` (shared pages split among the processes sharing them: the tree's true share) and
+    `uss` (pages only that tree's processes hold: what a leak in them would grow). Reads
+    /proc/<pid>/smaps_rollup, so it costs a few ms a process: for sampling, not hot loops."""
+    out = {}
+    for name, pid in procs.items():
+        rss = pss = uss = 0
+        for p in process_tree(pid):
+            with contextlib.suppress(psutil.Error):
+                m = p.memory_full_info()
+                rss, pss, uss = rss + m.rss, pss + m.pss, uss + m.uss
+        out[name] = {"rss": round(rss / 2**20, 1), "pss": round(pss / 2**20, 1), "uss": round(uss / 2**20, 1)}
+    return out
+
+
 def stack_pids(stack, infra_pids: dict[str, int] | None = None) -> dict[str, int]:
     """Each service of a gateway_stack.Stack (and NATS, Postgres) by name -> its pid."""
     pids = {p.name: p.proc.pid for p in stack.procs if p.proc is not None}

@@ -1,6 +1,10 @@
 """Soak: a steady load of streaming chats for half an hour, every process's resident memory
 sampled, and how much each grew between minute 5 (warmed up: pools filled, caches and
 allocator arenas at their working size) and minute 30. Target: < 5 % for every process.
+Each process tree is measured three ways (benchkit.memory_mb): RSS, PSS (shared pages split
+among their sharers) and USS (its private pages). Postgres' RSS counts shared buffers once per
+backend that touched them, so it rises as backends touch more of them; its USS is what a leak in
+its backends would grow.
 
     nice -n 19 .venv/bin/python bench/soak.py            # 30 minutes (+ ~1 minute of start-up)
     nice -n 19 .venv/bin/python bench/soak.py --quick    # windows at 0:30 and 2:00
@@ -31,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from benchkit import PROMPT, rss_mb
+from benchkit import PROMPT, memory_mb
 from load import BUNDLED_CHAT, FAKE_CHAT, Target, own_stack, prepare, stack_env, warm_up
 
 
@@ -76,7 +80,7 @@ def main() -> None:
                     chat_tokens=32 if fake else 8)
     stack, owned, email, password, pids = own_stack(root, stack_env(root, args.users, target.chat_model, 0.05))
     ok = False
-    samples: list[tuple[float, dict[str, float]]] = []
+    samples: list[tuple[float, dict[str, dict[str, float]]]] = []
     counts: Counter = Counter()
     try:
         target.url = stack.gateway_url
@@ -87,10 +91,10 @@ def main() -> None:
         t0 = time.monotonic()
         next_print = 0.0
         while (elapsed := time.monotonic() - t0) < end_mark:
-            samples.append((elapsed, rss_mb(pids)))
+            samples.append((elapsed, memory_mb(pids)))
             if elapsed >= next_print:
-                total = sum(samples[-1][1].values())
-                print(f"{elapsed:6.0f} s  chats {dict(counts)}  RSS total {total:.0f} MiB", file=sys.stderr)
+                total = sum(m["pss"] for m in samples[-1][1].values())
+                print(f"{elapsed:6.0f} s  chats {dict(counts)}  PSS total {total:.0f} MiB", file=sys.stderr)
                 next_print += 60 if not args.quick else 15
             time.sleep(every)
         stop.set()
@@ -105,22 +109,29 @@ def main() -> None:
         else:
             print(f"logs kept in {root / 'home'}", file=sys.stderr)
 
-    def at(mark: float) -> dict[str, float]:
+    def at(mark: float, kind: str) -> dict[str, float]:
         inside = [s for t, s in samples if mark - window <= t <= mark]
-        return {name: statistics.median(s[name] for s in inside) for name in pids}
+        return {name: statistics.median(s[name][kind] for s in inside) for name in pids}
 
-    first, last = at(start_mark), at(end_mark)
-    growth = {name: round(100 * (last[name] - first[name]) / first[name], 2) for name in pids}
-    print(f"{'process':<14}{'RSS at ' + str(int(start_mark)) + ' s':>14}{'RSS at ' + str(int(end_mark)) + ' s':>15}"
-          f"{'growth':>9}")
+    first = {kind: at(start_mark, kind) for kind in ("rss", "pss", "uss")}
+    last = {kind: at(end_mark, kind) for kind in ("rss", "pss", "uss")}
+    growth = {kind: {name: round(100 * (last[kind][name] - first[kind][name]) / first[kind][name], 2)
+                     for name in pids} for kind in first}
+    marks = f"{int(start_mark)} s -> {int(end_mark)} s"
+    print(f"{'process':<14}{'RSS ' + marks:>26}{'growth':>9}{'PSS ' + marks:>26}{'growth':>9}"
+          f"{'USS ' + marks:>26}{'growth':>9}")
     for name in pids:
-        print(f"{name:<14}{first[name]:>12.1f} MiB{last[name]:>11.1f} MiB{growth[name]:>8.2f} %")
+        print(f"{name:<14}" + "".join(f"{first[k][name]:>11.1f} -> {last[k][name]:>7.1f} MiB{growth[k][name]:>8.2f} %"
+                                      for k in ("rss", "pss", "uss")))
     errors = sum(v for k, v in counts.items() if k != "ok")
     print(f"chats: {counts['ok']} answered, {errors} failed ({dict(counts)}); {args.users} users, "
           f"model {target.chat_model}")
     print(json.dumps({"quick": args.quick, "users": args.users, "model": target.chat_model,
-                      "window_s": [start_mark, end_mark], "rss_mb_start": first, "rss_mb_end": last,
-                      "rss_growth_pct": growth, "max_rss_growth_pct": max(growth.values()),
+                      "window_s": [start_mark, end_mark], "mb_start": first, "mb_end": last,
+                      "rss_growth_pct": growth["rss"], "pss_growth_pct": growth["pss"],
+                      "uss_growth_pct": growth["uss"], "max_rss_growth_pct": max(growth["rss"].values()),
+                      "max_pss_growth_pct": max(growth["pss"].values()),
+                      "max_uss_growth_pct": max(growth["uss"].values()),
                       "chats_ok": counts["ok"], "chats_failed": errors}))
 
 
