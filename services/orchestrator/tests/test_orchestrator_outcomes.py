@@ -12,10 +12,11 @@ import pytest
 from faststream.nats import NatsBroker
 
 from loom_common import bus
-from loom_common.events import RunFinished
+from loom_common.events import AnnotationReply, RunFinished
 from loom_common.messaging import PublishNotAcknowledged
 from loom_common.retry import RetryPolicy
 from loom_orchestrator import events as events_module
+from loom_orchestrator import worker as worker_module
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
@@ -97,3 +98,71 @@ async def test_a_run_whose_events_are_never_stored_is_recorded_failed(nats, pool
     assert end.outputs == {"said": "hello"}  # the work was done: only its announcement failed
     row = await pool.fetchrow("SELECT status, error FROM runs WHERE id = $1", run_id)
     assert row["status"] == "failed" and "could not be published" in row["error"]
+
+
+ANNOTATED = {"app_mode": "chatflow", "query": "q", "conversation_id": "c-lost", "message_id": "m-lost",
+             "annotation_reply": AnnotationReply(id="ann-1", answer="annotated", score=0.9)}
+
+
+@pytest.mark.parametrize("request_kw", [{}, ANNOTATED], ids=["workflow", "annotation-reply-chat"])
+async def test_a_run_whose_events_and_outcome_are_lost_past_its_deadline_fails_when_redelivered(
+        nats, pool, monkeypatch, request_kw) -> None:
+    """NATS stores nothing of the run past its deadline, its outcome included, so the run's
+    message is redelivered once the bus is back. The redelivery cannot see that events are
+    missing (it numbers on from the last stored seq and replays finished nodes unannounced):
+    without the first delivery's note in Postgres an annotation reply (no wall-time check)
+    was replayed to a success, and a workflow failed for its wall time, a wrong reason. The
+    redelivery reads the note and fails the run with the reason, announced (code
+    run_events_lost) and recorded."""
+    down = True  # the bus stores nothing of the run (events, outcome) while set
+    real = events_module.messaging.publish
+
+    async def while_down(broker, subject, event, **kw):
+        if down and subject in (bus.run_events(event.run_id), bus.RUNS_FINISHED):
+            raise PublishNotAcknowledged("no ack from the stream")
+        return await real(broker, subject, event, **kw)
+
+    real_js = events_module._jetstream
+
+    class NoAckWhileDown:
+        def __init__(self, broker):
+            self.js = real_js(broker)
+
+        async def publish_async(self, *a, **kw):
+            if down:
+                raise ConnectionError("not sent")
+            return await self.js.publish_async(*a, **kw)
+
+    real_finished = worker_module.publish_finished
+
+    async def outcome_then_back(*a, **kw):
+        nonlocal down
+        try:
+            return await real_finished(*a, **kw)
+        except Exception:
+            down = False  # the outcome could not be published either: the bus comes back now
+            raise
+
+    monkeypatch.setattr(events_module, "_jetstream", NoAckWhileDown)
+    monkeypatch.setattr(events_module.messaging, "publish", while_down)
+    monkeypatch.setattr(worker_module, "publish_finished", outcome_then_back)
+    monkeypatch.setattr(events_module, "REPUBLISH_POLICY",
+                        RetryPolicy(initial_interval_s=0.05, maximum_interval_s=0.2, maximum_attempts=None))
+    monkeypatch.setattr(events_module, "MIN_PATIENCE_S", 0.5)
+    async with BusClient(nats) as client:
+        broker = await _worker(nats, pool, max_wall_s=2.0)
+        try:
+            run_id = await client.request(GRAPH, **request_kw)
+            end = await _outcome(client, run_id)
+            events = await client.events(run_id)
+        finally:
+            await broker.stop()
+    assert not down  # the first delivery gave up on its outcome: this one came from the redelivery
+    row = await pool.fetchrow("SELECT status, error, lost_events, deliveries FROM runs WHERE id = $1", run_id)
+    assert row["deliveries"] >= 2 and row["lost_events"] is not None  # claimed again after the give-up
+    assert row["status"] == "failed" and row["error"] == row["lost_events"]
+    assert "could not be published before its deadline" in row["error"]
+    assert (end.status, end.error, end.error_code) == ("failed", row["error"], "run_events_lost")
+    # Nothing of the first delivery was stored; the redelivery announces the failure.
+    assert [(e.seq, e.event) for e in events] == [(1, "error"), (2, "workflow_finished")]
+    assert events[0].data.code == "run_events_lost" and events[1].data.status == "failed"

@@ -35,6 +35,8 @@ class Claim:
     paused_s: float = 0.0  # time it spent paused on human-input forms, so far
     history: list[Turn] = field(default_factory=list)  # the conversation's last turns, oldest first
     variables: dict[str, Any] = field(default_factory=dict)  # the conversation's variables
+    # Set when an earlier delivery gave up on some of the run's events (`note_lost_events`): the run fails.
+    lost_events: str | None = None
 
 
 _TERMINAL_SQL = "('succeeded','partial-succeeded','failed','stopped')"
@@ -58,7 +60,8 @@ WITH claim AS (
         status = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.status ELSE 'running' END,
         worker = CASE WHEN runs.status IN {_TERMINAL_SQL} THEN runs.worker ELSE EXCLUDED.worker END
     WHERE runs.claimed_delivery <= EXCLUDED.claimed_delivery
-    RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch, paused_s
+    RETURNING (xmax = 0) AS created, status, extract(epoch FROM created_at)::float8 AS accepted_epoch, paused_s,
+              lost_events
 ), new_conversation AS (
     INSERT INTO conversations (id, tenant_id, app_id) SELECT $6, $2, $3 WHERE $8 AND EXISTS (SELECT 1 FROM claim)
     ON CONFLICT (id) DO NOTHING RETURNING tenant_id, variables
@@ -91,7 +94,8 @@ class PgRunStore:
                                        delivery)
         if row is None:
             raise Superseded(f"run {event.run_id}: delivery {delivery} is stale, a later delivery claimed the run")
-        claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]), float(row["paused_s"]))
+        claim = Claim(bool(row["created"]), row["status"], float(row["accepted_epoch"]), float(row["paused_s"]),
+                      lost_events=row["lost_events"])
         if not with_conversation:
             return claim
         owner, variables = row["conversation_tenant"], row["variables"]
@@ -112,6 +116,16 @@ class PgRunStore:
                RETURNING (xmax = 0)""",
             event.run_id, event.tenant_id, event.app_id, event.model_dump_json(), trace_id, event.conversation_id)
         return bool(inserted)
+
+    async def note_lost_events(self, run_id: str, reason: str, *, delivery: int = 1) -> None:
+        """Journal that the run's events were not all stored, before its outcome is published: a
+        redelivery (the outcome not published either) cannot see which events are missing, and
+        fails the run with `reason` instead of replaying it to a success. Fenced like `finish`."""
+        done = await self.pool.execute(
+            "UPDATE runs SET lost_events = $2, updated_at = now() WHERE id = $1 AND claimed_delivery <= $3",
+            run_id, reason, delivery)
+        if done == "UPDATE 0":
+            raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
     async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1) -> None:
         """Record the outcome, fenced like the claim: refused (Superseded) when a higher-numbered

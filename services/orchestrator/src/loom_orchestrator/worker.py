@@ -56,7 +56,7 @@ from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
 from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
-from loom_orchestrator.workflow import RunOutcome, execute_run, stopped
+from loom_orchestrator.workflow import RUN_EVENTS_LOST, RunOutcome, execute_run, fail, stopped
 
 log = get_logger(__name__)
 
@@ -226,9 +226,11 @@ class Worker:
                 journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
                                               announce_start=seq == 0, stored_at=stored_at, lease=lease,
-                                              resumed=resumed)
+                                              resumed=resumed, lost_events=claim.lost_events)
                 while outcome.status == "paused":
                     await events.flush()  # the form's events before the pause: a client may answer at once
+                    if events.lost:  # failed below, not paused: it must not resume to a success
+                        break
                     if guard is not None:
                         guard()
                     if await forms.pause(event.run_id, [f.form_id for f in outcome.paused], delivery=delivery):
@@ -262,15 +264,20 @@ class Worker:
             metrics.RUNS_ACTIVE.dec()
         if guard is not None:
             guard()  # no turn, events or outcome from a worker that lost the run
+        await events.flush()  # events before the outcome: a crash in between replays, never loses them
+        if events.lost:  # a client may have missed part of the run: it must not read as a success
+            reason = (f"{len(events.lost)} of the run's events (from seq {events.lost[0]}) could not be "
+                      "published before its deadline: the message bus did not store them")
+            log.error("run failed: events not published", run_id=event.run_id, lost=len(events.lost))
+            if guard is not None:
+                guard()
+            # Journaled before the outcome is published: if that fails too (the bus still down) the
+            # run is redelivered, and its next delivery cannot see which events are missing.
+            await store.note_lost_events(event.run_id, reason, delivery=delivery)
+            events = await self._fail_for_lost_events(ctx, events, outcome, reason, guard, deadline)
         if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
             await conversations.save_turn(event.tenant_id, event.conversation_id, event.run_id, event.query or "",
                                           outcome.answer, outcome.total_tokens, outcome.conversation_variables)
-        await events.flush()  # events before the outcome: a crash in between replays, never loses them
-        if events.lost:  # a client may have missed part of the run: it must not read as a success
-            outcome.status = "failed"
-            outcome.error = (f"{len(events.lost)} of the run's events (from seq {events.lost[0]}) could not be "
-                             "published before its deadline: the message bus did not store them")
-            log.error("run failed: events not published", run_id=event.run_id, lost=len(events.lost))
         if guard is not None:
             guard()
         await publish_finished(self.broker, _finished(events, outcome), deadline)
@@ -284,6 +291,21 @@ class Worker:
                  error=outcome.error, invoke_from=event.invoke_from)
         return outcome
 
+    async def _fail_for_lost_events(self, ctx: RunContext, events: RunEventPublisher, outcome: RunOutcome,
+                                    reason: str, guard: Callable[[], None] | None,
+                                    deadline: float) -> RunEventPublisher:
+        """`outcome` becomes a failure with `reason`, announced on the run's subject (error,
+        workflow_finished) unless the run's last event was stored: its end is then on the
+        subject already, and a reader tells the gap by its seqs (the gateway then records the
+        run from runs.finished). Returns the publisher the outcome is numbered from."""
+        ended = events.lost[-1] != events.seq or outcome.error_code == RUN_EVENTS_LOST
+        outcome.paused = []
+        announcer = RunEventPublisher(self.broker, ctx.run_id, ctx.tenant_id, start_seq=events.seq, guard=guard,
+                                      muted=ended, deadline=deadline)
+        fail(ctx, announcer, outcome, reason, RUN_EVENTS_LOST)
+        await announcer.flush()  # (lost too, while the bus is down: the run's record says why)
+        return announcer
+
     def _deadline(self, ctx: RunContext) -> float:
         """The run's deadline as a time.monotonic() instant: its wall time from acceptance, not
         counting its pauses (`workflow.execute_run` stops its work there)."""
@@ -293,7 +315,9 @@ class Worker:
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
                        stored_at: float | None = None, lease: Lease | None = None,
-                       resumed: bool = False) -> RunOutcome:
+                       resumed: bool = False, lost_events: str | None = None) -> RunOutcome:
+        if lost_events is not None:  # an earlier delivery gave up on some of the run's events
+            return fail(ctx, events, RunOutcome("failed"), lost_events, RUN_EVENTS_LOST)
         # A stop published before the run is registered below was not heard as a stop of an active
         # run: remembered by this worker, or (when it may not have heard it) kept by RUN_CONTROL.
         reason = self.stops.reason(event.run_id)

@@ -146,6 +146,17 @@ def _annotated(req: RunRequested, run: RunContext, events: EventSink, t0: float,
     return _finish(run, events, outcome, t0, None)
 
 
+# A failed run's code when the bus did not store all of its events by its deadline.
+RUN_EVENTS_LOST = "run_events_lost"
+
+
+def fail(run: RunContext, events: EventSink, outcome: RunOutcome, reason: str, code: str) -> RunOutcome:
+    """Announce `outcome` failed with `reason` after all (the work may be done: what it did is
+    kept for the record), e.g. when its events were lost (worker.py)."""
+    outcome.status, outcome.error, outcome.error_code = "failed", reason, code
+    return _finish(run, events, outcome, run.clock() - outcome.elapsed_s, None)
+
+
 def stopped(run: RunContext, events: EventSink, reason: str) -> RunOutcome:
     """Announce a run stopped by the user (its task was cancelled)."""
     return _finish(run, events, RunOutcome("stopped", error=reason), run.clock(), None)
