@@ -138,7 +138,8 @@ class StaticEmbedder(_CachedModel):
             assert self._model is not None
             rows = np.asarray(self._model.encode(inputs, max_length=MAX_TOKENS, use_multiprocessing=False),
                               dtype=np.float32)
-            tokens = sum(len(e.ids) for e in self._model.tokenizer.encode_batch(inputs, add_special_tokens=False))
+            # The count only: the fast batch encoder skips the offsets encode_batch would track.
+            tokens = sum(len(e.ids) for e in self._model.tokenizer.encode_batch_fast(inputs, add_special_tokens=False))
             return rows, tokens
 
         rows, tokens = await asyncio.get_running_loop().run_in_executor(self._pool, run)
