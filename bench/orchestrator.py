@@ -53,7 +53,10 @@ from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_common.testing import service_channel  # signs each call (service_auth)
 from loom_orchestrator.engine.context import RunLimits
 from loom_orchestrator.nodes.template_transform import _compile
-from loom_orchestrator.testkit import BusClient, Harness, chain, edge, node, tpl
+
+# The orchestrator's test kit lives beside its tests, not in its package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "orchestrator" / "tests"))
+from orchestrator_testkit import BusClient, Harness, chain, edge, node, tpl
 
 TEMPLATE = "{{ x }}+1"
 TOKENS, TOKEN_GAP_S = 20, 0.01  # the fake model: ~100 tokens/s

@@ -24,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from orchestrator_testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
 
 from loom_common import bus
 from loom_common.db import _with_database
@@ -31,7 +32,6 @@ from loom_common.devstack import infra
 from loom_common.events import read_run_events
 from loom_common.ids import new_id
 from loom_common.testing import eventually
-from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
+from orchestrator_testkit import Harness
 
 from loom_common.devstack import infra
 from loom_common.testing import migrated_pool
-from loom_orchestrator.testkit import Harness
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
-from loom_orchestrator.testkit import chain, node
+from orchestrator_testkit import chain, node
 
 # start -> http-request -> end: its one tool call is what HeldTools holds.
 HELD_GRAPH = {

@@ -5,9 +5,10 @@ would fail the run). A run without one runs its graph as before."""
 
 from __future__ import annotations
 
+from orchestrator_testkit import chain, node
+
 from loom_common.events import AnnotationReply, RunRequested
 from loom_orchestrator.engine.context import RunContext
-from loom_orchestrator.testkit import chain, node
 from loom_orchestrator.workflow import execute_run
 
 GRAPH = {"nodes": [node("start", "start", variables=[]),

@@ -6,13 +6,13 @@ a clear error."""
 from __future__ import annotations
 
 import pytest
+from orchestrator_testkit import chain, node
 
 from loom_common.blobs import LocalBlobStore, file_key
 from loom_common.dsl.dify import import_dify
 from loom_common.events import RunRequested
 from loom_orchestrator.clients.files import StoredDocuments
 from loom_orchestrator.engine.context import RunContext
-from loom_orchestrator.testkit import chain, node
 from loom_orchestrator.workflow import execute_run
 
 START = node("start", "start", variables=[])

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from orchestrator_testkit import chain, edge, node
 
 from loom_common.dsl import DSLError, parse_graph
 from loom_common.dsl.dify import import_dify
-from loom_orchestrator.testkit import chain, edge, node
 
 START = node("start", "start", variables=[{"variable": "q"}])
 

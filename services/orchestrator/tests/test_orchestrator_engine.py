@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+from orchestrator_testkit import chain, edge, node, tpl
+
 from loom_common.testing import eventually
 from loom_orchestrator.engine.context import NodeResult, RunLimits
 from loom_orchestrator.engine.node import Node
-from loom_orchestrator.testkit import chain, edge, node, tpl
 from loom_orchestrator.workflow import _REGISTRY
 
 START = node(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from orchestrator_testkit import BusClient
 
 from loom_common import bus
 from loom_common.events import RunEventBatch, read_run_events
@@ -18,7 +19,6 @@ from loom_common.retry import RetryPolicy
 from loom_common.testing import eventually
 from loom_orchestrator import events as events_module
 from loom_orchestrator.events import RunEventPublisher
-from loom_orchestrator.testkit import BusClient
 
 pytestmark = pytest.mark.integration
 

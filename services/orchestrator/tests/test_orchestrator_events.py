@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from orchestrator_testkit import BusClient
 
 from loom_common import messaging
 from loom_common.ids import new_id
@@ -14,7 +15,6 @@ from loom_common.messaging import PublishNotAcknowledged, last_run_event_seq
 from loom_common.retry import RetryPolicy
 from loom_orchestrator import events as events_module
 from loom_orchestrator.events import RunEventPublisher, _jetstream
-from loom_orchestrator.testkit import BusClient
 
 pytestmark = pytest.mark.integration
 

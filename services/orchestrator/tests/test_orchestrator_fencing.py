@@ -20,12 +20,12 @@ import time
 import pytest
 from faststream.nats import NatsBroker
 from orchestrator_fakes import HELD_GRAPH, HeldTools
+from orchestrator_testkit import BusClient
 
 from loom_common import bus, messaging
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
-from loom_orchestrator.testkit import BusClient
 from loom_orchestrator.worker import Worker
 
 pytestmark = pytest.mark.integration

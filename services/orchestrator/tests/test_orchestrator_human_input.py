@@ -6,8 +6,9 @@ test_orchestrator_human_input_store.py; the whole stack in the gateway's e2e tes
 
 from __future__ import annotations
 
+from orchestrator_testkit import chain, edge, node, tpl
+
 from loom_orchestrator.engine.pause import MemoryHumanInputs
-from loom_orchestrator.testkit import chain, edge, node, tpl
 
 START = node("start", "start", variables=[{"variable": "topic", "type": "text-input", "required": False}])
 HUMAN = node("human", "human-input", title="Review", form_content="Please review {{#start.topic#}}",

@@ -11,6 +11,7 @@ import time
 
 import asyncpg
 import pytest
+from orchestrator_testkit import BusClient, edge, node, tpl
 
 from loom_common import bus
 from loom_common.events import HumanInputAnswer, RunRequested
@@ -18,7 +19,6 @@ from loom_common.ids import new_id
 from loom_orchestrator.human_inputs import PgHumanInputs
 from loom_orchestrator.human_timer import resume_request, tick
 from loom_orchestrator.store import PgRunStore
-from loom_orchestrator.testkit import BusClient, edge, node, tpl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

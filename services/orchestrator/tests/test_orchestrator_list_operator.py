@@ -4,9 +4,9 @@ engine (in-memory harness), from a Dify export, and once through the real orches
 from __future__ import annotations
 
 import pytest
+from orchestrator_testkit import BusClient, chain, node
 
 from loom_common.dsl.dify import import_dify
-from loom_orchestrator.testkit import BusClient, chain, node
 
 START = node("start", "start", variables=[{"variable": "xs", "type": "json_object", "required": False},
                                           {"variable": "kind", "required": False}])

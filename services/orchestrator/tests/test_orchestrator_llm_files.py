@@ -11,6 +11,7 @@ import io
 
 import grpc
 import pytest
+from orchestrator_testkit import chain, node
 from PIL import Image
 
 from loom.inference.v1 import inference_pb2 as ipb
@@ -22,7 +23,6 @@ from loom_orchestrator.clients.files import StoredDocuments
 from loom_orchestrator.clients.inference import InferenceClient
 from loom_orchestrator.engine.context import RunContext
 from loom_orchestrator.nodes import llm_files
-from loom_orchestrator.testkit import chain, node
 from loom_orchestrator.workflow import execute_run
 
 VISION_MODEL = "scripted-vision"

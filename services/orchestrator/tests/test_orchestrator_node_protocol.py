@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from orchestrator_inmemory import ListSink
+from orchestrator_testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model
 
 from loom_common.dsl.flow_nodes import EndData, ToolData
 from loom_common.dsl.graph import NODE_TYPES, parse_graph
@@ -21,14 +23,12 @@ from loom_common.events import RunRequested
 from loom_common.ids import new_id
 from loom_common.testing import eventually
 from loom_orchestrator.engine.context import NodeResult, RunContext, Services
-from loom_orchestrator.engine.inmemory import ListSink
 from loom_orchestrator.engine.node import Node, NodeRegistry, Traits
 from loom_orchestrator.engine.runner import NodeVersionChanged
 from loom_orchestrator.engine.topology import compile_graph
 from loom_orchestrator.nodes import registry
 from loom_orchestrator.nodes.end import EndNode
 from loom_orchestrator.store import PgJournal, PgRunStore
-from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model
 from loom_orchestrator.workflow import _REGISTRY, execute_run
 
 ENGINE = Path(__file__).parents[1] / "src/loom_orchestrator/engine"

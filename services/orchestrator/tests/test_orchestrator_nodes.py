@@ -14,6 +14,7 @@ import socket
 
 import grpc
 import pytest
+from orchestrator_testkit import chain, edge, node
 
 from loom.inference.v1 import inference_pb2 as ipb
 from loom.inference.v1 import inference_pb2_grpc
@@ -25,7 +26,6 @@ from loom_common.runtime import GRPC_EXCLUSIVE_PORT
 from loom_orchestrator.clients.inference import InferenceClient
 from loom_orchestrator.clients.rag import RagClient
 from loom_orchestrator.clients.tools import ToolsClient
-from loom_orchestrator.testkit import chain, edge, node
 
 MODEL = {"name": "gemma3:270m"}
 START = node("start", "start", variables=[{"variable": "q", "required": False}])

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from faststream.nats import NatsBroker
+from orchestrator_testkit import BusClient, chain, node, tpl
 
 from loom_common import bus
 from loom_common.events import AnnotationReply, RunFinished
@@ -20,7 +21,6 @@ from loom_orchestrator import worker as worker_module
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
-from loom_orchestrator.testkit import BusClient, chain, node, tpl
 from loom_orchestrator.worker import Worker
 
 pytestmark = pytest.mark.integration

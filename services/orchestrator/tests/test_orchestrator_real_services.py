@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from orchestrator_testkit import BusClient, chain, node, tpl
 
 from loom.rag.v1 import rag_pb2 as rpb
 from loom.rag.v1 import rag_pb2_grpc
 from loom_common.devstack import infra
 from loom_common.testing import ServiceProcess, service_channel
-from loom_orchestrator.testkit import BusClient, chain, node, tpl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

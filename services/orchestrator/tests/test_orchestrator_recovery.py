@@ -16,10 +16,10 @@ import time
 
 import asyncpg
 import pytest
+from orchestrator_testkit import CHAT_GRAPH, BusClient, HeldModel, serve_held_model
 
 from loom_common.ids import new_id
 from loom_common.testing import eventually
-from loom_orchestrator.testkit import CHAT_GRAPH, BusClient, HeldModel, serve_held_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

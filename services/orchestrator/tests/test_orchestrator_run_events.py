@@ -3,10 +3,10 @@ payload (a node's true tries in node_finished), and the run's outcome on runs.fi
 
 from __future__ import annotations
 
+from orchestrator_testkit import chain
 from test_orchestrator_engine import START, Sleepy, end, sleepy
 
 from loom_common.events.runs import NodeFinished, run_event_data
-from loom_orchestrator.testkit import chain
 from loom_orchestrator.workflow import _REGISTRY
 
 

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import pytest
+from orchestrator_testkit import BusClient, chain, node, tpl
 
 from loom_common import bus
 from loom_common.devstack import infra
 from loom_common.events import read_run_events
-from loom_orchestrator.testkit import BusClient, chain, node, tpl
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import json
 import asyncpg
 import httpx
 import pytest
+from orchestrator_testkit import BusClient, chain, edge, node
 
 from loom_common import bus
 from loom_common.devstack import infra
 from loom_common.ids import new_id
 from loom_common.testing import eventually
-from loom_orchestrator.testkit import BusClient, chain, edge, node
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,13 +11,13 @@ import time
 import pytest
 from faststream.nats import NatsBroker
 from orchestrator_fakes import HELD_GRAPH, HeldTools
+from orchestrator_testkit import BusClient
 
 from loom_orchestrator import worker as worker_module
 from loom_orchestrator.engine.context import Services
 from loom_orchestrator.handlers import build_router, runs_consumer
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
-from loom_orchestrator.testkit import BusClient
 from loom_orchestrator.worker import Worker
 
 GRAPH = HELD_GRAPH

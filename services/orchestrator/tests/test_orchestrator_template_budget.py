@@ -5,9 +5,9 @@ with a message naming the limit, and a slow template keeps the event loop free."
 from __future__ import annotations
 
 import pytest
+from orchestrator_testkit import chain, node, tpl
 
 from loom_common.testing import loop_ticks
-from loom_orchestrator.testkit import chain, node, tpl
 
 START = node("start", "start", variables=[{"variable": "items", "type": "json_object", "required": False}])
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from faststream.nats import NatsBroker
+from orchestrator_inmemory import ListSink, MemoryJournal
 
 from loom_common import bus, messaging
 from loom_common.events import RunCancelRequested, RunEvent, RunRequested, read_run_events
 from loom_common.ids import new_id
 from loom_orchestrator.engine.context import RunContext, RunLimits, Services
-from loom_orchestrator.engine.inmemory import ListSink, MemoryJournal
 from loom_orchestrator.workflow import execute_run
 
 _ids = itertools.count(1)

@@ -1,4 +1,4 @@
-"""In-memory Journal and EventSink: for unit tests and the engine-overhead benchmark."""
+"""In-memory Journal and EventSink: for unit tests and the engine-overhead benchmark (bench/orchestrator.py)."""
 
 from __future__ import annotations
 
