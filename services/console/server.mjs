@@ -60,13 +60,19 @@ function hopless(headers) {
   return Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k.toLowerCase())));
 }
 
+// A new connection to the gateway per request, never a pooled idle one. Node's default agent
+// keeps idle sockets for 5 s, uvicorn closes them after 5 s: a request sent on a socket the
+// gateway was closing at that moment failed with ECONNRESET, a 502 the editor showed as
+// "Not saved" (seen once in a fresh-clone run). A loopback connect costs far less than a retry.
+const NO_POOL = { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) };
+
 function proxy(req, res) {
-  const client = GATEWAY.protocol === "https:" ? https : http;
+  const [client, agent] = GATEWAY.protocol === "https:" ? [https, NO_POOL.https] : [http, NO_POOL.http];
   const headers = { ...hopless(req.headers), host: GATEWAY.host };
   headers["x-forwarded-for"] = req.socket.remoteAddress ?? "";
   headers["x-forwarded-host"] = req.headers.host ?? "";
   const upstream = client.request(
-    { protocol: GATEWAY.protocol, hostname: GATEWAY.hostname, port: GATEWAY.port, method: req.method, path: req.url, headers,
+    { protocol: GATEWAY.protocol, hostname: GATEWAY.hostname, port: GATEWAY.port, method: req.method, path: req.url, headers, agent,
       ...(GATEWAY.protocol === "https:" && GATEWAY_CA ? { ca: GATEWAY_CA } : {}) },
     (up) => {
       const out = hopless(up.headers);

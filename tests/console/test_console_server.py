@@ -139,3 +139,40 @@ def test_a_down_gateway_is_a_clear_502(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class KeepAliveGateway(http.server.BaseHTTPRequestHandler):
+    """A gateway that keeps connections open (HTTP/1.1, as uvicorn does) and notes each
+    request's connection, by the proxy's source port."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.ports.append(self.client_address[1])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+def test_each_proxied_request_gets_a_connection_of_its_own(tmp_path) -> None:
+    """No request rides on a pooled idle connection: one the gateway closes as its keep-alive
+    runs out (uvicorn: 5 s idle, Node's pool: 5 s) would fail with ECONNRESET, a 502 that the
+    editor shows as "Not saved"."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "index.html").write_text("x")
+    proc, url = _serve(tmp_path, f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        for _ in range(3):
+            assert httpx.get(url + "/console/api/workspaces").status_code == 200
+        assert len(KeepAliveGateway.ports) == 3 and len(set(KeepAliveGateway.ports)) == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
