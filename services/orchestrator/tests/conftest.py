@@ -9,10 +9,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
+from orchestrator_fakes import UnackedStream
 from orchestrator_testkit import Harness
 
 from loom_common.devstack import infra
+from loom_common.retry import RetryPolicy
 from loom_common.testing import migrated_pool
+from loom_orchestrator import events as events_module
 
 
 @pytest.fixture
@@ -35,3 +38,19 @@ async def nats(tmp_path):
     yield server.url
     server.stop()
 
+
+
+@pytest.fixture
+def unacked_stream(monkeypatch):
+    """`unacked_stream(refusals)` -> UnackedStream: the run event publisher's stream refuses
+    `refusals` publishes (None: every one) and its fast path sends nothing, as in a NATS outage;
+    a refused message is published again at once, with no limit on tries."""
+    def install(refusals: int | None) -> UnackedStream:
+        stream = UnackedStream(refusals, real=events_module.messaging.publish)
+        monkeypatch.setattr(events_module, "_jetstream", lambda broker: stream)
+        monkeypatch.setattr(events_module.messaging, "publish", stream.publish)
+        monkeypatch.setattr(events_module, "REPUBLISH_POLICY",
+                            RetryPolicy(initial_interval_s=0.0, maximum_attempts=None))
+        return stream
+
+    return install

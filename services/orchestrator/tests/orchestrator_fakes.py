@@ -7,6 +7,8 @@ import collections
 
 from orchestrator_testkit import chain, node
 
+from loom_common.messaging import PublishNotAcknowledged
+
 # start -> http-request -> end: its one tool call is what HeldTools holds.
 HELD_GRAPH = {
     "nodes": [
@@ -32,3 +34,27 @@ class HeldTools:
 
     async def list_tools(self, tenant_id, timeout_s):
         return []
+
+
+class UnackedStream:
+    """RUN_EVENTS as the run event publisher meets it in a NATS outage (the `unacked_stream`
+    fixture puts it in place): the fast path's pipelined `publish_async` is not even written,
+    and each publish of the slow path is refused while `refusals` last (None: always), then
+    stored by `real` (the true messaging.publish). `sent` holds what the slow path was handed,
+    each try, in order: a RunEvent or a RunEventBatch."""
+
+    def __init__(self, refusals: int | None, real) -> None:
+        self.refusals, self.real = refusals, real
+        self.sent: list = []
+
+    async def publish_async(self, *a, **kw):
+        raise ConnectionError("not sent")
+
+    async def publish(self, broker, subject, event, **kw):
+        self.sent.append(event)
+        if self.refusals is None:
+            raise PublishNotAcknowledged("no ack from the stream")
+        if self.refusals:
+            self.refusals -= 1
+            raise PublishNotAcknowledged("no ack from the stream")
+        return await self.real(broker, subject, event, **kw)

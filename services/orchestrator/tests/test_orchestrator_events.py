@@ -9,9 +9,8 @@ import time
 import pytest
 from orchestrator_testkit import BusClient
 
-from loom_common import messaging
 from loom_common.ids import new_id
-from loom_common.messaging import PublishNotAcknowledged, last_run_event_seq
+from loom_common.messaging import last_run_event_seq
 from loom_common.retry import RetryPolicy
 from loom_orchestrator import events as events_module
 from loom_orchestrator.events import RunEventPublisher, _jetstream
@@ -38,54 +37,27 @@ async def test_a_burst_is_stored_in_seq_order_and_flush_waits_for_the_acks(nats_
 
 
 async def test_an_event_unacked_through_a_long_outage_is_published_once_the_stream_answers(nats_url,
-                                                                                         monkeypatch) -> None:
+                                                                                         unacked_stream) -> None:
     """A stream without a leader (a cluster electing one, a restart) answers no publish for a
     while: the event is published again until it is stored, not dropped after five tries (the
     3-node cluster test lost live runs' events that way)."""
-    class NoAck:
-        async def publish_async(self, *a, **kw):
-            raise ConnectionError("not sent")
-
-    refusals = 12  # more tries than the old five
-    real = messaging.publish
-
-    async def publish(*a, **kw):
-        nonlocal refusals
-        if refusals:
-            refusals -= 1
-            raise PublishNotAcknowledged("no ack from the stream")
-        return await real(*a, **kw)
-
-    monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
-    monkeypatch.setattr(events_module.messaging, "publish", publish)
-    monkeypatch.setattr(events_module, "REPUBLISH_POLICY", RetryPolicy(initial_interval_s=0.0, maximum_attempts=None))
+    outage = unacked_stream(12)  # more tries than the old five
     async with BusClient(nats_url) as client:
         run_id = new_id()
         events = RunEventPublisher(client.broker, run_id, "t1")
         events.emit("message", {"answer": "kept"}, "llm")
         await events.flush()
-        assert refusals == 0 and events.lost == []
+        assert outage.refusals == 0 and events.lost == []
         stored = await client.all_events(run_id)
         assert [(e.seq, e.data.answer) for e in stored] == [(1, "kept")]
 
 
-async def test_an_event_is_given_up_only_at_the_runs_deadline_and_counted_lost(nats_url, monkeypatch) -> None:
+async def test_an_event_is_given_up_only_at_the_runs_deadline_and_counted_lost(nats_url, unacked_stream,
+                                                                               monkeypatch) -> None:
     """Retried with the publisher's RetryPolicy until the run's deadline (here: already past,
     so the least patience applies), then given up and counted in `lost`, which the worker turns
     into a failed run (test_orchestrator_outcomes.py)."""
-    tries = 0
-
-    async def never(*a, **kw):
-        nonlocal tries
-        tries += 1
-        raise PublishNotAcknowledged("no ack from the stream")
-
-    class NoAck:
-        async def publish_async(self, *a, **kw):
-            raise ConnectionError("not sent")
-
-    monkeypatch.setattr(events_module, "_jetstream", lambda broker: NoAck())
-    monkeypatch.setattr(events_module.messaging, "publish", never)
+    outage = unacked_stream(None)  # never stored
     monkeypatch.setattr(events_module, "REPUBLISH_POLICY",
                         RetryPolicy(initial_interval_s=0.05, maximum_interval_s=0.05, maximum_attempts=None))
     monkeypatch.setattr(events_module, "MIN_PATIENCE_S", 0.3)
@@ -94,4 +66,4 @@ async def test_an_event_is_given_up_only_at_the_runs_deadline_and_counted_lost(n
         events.emit("message", {"answer": "x"}, "llm")
         events.emit("message", {"answer": "y"}, "llm")
         await events.flush()  # returns: each event is given up once the patience is spent
-        assert tries >= 2 * 2 and events.lost == [1, 2]
+        assert len(outage.sent) >= 2 * 2 and events.lost == [1, 2]
