@@ -12,7 +12,6 @@ test kit, which a gateway test may not import (test_architecture)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import signal
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from chat_stream import GATEWAY_CHAT, collect_sse
 from orchestrator_testkit import CHAT_GRAPH, BusClient, chain, node, serve_held_model, tpl
 
 from loom_common import bus
@@ -37,13 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "gateway" / "tests"))
 from gateway_stack import Stack, _sign_in, app_with_key  # noqa: E402  (the gateway tests' start-up helpers)
-
-
-@pytest.fixture
-def own_nats(tmp_path):
-    server = infra.EmbeddedNats(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -337,28 +330,6 @@ async def test_rag_killed_mid_retrieval(own_nats, database_url, run_service) -> 
 
 # ---- the gateway --------------------------------------------------------------------------
 
-GATEWAY_CHAT = {"nodes": [
-    {"id": "start", "data": {"type": "start"}},
-    {"id": "llm", "data": {"type": "llm", "model": {"name": "fake"},
-                           "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
-    {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
-    "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
-
-
-async def _sse(lines, events: list[tuple[int, dict]], until: str | None = None) -> None:
-    """Collect (id, data) of each run event of an SSE stream (pings have no id)."""
-    seq = None
-    async for line in lines:
-        if line.startswith("id: "):
-            seq = int(line[4:])
-        elif line.startswith("data: ") and seq is not None:
-            data = json.loads(line[6:])
-            events.append((seq, data))
-            seq = None
-            if until is not None and data["event"] == until:
-                return
-
-
 async def test_gateway_killed_mid_stream_the_client_resumes_with_last_event_id(
         own_nats, database_url, run_service) -> None:
     """The gateway SIGKILLed in the middle of a streaming chat (real gateway and orchestrator on a
@@ -381,11 +352,11 @@ async def test_gateway_killed_mid_stream_the_client_resumes_with_last_event_id(
                                                                    "response_mode": "streaming"}) as r:
                 assert r.status_code == 200, await r.aread()
                 lines = r.aiter_lines()
-                await _sse(lines, before, until="message")  # the first token: mid-stream
+                await collect_sse(lines, before, until="message")  # the first token: mid-stream
                 gateway.kill()  # SIGKILL, the stream open
                 killed = time.monotonic()
                 with pytest.raises(httpx.HTTPError):  # the client sees its stream break
-                    await _sse(lines, before)
+                    await collect_sse(lines, before)
         model.release.set()  # the run goes on without the gateway
         restarted = run_service("gateway", env=gateway_env, http_port=port)
         task_id, last = before[0][1]["task_id"], before[-1][0]
@@ -393,7 +364,7 @@ async def test_gateway_killed_mid_stream_the_client_resumes_with_last_event_id(
         async with httpx.AsyncClient(base_url=f"{restarted.base_url}/v1", headers=headers, timeout=60) as http:
             async with http.stream("GET", f"/runs/{task_id}/events", headers={"Last-Event-ID": str(last)}) as r:
                 assert r.status_code == 200, await r.aread()
-                await _sse(r.aiter_lines(), after, until="message_end")
+                await collect_sse(r.aiter_lines(), after, until="message_end")
             print(f"recovery_s={time.monotonic() - killed:.2f} (gateway SIGKILL -> the resumed stream's "
                   f"message_end, the gateway's restart included)")
             # The gateway's own record of the turn: one message, with the whole answer.
@@ -437,7 +408,7 @@ async def test_gateway_killed_mid_run_the_run_is_recorded_once_after_its_restart
             async with http.stream("POST", "/chat-messages", json={"inputs": {}, "query": "hi", "user": "u",
                                                                    "response_mode": "streaming"}) as r:
                 assert r.status_code == 200, await r.aread()
-                await _sse(r.aiter_lines(), before, until="message")  # the first token: mid-run
+                await collect_sse(r.aiter_lines(), before, until="message")  # the first token: mid-run
                 gateway.kill()  # SIGKILL: no stream, no watcher, nothing in memory survives
         run_id = before[0][1]["task_id"]
         model.release.set()  # the run ends with no gateway up

@@ -14,7 +14,6 @@ run is redelivered instead and restarts its node in flight (`tests/test_faults.p
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from chat_stream import GATEWAY_CHAT, collect_sse
 from orchestrator_testkit import BusClient, serve_held_model
 
 from loom_common.db import _with_database
@@ -37,36 +37,6 @@ from gateway_stack import Stack, _sign_in, app_with_key  # noqa: E402  (the gate
 
 OUTAGE_S = 30.0
 HANG_GUARD_S = 300.0  # far beyond any run of this test, loaded box included: only a hang reaches it
-
-CHAT = {"nodes": [
-    {"id": "start", "data": {"type": "start"}},
-    {"id": "llm", "data": {"type": "llm", "model": {"name": "fake"},
-                           "prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
-    {"id": "ans", "data": {"type": "answer", "answer": "{{#llm.text#}}"}}],
-    "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "ans"}]}
-
-
-@pytest.fixture
-def own_nats(tmp_path):
-    """This test's NATS: stopped and started again on the same port and JetStream store."""
-    server = infra.EmbeddedNats(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-async def _sse(lines, events: list[tuple[int, dict]], until: str | None = None) -> None:
-    """Collect (id, data) of each run event of an SSE stream (pings have no id)."""
-    seq = None
-    async for line in lines:
-        if line.startswith("id: "):
-            seq = int(line[4:])
-        elif line.startswith("data: ") and seq is not None:
-            data = json.loads(line[6:])
-            events.append((seq, data))
-            seq = None
-            if until is not None and data["event"] == until:
-                return
-
 
 async def _fetchrow(db: str, sql: str, *args):
     conn = await asyncpg.connect(db)
@@ -91,7 +61,7 @@ async def _outage_mid_stream(nats: infra.EmbeddedNats, database_url: str, run_se
         gateway = run_service("gateway", env={**env, "LOOM_GATEWAY_ADMIN_PORT": str(admin)}, http_port=port)
         stack = Stack(gateway_url=gateway.base_url, inference_addr=model.addr)
         _sign_in(stack)
-        _, key = app_with_key(stack, "chatflow", CHAT)
+        _, key = app_with_key(stack, "chatflow", GATEWAY_CHAT)
         seen: list[tuple[int, dict]] = []
         timeout = httpx.Timeout(HANG_GUARD_S, connect=30.0)
         async with httpx.AsyncClient(base_url=f"{gateway.base_url}/v1", timeout=timeout,
@@ -100,7 +70,7 @@ async def _outage_mid_stream(nats: infra.EmbeddedNats, database_url: str, run_se
                                                                    "response_mode": "streaming"}) as r:
                 assert r.status_code == 200, await r.aread()
                 lines = r.aiter_lines()
-                await _sse(lines, seen, until="message")  # the first token: mid-stream
+                await collect_sse(lines, seen, until="message")  # the first token: mid-stream
                 run_id = seen[0][1]["task_id"]
                 infra.stop_process(nats.proc, signal.SIGKILL)
                 down = time.monotonic()
@@ -118,7 +88,7 @@ async def _outage_mid_stream(nats: infra.EmbeddedNats, database_url: str, run_se
                 await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down)))
                 await asyncio.to_thread(nats.start)  # same port, same JetStream store
                 back = time.monotonic()
-                await asyncio.wait_for(_sse(lines, seen, until="message_end"), HANG_GUARD_S)
+                await asyncio.wait_for(collect_sse(lines, seen, until="message_end"), HANG_GUARD_S)
                 print(f"NATS down {back - down:.1f} s; recovery_s={time.monotonic() - back:.2f} "
                       f"(NATS restarted -> the client's message_end), model calls {model.calls}")
 
