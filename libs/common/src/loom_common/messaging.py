@@ -122,6 +122,17 @@ async def ensure_streams(broker: NatsBroker, replicas: int = 1) -> None:
             await js.update_stream(cfg, subjects=subjects)
 
 
+def current_message(broker: NatsBroker) -> NatsMessage:
+    """The message the running handler was called with. Hot handlers take it from here rather
+    than declaring a `msg: NatsMessage` parameter: FastStream's dependency injection
+    (fast_depends 3.0) resolves such a context field, whose resolver is synchronous, in a worker
+    thread, which costs every message a thread hop (futexes and GIL hand-offs)."""
+    msg = broker.context.get_local("message")
+    if msg is None:
+        raise RuntimeError("no message in context: current_message() called outside a handler")
+    return msg
+
+
 def deliveries(msg: NatsMessage) -> int:
     """How many times this message has been delivered, this time included (1 in tests)."""
     try:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from faststream.nats import ConsumerConfig, NatsMessage, NatsRouter
+from faststream.nats import ConsumerConfig, NatsRouter
 
-from loom_common import bus
+from loom_common import bus, messaging
 from loom_common.events import RunCancelRequested, RunRequested
 from loom_common.logging import get_logger
 from loom_orchestrator.worker import Worker
@@ -34,8 +34,8 @@ def build_router(worker: Worker, *, max_workers: int = 1) -> NatsRouter:
     kwargs["max_workers"] = max_workers
 
     @router.subscriber(**kwargs)
-    async def on_run_requested(event: RunRequested, msg: NatsMessage) -> None:
-        await worker.handle(event, msg)
+    async def on_run_requested(event: RunRequested) -> None:
+        await worker.handle(event, messaging.current_message(worker.broker))
 
     # A core subscription on RUN_CONTROL's subject sees the gateway's JetStream publishes,
     # whose reply subject waits for the stream's ack: answering there (FastStream's default)

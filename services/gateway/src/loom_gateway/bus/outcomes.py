@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+from faststream.nats import NatsBroker, NatsRouter
 
 from loom_common import bus, messaging
 from loom_common.errors import RetryableError
@@ -51,7 +51,8 @@ def outcomes_router(broker: NatsBroker, execution: Callable[[], Execution | None
     consumer = bus.GATEWAY_RUN_OUTCOMES
 
     @router.subscriber(**consumer.subscriber_kwargs())
-    async def on_run_finished(end: RunFinished, msg: NatsMessage) -> None:
+    async def on_run_finished(end: RunFinished) -> None:
+        msg = messaging.current_message(broker)
         async with messaging.handling(msg, consumer, broker):
             runs = execution()
             if runs is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage
+from faststream.nats import ConsumerConfig, NatsBroker
 
 from loom_common import bus, messaging
 from loom_common.events import DocumentIngestRequested, DocumentProgress
@@ -56,7 +56,8 @@ def register_ingest_consumer(broker: NatsBroker, ingestor: Dependency[Ingestor],
     kwargs["config"] = ConsumerConfig(ack_wait=c.ack_wait_s, max_deliver=c.max_deliver)
 
     @broker.subscriber(**kwargs, max_workers=max_workers)
-    async def ingest_document(event: DocumentIngestRequested, msg: NatsMessage) -> None:
+    async def ingest_document(event: DocumentIngestRequested) -> None:
+        msg = messaging.current_message(broker)
         async with messaging.handling(msg, c, broker):
             final = messaging.deliveries(msg) >= c.max_deliver
             await ingestor.get().ingest(event, final=final, heartbeat=msg.in_progress)
