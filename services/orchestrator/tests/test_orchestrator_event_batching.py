@@ -54,6 +54,7 @@ def _say(events: RunEventPublisher, text: str, node: str = "llm") -> None:
 
 async def test_the_first_text_goes_at_once_with_the_start_up_and_later_deltas_merge(nats_url, monkeypatch) -> None:
     monkeypatch.setattr(events_module, "BATCH_WAIT_S", 3600.0)  # nothing is sealed by its budget here
+    monkeypatch.setattr(events_module, "TEXT_WAIT_S", 3600.0)
     async with BusClient(nats_url) as client:
         run_id = new_id()
         events = RunEventPublisher(client.broker, run_id, "t1")
@@ -77,6 +78,7 @@ async def test_the_first_text_goes_at_once_with_the_start_up_and_later_deltas_me
 
 async def test_deltas_merge_only_within_one_nodes_text_and_at_most_text_max_pieces(nats_url, monkeypatch) -> None:
     monkeypatch.setattr(events_module, "BATCH_WAIT_S", 3600.0)
+    monkeypatch.setattr(events_module, "TEXT_WAIT_S", 3600.0)
     monkeypatch.setattr(events_module, "TEXT_MAX_PIECES", 4)
     async with BusClient(nats_url) as client:
         run_id = new_id()
@@ -108,6 +110,33 @@ async def test_a_batch_seals_itself_after_its_budget(nats_url, monkeypatch) -> N
         _start_up(events)  # no text follows: the budget alone sends them, as one message
         await eventually(lambda: _stored_up_to(client, run_id, 2), "the start-up events sent without a flush")
         assert await _messages(client, run_id) == [[1, 2]]
+        await events.flush()
+
+
+async def test_a_batch_opened_by_a_text_delta_keeps_the_text_budget(nats_url, monkeypatch) -> None:
+    """Deltas after the first text wait `TEXT_WAIT_S` for more (fewer messages per streamed
+    token), other events `BATCH_WAIT_S`."""
+    monkeypatch.setattr(events_module, "BATCH_WAIT_S", 0.01)
+    monkeypatch.setattr(events_module, "TEXT_WAIT_S", 3600.0)
+    async with BusClient(nats_url) as client:
+        run_id = new_id()
+        events = RunEventPublisher(client.broker, run_id, "t1")
+        _start_up(events)
+        await eventually(lambda: _stored_up_to(client, run_id, 2), "the start-up events sent by their budget")
+        _say(events, "Once")  # the first text: at once
+        await eventually(lambda: _stored_up_to(client, run_id, 3), "the first text sent at once")
+        _say(events, " upon")
+        events.emit("node_finished", {**NODE, "id": "e1", "outputs": {"text": "Once upon"}}, "llm")
+        await asyncio.sleep(0.2)
+        assert await last_run_event_seq(client.broker, run_id) == 3  # held by the text's budget
+        monkeypatch.setattr(events_module, "TEXT_WAIT_S", 0.01)
+        _say(events, "!", node="other")  # the held batch goes at flush; a new one opens with text
+        await events.flush()
+        assert await _messages(client, run_id) == [[1, 2], [3], [4, 5, 6]]
+        events = RunEventPublisher(client.broker, run_id, "t1", start_seq=6)
+        _say(events, "more")  # a first text for this publisher: at once
+        _say(events, " text")
+        await eventually(lambda: _stored_up_to(client, run_id, 8), "the delta sent by the text's budget")
         await events.flush()
 
 
