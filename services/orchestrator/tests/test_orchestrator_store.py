@@ -1,6 +1,7 @@
 """The run claim on the real Postgres: one statement records or re-counts the run, marks it
 running, keeps a finished run's status, opens a chat's conversation (turns, variables,
-tenant check), and refuses a stale delivery (fencing by delivery number)."""
+tenant check), and refuses a stale delivery (fencing by delivery number); the outcome keeps a
+chat's turn in the same statement, fenced alike."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from loom_common.errors import Superseded
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
-from loom_orchestrator.store import PgConversations, PgRunStore
+from loom_orchestrator.store import PgRunStore, SavedTurn
 from loom_orchestrator.workflow import RunOutcome
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ async def test_claim_records_recounts_and_keeps_a_finished_run(pool) -> None:
 
 
 async def test_claim_opens_the_conversation_with_its_turns_and_checks_the_tenant(pool) -> None:
-    store, conversations = PgRunStore(pool), PgConversations(pool)
+    store = PgRunStore(pool)
     conv = new_id()
     first = await store.claim(_request(conversation_id=conv), None, "w", chat=True)
     assert first.history == [] and first.variables == {}
@@ -44,7 +45,8 @@ async def test_claim_opens_the_conversation_with_its_turns_and_checks_the_tenant
         req = _request(conversation_id=conv, query=f"q{i}")
         claim = await store.claim(req, None, "w", chat=True)
         assert [t.query for t in claim.history] == [f"q{j}" for j in range(i)]  # oldest first
-        await conversations.save_turn("t1", conv, req.run_id, req.query, f"a{i}", 3, {"n": i})
+        await store.finish(req.run_id, RunOutcome("succeeded", answer=f"a{i}"),
+                           turn=SavedTurn("t1", conv, req.query, 3, {"n": i}))
     last = await store.claim(_request(conversation_id=conv), None, "w", chat=True, max_turns=2)
     assert [(t.query, t.answer) for t in last.history] == [("q1", "a1"), ("q2", "a2")]
     assert last.variables == {"n": 2}
@@ -78,13 +80,24 @@ async def test_claim_is_fenced_by_delivery_number(pool) -> None:
 
 
 async def test_finish_is_fenced_by_delivery_number(pool) -> None:
-    """A worker that lost its lease (stalled while delivery 2 took the run) cannot record an outcome."""
+    """A worker that lost its lease (stalled while delivery 2 took the run) cannot record an
+    outcome, nor the chat's turn that comes with it."""
     store = PgRunStore(pool)
-    req = _request()
-    await store.claim(req, None, "w1", delivery=1)
-    await store.claim(req, None, "w2", delivery=2)
+    conv = new_id()
+    req = _request(conversation_id=conv)
+    await store.claim(req, None, "w1", chat=True, delivery=1)
+    await store.claim(req, None, "w2", chat=True, delivery=2)
     with pytest.raises(Superseded):
-        await store.finish(req.run_id, RunOutcome("succeeded", answer="from the stalled worker"), delivery=1)
-    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2)
+        await store.finish(req.run_id, RunOutcome("succeeded", answer="from the stalled worker"), delivery=1,
+                           turn=SavedTurn("t1", conv, "q", 3, {"who": "stalled"}))
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = $1", req.run_id) == 0
+    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2,
+                       turn=SavedTurn("t1", conv, "q", 3, {"who": "owner"}))
     row = await pool.fetchrow("SELECT status, answer FROM runs WHERE id = $1", req.run_id)
     assert (row["status"], row["answer"]) == ("succeeded", "from its owner")
+    # A redelivery that finishes the run again keeps its turn once.
+    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2,
+                       turn=SavedTurn("t1", conv, "q", 3, {"who": "owner"}))
+    again = await store.claim(_request(conversation_id=conv), None, "w", chat=True)
+    assert [(t.query, t.answer) for t in again.history] == [("q", "from its owner")]
+    assert again.variables == {"who": "owner"}

@@ -1,5 +1,6 @@
 """Postgres persistence (the orchestrator's own schema): runs, the node journal, and
-chatflow conversations with their messages and variables.
+chatflow conversations with their messages and variables (read by the claim, kept with the
+outcome).
 
 Every query filters on tenant_id where the row is tenant-owned.
 """
@@ -127,17 +128,49 @@ class PgRunStore:
         if done == "UPDATE 0":
             raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
-    async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1) -> None:
+    async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1, turn: SavedTurn | None = None) -> None:
         """Record the outcome, fenced like the claim: refused (Superseded) when a higher-numbered
-        delivery has claimed the run since (this worker stalled past its lease)."""
-        done = await self.pool.execute(
-            """UPDATE runs SET status = $2, outputs = $3::jsonb, answer = $4, error = $5, prompt_tokens = $6,
-                      completion_tokens = $7, total_steps = $8, elapsed_s = $9, updated_at = now(),
-                      finished_at = now() WHERE id = $1 AND claimed_delivery <= $10""",
-            run_id, outcome.status, _j(outcome.outputs), outcome.answer, outcome.error, outcome.prompt_tokens,
-            outcome.completion_tokens, outcome.steps, outcome.elapsed_s, delivery)
-        if done == "UPDATE 0":
+        delivery has claimed the run since (this worker stalled past its lease). With `turn`, a
+        chat's turn and conversation variables are kept in the same statement (one round trip;
+        a stale delivery's turn is not kept either)."""
+        args = (run_id, outcome.status, _j(outcome.outputs), outcome.answer, outcome.error, outcome.prompt_tokens,
+                outcome.completion_tokens, outcome.steps, outcome.elapsed_s, delivery)
+        if turn is None:
+            done = await self.pool.fetchval(_FINISH, *args)
+        else:
+            done = await self.pool.fetchval(_FINISH_WITH_TURN, *args, turn.tenant_id, turn.conversation_id,
+                                            turn.query, turn.tokens, _j(turn.variables))
+        if not done:
             raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
+
+
+@dataclass(frozen=True)
+class SavedTurn:
+    """A chat run's turn, kept with its outcome (`PgRunStore.finish`): the query, the answer (the
+    outcome's), and the conversation's variables after it."""
+
+    tenant_id: str
+    conversation_id: str
+    query: str
+    tokens: int
+    variables: dict[str, Any]
+
+
+_FINISH_RUN = """UPDATE runs SET status = $2, outputs = $3::jsonb, answer = $4, error = $5, prompt_tokens = $6,
+                      completion_tokens = $7, total_steps = $8, elapsed_s = $9, updated_at = now(),
+                      finished_at = now() WHERE id = $1 AND claimed_delivery <= $10 RETURNING id"""
+_FINISH = f"WITH fin AS ({_FINISH_RUN}) SELECT count(*) FROM fin"
+# The turn's id is the run's, so a redelivered run's turn is kept once.
+_FINISH_WITH_TURN = f"""
+WITH fin AS ({_FINISH_RUN}), turn AS (
+    INSERT INTO messages (id, conversation_id, tenant_id, query, answer, tokens)
+    SELECT $1, $12, $11, $13, $4, $14 FROM fin ON CONFLICT (id) DO NOTHING
+), variables AS (
+    UPDATE conversations SET variables = $15::jsonb, updated_at = now()
+     WHERE id = $12 AND tenant_id = $11 AND EXISTS (SELECT 1 FROM fin)
+)
+SELECT count(*) FROM fin
+"""
 
 
 class PgJournal:
@@ -218,19 +251,3 @@ _FINISHED = """INSERT INTO node_executions (run_id, key, tenant_id, node_id, nod
                    elapsed_ms = EXCLUDED.elapsed_ms, prompt_tokens = EXCLUDED.prompt_tokens,
                    completion_tokens = EXCLUDED.completion_tokens, node_version = EXCLUDED.node_version,
                    effects = EXCLUDED.effects, finished_at = now()"""
-
-
-class PgConversations:
-    """Chatflow memory: the turns and variables of a conversation (read by `PgRunStore.claim`)."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def save_turn(self, tenant_id: str, conversation_id: str, run_id: str, query: str, answer: str,
-                        tokens: int, variables: dict[str, Any]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO messages (id, conversation_id, tenant_id, query, answer, tokens) "
-                               "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                               run_id, conversation_id, tenant_id, query, answer, tokens)
-            await conn.execute("UPDATE conversations SET variables = $3::jsonb, updated_at = now() "
-                               "WHERE id = $1 AND tenant_id = $2", conversation_id, tenant_id, _j(variables))

@@ -11,9 +11,10 @@ wait (its lease lost) writes nothing more of the run and leaves the message unse
 A redelivery of a run whose outcome is already recorded is acked without doing anything (a
 run completes exactly once).
 Outcomes: once a run's events are stored, its outcome goes on `runs.finished` (the gateway's
-durable consumer records it, watched or not), then into the runs row, then the message is
-acked: a crash in between publishes the same end again (stored once, recorded once). A run
-whose events could not be stored by its deadline is recorded failed, never succeeded.
+durable consumer records it, watched or not), then into the runs row (with a chat's turn, in
+the same statement), then the message is acked: a crash in between publishes the same end
+again (stored once, recorded once). A run whose events could not be stored by its deadline
+is recorded failed, never succeeded.
 Pauses: a run that reaches an unanswered human-input form is recorded as paused and its
 message acked (no slot, no lease, no message held while a person takes their time); the answer
 or the form's timeout comes back as a new request carrying `resume`, which executes the run's
@@ -55,7 +56,7 @@ from loom_orchestrator.human_inputs import PgHumanInputs
 from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
-from loom_orchestrator.store import TERMINAL, PgConversations, PgJournal, PgRunStore
+from loom_orchestrator.store import TERMINAL, PgJournal, PgRunStore, SavedTurn
 from loom_orchestrator.workflow import RUN_EVENTS_LOST, RunOutcome, execute_run, fail, stopped
 
 log = get_logger(__name__)
@@ -199,7 +200,6 @@ class Worker:
                 return None
             event = await forms.stored_request(event.tenant_id, event.run_id)
         chat = event.app_mode in ("chatflow", "chat", "agent")
-        conversations = PgConversations(pool)
         claim = await store.claim(event, current_trace_id(), self.id, chat=chat, delivery=delivery)
         variables = claim.variables
         if claim.status in TERMINAL:
@@ -275,15 +275,18 @@ class Worker:
             # run is redelivered, and its next delivery cannot see which events are missing.
             await store.note_lost_events(event.run_id, reason, delivery=delivery)
             events = await self._fail_for_lost_events(ctx, events, outcome, reason, guard, deadline)
+        turn = None
         if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
-            await conversations.save_turn(event.tenant_id, event.conversation_id, event.run_id, event.query or "",
-                                          outcome.answer, outcome.total_tokens, outcome.conversation_variables)
+            # Kept by the outcome's statement (the next turn's claim reads it): one round trip, not
+            # a transaction of four before the publish; its client has seen message_end either way.
+            turn = SavedTurn(event.tenant_id, event.conversation_id, event.query or "", outcome.total_tokens,
+                             outcome.conversation_variables)
         if guard is not None:
             guard()
         await publish_finished(self.broker, _finished(events, outcome), deadline)
         if guard is not None:
             guard()
-        await store.finish(event.run_id, outcome, delivery=delivery)
+        await store.finish(event.run_id, outcome, delivery=delivery, turn=turn)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
         if outcome.status == "failed":
             metrics.RUNS_FAILED.inc()
