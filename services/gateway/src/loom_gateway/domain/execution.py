@@ -49,6 +49,9 @@ from loom_gateway.store.conversations import Conversations, check_user, conversa
 
 # Runs no key started (schedule ticks, webhook calls): their tokens are charged to the workspace at the end.
 TRIGGER_SOURCES = ("schedule", "webhook")
+# How many recently ended runs this process remembers (see Execution._ended): far more than
+# end within the moment between a client's stream and runs.finished recording the same end.
+ENDED_REMEMBERED = 4096
 
 
 def _no_mark(stage: str) -> None:
@@ -189,6 +192,12 @@ class Execution:
         self.reads = reads or Reads(pool)
         self.conversations = conversations
         self.bus = bus
+        # A run's end is recorded twice, by its client's stream and from runs.finished, most
+        # often at the same moment: the second record of an end waits for the first one in
+        # flight here, or finds it among the ends this process recorded or found recorded (an
+        # end never changes again), without a transaction on Postgres.
+        self._ended: dict[str, None] = {}
+        self._ending: dict[str, asyncio.Future[bool]] = {}
 
     async def start(self, app: PublishedApp, *, kind: str, user: str | None, inputs: Any, query: str | None = None,
                     conversation_id: str | None = None, files: Any = None, response_mode: str = "streaming",
@@ -294,6 +303,27 @@ class Execution:
         if fold.paused and not fold.finished:
             written = await run_records.mark_paused(self.pool, run_id)
             return written, True if written else None
+        if not fold.finished:
+            return await self._record_end(run_id, fold)
+        if run_id in self._ended:
+            return False, True
+        if (other := self._ending.get(run_id)) is not None and await asyncio.shield(other):
+            return False, True  # the other record of this end wrote it (or found it written)
+        ending = self._ending[run_id] = asyncio.get_running_loop().create_future()
+        ended = False
+        try:
+            written, known = await self._record_end(run_id, fold)
+            ended = written or bool(known)
+            if ended:
+                self._remember_ended(run_id)
+            return written, known
+        finally:
+            ending.set_result(ended)
+            if self._ending.get(run_id) is ending:
+                del self._ending[run_id]
+
+    async def _record_end(self, run_id: str, fold: Fold) -> tuple[bool, bool | None]:
+        """The run's end in Postgres (run_records.record_end): (written here, the run has a row)."""
 
         async def settle(conn):  # the tokens it held of a quota become those it used (once: the first recorder)
             if self.limits is None:
@@ -319,6 +349,11 @@ class Execution:
         for scope in written:
             self.reads.wrote(scope)
         return row is not None, known
+
+    def _remember_ended(self, run_id: str) -> None:
+        self._ended[run_id] = None
+        if len(self._ended) > ENDED_REMEMBERED:
+            del self._ended[next(iter(self._ended))]  # the oldest (dicts keep insertion order)
 
     async def read(self, run_id: str, chat: bool) -> Fold:
         """Fold a run's stored events (a paused run's open forms); reads, records nothing."""
