@@ -20,11 +20,11 @@ import time
 from typing import Any
 
 from fastapi import Request
-from sse_starlette import EventSourceResponse
 
 from loom_gateway.api import sse
 from loom_gateway.api.context import Gateway
 from loom_gateway.api.deps import gw
+from loom_gateway.api.event_stream import EventStream
 from loom_gateway.api.openai_compat import _text, stream_error
 from loom_gateway.api.service_runs import _blocking as blocking  # the one blocking answer of a run
 from loom_gateway.api.service_runs import _start as start_run  # limits, files, token reservation
@@ -63,7 +63,7 @@ async def answer(body, request: Request, p: Principal):
                           response_mode="streaming" if body.stream else "blocking")
     created = int(time.time())
     if body.stream:
-        return EventSourceResponse(_chunks(g, run, body.model, created), sep="\n", ping=g.settings.ping_interval_s)
+        return EventStream(_chunks(g, run, body.model, created), ping_s=g.settings.ping_interval_s)
     result = await blocking(g, run)
     metadata = result.get("metadata") or {}
     return {"id": f"chatcmpl-{run.run_id}", "object": "chat.completion", "created": created, "model": body.model,

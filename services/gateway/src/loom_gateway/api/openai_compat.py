@@ -11,20 +11,22 @@ import asyncio
 import base64
 import json
 import time
-from typing import Any, Literal
+from collections.abc import AsyncGenerator
+from typing import Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sse_starlette import EventSourceResponse
 
 from loom_common.ids import new_id
 from loom_common.logging import get_logger
 from loom_gateway.api.deps import gw, require
+from loom_gateway.api.event_stream import EventStream, data_frame
 from loom_gateway.clients.inference import GenerateArgs
 from loom_gateway.domain.errors import ApiError, BadRequest
 from loom_gateway.domain.rbac import Perm, Principal
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible api"])
+T = TypeVar("T")
 log = get_logger(__name__)
 
 
@@ -120,6 +122,41 @@ def stream_error(exc: Exception) -> dict:
                                           "code": exc.code}})}
 
 
+class AskedAhead(Generic[T]):
+    """An async generator's items with the first one asked for at once (in a task of its own)
+    rather than when iteration starts; errors still come out of the iteration. `aclose()`
+    closes the generator (a generation's RPC is cancelled) whether or not it was iterated."""
+
+    def __init__(self, items: AsyncGenerator[T, None]) -> None:
+        self.items = items
+        self.first: asyncio.Task = asyncio.ensure_future(anext(items, _END))
+        self.iterated = False
+
+    def __aiter__(self) -> AskedAhead[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self.iterated:
+            item = await anext(self.items, _END)
+        else:
+            self.iterated = True
+            item = await self.first
+        if item is _END:
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        if not self.first.done():
+            self.first.cancel()
+            await asyncio.wait([self.first])  # the generator is free to close once that step is over
+        if not self.first.cancelled():
+            self.first.exception()  # seen: an error nobody iterated to is not logged as never retrieved
+        await self.items.aclose()
+
+
+_END: Any = object()
+
+
 def _calls(tool_calls) -> list[dict]:
     return [{"index": i, "id": c.id or f"call_{new_id()[-12:]}", "type": "function",
              "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(tool_calls)]
@@ -139,36 +176,41 @@ async def chat_completions(body: ChatCompletionBody, request: Request, p: Princi
     held = await g.limits.reserve(p, body.max_completion_tokens or body.max_tokens
                                   or g.settings.token_reservation_default)
 
-    def chunk(delta: dict, finish: str | None, model: str, usage: dict | None = None) -> str:
+    def chunk(delta: dict, finish: str | None, model: str, usage: dict | None = None) -> bytes:
         out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         if usage is not None:
             out["usage"] = usage
-        return json.dumps(out)
+        return data_frame(json.dumps(out))
 
     if body.stream:
+        # The model is asked now, not once the response's head and first frame are out: those
+        # writes overlap the call instead of delaying it (the first token comes sooner).
+        answer = AskedAhead(g.inference.generate(args, p.tenant_id))
+
         async def events():
             tokens = 0
             try:
-                yield {"data": chunk({"role": "assistant", "content": ""}, None, body.model)}
-                async for c in g.inference.generate(args, p.tenant_id):
+                yield chunk({"role": "assistant", "content": ""}, None, body.model)
+                async for c in answer:
                     model = c.model or body.model
                     if c.text:
-                        yield {"data": chunk({"content": c.text}, None, model)}
+                        yield chunk({"content": c.text}, None, model)
                     if c.finish_reason:
                         tokens = c.prompt_tokens + c.completion_tokens
                         if c.tool_calls:
-                            yield {"data": chunk({"tool_calls": _calls(c.tool_calls)}, None, model)}
+                            yield chunk({"tool_calls": _calls(c.tool_calls)}, None, model)
                         usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                                  "total_tokens": tokens}
-                        yield {"data": chunk({}, "tool_calls" if c.tool_calls else c.finish_reason, model, usage)}
+                        yield chunk({}, "tool_calls" if c.tool_calls else c.finish_reason, model, usage)
                 yield {"data": "[DONE]"}
             except Exception as exc:  # inference unreachable, or gone mid-answer
                 yield stream_error(exc)
             finally:
+                await answer.aclose()
                 await g.limits.settle(held, p, tokens)
 
-        return EventSourceResponse(events(), sep="\n", ping=g.settings.ping_interval_s)
+        return EventStream(events(), ping_s=g.settings.ping_interval_s)
 
     text, final = "", None
     try:

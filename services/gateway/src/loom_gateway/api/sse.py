@@ -24,8 +24,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
-
 from loom_common import messaging
 from loom_common.events import RunEvent, RunEventUnreadable
 from loom_common.events.runs import (
@@ -41,6 +39,7 @@ from loom_common.logging import get_logger
 from loom_common.retry import RetryPolicy
 from loom_gateway.api import timing
 from loom_gateway.api.context import Gateway
+from loom_gateway.api.event_stream import DIFY_PING, EventStream
 from loom_gateway.domain.errors import Upstream
 from loom_gateway.domain.execution import Fold, StartedRun
 from loom_gateway.store.apps import dify_mode
@@ -153,13 +152,8 @@ def blocking_body(run: StartedRun, fold: Fold) -> dict[str, Any]:
 # ---- following a run ------------------------------------------------------------------------
 
 
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(event="ping", sep="\n")  # exactly Dify's `event: ping` with no data line
-
-
-def response(events: AsyncIterator[dict], ping_s: float) -> EventSourceResponse:
-    return EventSourceResponse(events, ping=ping_s, ping_message_factory=_ping, sep="\n",
-                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+def response(events: AsyncIterator[bytes | dict], ping_s: float) -> EventStream:
+    return EventStream(events, ping_s=ping_s, ping=DIFY_PING, headers={"Cache-Control": "no-cache"})
 
 
 async def paused_for_now(g: Gateway, run: StartedRun, fold: Fold, seq: int) -> bool:
@@ -295,7 +289,7 @@ def _error(run: StartedRun, status: int, code: str, message: str) -> dict:
 
 
 def _frame(seq: int, payload: dict[str, Any]) -> bytes:
-    """One SSE event, as sse-starlette writes it (compact JSON has no line breaks to split)."""
+    """One SSE event (compact JSON has no line breaks to split)."""
     return f"id: {seq}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
@@ -307,7 +301,7 @@ async def run_events(g: Gateway, run: StartedRun, after_seq: int = 0) -> AsyncIt
     frames: list[bytes] = []
     received: list[float] = []
 
-    def written() -> None:  # sse-starlette asks for the next item once the frames were handed over
+    def written() -> None:  # the stream asks for the next item once the frames were handed over
         now = time.perf_counter()
         for t in received:
             timing.RELAY.observe(now - t)
