@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from loom_common import grpc_env
+
+grpc_env.set_defaults()  # before anything imports grpc, which reads these once
+
 
 def main() -> None:
     from loom_inference.api.access import BindRefused

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from loom_common import grpc_env
+
+grpc_env.set_defaults()  # before anything imports grpc, which reads these once
+
 
 def main() -> None:
     from loom_tools.app import build
