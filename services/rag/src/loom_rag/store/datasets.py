@@ -24,6 +24,13 @@ async def ensure_vector_index(pool: asyncpg.Pool, dim: int) -> None:
     table with no rows of that dimension is quick; the 384-d one comes with the migration.
     """
     dim = int(dim)
+    # Looked up first: CREATE INDEX takes a SHARE lock on segments even when the index exists,
+    # and that lock waits behind a dataset's own index being built CONCURRENTLY (minutes on a
+    # big table: retrieval/index_keeper.py), and can deadlock with it (the build waits for this
+    # transaction to end): dataset creation failed with "deadlock detected". Only a dimension
+    # no dataset had before still takes the lock.
+    if await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", f"segments_embedding_{dim}"):
+        return
     await pool.execute(
         f"CREATE INDEX IF NOT EXISTS segments_embedding_{dim} ON segments "
         f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
