@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import subprocess
 import sys
 
@@ -198,3 +199,15 @@ async def test_static_model_ranks_related_text_first(tmp_path, derived_dir):
     finally:
         await static.close()
     assert int(np.argmax(d @ q)) == 0
+
+
+@pytest.mark.slow
+def test_make_derived_models_builds_both_into_an_empty_cache(tmp_path):
+    # What `make derived-models` runs on a fresh machine: under `python -m` the module is
+    # `__main__`, and the builder child must still find it by its import name.
+    env = {**os.environ, "LOOM_INFERENCE_DERIVED_MODELS_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "loom_inference.backends.minilm_derived", "--ensure-all"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    built = sorted(p.name for p in tmp_path.iterdir() if (p / "manifest.json").exists())
+    assert len(built) == 2 and all(name in proc.stdout for name in built), (built, proc.stdout)

@@ -27,6 +27,9 @@ from pathlib import Path
 
 # Bump when the recipe changes: a cache built by an older recipe is then rebuilt beside it.
 RECIPES = {"onnx": "all-minilm-l6-v2-onnx-int8-v2", "static": "all-minilm-l6-v2-m2v256-v1"}
+# This module's import name, for the child's `-m`: under `python -m` (make derived-models)
+# `__name__` is "__main__", which a child cannot import by that name.
+MODULE = __spec__.name if __spec__ is not None else __name__
 MAX_TOKENS = 256           # sentence-transformers' max_seq_length for this model
 STATIC_DIM = 256           # PCA dimension of the distilled table (model2vec's default)
 
@@ -53,7 +56,7 @@ def ensure(kind: str, cache_dir: Path, *, timeout_s: float = 3600.0) -> Path:
         tmp.chmod(0o755)  # mkdtemp makes it private; the model is not a secret
         try:
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-            proc = subprocess.run([sys.executable, "-m", __name__, kind, str(tmp)], env=env, timeout=timeout_s,
+            proc = subprocess.run([sys.executable, "-m", MODULE, kind, str(tmp)], env=env, timeout=timeout_s,
                                   capture_output=True, text=True)
             if proc.returncode != 0 or not (tmp / "manifest.json").exists():
                 raise RuntimeError(f"building the {kind} model failed: {proc.stderr.strip()[-2000:]}")
