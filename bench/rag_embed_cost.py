@@ -1,7 +1,7 @@
 """What the bundled MiniLM costs per chunk here, and how close each ONNX Runtime variant comes to
 what the CPU allows (issue 23 item 5: >= 60 chunks/s end to end with MiniLM quality).
 
-    .venv/bin/python bench/rag_embed_cost.py [--variants int8,int8-spin] [--profile]
+    .venv/bin/python bench/rag_embed_cost.py [--variants int8,fp32,int8-spin] [--profile]
 
 1. The chunks: those of `bench/rag.py --ingest-only` (40 documents of 30 corpus chunks), split
    as rag splits them (240 tokens at most); their token counts.
@@ -9,7 +9,8 @@ what the CPU allows (issue 23 item 5: >= 60 chunks/s end to end with MiniLM qual
    feed-forward 1536, attention over the chunk's own tokens), against this CPU's peak: cores x
    clock x MACs per cycle per core (`--fp32-macs`, `--int8-macs`: defaults for AMD Zen 4, whose
    AVX-512 runs on two 256-bit pipes: 16 float32 FMAs, 64 int8 VNNI MACs per cycle).
-3. Measured: the served model (MatMulNBits: 8-bit weights in blocks of 32, int8 products) fed
+3. Measured: the served files (`int8`: MatMulNBits, 8-bit weights in blocks of 32, int8
+   products; `fp32`: the same graph in float32; the service picks by CPU) fed
    as the service feeds it (length buckets of at most 64 texts and 8192 padded tokens,
    engine/embed_batching.plan_batches), `--threads` intra-op threads, after one warm-up pass:
    chunks/s, achieved MACs/s, share of the int8 bound; `int8-spin` lets ONNX Runtime's threads
@@ -57,13 +58,14 @@ def macs_per_chunk(tokens: int) -> tuple[float, float]:
 
 
 def build(variant: str) -> Path:
-    """The served ONNX model (built once into the derived-models cache)."""
+    """One of the served ONNX files (built once into the derived-models cache)."""
     from loom_inference.backends import minilm_derived
     from loom_inference.settings import InferenceSettings
 
-    if variant not in ("int8", "int8-spin"):
-        raise SystemExit(f"unknown variant {variant!r}: int8 or int8-spin")
-    return minilm_derived.ensure("onnx", InferenceSettings().derived_models) / "model.onnx"
+    precision = variant.removesuffix("-spin")
+    if precision not in minilm_derived.ONNX_FILES:
+        raise SystemExit(f"unknown variant {variant!r}: int8, fp32, int8-spin or fp32-spin")
+    return minilm_derived.ensure("onnx", InferenceSettings().derived_models) / minilm_derived.ONNX_FILES[precision]
 
 
 def measure(path: Path, ids: list[list[int]], threads: int, profile: bool,
@@ -105,7 +107,7 @@ def measure(path: Path, ids: list[list[int]], threads: int, profile: bool,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="int8,int8-spin")
+    parser.add_argument("--variants", default="int8,fp32")
     parser.add_argument("--chunks", type=int, default=240, help="how many of the bench's 740 chunks (spread evenly)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ghz", type=float, default=2.6, help="sustained clock (this VM's TSC runs at 2.6)")

@@ -1,4 +1,4 @@
-"""The bundled MiniLM's backends: which one a setting picks, the int8 ONNX export against the
+"""The bundled MiniLM's backends: which one a setting picks, the ONNX exports (int8, float32; by CPU) against the
 torch model (cosine, never bit-exact), the static model2vec table, and the dynamic batcher
 (length buckets, order kept across buckets and requests, errors reaching every caller)."""
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from loom_inference.backends.minilm_derived import onnx_precision
 from loom_inference.engine.embed_batching import DynamicBatcher, plan_batches
 from loom_inference.router.factory import BUNDLED_EMBED, BUNDLED_STATIC_EMBED, build_backend, default_routes
 from loom_inference.settings import InferenceSettings
@@ -136,10 +137,21 @@ def derived_dir() -> str:
     return str(InferenceSettings().derived_models)
 
 
+def test_onnx_precision_follows_the_cpus_int8_dot_product():
+    zen2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512_vnni\n"
+    alder_lake = "flags\t\t: fpu avx2 avx_vnni\n"
+    assert [onnx_precision("auto", c) for c in (zen2, zen4, alder_lake)] == ["fp32", "int8", "int8"]
+    assert onnx_precision("int8", zen2) == "int8" and onnx_precision("fp32", zen4) == "fp32"
+    with pytest.raises(ValidationError):
+        InferenceSettings(embed_onnx_precision="int4")
+
+
 @pytest.mark.slow
-async def test_onnx_int8_agrees_with_the_torch_model(tmp_path, derived_dir):
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+async def test_onnx_agrees_with_the_torch_model(tmp_path, derived_dir, precision):
     _, routes = _routes(tmp_path)
-    settings_onnx, _ = _routes(tmp_path, derived_models_dir=derived_dir)
+    settings_onnx, _ = _routes(tmp_path, derived_models_dir=derived_dir, embed_onnx_precision=precision)
     settings_torch, routes_torch = _routes(tmp_path, embed_backend="torch")
     onnx = build_backend(routes[BUNDLED_EMBED], settings_onnx)
     torch_model = build_backend(routes_torch[BUNDLED_EMBED], settings_torch)

@@ -193,10 +193,13 @@ class InferenceSettings(ServiceSettings):
     # The largest blob /api/blobs accepts (a GGUF for a Modelfile's FROM).
     max_blob_bytes: int = Field(64 * 1024**3, ge=1)
     # What runs the bundled all-minilm:l6-v2 (docs/rag.md, "Embedding backends"): "onnx" (ONNX
-    # Runtime, int8, no torch; the default, measured faster) or "torch" (sentence-transformers).
+    # Runtime, no torch; the default, measured faster) or "torch" (sentence-transformers).
     # Both give the same vectors within tolerance. The static model2vec table is another vector
     # space, so it is another model: all-minilm:l6-v2-static, chosen per dataset.
     embed_backend: Literal["onnx", "torch"] = "onnx"
+    # ONNX weights: int8 pays off only on CPUs with an int8 dot product (VNNI); "auto" picks
+    # int8 there and float32 elsewhere (backends/minilm_derived.onnx_precision).
+    embed_onnx_precision: Literal["auto", "int8", "fp32"] = "auto"
     embed_threads: int = Field(0, ge=0)         # ONNX Runtime threads; 0 = every core
     embed_max_batch: int = Field(64, ge=1)      # texts per model call (dynamic batching)
     embed_max_batch_tokens: int = Field(8192, ge=16)  # padded tokens per model call

@@ -1,6 +1,7 @@
-"""The bundled MiniLM served without torch: ONNX Runtime (int8), or its static model2vec table.
+"""The bundled MiniLM served without torch: ONNX Runtime, or its static model2vec table.
 
-    OnnxEmbedder    all-minilm:l6-v2 through ONNX Runtime, int8 weights, with dynamic
+    OnnxEmbedder    all-minilm:l6-v2 through ONNX Runtime (int8 weights where the CPU has an
+                    int8 dot product, float32 elsewhere), with dynamic
                     length-bucketed batching across concurrent requests (engine/embed_batching)
     StaticEmbedder  all-minilm:l6-v2-static: a model2vec table (a token's vector is a row;
                     a text's is the mean of its tokens'), ~100x faster, lower quality, 256-d
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loom_inference.backends.minilm_derived import MAX_TOKENS, ensure
+from loom_inference.backends.minilm_derived import MAX_TOKENS, ONNX_FILES, ONNX_QUANTIZATION, ensure, onnx_precision
 from loom_inference.engine.embed_batching import DynamicBatcher
 from loom_inference.engine.types import BackendError, EmbedResult, ModelInfo
 
@@ -61,8 +62,9 @@ class OnnxEmbedder(_CachedModel):
     kind = "onnx"
 
     def __init__(self, info: ModelInfo, cache_dir: Path, *, threads: int = 0, max_batch: int = 64,
-                 max_batch_tokens: int = 8192) -> None:
+                 max_batch_tokens: int = 8192, precision: str = "auto") -> None:
         super().__init__(info, cache_dir, threads=threads)
+        self.precision = onnx_precision(precision)
         self._session = None
         self._tokenizer = None
         self.batcher = DynamicBatcher(self._run, self._pool, max_batch=max_batch, max_batch_tokens=max_batch_tokens)
@@ -81,10 +83,11 @@ class OnnxEmbedder(_CachedModel):
         # No busy-waiting between operators: on a shared box spinning threads take CPU from the
         # other services (measured under load: 21 texts/s without spinning, 14 with).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(folder / ONNX_FILES[self.precision]), opts,
+                                             providers=["CPUExecutionProvider"])
         self._tokenizer = tok
         self.info.embedding_dimension, self.info.context_length = 384, MAX_TOKENS
-        self.info.path, self.info.quantization = str(folder), "Q8_0"
+        self.info.path, self.info.quantization = str(folder), ONNX_QUANTIZATION[self.precision]
         self.info.loaded = True
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:

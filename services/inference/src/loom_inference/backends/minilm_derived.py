@@ -1,8 +1,10 @@
 """Models derived once from the bundled all-MiniLM-L6-v2, cached on disk, built offline:
 
-    onnx    the same network exported to ONNX (mean pooling inside the graph), its MatMul
-            weights quantised to int8 in blocks of 32 (ONNX Runtime MatMulNBits), plus its
-            tokenizer. Same vectors within tolerance (cosine vs torch 0.9995 or more measured).
+    onnx    the same network exported to ONNX (mean pooling inside the graph) twice: float32
+            (model.fp32.onnx) and with its MatMul weights quantised to int8 in blocks of 32
+            (model.onnx, ONNX Runtime MatMulNBits), plus its tokenizer. Same vectors within
+            tolerance (cosine vs torch 0.9995 or more measured). Which one serves depends on
+            the CPU (onnx_file below).
     static  a model2vec static model distilled from it (256-d token table, no network at
             inference): a different vector space, served under its own model name.
 
@@ -26,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when the recipe changes: a cache built by an older recipe is then rebuilt beside it.
-RECIPES = {"onnx": "all-minilm-l6-v2-onnx-int8-v2", "static": "all-minilm-l6-v2-m2v256-v1"}
+RECIPES = {"onnx": "all-minilm-l6-v2-onnx-int8-fp32-v3", "static": "all-minilm-l6-v2-m2v256-v1"}
 # This module's import name, for the child's `-m`: under `python -m` (make derived-models)
 # `__name__` is "__main__", which a child cannot import by that name.
 MODULE = __spec__.name if __spec__ is not None else __name__
@@ -114,9 +116,36 @@ def build_onnx(dest: Path) -> dict:
                                      accuracy_level=4)
     quantizer.process()
     quantizer.model.save_model_to_file(str(dest / "model.onnx"), False)
-    fp32.unlink()
     shutil.copy(Path(src) / "tokenizer.json", dest / "tokenizer.json")
-    return {"kind": "onnx", "dimension": 384, "max_tokens": MAX_TOKENS, "quantization": "int8 weights, blocks of 32"}
+    return {"kind": "onnx", "dimension": 384, "max_tokens": MAX_TOKENS,
+            "files": {"int8": "model.onnx (int8 weights, blocks of 32)", "fp32": "model.fp32.onnx"}}
+
+
+ONNX_FILES = {"int8": "model.onnx", "fp32": "model.fp32.onnx"}
+ONNX_QUANTIZATION = {"int8": "Q8_0", "fp32": "F32"}  # as /api/tags and /api/show name it
+
+
+def cpu_has_int8_dot_product(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies int8 in one instruction (AVX-512 VNNI or AVX-VNNI)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def onnx_precision(setting: str, cpuinfo: str | None = None) -> str:
+    """"int8" or "fp32" for the setting "auto", "int8" or "fp32".
+
+    The int8 file pays off only where the CPU has an int8 dot product. CPU per chunk measured
+    by bench/rag_embed_cost.py: on a Zen 2 (AVX2 only, int8 products emulated) int8 136-139 ms
+    against float32 91-99 ms; on a Zen 4 (AVX-512 VNNI) int8 50 ms, below float32's bound.
+    """
+    if setting != "auto":
+        return setting
+    return "int8" if cpu_has_int8_dot_product(cpuinfo) else "fp32"
 
 
 def build_static(dest: Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
+from loom_inference.backends.minilm_derived import ONNX_QUANTIZATION, onnx_precision
 from loom_inference.engine.types import ModelInfo
 from loom_inference.router.lifecycle import Lifecycle, parse_keep_alive
 from loom_inference.router.router import Router
@@ -114,7 +115,8 @@ def build_backend(route: ModelRoute, settings: InferenceSettings):
         if route.backend == "static-embedding":
             return StaticEmbedder(info, settings.derived_models, threads=settings.embed_threads)
         return OnnxEmbedder(info, settings.derived_models, threads=settings.embed_threads,
-                            max_batch=settings.embed_max_batch, max_batch_tokens=settings.embed_max_batch_tokens)
+                            max_batch=settings.embed_max_batch, max_batch_tokens=settings.embed_max_batch_tokens,
+                            precision=settings.embed_onnx_precision)
     if route.backend == "llamacpp-embedding":
         from loom_inference.backends.sentence_transformers import LlamaCppEmbeddingBackend
 
@@ -151,7 +153,8 @@ def default_routes(settings: InferenceSettings) -> list[ModelRoute]:
         ModelRoute(name=BUNDLED_CHAT, backend="llamacpp", path=settings.bundled_model_path, family="gemma3",
                    quantization="Q4_K_M"),
         ModelRoute(name=BUNDLED_EMBED, kind="embedding", family="bert", embedding_dimension=384,
-                   **({"backend": "onnx-embedding", "quantization": "Q8_0"} if settings.embed_backend == "onnx"
+                   **({"backend": "onnx-embedding", "quantization": ONNX_QUANTIZATION[
+                       onnx_precision(settings.embed_onnx_precision)]} if settings.embed_backend == "onnx"
                       else {"backend": "sentence-transformers", "quantization": "F32"})),
         ModelRoute(name=BUNDLED_STATIC_EMBED, backend="static-embedding", kind="embedding", family="model2vec",
                    quantization="F32", embedding_dimension=256),
