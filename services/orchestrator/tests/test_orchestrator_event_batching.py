@@ -2,6 +2,7 @@
 one bus message (a RunEventBatch), a node's consecutive text deltas merge into one event, the
 run's first text is sent at once (never held for the batch's budget), `flush` sends what is
 left, and a batch that is not acked is published again until stored, once, its events intact.
+Nothing is sent before `ready` (the run's claim on disk) returns, nothing at all if it fails.
 No test reads a clock: the budget is set out of reach where a test needs a batch held."""
 
 from __future__ import annotations
@@ -172,3 +173,34 @@ async def test_a_batch_refused_then_accepted_is_stored_once_with_every_event(nat
         stored = await client.all_events(run_id)
     assert [(e.seq, e.event) for e in stored] == [(1, "workflow_started"), (2, "node_started"), (3, "message"),
                                                  (4, "message"), (5, "workflow_finished")]
+
+
+async def test_nothing_is_sent_before_ready_returns_and_nothing_at_all_when_it_fails(nats_url) -> None:
+    async with BusClient(nats_url) as client:
+        run_id, asked, gate = new_id(), asyncio.Event(), asyncio.Event()
+
+        async def ready() -> None:
+            asked.set()
+            await gate.wait()
+
+        events = RunEventPublisher(client.broker, run_id, "t1", ready=ready)
+        _start_up(events)
+        _say(events, "Once")  # the first text: sealed at once, held by `ready`
+        await asyncio.wait_for(asked.wait(), 10)
+        assert await last_run_event_seq(client.broker, run_id) == 0
+        gate.set()
+        await eventually(lambda: _stored_up_to(client, run_id, 3), "the events stored once ready")
+        await events.flush()
+
+        failed_id = new_id()
+
+        async def unready() -> None:
+            raise ConnectionError("postgres away")
+
+        failing = RunEventPublisher(client.broker, failed_id, "t1", ready=unready)
+        _start_up(failing)
+        _say(failing, "Once")
+        _say(failing, " upon")
+        with pytest.raises(ConnectionError):
+            await failing.flush()
+        assert await last_run_event_seq(client.broker, failed_id) == 0

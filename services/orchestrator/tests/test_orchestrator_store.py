@@ -1,7 +1,8 @@
 """The run claim on the real Postgres: one statement records or re-counts the run, marks it
 running, keeps a finished run's status, opens a chat's conversation (turns, variables,
 tenant check), and refuses a stale delivery (fencing by delivery number); the outcome keeps a
-chat's turn in the same statement, fenced alike."""
+chat's turn in the same statement, fenced alike. The claim commits unflushed: the run's next
+journal write flushes it, or else a fenced touch of its row (`ClaimFlush`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from loom_common.errors import Superseded
 from loom_common.events import RunRequested
 from loom_common.ids import new_id
-from loom_orchestrator.store import PgRunStore, SavedTurn
+from loom_orchestrator.engine.ports import NodeRecord
+from loom_orchestrator.store import ClaimFlush, PgJournal, PgRunStore, SavedTurn
 from loom_orchestrator.workflow import RunOutcome
 
 pytestmark = pytest.mark.integration
@@ -101,3 +103,21 @@ async def test_finish_is_fenced_by_delivery_number(pool) -> None:
     again = await store.claim(_request(conversation_id=conv), None, "w", chat=True)
     assert [(t.query, t.answer) for t in again.history] == [("q", "from its owner")]
     assert again.variables == {"who": "owner"}
+
+
+async def test_a_claim_is_flushed_by_the_runs_next_journal_write_or_else_by_a_fenced_touch(pool) -> None:
+    store = PgRunStore(pool)
+    req = _request()
+    await store.claim(req, None, "w1", delivery=1)
+    flushed = ClaimFlush(pool, req.run_id, 1)
+    journal = PgJournal(pool, "t1", fresh=True, on_commit=flushed.committed)
+    await journal.started(req.run_id, NodeRecord(key="llm", node_id="llm", node_type="llm", status="running"))
+    await flushed.wait()
+    assert flushed.flushed and flushed.touches == 0  # the note's synchronous commit flushed the claim
+    untouched = ClaimFlush(pool, req.run_id, 1)  # no write of the run since: one of its own
+    await untouched.wait()
+    await untouched.wait()
+    assert untouched.flushed and untouched.touches == 1
+    await store.claim(req, None, "w2", delivery=2)
+    with pytest.raises(Superseded):  # a stale delivery learns it here too
+        await ClaimFlush(pool, req.run_id, 1).wait()

@@ -23,6 +23,11 @@ still unstored then are counted in `lost`, and the worker records the run failed
 rather than succeeded.
 The publisher also keeps what the run's outcome needs of its events (`RunFinished`): the first
 answer text's time, the answer streamed and the agent's thoughts.
+
+`ready` holds the run's first message back until the run's claim is on disk (`store.ClaimFlush`):
+the claim commits without waiting for its flush, and a redelivery after a Postgres crash that
+lost it would number the run's events from 1 again. If it fails, nothing of the run is sent and
+`flush` raises its error (the run is tried again from its claim).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -133,7 +138,7 @@ class RunEventPublisher:
 
     def __init__(self, broker: NatsBroker, run_id: str, tenant_id: str, start_seq: int = 0,
                  guard: Callable[[], None] | None = None, muted: bool = False,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         self.broker, self.run_id, self.tenant_id = broker, run_id, tenant_id
         # time.monotonic() by which an unstored event is given up (at least MIN_PATIENCE_S after
         # its first try); None: DEFAULT_PATIENCE_S after it.
@@ -149,6 +154,8 @@ class RunEventPublisher:
         # flushed, before the outcome was recorded): everything it would announce was announced.
         self.muted = muted
         self._guard = guard  # raises once this worker no longer holds the run (lease.Lease.check)
+        self._ready = ready  # awaited before the first message is sent
+        self._unready: BaseException | None = None  # what `ready` raised: nothing is sent
         self.seq = start_seq
         self.subject = bus.run_events(run_id)
         # Trace context and ids of the run, made once (every event of a run carries the same).
@@ -270,6 +277,15 @@ class RunEventPublisher:
         js = _jetstream(self.broker)
         try:
             while (batch := await self._queue.get()) is not None:
+                if self._ready is not None:
+                    ready, self._ready = self._ready, None
+                    try:
+                        await ready()
+                    except Exception as exc:
+                        log.warning("run events held back: the run's claim is not on disk", error=repr(exc))
+                        self._unready = exc
+                if self._unready is not None:
+                    continue
                 if self._guard is not None:
                     try:
                         self._guard()
@@ -343,11 +359,14 @@ class RunEventPublisher:
                       error=str(exc))
 
     async def flush(self) -> None:
-        """Publish everything emitted so far and wait for its acks (or its give-up: `lost`), then stop."""
+        """Publish everything emitted so far and wait for its acks (or its give-up: `lost`), then stop.
+        Raises what `ready` raised (nothing was sent)."""
         self._seal()
         self._queue.put_nowait(None)
         await self._sender
         await self._confirmer
+        if self._unready is not None:
+            raise self._unready
 
     async def close(self) -> None:
         if self._timer is not None:

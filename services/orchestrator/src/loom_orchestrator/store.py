@@ -52,6 +52,11 @@ _TERMINAL_SQL = "('succeeded','partial-succeeded','failed','stopped')"
 # only happens for a delivery numbered at least that (the row lock serialises two claims), so
 # a stale delivery (one a worker held past the ack wait while JetStream redelivered it)
 # changes nothing, returns no row, and is told so (`Superseded`).
+# Durability: the claim commits without waiting for its WAL flush (synchronous_commit off for
+# this one transaction), which took an fsync, 2-7 ms, off the path to the first token: the run
+# starts (the model's prefill runs) while the claim is written out. Nothing that depends on it
+# leaves the worker before it is on disk (`ClaimFlush`): the run's events wait for it, and every
+# other write of the run is a synchronous commit made after it (WAL is flushed in order).
 _CLAIM = f"""
 WITH claim AS (
     INSERT INTO runs (id, tenant_id, app_id, status, request, trace_id, conversation_id, worker, claimed_delivery)
@@ -72,6 +77,7 @@ WITH claim AS (
     LIMIT 1
 )
 SELECT claim.*, conversation.tenant_id AS conversation_tenant, conversation.variables,
+       set_config('synchronous_commit', 'off', true) AS unflushed_commit,
        (SELECT coalesce(jsonb_agg(jsonb_build_array(m.query, m.answer) ORDER BY m.created_at), '[]'::jsonb)
           FROM (SELECT query, answer, created_at FROM messages
                  WHERE $8 AND conversation_id = $6 AND tenant_id = $2
@@ -144,6 +150,33 @@ class PgRunStore:
             raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
 
+class ClaimFlush:
+    """When a run's claim (committed unflushed, see `_CLAIM`) is on disk. A synchronous commit
+    made after the claim returned flushes it too: the run's journal reports each of its writes
+    (`committed`; the LLM node's note, made alongside the model call, is one), and `wait` makes
+    one itself only when none was made: a fenced touch of the run's row, so a stale delivery
+    learns it here too (`Superseded`)."""
+
+    def __init__(self, pool: asyncpg.Pool, run_id: str, delivery: int) -> None:
+        self.pool, self.run_id, self.delivery = pool, run_id, delivery
+        self.flushed = False
+        self.touches = 0  # flushes this made itself (tests)
+
+    def committed(self) -> None:
+        self.flushed = True
+
+    async def wait(self) -> None:
+        if self.flushed:
+            return
+        self.touches += 1
+        done = await self.pool.execute(
+            "UPDATE runs SET updated_at = now() WHERE id = $1 AND claimed_delivery <= $2", self.run_id,
+            self.delivery)
+        if done == "UPDATE 0":
+            raise Superseded(f"run {self.run_id}: delivery {self.delivery} is stale, a later delivery claimed the run")
+        self.flushed = True
+
+
 @dataclass(frozen=True)
 class SavedTurn:
     """A chat run's turn, kept with its outcome (`PgRunStore.finish`): the query, the answer (the
@@ -175,12 +208,14 @@ SELECT count(*) FROM fin
 
 class PgJournal:
     """`Journal` on the node_executions table. `fresh`: the run was recorded by this very
-    delivery, so it has no node records yet and loading them is skipped."""
+    delivery, so it has no node records yet and loading them is skipped. `on_commit` is told
+    of each write committed (`ClaimFlush.committed`)."""
 
     def __init__(self, pool: asyncpg.Pool, tenant_id: str, *, fresh: bool = False,
-                 guard: Callable[[], None] | None = None) -> None:
+                 guard: Callable[[], None] | None = None, on_commit: Callable[[], None] | None = None) -> None:
         self.pool, self.tenant_id, self.fresh = pool, tenant_id, fresh
         self._guard = guard or (lambda: None)  # raises once this worker no longer holds the run
+        self._on_commit = on_commit or (lambda: None)
 
     async def load(self, run_id: str) -> dict[str, NodeRecord]:
         if self.fresh:
@@ -198,21 +233,25 @@ class PgJournal:
 
     async def started(self, run_id: str, record: NodeRecord) -> int:
         self._guard()
-        return await self.pool.fetchval(
+        starts = await self.pool.fetchval(
             """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, node_version)
                VALUES ($1, $2, $3, $4, $5, $6, 'running', $7)
                ON CONFLICT (run_id, key) DO UPDATE SET starts = node_executions.starts + 1, status = 'running',
                    idx = EXCLUDED.idx, node_version = EXCLUDED.node_version, started_at = now()
                RETURNING starts""",
             run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index, record.version)
+        self._on_commit()
+        return starts
 
     async def finished(self, run_id: str, r: NodeRecord) -> None:
         self._guard()
         await self.pool.execute(_FINISHED, *self._finished_args(run_id, r))
+        self._on_commit()
 
     async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
         self._guard()
         await self.pool.executemany(_FINISHED, [self._finished_args(run_id, r) for r in records])
+        self._on_commit()
 
     def _finished_args(self, run_id: str, r: NodeRecord) -> tuple:
         return (run_id, r.key, self.tenant_id, r.node_id, r.node_type, r.index, r.status, _j(r.inputs),

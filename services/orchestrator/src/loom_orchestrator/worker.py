@@ -56,7 +56,7 @@ from loom_orchestrator.human_inputs import PgHumanInputs
 from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
-from loom_orchestrator.store import TERMINAL, PgJournal, PgRunStore, SavedTurn
+from loom_orchestrator.store import TERMINAL, ClaimFlush, PgJournal, PgRunStore, SavedTurn
 from loom_orchestrator.workflow import RUN_EVENTS_LOST, RunOutcome, execute_run, fail, stopped
 
 log = get_logger(__name__)
@@ -182,7 +182,8 @@ class Worker:
                   lease: Lease | None = None) -> RunOutcome | None:
         """Latency matters here (time to first token): all a run waits for before its first
         node is one statement, the claim (record + mark running and, for chats, the
-        conversation's turns and variables). A run this delivery recorded has no journal and
+        conversation's turns and variables), and not its flush to disk: the run's events wait for
+        that (`store.ClaimFlush`). A run this delivery recorded has no journal and
         no events yet, so neither is read back. The claim raises Superseded
         for a stale `delivery` (a higher-numbered one claimed the run): nothing runs, and the
         message is left unsettled for the delivery that owns it. A stop requested before this
@@ -215,15 +216,18 @@ class Worker:
                          user=event.user, accepted_at=claim.accepted_epoch, paused_s=claim.paused_s,
                          limits=self.limits)
         deadline = self._deadline(ctx)
+        flushed = ClaimFlush(pool, event.run_id, delivery)  # the claim is written out while the run starts
         events = RunEventPublisher(self.broker, event.run_id, event.tenant_id, start_seq=seq, guard=guard,
-                                   muted=last is not None and announces_end(last, chat=chat), deadline=deadline)
+                                   muted=last is not None and announces_end(last, chat=chat), deadline=deadline,
+                                   ready=flushed.wait)
         services = self._services()
         services.history = claim.history
         services.human_inputs = forms
         metrics.RUNS_ACTIVE.inc()
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
-                journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard)
+                journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard,
+                                    on_commit=flushed.committed)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
                                               announce_start=seq == 0, stored_at=stored_at, lease=lease,
                                               resumed=resumed, lost_events=claim.lost_events)
