@@ -8,11 +8,13 @@ and orchestrator replica) before it records a run, and past `LOOM_GATEWAY_MAX_QU
 answers 503 `overloaded` with `Retry-After`: nothing is recorded or published, the client may
 try again.
 
-The depth costs one JetStream API round trip, so it is read at most once per `max_age_s`; in
-between, the runs this process admitted since are added to the last reading (an overestimate
-during a burst, never an underestimate from this replica). A reading at or past the limit is
-taken again at once (one shared request) before a run is refused, so the queue draining is
-seen without waiting out `max_age_s`.
+The depth costs one JetStream API round trip, so it is read at most once per `max_age_s`, and
+never on a run's path while the estimate is under the limit: a reading older than that is
+taken again in the background while the run is admitted on the estimate. The estimate is the
+last reading plus the runs this process admitted since (an overestimate during a burst, never
+an underestimate from this replica), so at most `max_queued` runs are admitted on one reading.
+An estimate at or past the limit is read again at once (one shared request) before a run is
+refused, so the queue draining is seen without waiting out `max_age_s`.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ class RunAdmission:
         """Return when a run may be requested; raise `Overloaded` when the queue is full."""
         if self.max_queued <= 0:
             return
-        if time.monotonic() - self._read_at > self.max_age_s or self._estimate() >= self.max_queued:
-            await self._read()
+        if self._estimate() >= self.max_queued:
+            await asyncio.shield(self._read())
+        elif time.monotonic() - self._read_at > self.max_age_s:
+            self._read()  # for the runs after this one, which goes on at once
         if self._estimate() >= self.max_queued:
             self.refused += 1
             raise Overloaded(f"{self._depth} runs are waiting for a worker (max_queued_runs={self.max_queued}); "
@@ -53,21 +57,20 @@ class RunAdmission:
     def _estimate(self) -> int:
         return self._depth + self._since
 
-    async def _read(self) -> None:
-        if self._reading is None:  # one request at a time; others wait for its answer
-            self._reading = asyncio.ensure_future(self._read_once())
-        reading = self._reading
-        try:
-            await asyncio.shield(reading)
-        finally:
-            if self._reading is reading and reading.done():
-                self._reading = None
+    def _read(self) -> asyncio.Future[None]:
+        """The reading in flight, or a new one (one request at a time; others share its answer)."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read_once(self._since))
+        return self._reading
 
-    async def _read_once(self) -> None:
+    async def _read_once(self, admitted: int) -> None:
+        """`admitted`: runs counted when it was asked for; those admitted since stay counted (their
+        requests may be missing from its answer)."""
         try:
             depth = await self.queue_depth()
         except Exception as exc:  # no reading (NATS restarting): admit; publishing will tell
             log.warning("run queue depth unknown", error=repr(exc))
             depth = 0
-        self._depth, self._since, self._read_at = depth, 0, time.monotonic()
-
+        finally:
+            self._reading = None
+        self._depth, self._since, self._read_at = depth, self._since - admitted, time.monotonic()
