@@ -9,7 +9,8 @@ model, rag, tools, orchestrator and the gateway, started side by side on free po
 2. TTFT, full stack: Dify `POST /v1/chat-messages` (streaming) on a chatflow app whose graph is
    start -> llm -> answer with the same prompt, no memory: gateway -> runs.requested ->
    orchestrator -> inference -> run events -> SSE; the clock stops at the first `message` event.
-   Also the OpenAI-compatible route (gateway -> inference gRPC) for comparison.
+   Also the OpenAI-compatible route (gateway -> inference gRPC) for comparison, read by a
+   minimal HTTP/1.1 client (RawOpenAI: the gateway's added time) and by httpx (plus httpx's own).
    Added TTFT = full-stack p50 - direct p50, at 1 and at 8 concurrent streams, each p50 over 200
    requests (40 with --quick), the three kinds interleaved in the same rounds so that machine
    noise hits them alike.
@@ -156,16 +157,68 @@ def histogram_means(before: dict, after: dict) -> dict[str, float]:
     return means
 
 
+OPENAI_BODY = {"model": "gemma3:270m", "stream": True, "max_tokens": MAX_TOKENS, "temperature": 0,
+               "messages": [{"role": "user", "content": PROMPT}]}  # the model itself, not an app: gateway -> inference
+
+
+def first_content(frame: str) -> bool:
+    """An OpenAI chunk carrying text (not the role-only first chunk, whose content is "")."""
+    return frame.startswith("data: ") and '"content": "' in frame and '"content": ""' not in frame
+
+
 async def openai_ttft(client: httpx.AsyncClient, key: str) -> float:
+    """The OpenAI route through httpx (what the openai SDKs use)."""
     t0 = time.perf_counter()
     first = None
     async with client.stream("POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                             json={"model": "gemma3:270m", "stream": True, "max_tokens": MAX_TOKENS, "temperature": 0,
-                                   "messages": [{"role": "user", "content": PROMPT}]}) as r:
+                             json=OPENAI_BODY) as r:
         async for line in r.aiter_lines():
-            if first is None and line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+            if first is None and first_content(line):
                 first = time.perf_counter() - t0
     return (first if first is not None else time.perf_counter() - t0) * 1000
+
+
+class RawOpenAI:
+    """The OpenAI route through a minimal HTTP/1.1 client, the counterpart of direct_ttft's
+    gRPC client (whose parsing is in C): the request in one write on a kept-alive connection
+    (one per concurrent stream), the chunked SSE bytes read straight off the socket. httpx's own
+    cost (the head and the body in two writes, which the server waits out; its parsing in Python)
+    is the client's, not the gateway's: its figure is printed beside this one."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        assert base_url.startswith("http://"), "a plain-HTTP gateway (the bench's stack)"
+        host, port = base_url.removeprefix("http://").split(":")
+        self.addr = (host, int(port))
+        body = json.dumps(OPENAI_BODY).encode()
+        self.request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def ttft(self) -> float:
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection(*self.addr)
+        t0 = time.perf_counter()
+        conn[1].write(self.request)
+        try:
+            head = await conn[0].readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):  # a kept-alive connection the server closed: anew
+            conn[1].close()
+            self.idle.append(await asyncio.open_connection(*self.addr))
+            return await self.ttft()
+        if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
+            raise RuntimeError(f"unexpected answer: {head[:200]!r}")
+        first, buffer = None, b""
+        while size := int((await conn[0].readline()).split(b";")[0], 16):
+            buffer += (await conn[0].readexactly(size + 2))[:-2]
+            *frames, buffer = buffer.split(b"\n\n")
+            if first is None and any(first_content(f.decode()) for f in frames):
+                first = time.perf_counter() - t0
+        await conn[0].readexactly(2)  # the last chunk's CRLF: the connection is ready for the next request
+        self.idle.append(conn)
+        return (first if first is not None else time.perf_counter() - t0) * 1000
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
 
 
 async def rounds(fn, concurrency: int, n_rounds: int) -> list[float]:
@@ -440,17 +493,20 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None, 
     channel = service_channel(stack.inference_addr)
     stub = pb_grpc.InferenceStub(channel)
     results: dict = {}
+    raw = RawOpenAI(stack.gateway_url, chat_key)
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:
         for _ in range(1 if quick else 2):  # warm-up: the chat model's load, pools, consumers
             await direct_ttft(stub)
             await stack_ttft(client, chat_key)
             await openai_ttft(client, chat_key)
+            await raw.ttft()
         # ... and at 8 streams, so the c8 figures are not the connection pools growing.
         await rounds(lambda: stack_ttft(client, chat_key), 8, 1)
         await rounds(lambda: openai_ttft(client, chat_key), 8, 1)
+        await rounds(raw.ttft, 8, 1)
         # p50s over 200 requests of each kind at each concurrency (40 with --quick).
         for conc, n in ((1, 40 if quick else 200), (8, 5 if quick else 25)):
-            direct, full, oai, record = [], [], [], []
+            direct, full, oai, oai_httpx, record = [], [], [], [], []
             means = {key: [] for key in HISTOGRAMS}
             cpu = dict.fromkeys(procs, 0.0)
             msgs: Counter = Counter()
@@ -464,12 +520,14 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None, 
                 msgs.update(sent)
                 for key, value in histogram_means(before, await histogram_sums(client, admin_url)).items():
                     means[key].append(value)
-                oai += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
+                oai_httpx += await rounds(lambda: openai_ttft(client, chat_key), conc, 1)
+                oai += await rounds(raw.ttft, conc, 1)
             load.append(loadavg())
             breakdown = {stage: p50([r.get(stage, float("nan")) for r in record]) for stage in (*STAGES, "headers")}
             breakdown["gateway_pre_publish"] = p50([sum(r.get(s, 0.0) for s in STAGES) for r in record])
             breakdown.update({key: statistics.fmean(v) for key, v in means.items()})
             results[f"c{conc}"] = {"direct_p50": p50(direct), "stack_p50": p50(full), "openai_p50": p50(oai),
+                                   "openai_httpx_p50": p50(oai_httpx),
                                    "n": len(direct), "breakdown": breakdown, "loadavg": load,
                                    "cpu_ms_per_run": {k: v * 1000 / len(full) for k, v in cpu.items()},
                                    "msgs_per_run": {k: v / len(full) for k, v in msgs.items()}}
@@ -477,6 +535,7 @@ async def measure(stack, quick: bool, infra_pids: dict[str, int] | None = None, 
             results["profile"] = await profile_chat(client, chat_key, procs, monitor_port, profile_dir,
                                                     40 if quick else 100)
     await channel.close()
+    raw.close()
     results["non_llm"] = non_llm_pinned(stack, param_key, 3 if quick else 10, 1 if quick else 3,
                                         (infra_pids or {}).get("postgres"))
     if profile_dir is not None:
@@ -605,13 +664,14 @@ def main() -> None:
     if args.non_llm_only:
         print(json.dumps({**by_server_keys(print_by_server(res)), "quick": args.quick}))
         return
-    rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added", "OpenAI route p50",
-             "added")]
+    rows = [("streams", "direct inference TTFT p50", "full stack (Dify chat) p50", "added",
+             "OpenAI route p50 (raw HTTP/1.1)", "added", "OpenAI route p50 (httpx)", "added")]
     for c in ("c1", "c8"):
         r = res[c]
         rows.append((c[1:], f"{r['direct_p50']:.1f} ms", f"{r['stack_p50']:.1f} ms",
                      f"{r['stack_p50'] - r['direct_p50']:.1f} ms", f"{r['openai_p50']:.1f} ms",
-                     f"{r['openai_p50'] - r['direct_p50']:.1f} ms"))
+                     f"{r['openai_p50'] - r['direct_p50']:.1f} ms", f"{r['openai_httpx_p50']:.1f} ms",
+                     f"{r['openai_httpx_p50'] - r['direct_p50']:.1f} ms"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
@@ -663,6 +723,9 @@ def main() -> None:
         "added_ttft_ms_p50_c8": round(res["c8"]["stack_p50"] - res["c8"]["direct_p50"], 2),
         "added_ttft_ms_p50_openai_c1": round(res["c1"]["openai_p50"] - res["c1"]["direct_p50"], 2),
         "added_ttft_ms_p50_openai_c8": round(res["c8"]["openai_p50"] - res["c8"]["direct_p50"], 2),
+        # the same route through httpx (the openai SDKs' client): the gateway's added time plus httpx's own
+        "added_ttft_ms_p50_openai_httpx_c1": round(res["c1"]["openai_httpx_p50"] - res["c1"]["direct_p50"], 2),
+        "added_ttft_ms_p50_openai_httpx_c8": round(res["c8"]["openai_httpx_p50"] - res["c8"]["direct_p50"], 2),
         "direct_ttft_ms_p50_c1": round(res["c1"]["direct_p50"], 2),
         "direct_ttft_ms_p50_c8": round(res["c8"]["direct_p50"], 2),
         "gateway_pre_publish_ms_p50_c1": round(res["c1"]["breakdown"]["gateway_pre_publish"], 2),
