@@ -4,7 +4,7 @@
             (model.fp32.onnx) and with its MatMul weights quantised to int8 in blocks of 32
             (model.onnx, ONNX Runtime MatMulNBits), plus its tokenizer. Same vectors within
             tolerance (cosine vs torch 0.9995 or more measured). Which one serves depends on
-            the CPU (onnx_file below).
+            the CPU (onnx_precision below).
     static  a model2vec static model distilled from it (256-d token table, no network at
             inference): a different vector space, served under its own model name.
 
