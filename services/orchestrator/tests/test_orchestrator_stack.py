@@ -119,6 +119,42 @@ async def test_chatflow_memory_keeps_turn_one_at_turn_eight_and_stop_cancels_gen
         await eventually(lambda: _running(inference.base_url) == 0, "generation stopped after the run's stop")
 
 
+async def test_a_chat_keeps_its_turn_before_it_announces_its_end(nats_url, database_url, run_service) -> None:
+    """A client that asks its next question as soon as it reads message_end finds the turn in the
+    conversation's memory. Made deterministic with a lock that holds the turn's write back: while
+    the orchestrator waits on it, message_end is not on the bus."""
+    await _stack(run_service)
+    conv = new_id()
+    graph = _chatflow({"window": {"enabled": True, "size": 10}, "max_tokens": 2000})
+    conn, watcher = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with BusClient(nats_url) as client:
+            held = conn.transaction()
+            await held.start()
+            try:
+                await conn.execute("LOCK TABLE orchestrator.messages IN SHARE MODE")  # reads pass, writes wait
+                first = await client.request(graph, app_mode="chatflow", query="My name is Ada.", conversation_id=conv)
+
+                async def turn_write_waits() -> bool:  # (not on `conn`: in a transaction, the view is a snapshot)
+                    return bool(await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%INSERT INTO messages%'"))
+
+                await eventually(turn_write_waits, "the turn's write waits on the lock", timeout_s=120)
+                assert "message_end" not in [e.event for e in await client.all_events(first)]
+            finally:
+                await held.rollback()
+            await client.events(first, until="message_end", timeout_s=120)
+            second = await client.request(graph, app_mode="chatflow", query="What is my name?", conversation_id=conv)
+            await client.events(second, until="message_end", timeout_s=120)
+        prompt = await _prompt(database_url, second, "llm")
+        assert prompt[1] == {"role": "user", "text": "My name is Ada."}, prompt
+        assert prompt[-1] == {"role": "user", "text": "What is my name?"}
+    finally:
+        await conn.close()
+        await watcher.close()
+
+
 def _running(base_url: str) -> float:
     total = 0.0
     for line in httpx.get(base_url + "/metrics").text.splitlines():

@@ -1,7 +1,7 @@
 """The run claim on the real Postgres: one statement records or re-counts the run, marks it
 running, keeps a finished run's status, opens a chat's conversation (turns, variables,
-tenant check), and refuses a stale delivery (fencing by delivery number); the outcome keeps a
-chat's turn in the same statement, fenced alike. The claim commits unflushed: the run's next
+tenant check), and refuses a stale delivery (fencing by delivery number); a chat's turn is
+kept (before its end is announced) and the outcome recorded, fenced alike. The claim commits unflushed: the run's next
 journal write flushes it, or else a fenced touch of its row (`ClaimFlush`)."""
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ async def test_claim_opens_the_conversation_with_its_turns_and_checks_the_tenant
         req = _request(conversation_id=conv, query=f"q{i}")
         claim = await store.claim(req, None, "w", chat=True)
         assert [t.query for t in claim.history] == [f"q{j}" for j in range(i)]  # oldest first
-        await store.finish(req.run_id, RunOutcome("succeeded", answer=f"a{i}"),
-                           turn=SavedTurn("t1", conv, req.query, 3, {"n": i}))
+        await store.keep_turn(req.run_id, SavedTurn("t1", conv, req.query, f"a{i}", 3, {"n": i}))
+        await store.finish(req.run_id, RunOutcome("succeeded", answer=f"a{i}"))
     last = await store.claim(_request(conversation_id=conv), None, "w", chat=True, max_turns=2)
     assert [(t.query, t.answer) for t in last.history] == [("q1", "a1"), ("q2", "a2")]
     assert last.variables == {"n": 2}
@@ -81,28 +81,42 @@ async def test_claim_is_fenced_by_delivery_number(pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM conversations WHERE id = $1", stale.conversation_id) == 0
 
 
-async def test_finish_is_fenced_by_delivery_number(pool) -> None:
-    """A worker that lost its lease (stalled while delivery 2 took the run) cannot record an
-    outcome, nor the chat's turn that comes with it."""
+async def test_the_turn_and_the_outcome_are_fenced_by_delivery_number(pool) -> None:
+    """A worker that lost its lease (stalled while delivery 2 took the run) can keep neither the
+    chat's turn nor the outcome."""
     store = PgRunStore(pool)
     conv = new_id()
     req = _request(conversation_id=conv)
     await store.claim(req, None, "w1", chat=True, delivery=1)
     await store.claim(req, None, "w2", chat=True, delivery=2)
     with pytest.raises(Superseded):
-        await store.finish(req.run_id, RunOutcome("succeeded", answer="from the stalled worker"), delivery=1,
-                           turn=SavedTurn("t1", conv, "q", 3, {"who": "stalled"}))
+        await store.keep_turn(req.run_id, SavedTurn("t1", conv, "q", "from the stalled worker", 3, {"who": "stalled"}),
+                              delivery=1)
+    with pytest.raises(Superseded):
+        await store.finish(req.run_id, RunOutcome("succeeded", answer="from the stalled worker"), delivery=1)
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = $1", req.run_id) == 0
-    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2,
-                       turn=SavedTurn("t1", conv, "q", 3, {"who": "owner"}))
+    assert await pool.fetchval("SELECT variables FROM conversations WHERE id = $1", conv) == "{}"
+    await store.keep_turn(req.run_id, SavedTurn("t1", conv, "q", "from its owner", 3, {"who": "owner"}), delivery=2)
+    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2)
     row = await pool.fetchrow("SELECT status, answer FROM runs WHERE id = $1", req.run_id)
     assert (row["status"], row["answer"]) == ("succeeded", "from its owner")
-    # A redelivery that finishes the run again keeps its turn once.
-    await store.finish(req.run_id, RunOutcome("succeeded", answer="from its owner"), delivery=2,
-                       turn=SavedTurn("t1", conv, "q", 3, {"who": "owner"}))
+    # A redelivery that keeps the turn again keeps it once.
+    await store.keep_turn(req.run_id, SavedTurn("t1", conv, "q", "from its owner", 3, {"who": "owner"}), delivery=2)
     again = await store.claim(_request(conversation_id=conv), None, "w", chat=True)
     assert [(t.query, t.answer) for t in again.history] == [("q", "from its owner")]
     assert again.variables == {"who": "owner"}
+
+
+async def test_a_run_whose_events_were_lost_takes_its_turn_back(pool) -> None:
+    store = PgRunStore(pool)
+    conv = new_id()
+    req = _request(conversation_id=conv)
+    await store.claim(req, None, "w", chat=True)
+    await store.keep_turn(req.run_id, SavedTurn("t1", conv, "q", "a", 3, {}))
+    await store.note_lost_events(req.run_id, "lost")
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = $1", req.run_id) == 0
+    with pytest.raises(Superseded):
+        await store.note_lost_events(req.run_id, "lost", delivery=0)
 
 
 async def test_a_claim_is_flushed_by_the_runs_next_journal_write_or_else_by_a_fenced_touch(pool) -> None:

@@ -124,28 +124,32 @@ class PgRunStore:
             event.run_id, event.tenant_id, event.app_id, event.model_dump_json(), trace_id, event.conversation_id)
         return bool(inserted)
 
+    async def keep_turn(self, run_id: str, turn: SavedTurn, *, delivery: int = 1) -> None:
+        """Keep a chat's turn and the conversation's variables after it, before the run announces
+        its end (message_end): a client that asks its next question as soon as it reads that
+        event must find this turn in the conversation. Fenced like `finish`; a redelivery that
+        keeps the turn again keeps it once (the turn's id is the run's)."""
+        done = await self.pool.fetchval(_KEEP_TURN, run_id, delivery, turn.tenant_id, turn.conversation_id,
+                                        turn.query, turn.answer, turn.tokens, _j(turn.variables))
+        if not done:
+            raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
+
     async def note_lost_events(self, run_id: str, reason: str, *, delivery: int = 1) -> None:
         """Journal that the run's events were not all stored, before its outcome is published: a
         redelivery (the outcome not published either) cannot see which events are missing, and
-        fails the run with `reason` instead of replaying it to a success. Fenced like `finish`."""
-        done = await self.pool.execute(
-            "UPDATE runs SET lost_events = $2, updated_at = now() WHERE id = $1 AND claimed_delivery <= $3",
-            run_id, reason, delivery)
-        if done == "UPDATE 0":
+        fails the run with `reason` instead of replaying it to a success. A chat's turn, kept
+        before the end was announced (`keep_turn`), is taken back: the run did not succeed (the
+        conversation's variables stay as it left them). Fenced like `finish`."""
+        done = await self.pool.fetchval(_NOTE_LOST_EVENTS, run_id, reason, delivery)
+        if not done:
             raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
-    async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1, turn: SavedTurn | None = None) -> None:
+    async def finish(self, run_id: str, outcome: Any, *, delivery: int = 1) -> None:
         """Record the outcome, fenced like the claim: refused (Superseded) when a higher-numbered
-        delivery has claimed the run since (this worker stalled past its lease). With `turn`, a
-        chat's turn and conversation variables are kept in the same statement (one round trip;
-        a stale delivery's turn is not kept either)."""
-        args = (run_id, outcome.status, _j(outcome.outputs), outcome.answer, outcome.error, outcome.prompt_tokens,
-                outcome.completion_tokens, outcome.steps, outcome.elapsed_s, delivery)
-        if turn is None:
-            done = await self.pool.fetchval(_FINISH, *args)
-        else:
-            done = await self.pool.fetchval(_FINISH_WITH_TURN, *args, turn.tenant_id, turn.conversation_id,
-                                            turn.query, turn.tokens, _j(turn.variables))
+        delivery has claimed the run since (this worker stalled past its lease)."""
+        done = await self.pool.fetchval(_FINISH, run_id, outcome.status, _j(outcome.outputs), outcome.answer,
+                                        outcome.error, outcome.prompt_tokens, outcome.completion_tokens,
+                                        outcome.steps, outcome.elapsed_s, delivery)
         if not done:
             raise Superseded(f"run {run_id}: delivery {delivery} is stale, a later delivery claimed the run")
 
@@ -179,30 +183,44 @@ class ClaimFlush:
 
 @dataclass(frozen=True)
 class SavedTurn:
-    """A chat run's turn, kept with its outcome (`PgRunStore.finish`): the query, the answer (the
-    outcome's), and the conversation's variables after it."""
+    """A chat run's turn (`PgRunStore.keep_turn`): the query, the answer, and the conversation's
+    variables after it."""
 
     tenant_id: str
     conversation_id: str
     query: str
+    answer: str
     tokens: int
     variables: dict[str, Any]
 
 
-_FINISH_RUN = """UPDATE runs SET status = $2, outputs = $3::jsonb, answer = $4, error = $5, prompt_tokens = $6,
-                      completion_tokens = $7, total_steps = $8, elapsed_s = $9, updated_at = now(),
-                      finished_at = now() WHERE id = $1 AND claimed_delivery <= $10 RETURNING id"""
-_FINISH = f"WITH fin AS ({_FINISH_RUN}) SELECT count(*) FROM fin"
-# The turn's id is the run's, so a redelivered run's turn is kept once.
-_FINISH_WITH_TURN = f"""
-WITH fin AS ({_FINISH_RUN}), turn AS (
-    INSERT INTO messages (id, conversation_id, tenant_id, query, answer, tokens)
-    SELECT $1, $12, $11, $13, $4, $14 FROM fin ON CONFLICT (id) DO NOTHING
-), variables AS (
-    UPDATE conversations SET variables = $15::jsonb, updated_at = now()
-     WHERE id = $12 AND tenant_id = $11 AND EXISTS (SELECT 1 FROM fin)
+_FINISH = """WITH fin AS (
+    UPDATE runs SET status = $2, outputs = $3::jsonb, answer = $4, error = $5, prompt_tokens = $6,
+                    completion_tokens = $7, total_steps = $8, elapsed_s = $9, updated_at = now(),
+                    finished_at = now() WHERE id = $1 AND claimed_delivery <= $10 RETURNING id
 )
-SELECT count(*) FROM fin
+SELECT count(*) FROM fin"""
+# The run's row is read FOR SHARE: a claim by a later delivery (an update of the row) waits for
+# this statement, or this one sees the later number and keeps nothing.
+_KEEP_TURN = """
+WITH run AS (
+    SELECT id FROM runs WHERE id = $1 AND claimed_delivery <= $2 FOR SHARE
+), turn AS (
+    INSERT INTO messages (id, conversation_id, tenant_id, query, answer, tokens)
+    SELECT $1, $4, $3, $5, $6, $7 FROM run ON CONFLICT (id) DO NOTHING
+), variables AS (
+    UPDATE conversations SET variables = $8::jsonb, updated_at = now()
+     WHERE id = $4 AND tenant_id = $3 AND EXISTS (SELECT 1 FROM run)
+)
+SELECT count(*) FROM run
+"""
+_NOTE_LOST_EVENTS = """
+WITH noted AS (
+    UPDATE runs SET lost_events = $2, updated_at = now() WHERE id = $1 AND claimed_delivery <= $3 RETURNING id
+), turn AS (
+    DELETE FROM messages WHERE id IN (SELECT id FROM noted)
+)
+SELECT count(*) FROM noted
 """
 
 

@@ -57,7 +57,7 @@ from loom_orchestrator.lease import Lease, LeaseLost
 from loom_orchestrator.settings import OrchestratorSettings
 from loom_orchestrator.stops import StopsHeard
 from loom_orchestrator.store import TERMINAL, ClaimFlush, PgJournal, PgRunStore, SavedTurn
-from loom_orchestrator.workflow import RUN_EVENTS_LOST, RunOutcome, execute_run, fail, stopped
+from loom_orchestrator.workflow import RUN_EVENTS_LOST, KeepTurn, RunOutcome, execute_run, fail, stopped
 
 log = get_logger(__name__)
 
@@ -223,6 +223,15 @@ class Worker:
         services = self._services()
         services.history = claim.history
         services.human_inputs = forms
+
+        async def keep_turn(outcome: RunOutcome) -> None:  # before message_end (workflow.execute_run)
+            if event.conversation_id:
+                if guard is not None:
+                    guard()
+                await store.keep_turn(event.run_id, SavedTurn(event.tenant_id, event.conversation_id, event.query or "",
+                                                              outcome.answer, outcome.total_tokens,
+                                                              outcome.conversation_variables), delivery=delivery)
+
         metrics.RUNS_ACTIVE.inc()
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
@@ -230,7 +239,7 @@ class Worker:
                                     on_commit=flushed.committed)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
                                               announce_start=seq == 0, stored_at=stored_at, lease=lease,
-                                              resumed=resumed, lost_events=claim.lost_events)
+                                              resumed=resumed, lost_events=claim.lost_events, keep_turn=keep_turn)
                 while outcome.status == "paused":
                     await events.flush()  # the form's events before the pause: a client may answer at once
                     if events.lost:  # failed below, not paused: it must not resume to a success
@@ -253,7 +262,7 @@ class Worker:
                     journal = PgJournal(pool, event.tenant_id, guard=guard)
                     outcome = await self._execute(event, ctx, services, journal, events, variables,
                                                   announce_start=False, stored_at=stored_at, lease=lease,
-                                                  resumed=True)
+                                                  resumed=True, keep_turn=keep_turn)
         except BaseException as exc:
             # The run will be redelivered and resumed, and its resumption does not announce the
             # nodes it replays: publish what was emitted so far (briefly), then let go. (With the
@@ -279,18 +288,12 @@ class Worker:
             # run is redelivered, and its next delivery cannot see which events are missing.
             await store.note_lost_events(event.run_id, reason, delivery=delivery)
             events = await self._fail_for_lost_events(ctx, events, outcome, reason, guard, deadline)
-        turn = None
-        if chat and event.conversation_id and outcome.status in ("succeeded", "partial-succeeded"):
-            # Kept by the outcome's statement (the next turn's claim reads it): one round trip, not
-            # a transaction of four before the publish; its client has seen message_end either way.
-            turn = SavedTurn(event.tenant_id, event.conversation_id, event.query or "", outcome.total_tokens,
-                             outcome.conversation_variables)
         if guard is not None:
             guard()
         await publish_finished(self.broker, _finished(events, outcome), deadline)
         if guard is not None:
             guard()
-        await store.finish(event.run_id, outcome, delivery=delivery, turn=turn)
+        await store.finish(event.run_id, outcome, delivery=delivery)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
         if outcome.status == "failed":
             metrics.RUNS_FAILED.inc()
@@ -322,7 +325,8 @@ class Worker:
     async def _execute(self, event: RunRequested, ctx: RunContext, services: Services, journal: PgJournal,
                        events: RunEventPublisher, variables: dict, *, announce_start: bool,
                        stored_at: float | None = None, lease: Lease | None = None,
-                       resumed: bool = False, lost_events: str | None = None) -> RunOutcome:
+                       resumed: bool = False, lost_events: str | None = None,
+                       keep_turn: KeepTurn | None = None) -> RunOutcome:
         if lost_events is not None:  # an earlier delivery gave up on some of the run's events
             return fail(ctx, events, RunOutcome("failed"), lost_events, RUN_EVENTS_LOST)
         # A stop published before the run is registered below was not heard as a stop of an active
@@ -332,7 +336,7 @@ class Worker:
             return stopped(ctx, events, reason)
         task = asyncio.create_task(execute_run(event, ctx, services, journal, events, conversation=variables,
                                                announce_start=announce_start, observer=metrics.Observer(),
-                                               resumed=resumed))
+                                               resumed=resumed, keep_turn=keep_turn))
         self.active[event.run_id] = task
         if lease is not None:
             lease.on_lost(task.cancel)

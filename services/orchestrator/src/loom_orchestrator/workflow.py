@@ -9,6 +9,7 @@ and the collaborators, and persists what it returns.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,10 @@ class RunOutcome:
         return self.prompt_tokens + self.completion_tokens
 
 
+# Keeps a chat's turn (its query, answer and the conversation's variables) for the next turn's memory.
+KeepTurn = Callable[[RunOutcome], Awaitable[None]]
+
+
 def build_pool(graph: Graph, req: RunRequested, run: RunContext, conversation: dict[str, Any],
                dialogue_count: int) -> VariablePool:
     pool = VariablePool()
@@ -69,10 +74,11 @@ def build_pool(graph: Graph, req: RunRequested, run: RunContext, conversation: d
 
 async def execute_run(req: RunRequested, run: RunContext, services: Services, journal: Journal, events: EventSink,
                       *, conversation: dict[str, Any] | None = None, announce_start: bool = True,
-                      observer: Any = None, resumed: bool = False) -> RunOutcome:
+                      observer: Any = None, resumed: bool = False, keep_turn: KeepTurn | None = None) -> RunOutcome:
     """Runs the graph; never raises for a workflow failure (that is an outcome), only for
     infrastructure trouble (journal unreachable) or cancellation. `resumed`: a paused run
-    taken up again after an answer or a timeout (announced as workflow_resumed)."""
+    taken up again after an answer or a timeout (announced as workflow_resumed). `keep_turn`:
+    called with a chat's successful outcome before its end is announced."""
     t0 = run.clock()
     if announce_start:
         events.emit("workflow_started", {"id": run.run_id, "workflow_run_id": run.run_id, "app_id": run.app_id,
@@ -81,7 +87,9 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
     if resumed:
         events.emit("workflow_resumed", {"id": run.run_id, "workflow_run_id": run.run_id, "created_at": int(t0)})
     if req.annotation_reply is not None and run.chat:
-        return _annotated(req, run, events, t0, conversation or {})
+        outcome = _annotated(req, run, events, conversation or {})
+        await _keep(run, outcome, keep_turn)
+        return _finish(run, events, outcome, t0, None)
     try:
         graph = parse_graph(req.graph)
     except DSLError as exc:
@@ -111,7 +119,15 @@ async def execute_run(req: RunRequested, run: RunContext, services: Services, jo
         state.prompt_tokens, state.completion_tokens, state.steps)
     outcome.conversation_variables = dict(pool.scope("conversation") or {})
     outcome.retriever_resources = retriever_resources(state.retrieved)
+    await _keep(run, outcome, keep_turn)
     return _finish(run, events, outcome, t0, graph)
+
+
+async def _keep(run: RunContext, outcome: RunOutcome, keep_turn: KeepTurn | None) -> None:
+    """A chat's turn is kept before message_end goes out: a client that asks its next question
+    as soon as it reads that event finds this turn in the conversation's memory."""
+    if keep_turn is not None and run.chat and outcome.status in ("succeeded", "partial-succeeded"):
+        await keep_turn(outcome)
 
 
 def retriever_resources(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -127,8 +143,7 @@ def retriever_resources(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _annotated(req: RunRequested, run: RunContext, events: EventSink, t0: float,
-               conversation: dict[str, Any]) -> RunOutcome:
+def _annotated(req: RunRequested, run: RunContext, events: EventSink, conversation: dict[str, Any]) -> RunOutcome:
     """Dify's annotation reply: the gateway matched the query to an annotated question (it owns
     the annotations and embeds the query once, before dispatch); the run streams that answer in
     the usual message events and calls no model. It still runs here, not in the gateway, because
@@ -143,7 +158,7 @@ def _annotated(req: RunRequested, run: RunContext, events: EventSink, t0: float,
                          annotation_reply={"id": reply.id, "account": {"id": None, "name": "annotation"}})
     # The conversation's variables are kept as they were (no node ran to change them).
     outcome.conversation_variables = {**conversation, **(req.conversation_variables or {})}
-    return _finish(run, events, outcome, t0, None)
+    return outcome
 
 
 # A failed run's code when the bus did not store all of its events by its deadline.
