@@ -143,3 +143,47 @@ async def test_an_outcome_that_beats_its_runs_row_is_recorded_once_the_row_is_wr
 
     row = await eventually(ended, "the early outcome recorded once the row exists")
     assert (row["status"], row["total_tokens"]) == ("succeeded", 5)
+
+
+async def test_a_reservation_left_by_a_recorder_that_died_is_settled_by_the_next_one(gateway, admin) -> None:
+    """A run's end is one statement, committed alone; its token reservation is settled after it,
+    in a transaction of its own. A recorder that dies in between leaves the reservation held, and
+    the end's next recorder (the outcome consumer's redelivery) settles it, once."""
+    import datetime
+
+    from loom_common.ids import new_id
+    from loom_gateway.store import limits, run_records
+
+    app_id, _ = await make_app(gateway.client, admin, "workflow")
+    pool, run_id, key_id, tenant = gateway.rt.pool, new_id(), new_id(), admin.workspace_id
+    day = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    await run_records.write(pool, run_records.RunStart(
+        run_id=run_id, tenant_id=tenant, app_id=app_id, app_version=None, mode="workflow",
+        session="u1", new_end_user_id=new_id(), conversation_id=None, new_conversation_id=None,
+        conversation_name="", inputs={}, message_id=None, query="", files=[], invoke_from="service-api"))
+    await pool.execute("INSERT INTO token_reservations (run_id, key_id, tenant_id, day, tokens, scopes)"
+                       " VALUES ($1, $2, $3, $4, 100, $5)", run_id, key_id, tenant, day, [f"key:{key_id}"])
+    await pool.execute("INSERT INTO usage_counters (scope, metric, window_start, value) VALUES ($1, 'tokens', $2, 100)",
+                       f"key:{key_id}", day)
+    end = {"status": "succeeded", "outputs": {}, "error": None, "total_tokens": 30, "total_steps": 1,
+           "first_text_at": None, "answer": "", "metadata": {}, "conversation_variables": None}
+
+    async def dies(conn):
+        raise ConnectionError("the gateway died before settling")
+
+    with pytest.raises(ConnectionError):
+        await run_records.record_end(pool, run_id, **end, settle=dies)
+    assert (await _row(gateway, run_id))["status"] == "succeeded"  # the end is recorded
+    assert await pool.fetchval("SELECT count(*) FROM token_reservations WHERE run_id = $1", run_id) == 1
+
+    async def settle(conn):
+        return await limits.settle_run(conn, run_id, 30)
+
+    row, held, known = await run_records.record_end(pool, run_id, **end, settle=settle)
+    assert (row, held, known) == (None, None, True)  # not this recorder's end, but its reservation
+    assert await pool.fetchval("SELECT count(*) FROM token_reservations WHERE run_id = $1", run_id) == 0
+    used = "SELECT value FROM usage_counters WHERE scope = $1 AND metric = 'tokens' AND window_start = $2"
+    assert await pool.fetchval(used, f"key:{key_id}", day) == 30  # the 100 held became the 30 used
+    assert await pool.fetchval(used, f"tenant:{tenant}", day) == 30  # (it held none of the workspace's)
+    await run_records.record_end(pool, run_id, **end, settle=settle)  # once: nothing held any more
+    assert await pool.fetchval(used, f"key:{key_id}", day) == 30

@@ -117,38 +117,53 @@ async def exists(pool: asyncpg.Pool, run_id: str) -> bool:
     return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE id = $1)", run_id))
 
 
+# The run and its message in one statement that also says whether the run's row exists and
+# whether a token reservation is still held for it.
+_RECORD_END = (
+    "WITH run AS (UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5,"
+    " total_steps = $6, finished_at = now(),"
+    " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
+    " WHERE id = $1 AND status IN ('running', 'paused')"
+    " RETURNING message_id, tenant_id, app_id, invoke_from),"
+    " message AS (UPDATE messages SET answer = $8, status = $9, error = $4, metadata = $10::jsonb"
+    " FROM run WHERE messages.id = run.message_id RETURNING messages.id)"
+    " SELECT run.*, (SELECT count(*) FROM message) AS messages,"
+    " EXISTS (SELECT 1 FROM runs WHERE id = $1) AS known,"
+    " EXISTS (SELECT 1 FROM token_reservations WHERE run_id = $1) AS reserved"
+    " FROM (SELECT 1) AS one LEFT JOIN run ON true")
+
+
 async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: Any, error: str | None,
                      total_tokens: int, total_steps: int, first_text_at: datetime | None, answer: str,
                      metadata: dict, conversation_variables: dict | None, settle: Settle | None) -> Any:
     """Store a run's end, once: the first writer of a final state wins (None for the others),
-    its message's answer, the conversation variables of its turn and, in the same transaction,
-    `settle` (its token reservation). Returns (the run's row, what `settle` returned, whether
+    with its message's answer and the conversation variables of its turn; then `settle` its
+    token reservation while one is held. Returns (the run's row, what `settle` returned, whether
     the run has a row at all: False when its write is not committed yet).
 
-    The run and its message are one statement that also says whether the run's row exists (two
-    round trips less), and a writer that finds the end already recorded stops there: the first
-    writer settled the reservation (its DELETE ... RETURNING hands it to one writer only), so
-    the other's settle would find nothing."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "WITH run AS (UPDATE runs SET status = $2, outputs = $3::jsonb, error = $4, total_tokens = $5,"
-            " total_steps = $6, finished_at = now(),"
-            " first_token_ms = GREATEST(0, EXTRACT(EPOCH FROM $7::timestamptz - created_at) * 1000)"
-            " WHERE id = $1 AND status IN ('running', 'paused')"
-            " RETURNING message_id, tenant_id, app_id, invoke_from),"
-            " message AS (UPDATE messages SET answer = $8, status = $9, error = $4, metadata = $10::jsonb"
-            " FROM run WHERE messages.id = run.message_id RETURNING messages.id)"
-            " SELECT run.*, (SELECT count(*) FROM message) AS messages,"
-            " EXISTS (SELECT 1 FROM runs WHERE id = $1) AS known"
-            " FROM (SELECT 1) AS one LEFT JOIN run ON true",
-            run_id, status, json.dumps(outputs) if outputs is not None else None, error,
-            total_tokens, total_steps, first_text_at, answer, "normal" if status == "succeeded" else status,
-            json.dumps(metadata))
-        if row["tenant_id"] is None:  # not this writer's: recorded already, or no row (yet)
-            return None, None, row["known"]
-        if row["message_id"] and conversation_variables is not None:
-            await record_turn_variables(conn, run_id, conversation_variables)
-        held = await settle(conn) if settle is not None else None
+    Usually one round trip: the end is one statement, committed alone (a transaction's BEGIN and
+    COMMIT are round trips of their own), and the reservation is settled apart, in a transaction
+    of its own, only when one is held. Whichever writer finds it held settles it (its DELETE ...
+    RETURNING hands it to one writer only), so one that crashed between the two leaves it to the
+    end's next writer (the durable outcome consumer's redelivery). A turn's variables are
+    written in the end's transaction."""
+    args = (run_id, status, json.dumps(outputs) if outputs is not None else None, error, total_tokens, total_steps,
+            first_text_at, answer, "normal" if status == "succeeded" else status, json.dumps(metadata))
+    held = None
+    if conversation_variables is None:
+        row = await pool.fetchrow(_RECORD_END, *args)
+        if settle is not None and row["reserved"]:
+            async with pool.acquire() as conn, conn.transaction():
+                held = await settle(conn)
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_RECORD_END, *args)
+            if row["tenant_id"] is not None and row["message_id"]:
+                await record_turn_variables(conn, run_id, conversation_variables)
+            if settle is not None and row["reserved"]:
+                held = await settle(conn)
+    if row["tenant_id"] is None:  # not this writer's: recorded already, or no row (yet)
+        return None, held, row["known"]
     return row, held, True
 
 
