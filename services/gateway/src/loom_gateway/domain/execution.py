@@ -157,6 +157,10 @@ class Fold:
             case WorkflowFinished():
                 self.status = d.status
                 self.outputs = d.outputs
+                if chat and isinstance((d.outputs or {}).get("answer"), str):
+                    # The run's own answer (as on runs.finished): text that a node streamed before
+                    # it was retried (node_retry) was shown, but is not part of it.
+                    self.answer = d.outputs["answer"]
                 self.error = d.error or self.error
                 self.total_tokens = d.total_tokens or self.total_tokens
                 self.total_steps = d.total_steps or self.total_steps
@@ -325,7 +329,7 @@ class Execution:
     async def _record_end(self, run_id: str, fold: Fold) -> tuple[bool, bool | None]:
         """The run's end in Postgres (run_records.record_end): (written here, the run has a row)."""
 
-        async def settle(conn):  # the tokens it held of a quota become those it used (once: the first recorder)
+        async def settle(conn):  # the tokens it held of a quota become those it used (once: whoever claims them)
             if self.limits is None:
                 return await limits.settle_run(conn, run_id, fold.total_tokens)  # in Postgres alone: None
             return await self.limits.settle_run(conn, run_id, fold.total_tokens)
