@@ -201,10 +201,14 @@ _FINISH = """WITH fin AS (
 )
 SELECT count(*) FROM fin"""
 # The run's row is read FOR SHARE: a claim by a later delivery (an update of the row) waits for
-# this statement, or this one sees the later number and keeps nothing.
+# this statement, or this one sees the later number and keeps nothing. Committed without waiting
+# for its WAL flush, like the claim: the next question's claim sees it at once, and the outcome's
+# write (synchronous, after it) flushes it; a crash before that redelivers the run, whose next
+# delivery keeps the turn again.
 _KEEP_TURN = """
 WITH run AS (
-    SELECT id FROM runs WHERE id = $1 AND claimed_delivery <= $2 FOR SHARE
+    SELECT id, set_config('synchronous_commit', 'off', true) FROM runs WHERE id = $1 AND claimed_delivery <= $2
+       FOR SHARE
 ), turn AS (
     INSERT INTO messages (id, conversation_id, tenant_id, query, answer, tokens)
     SELECT $1, $4, $3, $5, $6, $7 FROM run ON CONFLICT (id) DO NOTHING
