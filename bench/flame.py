@@ -151,6 +151,27 @@ def summary(path: Path, top: int = 12) -> dict:
             "self": [(k, v / total) for k, v in selfs.most_common(top)]}
 
 
+def per_unit(path: Path, units: int, rate: int, top: int = 40) -> dict:
+    """Milliseconds of samples per unit of work (a chat run, ...) by function, inclusive (any
+    frame of the sample) and self (the innermost frame), of a profile recorded at `rate` Hz.
+    CPU time only where nothing else ran on the profiled process's cores (`bench/chat_cpu.py
+    --profile` pins it alone to one): py-spy counts a thread that is runnable but waiting for a
+    core as busy."""
+    per = 1000.0 / rate / max(1, units)
+    inclusive: Counter[str] = Counter()
+    selfs: Counter[str] = Counter()
+    total = 0
+    for frames, n in read_stacks(path):
+        total += n
+        for name in {f"{func} ({short(file)})" for func, file in frames}:
+            inclusive[name] += n
+        if frames:
+            func, file = frames[-1]
+            selfs[f"{func} ({short(file)})"] += n
+    return {"ms": total * per, "inclusive": [(k, v * per) for k, v in inclusive.most_common(top)],
+            "self": [(k, v * per) for k, v in selfs.most_common(top)]}
+
+
 def short(file: str) -> str:
     """The path from the package on (site-packages/x/y.py -> x/y.py)."""
     for marker in ("site-packages/", "/src/", "lib/python3"):
