@@ -84,6 +84,12 @@ BATCH_MAX_BYTES = 256 * 1024
 _TEXT_FIELD = {"message": "answer", "text_chunk": "text"}
 _MESSAGE_FIELDS = frozenset(Message.model_fields) - {"type"}
 _TEXT_CHUNK_FIELDS = frozenset(TextChunk.model_fields) - {"type"}
+# What makes two text deltas of one node the same event's: a message's ids, a chunk's selector.
+_TEXT_IDENTITY = {"message": ("id", "message_id", "conversation_id"), "text_chunk": ("from_variable_selector",)}
+
+
+def _identity(kind: str, field: Callable[[str], Any]) -> tuple:
+    return tuple(field(name) for name in _TEXT_IDENTITY[kind])
 
 
 class _NotStored(RetryableError):
@@ -210,11 +216,11 @@ class RunEventPublisher:
         prev = last.data
         if last.node_id != node_id or prev.type != event or not isinstance(data.get(_TEXT_FIELD[event]), str):
             return False
+        if _identity(event, data.get) != _identity(event, prev.__getattribute__):
+            return False
         if event == "message":
-            return (data.keys() <= _MESSAGE_FIELDS and type(data.get("created_at", 0)) is int
-                    and (data.get("id"), data.get("message_id"), data.get("conversation_id"))
-                    == (prev.id, prev.message_id, prev.conversation_id))
-        return data.keys() <= _TEXT_CHUNK_FIELDS and data.get("from_variable_selector") == prev.from_variable_selector
+            return data.keys() <= _MESSAGE_FIELDS and type(data.get("created_at", 0)) is int
+        return data.keys() <= _TEXT_CHUNK_FIELDS
 
     def _merge(self, payload: Any, node_id: str | None) -> bool:
         """Append a text delta to the open batch's last event when that is the same node's text
@@ -225,15 +231,9 @@ class RunEventPublisher:
         prev = last.data
         if last.node_id != node_id or type(prev) is not type(payload):
             return False
-        if isinstance(payload, Message):
-            if (prev.id, prev.message_id, prev.conversation_id) != (payload.id, payload.message_id,
-                                                                    payload.conversation_id):
-                return False
-            self._add_piece(payload.answer)
-        else:
-            if prev.from_variable_selector != payload.from_variable_selector:
-                return False
-            self._add_piece(payload.text)
+        if _identity(payload.type, payload.__getattribute__) != _identity(prev.type, prev.__getattribute__):
+            return False
+        self._add_piece(getattr(payload, _TEXT_FIELD[payload.type]))
         return True
 
     def _add_piece(self, text: str) -> None:
