@@ -6,6 +6,8 @@ journal write flushes it, or else a fenced touch of its row (`ClaimFlush`)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from loom_common.errors import Superseded
@@ -124,7 +126,7 @@ async def test_a_claim_is_flushed_by_the_runs_next_journal_write_or_else_by_a_fe
     req = _request()
     await store.claim(req, None, "w1", delivery=1)
     flushed = ClaimFlush(pool, req.run_id, 1)
-    journal = PgJournal(pool, "t1", fresh=True, on_commit=flushed.committed)
+    journal = PgJournal(pool, "t1", fresh=True, flush=flushed)
     await journal.started(req.run_id, NodeRecord(key="llm", node_id="llm", node_type="llm", status="running"))
     await flushed.wait()
     assert flushed.flushed and flushed.touches == 0  # the note's synchronous commit flushed the claim
@@ -135,3 +137,32 @@ async def test_a_claim_is_flushed_by_the_runs_next_journal_write_or_else_by_a_fe
     await store.claim(req, None, "w2", delivery=2)
     with pytest.raises(Superseded):  # a stale delivery learns it here too
         await ClaimFlush(pool, req.run_id, 1).wait()
+
+
+async def test_a_claim_waits_for_a_journal_write_in_flight_rather_than_touching_the_run(pool) -> None:
+    """The run's first events may be ready while the LLM node's note is still in flight (a model
+    that answers within a round trip): the claim is flushed by that note, not by a write of its
+    own, unless the note fails."""
+    store = PgRunStore(pool)
+    req = _request()
+    await store.claim(req, None, "w1", delivery=1)
+
+    async def write(flush: ClaimFlush, started: asyncio.Event, done: asyncio.Event, fails: bool) -> None:
+        async with flush.writing():
+            started.set()
+            await done.wait()
+            if fails:
+                raise ConnectionError("the note was not written")
+
+    for fails, touches in ((False, 0), (True, 1)):
+        flush, started, done = ClaimFlush(pool, req.run_id, 1), asyncio.Event(), asyncio.Event()
+        note = asyncio.create_task(write(flush, started, done, fails))
+        await started.wait()
+        waiting = asyncio.create_task(flush.wait())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiting.done()  # waits for the note ...
+        done.set()
+        await asyncio.gather(note, return_exceptions=True)
+        await waiting
+        assert flush.flushed and flush.touches == touches  # ... and touches the row only when it failed

@@ -7,9 +7,11 @@ Every query filters on tenant_id where the row is tenant-owned.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,20 +158,34 @@ class PgRunStore:
 
 class ClaimFlush:
     """When a run's claim (committed unflushed, see `_CLAIM`) is on disk. A synchronous commit
-    made after the claim returned flushes it too: the run's journal reports each of its writes
-    (`committed`; the LLM node's note, made alongside the model call, is one), and `wait` makes
-    one itself only when none was made: a fenced touch of the run's row, so a stale delivery
-    learns it here too (`Superseded`)."""
+    made after the claim returned flushes it too: the run's journal wraps each of its writes in
+    `writing()` (the LLM node's note, made alongside the model call, is one), and `wait` waits
+    for a write in flight rather than making its own; it makes one only when none was made or
+    all failed: a fenced touch of the run's row, so a stale delivery learns it here too
+    (`Superseded`)."""
 
     def __init__(self, pool: asyncpg.Pool, run_id: str, delivery: int) -> None:
         self.pool, self.run_id, self.delivery = pool, run_id, delivery
         self.flushed = False
         self.touches = 0  # flushes this made itself (tests)
+        self._in_flight = 0
+        self._ended = asyncio.Event()  # a write in flight ended (committed or not)
 
-    def committed(self) -> None:
-        self.flushed = True
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """A synchronous write of the run in flight: once it commits, the claim is on disk."""
+        self._in_flight += 1
+        try:
+            yield
+            self.flushed = True
+        finally:
+            self._in_flight -= 1
+            self._ended.set()
 
     async def wait(self) -> None:
+        while not self.flushed and self._in_flight:
+            self._ended.clear()
+            await self._ended.wait()
         if self.flushed:
             return
         self.touches += 1
@@ -230,14 +246,23 @@ SELECT count(*) FROM noted
 
 class PgJournal:
     """`Journal` on the node_executions table. `fresh`: the run was recorded by this very
-    delivery, so it has no node records yet and loading them is skipped. `on_commit` is told
-    of each write committed (`ClaimFlush.committed`)."""
+    delivery, so it has no node records yet and loading them is skipped. `flush`: the run's
+    claim's, told of each write (`ClaimFlush.writing`)."""
 
     def __init__(self, pool: asyncpg.Pool, tenant_id: str, *, fresh: bool = False,
-                 guard: Callable[[], None] | None = None, on_commit: Callable[[], None] | None = None) -> None:
+                 guard: Callable[[], None] | None = None, flush: ClaimFlush | None = None) -> None:
         self.pool, self.tenant_id, self.fresh = pool, tenant_id, fresh
         self._guard = guard or (lambda: None)  # raises once this worker no longer holds the run
-        self._on_commit = on_commit or (lambda: None)
+        self._flush = flush
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        self._guard()
+        if self._flush is None:
+            yield
+        else:
+            async with self._flush.writing():
+                yield
 
     async def load(self, run_id: str) -> dict[str, NodeRecord]:
         if self.fresh:
@@ -254,26 +279,22 @@ class PgJournal:
             for r in rows}
 
     async def started(self, run_id: str, record: NodeRecord) -> int:
-        self._guard()
-        starts = await self.pool.fetchval(
+        async with self._writing():
+            return await self.pool.fetchval(
             """INSERT INTO node_executions (run_id, key, tenant_id, node_id, node_type, idx, status, node_version)
                VALUES ($1, $2, $3, $4, $5, $6, 'running', $7)
                ON CONFLICT (run_id, key) DO UPDATE SET starts = node_executions.starts + 1, status = 'running',
                    idx = EXCLUDED.idx, node_version = EXCLUDED.node_version, started_at = now()
                RETURNING starts""",
             run_id, record.key, self.tenant_id, record.node_id, record.node_type, record.index, record.version)
-        self._on_commit()
-        return starts
 
     async def finished(self, run_id: str, r: NodeRecord) -> None:
-        self._guard()
-        await self.pool.execute(_FINISHED, *self._finished_args(run_id, r))
-        self._on_commit()
+        async with self._writing():
+            await self.pool.execute(_FINISHED, *self._finished_args(run_id, r))
 
     async def finished_many(self, run_id: str, records: list[NodeRecord]) -> None:
-        self._guard()
-        await self.pool.executemany(_FINISHED, [self._finished_args(run_id, r) for r in records])
-        self._on_commit()
+        async with self._writing():
+            await self.pool.executemany(_FINISHED, [self._finished_args(run_id, r) for r in records])
 
     def _finished_args(self, run_id: str, r: NodeRecord) -> tuple:
         return (run_id, r.key, self.tenant_id, r.node_id, r.node_type, r.index, r.status, _j(r.inputs),

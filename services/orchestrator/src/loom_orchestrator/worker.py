@@ -236,7 +236,7 @@ class Worker:
         try:
             with metrics.run_span(event.run_id, event.app_id, event.app_mode):
                 journal = PgJournal(pool, event.tenant_id, fresh=claim.created, guard=guard,
-                                    on_commit=flushed.committed)
+                                    flush=flushed)
                 outcome = await self._execute(event, ctx, services, journal, events, variables,
                                               announce_start=seq == 0, stored_at=stored_at, lease=lease,
                                               resumed=resumed, lost_events=claim.lost_events, keep_turn=keep_turn)
