@@ -19,6 +19,7 @@ caller tries once more, and the second try sees the committed row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -142,25 +143,22 @@ async def record_end(pool: asyncpg.Pool, run_id: str, *, status: str, outputs: A
     the run has a row at all: False when its write is not committed yet).
 
     Usually one round trip: the end is one statement, committed alone (a transaction's BEGIN and
-    COMMIT are round trips of their own), and the reservation is settled apart, in a transaction
-    of its own, only when one is held. Whichever writer finds it held settles it (its DELETE ...
-    RETURNING hands it to one writer only), so one that crashed between the two leaves it to the
-    end's next writer (the durable outcome consumer's redelivery). A turn's variables are
-    written in the end's transaction."""
+    COMMIT are round trips of their own; only a turn's variables, written with the end, need
+    one), and the reservation is settled apart, in a transaction of its own, only when one is
+    held. Whichever writer finds it held settles it (its DELETE ... RETURNING hands it to one
+    writer only), so one that crashed between the two leaves it to the end's next writer (the
+    durable outcome consumer's redelivery)."""
     args = (run_id, status, json.dumps(outputs) if outputs is not None else None, error, total_tokens, total_steps,
             first_text_at, answer, "normal" if status == "succeeded" else status, json.dumps(metadata))
     held = None
-    if conversation_variables is None:
-        row = await pool.fetchrow(_RECORD_END, *args)
-        if settle is not None and row["reserved"]:
-            async with pool.acquire() as conn, conn.transaction():
-                held = await settle(conn)
-    else:
-        async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
+        with_turn = conversation_variables is not None
+        async with conn.transaction() if with_turn else contextlib.nullcontext():
             row = await conn.fetchrow(_RECORD_END, *args)
-            if row["tenant_id"] is not None and row["message_id"]:
+            if with_turn and row["tenant_id"] is not None and row["message_id"]:
                 await record_turn_variables(conn, run_id, conversation_variables)
-            if settle is not None and row["reserved"]:
+        if settle is not None and row["reserved"]:
+            async with conn.transaction():
                 held = await settle(conn)
     if row["tenant_id"] is None:  # not this writer's: recorded already, or no row (yet)
         return None, held, row["known"]
