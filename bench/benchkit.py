@@ -8,13 +8,40 @@ on their sys.path).
 from __future__ import annotations
 
 import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
+from loom_common.devstack import infra
+
 PROMPT = "Write one sentence about the sea."
 BUNDLED_CHAT = "gemma3:270m"
 FAKE_CHAT = "fake"  # the inference service's `backend = "fake"` route (no model: the control plane alone)
+
+
+@contextlib.contextmanager
+def scratch_infra(prefix: str) -> Iterator[tuple[Path, infra.EmbeddedNats, infra.EmbeddedPostgres]]:
+    """A new temporary directory with an embedded NATS and Postgres in it, stopped afterwards;
+    the directory (~50 MB a run: Postgres, JetStream, the services' logs under home/) is
+    removed, unless the block failed: then its logs are kept and their place printed."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    nats = infra.EmbeddedNats(root / "nats").start()
+    pg = infra.EmbeddedPostgres(root / "pg").start()
+    ok = False
+    try:
+        yield root, nats, pg
+        ok = True
+    finally:
+        pg.stop()
+        nats.stop()
+        if ok:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"logs kept in {root / 'home'}", file=sys.stderr)
 
 
 def chat_graph(model: str = BUNDLED_CHAT, max_tokens: int = 8) -> dict:

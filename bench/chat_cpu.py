@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -41,12 +40,17 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
 
-from benchkit import BUNDLED_CHAT, FAKE_CHAT, chat_graph, cpu_seconds, fake_model_config  # noqa: E402
+from benchkit import (  # noqa: E402
+    BUNDLED_CHAT,
+    FAKE_CHAT,
+    chat_graph,
+    cpu_seconds,
+    fake_model_config,
+    scratch_infra,
+)
 from flame import Profiler, per_unit  # noqa: E402
 from gateway import pin, stack_ttft  # noqa: E402
 from gateway_stack import app_with_key, start_stack  # noqa: E402
-
-from loom_common.devstack import infra  # noqa: E402
 
 CONTROL_PLANE = ("gateway", "orchestrator", "nats", "postgres")
 
@@ -130,11 +134,7 @@ def main() -> None:
     args = ap.parse_args()
     tokens = sorted({int(t) for t in args.tokens.split(",") if t})
     runs = args.runs or (15 if args.quick else 40)
-    root = Path(tempfile.mkdtemp(prefix="loom-bench-cpu-"))
-    nats = infra.EmbeddedNats(root / "nats").start()
-    pg = infra.EmbeddedPostgres(root / "pg").start()
-    res = None
-    try:
+    with scratch_infra("loom-bench-cpu-") as (root, nats, pg):
         inference_env = ({"LOOM_INFERENCE_LOAD_MODELS_AT_START": "false"} if args.model == "bundled" else
                          fake_model_config(root / "inference-fake.toml", streams=8, step_delay_s=0.015))
         stack = start_stack(nats.url, pg.url("loom_bench"), root / "home",
@@ -147,13 +147,6 @@ def main() -> None:
                                       runs, args.profile, args.profile_dir))
         finally:
             stack.stop()
-    finally:
-        pg.stop()
-        nats.stop()
-        if res is None:
-            print(f"logs kept in {root / 'home'}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     per_run, load = res["per_run"], os.getloadavg()
     print(f"CPU per chat run (ms, process and children), {runs} runs of each length, model {args.model}, "
           f"loadavg {load[0]:.2f}:")

@@ -54,7 +54,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -66,13 +65,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "gateway" / "tests"))
 
-from benchkit import PROMPT, chat_graph, cpu_seconds  # noqa: E402
+from benchkit import PROMPT, chat_graph, cpu_seconds, scratch_infra  # noqa: E402
 from flame import Profiler, render, summary  # noqa: E402
 from gateway_stack import app_with_key, start_stack  # noqa: E402
 
 from loom.inference.v1 import inference_pb2 as pb  # noqa: E402
 from loom.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
-from loom_common.devstack import infra  # noqa: E402
 from loom_common.testing import ServiceProcess  # noqa: E402
 
 try:  # signs each call (service_auth); an older checkout (a side-by-side run) has no signing
@@ -624,11 +622,7 @@ def main() -> None:
     args = ap.parse_args()
     servers = [s for s in args.servers.split(",") if s]
     t_start = time.perf_counter()
-    root = Path(tempfile.mkdtemp(prefix="loom-bench-gw-"))
-    nats = infra.EmbeddedNats(root / "nats").start()
-    pg = infra.EmbeddedPostgres(root / "pg").start()
-    res = None
-    try:
+    with scratch_infra("loom-bench-gw-") as (root, nats, pg):
         # No request here embeds: the embedding model is not loaded (its torch import alone takes
         # ~10 s of start-up); the chat model loads on the first warm-up request.
         stack = start_stack(nats.url, pg.url("loom_bench"), root / "home",
@@ -643,24 +637,13 @@ def main() -> None:
                                                      {"nats": nats.proc.pid, "postgres": pg.proc.pid},
                                                      getattr(nats, "monitor_port", None), args.profile))
             if servers:
-                try:
-                    res["by_server"] = non_llm_by_server(stack, param_key, servers, 1 if args.quick else 3,
-                                                         3 if args.quick else 8, root / "tls")
-                except BaseException:
-                    res = None  # keep the logs
-                    raise
+                res["by_server"] = non_llm_by_server(stack, param_key, servers, 1 if args.quick else 3,
+                                                     3 if args.quick else 8, root / "tls")
             if args.redis:
                 res["by_redis"] = non_llm_with_redis(stack, root / "redis", 1 if args.quick else 3,
                                                       3 if args.quick else 8, pg.proc.pid)
         finally:
             stack.stop()
-    finally:
-        pg.stop()
-        nats.stop()
-        if res is None:  # a failed run keeps the services' logs
-            print(f"logs kept in {root / 'home'}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)  # ~50 MB a run (Postgres, JetStream, logs)
     if args.non_llm_only:
         print(json.dumps({**by_server_keys(print_by_server(res)), "quick": args.quick}))
         return
