@@ -258,11 +258,8 @@ class PgJournal:
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:
         self._guard()
-        if self._flush is None:
+        async with self._flush.writing() if self._flush is not None else contextlib.nullcontext():
             yield
-        else:
-            async with self._flush.writing():
-                yield
 
     async def load(self, run_id: str) -> dict[str, NodeRecord]:
         if self.fresh:
