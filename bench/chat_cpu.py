@@ -19,6 +19,7 @@ run by function, inclusive and self (bench/flame.py `per_unit`). Pinned runs are
 are not in the figures above.
 
     .venv/bin/python bench/chat_cpu.py --quick
+    .venv/bin/python bench/chat_cpu.py --model bundled --idle 30
     .venv/bin/python bench/chat_cpu.py --runs 60 --profile orchestrator --profile-dir /tmp/loom-prof
 
 The last line printed is one JSON object with every figure.
@@ -72,7 +73,7 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return my + slope * (1 - mx), slope
 
 
-async def measure(stack, procs: dict[str, int], model: str, tokens: list[int], runs: int,
+async def measure(stack, procs: dict[str, int], model: str, tokens: list[int], runs: int, idle_s: float,
                   profile: str | None, profile_dir: Path | None) -> dict:
     keys = {t: app_with_key(stack, "chatflow", chat_graph(model, max_tokens=t), name=f"cpu-{t}")[1] for t in tokens}
     cpu = {t: dict.fromkeys(procs, 0.0) for t in tokens}
@@ -89,6 +90,13 @@ async def measure(stack, procs: dict[str, int], model: str, tokens: list[int], r
                     cpu[t][name] += value
         result: dict = {"per_run": {t: {name: v * 1000 / runs for name, v in cpu[t].items()} for t in tokens},
                         "wall_ms": {t: wall[t] * 1000 / runs for t in tokens}}
+        if idle_s > 0:  # what each process costs doing nothing (part of every run's window)
+            await asyncio.sleep(2.0)  # the last run's tail
+            before, t0 = cpu_seconds(procs), time.perf_counter()
+            await asyncio.sleep(idle_s)
+            seconds = time.perf_counter() - t0
+            result["idle_ms_per_s"] = {name: (v - before[name]) * 1000 / seconds
+                                       for name, v in cpu_seconds(procs).items()}
         if profile is not None:
             result["profile"] = await profile_one(client, keys[tokens[len(tokens) // 2]], procs, profile,
                                                   profile_dir or Path(tempfile.mkdtemp(prefix="loom-prof-")), runs)
@@ -129,6 +137,8 @@ def main() -> None:
     ap.add_argument("--tokens", default="1,8,24", help="answer lengths (max_tokens), comma-separated")
     ap.add_argument("--model", choices=("fake", "bundled"), default="fake",
                     help="inference's fake model (the control plane alone) or the bundled gemma3:270m")
+    ap.add_argument("--idle", type=float, default=0.0, metavar="SECONDS",
+                    help="then also each process's CPU while the stack sits idle this long (ms a second)")
     ap.add_argument("--profile", metavar="PROCESS", help="also profile this process alone on one core")
     ap.add_argument("--profile-dir", type=Path, help="where the profile goes (default: a new temp dir)")
     args = ap.parse_args()
@@ -144,7 +154,7 @@ def main() -> None:
             procs = {p.name: p.proc.pid for p in stack.procs if p.proc is not None} | {
                 "nats": nats.proc.pid, "postgres": pg.proc.pid}
             res = asyncio.run(measure(stack, procs, FAKE_CHAT if args.model == "fake" else BUNDLED_CHAT, tokens,
-                                      runs, args.profile, args.profile_dir))
+                                      runs, args.idle, args.profile, args.profile_dir))
         finally:
             stack.stop()
     per_run, load = res["per_run"], os.getloadavg()
@@ -166,6 +176,11 @@ def main() -> None:
            **{f"fixed_ms_{n}": round(f, 2) for n, (f, _) in split.items()},
            **{f"per_token_ms_{n}": round(s, 3) for n, (_, s) in split.items()},
            "loadavg": round(load[0], 2)}
+    if "idle_ms_per_s" in res:
+        idle = res["idle_ms_per_s"]
+        print(f"idle, {args.idle:g} s: " + ", ".join(f"{n} {ms:.2f}" for n, ms in idle.items())
+              + " ms of CPU a second (10 ms clock ticks)")
+        out["idle_ms_per_s"] = {n: round(ms, 2) for n, ms in idle.items()}
     prof = res.get("profile")
     if prof:
         print(f"\nprofile of {prof['process']} alone on one core, {prof['tokens']}-token runs: "
